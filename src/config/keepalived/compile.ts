@@ -1,0 +1,183 @@
+/**
+ * The whole keepalived.conf: top-level blocks → FulcrumConfig, then the checks that need
+ * the whole picture (duplicates, references between blocks, contradictions).
+ */
+import { DiagnosticCode, formatLocation, type DiagnosticSink, type SourceLocation } from '../../errors/index.js';
+import { realServerKey, serviceKey } from '../../model/keys.js';
+import type {
+  FulcrumConfig, TrackFile, VirtualServer, VirtualServerGroup, VrrpInstance, VrrpScript, VrrpSyncGroup,
+} from '../../model/types.js';
+import type { AstNode } from './ast.js';
+import { dispatch } from './dispatch.js';
+import { compileVirtualServer, compileVirtualServerGroup, type CompiledVirtualServer } from './lvs.js';
+import { Values } from './values.js';
+import { compileGlobalDefs, compileSyncGroup, compileTrackFile, compileVrrpInstance, compileVrrpScript } from './vrrp.js';
+
+const TOP_IGNORED = new Set([
+  'static_ipaddress', 'static_routes', 'static_rules', 'bfd_instance', 'vrrp_track_process', 'garp_group',
+  'linkbeat_interfaces', 'interface_up_down_delays', 'track_group', 'SSL', 'net_namespace', 'net_namespace_ipvs',
+  'namespace_with_ipsets', 'instance', 'use_pid_dir', 'linkbeat_use_polling', 'child_wait_time',
+]);
+
+export function compileConfig(root: readonly AstNode[], sink: DiagnosticSink): FulcrumConfig {
+  const v = new Values(sink);
+  const globals: AstNode[] = [];
+  const trackFileNodes: AstNode[] = [];
+  const scriptNodes: AstNode[] = [];
+  const syncNodes: AstNode[] = [];
+  const instanceNodes: AstNode[] = [];
+  const groupNodes: AstNode[] = [];
+  const vsNodes: AstNode[] = [];
+  dispatch(root, 'the top level', {
+    global_defs: (n) => globals.push(n),
+    track_file: (n) => trackFileNodes.push(n),
+    vrrp_track_file: (n) => trackFileNodes.push(n),
+    vrrp_script: (n) => scriptNodes.push(n),
+    vrrp_sync_group: (n) => syncNodes.push(n),
+    vrrp_instance: (n) => instanceNodes.push(n),
+    virtual_server_group: (n) => groupNodes.push(n),
+    virtual_server: (n) => vsNodes.push(n),
+  }, sink, TOP_IGNORED);
+
+  const global = compileGlobalDefs(v, globals);
+  const trackFiles = unique(trackFileNodes.map((n) => compileTrackFile(v, n)), 'track_file', sink);
+  const vrrpScripts = unique(scriptNodes.map((n) => compileVrrpScript(v, n)), 'vrrp_script', sink);
+  const vrrpInstances = unique(instanceNodes.map((n) => compileVrrpInstance(v, n, global)), 'vrrp_instance', sink);
+  const vrrpSyncGroups = unique(syncNodes.map((n) => compileSyncGroup(v, n)), 'vrrp_sync_group', sink);
+  const virtualServerGroups = unique(groupNodes.map((n) => compileVirtualServerGroup(v, n)), 'virtual_server_group', sink);
+  const compiled = vsNodes.map((n) => compileVirtualServer(v, n)).filter((c): c is CompiledVirtualServer => c !== undefined);
+
+  checkVrrp(vrrpInstances, vrrpScripts, vrrpSyncGroups, sink);
+  const virtualServers = checkLvs(compiled, virtualServerGroups, trackFiles, sink);
+  return { global, trackFiles, vrrpScripts, vrrpSyncGroups, vrrpInstances, virtualServerGroups, virtualServers };
+}
+
+/** Drop undefined results and report names declared twice (the first one wins). */
+function unique<T extends { name: string; loc?: SourceLocation | undefined }>(
+  items: readonly (T | undefined)[], what: string, sink: DiagnosticSink,
+): T[] {
+  const seen = new Map<string, T>();
+  for (const it of items) {
+    if (!it) continue;
+    const prev = seen.get(it.name);
+    if (prev) {
+      sink.error(DiagnosticCode.DUPLICATE, `${what} '${it.name}' is already declared${prev.loc ? ` at ${formatLocation(prev.loc)}` : ''}`, it.loc, what);
+    } else seen.set(it.name, it);
+  }
+  return [...seen.values()];
+}
+
+function checkVrrp(instances: VrrpInstance[], scripts: VrrpScript[], groups: VrrpSyncGroup[], sink: DiagnosticSink): void {
+  const scriptNames = new Set(scripts.map((s) => s.name));
+  const byVrid = new Map<string, VrrpInstance>();
+  for (const inst of instances) {
+    // VRRP identifies a virtual router by (interface, VRID, family); two instances may not share it.
+    const key = `${inst.interface ?? '(unicast)'} ${inst.vrid} ${inst.family}`;
+    const prev = byVrid.get(key);
+    if (prev) {
+      sink.error(DiagnosticCode.DUPLICATE,
+        `virtual_router_id ${inst.vrid} on ${inst.interface ?? 'the unicast path'} is already used by '${prev.name}'${prev.loc ? ` at ${formatLocation(prev.loc)}` : ''}`,
+        inst.loc, 'virtual_router_id');
+    } else byVrid.set(key, inst);
+    for (const ts of inst.trackScripts) {
+      if (!scriptNames.has(ts.name)) {
+        sink.error(DiagnosticCode.REFERENCE, `vrrp_instance '${inst.name}' tracks unknown vrrp_script '${ts.name}'`, inst.loc, 'track_script', 'the name of a vrrp_script block');
+      }
+    }
+  }
+  const instNames = new Set(instances.map((i) => i.name));
+  const member = new Map<string, string>();
+  for (const g of groups) {
+    for (const name of g.group) {
+      if (!instNames.has(name)) {
+        sink.error(DiagnosticCode.REFERENCE, `vrrp_sync_group '${g.name}' names unknown vrrp_instance '${name}'`, g.loc, 'group', 'the name of a vrrp_instance');
+      }
+      const other = member.get(name);
+      if (other !== undefined) {
+        sink.error(DiagnosticCode.CONTRADICTION, `vrrp_instance '${name}' is in both '${other}' and '${g.name}'`, g.loc, 'group', 'each instance in at most one sync group');
+      } else member.set(name, g.name);
+    }
+    for (const ts of g.trackScripts) {
+      if (!scriptNames.has(ts.name)) {
+        sink.error(DiagnosticCode.REFERENCE, `vrrp_sync_group '${g.name}' tracks unknown vrrp_script '${ts.name}'`, g.loc, 'track_script');
+      }
+    }
+  }
+}
+
+function checkLvs(
+  compiled: CompiledVirtualServer[], groups: VirtualServerGroup[], trackFiles: TrackFile[], sink: DiagnosticSink,
+): VirtualServer[] {
+  const groupByName = new Map(groups.map((g) => [g.name, g]));
+  const trackFileNames = new Set(trackFiles.map((t) => t.name));
+  const seen = new Map<string, VirtualServer>();
+  const out: VirtualServer[] = [];
+  for (const { vs } of compiled) {
+    const key = serviceKey(vs);
+    const prev = seen.get(key);
+    if (prev) {
+      sink.error(DiagnosticCode.DUPLICATE, `virtual server ${key} is already declared${prev.loc ? ` at ${formatLocation(prev.loc)}` : ''}`, vs.loc, 'virtual_server');
+      continue;
+    }
+    seen.set(key, vs);
+    out.push(vs);
+    const ep = vs.endpoint;
+    const group = ep.kind === 'group' ? groupByName.get(ep.name) : undefined;
+    if (ep.kind === 'group' && !group) {
+      sink.error(DiagnosticCode.REFERENCE, `unknown virtual_server_group '${ep.name}'`, vs.loc, 'virtual_server group', 'the name of a virtual_server_group block');
+    }
+    // A port can only be omitted (0) for a persistent service: IPVS's "port zero" services.
+    if (ep.kind === 'address' && ep.port === 0 && !vs.persistence) {
+      sink.error(DiagnosticCode.CONTRADICTION, `virtual server ${key} has no port but is not persistent`, vs.loc, 'virtual_server',
+        'a port, or persistence_timeout for an all-ports (PCC) service');
+    }
+    if (vs.method === 'proxy' || vs.realServers.some((r) => r.method === 'proxy')) {
+      const fw = ep.kind === 'fwmark' || (group?.members.some((m) => m.kind === 'fwmark') ?? false);
+      if (fw) {
+        sink.error(DiagnosticCode.CONTRADICTION, 'the userspace proxy (PROXY) cannot serve a firewall-mark service: marked packets never reach a socket',
+          vs.loc, 'lb_kind', 'NAT, DR or TUN for fwmark services, or a virtual_server_group of addresses and ports for PROXY');
+      } else if ((ep.kind === 'address' && ep.port === 0) || group?.members.some((m) => m.kind === 'range' && m.port === 0)) {
+        sink.error(DiagnosticCode.CONTRADICTION, 'the userspace proxy (PROXY) cannot listen on every port of an address',
+          vs.loc, 'lb_kind', 'explicit ports: a virtual_server_group listing the ports, with persistence for PCC-like stickiness');
+      }
+      if (vs.protocol === 'sctp') {
+        sink.error(DiagnosticCode.UNSUPPORTED, 'the userspace proxy (PROXY) supports TCP and UDP only', vs.loc, 'protocol', 'TCP or UDP');
+      }
+    }
+    const vsFamily = ep.kind === 'group' ? undefined : ep.family;
+    const rsSeen = new Map<string, SourceLocation | undefined>();
+    for (const rs of vs.realServers) {
+      const rk = realServerKey(rs);
+      if (rsSeen.has(rk)) {
+        const first = rsSeen.get(rk);
+        sink.error(DiagnosticCode.DUPLICATE, `real server ${rk} is already in ${key}${first ? ` (at ${formatLocation(first)})` : ''}`, rs.loc, 'real_server');
+      } else rsSeen.set(rk, rs.loc);
+      if ((rs.method === 'dr' || rs.method === 'tun') && ep.kind === 'address' && ep.port !== 0 && rs.port !== ep.port) {
+        sink.error(DiagnosticCode.CONTRADICTION,
+          `${rs.method.toUpperCase()} cannot map ports: real server ${rk} uses port ${rs.port} but the virtual server listens on ${ep.port}`,
+          rs.loc, 'real_server', `port ${ep.port} (or NAT/PROXY forwarding for port mapping)`);
+      }
+      if (vsFamily && rs.method !== 'tun' && rs.family !== vsFamily) {
+        sink.error(DiagnosticCode.CONTRADICTION, `real server ${rk} is ${rs.family} but the virtual server is ${vsFamily}`, rs.loc, 'real_server',
+          'the same address family (only TUN may cross families)');
+      }
+      if (rs.method === 'proxy' && vs.method !== 'proxy') {
+        sink.error(DiagnosticCode.CONTRADICTION, 'a PROXY real server needs a PROXY virtual server (the proxy owns the listening socket)', rs.loc, 'lb_kind');
+      } else if (vs.method === 'proxy' && rs.method !== 'proxy') {
+        sink.error(DiagnosticCode.CONTRADICTION, `real server ${rk} uses ${rs.method.toUpperCase()} inside a PROXY virtual server`, rs.loc, 'lb_kind', 'PROXY');
+      }
+      for (const c of rs.checkers) {
+        if (c.type === 'FILE_CHECK' && !trackFileNames.has(c.trackFile)) {
+          sink.error(DiagnosticCode.REFERENCE, `FILE_CHECK names unknown track_file '${c.trackFile}'`, c.loc, 'track_file', 'the name of a track_file block');
+        }
+      }
+    }
+    if (vs.sorryServer && vsFamily && vs.sorryServer.method !== 'tun' && vs.sorryServer.family !== vsFamily) {
+      sink.error(DiagnosticCode.CONTRADICTION, `sorry_server ${vs.sorryServer.address} is not ${vsFamily}`, vs.loc, 'sorry_server');
+    }
+    if (vs.hysteresis > 0 && vs.hysteresis >= vs.quorum) {
+      sink.warn(DiagnosticCode.ADJUSTED, `hysteresis ${vs.hysteresis} is not below quorum ${vs.quorum}: the service can never lose quorum`, vs.loc, 'hysteresis');
+    }
+  }
+  return out;
+}

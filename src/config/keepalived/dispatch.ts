@@ -1,0 +1,70 @@
+/**
+ * Keyword dispatch for one block: known keywords call their handler; keywords keepalived
+ * knows but Fulcrum does not act on are warned as ignored; anything else is warned as
+ * unknown (keepalived ignores unknown keywords too) — always with a location.
+ */
+import { DiagnosticCode, type DiagnosticSink } from '../../errors/index.js';
+import type { AstNode } from './ast.js';
+
+export type Handler = (node: AstNode) => void;
+
+/** Deprecated spellings → their current keyword. */
+export const DEPRECATED_ALIASES: Readonly<Record<string, string>> = {
+  nb_get_retry: 'retry',
+  nb_sget_retry: 'retry',
+  delay_before_retry_sec: 'delay_before_retry',
+  vrrp_track_file: 'track_file',
+};
+
+export function dispatch(
+  block: readonly AstNode[],
+  where: string,
+  handlers: Readonly<Record<string, Handler>>,
+  sink: DiagnosticSink,
+  ignored: ReadonlySet<string> = new Set(),
+): void {
+  for (const node of block) {
+    const kw = node.keyword.text;
+    const h = handlers[kw];
+    if (h) {
+      const modern = DEPRECATED_ALIASES[kw];
+      if (modern !== undefined && handlers[modern] === h) {
+        sink.warn(DiagnosticCode.DEPRECATED, `deprecated; use '${modern}'`, node.keyword.loc, kw);
+      }
+      h(node);
+    } else if (ignored.has(kw)) {
+      sink.warn(DiagnosticCode.IGNORED, `keepalived keyword has no effect in Fulcrum (${where})`, node.keyword.loc, kw);
+    } else {
+      const near = suggest(kw, Object.keys(handlers));
+      sink.warn(DiagnosticCode.UNKNOWN_KEYWORD, `unknown keyword in ${where}, ignored${near ? `; did you mean '${near}'?` : ''}`,
+        node.keyword.loc, kw);
+    }
+  }
+}
+
+/** The closest known keyword by edit distance, if it is close enough to be a typo. */
+function suggest(word: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Math.max(2, Math.floor(word.length / 4)) + 1;
+  for (const k of known) {
+    const d = editDistance(word.toLowerCase(), k.toLowerCase(), bestD);
+    if (d < bestD) {
+      bestD = d;
+      best = k;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string, cap: number): number {
+  if (Math.abs(a.length - b.length) >= cap) return cap;
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min((prev[j] ?? 0) + 1, (cur[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length] ?? cap;
+}

@@ -1,0 +1,466 @@
+/**
+ * global_defs, vrrp_script, track_file, vrrp_sync_group and vrrp_instance blocks →
+ * model objects, with keepalived.conf(5)'s defaults.
+ */
+import { DiagnosticCode } from '../../errors/index.js';
+import { maxPrefix, netmaskToPrefix, parseIp } from '../../model/address.js';
+import * as D from '../../model/defaults.js';
+import type {
+  Family, GlobalDefs, NotifyScripts, ScriptSpec, TrackedInterface, TrackedScript, TrackFile, UnicastPeer,
+  VirtualIp, VrrpInstance, VrrpScript, VrrpSyncGroup,
+} from '../../model/types.js';
+import type { AstNode } from './ast.js';
+import { dispatch, type Handler } from './dispatch.js';
+import type { Values } from './values.js';
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+const GLOBAL_IGNORED = new Set([
+  'smtp_alert', 'smtp_alert_vrrp', 'smtp_alert_checker', 'checker_log_all_failures', 'no_email_faults',
+  'default_interface', 'lvs_sync_daemon', 'lvs_flush', 'lvs_flush_onstop', 'vrrp_garp_master_delay',
+  'vrrp_garp_master_repeat', 'vrrp_garp_lower_prio_delay', 'vrrp_garp_lower_prio_repeat',
+  'vrrp_garp_master_refresh', 'vrrp_garp_master_refresh_repeat', 'vrrp_garp_interval', 'vrrp_gna_interval',
+  'vrrp_lower_prio_no_advert', 'vrrp_higher_prio_send_advert', 'vrrp_iptables', 'vrrp_ipsets', 'vrrp_check_unicast_src',
+  'vrrp_skip_check_adv_addr', 'vrrp_strict', 'vrrp_priority', 'checker_priority', 'bfd_priority',
+  'vrrp_no_swap', 'checker_no_swap', 'vrrp_rt_priority', 'checker_rt_priority', 'snmp_socket', 'enable_snmp_vrrp',
+  'enable_snmp_keepalived', 'enable_snmp_checker', 'enable_snmp_rfc', 'enable_snmp_rfcv2', 'enable_snmp_rfcv3',
+  'enable_traps', 'notify_fifo', 'notify_fifo_script', 'vrrp_notify_fifo', 'vrrp_notify_fifo_script',
+  'lvs_notify_fifo', 'lvs_notify_fifo_script', 'dynamic_interfaces', 'process_names', 'max_auto_priority',
+  'min_auto_priority_delay', 'net_namespace', 'net_namespace_ipvs', 'instance', 'use_pid_dir', 'child_wait_time',
+  'linkbeat_use_polling', 'script_security', 'vrrp_netlink_cmd_rcv_bufs', 'vrrp_netlink_monitor_rcv_bufs',
+  'lvs_netlink_cmd_rcv_bufs', 'lvs_netlink_monitor_rcv_bufs', 'vrrp_startup_delay', 'vrrp_min_garp',
+  'vrrp_version_3_checksum', 'random_seed', 'tmp_config_directory', 'config_save_dir', 'nftables', 'nftables_priority',
+  'nftables_ifindex', 'nftables_counters', 'vrrp_rx_bufs_policy', 'vrrp_rx_bufs_multiplier', 'startup_script',
+  'startup_script_timeout', 'shutdown_script', 'shutdown_script_timeout', 'use_symlink_paths', 'set_supplementary_groups',
+]);
+
+const INSTANCE_IGNORED = new Set([
+  'use_vmac', 'use_vmac_addr', 'vmac_xmit_base', 'use_ipvlan', 'smtp_alert', 'debug', 'strict_mode',
+  'skip_check_adv_addr', 'virtual_routes', 'virtual_rules', 'promote_secondaries', 'track_file', 'track_process',
+  'track_bfd', 'notify_master_rx_lower_pri', 'notify_priority_changes', 'kernel_rx_buf_size', 'linkbeat_use_polling',
+  'garp_master_refresh', 'garp_master_refresh_repeat', 'garp_lower_prio_delay', 'garp_lower_prio_repeat',
+  'lower_prio_no_advert', 'higher_prio_send_advert', 'check_unicast_src', 'unicast_fault_no_peer', 'unicast_ttl',
+  'old_unicast_checksum', 'vrrp_strict', 'mcast_dst_ip', 'track_src_ip', 'vrf', 'no_virtual_ipaddress', 'notify_deleted',
+]);
+
+function freezeNotify(n: Mutable<NotifyScripts>): NotifyScripts {
+  return { ...n };
+}
+
+/** Handlers shared by vrrp_instance and vrrp_sync_group for notify_* scripts. */
+function notifyHandlers(v: Values, n: Mutable<NotifyScripts>): Record<string, Handler> {
+  const set = (k: keyof NotifyScripts) => (node: AstNode) => {
+    v.noBlock(node);
+    const s: ScriptSpec | undefined = v.script(node);
+    if (s) n[k] = s;
+  };
+  return {
+    notify_master: set('master'),
+    notify_backup: set('backup'),
+    notify_fault: set('fault'),
+    notify_stop: set('stop'),
+    notify: set('any'),
+  };
+}
+
+function trackInterfaces(v: Values, node: AstNode): TrackedInterface[] {
+  const out: TrackedInterface[] = [];
+  for (const line of v.needBlock(node) ?? []) {
+    let weight = 0;
+    let reverse = false;
+    for (let i = 0; i < line.args.length; i++) {
+      const a = line.args[i]?.text;
+      if (a === 'weight') weight = v.int(line, ++i, -253, 253) ?? 0;
+      else if (a === 'reverse') reverse = true;
+      else if (a === 'noreverse') reverse = false;
+      else v.sink.warn(DiagnosticCode.IGNORED, `unexpected '${a}'`, line.args[i]?.loc, 'track_interface', 'weight N [reverse]');
+    }
+    out.push({ name: line.keyword.text, weight, reverse });
+  }
+  return out;
+}
+
+function trackScripts(v: Values, node: AstNode): TrackedScript[] {
+  const out: TrackedScript[] = [];
+  // One-line form `track_script { a b }` lists several names; `a weight 10` is one entry.
+  for (const line of v.needBlock(node) ?? []) {
+    const names: TrackedScript[] = [{ name: line.keyword.text, weight: undefined, reverse: false }];
+    for (let i = 0; i < line.args.length; i++) {
+      const a = line.args[i]?.text as string;
+      const last = names[names.length - 1] as { name: string; weight?: number | undefined; reverse: boolean };
+      if (a === 'weight') last.weight = v.int(line, ++i, -253, 253);
+      else if (a === 'reverse') last.reverse = true;
+      else if (a === 'noreverse') last.reverse = false;
+      else names.push({ name: a, weight: undefined, reverse: false });
+    }
+    out.push(...names);
+  }
+  return out;
+}
+
+/** A flat list of words from a block (one per line or several on a line). */
+export function wordList(v: Values, node: AstNode): string[] {
+  const out: string[] = [];
+  for (const line of v.needBlock(node) ?? []) {
+    out.push(line.keyword.text, ...line.args.map((a) => a.text));
+    if (line.block) v.sink.error(DiagnosticCode.SYNTAX, 'unexpected block in a list', line.open, node.keyword.text);
+  }
+  return out;
+}
+
+export function compileGlobalDefs(v: Values, nodes: readonly AstNode[]): GlobalDefs {
+  const g: Mutable<GlobalDefs> = {
+    notificationEmail: [],
+    smtpConnectTimeout: D.DEFAULT_SMTP_CONNECT_TIMEOUT,
+    vrrpVersion: 2,
+    vrrpMcastGroup4: D.VRRP_MCAST_GROUP4,
+    vrrpMcastGroup6: D.VRRP_MCAST_GROUP6,
+    lvsTimeouts: {},
+    enableScriptSecurity: false,
+  };
+  for (const node of nodes) {
+    dispatch(v.needBlock(node) ?? [], 'global_defs', {
+      router_id: (n) => { g.routerId = v.string(n); v.extra(n, 1); },
+      notification_email: (n) => { g.notificationEmail = [...g.notificationEmail, ...wordList(v, n)]; },
+      notification_email_from: (n) => { g.notificationEmailFrom = v.string(n); },
+      smtp_server: (n) => {
+        const host = v.string(n);
+        const portTok = n.args[1];
+        const port = portTok ? v.portToken(portTok, 'smtp_server', 1) : 25;
+        if (host !== undefined && port !== undefined) g.smtpServer = { host, port };
+      },
+      smtp_helo_name: (n) => { g.smtpHeloName = v.string(n); },
+      smtp_connect_timeout: (n) => { g.smtpConnectTimeout = v.timer(n, 0, 0.001, 3600) ?? g.smtpConnectTimeout; },
+      vrrp_version: (n) => { const x = v.int(n, 0, 2, 3); if (x === 2 || x === 3) g.vrrpVersion = x; },
+      vrrp_mcast_group4: (n) => { const ip = v.ip(n, 0); if (ip) g.vrrpMcastGroup4 = ip.address; },
+      vrrp_mcast_group6: (n) => { const ip = v.ip(n, 0); if (ip) g.vrrpMcastGroup6 = ip.address; },
+      lvs_timeouts: (n) => {
+        const t: { tcp?: number; tcpfin?: number; udp?: number } = {};
+        if (n.args.length === 0) v.arg(n, 0, 'tcp SECS, tcpfin SECS and/or udp SECS');
+        for (let i = 0; i < n.args.length; i += 2) {
+          const k = n.args[i]?.text;
+          const val = v.int(n, i + 1, 1, 86400 * 365);
+          if (k === 'tcp' || k === 'tcpfin' || k === 'udp') {
+            if (val !== undefined) t[k] = val;
+          } else {
+            v.sink.error(DiagnosticCode.BAD_VALUE, `unknown timeout '${k}'`, n.args[i]?.loc, 'lvs_timeouts', 'tcp|tcpfin|udp');
+          }
+        }
+        g.lvsTimeouts = t;
+      },
+      script_user: (n) => {
+        const user = v.string(n);
+        let group = n.args[1]?.text;
+        if (group?.startsWith(':')) group = group.slice(1) || undefined;
+        if (user !== undefined) g.scriptUser = { user, group };
+      },
+      enable_script_security: (n) => { g.enableScriptSecurity = v.optBool(n) ?? false; },
+    }, v.sink, GLOBAL_IGNORED);
+  }
+  return g;
+}
+
+export function compileTrackFile(v: Values, node: AstNode): TrackFile | undefined {
+  const name = v.string(node);
+  let file: string | undefined;
+  let weight = 1;
+  let reverse = false;
+  let initFile: TrackFile['initFile'];
+  dispatch(v.needBlock(node) ?? [], 'track_file', {
+    file: (n) => { file = v.string(n); },
+    weight: (n) => {
+      weight = v.int(n, 0, -2147483647, 2147483647) ?? weight;
+      reverse = n.args[1]?.text === 'reverse';
+    },
+    init_file: (n) => {
+      let value = 0;
+      let overwrite = false;
+      for (const a of n.args) {
+        if (a.text === 'overwrite') overwrite = true;
+        else value = v.intToken(a, 'init_file', -2147483648, 2147483647) ?? 0;
+      }
+      initFile = { value, overwrite };
+    },
+  }, v.sink);
+  if (name === undefined) return undefined;
+  if (file === undefined) {
+    v.sink.error(DiagnosticCode.MISSING, `track_file '${name}' has no 'file'`, node.keyword.loc, 'track_file', 'file PATH');
+    return undefined;
+  }
+  return { name, file, weight, reverse, initFile, loc: node.keyword.loc };
+}
+
+export function compileVrrpScript(v: Values, node: AstNode): VrrpScript | undefined {
+  const name = v.string(node);
+  let script: ScriptSpec | undefined;
+  let interval = D.DEFAULT_SCRIPT_INTERVAL;
+  let timeout: number | undefined;
+  let weight = 0;
+  let reverse = false;
+  let rise = D.DEFAULT_SCRIPT_RISE;
+  let fall = D.DEFAULT_SCRIPT_FALL;
+  let initFail = false;
+  let user: { user?: string | undefined; group?: string | undefined } = {};
+  dispatch(v.needBlock(node) ?? [], 'vrrp_script', {
+    script: (n) => { script = v.script(n); },
+    interval: (n) => { interval = v.timer(n, 0, 0.001, 86400) ?? interval; },
+    timeout: (n) => { timeout = v.timer(n, 0, 0.001, 86400); },
+    weight: (n) => {
+      weight = v.int(n, 0, -253, 253) ?? weight;
+      reverse = n.args[1]?.text === 'reverse';
+    },
+    rise: (n) => { rise = v.int(n, 0, 1, 1000000) ?? rise; },
+    fall: (n) => { fall = v.int(n, 0, 1, 1000000) ?? fall; },
+    user: (n) => {
+      let group = n.args[1]?.text;
+      if (group?.startsWith(':')) group = group.slice(1) || undefined;
+      user = { user: v.string(n), group };
+    },
+    init_fail: () => { initFail = true; },
+  }, v.sink);
+  if (name === undefined) return undefined;
+  if (!script) {
+    v.sink.error(DiagnosticCode.MISSING, `vrrp_script '${name}' has no 'script'`, node.keyword.loc, 'vrrp_script', 'script PATH');
+    return undefined;
+  }
+  if (user.user !== undefined) script = { ...script, user: user.user, group: user.group };
+  return { name, script, interval, timeout: timeout ?? interval, weight, reverse, rise, fall, initFail, loc: node.keyword.loc };
+}
+
+export function compileSyncGroup(v: Values, node: AstNode): VrrpSyncGroup | undefined {
+  const name = v.string(node);
+  let group: string[] = [];
+  let ti: TrackedInterface[] = [];
+  let ts: TrackedScript[] = [];
+  const notify: Mutable<NotifyScripts> = {};
+  dispatch(v.needBlock(node) ?? [], 'vrrp_sync_group', {
+    group: (n) => { group = [...group, ...wordList(v, n)]; },
+    track_interface: (n) => { ti = [...ti, ...trackInterfaces(v, n)]; },
+    track_script: (n) => { ts = [...ts, ...trackScripts(v, n)]; },
+    ...notifyHandlers(v, notify),
+  }, v.sink, new Set(['smtp_alert', 'global_tracking', 'sync_group_tracking_weight', 'track_file', 'track_process', 'track_bfd', 'notify_priority_changes', 'notify_deleted']));
+  if (name === undefined) return undefined;
+  return { name, group, trackInterfaces: ti, trackScripts: ts, notify: freezeNotify(notify), loc: node.keyword.loc };
+}
+
+/** One `virtual_ipaddress` line: `ADDR[/MASK] [brd X] [dev X] [scope X] [label X] …`. */
+function virtualIp(v: Values, line: AstNode, where: string): VirtualIp | undefined {
+  const text = line.keyword.text;
+  const slash = text.indexOf('/');
+  const addrText = slash >= 0 ? text.slice(0, slash) : text;
+  const ip = parseIp(addrText);
+  if (!ip) {
+    v.sink.error(DiagnosticCode.BAD_VALUE, `'${text}' is not an IP address`, line.keyword.loc, where, 'ADDRESS[/PREFIX]');
+    return undefined;
+  }
+  let prefixLength = maxPrefix(ip.family);
+  if (slash >= 0) {
+    const m = text.slice(slash + 1);
+    const p = /^[0-9]+$/.test(m) ? Number(m) : ip.family === 'inet' ? netmaskToPrefix(m) : null;
+    if (p === null || p > maxPrefix(ip.family)) {
+      v.sink.error(DiagnosticCode.BAD_VALUE, `bad prefix '/${m}'`, line.keyword.loc, where, `/0../${maxPrefix(ip.family)}`);
+      return undefined;
+    }
+    prefixLength = p;
+  }
+  const vip: Mutable<VirtualIp> = { family: ip.family, address: ip.address, prefixLength, noTrack: false };
+  const args = line.args;
+  for (let i = 0; i < args.length; i++) {
+    const k = args[i]?.text as string;
+    const val = (): string | undefined => {
+      const t = args[++i];
+      if (!t) v.sink.error(DiagnosticCode.MISSING, `'${k}' needs a value`, args[i - 1]?.loc, where);
+      return t?.text;
+    };
+    switch (k) {
+      case 'dev': vip.dev = val(); break;
+      case 'label': vip.label = val(); break;
+      case 'scope': vip.scope = val(); break;
+      case 'brd': {
+        const b = val();
+        if (b !== undefined && !parseIp(b)) v.sink.error(DiagnosticCode.BAD_VALUE, `'${b}' is not an address`, args[i]?.loc, 'brd');
+        vip.brd = b;
+        break;
+      }
+      case 'no_track': vip.noTrack = true; break;
+      case 'peer': case 'preferred_lft': case 'use_vmac':
+        if (k !== 'use_vmac') val();
+        v.sink.warn(DiagnosticCode.IGNORED, `'${k}' has no effect in Fulcrum`, args[i]?.loc, where);
+        break;
+      case 'home': case '-nodad': case 'nodad': case 'mngtmpaddr': case 'noprefixroute': case 'autojoin':
+        v.sink.warn(DiagnosticCode.IGNORED, `'${k}' has no effect in Fulcrum`, args[i]?.loc, where);
+        break;
+      default:
+        v.sink.error(DiagnosticCode.BAD_VALUE, `unknown address option '${k}'`, args[i]?.loc, where, 'dev|label|scope|brd|no_track');
+    }
+  }
+  return vip;
+}
+
+export function compileVrrpInstance(v: Values, node: AstNode, global: GlobalDefs): VrrpInstance | undefined {
+  const name = v.string(node);
+  let state = 'BACKUP' as 'MASTER' | 'BACKUP';
+  let stateLoc = node.keyword.loc;
+  let iface: string | undefined;
+  let vrid: number | undefined;
+  let priority = D.DEFAULT_PRIORITY;
+  let priorityLoc = node.keyword.loc;
+  let advertInt = D.DEFAULT_ADVERT_INT;
+  let advertLoc = node.keyword.loc;
+  let version: 2 | 3 | undefined;
+  let versionLoc = node.keyword.loc;
+  let nopreempt = false;
+  let preemptDelay = 0;
+  let auth: VrrpInstance['auth'];
+  let authLoc = node.keyword.loc;
+  let vips: VirtualIp[] = [];
+  let evips: VirtualIp[] = [];
+  let unicastSrcIp: string | undefined;
+  let mcastSrcIp: string | undefined;
+  let peers: UnicastPeer[] = [];
+  let ti: TrackedInterface[] = [];
+  let ts: TrackedScript[] = [];
+  let garpMasterDelay = D.DEFAULT_GARP_MASTER_DELAY;
+  let garpMasterRepeat = D.DEFAULT_GARP_MASTER_REPEAT;
+  let dontTrackPrimary = false;
+  let accept = true;
+  const notify: Mutable<NotifyScripts> = {};
+  const addrList = (n: AstNode, where: string): VirtualIp[] =>
+    (v.needBlock(n) ?? []).map((l) => virtualIp(v, l, where)).filter((x): x is VirtualIp => x !== undefined);
+
+  dispatch(v.needBlock(node) ?? [], 'vrrp_instance', {
+    state: (n) => {
+      stateLoc = n.args[0]?.loc ?? n.keyword.loc;
+      state = v.oneOf(n, 0, ['MASTER', 'BACKUP'] as const) ?? state;
+    },
+    interface: (n) => { iface = v.string(n); },
+    virtual_router_id: (n) => { vrid = v.int(n, 0, 1, 255); },
+    priority: (n) => { priorityLoc = n.args[0]?.loc ?? n.keyword.loc; priority = v.int(n, 0, 1, 255) ?? priority; },
+    advert_int: (n) => { advertLoc = n.args[0]?.loc ?? n.keyword.loc; advertInt = v.timer(n, 0, 0.01, 255) ?? advertInt; },
+    version: (n) => { versionLoc = n.args[0]?.loc ?? n.keyword.loc; const x = v.int(n, 0, 2, 3); if (x === 2 || x === 3) version = x; },
+    nopreempt: () => { nopreempt = true; },
+    preempt: () => { nopreempt = false; },
+    preempt_delay: (n) => { preemptDelay = v.timer(n, 0, 0, 1000) ?? preemptDelay; },
+    authentication: (n) => {
+      authLoc = n.keyword.loc;
+      let type: 'PASS' | 'AH' | undefined;
+      let pass: string | undefined;
+      dispatch(v.needBlock(n) ?? [], 'authentication', {
+        auth_type: (a) => { type = v.oneOf(a, 0, ['PASS', 'AH'] as const); },
+        auth_pass: (a) => {
+          pass = v.string(a);
+          if (pass !== undefined && pass.length > D.VRRP_AUTH_PASS_LEN) {
+            v.sink.warn(DiagnosticCode.ADJUSTED, `password longer than ${D.VRRP_AUTH_PASS_LEN} characters: only '${pass.slice(0, D.VRRP_AUTH_PASS_LEN)}' is used (as keepalived does)`,
+              a.args[0]?.loc, 'auth_pass');
+            pass = pass.slice(0, D.VRRP_AUTH_PASS_LEN);
+          }
+        },
+      }, v.sink);
+      if (type === 'AH') {
+        v.sink.error(DiagnosticCode.UNSUPPORTED, 'IPsec AH authentication is not implemented by Fulcrum', n.keyword.loc, 'auth_type', 'PASS, or no authentication');
+      } else if (type === 'PASS') {
+        if (pass === undefined) v.sink.error(DiagnosticCode.MISSING, 'PASS authentication needs auth_pass', n.keyword.loc, 'authentication', 'auth_pass SECRET');
+        else auth = { type, pass };
+      } else if (type === undefined && pass !== undefined) {
+        v.sink.error(DiagnosticCode.MISSING, 'auth_pass without auth_type', n.keyword.loc, 'authentication', 'auth_type PASS');
+      }
+    },
+    virtual_ipaddress: (n) => { vips = [...vips, ...addrList(n, 'virtual_ipaddress')]; },
+    virtual_ipaddress_excluded: (n) => { evips = [...evips, ...addrList(n, 'virtual_ipaddress_excluded')]; },
+    unicast_src_ip: (n) => { unicastSrcIp = v.ip(n, 0)?.address; },
+    mcast_src_ip: (n) => { mcastSrcIp = v.ip(n, 0)?.address; },
+    unicast_peer: (n) => {
+      for (const l of v.needBlock(n) ?? []) {
+        const ip = v.ipToken(l.keyword, 'unicast_peer');
+        const peer: { address: string; minTtl?: number; maxTtl?: number } = { address: ip?.address ?? '' };
+        for (let i = 0; i < l.args.length; i++) {
+          const k = l.args[i]?.text;
+          if (k === 'min_ttl' || k === 'max_ttl') {
+            const x = v.int(l, ++i, 0, 255);
+            if (x !== undefined) peer[k === 'min_ttl' ? 'minTtl' : 'maxTtl'] = x;
+          } else {
+            v.sink.error(DiagnosticCode.BAD_VALUE, `unknown option '${k}'`, l.args[i]?.loc, 'unicast_peer', 'min_ttl N | max_ttl N');
+          }
+        }
+        if (ip) peers.push(peer);
+      }
+    },
+    track_interface: (n) => { ti = [...ti, ...trackInterfaces(v, n)]; },
+    track_script: (n) => { ts = [...ts, ...trackScripts(v, n)]; },
+    garp_master_delay: (n) => { garpMasterDelay = v.timer(n, 0, 0, 255) ?? garpMasterDelay; },
+    garp_master_repeat: (n) => { garpMasterRepeat = v.int(n, 0, 1, 255) ?? garpMasterRepeat; },
+    dont_track_primary: () => { dontTrackPrimary = true; },
+    accept: () => { accept = true; },
+    no_accept: () => { accept = false; },
+    native_ipv6: (n) => { v.sink.warn(DiagnosticCode.DEPRECATED, 'deprecated: the family follows the virtual addresses', n.keyword.loc, 'native_ipv6'); },
+    ...notifyHandlers(v, notify),
+  }, v.sink, INSTANCE_IGNORED);
+
+  if (name === undefined) return undefined;
+  if (vrid === undefined) {
+    if (!(v.needBlock(node) ?? []).some((n) => n.keyword.text === 'virtual_router_id')) {
+      v.sink.error(DiagnosticCode.MISSING, `vrrp_instance '${name}' has no virtual_router_id`, node.keyword.loc, 'virtual_router_id', 'virtual_router_id 1..255');
+    }
+    return undefined;
+  }
+  const family: Family = vips[0]?.family ?? (unicastSrcIp?.includes(':') ? 'inet6' : 'inet');
+  const mixed = vips.find((x) => x.family !== family);
+  if (mixed) {
+    v.sink.error(DiagnosticCode.CONTRADICTION, `virtual_ipaddress mixes IPv4 and IPv6 (${mixed.address}); put the other family in virtual_ipaddress_excluded`,
+      node.keyword.loc, 'virtual_ipaddress');
+  }
+  if (vips.length === 0) {
+    v.sink.warn(DiagnosticCode.MISSING, `vrrp_instance '${name}' has no virtual_ipaddress`, node.keyword.loc, 'virtual_ipaddress');
+  }
+  let ver: 2 | 3 = version ?? global.vrrpVersion;
+  if (family === 'inet6' && ver === 2) {
+    if (version === 2) v.sink.warn(DiagnosticCode.ADJUSTED, 'IPv6 instances always use VRRP version 3', versionLoc, 'version');
+    ver = 3;
+  }
+  if (ver === 2 && !Number.isInteger(advertInt)) {
+    const rounded = Math.max(1, Math.round(advertInt));
+    v.sink.warn(DiagnosticCode.ADJUSTED, `VRRPv2 adverts are in whole seconds: ${advertInt} becomes ${rounded}`, advertLoc, 'advert_int');
+    advertInt = rounded;
+  } else if (ver === 3) {
+    if (advertInt > D.VRRP3_MAX_ADVERT_INT) {
+      v.sink.error(DiagnosticCode.RANGE, `${advertInt} s is longer than VRRPv3 allows`, advertLoc, 'advert_int', `at most ${D.VRRP3_MAX_ADVERT_INT}`);
+    }
+    const cs = Math.round(advertInt * 100) / 100;
+    if (cs !== advertInt) {
+      v.sink.warn(DiagnosticCode.ADJUSTED, `VRRPv3 adverts are in centiseconds: ${advertInt} becomes ${cs}`, advertLoc, 'advert_int');
+      advertInt = cs;
+    }
+  }
+  if (ver === 2 && advertInt > 255) advertInt = 255;
+  if (ver === 3 && auth) {
+    v.sink.warn(DiagnosticCode.IGNORED, 'VRRPv3 has no authentication; the authentication block is ignored', authLoc, 'authentication');
+    auth = undefined;
+  }
+  if (priority === 255 && state === 'BACKUP') {
+    v.sink.error(DiagnosticCode.CONTRADICTION, 'priority 255 means the address owner, which is always MASTER',
+      priorityLoc, 'priority', 'state MASTER, or a priority below 255');
+  }
+  if (nopreempt && state === 'MASTER') {
+    v.sink.warn(DiagnosticCode.IGNORED, 'nopreempt only works when the initial state is BACKUP', stateLoc, 'nopreempt');
+  }
+  for (const src of [unicastSrcIp, mcastSrcIp]) {
+    if (src !== undefined && (src.includes(':') ? 'inet6' : 'inet') !== family) {
+      v.sink.error(DiagnosticCode.CONTRADICTION, `source address ${src} is not of the instance's family (${family})`, node.keyword.loc, 'unicast_src_ip');
+    }
+  }
+  for (const p of peers) {
+    if ((p.address.includes(':') ? 'inet6' : 'inet') !== family) {
+      v.sink.error(DiagnosticCode.CONTRADICTION, `unicast peer ${p.address} is not of the instance's family (${family})`, node.keyword.loc, 'unicast_peer');
+    }
+  }
+  if (!iface && peers.length === 0) {
+    v.sink.error(DiagnosticCode.MISSING, `vrrp_instance '${name}' needs an interface (or unicast peers)`, node.keyword.loc, 'interface', 'interface IFNAME');
+  }
+  peers = peers.filter((p) => p.address !== '');
+  return {
+    name, initialState: state, interface: iface, family, vrid, priority, advertInt, version: ver, nopreempt, preemptDelay,
+    auth, virtualIpAddresses: vips, excludedIpAddresses: evips, unicastSrcIp, mcastSrcIp, unicastPeers: peers,
+    trackInterfaces: ti, trackScripts: ts, notify: freezeNotify(notify), garpMasterDelay, garpMasterRepeat,
+    dontTrackPrimary, accept, loc: node.keyword.loc,
+  };
+}

@@ -1,0 +1,75 @@
+/**
+ * Address helpers over ipaddr.js: parsing into canonical text, netmask ↔ prefix length,
+ * ranges. IPv4-mapped IPv6 forms are kept as IPv6 (that is what the kernel sees).
+ */
+import ipaddr from 'ipaddr.js';
+import type { Family } from './types.js';
+
+export interface ParsedIp {
+  readonly family: Family;
+  /** Canonical text: dotted quad, or RFC 5952 compressed lower-case IPv6. */
+  readonly address: string;
+}
+
+/** Strict parse: four-part dotted decimal for IPv4 (no `10.1`, no octal/hex), any valid IPv6. */
+export function parseIp(text: string): ParsedIp | null {
+  if (ipaddr.IPv4.isValidFourPartDecimal(text)) {
+    return { family: 'inet', address: ipaddr.IPv4.parse(text).toString() };
+  }
+  // Zone ids (fe80::1%eth0) are not addresses a service can listen on.
+  if (!text.includes('%') && ipaddr.IPv6.isValid(text)) {
+    return { family: 'inet6', address: ipaddr.IPv6.parse(text).toString() };
+  }
+  return null;
+}
+
+export function maxPrefix(family: Family): number {
+  return family === 'inet' ? 32 : 128;
+}
+
+/**
+ * Prefix length of an IPv4 dotted netmask (`255.255.255.0` → 24), or null when the mask is
+ * not contiguous.
+ */
+export function netmaskToPrefix(mask: string): number | null {
+  if (!ipaddr.IPv4.isValidFourPartDecimal(mask)) return null;
+  const len = ipaddr.IPv4.parse(mask).prefixLengthFromSubnetMask();
+  return len;
+}
+
+export function prefixToNetmask(prefix: number): string {
+  return ipaddr.IPv4.subnetMaskFromPrefixLength(prefix).toString();
+}
+
+/** Compare two addresses of the same family numerically (-1, 0, 1). */
+export function compareAddresses(a: string, b: string): number {
+  const x = ipaddr.parse(a).toByteArray();
+  const y = ipaddr.parse(b).toByteArray();
+  if (x.length !== y.length) return x.length - y.length;
+  for (let i = 0; i < x.length; i++) {
+    const d = (x[i] ?? 0) - (y[i] ?? 0);
+    if (d !== 0) return d < 0 ? -1 : 1;
+  }
+  return 0;
+}
+
+/** First and last address of a CIDR block. */
+export function cidrBounds(address: string, prefix: number): { first: string; last: string } {
+  const ip = ipaddr.parse(address);
+  const bytes = ip.toByteArray();
+  const bits = bytes.length * 8;
+  const first = bytes.slice();
+  const last = bytes.slice();
+  for (let bit = prefix; bit < bits; bit++) {
+    const i = bit >> 3;
+    const m = 0x80 >> (bit & 7);
+    first[i] = (first[i] ?? 0) & ~m;
+    last[i] = (last[i] ?? 0) | m;
+  }
+  return { first: ipaddr.fromByteArray(first).toString(), last: ipaddr.fromByteArray(last).toString() };
+}
+
+/** `addr:port` with IPv6 in brackets, as ipvsadm prints it. */
+export function formatHostPort(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}

@@ -1,0 +1,391 @@
+/**
+ * The shared vocabulary: what a virtual service, a real server, a checker and a VRRP
+ * instance are, independent of where they were declared (keepalived.conf, ipvsadm rules,
+ * the API). Every field is normalized: defaults applied, units fixed (seconds as numbers,
+ * addresses in canonical text form), names lower-cased where the source was
+ * case-insensitive.
+ */
+import type { SourceLocation } from '../errors/index.js';
+
+export type Family = 'inet' | 'inet6';
+export type Protocol = 'tcp' | 'udp' | 'sctp';
+
+/**
+ * How packets reach a real server. `nat`, `dr` and `tun` are LVS's masquerading, direct
+ * routing and tunnelling (ipvsadm -m, -g, -i); `proxy` is Fulcrum's userspace full proxy.
+ */
+export type ForwardingMethod = 'nat' | 'dr' | 'tun' | 'proxy';
+export const FORWARDING_METHODS: readonly ForwardingMethod[] = ['nat', 'dr', 'tun', 'proxy'];
+
+/** The 14 IPVS schedulers, by their ipvsadm names. */
+export const IPVS_SCHEDULERS = [
+  'rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'dh', 'sh', 'sed', 'nq', 'mh', 'fo', 'ovf', 'twos',
+] as const;
+export type SchedulerName = (typeof IPVS_SCHEDULERS)[number];
+
+export function isSchedulerName(s: string): s is SchedulerName {
+  return (IPVS_SCHEDULERS as readonly string[]).includes(s);
+}
+
+/**
+ * Scheduler flags (ipvsadm -b). IPVS has three generic bits; sh and mh give the first two
+ * names. They are stored by their generic bit so `-b sh-port` and `flag-2` compare equal.
+ */
+export type SchedFlag = 'flag-1' | 'flag-2' | 'flag-3';
+
+export type TunnelType = 'ipip' | 'gue' | 'gre';
+export interface TunnelSpec {
+  readonly type: TunnelType;
+  /** GUE destination port (required for gue). */
+  readonly port?: number | undefined;
+  readonly checksum?: 'nocsum' | 'csum' | 'remcsum' | undefined;
+}
+
+/** Persistence (ipvsadm -p/-M; keepalived persistence_timeout/_granularity). */
+export interface Persistence {
+  /** Seconds a template outlives the client's last connection. */
+  readonly timeout: number;
+  /** Prefix length the client address is masked with (32/128 = per client address). */
+  readonly prefixLength: number;
+  /** The netmask as written, normalized (dotted quad for IPv4, `/n` for IPv6). */
+  readonly netmask: string;
+}
+
+/** A command to run, already split into arguments; never passed through a shell. */
+export interface ScriptSpec {
+  readonly argv: readonly string[];
+  /** The user/group to run it as; undefined = global script_user. */
+  readonly user?: string | undefined;
+  readonly group?: string | undefined;
+  /** The text as written, for messages. */
+  readonly text: string;
+}
+
+/** What a virtual service listens on. */
+export type ServiceEndpoint =
+  | { readonly kind: 'address'; readonly family: Family; readonly address: string; readonly port: number }
+  | { readonly kind: 'fwmark'; readonly family: Family; readonly mark: number }
+  | { readonly kind: 'group'; readonly name: string };
+
+// ---------------------------------------------------------------------------------
+// Health checkers (keepalived's, with their documented defaults applied)
+// ---------------------------------------------------------------------------------
+
+export type CheckerType =
+  | 'TCP_CHECK' | 'HTTP_GET' | 'SSL_GET' | 'SMTP_CHECK' | 'DNS_CHECK'
+  | 'MISC_CHECK' | 'UDP_CHECK' | 'PING_CHECK' | 'FILE_CHECK';
+
+/** Timing and connection options every network checker has. Seconds throughout. */
+export interface CheckerTiming {
+  readonly delayLoop: number;
+  /** Maximum random delay before the first check (0 = none). */
+  readonly warmup: number;
+  readonly connectTimeout: number;
+  /** Extra attempts after a failure before the server is declared down. */
+  readonly retry: number;
+  readonly delayBeforeRetry: number;
+  /** Start in the failed state until the first success. */
+  readonly alpha: boolean;
+  readonly logAllFailures: boolean;
+}
+
+export interface CheckerConnection {
+  readonly connectIp?: string | undefined;
+  readonly connectPort?: number | undefined;
+  readonly bindto?: string | undefined;
+  readonly bindPort?: number | undefined;
+  readonly bindIf?: string | undefined;
+  readonly fwmark?: number | undefined;
+}
+
+export interface HttpUrl {
+  readonly path: string;
+  /** Lower-case hex MD5 of the body, as keepalived's genhash prints it. */
+  readonly digest?: string | undefined;
+  /** Inclusive ranges; default [[200, 299]]. */
+  readonly statusCodes: readonly (readonly [number, number])[];
+  readonly virtualhost?: string | undefined;
+  readonly regex?: string | undefined;
+  readonly regexNoMatch: boolean;
+}
+
+interface CheckerBase {
+  readonly timing: CheckerTiming;
+  readonly loc?: SourceLocation | undefined;
+}
+
+export interface TcpCheck extends CheckerBase { readonly type: 'TCP_CHECK'; readonly conn: CheckerConnection }
+export interface HttpCheck extends CheckerBase {
+  readonly type: 'HTTP_GET' | 'SSL_GET';
+  readonly conn: CheckerConnection;
+  readonly urls: readonly HttpUrl[];
+  readonly httpProtocol: '1.0' | '1.0C' | '1.1';
+  /** Host header default (checker > real server > virtual server). */
+  readonly virtualhost?: string | undefined;
+  readonly fastRecovery: boolean;
+  readonly enableSni: boolean;
+  readonly sniName?: string | undefined;
+  readonly tlsCompliant: boolean;
+}
+export interface SmtpCheck extends CheckerBase { readonly type: 'SMTP_CHECK'; readonly conn: CheckerConnection; readonly heloName: string }
+export interface DnsCheck extends CheckerBase {
+  readonly type: 'DNS_CHECK';
+  readonly conn: CheckerConnection;
+  readonly queryType: 'A' | 'NS' | 'CNAME' | 'SOA' | 'MX' | 'TXT' | 'AAAA';
+  readonly name: string;
+}
+export interface MiscCheck extends CheckerBase {
+  readonly type: 'MISC_CHECK';
+  readonly script: ScriptSpec;
+  /** Seconds before the script is killed and counted as failed. */
+  readonly timeout: number;
+  /** Exit 0 ok, 1 fail, 2..255 → weight = code − 2. */
+  readonly dynamic: boolean;
+}
+export interface UdpCheck extends CheckerBase {
+  readonly type: 'UDP_CHECK';
+  readonly conn: CheckerConnection;
+  /** Bytes to send, hex; undefined = random payload. */
+  readonly payload?: string | undefined;
+  readonly requireReply: boolean;
+  /** Hex pattern the reply must match; `x` nibbles are wildcards. */
+  readonly replyPattern?: string | undefined;
+  readonly minReplyLength: number;
+  readonly maxReplyLength: number;
+}
+export interface PingCheck extends CheckerBase { readonly type: 'PING_CHECK'; readonly conn: CheckerConnection }
+export interface FileCheck extends CheckerBase {
+  readonly type: 'FILE_CHECK';
+  /** Name of a top-level track_file block. */
+  readonly trackFile: string;
+  readonly dynamic: boolean;
+  readonly weight: number;
+  readonly reverse: boolean;
+}
+
+export type Checker = TcpCheck | HttpCheck | SmtpCheck | DnsCheck | MiscCheck | UdpCheck | PingCheck | FileCheck;
+
+/**
+ * Fulcrum extension: a server-agent probe (Coyote Point Equalizer protocol on TCP 1510,
+ * replying -1..100; HAProxy's agent-check words are accepted on the same probe).
+ */
+export interface AgentProbe {
+  readonly port: number;
+  readonly connectIp?: string | undefined;
+  /** String sent after connecting; undefined = send nothing, just read. */
+  readonly send?: string | undefined;
+  /** Seconds between probes (≥ 1). */
+  readonly interval: number;
+  /** Seconds to wait for a reply. */
+  readonly timeout: number;
+  /** A missing or unparsable reply marks the server down (default: it does not). */
+  readonly requireResponse: boolean;
+  readonly loc?: SourceLocation | undefined;
+}
+
+// ---------------------------------------------------------------------------------
+// LVS: virtual and real servers
+// ---------------------------------------------------------------------------------
+
+export interface RealServer {
+  readonly family: Family;
+  readonly address: string;
+  /** 0 for fwmark services where no port was given. */
+  readonly port: number;
+  /** IPVS weight 0..65535; 0 = quiescent. */
+  readonly weight: number;
+  readonly method: ForwardingMethod;
+  readonly tunnel?: TunnelSpec | undefined;
+  /** Upper connection threshold (ipvsadm -x); 0 = none. */
+  readonly uthreshold: number;
+  /** Lower connection threshold (ipvsadm -y); 0 = none. */
+  readonly lthreshold: number;
+  readonly inhibitOnFailure: boolean;
+  readonly alpha: boolean;
+  readonly notifyUp?: ScriptSpec | undefined;
+  readonly notifyDown?: ScriptSpec | undefined;
+  readonly virtualhost?: string | undefined;
+  readonly checkers: readonly Checker[];
+  readonly agent?: AgentProbe | undefined;
+  readonly loc?: SourceLocation | undefined;
+}
+
+export interface SorryServer {
+  readonly family: Family;
+  readonly address: string;
+  readonly port: number;
+  readonly method: ForwardingMethod;
+  readonly inhibit: boolean;
+}
+
+export interface VirtualServer {
+  readonly endpoint: ServiceEndpoint;
+  readonly protocol: Protocol;
+  readonly scheduler: SchedulerName;
+  readonly schedFlags: readonly SchedFlag[];
+  /** Default forwarding method of its real servers. */
+  readonly method: ForwardingMethod;
+  readonly tunnel?: TunnelSpec | undefined;
+  /** null = not persistent. */
+  readonly persistence: Persistence | null;
+  /** One-packet scheduling for UDP (ipvsadm -o). */
+  readonly ops: boolean;
+  readonly delayLoop: number;
+  /** Minimum total weight of live servers for the service to be up. */
+  readonly quorum: number;
+  readonly hysteresis: number;
+  readonly quorumUp?: ScriptSpec | undefined;
+  readonly quorumDown?: ScriptSpec | undefined;
+  readonly sorryServer?: SorryServer | undefined;
+  readonly inhibitOnFailure: boolean;
+  readonly alpha: boolean;
+  readonly omega: boolean;
+  readonly haSuspend: boolean;
+  readonly virtualhost?: string | undefined;
+  readonly realServers: readonly RealServer[];
+  readonly loc?: SourceLocation | undefined;
+}
+
+export type GroupMember =
+  | { readonly kind: 'range'; readonly family: Family; readonly first: string; readonly last: string; readonly port: number }
+  | { readonly kind: 'fwmark'; readonly mark: number; readonly family?: Family | undefined };
+
+export interface VirtualServerGroup {
+  readonly name: string;
+  readonly members: readonly GroupMember[];
+  readonly loc?: SourceLocation | undefined;
+}
+
+// ---------------------------------------------------------------------------------
+// VRRP
+// ---------------------------------------------------------------------------------
+
+export interface VirtualIp {
+  readonly family: Family;
+  readonly address: string;
+  readonly prefixLength: number;
+  readonly dev?: string | undefined;
+  readonly label?: string | undefined;
+  readonly brd?: string | undefined;
+  readonly scope?: string | undefined;
+  readonly noTrack: boolean;
+}
+
+export interface TrackedInterface { readonly name: string; readonly weight: number; readonly reverse: boolean }
+export interface TrackedScript {
+  readonly name: string;
+  /** undefined = the weight declared in the vrrp_script. */
+  readonly weight?: number | undefined;
+  readonly reverse: boolean;
+}
+
+export interface NotifyScripts {
+  readonly master?: ScriptSpec | undefined;
+  readonly backup?: ScriptSpec | undefined;
+  readonly fault?: ScriptSpec | undefined;
+  readonly stop?: ScriptSpec | undefined;
+  /** `notify`: called on every transition with keepalived's 4 extra arguments. */
+  readonly any?: ScriptSpec | undefined;
+}
+
+export interface UnicastPeer { readonly address: string; readonly minTtl?: number | undefined; readonly maxTtl?: number | undefined }
+
+export interface VrrpInstance {
+  readonly name: string;
+  readonly initialState: 'MASTER' | 'BACKUP';
+  readonly interface?: string | undefined;
+  readonly family: Family;
+  readonly vrid: number;
+  readonly priority: number;
+  /** Seconds; fractions only take effect with VRRPv3 (centisecond resolution). */
+  readonly advertInt: number;
+  readonly version: 2 | 3;
+  readonly nopreempt: boolean;
+  /** Seconds. */
+  readonly preemptDelay: number;
+  readonly auth?: { readonly type: 'PASS' | 'AH'; readonly pass: string } | undefined;
+  readonly virtualIpAddresses: readonly VirtualIp[];
+  readonly excludedIpAddresses: readonly VirtualIp[];
+  readonly unicastSrcIp?: string | undefined;
+  readonly mcastSrcIp?: string | undefined;
+  readonly unicastPeers: readonly UnicastPeer[];
+  readonly trackInterfaces: readonly TrackedInterface[];
+  readonly trackScripts: readonly TrackedScript[];
+  readonly notify: NotifyScripts;
+  /** Seconds between the first and second burst of gratuitous ARPs. */
+  readonly garpMasterDelay: number;
+  readonly garpMasterRepeat: number;
+  readonly dontTrackPrimary: boolean;
+  readonly accept: boolean;
+  readonly loc?: SourceLocation | undefined;
+}
+
+export interface VrrpScript {
+  readonly name: string;
+  readonly script: ScriptSpec;
+  /** Seconds between runs. */
+  readonly interval: number;
+  /** Seconds before a run counts as failed (default = interval). */
+  readonly timeout: number;
+  readonly weight: number;
+  readonly reverse: boolean;
+  readonly rise: number;
+  readonly fall: number;
+  readonly initFail: boolean;
+  readonly loc?: SourceLocation | undefined;
+}
+
+export interface VrrpSyncGroup {
+  readonly name: string;
+  readonly group: readonly string[];
+  readonly trackInterfaces: readonly TrackedInterface[];
+  readonly trackScripts: readonly TrackedScript[];
+  readonly notify: NotifyScripts;
+  readonly loc?: SourceLocation | undefined;
+}
+
+export interface TrackFile {
+  readonly name: string;
+  readonly file: string;
+  readonly weight: number;
+  readonly reverse: boolean;
+  readonly initFile?: { readonly value: number; readonly overwrite: boolean } | undefined;
+  readonly loc?: SourceLocation | undefined;
+}
+
+// ---------------------------------------------------------------------------------
+// Global definitions and the whole configuration
+// ---------------------------------------------------------------------------------
+
+export interface LvsTimeouts {
+  readonly tcp?: number | undefined;
+  readonly tcpfin?: number | undefined;
+  readonly udp?: number | undefined;
+}
+
+export interface GlobalDefs {
+  readonly routerId?: string | undefined;
+  readonly notificationEmail: readonly string[];
+  readonly notificationEmailFrom?: string | undefined;
+  readonly smtpServer?: { readonly host: string; readonly port: number } | undefined;
+  readonly smtpHeloName?: string | undefined;
+  /** Seconds. */
+  readonly smtpConnectTimeout: number;
+  readonly vrrpVersion: 2 | 3;
+  readonly vrrpMcastGroup4: string;
+  readonly vrrpMcastGroup6: string;
+  readonly lvsTimeouts: LvsTimeouts;
+  readonly scriptUser?: { readonly user: string; readonly group?: string | undefined } | undefined;
+  readonly enableScriptSecurity: boolean;
+}
+
+/** The validated, normalized configuration: what the director wants to be true. */
+export interface FulcrumConfig {
+  readonly global: GlobalDefs;
+  readonly trackFiles: readonly TrackFile[];
+  readonly vrrpScripts: readonly VrrpScript[];
+  readonly vrrpSyncGroups: readonly VrrpSyncGroup[];
+  readonly vrrpInstances: readonly VrrpInstance[];
+  readonly virtualServerGroups: readonly VirtualServerGroup[];
+  readonly virtualServers: readonly VirtualServer[];
+}
