@@ -158,7 +158,7 @@ export class Preprocessor {
   ) {}
 
   run(mainFile: string): PreprocessResult {
-    this.processFile(path.resolve(mainFile), undefined);
+    this.processFile(mainFile, undefined);
     return { lines: this.lines, files: this.files };
   }
 
@@ -418,7 +418,7 @@ export class Preprocessor {
 
   private lookup(name: string, extra: string | undefined, item: Pending): string | undefined {
     switch (name) {
-      case '_PWD': return item.dir;
+      case '_PWD': return path.resolve(item.dir);
       case '_INSTANCE': return this.opts.configId;
       case '_HASH': return '#';
       case '_BANG': return '!';

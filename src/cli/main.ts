@@ -1,0 +1,47 @@
+/**
+ * The `fulcrum` command line. Subcommands parse their options with commander and call a
+ * run function that returns an exit code; nothing here calls process.exit, so the CLI is
+ * testable in-process.
+ */
+import { Command, CommanderError } from 'commander';
+import { runCheck, type Io } from './check.js';
+
+export const VERSION = '0.1.0';
+
+const stdio: Io = {
+  out: (t) => process.stdout.write(t.endsWith('\n') ? t : `${t}\n`),
+  err: (t) => process.stderr.write(t.endsWith('\n') ? t : `${t}\n`),
+};
+
+export async function main(argv: readonly string[], io: Io = stdio): Promise<number> {
+  let code = 0;
+  const program = new Command('fulcrum')
+    .description('Layer-4 load balancer and HA director (LVS + keepalived, in TypeScript)')
+    .version(VERSION)
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
+    .showHelpAfterError();
+
+  program.command('check')
+    .description('validate a keepalived.conf (-f) or a file of ipvsadm lines (--ipvsadm)')
+    .option('-f, --file <FILE>', 'keepalived.conf to check (its includes are followed)')
+    .option('--ipvsadm <FILE>', 'a file of ipvsadm command lines or `ipvsadm -S` output')
+    .option('--dump', 'print the normalized model as JSON')
+    .option('--locations', 'with --dump: include file:line:col of each object')
+    .option('-i, --config-id <ID>', "keepalived's config-id for @conditional lines (default: short host name)")
+    .option('-q, --quiet', 'print errors only, not warnings')
+    .action((o: { file?: string; ipvsadm?: string; dump?: boolean; locations?: boolean; configId?: string; quiet?: boolean }) => {
+      code = runCheck(o, io);
+    });
+
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+  } catch (err: unknown) {
+    if (err instanceof CommanderError) {
+      // --help and --version exit 0; usage errors exit 2 (commander already printed why).
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    throw err;
+  }
+  return code;
+}

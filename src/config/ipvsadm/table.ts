@@ -1,0 +1,159 @@
+/**
+ * An IPVS table as ipvsadm sees it: services in insertion order, each with its real
+ * servers. Commands apply with ipvsadm's semantics and messages ("Service already exists",
+ * "No such destination", …); a rejected command leaves the table unchanged.
+ */
+import { DiagnosticCode, type DiagnosticSink } from '../../errors/index.js';
+import { formatHostPort } from '../../model/address.js';
+import * as D from '../../model/defaults.js';
+import { endpointKey } from '../../model/keys.js';
+import type { Protocol, RealServer, ServiceEndpoint, VirtualServer } from '../../model/types.js';
+import type { IpvsCommand, ServerOptions, ServiceId, ServiceOptions } from './parse.js';
+
+export interface IpvsService {
+  readonly id: ServiceId;
+  readonly options: ServiceOptions;
+  readonly servers: readonly ServerOptions[];
+}
+
+export interface IpvsTimeouts { readonly tcp: number; readonly tcpfin: number; readonly udp: number }
+
+/** Immutable snapshot: every `apply` returns a new table (or the same one on rejection). */
+export interface IpvsTable {
+  readonly services: readonly IpvsService[];
+  readonly timeouts: IpvsTimeouts;
+}
+
+export const EMPTY_TABLE: IpvsTable = { services: [], timeouts: { tcp: 900, tcpfin: 120, udp: 300 } };
+
+export function serviceIdKey(id: ServiceId): string {
+  return id.kind === 'fwmark' ? endpointKey({ kind: 'fwmark', mark: id.mark, family: id.family }, 'tcp')
+    : endpointKey({ kind: 'address', family: id.family, address: id.address, port: id.port }, id.protocol);
+}
+
+function serverKey(s: { address: string; port: number }): string {
+  return formatHostPort(s.address, s.port);
+}
+
+/** Apply one command. Errors go to `sink` and return the table unchanged. */
+export function applyIpvsCommand(table: IpvsTable, cmd: IpvsCommand, sink: DiagnosticSink): IpvsTable {
+  const fail = (msg: string): IpvsTable => {
+    sink.error(DiagnosticCode.CONTRADICTION, msg, cmd.loc);
+    return table;
+  };
+  const findIdx = (id: ServiceId): number => table.services.findIndex((s) => serviceIdKey(s.id) === serviceIdKey(id));
+  switch (cmd.op) {
+    case 'add-service':
+      if (findIdx(cmd.service) >= 0) return fail('Service already exists');
+      return { ...table, services: [...table.services, { id: cmd.service, options: cmd.options, servers: [] }] };
+    case 'edit-service': {
+      const i = findIdx(cmd.service);
+      if (i < 0) return fail('No such service');
+      const services = table.services.slice();
+      services[i] = { ...(services[i] as IpvsService), options: cmd.options };
+      return { ...table, services };
+    }
+    case 'delete-service': {
+      const i = findIdx(cmd.service);
+      if (i < 0) return fail('No such service');
+      return { ...table, services: table.services.filter((_, k) => k !== i) };
+    }
+    case 'add-server':
+    case 'edit-server':
+    case 'delete-server': {
+      const i = findIdx(cmd.service);
+      if (i < 0) return fail('Service not defined');
+      const svc = table.services[i] as IpvsService;
+      const key = serverKey(cmd.server);
+      const j = svc.servers.findIndex((s) => serverKey(s) === key);
+      let servers: ServerOptions[];
+      if (cmd.op === 'add-server') {
+        if (j >= 0) return fail('Destination already exists');
+        servers = [...svc.servers, cmd.server];
+      } else if (cmd.op === 'edit-server') {
+        if (j < 0) return fail('No such destination');
+        servers = svc.servers.slice();
+        servers[j] = cmd.server;
+      } else {
+        if (j < 0) return fail('No such destination');
+        servers = svc.servers.filter((_, k) => k !== j);
+      }
+      const services = table.services.slice();
+      services[i] = { ...svc, servers };
+      return { ...table, services };
+    }
+    case 'clear':
+      return { ...table, services: [] };
+    case 'set':
+      // 0 leaves a timeout unchanged, as in ipvsadm.
+      return {
+        ...table,
+        timeouts: {
+          tcp: cmd.tcp || table.timeouts.tcp,
+          tcpfin: cmd.tcpfin || table.timeouts.tcpfin,
+          udp: cmd.udp || table.timeouts.udp,
+        },
+      };
+    case 'zero':
+      if (cmd.service && findIdx(cmd.service) < 0) return fail('No such service');
+      return table;
+    case 'save':
+    case 'restore':
+    case 'list':
+      return table;
+  }
+}
+
+/** The table in the shared model; keepalived-only settings take their defaults. */
+export function tableToVirtualServers(table: IpvsTable): VirtualServer[] {
+  return table.services.map((s) => {
+    const endpoint: ServiceEndpoint = s.id.kind === 'fwmark'
+      ? { kind: 'fwmark', family: s.id.family, mark: s.id.mark }
+      : { kind: 'address', family: s.id.family, address: s.id.address, port: s.id.port };
+    const protocol: Protocol = s.id.kind === 'address' ? s.id.protocol : 'tcp';
+    const realServers: RealServer[] = s.servers.map((r) => ({
+      family: r.family, address: r.address, port: r.port, weight: r.weight, method: r.method, tunnel: r.tunnel,
+      uthreshold: r.uthreshold, lthreshold: r.lthreshold, inhibitOnFailure: false, alpha: false, checkers: [],
+    }));
+    return {
+      endpoint, protocol, scheduler: s.options.scheduler, schedFlags: s.options.schedFlags,
+      method: s.servers[0]?.method ?? 'dr', persistence: s.options.persistence, ops: s.options.ops,
+      delayLoop: D.DEFAULT_DELAY_LOOP, quorum: D.DEFAULT_QUORUM, hysteresis: 0, inhibitOnFailure: false,
+      alpha: false, omega: false, haSuspend: false, realServers,
+    };
+  });
+}
+
+const METHOD_FLAG: Record<string, string> = { dr: '-g', nat: '-m', tun: '-i', proxy: '--proxy' };
+
+/** `ipvsadm -S -n` output for the table: restoring it rebuilds the identical table. */
+export function formatIpvsSave(table: IpvsTable): string[] {
+  const out: string[] = [];
+  for (const s of table.services) {
+    const sel = s.id.kind === 'fwmark'
+      ? `-f ${s.id.mark}${s.id.family === 'inet6' ? ' -6' : ''}`
+      : `${s.id.protocol === 'tcp' ? '-t' : s.id.protocol === 'udp' ? '-u' : '--sctp-service'} ${formatHostPort(s.id.address, s.id.port)}`;
+    const o = s.options;
+    let line = `-A ${sel} -s ${o.scheduler}`;
+    if (o.schedFlags.length > 0) line += ` -b ${o.schedFlags.join(',')}`;
+    if (o.persistence) {
+      line += ` -p ${o.persistence.timeout}`;
+      const full = s.id.family === 'inet' ? 32 : 128;
+      if (o.persistence.prefixLength !== full) line += ` -M ${s.id.family === 'inet' ? o.persistence.netmask : o.persistence.prefixLength}`;
+    }
+    if (o.ops) line += ' -o';
+    out.push(line);
+    for (const r of s.servers) {
+      let l = `-a ${sel} -r ${formatHostPort(r.address, r.port)} ${METHOD_FLAG[r.method]} -w ${r.weight}`;
+      if (r.uthreshold) l += ` -x ${r.uthreshold}`;
+      if (r.lthreshold) l += ` -y ${r.lthreshold}`;
+      if (r.tunnel && (r.tunnel.type !== 'ipip' || r.tunnel.checksum)) {
+        l += ` --tun-type ${r.tunnel.type}`;
+        if (r.tunnel.port !== undefined) l += ` --tun-port ${r.tunnel.port}`;
+        if (r.tunnel.checksum) l += ` --tun-${r.tunnel.checksum}`;
+      }
+      out.push(l);
+    }
+  }
+  return out;
+}
