@@ -60,7 +60,7 @@ export interface PreprocessResult {
 }
 
 const INCLUDE_WORDS = new Set(['include', 'includer', 'includem', 'includew', 'includeb', 'includea']);
-const DEF_RE = /^\s*\$([A-Za-z_][A-Za-z0-9_]*)=(.*)$/;
+const DEF_RE = /^\s*\$([A-Za-z_][A-Za-z0-9_]*)=(.*)$/s;
 const GEN_RE = /^\s*~(SEQx?|LST)\(/;
 const MAX_SUBST_ROUNDS = 64;
 const MAX_LINE_CHARS = 1_000_000;
@@ -243,15 +243,17 @@ export class Preprocessor {
   }
 
   private include(body: string, file: string, loc: SourceLocation, word: string): void {
-    const toks = tokenizeLine(body, loc.file, loc.line, this.sink);
-    const target = toks[1];
-    if (!target || target.text === '') {
+    // The file name is the rest of the line taken whole: braces in it are glob alternatives,
+    // not blocks, so it is not tokenized like other lines.
+    const m = /^(\s*\S+\s*)(.*?)\s*$/.exec(body) as RegExpExecArray;
+    let name = m[2] as string;
+    const tloc: SourceLocation = { ...loc, col: (m[1] as string).length + 1 };
+    if (/^(["']).*\1$/.test(name)) name = name.slice(1, -1);
+    if (name === '') {
       this.sink.error(DiagnosticCode.MISSING, 'include needs a file name or pattern', loc, word, 'include FILENAME');
       return;
     }
-    if (toks.length > 2) {
-      this.sink.warn(DiagnosticCode.IGNORED, 'extra words after the include file name are ignored', toks[2]?.loc, word);
-    }
+    const target = { text: name, loc: tloc };
     const pattern = path.isAbsolute(target.text) ? target.text : path.join(path.dirname(file), target.text);
     const isGlob = /[*?[{]/.test(target.text);
     if (!isGlob) {

@@ -1,0 +1,293 @@
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import type { Diagnostic } from '../../errors/index.js';
+import { errorsOf, parseText, repoRoot, warningsOf } from '../../testing/index.js';
+import { loadKeepalivedConfig } from './index.js';
+
+const codes = (ds: Diagnostic[]): [string, number | undefined, string | undefined][] => ds.map((d) => [d.code, d.loc?.line, d.keyword]);
+const vs = (body: string, head = '10.0.0.1 80'): string => `virtual_server ${head} {\n${body}\n}\n`;
+
+describe('keepalived.conf → model', () => {
+  it('reads the seed DR configuration from the source documents', () => {
+    const r = loadKeepalivedConfig(path.join(repoRoot(), '..', 'shared', 'examples', 'seed-keepalived-dr.conf'), { configId: 'x', env: {} });
+    assert.deepEqual(errorsOf(r), []);
+    const c = r.config;
+    assert.equal(c.vrrpInstances.length, 1);
+    const vi = c.vrrpInstances[0];
+    assert.equal(vi?.vrid, 100);
+    assert.equal(vi?.priority, 100);
+    assert.equal(vi?.initialState, 'MASTER');
+    assert.deepEqual(vi?.auth, { type: 'PASS', pass: '2209' });
+    assert.deepEqual(vi?.virtualIpAddresses.map((v) => v.address), ['10.0.0.210']);
+    assert.equal(c.virtualServers.length, 1);
+    const v = c.virtualServers[0];
+    assert.deepEqual(v?.endpoint, { kind: 'address', family: 'inet', address: '10.0.0.210', port: 80 });
+    assert.equal(v?.protocol, 'tcp');
+    assert.equal(v?.scheduler, 'rr');
+    assert.equal(v?.method, 'dr');
+    assert.equal(v?.persistence, null);
+    assert.deepEqual(v?.realServers.map((s) => `${s.address}:${s.port}`), ['10.0.0.201:80', '10.0.0.204:80']);
+    for (const s of v?.realServers ?? []) {
+      assert.equal(s.checkers.length, 1);
+      const ck = s.checkers[0];
+      assert.equal(ck?.type, 'TCP_CHECK');
+      assert.equal(ck?.timing.connectTimeout, 10);
+      assert.equal(ck?.timing.retry, 3);
+      assert.equal(ck?.timing.delayBeforeRetry, 3);
+      assert.equal(ck?.type === 'TCP_CHECK' ? ck.conn.connectPort : 0, 80);
+    }
+    assert.deepEqual(codes(warningsOf(r)), [['W_DEPRECATED', 35, 'nb_get_retry'], ['W_DEPRECATED', 44, 'nb_get_retry']]);
+  });
+
+  it('applies keepalived defaults', () => {
+    const r = parseText(vs('real_server 10.1.0.1 80 { TCP_CHECK { } HTTP_GET { url { path / } } DNS_CHECK { } MISC_CHECK { misc_path /bin/true } }'));
+    assert.deepEqual(errorsOf(r), []);
+    const v = r.config.virtualServers[0];
+    assert.equal(v?.scheduler, 'wlc');
+    assert.equal(v?.method, 'nat');
+    assert.equal(v?.protocol, 'tcp');
+    assert.equal(v?.quorum, 1);
+    assert.equal(v?.delayLoop, 60);
+    const rs = v?.realServers[0];
+    assert.equal(rs?.weight, 1);
+    const t = Object.fromEntries((rs?.checkers ?? []).map((c) => [c.type, c.timing]));
+    assert.deepEqual(t['TCP_CHECK'], { delayLoop: 60, warmup: 60, connectTimeout: 5, retry: 1, delayBeforeRetry: 1, alpha: false, logAllFailures: false });
+    assert.equal(t['HTTP_GET']?.delayBeforeRetry, 3);
+    assert.equal(t['DNS_CHECK']?.retry, 3);
+    assert.equal(t['DNS_CHECK']?.delayBeforeRetry, 60);
+    assert.equal(t['MISC_CHECK']?.retry, 0);
+    const http = rs?.checkers[1];
+    assert.deepEqual(http?.type === 'HTTP_GET' ? http.urls[0]?.statusCodes : null, [[200, 299]]);
+    const dns = rs?.checkers[2];
+    assert.deepEqual(dns?.type === 'DNS_CHECK' ? [dns.queryType, dns.name] : null, ['SOA', '.']);
+  });
+
+  it('inherits timing from virtual server to real server to checker', () => {
+    const r = parseText(vs('delay_loop 7\nconnect_timeout 2\nretry 4\nreal_server 10.1.0.1 80 {\n delay_before_retry 9\n TCP_CHECK { retry 1 }\n}'));
+    const t = r.config.virtualServers[0]?.realServers[0]?.checkers[0]?.timing;
+    assert.deepEqual(t, { delayLoop: 7, warmup: 7, connectTimeout: 2, retry: 1, delayBeforeRetry: 9, alpha: false, logAllFailures: false });
+  });
+
+  it('persistence: bare persistence_timeout is 360 s (keepalived); granularity sets the prefix', () => {
+    const r = parseText(vs('persistence_timeout\npersistence_granularity 255.255.255.0'));
+    assert.deepEqual(r.config.virtualServers[0]?.persistence, { timeout: 360, prefixLength: 24, netmask: '255.255.255.0' });
+    const z = parseText(vs('persistence_timeout 0'));
+    assert.equal(z.config.virtualServers[0]?.persistence, null);
+  });
+
+  it('reads endpoints: address and port, port 0 when persistent, fwmark, group, IPv6', () => {
+    const r = parseText([
+      vs('persistence_timeout 60', '10.0.0.1'),
+      vs('lb_kind DR', 'fwmark 8'),
+      'virtual_server_group G { 10.0.0.5-7 80\n 10.0.1.0/30 443\n fwmark 9 inet6 }',
+      vs('lb_kind DR', 'group G'),
+      vs('', '2001:DB8::1 443'),
+    ].join('\n'));
+    assert.deepEqual(errorsOf(r), []);
+    assert.deepEqual(r.config.virtualServers.map((v) => v.endpoint), [
+      { kind: 'address', family: 'inet', address: '10.0.0.1', port: 0 },
+      { kind: 'fwmark', family: 'inet', mark: 8 },
+      { kind: 'group', name: 'G' },
+      { kind: 'address', family: 'inet6', address: '2001:db8::1', port: 443 },
+    ]);
+    assert.deepEqual(r.config.virtualServerGroups[0]?.members, [
+      { kind: 'range', family: 'inet', first: '10.0.0.5', last: '10.0.0.7', port: 80 },
+      { kind: 'range', family: 'inet', first: '10.0.1.0', last: '10.0.1.3', port: 443 },
+      { kind: 'fwmark', mark: 9, family: 'inet6' },
+    ]);
+  });
+
+  it('scheduler flags by name and number compare equal', () => {
+    const r = parseText(vs('lb_algo sh\nsh-port\nflag-1') + vs('lvs_sched mh\nmh-fallback\nmh-port', '10.0.0.2 80'));
+    assert.deepEqual(r.config.virtualServers.map((v) => v.schedFlags), [['flag-1', 'flag-2'], ['flag-1', 'flag-2']]);
+  });
+
+  it('TUN options and the PROXY method', () => {
+    const r = parseText(vs('lb_kind TUN type gue port 6080 nocsum\nreal_server 10.1.0.1 80 { }') + vs('lb_kind PROXY\nreal_server 127.0.0.1 9000 { }', '127.0.0.1 8080'));
+    assert.deepEqual(errorsOf(r), []);
+    assert.deepEqual(r.config.virtualServers[0]?.realServers[0]?.tunnel, { type: 'gue', port: 6080, checksum: 'nocsum' });
+    assert.equal(r.config.virtualServers[1]?.realServers[0]?.method, 'proxy');
+  });
+
+  it('reads checker-specific options', () => {
+    const r = parseText(vs(`real_server 10.1.0.1 80 {
+      SSL_GET {
+        url {
+          path /a
+          digest 9B3A0C85A887A256D6939DA88AABD8CD
+          status_code 200 301-302
+        }
+        enable_sni
+        sni_name x.example
+        http_protocol 1.1
+      }
+      UDP_CHECK {
+        payload ab 1
+        require_reply 0a xF
+        min_reply_length 2
+      }
+      MISC_CHECK {
+        misc_path "/bin/chk 'a b' c"
+        misc_timeout 3
+        misc_dynamic
+        user nobody :nogroup
+      }
+      FILE_CHECK {
+        track_file tf
+        weight 5 reverse
+      }
+      SMTP_CHECK { helo_name me.example }
+    }
+    `) + 'track_file tf { file /tmp/x }');
+    assert.deepEqual(errorsOf(r), []);
+    const [ssl, udp, misc, file, smtp] = r.config.virtualServers[0]?.realServers[0]?.checkers ?? [];
+    assert.ok(ssl?.type === 'SSL_GET');
+    assert.deepEqual(ssl.urls[0], { path: '/a', digest: '9b3a0c85a887a256d6939da88aabd8cd', statusCodes: [[200, 200], [301, 302]], regexNoMatch: false });
+    assert.deepEqual([ssl.enableSni, ssl.sniName, ssl.httpProtocol], [true, 'x.example', '1.1']);
+    assert.ok(udp?.type === 'UDP_CHECK');
+    assert.deepEqual([udp.payload, udp.requireReply, udp.replyPattern, udp.minReplyLength], ['ab01', true, '0a0f'.replace('0f', 'xf'), 2]);
+    assert.ok(misc?.type === 'MISC_CHECK');
+    assert.deepEqual([misc.script.argv, misc.script.user, misc.script.group, misc.timeout, misc.dynamic], [['/bin/chk', 'a b', 'c'], 'nobody', 'nogroup', 3, true]);
+    assert.ok(file?.type === 'FILE_CHECK');
+    assert.deepEqual([file.trackFile, file.weight, file.reverse], ['tf', 5, true]);
+    assert.ok(smtp?.type === 'SMTP_CHECK');
+    assert.equal(smtp.heloName, 'me.example');
+  });
+
+  it('reads the Fulcrum agent block, with a virtual-server default', () => {
+    const r = parseText(vs('fulcrum_agent {\n port 1600\n interval 1\n}\nreal_server 10.1.0.1 80 { }\nreal_server 10.1.0.2 80 { fulcrum_agent {\n send "load\\n"\n require_response } }'));
+    assert.deepEqual(errorsOf(r), []);
+    const [a, b] = r.config.virtualServers[0]?.realServers ?? [];
+    assert.deepEqual([a?.agent?.port, a?.agent?.interval, a?.agent?.requireResponse], [1600, 1, false]);
+    assert.deepEqual([b?.agent?.port, b?.agent?.send, b?.agent?.requireResponse], [1510, 'load\n', true]);
+    const bad = parseText(vs('real_server 10.1.0.1 80 { fulcrum_agent { interval 0.5 } }'));
+    assert.deepEqual(codes(errorsOf(bad)), [['E_RANGE', 2, 'interval']]);
+    assert.equal(errorsOf(bad)[0]?.loc?.col, 52);
+  });
+
+  it('reads VRRP: fractions, versions, tracking, unicast, notify', () => {
+    const r = parseText(`global_defs { vrrp_version 3 }
+vrrp_script chk {
+  script "/bin/check 'x y'"
+  interval 2
+  weight -10
+  rise 2
+  fall 3
+}
+vrrp_instance A {
+  state BACKUP
+  interface eth0
+  virtual_router_id 7
+  advert_int 0.25
+  unicast_src_ip 192.0.2.1
+  unicast_peer { 192.0.2.2 min_ttl 250
+    192.0.2.3 }
+  track_interface { eth1 weight -5 reverse }
+  track_script { chk weight 20 }
+  notify /etc/notify.sh root
+  virtual_ipaddress { 192.0.2.100/255.255.255.0 dev eth0 label eth0:1 }
+}`);
+    assert.deepEqual(errorsOf(r), []);
+    const a = r.config.vrrpInstances[0];
+    assert.deepEqual([a?.version, a?.advertInt, a?.priority, a?.family], [3, 0.25, 100, 'inet']);
+    assert.deepEqual(a?.unicastPeers, [{ address: '192.0.2.2', minTtl: 250 }, { address: '192.0.2.3' }]);
+    assert.deepEqual(a?.trackInterfaces, [{ name: 'eth1', weight: -5, reverse: true }]);
+    assert.deepEqual(a?.trackScripts, [{ name: 'chk', weight: 20, reverse: false }]);
+    assert.deepEqual(a?.notify.any, { argv: ['/etc/notify.sh'], user: 'root', group: undefined, text: '/etc/notify.sh' });
+    assert.deepEqual(a?.virtualIpAddresses[0], { family: 'inet', address: '192.0.2.100', prefixLength: 24, dev: 'eth0', label: 'eth0:1', noTrack: false });
+    assert.deepEqual(r.config.vrrpScripts[0]?.script.argv, ['/bin/check', 'x y']);
+    assert.equal(r.config.vrrpScripts[0]?.timeout, 2);
+  });
+
+  it('adjusts like keepalived, with warnings: v2 fractions, long passwords, v3 auth, IPv6 forces v3', () => {
+    const r = parseText(`vrrp_instance A { interface eth0
+ virtual_router_id 1
+ advert_int 1.5
+ authentication {
+  auth_type PASS
+  auth_pass 123456789
+ }
+ virtual_ipaddress { 10.0.0.1 } }
+vrrp_instance B { interface eth0
+ version 3
+ virtual_router_id 2
+ authentication {
+  auth_type PASS
+  auth_pass x
+ }
+ virtual_ipaddress { 10.0.0.2 } }
+vrrp_instance C { interface eth0
+ version 2
+ virtual_router_id 3
+ virtual_ipaddress { fe80::1 } }`);
+    assert.deepEqual(errorsOf(r), []);
+    const [a, b, c] = r.config.vrrpInstances;
+    assert.deepEqual([a?.advertInt, a?.auth?.pass], [2, '12345678']);
+    assert.equal(b?.auth, undefined);
+    assert.equal(c?.version, 3);
+    assert.deepEqual(warningsOf(r).map((d) => d.keyword), ['auth_pass', 'advert_int', 'authentication', 'version']);
+  });
+
+  it('rejects contradictions with located errors', () => {
+    const cases: [string, string, number, string][] = [
+      [vs('lb_kind DR\nreal_server 10.1.0.1 8080 { }'), 'E_CONTRADICTION', 3, 'real_server'],
+      [vs('lb_kind TUN\nreal_server 10.1.0.1 8080 { }'), 'E_CONTRADICTION', 3, 'real_server'],
+      ['vrrp_instance V { interface eth0\n virtual_router_id 256\n virtual_ipaddress { 10.0.0.1 } }', 'E_RANGE', 2, 'virtual_router_id'],
+      ['vrrp_instance V { interface eth0\n virtual_router_id 0 }', 'E_RANGE', 2, 'virtual_router_id'],
+      ['vrrp_instance V { interface eth0\n state BACKUP\n priority 255\n virtual_router_id 1\n virtual_ipaddress { 10.0.0.1 } }', 'E_CONTRADICTION', 3, 'priority'],
+      [vs('lb_kind PROXY', 'fwmark 3'), 'E_CONTRADICTION', 1, 'lb_kind'],
+      [vs('lb_kind PROXY\npersistence_timeout 60', '127.0.0.1'), 'E_CONTRADICTION', 1, 'lb_kind'],
+      [vs('', '10.0.0.1'), 'E_CONTRADICTION', 1, 'virtual_server'],
+      [vs('real_server 2001:db8::1 80 { }'), 'E_CONTRADICTION', 2, 'real_server'],
+      [vs('real_server 10.1.0.1 80 { uthreshold 5\n lthreshold 9 }'), 'E_CONTRADICTION', 2, 'lthreshold'],
+      [vs('lb_kind PROXY\nreal_server 10.1.0.1 80 { lb_kind NAT }'), 'E_CONTRADICTION', 3, 'lb_kind'],
+      ['vrrp_instance V { interface eth0\n virtual_router_id 1\n virtual_ipaddress { 10.0.0.1\n fe80::1 } }', 'E_CONTRADICTION', 1, 'virtual_ipaddress'],
+      ['vrrp_instance V { interface eth0\n virtual_router_id 1\n authentication { auth_type AH }\n virtual_ipaddress { 10.0.0.1 } }', 'E_UNSUPPORTED', 3, 'auth_type'],
+    ];
+    for (const [text, code, line, keyword] of cases) {
+      const e = errorsOf(parseText(text));
+      assert.deepEqual(codes(e), [[code, line, keyword]], text);
+    }
+  });
+
+  it('rejects duplicates and dangling references', () => {
+    const cases: [string, [string, number, string][]][] = [
+      [vs('real_server 10.1.0.1 80 { }\nreal_server 10.1.0.1 80 { }'), [['E_DUPLICATE', 3, 'real_server']]],
+      [vs('') + vs(''), [['E_DUPLICATE', 4, 'virtual_server']]],
+      [vs('') + vs('protocol UDP'), []],
+      ['vrrp_instance A { interface eth0\n virtual_router_id 5\n virtual_ipaddress { 10.0.0.1 } }\nvrrp_instance B { interface eth0\n virtual_router_id 5\n virtual_ipaddress { 10.0.0.2 } }',
+        [['E_DUPLICATE', 4, 'virtual_router_id']]],
+      ['vrrp_instance A { interface eth0\n virtual_router_id 5\n virtual_ipaddress { 10.0.0.1 }\n track_script { nope } }', [['E_REFERENCE', 1, 'track_script']]],
+      ['vrrp_sync_group G { group { A B } }\nvrrp_instance A { interface eth0\n virtual_router_id 5\n virtual_ipaddress { 10.0.0.1 } }', [['E_REFERENCE', 1, 'group']]],
+      [vs('', 'group NOPE'), [['E_REFERENCE', 1, 'virtual_server group']]],
+      [vs('real_server 10.1.0.1 80 { FILE_CHECK { track_file nope } }'), [['E_REFERENCE', 2, 'track_file']]],
+    ];
+    for (const [text, want] of cases) assert.deepEqual(codes(errorsOf(parseText(text))), want, text);
+  });
+
+  it('rejects bad values with what was expected', () => {
+    const r = parseText(vs('lb_algo fastest\nlb_kind BRIDGE\ndelay_loop soon\nquorum -1\nreal_server 10.1.0.300 80 { weight 70000 }\nreal_server 10.1.0.1 99999 { }'));
+    const e = errorsOf(r);
+    assert.deepEqual(e.map((d) => [d.code, d.loc?.line, d.loc?.col, d.keyword]), [
+      ['E_BAD_VALUE', 2, 9, 'lb_algo'],
+      ['E_BAD_VALUE', 3, 9, 'lb_kind'],
+      ['E_BAD_VALUE', 4, 12, 'delay_loop'],
+      ['E_RANGE', 5, 8, 'quorum'],
+      ['E_BAD_VALUE', 6, 13, 'real_server'],
+      ['E_RANGE', 6, 36, 'weight'],
+      ['E_RANGE', 7, 22, 'real_server'],
+    ]);
+    assert.match(e[0]?.expected ?? '', /rr\|wrr\|lc\|wlc/);
+  });
+
+  it('warns about unknown keywords with a suggestion, and about ignored keepalived ones', () => {
+    const r = parseText(vs('lb_algorithm rr\nsnmp_name web\nreal_server 10.1.0.1 80 { wieght 3 }'));
+    assert.deepEqual(errorsOf(r), []);
+    const w = warningsOf(r);
+    assert.deepEqual(w.map((d) => [d.code, d.loc?.line, d.keyword]), [
+      ['W_UNKNOWN_KEYWORD', 2, 'lb_algorithm'], ['W_IGNORED', 3, 'snmp_name'], ['W_UNKNOWN_KEYWORD', 4, 'wieght'],
+    ]);
+    assert.match(w[2]?.message ?? '', /did you mean 'weight'/);
+  });
+});
