@@ -1,0 +1,78 @@
+/** `fulcrum check` as an operator runs it: the real binary, exit codes, output. */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { repoRoot, withTempDir, writeTree } from '../src/testing/index.js';
+
+const root = repoRoot();
+const seedConf = path.join(root, '..', 'shared', 'examples', 'seed-keepalived-dr.conf');
+const seedRules = path.join(root, '..', 'shared', 'examples', 'seed-ipvsadm-rules.txt');
+
+function fulcrum(...args: string[]): { code: number | null; out: string; err: string } {
+  const r = spawnSync(process.execPath, [path.join(root, 'bin', 'fulcrum.js'), ...args], { encoding: 'utf8', timeout: 30_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+describe('fulcrum check', () => {
+  it('accepts the seed keepalived.conf with a one-line summary and located warnings', () => {
+    const r = fulcrum('check', '-f', seedConf);
+    assert.equal(r.code, 0, r.err);
+    assert.equal(r.out, `${seedConf}: OK — 1 VRRP instance, 1 virtual server (2 real servers), 2 warnings\n`);
+    assert.match(r.err, /seed-keepalived-dr\.conf:35:1: warning W_DEPRECATED: 'nb_get_retry'/);
+    assert.equal(fulcrum('check', '-q', '-f', seedConf).err, '');
+  });
+
+  it('--dump prints the normalized model', () => {
+    const r = fulcrum('check', '-f', seedConf, '--dump');
+    assert.equal(r.code, 0, r.err);
+    const m = JSON.parse(r.out) as {
+      vrrpInstances: { vrid: number; priority: number; auth: { type: string; pass: string }; virtualIpAddresses: { address: string }[] }[];
+      virtualServers: { endpoint: { address: string; port: number }; protocol: string; scheduler: string; method: string;
+        realServers: { checkers: { type: string; conn: { connectPort: number }; timing: { connectTimeout: number; retry: number; delayBeforeRetry: number } }[] }[] }[];
+    };
+    assert.equal(m.vrrpInstances.length, 1);
+    assert.deepEqual([m.vrrpInstances[0]?.vrid, m.vrrpInstances[0]?.priority, m.vrrpInstances[0]?.auth.type, m.vrrpInstances[0]?.virtualIpAddresses[0]?.address],
+      [100, 100, 'PASS', '10.0.0.210']);
+    const v = m.virtualServers[0];
+    assert.deepEqual([v?.endpoint.address, v?.endpoint.port, v?.protocol, v?.scheduler, v?.method], ['10.0.0.210', 80, 'tcp', 'rr', 'dr']);
+    assert.equal(v?.realServers.length, 2);
+    for (const rs of v?.realServers ?? []) {
+      const c = rs.checkers[0];
+      assert.deepEqual([c?.type, c?.timing.connectTimeout, c?.timing.retry, c?.timing.delayBeforeRetry, c?.conn.connectPort], ['TCP_CHECK', 10, 3, 3, 80]);
+    }
+    assert.doesNotMatch(r.out, /"loc"/);
+    assert.match(fulcrum('check', '-f', seedConf, '--dump', '--locations').out, /"loc"/);
+  });
+
+  it('--ipvsadm validates a rules file', () => {
+    const r = fulcrum('check', '--ipvsadm', seedRules);
+    assert.equal(r.code, 0, r.err);
+    assert.equal(r.out, `${seedRules}: OK — 13 commands, 5 virtual servers (8 real servers), 0 warnings\n`);
+    const d = JSON.parse(fulcrum('check', '--ipvsadm', seedRules, '--dump').out) as { virtualServers: unknown[] };
+    assert.equal(d.virtualServers.length, 5);
+  });
+
+  it('exits 1 with every located error for a bad file, 2 for bad usage', async () => {
+    await withTempDir((dir) => {
+      writeTree(dir, { 'bad.conf': 'virtual_server 10.0.0.1 80 {\n  lb_algo nope\n  real_server 10.0.1.1 8080 {\n  }\n  real_server 10.0.1.1 8080 {\n  }\n', 'bad.rules': '-A -t 10.0.0.1:80\n-A -t 10.0.0.1:80\n' });
+      const f = path.join(dir, 'bad.conf');
+      const r = fulcrum('check', '-f', f);
+      assert.equal(r.code, 1);
+      assert.equal(r.out, '');
+      assert.deepEqual(r.err.trim().split('\n'), [
+        `${f}:1:28: error E_SYNTAX: 'virtual_server': block of 'virtual_server' opened here is never closed (expected a matching '}')`,
+        `${f}:2:11: error E_BAD_VALUE: 'lb_algo': unknown scheduler 'nope' (expected rr|wrr|lc|wlc|lblc|lblcr|dh|sh|sed|nq|mh|fo|ovf|twos)`,
+        `${f}:5:3: error E_DUPLICATE: 'real_server': real server 10.0.1.1:8080 is already in tcp 10.0.0.1:80 (at ${f}:3:3)`,
+        `fulcrum check: ${f}: 3 errors, 0 warnings`,
+      ]);
+      const rr = fulcrum('check', '--ipvsadm', path.join(dir, 'bad.rules'));
+      assert.equal(rr.code, 1);
+      assert.match(rr.err, /bad\.rules:2:1: error E_CONTRADICTION: Service already exists/);
+      assert.equal(fulcrum('check').code, 2);
+      assert.equal(fulcrum('check', '-f', f, '--ipvsadm', f).code, 2);
+      assert.equal(fulcrum('nonsense').code, 2);
+      assert.equal(fulcrum('--version').out.trim(), '0.1.0');
+    });
+  });
+});
