@@ -6,8 +6,8 @@ import { describe, it } from 'node:test';
 import { repoRoot, withTempDir, writeTree } from '../src/testing/index.js';
 
 const root = repoRoot();
-const seedConf = path.join(root, '..', 'shared', 'examples', 'seed-keepalived-dr.conf');
-const seedRules = path.join(root, '..', 'shared', 'examples', 'seed-ipvsadm-rules.txt');
+const seedConf = path.join(root, 'test', 'fixtures', 'seed', 'seed-keepalived-dr.conf');
+const seedRules = path.join(root, 'test', 'fixtures', 'seed', 'seed-ipvsadm-rules.txt');
 
 function fulcrum(...args: string[]): { code: number | null; out: string; err: string } {
   const r = spawnSync(process.execPath, [path.join(root, 'bin', 'fulcrum.js'), ...args], { encoding: 'utf8', timeout: 30_000 });

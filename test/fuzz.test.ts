@@ -21,7 +21,7 @@ const emptyFs: ConfigFs = {
 const root = repoRoot();
 const goldenDir = path.join(root, 'test', 'fixtures', 'golden');
 const seeds = [
-  path.join(root, '..', 'shared', 'examples', 'seed-keepalived-dr.conf'),
+  path.join(root, 'test', 'fixtures', 'seed', 'seed-keepalived-dr.conf'),
   ...fs.readdirSync(goldenDir).filter((f) => f.endsWith('.conf')).map((f) => path.join(goldenDir, f)),
 ].map((f) => fs.readFileSync(f, 'utf8'));
 
@@ -87,7 +87,7 @@ describe('parsers under random mutation', () => {
   });
 
   it('ipvsadm rules: a table or located errors, never an exception', () => {
-    const seed = fs.readFileSync(path.join(root, '..', 'shared', 'examples', 'seed-ipvsadm-rules.txt'), 'utf8');
+    const seed = fs.readFileSync(path.join(root, 'test', 'fixtures', 'seed', 'seed-ipvsadm-rules.txt'), 'utf8');
     fc.assert(
       fc.property(fc.array(mutation(), { minLength: 1, maxLength: 6 }), (muts) => {
         const r = parseIpvsadmRules(muts.reduce((s, m) => m(s), seed), 'fuzz.rules');

@@ -15,7 +15,7 @@ const errs = (text: string): [string, number | undefined, number | undefined, st
 
 describe('ipvsadm grammar', () => {
   it('parses the seed rules from the source documents: PPC, PCC (port 0) and fwmark services', () => {
-    const text = fs.readFileSync(path.join(repoRoot(), '..', 'shared', 'examples', 'seed-ipvsadm-rules.txt'), 'utf8');
+    const text = fs.readFileSync(path.join(repoRoot(), 'test', 'fixtures', 'seed', 'seed-ipvsadm-rules.txt'), 'utf8');
     const r = parseIpvsadmRules(text, 'seed');
     assert.equal(r.ok, true, JSON.stringify(r.diagnostics));
     assert.equal(r.commands.length, 13);

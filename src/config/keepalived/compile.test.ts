@@ -10,7 +10,7 @@ const vs = (body: string, head = '10.0.0.1 80'): string => `virtual_server ${hea
 
 describe('keepalived.conf → model', () => {
   it('reads the seed DR configuration from the source documents', () => {
-    const r = loadKeepalivedConfig(path.join(repoRoot(), '..', 'shared', 'examples', 'seed-keepalived-dr.conf'), { configId: 'x', env: {} });
+    const r = loadKeepalivedConfig(path.join(repoRoot(), 'test', 'fixtures', 'seed', 'seed-keepalived-dr.conf'), { configId: 'x', env: {} });
     assert.deepEqual(errorsOf(r), []);
     const c = r.config;
     assert.equal(c.vrrpInstances.length, 1);
