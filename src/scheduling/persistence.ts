@@ -1,0 +1,118 @@
+/**
+ * Persistence templates (IPVS "connection templates"): (service, masked client) → server.
+ *
+ * - PPC: the template key is the service (VIP:port); PCC: the service with port 0, so one
+ *   client sticks to one server across every port of the VIP; port groups and firewall-mark
+ *   services: the group or mark, one template across its ports.
+ * - The client address is masked by the persistence granularity (netmask / prefix).
+ * - A template outlives its connections until it expires: expiry is `timeout` after its
+ *   last use; while it still controls connections at that moment it is re-armed for
+ *   another `timeout`, as IPVS's template timer does.
+ * - A template whose server was removed is dropped on lookup; one whose server is quiescent
+ *   (weight 0) is dropped when `expireQuiescentTemplate` is set (IPVS sysctl
+ *   expire_quiescent_template), otherwise it keeps sending that client to the quiescent
+ *   server.
+ */
+import ipaddr from 'ipaddr.js';
+import type { Dest } from './types.js';
+
+export interface PersistenceOptions {
+  readonly expireQuiescentTemplate: boolean;
+}
+
+interface Template {
+  dest: Dest;
+  timeout: number;
+  lastUse: number;
+  /** Connections currently controlled by the template (IPVS n_control). */
+  control: number;
+  expiresAt: number;
+}
+
+/** The client address masked to `prefixLength`, as text (the template key's client part). */
+export function maskClient(address: string, prefixLength: number): string {
+  const ip = ipaddr.parse(address);
+  const bytes = ip.toByteArray();
+  for (let bit = prefixLength; bit < bytes.length * 8; bit++) {
+    const i = bit >> 3;
+    bytes[i] = (bytes[i] ?? 0) & ~(0x80 >> (bit & 7));
+  }
+  return ipaddr.fromByteArray(bytes).toString();
+}
+
+export class PersistenceTable {
+  private readonly templates = new Map<string, Template>();
+  constructor(private readonly opts: PersistenceOptions = { expireQuiescentTemplate: false }) {}
+
+  static key(scope: string, maskedClient: string): string {
+    return `${scope}|${maskedClient}`;
+  }
+
+  /** The server a template sends this client to, or null (none, expired, or invalid). */
+  lookup(key: string, now: number): Dest | null {
+    const t = this.templates.get(key);
+    if (!t) return null;
+    if (this.expired(t, now) || !t.dest.available || (this.opts.expireQuiescentTemplate && t.dest.weight === 0)) {
+      this.templates.delete(key);
+      return null;
+    }
+    return t.dest;
+  }
+
+  /** A new connection goes through (or creates) the template. */
+  bind(key: string, dest: Dest, timeout: number, now: number): void {
+    const t = this.templates.get(key);
+    if (t && t.dest === dest) {
+      t.lastUse = now;
+      t.timeout = timeout;
+      t.control++;
+      t.expiresAt = now + timeout;
+    } else {
+      this.templates.set(key, { dest, timeout, lastUse: now, control: 1, expiresAt: now + timeout });
+    }
+  }
+
+  /** A connection the template controlled has ended. */
+  release(key: string, dest: Dest, now: number): void {
+    const t = this.templates.get(key);
+    if (!t || t.dest !== dest || t.control === 0) return;
+    t.control--;
+    if (t.control === 0 && now > t.expiresAt) {
+      // The timer fired while connections remained and re-armed: next firing after `now`.
+      const periods = Math.ceil((now - t.lastUse) / t.timeout);
+      t.expiresAt = t.lastUse + periods * t.timeout;
+    }
+  }
+
+  private expired(t: Template, now: number): boolean {
+    return t.control === 0 && now >= t.expiresAt;
+  }
+
+  /** Drop expired templates; returns how many were dropped. */
+  sweep(now: number): number {
+    let n = 0;
+    for (const [k, t] of this.templates) {
+      if (this.expired(t, now) || !t.dest.available) {
+        this.templates.delete(k);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /** Templates pointing at `dest` (to show drain progress). */
+  countFor(dest: Dest): number {
+    let n = 0;
+    for (const t of this.templates.values()) if (t.dest === dest) n++;
+    return n;
+  }
+
+  get size(): number {
+    return this.templates.size;
+  }
+
+  /** The server each template points at (key → dest key), for the simulator. */
+  snapshot(): Map<string, string> {
+    return new Map([...this.templates].map(([k, t]) => [k, t.dest.key]));
+  }
+}
