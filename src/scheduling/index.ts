@@ -5,18 +5,6 @@
  * clocks are injected); used by the userspace proxy directly and by the kernel plane's
  * controller.
  */
-import type { SchedFlag } from '../model/types.js';
-import { AgentLoad } from './schedulers/agent.js';
-import { Overflow, WeightedFailover } from './schedulers/failover.js';
-import { DestinationHashing, SourceHashing } from './schedulers/hashing.js';
-import { LeastConnection, NeverQueue, ShortestExpectedDelay, WeightedLeastConnection } from './schedulers/least.js';
-import { LocalityBased, LocalityBasedReplicated } from './schedulers/locality.js';
-import { MaglevHashing } from './schedulers/mh.js';
-import { RoundRobin } from './schedulers/rr.js';
-import { TwoChoices } from './schedulers/twos.js';
-import { WeightedRoundRobin } from './schedulers/wrr.js';
-import type { AnySchedulerName, Scheduler, SchedulerOptions } from './types.js';
-
 export type { AnySchedulerName, Dest, FlowKey, Scheduler, SchedulerOptions } from './types.js';
 export { bindConn, eligible, makeDest, overhead, setConnActive, unbindConn } from './dest.js';
 export { addrFold, mulberry32 } from './hash.js';
@@ -25,29 +13,6 @@ export { maskClient, PersistenceTable, type PersistenceOptions } from './persist
 export { AgentWeightFeedback, DEFAULT_FEEDBACK, type FeedbackOptions } from './feedback.js';
 export { isOverloaded, LBLC_EXPIRATION } from './schedulers/locality.js';
 export { FakeScheduler } from './fake.js';
+export { persistenceScope, ServiceScheduler, type ServiceSchedulerOptions } from './service.js';
 
-export const ALL_SCHEDULERS: readonly AnySchedulerName[] = [
-  'rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'dh', 'sh', 'sed', 'nq', 'mh', 'fo', 'ovf', 'twos', 'agent',
-];
-
-/** A scheduler by its ipvsadm name (or `agent`), with its flags. */
-export function createScheduler(name: AnySchedulerName, opts: SchedulerOptions = {}): Scheduler {
-  const flags: readonly SchedFlag[] = opts.flags ?? [];
-  switch (name) {
-    case 'rr': return new RoundRobin();
-    case 'wrr': return new WeightedRoundRobin();
-    case 'lc': return new LeastConnection();
-    case 'wlc': return new WeightedLeastConnection();
-    case 'sed': return new ShortestExpectedDelay();
-    case 'nq': return new NeverQueue();
-    case 'lblc': return new LocalityBased(opts.lblcExpiration);
-    case 'lblcr': return new LocalityBasedReplicated(opts.lblcExpiration);
-    case 'dh': return new DestinationHashing();
-    case 'sh': return new SourceHashing(flags);
-    case 'mh': return new MaglevHashing(flags, opts.mhTableSize);
-    case 'fo': return new WeightedFailover();
-    case 'ovf': return new Overflow();
-    case 'twos': return new TwoChoices(opts.random ?? Math.random);
-    case 'agent': return new AgentLoad();
-  }
-}
+export { ALL_SCHEDULERS, createScheduler } from './factory.js';
