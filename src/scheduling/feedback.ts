@@ -53,7 +53,8 @@ export class AgentWeightFeedback {
     const current = t?.weight ?? base;
     const target = AgentWeightFeedback.weightFor(base, smoothed);
     const threshold = Math.max(1, Math.ceil(this.opts.minChange * base));
-    const change = target !== current && ((target === 0) !== (current === 0) || Math.abs(target - current) >= threshold);
+    // The first reading sets the dynamic weight outright; later ones must clear the threshold.
+    const change = target !== current && (t === undefined || (target === 0) !== (current === 0) || Math.abs(target - current) >= threshold);
     this.tracks.set(key, { smoothed, weight: change ? target : current });
     return change ? target : null;
   }
