@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { runCheck, type Io } from './check.js';
+import { runSim, type SimCliOptions } from './sim.js';
 
 export const VERSION = '0.1.0';
 
@@ -32,6 +33,24 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
     .option('-q, --quiet', 'print errors only, not warnings')
     .action((o: { file?: string; ipvsadm?: string; dump?: boolean; locations?: boolean; configId?: string; quiet?: boolean }) => {
       code = runCheck(o, io);
+    });
+
+  const collect = (v: string, prev: string[]): string[] => [...prev, v];
+  program.command('sim')
+    .description("show a service's distribution for a synthetic workload, and what --remove/--add would move")
+    .option('-f, --file <FILE>', 'keepalived.conf holding the service')
+    .option('--ipvsadm <FILE>', 'ipvsadm rules holding the service')
+    .requiredOption('--service <VIP:PORT>', "the virtual service (VIP:PORT, [v6]:PORT, 'fwmark N' or 'group NAME')")
+    .option('--protocol <tcp|udp|sctp>', 'protocol of --service', 'tcp')
+    .option('--clients <N>', 'distinct client addresses', '1000')
+    .option('--conns <M>', 'connections in total', '10000')
+    .option('--remove <RS>', 'simulate removing this real server (repeatable)', collect, [])
+    .option('--add <RS>', 'simulate adding this real server (repeatable)', collect, [])
+    .option('-s, --scheduler <NAME>', "override the service's scheduler")
+    .option('--seed <N>', 'random seed (twos)', '1')
+    .option('-i, --config-id <ID>', "keepalived's config-id for @conditional lines")
+    .action((o: SimCliOptions) => {
+      code = runSim(o, io);
     });
 
   try {

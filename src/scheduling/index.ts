@@ -16,3 +16,4 @@ export { FakeScheduler } from './fake.js';
 export { persistenceScope, ServiceScheduler, type ServiceSchedulerOptions } from './service.js';
 
 export { ALL_SCHEDULERS, createScheduler } from './factory.js';
+export { simulateChange, simulateRun, withServers, type SimChange, type SimOptions, type SimRun, type SimServerRow } from './simulate.js';
