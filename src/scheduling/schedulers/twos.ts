@@ -8,7 +8,24 @@ import type { Dest, FlowKey, Scheduler } from '../types.js';
 export class TwoChoices implements Scheduler {
   readonly name = 'twos';
   private dests: readonly Dest[] = [];
-  constructor(private readonly random: () => number) {}
+  /**
+   * xorshift32 state, seeded once from the injected source. Kept in a typed array: a uint32
+   * does not fit a small integer, and a plain field would box a new number per draw.
+   */
+  private readonly state = new Uint32Array(1);
+  constructor(random: () => number) {
+    this.state[0] = (Math.floor(random() * 4294967296) | 1) >>> 0;
+  }
+
+  /** Uniform integer in [0, bound). */
+  private draw(bound: number): number {
+    let x = this.state[0] as number;
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    this.state[0] = x;
+    return (this.state[0] as number) % bound;
+  }
   update(dests: readonly Dest[]): void {
     this.dests = dests;
   }
@@ -16,8 +33,8 @@ export class TwoChoices implements Scheduler {
     let total = 0;
     for (const d of this.dests) if (eligible(d)) total += d.weight;
     if (total === 0) return null;
-    let r1 = Math.floor(this.random() * total);
-    let r2 = Math.floor(this.random() * total);
+    let r1 = this.draw(total);
+    let r2 = this.draw(total);
     let c1: Dest | null = null;
     let c2: Dest | null = null;
     for (const d of this.dests) {
