@@ -49,3 +49,16 @@ export function gcd(a: number, b: number): number {
   while (b) [a, b] = [b, a % b];
   return a;
 }
+
+/** The gcd and the maximum of the positive weights (0 and 0 when none is positive). */
+export function weightStats(weights: Iterable<number>): { gcd: number; max: number } {
+  let g = 0;
+  let m = 0;
+  for (const w of weights) {
+    if (w > 0) {
+      g = gcd(w, g);
+      if (w > m) m = w;
+    }
+  }
+  return { gcd: g, max: m };
+}

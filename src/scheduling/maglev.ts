@@ -4,7 +4,7 @@
  * the order of its own permutation (offset, skip). Typed arrays throughout: building a
  * 65537-entry table for 1000 servers allocates a few arrays and nothing per slot.
  */
-import { gcd, mix32 } from './hash.js';
+import { mix32, weightStats } from './hash.js';
 
 /** IPVS's table sizes (primes); the table is the first ≥ 100·N (Maglev's rule of thumb). */
 export const MH_PRIMES: readonly number[] = [251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071];
@@ -35,14 +35,7 @@ export function memberId(addrFold: number, port: number): number {
 export function buildMaglevTable(members: readonly MaglevMember[], m: number): Int32Array {
   const n = members.length;
   const lookup = new Int32Array(m).fill(-1);
-  let g = 0;
-  let mw = 0;
-  for (const x of members) {
-    if (x.weight > 0) {
-      g = gcd(x.weight, g);
-      if (x.weight > mw) mw = x.weight;
-    }
-  }
+  const { gcd: g, max: mw } = weightStats(members.map((x) => x.weight));
   if (g === 0) return lookup;
   // ip_vs_mh_shift_weight: keep turns within about half the table's bits.
   const tabBits = Math.floor(Math.log2(m) / 2);

@@ -5,14 +5,11 @@
  * weighted least connections. A server with no reading ranks after every server with one.
  */
 import { eligible, overhead } from '../dest.js';
-import type { Dest, FlowKey, Scheduler } from '../types.js';
+import type { Dest, FlowKey } from '../types.js';
+import { ListScheduler } from './base.js';
 
-export class AgentLoad implements Scheduler {
+export class AgentLoad extends ListScheduler {
   readonly name = 'agent';
-  private dests: readonly Dest[] = [];
-  update(dests: readonly Dest[]): void {
-    this.dests = dests;
-  }
   pick(_flow: FlowKey, _now: number): Dest | null {
     let best: Dest | null = null;
     let bestLoad = 0;

@@ -4,14 +4,11 @@
  *                    its weight — the weight is a connection cap; overflow goes to the next.
  */
 import { eligible } from '../dest.js';
-import type { Dest, FlowKey, Scheduler } from '../types.js';
+import type { Dest, FlowKey } from '../types.js';
+import { ListScheduler } from './base.js';
 
-export class WeightedFailover implements Scheduler {
+export class WeightedFailover extends ListScheduler {
   readonly name = 'fo';
-  private dests: readonly Dest[] = [];
-  update(dests: readonly Dest[]): void {
-    this.dests = dests;
-  }
   pick(_flow: FlowKey, _now: number): Dest | null {
     let h: Dest | null = null;
     for (const d of this.dests) if (eligible(d) && (h === null || d.weight > h.weight)) h = d;
@@ -19,12 +16,8 @@ export class WeightedFailover implements Scheduler {
   }
 }
 
-export class Overflow implements Scheduler {
+export class Overflow extends ListScheduler {
   readonly name = 'ovf';
-  private dests: readonly Dest[] = [];
-  update(dests: readonly Dest[]): void {
-    this.dests = dests;
-  }
   pick(_flow: FlowKey, _now: number): Dest | null {
     let h: Dest | null = null;
     for (const d of this.dests) {

@@ -8,14 +8,11 @@
  * Ties go to the earlier destination in the list.
  */
 import { eligible, overhead } from '../dest.js';
-import type { Dest, FlowKey, Scheduler } from '../types.js';
+import type { Dest, FlowKey } from '../types.js';
+import { ListScheduler } from './base.js';
 
-export class LeastConnection implements Scheduler {
+export class LeastConnection extends ListScheduler {
   readonly name = 'lc';
-  private dests: readonly Dest[] = [];
-  update(dests: readonly Dest[]): void {
-    this.dests = dests;
-  }
   pick(_flow: FlowKey, _now: number): Dest | null {
     let least: Dest | null = null;
     let loh = 0;
@@ -48,34 +45,22 @@ export function weightedLeast(dests: readonly Dest[], cost: (d: Dest) => number)
 
 const sedCost = (d: Dest): number => d.active + 1;
 
-export class WeightedLeastConnection implements Scheduler {
+export class WeightedLeastConnection extends ListScheduler {
   readonly name = 'wlc';
-  private dests: readonly Dest[] = [];
-  update(dests: readonly Dest[]): void {
-    this.dests = dests;
-  }
   pick(_flow: FlowKey, _now: number): Dest | null {
     return weightedLeast(this.dests, overhead);
   }
 }
 
-export class ShortestExpectedDelay implements Scheduler {
+export class ShortestExpectedDelay extends ListScheduler {
   readonly name = 'sed';
-  private dests: readonly Dest[] = [];
-  update(dests: readonly Dest[]): void {
-    this.dests = dests;
-  }
   pick(_flow: FlowKey, _now: number): Dest | null {
     return weightedLeast(this.dests, sedCost);
   }
 }
 
-export class NeverQueue implements Scheduler {
+export class NeverQueue extends ListScheduler {
   readonly name = 'nq';
-  private dests: readonly Dest[] = [];
-  update(dests: readonly Dest[]): void {
-    this.dests = dests;
-  }
   pick(_flow: FlowKey, _now: number): Dest | null {
     for (const d of this.dests) if (eligible(d) && d.active === 0) return d;
     return weightedLeast(this.dests, sedCost);

@@ -3,17 +3,18 @@
  * probability proportional to weight, keep the one with the lower overhead/weight.
  */
 import { eligible, overhead } from '../dest.js';
-import type { Dest, FlowKey, Scheduler } from '../types.js';
+import type { Dest, FlowKey } from '../types.js';
+import { ListScheduler } from './base.js';
 
-export class TwoChoices implements Scheduler {
+export class TwoChoices extends ListScheduler {
   readonly name = 'twos';
-  private dests: readonly Dest[] = [];
   /**
    * xorshift32 state, seeded once from the injected source. Kept in a typed array: a uint32
    * does not fit a small integer, and a plain field would box a new number per draw.
    */
   private readonly state = new Uint32Array(1);
   constructor(random: () => number) {
+    super();
     this.state[0] = (Math.floor(random() * 4294967296) | 1) >>> 0;
   }
 
@@ -25,9 +26,6 @@ export class TwoChoices implements Scheduler {
     x ^= x << 5;
     this.state[0] = x;
     return (this.state[0] as number) % bound;
-  }
-  update(dests: readonly Dest[]): void {
-    this.dests = dests;
   }
   pick(_flow: FlowKey, _now: number): Dest | null {
     let total = 0;

@@ -3,7 +3,7 @@
  * of the weights each time the list wraps; a destination is picked when its weight ≥ cw.
  * Weights 4:3:2 give A A B A B C A B C — interleaved, not in blocks.
  */
-import { gcd } from '../hash.js';
+import { weightStats } from '../hash.js';
 import type { Dest, FlowKey, Scheduler } from '../types.js';
 
 export class WeightedRoundRobin implements Scheduler {
@@ -16,14 +16,7 @@ export class WeightedRoundRobin implements Scheduler {
 
   update(dests: readonly Dest[]): void {
     this.dests = dests;
-    let g = 0;
-    let m = 0;
-    for (const d of dests) {
-      if (d.weight > 0) {
-        g = gcd(d.weight, g);
-        if (d.weight > m) m = d.weight;
-      }
-    }
+    const { gcd: g, max: m } = weightStats(dests.map((d) => d.weight));
     // As ip_vs_wrr_dest_changed: back to the list head; mw = max − (gcd − 1); cw kept
     // when still valid, else restarted (or aligned to the new gcd).
     this.di = g || 1;
