@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import { loadKeepalivedConfig, parseHostPort, parseIpvsadmRules } from '../config/index.js';
-import { formatDiagnostic } from '../errors/index.js';
+import { formatDiagnostic, type Diagnostic } from '../errors/index.js';
 import { formatHostPort } from '../model/address.js';
 import { serviceKey } from '../model/keys.js';
 import { isSchedulerName, type RealServer, type VirtualServer } from '../model/types.js';
@@ -54,6 +54,16 @@ function server(vs: VirtualServer, text: string, io: Io): RealServer | undefined
   };
 }
 
+/** The virtual servers of the keepalived.conf (-f) or ipvsadm rules (--ipvsadm) given. */
+function loadServices(o: SimCliOptions): { ok: boolean; diagnostics: readonly Diagnostic[]; services: readonly VirtualServer[] } {
+  if (o.file !== undefined) {
+    const r = loadKeepalivedConfig(o.file, o.configId !== undefined ? { configId: o.configId } : {});
+    return { ok: r.ok, diagnostics: r.diagnostics, services: r.config.virtualServers };
+  }
+  const r = parseIpvsadmRules(fs.readFileSync(o.ipvsadm as string, 'utf8'), o.ipvsadm);
+  return { ok: r.ok, diagnostics: r.diagnostics, services: r.virtualServers };
+}
+
 export function runSim(o: SimCliOptions, io: Io): number {
   const clients = Number(o.clients);
   const conns = Number(o.conns);
@@ -65,22 +75,12 @@ export function runSim(o: SimCliOptions, io: Io): number {
     io.err('fulcrum sim: give exactly one of -f FILE or --ipvsadm FILE');
     return 2;
   }
-  let services: readonly VirtualServer[];
-  if (o.file !== undefined) {
-    const r = loadKeepalivedConfig(o.file, o.configId !== undefined ? { configId: o.configId } : {});
-    if (!r.ok) {
-      for (const d of r.diagnostics) if (d.severity === 'error') io.err(formatDiagnostic(d));
-      return 1;
-    }
-    services = r.config.virtualServers;
-  } else {
-    const r = parseIpvsadmRules(fs.readFileSync(o.ipvsadm as string, 'utf8'), o.ipvsadm);
-    if (!r.ok) {
-      for (const d of r.diagnostics) if (d.severity === 'error') io.err(formatDiagnostic(d));
-      return 1;
-    }
-    services = r.virtualServers;
+  const loaded = loadServices(o);
+  if (!loaded.ok) {
+    for (const d of loaded.diagnostics) if (d.severity === 'error') io.err(formatDiagnostic(d));
+    return 1;
   }
+  const services: readonly VirtualServer[] = loaded.services;
   const want = /^(fwmark|group) /.test(o.service) ? o.service : (() => {
     const hp = parseHostPort(o.service);
     return hp ? `${o.protocol} ${formatHostPort(hp.address, hp.port ?? 0)}` : o.service;

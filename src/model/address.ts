@@ -53,20 +53,25 @@ export function compareAddresses(a: string, b: string): number {
   return 0;
 }
 
-/** First and last address of a CIDR block. */
-export function cidrBounds(address: string, prefix: number): { first: string; last: string } {
-  const ip = ipaddr.parse(address);
-  const bytes = ip.toByteArray();
-  const bits = bytes.length * 8;
-  const first = bytes.slice();
-  const last = bytes.slice();
-  for (let bit = prefix; bit < bits; bit++) {
+/** The address with every bit past `prefix` cleared (or set), as canonical text. */
+function withHostBits(address: string, prefix: number, set: boolean): string {
+  const bytes = ipaddr.parse(address).toByteArray();
+  for (let bit = prefix; bit < bytes.length * 8; bit++) {
     const i = bit >> 3;
     const m = 0x80 >> (bit & 7);
-    first[i] = (first[i] ?? 0) & ~m;
-    last[i] = (last[i] ?? 0) | m;
+    bytes[i] = set ? (bytes[i] ?? 0) | m : (bytes[i] ?? 0) & ~m;
   }
-  return { first: ipaddr.fromByteArray(first).toString(), last: ipaddr.fromByteArray(last).toString() };
+  return ipaddr.fromByteArray(bytes).toString();
+}
+
+/** The network part of an address: `maskAddress('192.168.7.200', 24)` → `192.168.7.0`. */
+export function maskAddress(address: string, prefix: number): string {
+  return withHostBits(address, prefix, false);
+}
+
+/** First and last address of a CIDR block. */
+export function cidrBounds(address: string, prefix: number): { first: string; last: string } {
+  return { first: withHostBits(address, prefix, false), last: withHostBits(address, prefix, true) };
 }
 
 /** `addr:port` with IPv6 in brackets, as ipvsadm prints it. */

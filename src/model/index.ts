@@ -16,7 +16,7 @@ export type {
 export { FORWARDING_METHODS, IPVS_SCHEDULERS, isSchedulerName } from './types.js';
 export { endpointKey, realServerKey, serviceKey } from './keys.js';
 export {
-  cidrBounds, compareAddresses, formatHostPort, maxPrefix, netmaskToPrefix, parseIp, prefixToNetmask,
+  cidrBounds, compareAddresses, formatHostPort, maskAddress, maxPrefix, netmaskToPrefix, parseIp, prefixToNetmask,
 } from './address.js';
 export type { ParsedIp } from './address.js';
 export * as defaults from './defaults.js';

@@ -9,7 +9,7 @@ export type { AnySchedulerName, Dest, FlowKey, Scheduler, SchedulerOptions } fro
 export { bindConn, eligible, makeDest, overhead, setConnActive, unbindConn } from './dest.js';
 export { addrFold, mulberry32 } from './hash.js';
 export { buildMaglevTable, maglevSize, memberId, MH_PRIMES, type MaglevMember } from './maglev.js';
-export { maskClient, PersistenceTable, type PersistenceOptions } from './persistence.js';
+export { PersistenceTable, type PersistenceOptions } from './persistence.js';
 export { AgentWeightFeedback, DEFAULT_FEEDBACK, type FeedbackOptions } from './feedback.js';
 export { isOverloaded, LBLC_EXPIRATION } from './schedulers/locality.js';
 export { FakeScheduler } from './fake.js';

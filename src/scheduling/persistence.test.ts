@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { VirtualServer } from '../model/types.js';
 import { flowOf, testDests } from './compliance.js';
-import { AgentWeightFeedback, maskClient, PersistenceTable, ServiceScheduler, unbindConn, type Dest, type FlowKey } from './index.js';
+import { maskAddress } from '../model/index.js';
+import { AgentWeightFeedback, PersistenceTable, ServiceScheduler, unbindConn, type Dest, type FlowKey } from './index.js';
 
 const vsBase = (over: Partial<VirtualServer>): VirtualServer => ({
   endpoint: { kind: 'address', family: 'inet', address: '10.0.0.100', port: 80 }, protocol: 'tcp', scheduler: 'rr', schedFlags: [],
@@ -17,9 +18,9 @@ const flowFrom = (client: number, port: number, dport = 80): FlowKey => ({ saddr
 
 describe('persistence templates', () => {
   it('masks the client by the granularity', () => {
-    assert.equal(maskClient('192.168.7.200', 24), '192.168.7.0');
-    assert.equal(maskClient('192.168.7.200', 32), '192.168.7.200');
-    assert.equal(maskClient('2001:db8:1:2:3:4:5:6', 64), '2001:db8:1:2::');
+    assert.equal(maskAddress('192.168.7.200', 24), '192.168.7.0');
+    assert.equal(maskAddress('192.168.7.200', 32), '192.168.7.200');
+    assert.equal(maskAddress('2001:db8:1:2:3:4:5:6', 64), '2001:db8:1:2::');
   });
 
   it('expires `timeout` after last use once no connection remains (fake clock)', () => {

@@ -13,7 +13,6 @@
  *   expire_quiescent_template), otherwise it keeps sending that client to the quiescent
  *   server.
  */
-import ipaddr from 'ipaddr.js';
 import type { Dest } from './types.js';
 
 export interface PersistenceOptions {
@@ -27,17 +26,6 @@ interface Template {
   /** Connections currently controlled by the template (IPVS n_control). */
   control: number;
   expiresAt: number;
-}
-
-/** The client address masked to `prefixLength`, as text (the template key's client part). */
-export function maskClient(address: string, prefixLength: number): string {
-  const ip = ipaddr.parse(address);
-  const bytes = ip.toByteArray();
-  for (let bit = prefixLength; bit < bytes.length * 8; bit++) {
-    const i = bit >> 3;
-    bytes[i] = (bytes[i] ?? 0) & ~(0x80 >> (bit & 7));
-  }
-  return ipaddr.fromByteArray(bytes).toString();
 }
 
 export class PersistenceTable {

@@ -6,7 +6,8 @@
 import { realServerKey } from '../model/keys.js';
 import type { RealServer, VirtualServer } from '../model/types.js';
 import { bindConn, makeDest } from './dest.js';
-import { maskClient, PersistenceTable } from './persistence.js';
+import { maskAddress } from '../model/address.js';
+import { PersistenceTable } from './persistence.js';
 import { createScheduler } from './factory.js';
 import type { AnySchedulerName, Dest, FlowKey, Scheduler } from './types.js';
 
@@ -35,10 +36,13 @@ export class ServiceScheduler {
   readonly templates: PersistenceTable;
   private list: Dest[] = [];
   private readonly byKey = new Map<string, Dest>();
-  private vs: VirtualServer;
+  private readonly vs: VirtualServer;
+  /** persistenceScope(vs), computed once: it is part of every template key. */
+  private readonly scope: string;
 
   constructor(vs: VirtualServer, opts: ServiceSchedulerOptions = {}) {
     this.vs = vs;
+    this.scope = persistenceScope(vs);
     this.scheduler = createScheduler(opts.scheduler ?? vs.scheduler, { flags: vs.schedFlags, random: opts.random });
     this.templates = new PersistenceTable({ expireQuiescentTemplate: opts.expireQuiescentTemplate ?? false });
     this.setServers(vs.realServers);
@@ -98,7 +102,7 @@ export class ServiceScheduler {
     let d: Dest | null = null;
     let tkey = '';
     if (p) {
-      tkey = PersistenceTable.key(persistenceScope(this.vs), maskClient(client, p.prefixLength));
+      tkey = PersistenceTable.key(this.scope, maskAddress(client, p.prefixLength));
       d = this.templates.lookup(tkey, now);
     }
     if (d === null) d = this.scheduler.pick(flow, now);

@@ -8,7 +8,6 @@
 import type { RealServer, VirtualServer } from '../model/types.js';
 import { realServerKey } from '../model/keys.js';
 import { addrFold, mulberry32 } from './hash.js';
-import { maskClient } from './persistence.js';
 import { persistenceScope, ServiceScheduler } from './service.js';
 import type { FlowKey } from './types.js';
 

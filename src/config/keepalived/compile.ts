@@ -9,7 +9,7 @@ import type {
 } from '../../model/types.js';
 import type { AstNode } from './ast.js';
 import { dispatch } from './dispatch.js';
-import { compileVirtualServer, compileVirtualServerGroup, type CompiledVirtualServer } from './lvs.js';
+import { compileVirtualServer, compileVirtualServerGroup } from './lvs.js';
 import { Values } from './values.js';
 import { compileGlobalDefs, compileSyncGroup, compileTrackFile, compileVrrpInstance, compileVrrpScript } from './vrrp.js';
 
@@ -45,7 +45,7 @@ export function compileConfig(root: readonly AstNode[], sink: DiagnosticSink): F
   const vrrpInstances = unique(instanceNodes.map((n) => compileVrrpInstance(v, n, global)), 'vrrp_instance', sink);
   const vrrpSyncGroups = unique(syncNodes.map((n) => compileSyncGroup(v, n)), 'vrrp_sync_group', sink);
   const virtualServerGroups = unique(groupNodes.map((n) => compileVirtualServerGroup(v, n)), 'virtual_server_group', sink);
-  const compiled = vsNodes.map((n) => compileVirtualServer(v, n)).filter((c): c is CompiledVirtualServer => c !== undefined);
+  const compiled = vsNodes.map((n) => compileVirtualServer(v, n)).filter((c): c is VirtualServer => c !== undefined);
 
   checkVrrp(vrrpInstances, vrrpScripts, vrrpSyncGroups, sink);
   const virtualServers = checkLvs(compiled, virtualServerGroups, trackFiles, sink);
@@ -106,13 +106,13 @@ function checkVrrp(instances: VrrpInstance[], scripts: VrrpScript[], groups: Vrr
 }
 
 function checkLvs(
-  compiled: CompiledVirtualServer[], groups: VirtualServerGroup[], trackFiles: TrackFile[], sink: DiagnosticSink,
+  compiled: VirtualServer[], groups: VirtualServerGroup[], trackFiles: TrackFile[], sink: DiagnosticSink,
 ): VirtualServer[] {
   const groupByName = new Map(groups.map((g) => [g.name, g]));
   const trackFileNames = new Set(trackFiles.map((t) => t.name));
   const seen = new Map<string, VirtualServer>();
   const out: VirtualServer[] = [];
-  for (const { vs } of compiled) {
+  for (const vs of compiled) {
     const key = serviceKey(vs);
     const prev = seen.get(key);
     if (prev) {

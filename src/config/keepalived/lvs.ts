@@ -413,13 +413,7 @@ function granularity(v: Values, n: AstNode): { prefixLength: number; netmask: st
   return { prefixLength: plen, netmask: t.text };
 }
 
-export interface CompiledVirtualServer {
-  readonly vs: VirtualServer;
-  /** Where `persistence_granularity` was, for family checks later. */
-  readonly granularityLoc?: SourceLocation | undefined;
-}
-
-export function compileVirtualServer(v: Values, n: AstNode): CompiledVirtualServer | undefined {
+export function compileVirtualServer(v: Values, n: AstNode): VirtualServer | undefined {
   const ep = endpoint(v, n);
   const t: TimingOverrides = {};
   let scheduler: SchedulerName = D.DEFAULT_SCHEDULER as SchedulerName;
@@ -507,7 +501,7 @@ export function compileVirtualServer(v: Values, n: AstNode): CompiledVirtualServ
     persistence, ops, delayLoop: t.delayLoop ?? D.DEFAULT_DELAY_LOOP, quorum, hysteresis, quorumUp, quorumDown, sorryServer,
     inhibitOnFailure, alpha: t.alpha ?? false, omega, haSuspend, virtualhost, realServers, loc: n.keyword.loc,
   };
-  return { vs, granularityLoc: granLoc };
+  return vs;
 }
 
 function sched(v: Values, n: AstNode): SchedulerName | undefined {

@@ -28,8 +28,18 @@ interface LbEntry {
   lastuse: number;
 }
 
-/** Entries are swept at most once per `sweepEvery` picks, so a pick is O(1) amortized. */
+/** Entries are swept at most once per `SWEEP_EVERY` picks, so a pick is O(1) amortized. */
 const SWEEP_EVERY = 4096;
+
+/**
+ * Forget locality entries unused for longer than `expiration`. forEach rather than for…of
+ * destructuring: no per-entry allocation on the pick path.
+ */
+function sweepUnused(table: Map<number, { lastuse: number }>, now: number, expiration: number): void {
+  table.forEach((e, k) => {
+    if (now - e.lastuse > expiration) table.delete(k);
+  });
+}
 
 export class LocalityBased implements Scheduler {
   readonly name = 'lblc';
@@ -45,7 +55,7 @@ export class LocalityBased implements Scheduler {
   }
 
   pick(flow: FlowKey, now: number): Dest | null {
-    if (++this.picks % SWEEP_EVERY === 0) this.sweep(now);
+    if (++this.picks % SWEEP_EVERY === 0) sweepUnused(this.table, now, this.expiration);
     const en = this.table.get(flow.daddrFold);
     if (en) {
       en.lastuse = now;
@@ -57,13 +67,6 @@ export class LocalityBased implements Scheduler {
     if (en) en.dest = d;
     else this.table.set(flow.daddrFold, { dest: d, lastuse: now });
     return d;
-  }
-
-  private sweep(now: number): void {
-    // forEach, not for…of destructuring: no per-entry allocation on the pick path.
-    this.table.forEach((e, k) => {
-      if (now - e.lastuse > this.expiration) this.table.delete(k);
-    });
   }
 
   /** For tests and the simulator: how many locality entries exist. */
@@ -114,11 +117,7 @@ export class LocalityBasedReplicated implements Scheduler {
   }
 
   pick(flow: FlowKey, now: number): Dest | null {
-    if (++this.picks % SWEEP_EVERY === 0) {
-      this.table.forEach((e, k) => {
-        if (now - e.lastuse > this.expiration) this.table.delete(k);
-      });
-    }
+    if (++this.picks % SWEEP_EVERY === 0) sweepUnused(this.table, now, this.expiration);
     const en = this.table.get(flow.daddrFold);
     if (en) {
       en.lastuse = now;
