@@ -41,6 +41,9 @@ export interface TunnelSpec {
   readonly checksum?: 'nocsum' | 'csum' | 'remcsum' | undefined;
 }
 
+/** HAProxy's PROXY protocol: 1 = the text header, 2 = the binary header. */
+export type ProxyProtocolVersion = 1 | 2;
+
 /** Persistence (ipvsadm -p/-M; keepalived persistence_timeout/_granularity). */
 export interface Persistence {
   /** Seconds a template outlives the client's last connection. */
@@ -205,6 +208,8 @@ export interface RealServer {
   readonly notifyUp?: ScriptSpec | undefined;
   readonly notifyDown?: ScriptSpec | undefined;
   readonly virtualhost?: string | undefined;
+  /** Fulcrum PROXY forwarding: send a PROXY protocol header (v1 text, v2 binary) first. */
+  readonly proxyProtocol?: ProxyProtocolVersion | undefined;
   readonly checkers: readonly Checker[];
   readonly agent?: AgentProbe | undefined;
   readonly loc?: SourceLocation | undefined;
@@ -242,6 +247,8 @@ export interface VirtualServer {
   readonly omega: boolean;
   readonly haSuspend: boolean;
   readonly virtualhost?: string | undefined;
+  /** Default PROXY protocol version for its real servers (PROXY forwarding, TCP only). */
+  readonly proxyProtocol?: ProxyProtocolVersion | undefined;
   readonly realServers: readonly RealServer[];
   readonly loc?: SourceLocation | undefined;
 }

@@ -5,12 +5,43 @@ import ipaddr from 'ipaddr.js';
 
 /** 32-bit fold of an address: IPv4 as a host-order integer, IPv6 as the XOR of its words. */
 export function addrFold(address: string): number {
+  const v4 = foldDottedQuad(address);
+  if (v4 >= 0) return v4;
   const b = ipaddr.parse(address).toByteArray();
   let x = 0;
   for (let i = 0; i < b.length; i += 4) {
     x ^= (((b[i] ?? 0) << 24) | ((b[i + 1] ?? 0) << 16) | ((b[i + 2] ?? 0) << 8) | (b[i + 3] ?? 0)) >>> 0;
   }
   return x >>> 0;
+}
+
+/**
+ * A canonical dotted quad as an integer without allocating (the data planes fold every new
+ * client's address); -1 when `s` is anything else, so the caller falls back to ipaddr.js.
+ */
+function foldDottedQuad(s: string): number {
+  let x = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      if (digits === 3 || (digits > 0 && part === 0)) return -1;
+      part = part * 10 + (c - 48);
+      digits++;
+      if (part > 255) return -1;
+    } else if (c === 46 && digits > 0 && dots < 3) {
+      x = x * 256 + part;
+      part = 0;
+      digits = 0;
+      dots++;
+    } else {
+      return -1;
+    }
+  }
+  if (dots !== 3 || digits === 0) return -1;
+  return (x * 256 + part) >>> 0;
 }
 
 /** Linux's hash_32: multiply by the 32-bit golden ratio, keep the top `bits`. */

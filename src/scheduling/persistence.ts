@@ -99,6 +99,11 @@ export class PersistenceTable {
     return this.templates.size;
   }
 
+  /** Forget every template (persistence turned off for the service). */
+  clear(): void {
+    this.templates.clear();
+  }
+
   /** The server each template points at (key → dest key), for the simulator. */
   snapshot(): Map<string, string> {
     return new Map([...this.templates].map(([k, t]) => [k, t.dest.key]));

@@ -4,8 +4,8 @@
  * `schedule()` is what a data plane calls for a new flow.
  */
 import { realServerKey } from '../model/keys.js';
-import type { RealServer, VirtualServer } from '../model/types.js';
-import { bindConn, makeDest } from './dest.js';
+import type { Persistence, Protocol, RealServer, SchedFlag, ServiceEndpoint, VirtualServer } from '../model/types.js';
+import { bindConn, eligible, makeDest, overhead, unbindConn } from './dest.js';
 import { maskAddress } from '../model/address.js';
 import { PersistenceTable } from './persistence.js';
 import { createScheduler } from './factory.js';
@@ -31,21 +31,54 @@ export function persistenceScope(vs: Pick<VirtualServer, 'endpoint' | 'protocol'
   }
 }
 
+/** What a ServiceScheduler needs to know about its service (a VirtualServer has it all). */
+export interface SchedulableService {
+  readonly endpoint: ServiceEndpoint;
+  readonly protocol: Protocol;
+  readonly scheduler: AnySchedulerName;
+  readonly schedFlags: readonly SchedFlag[];
+  readonly persistence: Persistence | null;
+}
+
+type ServerFields = Pick<RealServer, 'family' | 'address' | 'port' | 'weight' | 'uthreshold' | 'lthreshold'>;
+
 export class ServiceScheduler {
-  readonly scheduler: Scheduler;
   readonly templates: PersistenceTable;
+  private sched: Scheduler;
   private list: Dest[] = [];
   private readonly byKey = new Map<string, Dest>();
-  private readonly vs: VirtualServer;
+  private vs: SchedulableService;
   /** persistenceScope(vs), computed once: it is part of every template key. */
-  private readonly scope: string;
+  private scope: string;
+  private readonly random: (() => number) | undefined;
 
-  constructor(vs: VirtualServer, opts: ServiceSchedulerOptions = {}) {
+  constructor(vs: SchedulableService & { readonly realServers?: readonly ServerFields[] }, opts: ServiceSchedulerOptions = {}) {
     this.vs = vs;
     this.scope = persistenceScope(vs);
-    this.scheduler = createScheduler(opts.scheduler ?? vs.scheduler, { flags: vs.schedFlags, random: opts.random });
+    this.random = opts.random;
+    this.sched = createScheduler(opts.scheduler ?? vs.scheduler, { flags: vs.schedFlags, random: opts.random });
     this.templates = new PersistenceTable({ expireQuiescentTemplate: opts.expireQuiescentTemplate ?? false });
-    this.setServers(vs.realServers);
+    this.setServers(vs.realServers ?? []);
+  }
+
+  get scheduler(): Scheduler {
+    return this.sched;
+  }
+
+  /**
+   * The service was edited (ipvsadm -E): a new scheduler or flags replace the old one over
+   * the same destinations (their connection counts kept); persistence changes apply to new
+   * connections, and turning persistence off drops the templates, as IPVS does.
+   */
+  reconfigure(vs: SchedulableService): void {
+    const flagsChanged = vs.schedFlags.join() !== this.vs.schedFlags.join();
+    if (vs.scheduler !== this.vs.scheduler || flagsChanged) {
+      this.sched = createScheduler(vs.scheduler, { flags: vs.schedFlags, random: this.random });
+      this.sched.update(this.list);
+    }
+    if (!vs.persistence) this.templates.clear();
+    this.vs = vs;
+    this.scope = persistenceScope(vs);
   }
 
   get dests(): readonly Dest[] {
@@ -57,7 +90,7 @@ export class ServiceScheduler {
   }
 
   /** Keyed update: same key keeps its Dest (and counts); removed ones become unavailable. */
-  setServers(servers: readonly Pick<RealServer, 'family' | 'address' | 'port' | 'weight' | 'uthreshold' | 'lthreshold'>[]): void {
+  setServers(servers: readonly ServerFields[]): void {
     const next: Dest[] = [];
     const seen = new Set<string>();
     for (const rs of servers) {
@@ -82,7 +115,7 @@ export class ServiceScheduler {
       }
     }
     this.list = next;
-    this.scheduler.update(next);
+    this.sched.update(next);
   }
 
   /** Change one weight (e.g. agent feedback, inhibit_on_failure) and let the scheduler know. */
@@ -90,7 +123,7 @@ export class ServiceScheduler {
     const d = this.byKey.get(key);
     if (!d || d.weight === weight) return;
     d.weight = weight;
-    this.scheduler.update(this.list);
+    this.sched.update(this.list);
   }
 
   /**
@@ -105,9 +138,41 @@ export class ServiceScheduler {
       tkey = PersistenceTable.key(this.scope, maskAddress(client, p.prefixLength));
       d = this.templates.lookup(tkey, now);
     }
-    if (d === null) d = this.scheduler.pick(flow, now);
+    if (d === null) d = this.sched.pick(flow, now);
     if (d === null) return null;
     if (p) this.templates.bind(tkey, d, p.timeout, now);
+    bindConn(d, active);
+    return d;
+  }
+
+  /**
+   * A connection scheduled by `schedule`/`reschedule` has ended: unaccount it and release
+   * its persistence template so the template's timeout starts to run.
+   */
+  finish(d: Dest, client: string, wasActive: boolean, now: number): void {
+    unbindConn(d, wasActive);
+    const p = this.vs.persistence;
+    if (p) this.templates.release(PersistenceTable.key(this.scope, maskAddress(client, p.prefixLength)), d, now);
+  }
+
+  /**
+   * A retry for a flow whose chosen servers failed to connect (`tried`): the scheduler's
+   * choice when it is not one of them, else the eligible untried server with the lowest
+   * weighted overhead (as wlc would choose). A persistence template moves to the new
+   * server. The caller has already unbound the failed attempt.
+   */
+  reschedule(flow: FlowKey, client: string, now: number, tried: ReadonlySet<Dest>, active = true): Dest | null {
+    let d = this.sched.pick(flow, now);
+    if (d !== null && tried.has(d)) {
+      d = null;
+      for (const c of this.list) {
+        if (!eligible(c) || tried.has(c)) continue;
+        if (d === null || overhead(c) * d.weight < overhead(d) * c.weight) d = c;
+      }
+    }
+    if (d === null) return null;
+    const p = this.vs.persistence;
+    if (p) this.templates.bind(PersistenceTable.key(this.scope, maskAddress(client, p.prefixLength)), d, p.timeout, now);
     bindConn(d, active);
     return d;
   }

@@ -144,6 +144,17 @@ function checkLvs(
         sink.error(DiagnosticCode.UNSUPPORTED, 'the userspace proxy (PROXY) supports TCP and UDP only', vs.loc, 'protocol', 'TCP or UDP');
       }
     }
+    for (const o of [vs, ...vs.realServers]) {
+      if (o.proxyProtocol === undefined) continue;
+      if (vs.method !== 'proxy') {
+        sink.error(DiagnosticCode.CONTRADICTION, 'proxy_protocol needs PROXY forwarding: only the userspace proxy opens its own connection to the real server',
+          o.loc, 'proxy_protocol', 'lb_kind PROXY');
+        break;
+      } else if (vs.protocol !== 'tcp') {
+        sink.error(DiagnosticCode.UNSUPPORTED, 'proxy_protocol is supported for TCP services only', o.loc, 'proxy_protocol', 'protocol TCP');
+        break;
+      }
+    }
     const vsFamily = ep.kind === 'group' ? undefined : ep.family;
     const rsSeen = new Map<string, SourceLocation | undefined>();
     for (const rs of vs.realServers) {
@@ -157,9 +168,9 @@ function checkLvs(
           `${rs.method.toUpperCase()} cannot map ports: real server ${rk} uses port ${rs.port} but the virtual server listens on ${ep.port}`,
           rs.loc, 'real_server', `port ${ep.port} (or NAT/PROXY forwarding for port mapping)`);
       }
-      if (vsFamily && rs.method !== 'tun' && rs.family !== vsFamily) {
+      if (vsFamily && rs.method !== 'tun' && rs.method !== 'proxy' && rs.family !== vsFamily) {
         sink.error(DiagnosticCode.CONTRADICTION, `real server ${rk} is ${rs.family} but the virtual server is ${vsFamily}`, rs.loc, 'real_server',
-          'the same address family (only TUN may cross families)');
+          'the same address family (only TUN and PROXY may cross families)');
       }
       if (rs.method === 'proxy' && vs.method !== 'proxy') {
         sink.error(DiagnosticCode.CONTRADICTION, 'a PROXY real server needs a PROXY virtual server (the proxy owns the listening socket)', rs.loc, 'lb_kind');

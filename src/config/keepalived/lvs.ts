@@ -10,7 +10,7 @@ import * as D from '../../model/defaults.js';
 import {
   IPVS_SCHEDULERS, isSchedulerName,
   type AgentProbe, type Checker, type CheckerConnection, type CheckerTiming, type CheckerType, type Family,
-  type ForwardingMethod, type GroupMember, type HttpUrl, type Persistence, type Protocol, type RealServer,
+  type ForwardingMethod, type GroupMember, type HttpUrl, type Persistence, type Protocol, type ProxyProtocolVersion, type RealServer,
   type SchedFlag, type SchedulerName, type ScriptSpec, type ServiceEndpoint, type SorryServer, type TunnelSpec,
   type VirtualServer, type VirtualServerGroup,
 } from '../../model/types.js';
@@ -334,6 +334,13 @@ interface VsDefaults {
   readonly inhibitOnFailure: boolean;
   readonly virtualhost?: string | undefined;
   readonly agent?: AgentProbe | undefined;
+  readonly proxyProtocol?: ProxyProtocolVersion | undefined;
+}
+
+/** `proxy_protocol v1|v2` (Fulcrum): a PROXY protocol header towards the real server. */
+function proxyProtocolVersion(v: Values, n: AstNode): ProxyProtocolVersion | undefined {
+  const w = v.oneOf(n, 0, ['v1', 'v2'] as const);
+  return w === undefined ? undefined : w === 'v1' ? 1 : 2;
 }
 
 function compileRealServer(v: Values, n: AstNode, vs: VsDefaults): RealServer | undefined {
@@ -348,6 +355,7 @@ function compileRealServer(v: Values, n: AstNode, vs: VsDefaults): RealServer | 
   let notifyDown: ScriptSpec | undefined;
   let virtualhost = vs.virtualhost;
   let agent = vs.agent;
+  let proxyProtocol = vs.proxyProtocol;
   const checkerNodes: [AstNode, CheckerType][] = [];
   const checkerHandlers: Record<string, Handler> = {};
   for (const ct of CHECKER_TYPES) checkerHandlers[ct] = (x) => { checkerNodes.push([x, ct]); };
@@ -364,6 +372,7 @@ function compileRealServer(v: Values, n: AstNode, vs: VsDefaults): RealServer | 
     notify_down: (x) => { notifyDown = v.script(x); },
     virtualhost: (x) => { virtualhost = v.string(x); },
     fulcrum_agent: (x) => { agent = compileAgent(v, x); },
+    proxy_protocol: (x) => { proxyProtocol = proxyProtocolVersion(v, x) ?? proxyProtocol; },
   }, v.sink, RS_IGNORED);
   if (!hp) return undefined;
   if (uthreshold > 0 && lthreshold > uthreshold) {
@@ -375,7 +384,7 @@ function compileRealServer(v: Values, n: AstNode, vs: VsDefaults): RealServer | 
     .filter((c): c is Checker => c !== undefined);
   return {
     ...hp, weight, method: m.method, tunnel: m.tunnel, uthreshold, lthreshold, inhibitOnFailure,
-    alpha: inherited.alpha ?? false, notifyUp, notifyDown, virtualhost, checkers, agent, loc: n.keyword.loc,
+    alpha: inherited.alpha ?? false, notifyUp, notifyDown, virtualhost, proxyProtocol, checkers, agent, loc: n.keyword.loc,
   };
 }
 
@@ -436,6 +445,7 @@ export function compileVirtualServer(v: Values, n: AstNode): VirtualServer | und
   let ops = false;
   let virtualhost: string | undefined;
   let agent: AgentProbe | undefined;
+  let proxyProtocol: ProxyProtocolVersion | undefined;
   let ipFamily: Family | undefined;
   const rsNodes: AstNode[] = [];
   const flag = (f: SchedFlag): Handler => () => { flags.add(f); };
@@ -469,13 +479,14 @@ export function compileVirtualServer(v: Values, n: AstNode): VirtualServer | und
     virtualhost: (x) => { virtualhost = v.string(x); },
     ip_family: (x) => { ipFamily = v.oneOf(x, 0, ['inet', 'inet6'] as const); },
     fulcrum_agent: (x) => { agent = compileAgent(v, x); },
+    proxy_protocol: (x) => { proxyProtocol = proxyProtocolVersion(v, x) ?? proxyProtocol; },
     real_server: (x) => { rsNodes.push(x); },
   }, v.sink, VS_IGNORED);
   if (!ep) return undefined;
 
   const endpointFinal: ServiceEndpoint = ep.kind === 'fwmark' && ipFamily ? { ...ep, family: ipFamily } : ep;
   const vsPort = endpointFinal.kind === 'address' ? endpointFinal.port : 0;
-  const defaults: VsDefaults = { method: m.method, tunnel: m.tunnel, port: vsPort, timing: t, inhibitOnFailure, virtualhost, agent };
+  const defaults: VsDefaults = { method: m.method, tunnel: m.tunnel, port: vsPort, timing: t, inhibitOnFailure, virtualhost, agent, proxyProtocol };
   const realServers = rsNodes.map((x) => compileRealServer(v, x, defaults)).filter((r): r is RealServer => r !== undefined);
 
   let sorryServer: SorryServer | undefined;
@@ -499,7 +510,7 @@ export function compileVirtualServer(v: Values, n: AstNode): VirtualServer | und
   const vs: VirtualServer = {
     endpoint: endpointFinal, protocol, scheduler, schedFlags: [...flags].sort(), method: m.method, tunnel: m.tunnel,
     persistence, ops, delayLoop: t.delayLoop ?? D.DEFAULT_DELAY_LOOP, quorum, hysteresis, quorumUp, quorumDown, sorryServer,
-    inhibitOnFailure, alpha: t.alpha ?? false, omega, haSuspend, virtualhost, realServers, loc: n.keyword.loc,
+    inhibitOnFailure, alpha: t.alpha ?? false, omega, haSuspend, virtualhost, proxyProtocol, realServers, loc: n.keyword.loc,
   };
   return vs;
 }

@@ -1,0 +1,62 @@
+/**
+ * What every proxy session shares: the clock, tunables, and the per-service state a
+ * session accounts into. Kept separate so tcp.ts and udp.ts do not import the plane.
+ */
+import type { Dest } from '../../scheduling/types.js';
+import type { ServiceScheduler } from '../../scheduling/service.js';
+import type { RateEstimator } from '../stats.js';
+import type { ConnectionEntry, Counters, ListenAddress, ServerSpec, ServiceSpec } from '../types.js';
+
+export interface ProxyTunables {
+  /** Milliseconds to wait for a real server to accept before trying another. */
+  readonly connectTimeoutMs: number;
+  /** Servers tried per connection before giving up (the first choice included). */
+  readonly connectAttempts: number;
+  /** Stream high-water mark per socket and direction, bytes. */
+  readonly highWaterMark: number;
+  /** Datagrams queued per UDP session while its upstream socket connects. */
+  readonly udpPendingLimit: number;
+}
+
+export const DEFAULT_TUNABLES: ProxyTunables = {
+  connectTimeoutMs: 3000,
+  connectAttempts: 3,
+  highWaterMark: 64 * 1024,
+  udpPendingLimit: 64,
+};
+
+/** A real server's counters; outlives its removal while its connections finish. */
+export interface ServerState {
+  spec: ServerSpec;
+  readonly counters: Counters;
+  readonly est: RateEstimator;
+}
+
+/** One proxied connection (TCP) or session (UDP). */
+export interface Session {
+  /** Close now: TCP connections are destroyed, UDP sessions dropped. */
+  abort(): void;
+  /** End the session if it has been idle past its timeout (`now` in seconds). */
+  expire(now: number): void;
+  entry(now: number): ConnectionEntry;
+}
+
+/** The service-side state sessions account into. */
+export interface ServiceRuntime {
+  spec: ServiceSpec;
+  readonly sched: ServiceScheduler;
+  readonly counters: Counters;
+  readonly sessions: Set<Session>;
+  readonly tunables: ProxyTunables;
+  /** Monotonic seconds. */
+  now(): number;
+  /** A monotonic seconds value refreshed once a second: cheap enough to store per chunk. */
+  coarseNow(): number;
+  serverState(d: Dest): ServerState;
+  /** A connection had to give up on a server or found none (observability only). */
+  report(event: ProxyEvent): void;
+}
+
+export type ProxyEvent =
+  | { readonly type: 'connect-failed'; readonly service: string; readonly server: string; readonly error: string; readonly retrying: boolean }
+  | { readonly type: 'no-server'; readonly service: string; readonly client: ListenAddress };

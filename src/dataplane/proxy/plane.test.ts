@@ -1,0 +1,266 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import dgram from 'node:dgram';
+import { dataPlaneCompliance, serverSpec, serviceSpec } from '../compliance.js';
+import { DataPlaneErrorCode, type ServiceSpec } from '../types.js';
+import { ProxyDataPlane } from './plane.js';
+import { fetchText, freePort, openSocket, readLine, startServer, udpRequest, waitFor, type TestServer } from '../../testing/net.js';
+
+dataPlaneCompliance('ProxyDataPlane', () => Promise.resolve({
+  plane: new ProxyDataPlane(), address: '127.0.0.1', method: 'proxy', freePort: () => freePort(),
+}));
+
+async function withSetup(n: number, fn: (p: ProxyDataPlane, servers: TestServer[], port: number) => Promise<void>, opts: { mode?: 'name' | 'echo' | 'name-echo' | 'sink'; expectProxy?: boolean } = {}): Promise<void> {
+  const plane = new ProxyDataPlane({ tunables: { connectTimeoutMs: 1000 } });
+  const servers: TestServer[] = [];
+  try {
+    for (let i = 0; i < n; i++) servers.push(await startServer(`rs${i + 1}`, opts));
+    await fn(plane, servers, await freePort());
+  } finally {
+    await plane.close(0);
+    for (const s of servers) await s.close();
+  }
+}
+
+async function addService(plane: ProxyDataPlane, svc: ServiceSpec, servers: readonly { port: number; weight: number; pp?: 1 | 2 }[]): Promise<void> {
+  const r = await plane.apply({ ops: [
+    { op: 'add-service', service: svc },
+    ...servers.map((s) => ({ op: 'add-server' as const, service: svc.key, server: { ...serverSpec('127.0.0.1', s.port, s.weight, 'proxy'), proxyProtocol: s.pp } })),
+  ] });
+  assert.deepEqual(r.failed, []);
+}
+
+function tally(lines: string[]): Record<string, number> {
+  const t: Record<string, number> = {};
+  for (const l of lines) t[l.trim()] = (t[l.trim()] ?? 0) + 1;
+  return t;
+}
+
+test('proxy: wrr 3:2:1 over 600 connections gives exactly IPVS\'s split, and counters add up', () => withSetup(3, async (plane, rs, port) => {
+  const svc = serviceSpec('127.0.0.1', port, 'proxy');
+  await addService(plane, svc, [{ port: rs[0]!.port, weight: 3 }, { port: rs[1]!.port, weight: 2 }, { port: rs[2]!.port, weight: 1 }]);
+  const seq: string[] = [];
+  for (let i = 0; i < 600; i++) seq.push((await fetchText(port)).trim());
+  assert.deepEqual(tally(seq), { rs1: 300, rs2: 200, rs3: 100 });
+  // As IPVS after `ipvsadm -a` one server at a time: with only A (weight 3) the gcd is 3, so
+  // mw = cw = 1; adding B and C keeps cw = 1 (ip_vs_wrr_dest_changed), so the first round
+  // is the cw = 1 level: A B C, then A (cw 3), A B (cw 2), …
+  assert.deepEqual(seq.slice(0, 12), ['rs1', 'rs2', 'rs3', 'rs1', 'rs1', 'rs2', 'rs1', 'rs2', 'rs3', 'rs1', 'rs1', 'rs2']);
+  await waitFor(() => plane.sessionCount === 0, 3000, 'sessions to finish');
+  const st = plane.stats()[0]!;
+  assert.equal(st.counters.conns, 600);
+  assert.equal(st.counters.outBytes, 600 * 4);
+  assert.deepEqual(st.servers.map((s) => s.counters.conns), [300, 200, 100]);
+  assert.deepEqual(st.servers.map((s) => [s.active, s.inactive]), [[0, 0], [0, 0], [0, 0]]);
+}));
+
+test('proxy: PROXY protocol v1 and v2 tell the real server the client address', () => withSetup(2, async (plane, rs, port) => {
+  const svc = serviceSpec('127.0.0.1', port, 'proxy', { scheduler: 'rr' });
+  await addService(plane, svc, [{ port: rs[0]!.port, weight: 1, pp: 1 }, { port: rs[1]!.port, weight: 1, pp: 2 }]);
+  const a = await fetchText(port, { payload: 'hello' });
+  const b = await fetchText(port, { payload: 'world' });
+  assert.equal(a, 'hello');
+  assert.equal(b, 'world');
+  const h1 = rs[0]!.proxyHeaders[0]!;
+  const h2 = rs[1]!.proxyHeaders[0]!;
+  assert.equal(h1.version, 1);
+  assert.equal(h2.version, 2);
+  for (const h of [h1, h2]) {
+    assert.equal(h.src, '127.0.0.1');
+    assert.equal(h.dst, '127.0.0.1');
+    assert.equal(h.dport, port);
+    assert.ok(h.sport > 0);
+  }
+}, { mode: 'echo', expectProxy: true }));
+
+test('proxy: IPv6 service in front of IPv4 real servers', async (t) => {
+  const probe = net.createServer();
+  const v6 = await new Promise<boolean>((r) => { probe.once('error', () => r(false)); probe.listen(0, '::1', () => { probe.close(); r(true); }); });
+  if (!v6) {
+    t.skip('no ::1 on this host');
+    return;
+  }
+  await withSetup(1, async (plane, rs) => {
+    const port = await freePort('::1');
+    const svc = serviceSpec('::1', port, 'proxy', {
+      key: `tcp [::1]:${port}`, endpoint: { kind: 'address', family: 'inet6', address: '::1', port }, listen: [{ family: 'inet6', address: '::1', port }],
+    });
+    await addService(plane, svc, [{ port: rs[0]!.port, weight: 1 }]);
+    assert.equal((await fetchText(port, { host: '::1' })).trim(), 'rs1');
+  });
+});
+
+test('proxy: a refused real server is retried on another for the same connection', () => withSetup(2, async (plane, rs, port) => {
+  const dead = await freePort();
+  const svc = serviceSpec('127.0.0.1', port, 'proxy', { scheduler: 'rr' });
+  await addService(plane, svc, [{ port: dead, weight: 1 }, { port: rs[0]!.port, weight: 1 }, { port: rs[1]!.port, weight: 1 }]);
+  const got: string[] = [];
+  for (let i = 0; i < 30; i++) got.push((await fetchText(port)).trim());
+  assert.equal(got.length, 30, 'no client saw a failure');
+  assert.ok(got.every((g) => g === 'rs1' || g === 'rs2'));
+  const st = plane.stats()[0]!;
+  assert.equal(st.servers[0]!.counters.conns, 0, 'the dead server completed no connection');
+  assert.equal(st.counters.conns, 30);
+}));
+
+test('proxy: a connection fails (reset) only when every attempt fails', () => withSetup(0, async (plane, _rs, port) => {
+  const svc = serviceSpec('127.0.0.1', port, 'proxy');
+  await addService(plane, svc, [{ port: await freePort(), weight: 1 }, { port: await freePort(), weight: 1 }]);
+  await assert.rejects(fetchText(port), (e: NodeJS.ErrnoException) => e.code === 'ECONNRESET');
+  await waitFor(() => plane.sessionCount === 0, 3000, 'session cleanup');
+  const st = plane.stats()[0]!;
+  assert.deepEqual(st.servers.map((s) => [s.active, s.inactive]), [[0, 0], [0, 0]], 'accounting unwound');
+}));
+
+test('proxy: weight 0 drains — open connections continue, new ones go elsewhere', () => withSetup(2, async (plane, rs, port) => {
+  const svc = serviceSpec('127.0.0.1', port, 'proxy', { scheduler: 'rr' });
+  await addService(plane, svc, [{ port: rs[0]!.port, weight: 1 }, { port: rs[1]!.port, weight: 1 }]);
+  const c = await openSocket(port);
+  assert.equal(await readLine(c), 'rs1');
+  await plane.apply({ ops: [{ op: 'weight', service: svc.key, key: `127.0.0.1:${rs[0]!.port}`, weight: 0 }] });
+  for (let i = 0; i < 5; i++) {
+    const o = await openSocket(port);
+    assert.equal(await readLine(o), 'rs2');
+    o.destroy();
+  }
+  c.write('still here\n');
+  assert.equal(await readLine(c), 'still here');
+  assert.equal(plane.stats()[0]!.servers[0]!.active, 1);
+  // Removing the server entirely still lets the open connection finish.
+  await plane.apply({ ops: [{ op: 'remove-server', service: svc.key, key: `127.0.0.1:${rs[0]!.port}` }] });
+  c.write('after removal\n');
+  assert.equal(await readLine(c), 'after removal');
+  c.end();
+  await waitFor(() => plane.sessionCount === 0, 3000, 'drained');
+}, { mode: 'name-echo' }));
+
+test('proxy: half-close — the client ends its side and still receives the reply', () => withSetup(1, async (plane, rs, port) => {
+  const svc = serviceSpec('127.0.0.1', port, 'proxy');
+  await addService(plane, svc, [{ port: rs[0]!.port, weight: 1 }]);
+  const big = 'x'.repeat(300_000);
+  assert.equal((await fetchText(port, { payload: big })).length, big.length);
+  const st = plane.stats()[0]!;
+  assert.equal(st.counters.inBytes, big.length);
+  assert.equal(st.counters.outBytes, big.length);
+}, { mode: 'echo' }));
+
+test('proxy: resets propagate from either side', () => withSetup(1, async (plane, rs, port) => {
+  const svc = serviceSpec('127.0.0.1', port, 'proxy');
+  await addService(plane, svc, [{ port: rs[0]!.port, weight: 1 }]);
+  // Real server resets → the client sees ECONNRESET.
+  const c = await openSocket(port);
+  assert.equal(await readLine(c), 'rs1');
+  const err = new Promise<string>((r) => { c.on('error', (e: NodeJS.ErrnoException) => r(e.code ?? '')); c.on('close', () => r('closed')); });
+  for (const s of rs[0]!.sockets) s.resetAndDestroy();
+  assert.equal(await err, 'ECONNRESET');
+  // Client resets → the real server's socket sees ECONNRESET.
+  const c2 = await openSocket(port);
+  assert.equal(await readLine(c2), 'rs1');
+  await waitFor(() => rs[0]!.sockets.size === 1, 2000, 'server socket');
+  const [srvSock] = [...rs[0]!.sockets];
+  const err2 = new Promise<string>((r) => { srvSock!.on('error', (e: NodeJS.ErrnoException) => r(e.code ?? '')); srvSock!.on('close', () => r('closed')); });
+  c2.resetAndDestroy();
+  assert.equal(await err2, 'ECONNRESET');
+  await waitFor(() => plane.sessionCount === 0, 3000, 'cleanup');
+}, { mode: 'name-echo' }));
+
+test('proxy: persistence — PPC keeps a client on one server; PCC across a group\'s ports', () => withSetup(3, async (plane, rs) => {
+  const p1 = await freePort();
+  const p2 = await freePort();
+  const svc: ServiceSpec = {
+    ...serviceSpec('127.0.0.1', p1, 'proxy', { scheduler: 'rr', persistence: { timeout: 300, prefixLength: 32, netmask: '255.255.255.255' } }),
+    key: 'group G tcp', endpoint: { kind: 'group', name: 'G' },
+    listen: [{ family: 'inet', address: '127.0.0.1', port: p1 }, { family: 'inet', address: '127.0.0.1', port: p2 }],
+  };
+  await addService(plane, svc, rs.map((s) => ({ port: s.port, weight: 1 })));
+  const via = (port: number, local: string): Promise<string> => new Promise((resolve, reject) => {
+    const s = net.connect({ port, host: '127.0.0.1', localAddress: local });
+    let buf = '';
+    s.on('data', (c: Buffer) => { buf += c.toString(); });
+    s.on('end', () => resolve(buf.trim()));
+    s.on('error', reject);
+  });
+  const clients = ['127.0.0.11', '127.0.0.12', '127.0.0.13', '127.0.0.14'];
+  const first = new Map<string, string>();
+  for (const c of clients) first.set(c, await via(p1, c));
+  assert.equal(new Set(first.values()).size, 3, 'rr spreads new clients');
+  for (let i = 0; i < 3; i++) {
+    for (const c of clients) {
+      assert.equal(await via(p1, c), first.get(c), `${c} sticks on port 1`);
+      assert.equal(await via(p2, c), first.get(c), `${c} sticks across the group's second port`);
+    }
+  }
+}));
+
+test('proxy: UDP request/response, sessions keyed by client, idle timeout', async () => {
+  let clock = 1000;
+  const plane = new ProxyDataPlane({ now: () => clock });
+  const echo: dgram.Socket[] = [];
+  const seenBy: string[] = [];
+  try {
+    for (const name of ['dns1', 'dns2']) {
+      const s = dgram.createSocket('udp4');
+      s.on('message', (m, r) => { seenBy.push(name); s.send(Buffer.concat([Buffer.from(`${name}:`), m]), r.port, r.address); });
+      await new Promise<void>((res) => s.bind(0, '127.0.0.1', res));
+      echo.push(s);
+    }
+    const port = await freePort('127.0.0.1', 'udp');
+    const svc = serviceSpec('127.0.0.1', port, 'proxy', {
+      key: `udp 127.0.0.1:${port}`, protocol: 'udp', scheduler: 'rr', timeouts: { tcp: 900, tcpfin: 120, udp: 30 },
+    });
+    const r = await plane.apply({ ops: [
+      { op: 'add-service', service: svc },
+      ...echo.map((e) => ({ op: 'add-server' as const, service: svc.key, server: serverSpec('127.0.0.1', e.address().port, 1, 'proxy') })),
+    ] });
+    assert.deepEqual(r.failed, []);
+    const a = dgram.createSocket('udp4');
+    const b = dgram.createSocket('udp4');
+    try {
+      const q = Buffer.from([0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+      const ra1 = await udpRequest(port, q, { socket: a });
+      const ra2 = await udpRequest(port, q, { socket: a });
+      const rb1 = await udpRequest(port, q, { socket: b });
+      assert.equal(ra1.toString('latin1').split(':')[0], ra2.toString('latin1').split(':')[0], 'one client, one session, one server');
+      assert.notEqual(ra1.toString('latin1').split(':')[0], rb1.toString('latin1').split(':')[0], 'rr: the next client gets the other server');
+      assert.ok(ra1.subarray(5).equals(q));
+      assert.equal(plane.connections().filter((c) => c.state === 'UDP').length, 2);
+      const st = plane.stats()[0]!;
+      assert.equal(st.counters.conns, 2);
+      assert.equal(st.counters.inPkts, 3);
+      assert.equal(st.counters.outPkts, 3);
+      assert.deepEqual(st.servers.map((s) => s.inactive), [1, 1], 'UDP sessions count as inactive, as in IPVS');
+      clock += 31;
+      plane.tick();
+      assert.equal(plane.connections().length, 0, 'idle sessions expire after the UDP timeout');
+      assert.deepEqual(plane.stats()[0]!.servers.map((s) => s.inactive), [0, 0]);
+      const ra3 = await udpRequest(port, q, { socket: a });
+      assert.ok(ra3.length > 0, 'a new session after expiry');
+    } finally {
+      a.close();
+      b.close();
+    }
+  } finally {
+    await plane.close(0);
+    for (const e of echo) e.close();
+  }
+});
+
+test('proxy: clear refusals — DR on the proxy, address in use, address not on this host', () => withSetup(0, async (plane, _rs, port) => {
+  const dr = await plane.apply({ ops: [{ op: 'add-service', service: serviceSpec('127.0.0.1', port, 'dr') }] });
+  assert.equal(dr.failed[0]?.code, DataPlaneErrorCode.UNSUPPORTED);
+  assert.match(dr.failed[0]!.message, /DR forwarding.*nftables/);
+  const blocker = net.createServer();
+  await new Promise<void>((r) => blocker.listen(port, '127.0.0.1', r));
+  try {
+    const inUse = await plane.apply({ ops: [{ op: 'add-service', service: serviceSpec('127.0.0.1', port, 'proxy') }] });
+    assert.equal(inUse.failed[0]?.code, DataPlaneErrorCode.LISTEN);
+    assert.match(inUse.failed[0]!.message, /already in use/);
+  } finally {
+    blocker.close();
+  }
+  const notHere = await plane.apply({ ops: [{ op: 'add-service', service: serviceSpec('192.0.2.7', port, 'proxy') }] });
+  assert.equal(notHere.failed[0]?.code, DataPlaneErrorCode.LISTEN);
+  assert.match(notHere.failed[0]!.message, /not on this host/);
+  assert.deepEqual(plane.stats(), []);
+}));

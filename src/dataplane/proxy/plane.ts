@@ -1,0 +1,347 @@
+/**
+ * The userspace proxy data plane (`lb_kind PROXY`): TCP and UDP, IPv4 and IPv6, no
+ * privileges needed. Each service owns its listeners, a ServiceScheduler (every IPVS
+ * scheduler, persistence) and counters; connections hold references to their service and
+ * server state, so removing either never cuts a connection — it stops new ones and lets
+ * existing ones finish.
+ */
+import net from 'node:net';
+import { channel } from 'node:diagnostics_channel';
+import { formatHostPort } from '../../model/address.js';
+import type { ForwardingMethod } from '../../model/types.js';
+import { ServiceScheduler } from '../../scheduling/service.js';
+import type { Dest } from '../../scheduling/types.js';
+import { RateEstimator, newCounters } from '../stats.js';
+import { SpecTable } from '../table.js';
+import {
+  DataPlaneErrorCode, type ApplyResult, type ConnectionEntry, type Counters, type DataPlane, type ListenAddress,
+  type OpFailure, type Plan, type PlanOp, type ServerSpec, type ServiceSpec, type ServiceStats,
+} from '../types.js';
+import { DEFAULT_TUNABLES, type ProxyEvent, type ProxyTunables, type ServerState, type ServiceRuntime, type Session } from './context.js';
+import { TcpConnection } from './tcp.js';
+import { UdpListener } from './udp.js';
+
+/** diagnostics_channel name for ProxyEvent messages. */
+export const PROXY_CHANNEL = 'fulcrum:proxy';
+const events = channel(PROXY_CHANNEL);
+
+export interface ProxyDataPlaneOptions {
+  /** Monotonic clock in seconds (default: performance.now). */
+  readonly now?: () => number;
+  readonly tunables?: Partial<ProxyTunables>;
+  /** Random source for twos (tests). */
+  readonly random?: () => number;
+}
+
+type Listener = { readonly kind: 'tcp'; readonly server: net.Server } | { readonly kind: 'udp'; readonly udp: UdpListener };
+
+function listenKey(l: ListenAddress): string {
+  return formatHostPort(l.address, l.port);
+}
+
+class ProxyService implements ServiceRuntime {
+  readonly sched: ServiceScheduler;
+  readonly counters = newCounters();
+  readonly est: RateEstimator;
+  readonly sessions = new Set<Session>();
+  readonly listeners = new Map<string, Listener>();
+  /** Server state by key; a removed server's state lives on in its connections only. */
+  readonly servers = new Map<string, ServerState>();
+
+  constructor(public spec: ServiceSpec, private readonly plane: ProxyDataPlane, random: (() => number) | undefined) {
+    this.sched = new ServiceScheduler(spec, { random });
+    this.est = new RateEstimator(this.counters, plane.now());
+  }
+
+  get tunables(): ProxyTunables {
+    return this.plane.tunables;
+  }
+
+  now(): number {
+    return this.plane.now();
+  }
+
+  coarseNow(): number {
+    return this.plane.coarse;
+  }
+
+  serverState(d: Dest): ServerState {
+    const s = this.servers.get(d.key);
+    if (s) return s;
+    // Scheduled servers always have state; this covers a dest removed between pick and use.
+    const c = newCounters();
+    return { spec: { key: d.key, family: d.family, address: d.address, port: d.port, weight: d.weight, method: 'proxy', uthreshold: 0, lthreshold: 0 }, counters: c, est: new RateEstimator(c, this.now()) };
+  }
+
+  report(e: ProxyEvent): void {
+    if (events.hasSubscribers) events.publish(e);
+  }
+
+  setServers(specs: Iterable<ServerSpec>): void {
+    this.sched.setServers([...specs]);
+  }
+
+  async openListener(l: ListenAddress): Promise<void> {
+    if (this.spec.protocol === 'udp') {
+      const udp = new UdpListener(this, l);
+      await udp.bind();
+      this.listeners.set(listenKey(l), { kind: 'udp', udp });
+      return;
+    }
+    const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true, noDelay: true, highWaterMark: this.tunables.highWaterMark });
+    server.on('connection', (sock: net.Socket) => TcpConnection.accept(this, sock, l));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host: l.address, port: l.port, exclusive: true, backlog: 4096, ipv6Only: l.family === 'inet6' }, () => {
+        server.removeListener('error', reject);
+        server.on('error', () => undefined);
+        resolve();
+      });
+    });
+    this.listeners.set(listenKey(l), { kind: 'tcp', server });
+  }
+
+  closeListener(key: string): void {
+    const l = this.listeners.get(key);
+    if (!l) return;
+    this.listeners.delete(key);
+    if (l.kind === 'tcp') l.server.close();
+    else l.udp.close();
+  }
+
+  closeAllListeners(): void {
+    for (const k of [...this.listeners.keys()]) this.closeListener(k);
+  }
+}
+
+export class ProxyDataPlane implements DataPlane {
+  readonly name = 'proxy';
+  readonly methods: readonly ForwardingMethod[] = ['proxy'];
+  readonly tunables: ProxyTunables;
+  readonly now: () => number;
+  /** Refreshed once a second (see ServiceRuntime.coarseNow). */
+  coarse: number;
+  private readonly table = new SpecTable();
+  private readonly services = new Map<string, ProxyService>();
+  /** Removed services whose connections are still finishing. */
+  private readonly retired = new Set<ProxyService>();
+  private readonly timer: NodeJS.Timeout;
+  private readonly random: (() => number) | undefined;
+  private ticks = 0;
+  private closed = false;
+
+  constructor(opts: ProxyDataPlaneOptions = {}) {
+    this.now = opts.now ?? ((): number => performance.now() / 1000);
+    this.tunables = { ...DEFAULT_TUNABLES, ...opts.tunables };
+    this.random = opts.random;
+    this.coarse = this.now();
+    this.timer = setInterval(() => this.tick(), 1000);
+    this.timer.unref();
+  }
+
+  /** Once a second: the coarse clock, UDP idle expiry, rate estimators, template sweep. */
+  tick(): void {
+    const now = this.now();
+    this.coarse = now;
+    this.ticks++;
+    for (const svc of this.allServices()) {
+      for (const s of [...svc.sessions]) s.expire(now);
+      svc.est.tick(now);
+      for (const st of svc.servers.values()) st.est.tick(now);
+      if (this.ticks % 10 === 0) svc.sched.templates.sweep(now);
+    }
+    for (const svc of this.retired) if (svc.sessions.size === 0) this.retired.delete(svc);
+  }
+
+  private *allServices(): Iterable<ProxyService> {
+    yield* this.services.values();
+    yield* this.retired;
+  }
+
+  async apply(plan: Plan): Promise<ApplyResult> {
+    const applied: PlanOp[] = [];
+    const failed: OpFailure[] = [];
+    for (const op of plan.ops) {
+      const f = this.closed ? { op, code: DataPlaneErrorCode.CLOSED, message: 'data plane is closed' } : this.table.check(op) ?? await this.effect(op);
+      if (f) {
+        failed.push(f);
+        continue;
+      }
+      this.table.commit(op);
+      applied.push(op);
+    }
+    return { applied, failed };
+  }
+
+  /** Carry out an op the table accepted; a failure leaves everything as it was. */
+  private async effect(op: PlanOp): Promise<OpFailure | null> {
+    switch (op.op) {
+      case 'add-service': {
+        const bad = this.unsupported(op, op.service.method, `service ${op.service.key}`);
+        if (bad) return bad;
+        if (op.service.protocol === 'sctp' || op.service.listen.length === 0) {
+          return { op, code: DataPlaneErrorCode.UNSUPPORTED, message: `the userspace proxy cannot serve ${op.service.key}: it needs TCP or UDP on explicit addresses and ports` };
+        }
+        const svc = new ProxyService(op.service, this, this.random);
+        for (const l of op.service.listen) {
+          try {
+            await svc.openListener(l);
+          } catch (err: unknown) {
+            svc.closeAllListeners();
+            return { op, ...listenFailure(l, op.service.protocol, err) };
+          }
+        }
+        this.services.set(op.service.key, svc);
+        return null;
+      }
+      case 'edit-service': {
+        const svc = this.services.get(op.service.key);
+        if (!svc) return null;
+        const bad = this.unsupported(op, op.service.method, `service ${op.service.key}`);
+        if (bad) return bad;
+        const want = new Map(op.service.listen.map((l) => [listenKey(l), l]));
+        const opened: string[] = [];
+        for (const [k, l] of want) {
+          if (svc.listeners.has(k)) continue;
+          try {
+            await svc.openListener(l);
+            opened.push(k);
+          } catch (err: unknown) {
+            for (const o of opened) svc.closeListener(o);
+            return { op, ...listenFailure(l, op.service.protocol, err) };
+          }
+        }
+        for (const k of [...svc.listeners.keys()]) if (!want.has(k)) svc.closeListener(k);
+        svc.spec = op.service;
+        svc.sched.reconfigure(op.service);
+        return null;
+      }
+      case 'remove-service': {
+        const svc = this.services.get(op.key);
+        if (!svc) return null;
+        svc.closeAllListeners();
+        this.services.delete(op.key);
+        if (svc.sessions.size > 0) this.retired.add(svc);
+        return null;
+      }
+      case 'add-server':
+      case 'edit-server': {
+        const bad = this.unsupported(op, op.server.method, `real server ${op.server.key}`);
+        if (bad) return bad;
+        const svc = this.services.get(op.service);
+        const entry = this.table.services.get(op.service);
+        if (!svc || !entry) return null;
+        const st = svc.servers.get(op.server.key);
+        if (st) st.spec = op.server;
+        else {
+          const c = newCounters();
+          svc.servers.set(op.server.key, { spec: op.server, counters: c, est: new RateEstimator(c, this.now()) });
+        }
+        const next = new Map(entry.servers);
+        next.set(op.server.key, op.server);
+        svc.setServers(next.values());
+        return null;
+      }
+      case 'remove-server': {
+        const svc = this.services.get(op.service);
+        const entry = this.table.services.get(op.service);
+        if (!svc || !entry) return null;
+        const next = new Map(entry.servers);
+        next.delete(op.key);
+        svc.servers.delete(op.key);
+        svc.setServers(next.values());
+        return null;
+      }
+      case 'weight': {
+        const svc = this.services.get(op.service);
+        const st = svc?.servers.get(op.key);
+        if (!svc || !st) return null;
+        st.spec = { ...st.spec, weight: op.weight };
+        svc.sched.setWeight(op.key, op.weight);
+        return null;
+      }
+    }
+  }
+
+  private unsupported(op: PlanOp, method: ForwardingMethod, what: string): OpFailure | null {
+    if (method === 'proxy') return null;
+    return {
+      op, code: DataPlaneErrorCode.UNSUPPORTED,
+      message: `${what} uses ${method.toUpperCase()} forwarding, which the userspace proxy cannot do: it needs the kernel (nftables) data plane; use lb_kind PROXY to run without it`,
+    };
+  }
+
+  stats(): ServiceStats[] {
+    const out: ServiceStats[] = [];
+    for (const svc of this.services.values()) {
+      const entry = this.table.services.get(svc.spec.key);
+      if (!entry) continue;
+      out.push({
+        spec: svc.spec,
+        counters: { ...svc.counters },
+        rates: svc.est.rates(),
+        servers: [...entry.servers.values()].map((spec) => {
+          const d = svc.sched.dest(spec.key);
+          const st = svc.servers.get(spec.key);
+          const counters: Counters = st ? { ...st.counters } : newCounters();
+          return {
+            spec, active: d?.active ?? 0, inactive: d?.inactive ?? 0, persistent: d ? svc.sched.templates.countFor(d) : 0,
+            counters, rates: st ? st.est.rates() : { cps: 0, inPps: 0, outPps: 0, inBps: 0, outBps: 0 },
+          };
+        }),
+      });
+    }
+    return out;
+  }
+
+  connections(): ConnectionEntry[] {
+    const now = this.coarse;
+    const out: ConnectionEntry[] = [];
+    for (const svc of this.allServices()) for (const s of svc.sessions) out.push(s.entry(now));
+    return out;
+  }
+
+  /** Sessions across live and retired services (for drain progress and tests). */
+  get sessionCount(): number {
+    let n = 0;
+    for (const svc of this.allServices()) n += svc.sessions.size;
+    return n;
+  }
+
+  async close(drainMs: number): Promise<void> {
+    if (!this.closed) {
+      this.closed = true;
+      for (const svc of this.services.values()) {
+        svc.closeAllListeners();
+        this.retired.add(svc);
+      }
+      this.services.clear();
+      this.table.services.clear();
+    }
+    const deadline = Date.now() + drainMs;
+    while (this.sessionCount > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, Math.min(50, Math.max(1, deadline - Date.now()))));
+    }
+    for (const svc of this.retired) for (const s of [...svc.sessions]) s.abort();
+    // Sockets close asynchronously; give them a few turns so the caller sees none left.
+    for (let i = 0; i < 100 && this.sessionCount > 0; i++) await new Promise((r) => setTimeout(r, 5));
+    this.retired.clear();
+    clearInterval(this.timer);
+  }
+}
+
+function listenFailure(l: ListenAddress, protocol: string, err: unknown): { code: DataPlaneErrorCode; message: string } {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  const where = `${protocol} ${formatHostPort(l.address, l.port)}`;
+  switch (code) {
+    case 'EACCES':
+    case 'EPERM':
+      return { code: DataPlaneErrorCode.PERMISSION, message: `cannot listen on ${where}: permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)` };
+    case 'EADDRINUSE':
+      return { code: DataPlaneErrorCode.LISTEN, message: `cannot listen on ${where}: address already in use` };
+    case 'EADDRNOTAVAIL':
+      return { code: DataPlaneErrorCode.LISTEN, message: `cannot listen on ${where}: the address is not on this host (a VIP is added by VRRP or by hand before the proxy can bind it)` };
+    default:
+      return { code: DataPlaneErrorCode.LISTEN, message: `cannot listen on ${where}: ${err instanceof Error ? err.message : String(err)}` };
+  }
+}

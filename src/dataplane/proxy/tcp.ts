@@ -1,0 +1,245 @@
+/**
+ * One proxied TCP connection: schedule a real server, connect (retrying other servers on
+ * failure), relay both directions with back-pressure, propagate half-closes and resets.
+ *
+ * Accounting follows IPVS: a connection counts as inactive while connecting and active
+ * once the real server accepted it; it is unbound (and its persistence template released)
+ * exactly once, when both sockets are gone.
+ *
+ * Hot-path rules: per chunk, two counter updates and a write — no allocation of our own.
+ */
+import net from 'node:net';
+import { setConnActive } from '../../scheduling/dest.js';
+import { addrFold } from '../../scheduling/hash.js';
+import type { Dest, FlowKey } from '../../scheduling/types.js';
+import type { ConnectionEntry, ListenAddress } from '../types.js';
+import type { ServerState, ServiceRuntime, Session } from './context.js';
+import { proxyHeader, unmapAddress } from './proxy-protocol.js';
+
+type TcpState = 'SYN_SENT' | 'ESTABLISHED' | 'FIN_WAIT' | 'CLOSE_WAIT' | 'CLOSED';
+
+export class TcpConnection implements Session {
+  private up: net.Socket | null = null;
+  private dest: Dest | null = null;
+  private server: ServerState | null = null;
+  private active = false;
+  private tried: Set<Dest> | null = null;
+  private state: TcpState = 'SYN_SENT';
+  private clientClosed = false;
+  private upClosed = true;
+  private finished = false;
+  private lastActive: number;
+  private readonly flow: FlowKey;
+
+  constructor(
+    private readonly svc: ServiceRuntime,
+    private readonly client: net.Socket,
+    private readonly caddr: string,
+    private readonly cport: number,
+    private readonly vaddr: ListenAddress,
+  ) {
+    this.lastActive = svc.coarseNow();
+    this.flow = { saddrFold: addrFold(caddr), sport: cport, daddrFold: addrFold(vaddr.address), dport: vaddr.port };
+  }
+
+  /** Take over an accepted (paused) client socket. */
+  static accept(svc: ServiceRuntime, client: net.Socket, vaddr: ListenAddress): void {
+    const ra = client.remoteAddress;
+    const rp = client.remotePort;
+    if (ra === undefined || rp === undefined) {
+      client.destroy();
+      return;
+    }
+    new TcpConnection(svc, client, unmapAddress(ra), rp, vaddr).start();
+  }
+
+  private start(): void {
+    const svc = this.svc;
+    svc.counters.conns++;
+    svc.sessions.add(this);
+    this.client.on('error', this.onClientError);
+    this.client.on('close', this.onClientClose);
+    const d = svc.sched.schedule(this.flow, this.caddr, svc.now(), false);
+    if (d === null) {
+      svc.report({ type: 'no-server', service: svc.spec.key, client: { family: this.vaddr.family, address: this.caddr, port: this.cport } });
+      this.client.resetAndDestroy();
+      return;
+    }
+    this.connect(d);
+  }
+
+  private connect(d: Dest): void {
+    this.dest = d;
+    this.server = this.svc.serverState(d);
+    this.upClosed = false;
+    // highWaterMark is honoured by net.Socket (a stream option) though @types/node omits it.
+    const opts: net.NetConnectOpts & { highWaterMark: number } = {
+      host: d.address, port: d.port, noDelay: true, allowHalfOpen: true, highWaterMark: this.svc.tunables.highWaterMark,
+    };
+    const up = net.connect(opts);
+    this.up = up;
+    up.setTimeout(this.svc.tunables.connectTimeoutMs);
+    up.once('connect', this.onUpConnect);
+    up.on('timeout', this.onUpTimeout);
+    up.on('error', this.onUpError);
+    up.on('close', this.onUpClose);
+  }
+
+  /** The attempt on `this.dest` failed before it connected: try another server, or give up. */
+  private retry(reason: string): void {
+    const d = this.dest;
+    const up = this.up;
+    if (d === null || up === null) return;
+    const svc = this.svc;
+    up.removeListener('close', this.onUpClose);
+    up.removeListener('error', this.onUpError);
+    up.on('error', ignore);
+    up.destroy();
+    this.up = null;
+    this.upClosed = true;
+    const now = svc.now();
+    svc.sched.finish(d, this.caddr, false, now);
+    this.dest = null;
+    const tried = this.tried ?? (this.tried = new Set());
+    tried.add(d);
+    const next = this.clientClosed || tried.size >= svc.tunables.connectAttempts
+      ? null : svc.sched.reschedule(this.flow, this.caddr, now, tried, false);
+    svc.report({ type: 'connect-failed', service: svc.spec.key, server: d.key, error: reason, retrying: next !== null });
+    if (next === null) {
+      if (!this.clientClosed) this.client.resetAndDestroy();
+      this.maybeFinish();
+      return;
+    }
+    this.connect(next);
+  }
+
+  private readonly onUpTimeout = (): void => {
+    if (this.state === 'SYN_SENT') this.retry('connect timeout');
+    else this.abort();
+  };
+
+  private readonly onUpConnect = (): void => {
+    const up = this.up;
+    const d = this.dest;
+    const srv = this.server;
+    if (up === null || d === null || srv === null) return;
+    if (this.clientClosed) {
+      up.destroy();
+      return;
+    }
+    setConnActive(d, false, true);
+    this.active = true;
+    this.state = 'ESTABLISHED';
+    srv.counters.conns++;
+    up.setTimeout(0);
+    const client = this.client;
+    client.setTimeout(this.svc.spec.timeouts.tcp * 1000, this.onIdle);
+    const pp = srv.spec.proxyProtocol;
+    if (pp !== undefined) {
+      up.write(proxyHeader(pp, this.caddr, this.cport, client.localAddress ?? this.vaddr.address, client.localPort ?? this.vaddr.port));
+    }
+    const svcC = this.svc.counters;
+    const srvC = srv.counters;
+    const svc = this.svc;
+    client.on('data', (chunk: Buffer) => {
+      svcC.inPkts++;
+      svcC.inBytes += chunk.length;
+      srvC.inPkts++;
+      srvC.inBytes += chunk.length;
+      this.lastActive = svc.coarseNow();
+      if (!up.write(chunk)) client.pause();
+    });
+    up.on('data', (chunk: Buffer) => {
+      svcC.outPkts++;
+      svcC.outBytes += chunk.length;
+      srvC.outPkts++;
+      srvC.outBytes += chunk.length;
+      this.lastActive = svc.coarseNow();
+      if (!client.write(chunk)) up.pause();
+    });
+    up.on('drain', () => client.resume());
+    client.on('drain', () => up.resume());
+    client.on('end', () => {
+      this.state = this.state === 'CLOSE_WAIT' ? 'CLOSED' : 'FIN_WAIT';
+      client.setTimeout(this.svc.spec.timeouts.tcpfin * 1000);
+      up.end();
+    });
+    up.on('end', () => {
+      this.state = this.state === 'FIN_WAIT' ? 'CLOSED' : 'CLOSE_WAIT';
+      client.setTimeout(this.svc.spec.timeouts.tcpfin * 1000);
+      client.end();
+    });
+    client.resume();
+  };
+
+  private readonly onIdle = (): void => {
+    this.abort();
+  };
+
+  private readonly onUpError = (err: Error): void => {
+    if (this.state === 'SYN_SENT') {
+      this.retry(errorText(err));
+      return;
+    }
+    // The real server reset (or the write failed): the client sees a reset too.
+    if (!this.clientClosed) this.client.resetAndDestroy();
+  };
+
+  private readonly onClientError = (): void => {
+    const up = this.up;
+    if (up === null || this.upClosed) return;
+    if (up.connecting) up.destroy();
+    else up.resetAndDestroy();
+  };
+
+  /** The real server's socket is gone; unless it half-closed first, the client's goes too. */
+  private readonly onUpClose = (): void => {
+    this.upClosed = true;
+    if (!this.clientClosed && this.state !== 'CLOSE_WAIT' && this.state !== 'CLOSED') this.client.destroy();
+    this.maybeFinish();
+  };
+
+  /** The client's socket is gone; unless it half-closed first (or reset: onClientError), so is the server's. */
+  private readonly onClientClose = (hadError: boolean): void => {
+    this.clientClosed = true;
+    const up = this.up;
+    if (up !== null && !this.upClosed && (up.connecting || (!hadError && this.state !== 'FIN_WAIT' && this.state !== 'CLOSED'))) up.destroy();
+    this.maybeFinish();
+  };
+
+  private maybeFinish(): void {
+    if (this.finished || !this.clientClosed || !this.upClosed) return;
+    this.finished = true;
+    this.state = 'CLOSED';
+    if (this.dest !== null) this.svc.sched.finish(this.dest, this.caddr, this.active, this.svc.now());
+    this.svc.sessions.delete(this);
+  }
+
+  /** TCP idles out through socket timeouts, not the sweep. */
+  expire(): void {}
+
+  abort(): void {
+    this.client.destroy();
+    this.up?.destroy();
+  }
+
+  entry(now: number): ConnectionEntry {
+    const t = this.svc.spec.timeouts;
+    const timeout = this.state === 'ESTABLISHED' ? t.tcp : this.state === 'SYN_SENT' ? this.svc.tunables.connectTimeoutMs / 1000 : t.tcpfin;
+    return {
+      protocol: 'tcp',
+      client: { family: this.vaddr.family, address: this.caddr, port: this.cport },
+      virtual: this.vaddr,
+      server: this.dest?.key ?? '',
+      state: this.state,
+      expires: Math.max(0, Math.round(timeout - (now - this.lastActive))),
+    };
+  }
+}
+
+function ignore(): void {}
+
+function errorText(err: Error): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code ?? err.message;
+}

@@ -1,0 +1,59 @@
+/**
+ * Counters and IPVS's rate estimator (net/netfilter/ipvs/ip_vs_est.c): every 2 seconds the
+ * per-second rate over the last interval is folded into a moving average with weight 1/4
+ * (`avg += (rate − avg) / 4`). Pure: the caller supplies the clock.
+ */
+import type { Counters, Rates } from './types.js';
+
+export function newCounters(): Counters {
+  return { conns: 0, inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0 };
+}
+
+export function addCounters(into: Counters, c: Readonly<Counters>): void {
+  into.conns += c.conns;
+  into.inPkts += c.inPkts;
+  into.outPkts += c.outPkts;
+  into.inBytes += c.inBytes;
+  into.outBytes += c.outBytes;
+}
+
+export const ZERO_RATES: Rates = { cps: 0, inPps: 0, outPps: 0, inBps: 0, outBps: 0 };
+
+/** IPVS's estimation interval, seconds. */
+export const ESTIMATOR_INTERVAL = 2;
+
+export class RateEstimator {
+  private last: Counters;
+  private lastAt: number;
+  private avg = { cps: 0, inPps: 0, outPps: 0, inBps: 0, outBps: 0 };
+
+  /** `now` in seconds. */
+  constructor(private readonly counters: Readonly<Counters>, now: number) {
+    this.last = { ...counters };
+    this.lastAt = now;
+  }
+
+  /** Fold in the interval(s) that have passed; a no-op before 2 s have elapsed. */
+  tick(now: number): void {
+    const dt = now - this.lastAt;
+    if (dt < ESTIMATOR_INTERVAL) return;
+    const c = this.counters;
+    const a = this.avg;
+    a.cps += ((c.conns - this.last.conns) / dt - a.cps) / 4;
+    a.inPps += ((c.inPkts - this.last.inPkts) / dt - a.inPps) / 4;
+    a.outPps += ((c.outPkts - this.last.outPkts) / dt - a.outPps) / 4;
+    a.inBps += ((c.inBytes - this.last.inBytes) / dt - a.inBps) / 4;
+    a.outBps += ((c.outBytes - this.last.outBytes) / dt - a.outBps) / 4;
+    this.last = { ...c };
+    this.lastAt = now;
+  }
+
+  /** Rates rounded to whole units, as ipvsadm prints them. */
+  rates(): Rates {
+    const a = this.avg;
+    return {
+      cps: Math.round(a.cps), inPps: Math.round(a.inPps), outPps: Math.round(a.outPps),
+      inBps: Math.round(a.inBps), outBps: Math.round(a.outBps),
+    };
+  }
+}

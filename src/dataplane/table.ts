@@ -1,0 +1,70 @@
+/**
+ * The keyed table of what a data plane holds (services → servers), with the validation
+ * every plane shares: an op against a missing service or server, or adding what exists,
+ * is refused with a stable code before the plane does anything.
+ */
+import { DataPlaneErrorCode, type OpFailure, type PlanOp, type ServerSpec, type ServiceSpec } from './types.js';
+
+export interface TableEntry {
+  spec: ServiceSpec;
+  readonly servers: Map<string, ServerSpec>;
+}
+
+export class SpecTable {
+  readonly services = new Map<string, TableEntry>();
+
+  /** Why `op` cannot apply to the table as it is, or null when it can. */
+  check(op: PlanOp): OpFailure | null {
+    const fail = (code: DataPlaneErrorCode, message: string): OpFailure => ({ op, code, message });
+    switch (op.op) {
+      case 'add-service':
+        return this.services.has(op.service.key) ? fail(DataPlaneErrorCode.EXISTS, `service ${op.service.key} already exists`) : null;
+      case 'edit-service':
+        return this.services.has(op.service.key) ? null : fail(DataPlaneErrorCode.NO_SERVICE, `no service ${op.service.key}`);
+      case 'remove-service':
+        return this.services.has(op.key) ? null : fail(DataPlaneErrorCode.NO_SERVICE, `no service ${op.key}`);
+      case 'add-server':
+      case 'edit-server':
+      case 'remove-server':
+      case 'weight': {
+        const s = this.services.get(op.service);
+        if (!s) return fail(DataPlaneErrorCode.NO_SERVICE, `no service ${op.service}`);
+        const key = op.op === 'add-server' || op.op === 'edit-server' ? op.server.key : op.key;
+        const has = s.servers.has(key);
+        if (op.op === 'add-server' && has) return fail(DataPlaneErrorCode.EXISTS, `real server ${key} already exists in ${op.service}`);
+        if (op.op !== 'add-server' && !has) return fail(DataPlaneErrorCode.NO_SERVER, `no real server ${key} in ${op.service}`);
+        return null;
+      }
+    }
+  }
+
+  /** Record an op that `check` accepted. */
+  commit(op: PlanOp): void {
+    switch (op.op) {
+      case 'add-service':
+        this.services.set(op.service.key, { spec: op.service, servers: new Map() });
+        return;
+      case 'edit-service': {
+        const s = this.services.get(op.service.key);
+        if (s) s.spec = op.service;
+        return;
+      }
+      case 'remove-service':
+        this.services.delete(op.key);
+        return;
+      case 'add-server':
+      case 'edit-server':
+        this.services.get(op.service)?.servers.set(op.server.key, op.server);
+        return;
+      case 'remove-server':
+        this.services.get(op.service)?.servers.delete(op.key);
+        return;
+      case 'weight': {
+        const s = this.services.get(op.service);
+        const r = s?.servers.get(op.key);
+        if (s && r) s.servers.set(op.key, { ...r, weight: op.weight });
+        return;
+      }
+    }
+  }
+}

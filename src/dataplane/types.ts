@@ -1,0 +1,164 @@
+/**
+ * The data-plane boundary. The director computes what should be true and hands a data
+ * plane a `Plan`: an ordered list of keyed deltas (add/edit/remove a virtual service,
+ * add/edit/remove a real server, change a weight). A data plane never receives "the whole
+ * table" — applying deltas is what lets unchanged services keep their connections across a
+ * reload. Every implementation (the userspace proxy, the fake, later nftables) runs the
+ * same compliance suite (compliance.ts).
+ */
+import type {
+  Family, ForwardingMethod, Persistence, Protocol, ProxyProtocolVersion, SchedFlag, ServiceEndpoint,
+} from '../model/types.js';
+import type { AnySchedulerName } from '../scheduling/types.js';
+
+/** One socket address a service accepts traffic on (a group expands to several). */
+export interface ListenAddress {
+  readonly family: Family;
+  readonly address: string;
+  readonly port: number;
+}
+
+/** Idle timeouts in seconds, as ipvsadm `--set tcp tcpfin udp` (0 = keep the default). */
+export interface Timeouts {
+  readonly tcp: number;
+  readonly tcpfin: number;
+  readonly udp: number;
+}
+
+/** ipvsadm's defaults for `--set` (IPVS: tcp 900 s, tcpfin 120 s, udp 300 s). */
+export const DEFAULT_TIMEOUTS: Timeouts = { tcp: 900, tcpfin: 120, udp: 300 };
+
+/** A virtual service as a data plane needs it. `key` is model/keys.serviceKey. */
+export interface ServiceSpec {
+  readonly key: string;
+  readonly endpoint: ServiceEndpoint;
+  readonly protocol: Protocol;
+  /** Resolved addresses (a virtual_server_group's ranges expanded); empty for fwmark. */
+  readonly listen: readonly ListenAddress[];
+  readonly scheduler: AnySchedulerName;
+  readonly schedFlags: readonly SchedFlag[];
+  readonly persistence: Persistence | null;
+  readonly method: ForwardingMethod;
+  /** UDP one-packet scheduling (ipvsadm -o). */
+  readonly ops: boolean;
+  readonly timeouts: Timeouts;
+}
+
+/** A real server of a service. `key` is model/keys.realServerKey (`addr:port`). */
+export interface ServerSpec {
+  readonly key: string;
+  readonly family: Family;
+  readonly address: string;
+  readonly port: number;
+  /** The effective weight the director decided (0 = quiescent: drain, no new flows). */
+  readonly weight: number;
+  readonly method: ForwardingMethod;
+  readonly uthreshold: number;
+  readonly lthreshold: number;
+  readonly proxyProtocol?: ProxyProtocolVersion | undefined;
+}
+
+export type PlanOp =
+  | { readonly op: 'add-service'; readonly service: ServiceSpec }
+  | { readonly op: 'edit-service'; readonly service: ServiceSpec }
+  | { readonly op: 'remove-service'; readonly key: string }
+  | { readonly op: 'add-server'; readonly service: string; readonly server: ServerSpec }
+  | { readonly op: 'edit-server'; readonly service: string; readonly server: ServerSpec }
+  | { readonly op: 'remove-server'; readonly service: string; readonly key: string }
+  | { readonly op: 'weight'; readonly service: string; readonly key: string; readonly weight: number };
+
+export interface Plan {
+  readonly ops: readonly PlanOp[];
+}
+
+/** Stable codes for an operation a data plane refused. */
+export const DataPlaneErrorCode = {
+  NO_SERVICE: 'E_DP_NO_SERVICE',
+  NO_SERVER: 'E_DP_NO_SERVER',
+  EXISTS: 'E_DP_EXISTS',
+  /** The plane cannot do this (a DR service on the userspace proxy). */
+  UNSUPPORTED: 'E_DP_UNSUPPORTED',
+  /** A privilege is missing (a port below 1024 without CAP_NET_BIND_SERVICE). */
+  PERMISSION: 'E_DP_PERMISSION',
+  /** The address is in use or not on this host. */
+  LISTEN: 'E_DP_LISTEN',
+  CLOSED: 'E_DP_CLOSED',
+} as const;
+export type DataPlaneErrorCode = (typeof DataPlaneErrorCode)[keyof typeof DataPlaneErrorCode];
+
+export interface OpFailure {
+  readonly op: PlanOp;
+  readonly code: DataPlaneErrorCode;
+  readonly message: string;
+}
+
+/**
+ * What happened. Operations are applied in order; a refused one is skipped and reported,
+ * the rest still apply (the director re-plans from what was actually applied).
+ */
+export interface ApplyResult {
+  readonly applied: readonly PlanOp[];
+  readonly failed: readonly OpFailure[];
+}
+
+/** ipvsadm --stats counters. Bytes and packets: In = client→server, Out = server→client. */
+export interface Counters {
+  conns: number;
+  inPkts: number;
+  outPkts: number;
+  inBytes: number;
+  outBytes: number;
+}
+
+/** ipvsadm --rate: per second, IPVS's 2-second estimator. */
+export interface Rates {
+  readonly cps: number;
+  readonly inPps: number;
+  readonly outPps: number;
+  readonly inBps: number;
+  readonly outBps: number;
+}
+
+export interface ServerStats {
+  readonly spec: ServerSpec;
+  readonly active: number;
+  readonly inactive: number;
+  /** Persistence templates pointing at this server. */
+  readonly persistent: number;
+  readonly counters: Readonly<Counters>;
+  readonly rates: Rates;
+}
+
+export interface ServiceStats {
+  readonly spec: ServiceSpec;
+  readonly servers: readonly ServerStats[];
+  readonly counters: Readonly<Counters>;
+  readonly rates: Rates;
+}
+
+/** One entry of the connection table (ipvsadm -L -c). */
+export interface ConnectionEntry {
+  readonly protocol: Protocol;
+  readonly client: ListenAddress;
+  readonly virtual: ListenAddress;
+  /** The real server key, or '' while not yet scheduled. */
+  readonly server: string;
+  /** IPVS-like state names: SYN_SENT, ESTABLISHED, FIN_WAIT, CLOSE_WAIT, UDP. */
+  readonly state: string;
+  /** Seconds until the entry expires when idle. */
+  readonly expires: number;
+}
+
+export interface DataPlane {
+  readonly name: string;
+  /** Forwarding methods this plane implements. */
+  readonly methods: readonly ForwardingMethod[];
+  apply(plan: Plan): Promise<ApplyResult>;
+  stats(): ServiceStats[];
+  connections(): ConnectionEntry[];
+  /**
+   * Stop: no new connections; existing ones may finish for up to `drainMs`, then are
+   * closed. Resolves when the plane holds no sockets.
+   */
+  close(drainMs: number): Promise<void>;
+}
