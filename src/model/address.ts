@@ -78,3 +78,26 @@ export function cidrBounds(address: string, prefix: number): { first: string; la
 export function formatHostPort(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }
+
+/** The address after `address` (wrapping within its family), as canonical text. */
+export function nextAddress(address: string): string {
+  const bytes = ipaddr.parse(address).toByteArray();
+  for (let i = bytes.length - 1; i >= 0; i--) {
+    const b = (bytes[i] ?? 0) + 1;
+    bytes[i] = b & 0xff;
+    if (b <= 0xff) break;
+  }
+  return ipaddr.fromByteArray(bytes).toString();
+}
+
+/** Every address from `first` to `last` inclusive, or null when there are more than `limit`. */
+export function expandRange(first: string, last: string, limit: number): string[] | null {
+  const out: string[] = [];
+  let a = first;
+  for (;;) {
+    if (out.length >= limit) return null;
+    out.push(a);
+    if (compareAddresses(a, last) >= 0) return out;
+    a = nextAddress(a);
+  }
+}

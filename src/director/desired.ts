@@ -1,0 +1,155 @@
+/**
+ * Desired state: what the data plane should hold, from the configuration, the latest
+ * observations (health checks, server agents) and the director's policy state (quorum).
+ * Pure — no clock, no I/O.
+ *
+ * Server policy, after keepalived's check/ipwrapper.c (one row per real server):
+ *
+ * | checkers/agent | observed      | inhibit_on_failure | in the data plane          |
+ * |----------------|---------------|--------------------|----------------------------|
+ * | none           | (ignored)     | —                  | yes, configured weight     |
+ * | some           | none yet      | —                  | as alive, unless `alpha`   |
+ * | some           | alive         | —                  | yes, observed or config weight |
+ * | some           | dead          | no                 | removed                    |
+ * | some           | dead          | yes                | yes, weight 0 (quiescent)  |
+ *
+ * Service policy (quorum, keepalived's update_quorum_state): the service is up while the
+ * weight of its live servers is ≥ quorum; it goes up at quorum + hysteresis and down below
+ * quorum − hysteresis. While down with a sorry_server, the live servers are taken out and
+ * the sorry server (weight 1) is put in; `sorry_server_inhibit` keeps the sorry server
+ * present at weight 0 while the service is up.
+ */
+import { endpointKey, realServerKey } from '../model/keys.js';
+import { expandRange } from '../model/address.js';
+import type { FulcrumConfig, RealServer, VirtualServer, VirtualServerGroup } from '../model/types.js';
+import { DEFAULT_TIMEOUTS, type ListenAddress, type ServerSpec, type ServiceSpec, type Timeouts } from '../dataplane/types.js';
+
+/** What the health checkers and agents last said about one real server of one service. */
+export interface Observation {
+  readonly alive: boolean;
+  /** A dynamic weight (MISC_CHECK misc_dynamic, FILE_CHECK, agent feedback). */
+  readonly weight?: number | undefined;
+}
+
+/** Observations by `${serviceKey}|${realServerKey}`. */
+export type Observations = ReadonlyMap<string, Observation>;
+
+export function observationKey(service: string, server: string): string {
+  return `${service}|${server}`;
+}
+
+export interface DesiredService {
+  readonly spec: ServiceSpec;
+  readonly servers: ReadonlyMap<string, ServerSpec>;
+  /** Quorum state this computation used or reached. */
+  readonly quorumUp: boolean;
+  /** Sum of the weights of the live servers. */
+  readonly liveWeight: number;
+  readonly vs: VirtualServer;
+}
+
+export type Desired = ReadonlyMap<string, DesiredService>;
+
+/** Group ranges expanded past this many addresses are refused (a typo like /8). */
+export const MAX_GROUP_ADDRESSES = 4096;
+
+export function listenAddresses(vs: VirtualServer, groups: ReadonlyMap<string, VirtualServerGroup>): ListenAddress[] {
+  const ep = vs.endpoint;
+  if (ep.kind === 'address') return [{ family: ep.family, address: ep.address, port: ep.port }];
+  if (ep.kind === 'fwmark') return [];
+  const out: ListenAddress[] = [];
+  for (const m of groups.get(ep.name)?.members ?? []) {
+    if (m.kind !== 'range') continue;
+    for (const a of expandRange(m.first, m.last, MAX_GROUP_ADDRESSES) ?? []) out.push({ family: m.family, address: a, port: m.port });
+  }
+  return out;
+}
+
+export function timeoutsOf(cfg: FulcrumConfig, override?: Partial<Timeouts>): Timeouts {
+  const t = cfg.global.lvsTimeouts;
+  return {
+    tcp: override?.tcp || t.tcp || DEFAULT_TIMEOUTS.tcp,
+    tcpfin: override?.tcpfin || t.tcpfin || DEFAULT_TIMEOUTS.tcpfin,
+    udp: override?.udp || t.udp || DEFAULT_TIMEOUTS.udp,
+  };
+}
+
+export function serviceSpecOf(vs: VirtualServer, groups: ReadonlyMap<string, VirtualServerGroup>, timeouts: Timeouts): ServiceSpec {
+  return {
+    key: endpointKey(vs.endpoint, vs.protocol),
+    endpoint: vs.endpoint,
+    protocol: vs.protocol,
+    listen: listenAddresses(vs, groups),
+    scheduler: vs.scheduler,
+    schedFlags: vs.schedFlags,
+    persistence: vs.persistence,
+    method: vs.method,
+    ops: vs.ops,
+    timeouts,
+  };
+}
+
+export function serverSpecOf(rs: RealServer, weight: number): ServerSpec {
+  return {
+    key: realServerKey(rs), family: rs.family, address: rs.address, port: rs.port, weight, method: rs.method,
+    uthreshold: rs.uthreshold, lthreshold: rs.lthreshold, proxyProtocol: rs.proxyProtocol,
+  };
+}
+
+/** Whether a real server is up, and its weight, from the table above. */
+export function serverLiveness(rs: RealServer, obs: Observation | undefined): { alive: boolean; weight: number } {
+  if (rs.checkers.length === 0 && rs.agent === undefined) return { alive: true, weight: rs.weight };
+  if (obs === undefined) return { alive: !rs.alpha, weight: rs.weight };
+  return { alive: obs.alive, weight: obs.weight ?? rs.weight };
+}
+
+/** The next quorum state from the live weight (hysteresis band around `quorum`). */
+export function nextQuorumState(vs: Pick<VirtualServer, 'quorum' | 'hysteresis'>, liveWeight: number, wasUp: boolean | undefined): boolean {
+  if (wasUp === undefined) return liveWeight >= vs.quorum;
+  if (wasUp) return !(liveWeight < vs.quorum - vs.hysteresis);
+  return liveWeight >= vs.quorum + vs.hysteresis;
+}
+
+export interface DesiredInput {
+  readonly config: FulcrumConfig;
+  readonly observations: Observations;
+  /** Quorum state per service key from the previous computation. */
+  readonly quorum: ReadonlyMap<string, boolean>;
+  readonly timeouts?: Partial<Timeouts> | undefined;
+}
+
+export function computeDesired(input: DesiredInput): Desired {
+  const groups = new Map(input.config.virtualServerGroups.map((g) => [g.name, g]));
+  const timeouts = timeoutsOf(input.config, input.timeouts);
+  const out = new Map<string, DesiredService>();
+  for (const vs of input.config.virtualServers) {
+    const spec = serviceSpecOf(vs, groups, timeouts);
+    const live: ServerSpec[] = [];
+    const inhibited: ServerSpec[] = [];
+    let liveWeight = 0;
+    for (const rs of vs.realServers) {
+      const { alive, weight } = serverLiveness(rs, input.observations.get(observationKey(spec.key, realServerKey(rs))));
+      if (alive) {
+        live.push(serverSpecOf(rs, weight));
+        liveWeight += weight;
+      } else if (rs.inhibitOnFailure) {
+        inhibited.push(serverSpecOf(rs, 0));
+      }
+    }
+    const quorumUp = nextQuorumState(vs, liveWeight, input.quorum.get(spec.key));
+    const servers = new Map<string, ServerSpec>();
+    const sorry = vs.sorryServer;
+    const useSorry = !quorumUp && sorry !== undefined;
+    if (!useSorry) for (const s of live) servers.set(s.key, s);
+    for (const s of inhibited) servers.set(s.key, s);
+    if (sorry && (useSorry || sorry.inhibit)) {
+      const s: ServerSpec = {
+        key: realServerKey(sorry), family: sorry.family, address: sorry.address, port: sorry.port,
+        weight: useSorry ? 1 : 0, method: sorry.method, uthreshold: 0, lthreshold: 0,
+      };
+      servers.set(s.key, s);
+    }
+    out.set(spec.key, { spec, servers, quorumUp, liveWeight, vs });
+  }
+  return out;
+}

@@ -1,0 +1,169 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { FakeDataPlane } from '../dataplane/fake.js';
+import { DataPlaneErrorCode, type PlanOp } from '../dataplane/types.js';
+import type { FulcrumConfig } from '../model/types.js';
+import { errorsOf, parseText } from '../testing/index.js';
+import { Director, DIRECTOR_CHANNEL, type DirectorEvent } from './director.js';
+import { nextQuorumState } from './desired.js';
+
+function cfg(text: string): FulcrumConfig {
+  const r = parseText(text);
+  assert.deepEqual(errorsOf(r), []);
+  return r.config;
+}
+
+const TCP = 'TCP_CHECK {\n connect_timeout 1\n }';
+function conf(opts: { weights?: number[]; vsExtra?: string; rsExtra?: string; checks?: boolean } = {}): FulcrumConfig {
+  const ws = opts.weights ?? [3, 2, 1];
+  return cfg(`virtual_server 10.0.0.1 80 {
+  lb_algo wrr
+  lb_kind NAT
+  ${opts.vsExtra ?? ''}
+${ws.map((w, i) => `  real_server 10.0.1.${i + 1} 80 {\n weight ${w}\n ${opts.rsExtra ?? ''}\n ${opts.checks === false ? '' : TCP}\n }`).join('\n')}
+}`);
+}
+
+const SVC = 'tcp 10.0.0.1:80';
+const ops = (p: { ops: readonly PlanOp[] } | undefined): string[] => (p?.ops ?? []).map((o) => {
+  switch (o.op) {
+    case 'add-service': case 'edit-service': return `${o.op} ${o.service.key}`;
+    case 'remove-service': return `${o.op} ${o.key}`;
+    case 'add-server': case 'edit-server': return `${o.op} ${o.server.key} w${o.server.weight}`;
+    case 'remove-server': return `${o.op} ${o.key}`;
+    case 'weight': return `${o.op} ${o.key} w${o.weight}`;
+  }
+});
+
+test('director: start applies the whole table; a reload applies only the difference', async () => {
+  const plane = new FakeDataPlane();
+  const d = new Director(plane);
+  await d.setConfig(conf());
+  assert.deepEqual(ops(plane.history[0]), [
+    `add-service ${SVC}`, 'add-server 10.0.1.1:80 w3', 'add-server 10.0.1.2:80 w2', 'add-server 10.0.1.3:80 w1',
+  ]);
+  await d.setConfig(conf());
+  assert.equal(plane.history.length, 1, 'an identical reload changes nothing');
+  await d.setConfig(conf({ weights: [3, 5, 1] }));
+  assert.deepEqual(ops(plane.history[1]), ['weight 10.0.1.2:80 w5']);
+  await d.setConfig(conf({ weights: [3, 5] }));
+  assert.deepEqual(ops(plane.history[2]), ['remove-server 10.0.1.3:80']);
+  await d.setConfig(conf({ weights: [3, 5], vsExtra: 'lb_algo rr' }));
+  assert.deepEqual(ops(plane.history[3]), [`edit-service ${SVC}`]);
+  await d.setConfig(conf({ weights: [3, 5], vsExtra: 'lb_algo rr', rsExtra: 'uthreshold 100' }));
+  assert.deepEqual(ops(plane.history[4]), ['edit-server 10.0.1.1:80 w3', 'edit-server 10.0.1.2:80 w5']);
+  await d.setConfig(cfg(''));
+  assert.deepEqual(ops(plane.history[5]), [`remove-service ${SVC}`]);
+});
+
+test('director: failed health → removed; inhibit_on_failure → weight 0; alpha starts down; no checkers → always up', async () => {
+  const plane = new FakeDataPlane();
+  const d = new Director(plane);
+  await d.setConfig(conf());
+  await d.observe(SVC, '10.0.1.2:80', { alive: false });
+  assert.deepEqual(ops(plane.history.at(-1)), ['remove-server 10.0.1.2:80']);
+  await d.observe(SVC, '10.0.1.2:80', { alive: true, weight: 7 });
+  assert.deepEqual(ops(plane.history.at(-1)), ['add-server 10.0.1.2:80 w7']);
+
+  const p2 = new FakeDataPlane();
+  const d2 = new Director(p2);
+  await d2.setConfig(conf({ vsExtra: 'inhibit_on_failure' }));
+  await d2.observe(SVC, '10.0.1.1:80', { alive: false });
+  assert.deepEqual(ops(p2.history.at(-1)), ['weight 10.0.1.1:80 w0']);
+
+  const p3 = new FakeDataPlane();
+  const d3 = new Director(p3);
+  await d3.setConfig(conf({ vsExtra: 'alpha' }));
+  assert.deepEqual(ops(p3.history[0]), [`add-service ${SVC}`], 'alpha: no server until its first success');
+  await d3.observe(SVC, '10.0.1.3:80', { alive: true });
+  assert.deepEqual(ops(p3.history.at(-1)), ['add-server 10.0.1.3:80 w1']);
+
+  const p4 = new FakeDataPlane();
+  const d4 = new Director(p4);
+  await d4.setConfig(conf({ checks: false }));
+  await d4.observe(SVC, '10.0.1.1:80', { alive: false });
+  assert.equal(p4.history.length, 1, 'a server without checkers ignores observations (keepalived: always alive)');
+});
+
+test('quorum with hysteresis (truth table)', () => {
+  const q = { quorum: 4, hysteresis: 1 };
+  assert.equal(nextQuorumState(q, 4, undefined), true);
+  assert.equal(nextQuorumState(q, 3, undefined), false);
+  assert.equal(nextQuorumState(q, 3, true), true, 'stays up down to quorum − hysteresis');
+  assert.equal(nextQuorumState(q, 2, true), false);
+  assert.equal(nextQuorumState(q, 4, false), false, 'comes back only at quorum + hysteresis');
+  assert.equal(nextQuorumState(q, 5, false), true);
+});
+
+test('director: quorum lost → sorry server replaces the live servers; regained → back, with events', async () => {
+  const seen: DirectorEvent[] = [];
+  const onMsg = (m: unknown): void => { seen.push(m as DirectorEvent); };
+  subscribe(DIRECTOR_CHANNEL, onMsg);
+  try {
+    const plane = new FakeDataPlane();
+    const d = new Director(plane);
+    await d.setConfig(conf({ weights: [1, 1, 1], vsExtra: 'quorum 2\n sorry_server 10.0.9.9 8080' }));
+    await d.observe(SVC, '10.0.1.1:80', { alive: false });
+    assert.deepEqual(ops(plane.history.at(-1)), ['remove-server 10.0.1.1:80']);
+    await d.observe(SVC, '10.0.1.2:80', { alive: false });
+    assert.deepEqual(ops(plane.history.at(-1)), ['remove-server 10.0.1.2:80', 'remove-server 10.0.1.3:80', 'add-server 10.0.9.9:8080 w1']);
+    assert.ok(seen.some((e) => e.type === 'quorum' && !e.up && e.liveWeight === 1));
+    await d.observe(SVC, '10.0.1.1:80', { alive: true });
+    assert.deepEqual(ops(plane.history.at(-1)), ['remove-server 10.0.9.9:8080', 'add-server 10.0.1.1:80 w1', 'add-server 10.0.1.3:80 w1']);
+    assert.ok(seen.some((e) => e.type === 'quorum' && e.up));
+  } finally {
+    unsubscribe(DIRECTOR_CHANNEL, onMsg);
+  }
+});
+
+test('director: sorry_server_inhibit keeps the sorry server at weight 0 while up', async () => {
+  const plane = new FakeDataPlane();
+  const d = new Director(plane);
+  await d.setConfig(conf({ weights: [1], vsExtra: 'sorry_server 10.0.9.9 80\n sorry_server_inhibit' }));
+  assert.ok(ops(plane.history[0]).includes('add-server 10.0.9.9:80 w0'));
+  await d.observe(SVC, '10.0.1.1:80', { alive: false });
+  assert.deepEqual(ops(plane.history.at(-1)), ['remove-server 10.0.1.1:80', 'weight 10.0.9.9:80 w1']);
+});
+
+test('director: ops the plane refused stay pending and are retried', async () => {
+  const plane = new FakeDataPlane();
+  plane.failWhen((op) => (op.op === 'add-service' ? DataPlaneErrorCode.LISTEN : null));
+  const d = new Director(plane);
+  const r1 = await d.setConfig(conf({ weights: [1] }));
+  assert.deepEqual(r1.failed.map((f) => f.code), [DataPlaneErrorCode.LISTEN, DataPlaneErrorCode.NO_SERVICE]);
+  assert.equal(d.pendingFailures.length, 2);
+  plane.failWhen(null);
+  const r2 = await d.reconcile();
+  assert.deepEqual(r2.failed, []);
+  assert.deepEqual(ops({ ops: r2.applied }), [`add-service ${SVC}`, 'add-server 10.0.1.1:80 w1']);
+  assert.equal(d.pendingFailures.length, 0);
+});
+
+test('director: concurrent changes are applied one at a time, in order', async () => {
+  const plane = new FakeDataPlane();
+  const d = new Director(plane);
+  await Promise.all([d.setConfig(conf({ weights: [1] })), d.setConfig(conf({ weights: [2] })), d.setConfig(conf({ weights: [3] }))]);
+  assert.deepEqual(plane.history.map(ops), [[`add-service ${SVC}`, 'add-server 10.0.1.1:80 w1'], ['weight 10.0.1.1:80 w2'], ['weight 10.0.1.1:80 w3']]);
+});
+
+test('director: a virtual_server_group expands to listen addresses; lvs_timeouts reach the spec', async () => {
+  const plane = new FakeDataPlane();
+  const d = new Director(plane);
+  await d.setConfig(cfg(`global_defs { lvs_timeouts udp 30 }
+virtual_server_group G {
+  127.0.0.1-3 5353
+  127.0.0.1 5354
+}
+virtual_server group G {
+  lb_kind PROXY
+  protocol UDP
+  persistence_timeout 60
+  real_server 127.0.0.1 53 {
+  }
+}`));
+  const add = plane.history[0]?.ops[0];
+  assert.ok(add?.op === 'add-service');
+  assert.deepEqual(add.service.listen.map((l) => `${l.address}:${l.port}`), ['127.0.0.1:5353', '127.0.0.2:5353', '127.0.0.3:5353', '127.0.0.1:5354']);
+  assert.deepEqual(add.service.timeouts, { tcp: 900, tcpfin: 120, udp: 30 });
+});

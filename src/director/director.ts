@@ -1,0 +1,134 @@
+/**
+ * The director: owns the configuration, the observations and the quorum states, and keeps
+ * the data plane equal to the desired state by applying keyed deltas. Every change
+ * (reload, observation) goes through `reconcile`, one at a time.
+ *
+ * It knows what the plane holds from what the plane reported as applied; an op the plane
+ * refused stays a difference and is retried on the next reconcile.
+ */
+import { channel } from 'node:diagnostics_channel';
+import type { FulcrumConfig } from '../model/types.js';
+import { SpecTable } from '../dataplane/table.js';
+import type { DataPlane, OpFailure, PlanOp, Timeouts } from '../dataplane/types.js';
+import { computeDesired, observationKey, type Desired, type Observation } from './desired.js';
+import { diffTables } from './plan.js';
+
+/** diagnostics_channel name for DirectorEvent messages. */
+export const DIRECTOR_CHANNEL = 'fulcrum:director';
+const events = channel(DIRECTOR_CHANNEL);
+
+export type DirectorEvent =
+  | { readonly type: 'quorum'; readonly service: string; readonly up: boolean; readonly liveWeight: number; readonly quorum: number }
+  | { readonly type: 'server'; readonly service: string; readonly server: string; readonly change: 'added' | 'removed' | 'weight' | 'edited'; readonly weight?: number }
+  | { readonly type: 'service'; readonly service: string; readonly change: 'added' | 'removed' | 'edited' }
+  | { readonly type: 'apply-failed'; readonly failures: readonly { readonly code: string; readonly message: string }[] };
+
+export interface ReconcileResult {
+  readonly applied: readonly PlanOp[];
+  readonly failed: readonly OpFailure[];
+}
+
+export class Director {
+  /** What the data plane holds, as far as the director knows. */
+  readonly applied = new SpecTable();
+  private config: FulcrumConfig | null = null;
+  private readonly observations = new Map<string, Observation>();
+  private readonly quorum = new Map<string, boolean>();
+  private timeouts: Partial<Timeouts> = {};
+  private queue: Promise<unknown> = Promise.resolve();
+  private lastFailures: readonly OpFailure[] = [];
+  private lastDesired: Desired = new Map();
+
+  constructor(readonly plane: DataPlane) {}
+
+  get currentConfig(): FulcrumConfig | null {
+    return this.config;
+  }
+
+  /** Failures of the last reconcile (ops still to retry). */
+  get pendingFailures(): readonly OpFailure[] {
+    return this.lastFailures;
+  }
+
+  get desired(): Desired {
+    return this.lastDesired;
+  }
+
+  /** Replace the configuration (start or reload) and reconcile: only differences are applied. */
+  setConfig(config: FulcrumConfig): Promise<ReconcileResult> {
+    return this.serial(() => {
+      this.config = config;
+      return this.run();
+    });
+  }
+
+  /** A health/agent observation for one real server of one service. */
+  observe(service: string, server: string, obs: Observation): Promise<ReconcileResult> {
+    return this.serial(() => {
+      this.observations.set(observationKey(service, server), obs);
+      return this.run();
+    });
+  }
+
+  /** ipvsadm --set: connection timeouts (0 keeps the current value). */
+  setTimeouts(t: Partial<Timeouts>): Promise<ReconcileResult> {
+    return this.serial(() => {
+      this.timeouts = { ...this.timeouts, ...Object.fromEntries(Object.entries(t).filter(([, v]) => v !== 0 && v !== undefined)) };
+      return this.run();
+    });
+  }
+
+  /** Reconcile again (e.g. to retry ops the plane refused). */
+  reconcile(): Promise<ReconcileResult> {
+    return this.serial(() => this.run());
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(fn, fn);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async run(): Promise<ReconcileResult> {
+    if (this.config === null) return { applied: [], failed: [] };
+    const desired = computeDesired({ config: this.config, observations: this.observations, quorum: this.quorum, timeouts: this.timeouts });
+    this.lastDesired = desired;
+    for (const [key, d] of desired) {
+      const was = this.quorum.get(key);
+      if (was !== undefined && was !== d.quorumUp) {
+        publish({ type: 'quorum', service: key, up: d.quorumUp, liveWeight: d.liveWeight, quorum: d.vs.quorum });
+      }
+      this.quorum.set(key, d.quorumUp);
+    }
+    for (const key of [...this.quorum.keys()]) if (!desired.has(key)) this.quorum.delete(key);
+    for (const key of [...this.observations.keys()]) {
+      if (!desired.has(key.slice(0, key.lastIndexOf('|')))) this.observations.delete(key);
+    }
+    const plan = diffTables(this.applied, { services: desired });
+    if (plan.ops.length === 0 && this.lastFailures.length === 0) return { applied: [], failed: [] };
+    const r = await this.plane.apply(plan);
+    for (const op of r.applied) {
+      this.applied.commit(op);
+      publishOp(op);
+    }
+    if (r.failed.length > 0) publish({ type: 'apply-failed', failures: r.failed.map((f) => ({ code: f.code, message: f.message })) });
+    this.lastFailures = r.failed;
+    return r;
+  }
+}
+
+function publish(e: DirectorEvent): void {
+  if (events.hasSubscribers) events.publish(e);
+}
+
+function publishOp(op: PlanOp): void {
+  switch (op.op) {
+    case 'add-service': return publish({ type: 'service', service: op.service.key, change: 'added' });
+    case 'edit-service': return publish({ type: 'service', service: op.service.key, change: 'edited' });
+    case 'remove-service': return publish({ type: 'service', service: op.key, change: 'removed' });
+    case 'add-server': return publish({ type: 'server', service: op.service, server: op.server.key, change: 'added', weight: op.server.weight });
+    case 'edit-server': return publish({ type: 'server', service: op.service, server: op.server.key, change: 'edited', weight: op.server.weight });
+    case 'remove-server': return publish({ type: 'server', service: op.service, server: op.key, change: 'removed' });
+    case 'weight': return publish({ type: 'server', service: op.service, server: op.key, change: 'weight', weight: op.weight });
+  }
+}
