@@ -6,6 +6,8 @@
 import { Command, CommanderError } from 'commander';
 import { runCheck, type Io } from './check.js';
 import { runSim, type SimCliOptions } from './sim.js';
+import { runRun, type RunCliOptions } from './run.js';
+import { runDemo, type DemoCliOptions } from './demo.js';
 
 export const VERSION = '0.1.0';
 
@@ -51,6 +53,25 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
     .option('-i, --config-id <ID>', "keepalived's config-id for @conditional lines")
     .action((o: SimCliOptions) => {
       code = runSim(o, io);
+    });
+
+  program.command('run')
+    .description('run the director in the foreground (SIGHUP reloads, SIGTERM/SIGINT stop gracefully)')
+    .requiredOption('-f, --file <FILE>', 'keepalived.conf to run')
+    .option('-i, --config-id <ID>', "keepalived's config-id for @conditional lines")
+    .option('--drain-timeout <SECONDS>', 'on stop, how long connections may finish', '10')
+    .option('--log-level <LEVEL>', 'fatal|error|warn|info|debug|trace|silent', 'info')
+    .action(async (o: RunCliOptions) => {
+      code = await runRun(o, io);
+    });
+
+  program.command('demo')
+    .description('quick start: demo real servers + the director on examples/quickstart.conf, showing it balance')
+    .option('-f, --file <FILE>', 'configuration (default: examples/quickstart.conf)')
+    .option('--requests <N>', 'requests to send through each virtual server', '12')
+    .option('--exit', 'stop after the requests instead of waiting for Ctrl-C')
+    .action(async (o: DemoCliOptions) => {
+      code = await runDemo(o, io);
     });
 
   try {

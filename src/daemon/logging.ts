@@ -1,0 +1,80 @@
+/**
+ * Logs are an edge: the core publishes on diagnostics channels and this module subscribes,
+ * turning events into structured log lines (pino, JSON, one object per line).
+ */
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { pino, type Logger } from 'pino';
+import { DIRECTOR_CHANNEL, type DirectorEvent } from '../director/index.js';
+import { PROXY_CHANNEL, type ProxyEvent } from '../dataplane/index.js';
+import { DAEMON_CHANNEL, type DaemonEvent } from './events.js';
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+/** A pino logger writing synchronously to `fd` (stdout by default). */
+export function createLogger(level: LogLevel = 'info', fd = 1): Logger {
+  return pino({ level, base: { name: 'fulcrum' } }, pino.destination({ fd, sync: true }));
+}
+
+/** Subscribe `log` to every Fulcrum channel; returns the unsubscribe function. */
+export function attachLogger(log: Logger): () => void {
+  const onDirector = (m: unknown): void => {
+    const e = m as DirectorEvent;
+    switch (e.type) {
+      case 'quorum':
+        if (e.up) log.info({ event: 'quorum-up', service: e.service, liveWeight: e.liveWeight, quorum: e.quorum }, `${e.service}: quorum regained`);
+        else log.warn({ event: 'quorum-down', service: e.service, liveWeight: e.liveWeight, quorum: e.quorum }, `${e.service}: quorum lost`);
+        return;
+      case 'service':
+        log.info({ event: `service-${e.change}`, service: e.service }, `${e.service}: service ${e.change}`);
+        return;
+      case 'server':
+        log.info({ event: `server-${e.change}`, service: e.service, server: e.server, weight: e.weight },
+          `${e.service}: real server ${e.server} ${e.change}${e.weight !== undefined ? ` (weight ${e.weight})` : ''}`);
+        return;
+      case 'apply-failed':
+        for (const f of e.failures) log.error({ event: 'apply-failed', code: f.code }, f.message);
+        return;
+    }
+  };
+  const onProxy = (m: unknown): void => {
+    const e = m as ProxyEvent;
+    if (e.type === 'connect-failed') {
+      log.warn({ event: 'connect-failed', service: e.service, server: e.server, error: e.error, retrying: e.retrying },
+        `${e.service}: real server ${e.server} refused a connection (${e.error})${e.retrying ? '; retrying another' : '; giving up'}`);
+    } else {
+      log.warn({ event: 'no-server', service: e.service, client: e.client.address }, `${e.service}: no real server available`);
+    }
+  };
+  const onDaemon = (m: unknown): void => {
+    const e = m as DaemonEvent;
+    switch (e.type) {
+      case 'started':
+        log.info({ event: 'started', services: e.services, plane: e.plane }, `serving ${e.services} virtual service(s) with the ${e.plane} data plane`);
+        return;
+      case 'reloaded':
+        log.info({ event: 'reloaded', ops: e.ops, failed: e.failed }, `configuration reloaded: ${e.ops} change(s) applied${e.failed ? `, ${e.failed} failed` : ''}`);
+        return;
+      case 'reload-rejected':
+        for (const d of e.errors) log.error({ event: 'reload-rejected' }, d);
+        log.error({ event: 'reload-rejected', errors: e.errors.length }, 'configuration rejected; the running configuration stays in effect');
+        return;
+      case 'stopping':
+        log.info({ event: 'stopping', signal: e.signal, connections: e.connections, drainMs: e.drainMs }, `stopping on ${e.signal}: draining ${e.connections} connection(s) for up to ${e.drainMs} ms`);
+        return;
+      case 'stopped':
+        log.info({ event: 'stopped' }, 'stopped');
+        return;
+      case 'notice':
+        log.warn({ event: 'notice' }, e.message);
+        return;
+    }
+  };
+  subscribe(DIRECTOR_CHANNEL, onDirector);
+  subscribe(PROXY_CHANNEL, onProxy);
+  subscribe(DAEMON_CHANNEL, onDaemon);
+  return () => {
+    unsubscribe(DIRECTOR_CHANNEL, onDirector);
+    unsubscribe(PROXY_CHANNEL, onProxy);
+    unsubscribe(DAEMON_CHANNEL, onDaemon);
+  };
+}
