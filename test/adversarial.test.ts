@@ -16,7 +16,8 @@ function conf(port: number, rsPort: number): string {
 }
 
 test('adversarial: 5,000 connections that send nothing — memory per connection is small, others are still served', async (t) => {
-  const rs = await startServer('rs1', { mode: 'name-echo' });
+  // A deep accept queue: the test process opens clients in bursts while this server accepts.
+  const rs = await startServer('rs1', { mode: 'name-echo', backlog: 8192 });
   const port = await freePort();
   const d = await startDaemon(conf(port, rs.port));
   const idle: net.Socket[] = [];

@@ -173,8 +173,9 @@ test('run: clear refusals — DR without the kernel plane; a privileged port as 
   } finally {
     await dr.cleanup();
   }
-  if (process.getuid?.() !== 0) return; // the unprivileged case below needs root to drop to nobody
-  const low = await startDaemon(`virtual_server 127.0.0.1 81 {\n lb_kind PROXY\n real_server 127.0.0.2 81 {\n }\n}\n`, { waitStarted: false, spawn: { uid: 65534, gid: 65534 } });
+  // Without CAP_NET_BIND_SERVICE (root drops it with setpriv; any other user lacks it).
+  const prefix = process.getuid?.() === 0 ? ['setpriv', '--bounding-set=-net_bind_service', '--inh-caps=-net_bind_service'] : [];
+  const low = await startDaemon(`virtual_server 127.0.0.1 81 {\n lb_kind PROXY\n real_server 127.0.0.2 81 {\n }\n}\n`, { waitStarted: false, prefix });
   try {
     assert.equal(await low.waitExit(), 1);
     assert.match(low.stderr, /cannot listen on tcp 127\.0\.0\.1:81: permission denied \(ports below 1024 need root or CAP_NET_BIND_SERVICE\)/);
@@ -182,4 +183,39 @@ test('run: clear refusals — DR without the kernel plane; a privileged port as 
   } finally {
     await low.cleanup();
   }
+});
+
+test('run --workers 2: both processes serve one listening socket; persistence is refused; SIGTERM stops all', () => withServers(2, 'name', async (rs) => {
+  const port = await freePort();
+  const persistent = await startDaemon(conf(port, rs.map((s) => ({ port: s.port, weight: 1 })), 'persistence_timeout 60'), { args: ['--workers', '2'], waitStarted: false });
+  try {
+    assert.equal(await persistent.waitExit(), 1);
+    assert.match(persistent.stderr, /is persistent, and persistence templates are per process/);
+  } finally {
+    await persistent.cleanup();
+  }
+  const d = await startDaemon(conf(port, rs.map((s) => ({ port: s.port, weight: 1 }))), { args: ['--workers', '2'] });
+  try {
+    await d.waitLog((l) => l.event === 'started' && d.logs.filter((x) => x.event === 'started').length === 2, 10000, 'both workers');
+    const pids = new Set(d.logs.filter((l) => l.event === 'started').map((l) => l['pid']));
+    assert.equal(pids.size, 2, 'two worker processes');
+    const got: string[] = [];
+    for (let i = 0; i < 40; i++) got.push((await fetchText(port)).trim());
+    assert.deepEqual(Object.keys(tally(got)).sort(), ['rs1', 'rs2']);
+    d.signal('SIGTERM');
+    assert.equal(await d.waitExit(10000), 0);
+  } finally {
+    await d.cleanup();
+  }
+}));
+
+test('demo: the quick start command starts real servers and the director and shows the wrr split', async () => {
+  const { main } = await import('../src/cli/main.js');
+  const out: string[] = [];
+  const code = await main(['demo', '--exit', '--requests', '12'], { out: (t) => out.push(t), err: (t) => out.push(t) });
+  const text = out.join('\n');
+  assert.equal(code, 0, text);
+  assert.match(text, /Director up: tcp 127\.0\.0\.1:8080 \(wrr/);
+  assert.match(text, /split: 127\.0\.0\.1:9001 6, 127\.0\.0\.1:9002 4, 127\.0\.0\.1:9003 2/);
+  assert.match(text, /curl -s http:\/\/127\.0\.0\.1:8080\//);
 });

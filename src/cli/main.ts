@@ -61,6 +61,7 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
     .option('-i, --config-id <ID>', "keepalived's config-id for @conditional lines")
     .option('--drain-timeout <SECONDS>', 'on stop, how long connections may finish', '10')
     .option('--log-level <LEVEL>', 'fatal|error|warn|info|debug|trace|silent', 'info')
+    .option('--workers <N>', 'proxy processes sharing the listening sockets (multi-core)', '1')
     .action(async (o: RunCliOptions) => {
       code = await runRun(o, io);
     });

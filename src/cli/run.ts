@@ -4,7 +4,9 @@
  * SIGINT stop gracefully (stop accepting, let connections finish for --drain-timeout
  * seconds, exit 0); a second SIGTERM/SIGINT closes what is left at once.
  */
+import cluster from 'node:cluster';
 import { Daemon, attachLogger, createLogger, type LogLevel } from '../daemon/index.js';
+import { runPrimary, workerConflicts } from './workers.js';
 import { ProxyDataPlane } from '../dataplane/index.js';
 import type { Io } from './check.js';
 
@@ -13,6 +15,7 @@ export interface RunCliOptions {
   readonly configId?: string | undefined;
   readonly drainTimeout: string;
   readonly logLevel: string;
+  readonly workers?: string | undefined;
 }
 
 const LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -33,9 +36,22 @@ export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = p
     io.err(`fulcrum run: --log-level: '${o.logLevel}' is not one of ${LEVELS.join(', ')}`);
     return 2;
   }
+  const workers = Number(o.workers ?? '1');
+  if (!Number.isInteger(workers) || workers < 1 || workers > 64) {
+    io.err(`fulcrum run: --workers: '${o.workers}' is not a number of processes (1–64)`);
+    return 2;
+  }
+  if (workers > 1 && cluster.isPrimary) {
+    const conflicts = workerConflicts(o.file, o.configId);
+    if (conflicts.length > 0) {
+      for (const c of conflicts) io.err(`fulcrum run: ${c}`);
+      return 1;
+    }
+    return runPrimary(workers, io, signals);
+  }
   const log = createLogger(o.logLevel as LogLevel, logFd);
   const detach = attachLogger(log);
-  const plane = new ProxyDataPlane();
+  const plane = new ProxyDataPlane({ tunables: { exclusive: cluster.isPrimary } });
   const daemon = new Daemon({ configFile: o.file, configId: o.configId, plane, drainMs: drain * 1000 });
   const started = await daemon.start();
   if (!started.ok) {
@@ -45,6 +61,7 @@ export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = p
     await plane.close(0);
     return 1;
   }
+  process.send?.({ ready: true });
   return new Promise<number>((resolve) => {
     // Keeps the event loop alive even when no listener is open (nothing configured yet).
     const keepAlive = setInterval(() => undefined, 1 << 30);
@@ -62,6 +79,8 @@ export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = p
         signals.removeListener('SIGINT', onInt);
         clearInterval(keepAlive);
         detach();
+        // A cluster worker's IPC channel would keep it alive: let go of the primary.
+        if (cluster.isWorker) cluster.worker?.disconnect();
         resolve(0);
       });
     };

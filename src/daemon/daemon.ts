@@ -111,8 +111,10 @@ export class Daemon {
     if (this.stopping) return this.stopping;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     const conns = this.opts.plane.connections().length;
-    publishDaemon({ type: 'stopping', signal, connections: conns, drainMs: this.opts.drainMs });
+    // close() stops accepting before it first yields, so 'stopping' is logged once no new
+    // connection can arrive.
     this.stopping = this.opts.plane.close(this.opts.drainMs).then(() => publishDaemon({ type: 'stopped' }));
+    publishDaemon({ type: 'stopping', signal, connections: conns, drainMs: this.opts.drainMs });
     return this.stopping;
   }
 

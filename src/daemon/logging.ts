@@ -12,7 +12,7 @@ export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' |
 
 /** A pino logger writing synchronously to `fd` (stdout by default). */
 export function createLogger(level: LogLevel = 'info', fd = 1): Logger {
-  return pino({ level, base: { name: 'fulcrum' } }, pino.destination({ fd, sync: true }));
+  return pino({ level, base: { name: 'fulcrum', pid: process.pid } }, pino.destination({ fd, sync: true }));
 }
 
 /** Subscribe `log` to every Fulcrum channel; returns the unsubscribe function. */

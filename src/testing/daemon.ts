@@ -32,12 +32,17 @@ export interface RunningDaemon {
   cleanup(): Promise<void>;
 }
 
-export async function startDaemon(config: string, opts: { args?: string[]; spawn?: SpawnOptions; waitStarted?: boolean } = {}): Promise<RunningDaemon> {
+/**
+ * `prefix` runs the daemon under another command (e.g. setpriv to drop a capability).
+ */
+export async function startDaemon(config: string, opts: { args?: string[]; spawn?: SpawnOptions; waitStarted?: boolean; prefix?: string[] } = {}): Promise<RunningDaemon> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fulcrum-run-'));
   fs.chmodSync(dir, 0o755);
   const configFile = path.join(dir, 'fulcrum.conf');
   fs.writeFileSync(configFile, config);
-  const proc = spawn(process.execPath, [path.join(repoRoot(), 'bin', 'fulcrum.js'), 'run', '-f', configFile, '--log-level', 'info', ...(opts.args ?? [])], {
+  const argv = [process.execPath, path.join(repoRoot(), 'bin', 'fulcrum.js'), 'run', '-f', configFile, '--log-level', 'info', ...(opts.args ?? [])];
+  const [cmd, ...rest] = [...(opts.prefix ?? []), ...argv] as [string, ...string[]];
+  const proc = spawn(cmd, rest, {
     stdio: ['ignore', 'pipe', 'pipe'], ...opts.spawn,
   });
   const logs: LogLine[] = [];

@@ -47,7 +47,7 @@ export type ServerMode =
   /** Accept and never read (back-pressure tests). */
   | 'sink';
 
-export async function startServer(name: string, opts: { host?: string; port?: number; mode?: ServerMode; expectProxy?: boolean } = {}): Promise<TestServer> {
+export async function startServer(name: string, opts: { host?: string; port?: number; mode?: ServerMode; expectProxy?: boolean; backlog?: number } = {}): Promise<TestServer> {
   const host = opts.host ?? '127.0.0.1';
   const mode = opts.mode ?? 'name';
   const sockets = new Set<net.Socket>();
@@ -89,7 +89,7 @@ export async function startServer(name: string, opts: { host?: string; port?: nu
   });
   await new Promise<void>((resolve, reject) => {
     srv.once('error', reject);
-    srv.listen(opts.port ?? 0, host, () => resolve());
+    srv.listen({ port: opts.port ?? 0, host, backlog: opts.backlog ?? 511 }, () => resolve());
   });
   const a = srv.address();
   if (a === null || typeof a === 'string') throw new Error('no address');

@@ -5,6 +5,7 @@
 import type { Dest } from '../../scheduling/types.js';
 import type { ServiceScheduler } from '../../scheduling/service.js';
 import type { RateEstimator } from '../stats.js';
+import type { ReadBufferPool } from './buffers.js';
 import type { ConnectionEntry, Counters, ListenAddress, ServerSpec, ServiceSpec } from '../types.js';
 
 export interface ProxyTunables {
@@ -16,6 +17,11 @@ export interface ProxyTunables {
   readonly highWaterMark: number;
   /** Datagrams queued per UDP session while its upstream socket connects. */
   readonly udpPendingLimit: number;
+  /**
+   * Listen exclusively (the default). False lets cluster workers share one listening
+   * socket that the kernel hands connections from (`fulcrum run --workers N`).
+   */
+  readonly exclusive: boolean;
 }
 
 export const DEFAULT_TUNABLES: ProxyTunables = {
@@ -23,6 +29,7 @@ export const DEFAULT_TUNABLES: ProxyTunables = {
   connectAttempts: 3,
   highWaterMark: 64 * 1024,
   udpPendingLimit: 64,
+  exclusive: true,
 };
 
 /** A real server's counters; outlives its removal while its connections finish. */
@@ -48,6 +55,7 @@ export interface ServiceRuntime {
   readonly counters: Counters;
   readonly sessions: Set<Session>;
   readonly tunables: ProxyTunables;
+  readonly buffers: ReadBufferPool;
   /** Monotonic seconds. */
   now(): number;
   /** A monotonic seconds value refreshed once a second: cheap enough to store per chunk. */

@@ -264,3 +264,67 @@ test('proxy: clear refusals — DR on the proxy, address in use, address not on 
   assert.match(notHere.failed[0]!.message, /not on this host/);
   assert.deepEqual(plane.stats(), []);
 }));
+
+test('proxy: a connect that hangs is retried elsewhere after the connect timeout; idle connections close after the tcp timeout', async () => {
+  const { spawn } = await import('node:child_process');
+  // A listener that never accepts, with a full backlog: further SYNs go unanswered (loopback only).
+  const py = spawn('python3', ['-c', [
+    'import socket, sys, time',
+    's = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(0)',
+    'print(s.getsockname()[1], flush=True)',
+    'time.sleep(30)',
+  ].join('\n')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let clock = 500;
+  const plane = new ProxyDataPlane({ now: () => clock, tunables: { connectTimeoutMs: 2000 } });
+  const rs = await startServer('good', { mode: 'name-echo' });
+  const fillers: net.Socket[] = [];
+  try {
+    const deadPort = await new Promise<number>((resolve, reject) => {
+      py.stdout.once('data', (b: Buffer) => resolve(Number(b.toString().trim())));
+      py.once('error', reject);
+    });
+    for (let i = 0; i < 3; i++) {
+      const f = net.connect(deadPort, '127.0.0.1');
+      f.on('error', () => undefined);
+      fillers.push(f);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    const port = await freePort();
+    const svc = serviceSpec('127.0.0.1', port, 'proxy', { scheduler: 'rr', timeouts: { tcp: 60, tcpfin: 10, udp: 30 } });
+    await addService(plane, svc, [{ port: deadPort, weight: 1 }, { port: rs.port, weight: 1 }]);
+    const c = await openSocket(port);
+    await waitFor(() => plane.connections()[0]?.state === 'SYN_SENT', 2000, 'connecting upstream');
+    plane.tick();
+    assert.equal(plane.connections()[0]?.state, 'SYN_SENT', 'not yet timed out');
+    clock += 2;
+    plane.tick();
+    assert.equal(await readLine(c), 'good', 'retried on the other server after the connect timeout');
+    assert.equal(plane.connections()[0]?.state, 'ESTABLISHED');
+    clock += 59;
+    plane.tick();
+    assert.equal(plane.sessionCount, 1, 'not idle long enough');
+    const closed = new Promise<void>((r) => c.on('close', () => r()));
+    clock += 2;
+    plane.tick();
+    await closed;
+    await waitFor(() => plane.sessionCount === 0, 2000, 'idle connection closed');
+  } finally {
+    for (const f of fillers) f.destroy();
+    py.kill('SIGKILL');
+    await plane.close(0);
+    await rs.close();
+  }
+});
+
+test('proxy: every IPVS scheduler (and agent) serves connections through the proxy', () => withSetup(2, async (plane, rs) => {
+  const { ALL_SCHEDULERS } = await import('../../scheduling/index.js');
+  for (const name of ALL_SCHEDULERS) {
+    const port = await freePort();
+    const svc = serviceSpec('127.0.0.1', port, 'proxy', { scheduler: name });
+    await addService(plane, svc, [{ port: rs[0]!.port, weight: 2 }, { port: rs[1]!.port, weight: 1 }]);
+    const got: string[] = [];
+    for (let i = 0; i < 6; i++) got.push((await fetchText(port)).trim());
+    assert.ok(got.every((g) => g === 'rs1' || g === 'rs2'), `${name}: ${got.join(',')}`);
+    await plane.apply({ ops: [{ op: 'remove-service', key: svc.key }] });
+  }
+}));

@@ -19,6 +19,7 @@ import {
 } from '../types.js';
 import { DEFAULT_TUNABLES, type ProxyEvent, type ProxyTunables, type ServerState, type ServiceRuntime, type Session } from './context.js';
 import { TcpConnection } from './tcp.js';
+import { ReadBufferPool } from './buffers.js';
 import { UdpListener } from './udp.js';
 
 /** diagnostics_channel name for ProxyEvent messages. */
@@ -57,6 +58,10 @@ class ProxyService implements ServiceRuntime {
     return this.plane.tunables;
   }
 
+  get buffers(): ReadBufferPool {
+    return this.plane.buffers;
+  }
+
   now(): number {
     return this.plane.now();
   }
@@ -83,7 +88,7 @@ class ProxyService implements ServiceRuntime {
 
   async openListener(l: ListenAddress): Promise<void> {
     if (this.spec.protocol === 'udp') {
-      const udp = new UdpListener(this, l);
+      const udp = new UdpListener(this, l, this.tunables.exclusive);
       await udp.bind();
       this.listeners.set(listenKey(l), { kind: 'udp', udp });
       return;
@@ -92,7 +97,7 @@ class ProxyService implements ServiceRuntime {
     server.on('connection', (sock: net.Socket) => TcpConnection.accept(this, sock, l));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen({ host: l.address, port: l.port, exclusive: true, backlog: 4096, ipv6Only: l.family === 'inet6' }, () => {
+      server.listen({ host: l.address, port: l.port, exclusive: this.tunables.exclusive, backlog: 4096, ipv6Only: l.family === 'inet6' }, () => {
         server.removeListener('error', reject);
         server.on('error', () => undefined);
         resolve();
@@ -118,6 +123,7 @@ export class ProxyDataPlane implements DataPlane {
   readonly name = 'proxy';
   readonly methods: readonly ForwardingMethod[] = ['proxy'];
   readonly tunables: ProxyTunables;
+  readonly buffers = new ReadBufferPool();
   readonly now: () => number;
   /** Refreshed once a second (see ServiceRuntime.coarseNow). */
   coarse: number;

@@ -28,7 +28,13 @@ export class TcpConnection implements Session {
   private clientClosed = false;
   private upClosed = true;
   private finished = false;
+  /** Coarse seconds of the last byte relayed (or of the last state change). */
   private lastActive: number;
+  private connectStarted = 0;
+  /** This connection's own read buffer (see buffers.ts), or null while on the shared one. */
+  private own: Buffer | null = null;
+  /** The last read filled half a buffer or more: read into an own buffer next. */
+  private bulk = false;
   private readonly flow: FlowKey;
 
   constructor(
@@ -75,12 +81,12 @@ export class TcpConnection implements Session {
     // highWaterMark is honoured by net.Socket (a stream option) though @types/node omits it.
     const opts: net.NetConnectOpts & { highWaterMark: number } = {
       host: d.address, port: d.port, noDelay: true, allowHalfOpen: true, highWaterMark: this.svc.tunables.highWaterMark,
+      onread: { buffer: this.nextReadBuffer, callback: this.onUpRead },
     };
     const up = net.connect(opts);
     this.up = up;
-    up.setTimeout(this.svc.tunables.connectTimeoutMs);
+    this.connectStarted = this.svc.now();
     up.once('connect', this.onUpConnect);
-    up.on('timeout', this.onUpTimeout);
     up.on('error', this.onUpError);
     up.on('close', this.onUpClose);
   }
@@ -113,11 +119,6 @@ export class TcpConnection implements Session {
     this.connect(next);
   }
 
-  private readonly onUpTimeout = (): void => {
-    if (this.state === 'SYN_SENT') this.retry('connect timeout');
-    else this.abort();
-  };
-
   private readonly onUpConnect = (): void => {
     const up = this.up;
     const d = this.dest;
@@ -131,9 +132,8 @@ export class TcpConnection implements Session {
     this.active = true;
     this.state = 'ESTABLISHED';
     srv.counters.conns++;
-    up.setTimeout(0);
+    this.lastActive = this.svc.coarseNow();
     const client = this.client;
-    client.setTimeout(this.svc.spec.timeouts.tcp * 1000, this.onIdle);
     const pp = srv.spec.proxyProtocol;
     if (pp !== undefined) {
       up.write(proxyHeader(pp, this.caddr, this.cport, client.localAddress ?? this.vaddr.address, client.localPort ?? this.vaddr.port));
@@ -149,31 +149,19 @@ export class TcpConnection implements Session {
       this.lastActive = svc.coarseNow();
       if (!up.write(chunk)) client.pause();
     });
-    up.on('data', (chunk: Buffer) => {
-      svcC.outPkts++;
-      svcC.outBytes += chunk.length;
-      srvC.outPkts++;
-      srvC.outBytes += chunk.length;
-      this.lastActive = svc.coarseNow();
-      if (!client.write(chunk)) up.pause();
-    });
     up.on('drain', () => client.resume());
     client.on('drain', () => up.resume());
     client.on('end', () => {
       this.state = this.state === 'CLOSE_WAIT' ? 'CLOSED' : 'FIN_WAIT';
-      client.setTimeout(this.svc.spec.timeouts.tcpfin * 1000);
+      this.lastActive = svc.coarseNow();
       up.end();
     });
     up.on('end', () => {
       this.state = this.state === 'FIN_WAIT' ? 'CLOSED' : 'CLOSE_WAIT';
-      client.setTimeout(this.svc.spec.timeouts.tcpfin * 1000);
+      this.lastActive = svc.coarseNow();
       client.end();
     });
     client.resume();
-  };
-
-  private readonly onIdle = (): void => {
-    this.abort();
   };
 
   private readonly onUpError = (err: Error): void => {
@@ -190,6 +178,36 @@ export class TcpConnection implements Session {
     if (up === null || this.upClosed) return;
     if (up.connecting) up.destroy();
     else up.resetAndDestroy();
+  };
+
+  /** Where the real server's socket reads next (called by Node after every read). */
+  private readonly nextReadBuffer = (): Buffer => {
+    const pool = this.svc.buffers;
+    if (this.bulk) return this.own ?? (this.own = pool.take());
+    if (this.own !== null) {
+      pool.give(this.own);
+      this.own = null;
+    }
+    return pool.shared;
+  };
+
+  /** Bytes from the real server, in `buf` (shared or own): relay them to the client. */
+  private readonly onUpRead = (n: number, buf: Buffer): boolean => {
+    const srv = this.server;
+    if (srv === null || this.clientClosed) return true;
+    const svcC = this.svc.counters;
+    const srvC = srv.counters;
+    svcC.outPkts++;
+    svcC.outBytes += n;
+    srvC.outPkts++;
+    srvC.outBytes += n;
+    this.lastActive = this.svc.coarseNow();
+    const shared = buf === this.svc.buffers.shared;
+    // Bytes in the shared buffer are copied: it must never be referenced by a pending write.
+    const ok = this.client.write(shared ? Buffer.from(buf.subarray(0, n)) : buf.subarray(0, n));
+    if (!shared && this.client.writableLength > 0) this.own = null; // still referenced: abandon it
+    this.bulk = n * 2 >= buf.length;
+    return ok;
   };
 
   /** The real server's socket is gone; unless it half-closed first, the client's goes too. */
@@ -211,12 +229,37 @@ export class TcpConnection implements Session {
     if (this.finished || !this.clientClosed || !this.upClosed) return;
     this.finished = true;
     this.state = 'CLOSED';
+    if (this.own !== null) {
+      this.svc.buffers.give(this.own);
+      this.own = null;
+    }
     if (this.dest !== null) this.svc.sched.finish(this.dest, this.caddr, this.active, this.svc.now());
     this.svc.sessions.delete(this);
   }
 
-  /** TCP idles out through socket timeouts, not the sweep. */
-  expire(): void {}
+  /**
+   * Timeouts are checked by the plane's once-a-second sweep rather than per-socket timers,
+   * so relaying a chunk never touches a timer: a connect that has not completed within the
+   * connect timeout is retried elsewhere; an established connection idle for the tcp
+   * timeout, or a half-closed one idle for tcpfin, is closed (ipvsadm --set semantics).
+   */
+  expire(now: number): void {
+    const t = this.svc.spec.timeouts;
+    switch (this.state) {
+      case 'SYN_SENT':
+        if (this.up !== null && now - this.connectStarted >= this.svc.tunables.connectTimeoutMs / 1000) this.retry('connect timeout');
+        return;
+      case 'ESTABLISHED':
+        if (now - this.lastActive >= t.tcp) this.abort();
+        return;
+      case 'FIN_WAIT':
+      case 'CLOSE_WAIT':
+        if (now - this.lastActive >= t.tcpfin) this.abort();
+        return;
+      case 'CLOSED':
+        return;
+    }
+  }
 
   abort(): void {
     this.client.destroy();

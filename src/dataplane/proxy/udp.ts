@@ -22,7 +22,7 @@ export class UdpListener {
   /** Datagrams dropped: no server, queue full, or send failure. */
   dropped = 0;
 
-  constructor(private readonly svc: ServiceRuntime, readonly listen: ListenAddress) {
+  constructor(private readonly svc: ServiceRuntime, readonly listen: ListenAddress, private readonly exclusive = true) {
     this.socket = dgram.createSocket({ type: listen.family === 'inet' ? 'udp4' : 'udp6' });
     this.vfold = addrFold(listen.address);
     this.socket.on('message', this.onMessage);
@@ -32,7 +32,7 @@ export class UdpListener {
     return new Promise((resolve, reject) => {
       const onError = (err: Error): void => reject(err);
       this.socket.once('error', onError);
-      this.socket.bind({ address: this.listen.address, port: this.listen.port, exclusive: true }, () => {
+      this.socket.bind({ address: this.listen.address, port: this.listen.port, exclusive: this.exclusive }, () => {
         this.socket.removeListener('error', onError);
         this.socket.on('error', () => { this.dropped++; });
         resolve();
