@@ -328,3 +328,37 @@ test('proxy: every IPVS scheduler (and agent) serves connections through the pro
     await plane.apply({ ops: [{ op: 'remove-service', key: svc.key }] });
   }
 }));
+
+test('proxy: bulk responses arrive intact, also to a slow reader (reused read buffers are never overwritten while referenced)', async () => {
+  const { createHash, randomBytes } = await import('node:crypto');
+  const body = randomBytes(8 * 1024 * 1024);
+  const want = createHash('sha256').update(body).digest('hex');
+  const srv = net.createServer((s) => { s.on('error', () => undefined); s.end(body); });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const rsPort = (srv.address() as net.AddressInfo).port;
+  const plane = new ProxyDataPlane();
+  try {
+    const port = await freePort();
+    const svc = serviceSpec('127.0.0.1', port, 'proxy');
+    await addService(plane, svc, [{ port: rsPort, weight: 1 }]);
+    const fetchHash = (slow: boolean): Promise<string> => new Promise((resolve, reject) => {
+      const h = createHash('sha256');
+      const s = net.connect(port, '127.0.0.1');
+      s.on('data', (c: Buffer) => {
+        h.update(c);
+        if (slow) {
+          s.pause();
+          setTimeout(() => s.resume(), 1);
+        }
+      });
+      s.on('end', () => resolve(h.digest('hex')));
+      s.on('error', reject);
+    });
+    const results = await Promise.all([fetchHash(false), fetchHash(true), fetchHash(false), fetchHash(true)]);
+    assert.deepEqual(results, [want, want, want, want]);
+    assert.equal(plane.stats()[0]!.counters.outBytes, 4 * body.length);
+  } finally {
+    await plane.close(0);
+    srv.close();
+  }
+});
