@@ -5,7 +5,7 @@
  */
 export * from './types.js';
 export { SpecTable, type TableEntry } from './table.js';
-export { RateEstimator, newCounters, addCounters, ZERO_RATES, ESTIMATOR_INTERVAL } from './stats.js';
+export { RateEstimator, newCounters, addCounters, countIn, countOut, ZERO_RATES, ESTIMATOR_INTERVAL } from './stats.js';
 export { FakeDataPlane } from './fake.js';
 export { ProxyDataPlane, PROXY_CHANNEL, type ProxyDataPlaneOptions } from './proxy/plane.js';
 export { DEFAULT_TUNABLES, type ProxyTunables, type ProxyEvent } from './proxy/context.js';

@@ -9,6 +9,22 @@ export function newCounters(): Counters {
   return { conns: 0, inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0 };
 }
 
+/** Client → server traffic of one read or datagram, counted for the service and the server. */
+export function countIn(svc: Counters, srv: Counters, bytes: number): void {
+  svc.inPkts++;
+  svc.inBytes += bytes;
+  srv.inPkts++;
+  srv.inBytes += bytes;
+}
+
+/** Server → client traffic, likewise. */
+export function countOut(svc: Counters, srv: Counters, bytes: number): void {
+  svc.outPkts++;
+  svc.outBytes += bytes;
+  srv.outPkts++;
+  srv.outBytes += bytes;
+}
+
 export function addCounters(into: Counters, c: Readonly<Counters>): void {
   into.conns += c.conns;
   into.inPkts += c.inPkts;

@@ -13,6 +13,7 @@ import { setConnActive } from '../../scheduling/dest.js';
 import { addrFold } from '../../scheduling/hash.js';
 import type { Dest, FlowKey } from '../../scheduling/types.js';
 import type { ConnectionEntry, ListenAddress } from '../types.js';
+import { countIn, countOut } from '../stats.js';
 import type { ServerState, ServiceRuntime, Session } from './context.js';
 import { proxyHeader, unmapAddress } from './proxy-protocol.js';
 
@@ -142,10 +143,7 @@ export class TcpConnection implements Session {
     const srvC = srv.counters;
     const svc = this.svc;
     client.on('data', (chunk: Buffer) => {
-      svcC.inPkts++;
-      svcC.inBytes += chunk.length;
-      srvC.inPkts++;
-      srvC.inBytes += chunk.length;
+      countIn(svcC, srvC, chunk.length);
       this.lastActive = svc.coarseNow();
       if (!up.write(chunk)) client.pause();
     });
@@ -195,12 +193,7 @@ export class TcpConnection implements Session {
   private readonly onUpRead = (n: number, buf: Buffer): boolean => {
     const srv = this.server;
     if (srv === null || this.clientClosed) return true;
-    const svcC = this.svc.counters;
-    const srvC = srv.counters;
-    svcC.outPkts++;
-    svcC.outBytes += n;
-    srvC.outPkts++;
-    srvC.outBytes += n;
+    countOut(this.svc.counters, srv.counters, n);
     this.lastActive = this.svc.coarseNow();
     const shared = buf === this.svc.buffers.shared;
     // Bytes in the shared buffer are copied: it must never be referenced by a pending write.

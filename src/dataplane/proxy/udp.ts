@@ -12,6 +12,7 @@ import dgram from 'node:dgram';
 import { addrFold } from '../../scheduling/hash.js';
 import type { Dest, FlowKey } from '../../scheduling/types.js';
 import type { ConnectionEntry, ListenAddress } from '../types.js';
+import { countIn, countOut } from '../stats.js';
 import type { ServerState, ServiceRuntime, Session } from './context.js';
 import { unmapAddress } from './proxy-protocol.js';
 
@@ -110,12 +111,7 @@ export class UdpSession implements Session {
   }
 
   toServer(msg: Buffer): void {
-    const svcC = this.svc.counters;
-    const srvC = this.server.counters;
-    svcC.inPkts++;
-    svcC.inBytes += msg.length;
-    srvC.inPkts++;
-    srvC.inBytes += msg.length;
+    countIn(this.svc.counters, this.server.counters, msg.length);
     this.lastActive = this.svc.coarseNow();
     if (this.pending !== null) {
       if (this.pending.length < this.svc.tunables.udpPendingLimit) this.pending.push(msg);
@@ -130,12 +126,7 @@ export class UdpSession implements Session {
   }
 
   private readonly onReply = (msg: Buffer): void => {
-    const svcC = this.svc.counters;
-    const srvC = this.server.counters;
-    svcC.outPkts++;
-    svcC.outBytes += msg.length;
-    srvC.outPkts++;
-    srvC.outBytes += msg.length;
+    countOut(this.svc.counters, this.server.counters, msg.length);
     this.lastActive = this.svc.coarseNow();
     this.listener.socket.send(msg, this.cport, this.rawClient, (err) => { if (err) this.listener.dropped++; });
     if (this.svc.spec.ops) this.end();
