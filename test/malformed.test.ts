@@ -26,6 +26,7 @@ const cases: Case[] = [
   { name: 'bad virtual address', files: { 'k.conf': 'virtual_server 10.0.0.256 80 {\n}\n' }, want: ['E_BAD_VALUE', 'k.conf', 1, 16] },
   { name: 'bad real-server address', files: { 'k.conf': `${VS}  real_server web1 80 {\n  }\n}\n` }, want: ['E_BAD_VALUE', 'k.conf', 3, 15] },
   { name: 'bad VIP prefix', files: { 'k.conf': 'vrrp_instance V {\n interface eth0\n virtual_router_id 1\n virtual_ipaddress {\n  10.0.0.1/33\n }\n}\n' }, want: ['E_BAD_VALUE', 'k.conf', 5, 3] },
+  { name: 'a block hung off a value keyword (one-line block)', files: { 'k.conf': `${VS}  real_server 10.0.1.1 80 {\n    weight 3 TCP_CHECK {\n    }\n  }\n}\n` }, want: ['E_SYNTAX', 'k.conf', 4, 24] },
   { name: 'bad number', files: { 'k.conf': `${VS}  delay_loop 6s\n}\n` }, want: ['E_BAD_VALUE', 'k.conf', 3, 14] },
   { name: 'number out of range', files: { 'k.conf': `${VS}  real_server 10.0.1.1 80 {\n    weight 65536\n  }\n}\n` }, want: ['E_RANGE', 'k.conf', 4, 12] },
   { name: 'negative port', files: { 'k.conf': 'virtual_server 10.0.0.1 -80 {\n}\n' }, want: ['E_RANGE', 'k.conf', 1, 25] },

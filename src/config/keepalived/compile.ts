@@ -8,7 +8,7 @@ import type {
   FulcrumConfig, TrackFile, VirtualServer, VirtualServerGroup, VrrpInstance, VrrpScript, VrrpSyncGroup,
 } from '../../model/types.js';
 import type { AstNode } from './ast.js';
-import { dispatch } from './dispatch.js';
+import { dispatch, reportUnreadBlocks } from './dispatch.js';
 import { compileVirtualServer, compileVirtualServerGroup } from './lvs.js';
 import { Values } from './values.js';
 import { compileGlobalDefs, compileSyncGroup, compileTrackFile, compileVrrpInstance, compileVrrpScript } from './vrrp.js';
@@ -49,6 +49,7 @@ export function compileConfig(root: readonly AstNode[], sink: DiagnosticSink): F
 
   checkVrrp(vrrpInstances, vrrpScripts, vrrpSyncGroups, sink);
   const virtualServers = checkLvs(compiled, virtualServerGroups, trackFiles, sink);
+  reportUnreadBlocks(root, sink);
   return { global, trackFiles, vrrpScripts, vrrpSyncGroups, vrrpInstances, virtualServerGroups, virtualServers };
 }
 

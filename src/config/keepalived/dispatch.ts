@@ -5,6 +5,7 @@
  */
 import { DiagnosticCode, type DiagnosticSink } from '../../errors/index.js';
 import type { AstNode } from './ast.js';
+import { Values } from './values.js';
 
 export type Handler = (node: AstNode) => void;
 
@@ -31,6 +32,7 @@ export function dispatch(
       if (modern !== undefined && handlers[modern] === h) {
         sink.warn(DiagnosticCode.DEPRECATED, `deprecated; use '${modern}'`, node.keyword.loc, kw);
       }
+      handled.add(node);
       h(node);
     } else if (ignored.has(kw)) {
       sink.warn(DiagnosticCode.IGNORED, `keepalived keyword has no effect in Fulcrum (${where})`, node.keyword.loc, kw);
@@ -39,6 +41,26 @@ export function dispatch(
       sink.warn(DiagnosticCode.UNKNOWN_KEYWORD, `unknown keyword in ${where}, ignored${near ? `; did you mean '${near}'?` : ''}`,
         node.keyword.loc, kw);
     }
+  }
+}
+
+/** Nodes some handler took (unknown and ignored keywords are not in it). */
+const handled = new WeakSet<AstNode>();
+
+/**
+ * After compiling: a block on a keyword whose handler never read it (often a one-line
+ * `weight 3 TCP_CHECK { … }`, where the block hangs off `weight`) would otherwise vanish
+ * silently, checkers and all — report it where its `{` is.
+ */
+export function reportUnreadBlocks(root: readonly AstNode[], sink: DiagnosticSink): void {
+  const stack = [...root];
+  for (let n = stack.pop(); n !== undefined; n = stack.pop()) {
+    if (n.block === null) continue;
+    if (handled.has(n) && !Values.blockRead(n)) {
+      sink.error(DiagnosticCode.SYNTAX, 'takes no block; write one statement per line', n.open, n.keyword.text,
+        'a value on the same line, and each keyword on its own line');
+    }
+    stack.push(...n.block);
   }
 }
 

@@ -14,6 +14,9 @@ const INT_RE = /^[+-]?[0-9]+$/;
 const DEC_RE = /^[+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$/;
 const BOOL_WORDS: Record<string, boolean> = { on: true, true: true, yes: true, off: false, false: false, no: false };
 
+/** Nodes whose `{ … }` block some handler read (through needBlock). */
+const blocksRead = new WeakSet<AstNode>();
+
 export class Values {
   constructor(readonly sink: DiagnosticSink) {}
 
@@ -33,6 +36,11 @@ export class Values {
   }
 
   /** Warn about arguments past `max`. */
+  /** Whether a handler asked for `node`'s block (dispatch reports blocks nobody read). */
+  static blockRead(node: AstNode): boolean {
+    return blocksRead.has(node);
+  }
+
   extra(node: AstNode, max: number): void {
     const t = node.args[max];
     if (t !== undefined) {
@@ -47,6 +55,7 @@ export class Values {
   }
 
   needBlock(node: AstNode): AstNode[] | undefined {
+    blocksRead.add(node);
     if (node.block === null) {
       this.sink.error(DiagnosticCode.SYNTAX, 'needs a { … } block', this.after(node), node.keyword.text, "'{'");
       return undefined;
