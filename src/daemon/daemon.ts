@@ -8,9 +8,8 @@
  * connections and listeners.
  */
 import { loadKeepalivedConfig } from '../config/index.js';
-import { formatDiagnostic, type Diagnostic } from '../errors/index.js';
+import { formatDiagnostic, formatLocation } from '../errors/index.js';
 import { serviceKey } from '../model/keys.js';
-import { formatLocation } from '../errors/index.js';
 import type { FulcrumConfig } from '../model/types.js';
 import { Director } from '../director/index.js';
 import { DataPlaneErrorCode, type DataPlane, type OpFailure } from '../dataplane/index.js';
@@ -60,14 +59,18 @@ export class Daemon {
     return this.opts.plane;
   }
 
-  private load(): { config: FulcrumConfig | null; errors: string[]; warnings: Diagnostic[] } {
+  /**
+   * Read the file (start and reload alike): warnings are published as notices; a usable
+   * configuration also gets the notices about what this build does not run yet.
+   */
+  private load(): { config: FulcrumConfig | null; errors: string[] } {
     const r = loadKeepalivedConfig(this.opts.configFile, this.opts.configId !== undefined ? { configId: this.opts.configId } : {});
-    const errors = r.diagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic);
-    const warnings = r.diagnostics.filter((d) => d.severity === 'warning');
-    if (!r.ok) return { config: null, errors, warnings };
+    for (const w of r.diagnostics) if (w.severity === 'warning') publishDaemon({ type: 'notice', message: formatDiagnostic(w) });
+    if (!r.ok) return { config: null, errors: r.diagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic) };
     const mismatch = planeMismatches(r.config, this.opts.plane);
-    if (mismatch.length > 0) return { config: null, errors: mismatch, warnings };
-    return { config: r.config, errors: [], warnings };
+    if (mismatch.length > 0) return { config: null, errors: mismatch };
+    this.noticeUnimplemented(r.config);
+    return { config: r.config, errors: [] };
   }
 
   /**
@@ -76,10 +79,8 @@ export class Daemon {
    * other refusals (an address not yet on the host) are retried every `retryMs`.
    */
   async start(): Promise<StartOutcome> {
-    const { config, errors, warnings } = this.load();
-    for (const w of warnings) publishDaemon({ type: 'notice', message: formatDiagnostic(w) });
+    const { config, errors } = this.load();
     if (!config) return { ok: false, errors };
-    this.noticeUnimplemented(config);
     const r = await this.director.setConfig(config);
     const fatal = r.failed.filter((f) => f.code === DataPlaneErrorCode.PERMISSION || f.code === DataPlaneErrorCode.UNSUPPORTED);
     if (fatal.length > 0) {
@@ -93,13 +94,11 @@ export class Daemon {
 
   /** SIGHUP: re-read the file; keep running on the old configuration if the new one is bad. */
   async reload(): Promise<StartOutcome> {
-    const { config, errors, warnings } = this.load();
-    for (const w of warnings) publishDaemon({ type: 'notice', message: formatDiagnostic(w) });
+    const { config, errors } = this.load();
     if (!config) {
       publishDaemon({ type: 'reload-rejected', errors });
       return { ok: false, errors };
     }
-    this.noticeUnimplemented(config);
     const r = await this.director.setConfig(config);
     this.scheduleRetry(r.failed);
     publishDaemon({ type: 'reloaded', ops: r.applied.length, failed: r.failed.length });

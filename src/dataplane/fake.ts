@@ -18,7 +18,6 @@ export class FakeDataPlane implements DataPlane {
   readonly history: Plan[] = [];
   private readonly conns = new Map<string, { active: number; inactive: number }>();
   private failing: ((op: PlanOp) => DataPlaneErrorCode | null) | null = null;
-  private closed = false;
 
   /** Make matching ops fail with the returned code (null = let it apply). */
   failWhen(pred: ((op: PlanOp) => DataPlaneErrorCode | null) | null): void {
@@ -34,10 +33,8 @@ export class FakeDataPlane implements DataPlane {
     const applied: PlanOp[] = [];
     const failed: OpFailure[] = [];
     for (const op of plan.ops) {
-      const injected = this.failing?.(op) ?? null;
-      const f = this.closed
-        ? { op, code: DataPlaneErrorCode.CLOSED, message: 'data plane is closed' }
-        : injected !== null ? { op, code: injected, message: `injected ${injected}` } : this.table.check(op);
+      const injected = this.table.isClosed ? null : this.failing?.(op) ?? null;
+      const f = injected !== null ? { op, code: injected, message: `injected ${injected}` } : this.table.check(op);
       if (f) {
         failed.push(f);
         continue;
@@ -65,7 +62,7 @@ export class FakeDataPlane implements DataPlane {
   }
 
   close(): Promise<void> {
-    this.closed = true;
+    this.table.close();
     return Promise.resolve();
   }
 }

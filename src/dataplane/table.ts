@@ -12,10 +12,22 @@ export interface TableEntry {
 
 export class SpecTable {
   readonly services = new Map<string, TableEntry>();
+  private closed = false;
+
+  /** The plane closed: forget every entry and refuse every later op with E_DP_CLOSED. */
+  close(): void {
+    this.closed = true;
+    this.services.clear();
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
 
   /** Why `op` cannot apply to the table as it is, or null when it can. */
   check(op: PlanOp): OpFailure | null {
     const fail = (code: DataPlaneErrorCode, message: string): OpFailure => ({ op, code, message });
+    if (this.closed) return fail(DataPlaneErrorCode.CLOSED, 'data plane is closed');
     switch (op.op) {
       case 'add-service':
         return this.services.has(op.service.key) ? fail(DataPlaneErrorCode.EXISTS, `service ${op.service.key} already exists`) : null;

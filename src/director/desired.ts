@@ -65,12 +65,13 @@ export function listenAddresses(vs: VirtualServer, groups: ReadonlyMap<string, V
   return out;
 }
 
-export function timeoutsOf(cfg: FulcrumConfig, override?: Partial<Timeouts>): Timeouts {
+/** lvs_timeouts from global_defs, ipvsadm's defaults where unset (or 0). */
+export function timeoutsOf(cfg: FulcrumConfig): Timeouts {
   const t = cfg.global.lvsTimeouts;
   return {
-    tcp: override?.tcp || t.tcp || DEFAULT_TIMEOUTS.tcp,
-    tcpfin: override?.tcpfin || t.tcpfin || DEFAULT_TIMEOUTS.tcpfin,
-    udp: override?.udp || t.udp || DEFAULT_TIMEOUTS.udp,
+    tcp: t.tcp || DEFAULT_TIMEOUTS.tcp,
+    tcpfin: t.tcpfin || DEFAULT_TIMEOUTS.tcpfin,
+    udp: t.udp || DEFAULT_TIMEOUTS.udp,
   };
 }
 
@@ -115,12 +116,11 @@ export interface DesiredInput {
   readonly observations: Observations;
   /** Quorum state per service key from the previous computation. */
   readonly quorum: ReadonlyMap<string, boolean>;
-  readonly timeouts?: Partial<Timeouts> | undefined;
 }
 
 export function computeDesired(input: DesiredInput): Desired {
   const groups = new Map(input.config.virtualServerGroups.map((g) => [g.name, g]));
-  const timeouts = timeoutsOf(input.config, input.timeouts);
+  const timeouts = timeoutsOf(input.config);
   const out = new Map<string, DesiredService>();
   for (const vs of input.config.virtualServers) {
     const spec = serviceSpecOf(vs, groups, timeouts);

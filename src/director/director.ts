@@ -9,8 +9,8 @@
 import { channel } from 'node:diagnostics_channel';
 import type { FulcrumConfig } from '../model/types.js';
 import { SpecTable } from '../dataplane/table.js';
-import type { DataPlane, OpFailure, PlanOp, Timeouts } from '../dataplane/types.js';
-import { computeDesired, observationKey, type Desired, type Observation } from './desired.js';
+import type { DataPlane, OpFailure, PlanOp } from '../dataplane/types.js';
+import { computeDesired, observationKey, type Observation } from './desired.js';
 import { diffTables } from './plan.js';
 
 /** diagnostics_channel name for DirectorEvent messages. */
@@ -34,24 +34,14 @@ export class Director {
   private config: FulcrumConfig | null = null;
   private readonly observations = new Map<string, Observation>();
   private readonly quorum = new Map<string, boolean>();
-  private timeouts: Partial<Timeouts> = {};
   private queue: Promise<unknown> = Promise.resolve();
   private lastFailures: readonly OpFailure[] = [];
-  private lastDesired: Desired = new Map();
 
   constructor(readonly plane: DataPlane) {}
-
-  get currentConfig(): FulcrumConfig | null {
-    return this.config;
-  }
 
   /** Failures of the last reconcile (ops still to retry). */
   get pendingFailures(): readonly OpFailure[] {
     return this.lastFailures;
-  }
-
-  get desired(): Desired {
-    return this.lastDesired;
   }
 
   /** Replace the configuration (start or reload) and reconcile: only differences are applied. */
@@ -70,14 +60,6 @@ export class Director {
     });
   }
 
-  /** ipvsadm --set: connection timeouts (0 keeps the current value). */
-  setTimeouts(t: Partial<Timeouts>): Promise<ReconcileResult> {
-    return this.serial(() => {
-      this.timeouts = { ...this.timeouts, ...Object.fromEntries(Object.entries(t).filter(([, v]) => v !== 0 && v !== undefined)) };
-      return this.run();
-    });
-  }
-
   /** Reconcile again (e.g. to retry ops the plane refused). */
   reconcile(): Promise<ReconcileResult> {
     return this.serial(() => this.run());
@@ -91,8 +73,7 @@ export class Director {
 
   private async run(): Promise<ReconcileResult> {
     if (this.config === null) return { applied: [], failed: [] };
-    const desired = computeDesired({ config: this.config, observations: this.observations, quorum: this.quorum, timeouts: this.timeouts });
-    this.lastDesired = desired;
+    const desired = computeDesired({ config: this.config, observations: this.observations, quorum: this.quorum });
     for (const [key, d] of desired) {
       const was = this.quorum.get(key);
       if (was !== undefined && was !== d.quorumUp) {

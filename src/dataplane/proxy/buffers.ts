@@ -32,8 +32,4 @@ export class ReadBufferPool {
   give(b: Buffer): void {
     if (this.free.length < this.maxFree) this.free.push(b);
   }
-
-  get freeCount(): number {
-    return this.free.length;
-  }
 }

@@ -11,7 +11,8 @@ import { formatHostPort } from '../../model/address.js';
 import type { ForwardingMethod } from '../../model/types.js';
 import { ServiceScheduler } from '../../scheduling/service.js';
 import type { Dest } from '../../scheduling/types.js';
-import { RateEstimator, newCounters } from '../stats.js';
+import { addrFold } from '../../scheduling/hash.js';
+import { RateEstimator, ZERO_RATES, newCounters } from '../stats.js';
 import { SpecTable } from '../table.js';
 import {
   DataPlaneErrorCode, type ApplyResult, type ConnectionEntry, type Counters, type DataPlane, type ListenAddress,
@@ -74,8 +75,7 @@ class ProxyService implements ServiceRuntime {
     const s = this.servers.get(d.key);
     if (s) return s;
     // Scheduled servers always have state; this covers a dest removed between pick and use.
-    const c = newCounters();
-    return { spec: { key: d.key, family: d.family, address: d.address, port: d.port, weight: d.weight, method: 'proxy', uthreshold: 0, lthreshold: 0 }, counters: c, est: new RateEstimator(c, this.now()) };
+    return newServerState({ key: d.key, family: d.family, address: d.address, port: d.port, weight: d.weight, method: 'proxy', uthreshold: 0, lthreshold: 0 }, this.now());
   }
 
   report(e: ProxyEvent): void {
@@ -86,7 +86,27 @@ class ProxyService implements ServiceRuntime {
     this.sched.setServers([...specs]);
   }
 
-  async openListener(l: ListenAddress): Promise<void> {
+  /**
+   * Open every listener in `ls` that is not open yet. All or nothing: on the first
+   * failure the ones opened here are closed again and the failure is returned.
+   */
+  async openListeners(ls: readonly ListenAddress[]): Promise<{ code: DataPlaneErrorCode; message: string } | null> {
+    const opened: string[] = [];
+    for (const l of ls) {
+      const k = listenKey(l);
+      if (this.listeners.has(k)) continue;
+      try {
+        await this.openListener(l);
+        opened.push(k);
+      } catch (err: unknown) {
+        for (const o of opened) this.closeListener(o);
+        return listenFailure(l, this.spec.protocol, err);
+      }
+    }
+    return null;
+  }
+
+  private async openListener(l: ListenAddress): Promise<void> {
     if (this.spec.protocol === 'udp') {
       const udp = new UdpListener(this, l, this.tunables.exclusive);
       await udp.bind();
@@ -94,7 +114,8 @@ class ProxyService implements ServiceRuntime {
       return;
     }
     const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true, noDelay: true, highWaterMark: this.tunables.highWaterMark });
-    server.on('connection', (sock: net.Socket) => TcpConnection.accept(this, sock, l));
+    const vfold = addrFold(l.address);
+    server.on('connection', (sock: net.Socket) => TcpConnection.accept(this, sock, l, vfold));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen({ host: l.address, port: l.port, exclusive: this.tunables.exclusive, backlog: 4096, ipv6Only: l.family === 'inet6' }, () => {
@@ -134,7 +155,6 @@ export class ProxyDataPlane implements DataPlane {
   private readonly timer: NodeJS.Timeout;
   private readonly random: (() => number) | undefined;
   private ticks = 0;
-  private closed = false;
 
   constructor(opts: ProxyDataPlaneOptions = {}) {
     this.now = opts.now ?? ((): number => performance.now() / 1000);
@@ -168,7 +188,7 @@ export class ProxyDataPlane implements DataPlane {
     const applied: PlanOp[] = [];
     const failed: OpFailure[] = [];
     for (const op of plan.ops) {
-      const f = this.closed ? { op, code: DataPlaneErrorCode.CLOSED, message: 'data plane is closed' } : this.table.check(op) ?? await this.effect(op);
+      const f = this.table.check(op) ?? await this.effect(op);
       if (f) {
         failed.push(f);
         continue;
@@ -189,14 +209,8 @@ export class ProxyDataPlane implements DataPlane {
           return { op, code: DataPlaneErrorCode.UNSUPPORTED, message: `the userspace proxy cannot serve ${op.service.key}: it needs TCP or UDP on explicit addresses and ports` };
         }
         const svc = new ProxyService(op.service, this, this.random);
-        for (const l of op.service.listen) {
-          try {
-            await svc.openListener(l);
-          } catch (err: unknown) {
-            svc.closeAllListeners();
-            return { op, ...listenFailure(l, op.service.protocol, err) };
-          }
-        }
+        const failure = await svc.openListeners(op.service.listen);
+        if (failure) return { op, ...failure };
         this.services.set(op.service.key, svc);
         return null;
       }
@@ -205,18 +219,9 @@ export class ProxyDataPlane implements DataPlane {
         if (!svc) return null;
         const bad = this.unsupported(op, op.service.method, `service ${op.service.key}`);
         if (bad) return bad;
-        const want = new Map(op.service.listen.map((l) => [listenKey(l), l]));
-        const opened: string[] = [];
-        for (const [k, l] of want) {
-          if (svc.listeners.has(k)) continue;
-          try {
-            await svc.openListener(l);
-            opened.push(k);
-          } catch (err: unknown) {
-            for (const o of opened) svc.closeListener(o);
-            return { op, ...listenFailure(l, op.service.protocol, err) };
-          }
-        }
+        const failure = await svc.openListeners(op.service.listen);
+        if (failure) return { op, ...failure };
+        const want = new Set(op.service.listen.map(listenKey));
         for (const k of [...svc.listeners.keys()]) if (!want.has(k)) svc.closeListener(k);
         svc.spec = op.service;
         svc.sched.reconfigure(op.service);
@@ -239,10 +244,7 @@ export class ProxyDataPlane implements DataPlane {
         if (!svc || !entry) return null;
         const st = svc.servers.get(op.server.key);
         if (st) st.spec = op.server;
-        else {
-          const c = newCounters();
-          svc.servers.set(op.server.key, { spec: op.server, counters: c, est: new RateEstimator(c, this.now()) });
-        }
+        else svc.servers.set(op.server.key, newServerState(op.server, this.now()));
         const next = new Map(entry.servers);
         next.set(op.server.key, op.server);
         svc.setServers(next.values());
@@ -292,7 +294,7 @@ export class ProxyDataPlane implements DataPlane {
           const counters: Counters = st ? { ...st.counters } : newCounters();
           return {
             spec, active: d?.active ?? 0, inactive: d?.inactive ?? 0, persistent: d ? svc.sched.templates.countFor(d) : 0,
-            counters, rates: st ? st.est.rates() : { cps: 0, inPps: 0, outPps: 0, inBps: 0, outBps: 0 },
+            counters, rates: st ? st.est.rates() : ZERO_RATES,
           };
         }),
       });
@@ -315,14 +317,13 @@ export class ProxyDataPlane implements DataPlane {
   }
 
   async close(drainMs: number): Promise<void> {
-    if (!this.closed) {
-      this.closed = true;
+    if (!this.table.isClosed) {
+      this.table.close();
       for (const svc of this.services.values()) {
         svc.closeAllListeners();
         this.retired.add(svc);
       }
       this.services.clear();
-      this.table.services.clear();
     }
     const deadline = Date.now() + drainMs;
     while (this.sessionCount > 0 && Date.now() < deadline) {
@@ -334,6 +335,11 @@ export class ProxyDataPlane implements DataPlane {
     this.retired.clear();
     clearInterval(this.timer);
   }
+}
+
+function newServerState(spec: ServerSpec, now: number): ServerState {
+  const counters = newCounters();
+  return { spec, counters, est: new RateEstimator(counters, now) };
 }
 
 function listenFailure(l: ListenAddress, protocol: string, err: unknown): { code: DataPlaneErrorCode; message: string } {

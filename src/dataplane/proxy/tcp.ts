@@ -6,7 +6,8 @@
  * once the real server accepted it; it is unbound (and its persistence template released)
  * exactly once, when both sockets are gone.
  *
- * Hot-path rules: per chunk, two counter updates and a write — no allocation of our own.
+ * Hot-path rules: per chunk, the counters (countIn/countOut) and a write; no timer, and no
+ * allocation of our own except copying a short read out of the shared buffer.
  */
 import net from 'node:net';
 import { setConnActive } from '../../scheduling/dest.js';
@@ -44,20 +45,21 @@ export class TcpConnection implements Session {
     private readonly caddr: string,
     private readonly cport: number,
     private readonly vaddr: ListenAddress,
+    vfold: number,
   ) {
     this.lastActive = svc.coarseNow();
-    this.flow = { saddrFold: addrFold(caddr), sport: cport, daddrFold: addrFold(vaddr.address), dport: vaddr.port };
+    this.flow = { saddrFold: addrFold(caddr), sport: cport, daddrFold: vfold, dport: vaddr.port };
   }
 
-  /** Take over an accepted (paused) client socket. */
-  static accept(svc: ServiceRuntime, client: net.Socket, vaddr: ListenAddress): void {
+  /** Take over an accepted (paused) client socket; `vfold` is addrFold(vaddr.address). */
+  static accept(svc: ServiceRuntime, client: net.Socket, vaddr: ListenAddress, vfold: number): void {
     const ra = client.remoteAddress;
     const rp = client.remotePort;
     if (ra === undefined || rp === undefined) {
       client.destroy();
       return;
     }
-    new TcpConnection(svc, client, unmapAddress(ra), rp, vaddr).start();
+    new TcpConnection(svc, client, unmapAddress(ra), rp, vaddr, vfold).start();
   }
 
   private start(): void {
@@ -237,20 +239,21 @@ export class TcpConnection implements Session {
    * timeout, or a half-closed one idle for tcpfin, is closed (ipvsadm --set semantics).
    */
   expire(now: number): void {
+    const limit = this.idleLimit();
+    if (limit === null || now - limit.since < limit.timeout) return;
+    if (this.state !== 'SYN_SENT') this.abort();
+    else if (this.up !== null) this.retry('connect timeout');
+  }
+
+  /** The timeout of the current state (seconds) and when its clock started; null when closed. */
+  private idleLimit(): { readonly since: number; readonly timeout: number } | null {
     const t = this.svc.spec.timeouts;
     switch (this.state) {
-      case 'SYN_SENT':
-        if (this.up !== null && now - this.connectStarted >= this.svc.tunables.connectTimeoutMs / 1000) this.retry('connect timeout');
-        return;
-      case 'ESTABLISHED':
-        if (now - this.lastActive >= t.tcp) this.abort();
-        return;
+      case 'SYN_SENT': return { since: this.connectStarted, timeout: this.svc.tunables.connectTimeoutMs / 1000 };
+      case 'ESTABLISHED': return { since: this.lastActive, timeout: t.tcp };
       case 'FIN_WAIT':
-      case 'CLOSE_WAIT':
-        if (now - this.lastActive >= t.tcpfin) this.abort();
-        return;
-      case 'CLOSED':
-        return;
+      case 'CLOSE_WAIT': return { since: this.lastActive, timeout: t.tcpfin };
+      case 'CLOSED': return null;
     }
   }
 
@@ -260,15 +263,14 @@ export class TcpConnection implements Session {
   }
 
   entry(now: number): ConnectionEntry {
-    const t = this.svc.spec.timeouts;
-    const timeout = this.state === 'ESTABLISHED' ? t.tcp : this.state === 'SYN_SENT' ? this.svc.tunables.connectTimeoutMs / 1000 : t.tcpfin;
+    const limit = this.idleLimit();
     return {
       protocol: 'tcp',
       client: { family: this.vaddr.family, address: this.caddr, port: this.cport },
       virtual: this.vaddr,
       server: this.dest?.key ?? '',
       state: this.state,
-      expires: Math.max(0, Math.round(timeout - (now - this.lastActive))),
+      expires: limit === null ? 0 : Math.max(0, Math.round(limit.timeout - (now - limit.since))),
     };
   }
 }

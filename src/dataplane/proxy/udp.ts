@@ -43,7 +43,6 @@ export class UdpListener {
 
   /** Stop: replies can no longer reach clients without the socket, so sessions end too. */
   close(): void {
-    for (const m of [...this.byClient.values()]) for (const s of [...m.values()]) s.end();
     for (const s of [...this.svc.sessions]) if (s instanceof UdpSession && s.listenerIs(this)) s.end();
     this.socket.close();
   }
