@@ -38,7 +38,8 @@ export class SpecTable {
       case 'add-server':
       case 'edit-server':
       case 'remove-server':
-      case 'weight': {
+      case 'weight':
+      case 'load': {
         const s = this.services.get(op.service);
         if (!s) return fail(DataPlaneErrorCode.NO_SERVICE, `no service ${op.service}`);
         const key = op.op === 'add-server' || op.op === 'edit-server' ? op.server.key : op.key;
@@ -75,6 +76,12 @@ export class SpecTable {
         const s = this.services.get(op.service);
         const r = s?.servers.get(op.key);
         if (s && r) s.servers.set(op.key, { ...r, weight: op.weight });
+        return;
+      }
+      case 'load': {
+        const s = this.services.get(op.service);
+        const r = s?.servers.get(op.key);
+        if (s && r) s.servers.set(op.key, { ...r, agentLoad: Number.isNaN(op.load) ? undefined : op.load });
         return;
       }
     }

@@ -56,6 +56,8 @@ export interface ServerSpec {
   readonly uthreshold: number;
   readonly lthreshold: number;
   readonly proxyProtocol?: ProxyProtocolVersion | undefined;
+  /** The server agent's last load reading (−1..100) for the agent scheduler; absent = none. */
+  readonly agentLoad?: number | undefined;
 }
 
 export type PlanOp =
@@ -65,7 +67,9 @@ export type PlanOp =
   | { readonly op: 'add-server'; readonly service: string; readonly server: ServerSpec }
   | { readonly op: 'edit-server'; readonly service: string; readonly server: ServerSpec }
   | { readonly op: 'remove-server'; readonly service: string; readonly key: string }
-  | { readonly op: 'weight'; readonly service: string; readonly key: string; readonly weight: number };
+  | { readonly op: 'weight'; readonly service: string; readonly key: string; readonly weight: number }
+  /** A server agent's load reading; planes that schedule per connection pass it to the scheduler. */
+  | { readonly op: 'load'; readonly service: string; readonly key: string; readonly load: number };
 
 export interface Plan {
   readonly ops: readonly PlanOp[];

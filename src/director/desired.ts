@@ -29,6 +29,10 @@ export interface Observation {
   readonly alive: boolean;
   /** A dynamic weight (MISC_CHECK misc_dynamic, FILE_CHECK, agent feedback). */
   readonly weight?: number | undefined;
+  /** The server agent's load (−1..100) for the agent scheduler. */
+  readonly load?: number | undefined;
+  /** An upper connection threshold from the agent (HAProxy `maxconn:N`; 0 = none). */
+  readonly maxconn?: number | undefined;
 }
 
 /** Observations by `${serviceKey}|${realServerKey}`. */
@@ -90,10 +94,11 @@ export function serviceSpecOf(vs: VirtualServer, groups: ReadonlyMap<string, Vir
   };
 }
 
-export function serverSpecOf(rs: RealServer, weight: number): ServerSpec {
+export function serverSpecOf(rs: RealServer, weight: number, obs?: Observation): ServerSpec {
   return {
     key: realServerKey(rs), family: rs.family, address: rs.address, port: rs.port, weight, method: rs.method,
-    uthreshold: rs.uthreshold, lthreshold: rs.lthreshold, proxyProtocol: rs.proxyProtocol,
+    uthreshold: obs?.maxconn ?? rs.uthreshold, lthreshold: rs.lthreshold, proxyProtocol: rs.proxyProtocol,
+    agentLoad: obs?.load,
   };
 }
 
@@ -128,9 +133,10 @@ export function computeDesired(input: DesiredInput): Desired {
     const inhibited: ServerSpec[] = [];
     let liveWeight = 0;
     for (const rs of vs.realServers) {
-      const { alive, weight } = serverLiveness(rs, input.observations.get(observationKey(spec.key, realServerKey(rs))));
+      const obs = input.observations.get(observationKey(spec.key, realServerKey(rs)));
+      const { alive, weight } = serverLiveness(rs, obs);
       if (alive) {
-        live.push(serverSpecOf(rs, weight));
+        live.push(serverSpecOf(rs, weight, obs));
         liveWeight += weight;
       } else if (rs.inhibitOnFailure) {
         inhibited.push(serverSpecOf(rs, 0));

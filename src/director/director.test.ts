@@ -33,6 +33,7 @@ const ops = (p: { ops: readonly PlanOp[] } | undefined): string[] => (p?.ops ?? 
     case 'add-server': case 'edit-server': return `${o.op} ${o.server.key} w${o.server.weight}`;
     case 'remove-server': return `${o.op} ${o.key}`;
     case 'weight': return `${o.op} ${o.key} w${o.weight}`;
+    case 'load': return `${o.op} ${o.key} l${o.load}`;
   }
 });
 

@@ -60,6 +60,14 @@ export class Director {
     });
   }
 
+  /** Several observations at once (one reconcile for a burst of health transitions). */
+  observeMany(batch: readonly { readonly service: string; readonly server: string; readonly obs: Observation }[]): Promise<ReconcileResult> {
+    return this.serial(() => {
+      for (const b of batch) this.observations.set(observationKey(b.service, b.server), b.obs);
+      return this.run();
+    });
+  }
+
   /** Reconcile again (e.g. to retry ops the plane refused). */
   reconcile(): Promise<ReconcileResult> {
     return this.serial(() => this.run());
@@ -111,5 +119,6 @@ function publishOp(op: PlanOp): void {
     case 'edit-server': return publish({ type: 'server', service: op.service, server: op.server.key, change: 'edited', weight: op.server.weight });
     case 'remove-server': return publish({ type: 'server', service: op.service, server: op.key, change: 'removed' });
     case 'weight': return publish({ type: 'server', service: op.service, server: op.key, change: 'weight', weight: op.weight });
+    case 'load': return; // agent readings are published by the health monitor
   }
 }

@@ -1,7 +1,8 @@
 /**
  * Keyed diff: what is applied now vs what is desired → the smallest Plan that gets there.
  * Services and servers are matched by key; a server whose only change is its weight gets
- * a `weight` op (the cheapest delta every plane has), anything else an `edit-*`.
+ * a `weight` op (the cheapest delta every plane has), one whose agent load moved a `load`
+ * op, anything else an `edit-*`.
  *
  * Order: removed services first (freeing their addresses), then added/edited services,
  * then per service: removed servers, added servers, edited servers, weights.
@@ -33,8 +34,10 @@ export function diffTables(current: TableView, desired: TableView): Plan {
       const h = haveServers.get(sk);
       if (!h) ops.push({ op: 'add-server', service: key, server: s });
       else if (sameSpec(h, s)) continue;
-      else if (sameSpec({ ...h, weight: s.weight }, s)) edits.push({ op: 'weight', service: key, key: sk, weight: s.weight });
-      else edits.push({ op: 'edit-server', service: key, server: s });
+      else if (sameSpec({ ...h, weight: s.weight, agentLoad: s.agentLoad }, s)) {
+        if (h.weight !== s.weight) edits.push({ op: 'weight', service: key, key: sk, weight: s.weight });
+        if (h.agentLoad !== s.agentLoad) edits.push({ op: 'load', service: key, key: sk, load: s.agentLoad ?? Number.NaN });
+      } else edits.push({ op: 'edit-server', service: key, server: s });
     }
     ops.push(...edits);
   }

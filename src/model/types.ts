@@ -90,6 +90,8 @@ export interface CheckerTiming {
   /** Start in the failed state until the first success. */
   readonly alpha: boolean;
   readonly logAllFailures: boolean;
+  /** Fulcrum: consecutive successes a failed checker needs before it is up again (1 = keepalived). */
+  readonly rise: number;
 }
 
 export interface CheckerConnection {
@@ -207,6 +209,8 @@ export interface RealServer {
   readonly alpha: boolean;
   readonly notifyUp?: ScriptSpec | undefined;
   readonly notifyDown?: ScriptSpec | undefined;
+  /** `smtp_alert` of the real server, or of its virtual server; unset = the global setting. */
+  readonly smtpAlert?: boolean | undefined;
   readonly virtualhost?: string | undefined;
   /** Fulcrum PROXY forwarding: send a PROXY protocol header (v1 text, v2 binary) first. */
   readonly proxyProtocol?: ProxyProtocolVersion | undefined;
@@ -376,6 +380,10 @@ export interface GlobalDefs {
   readonly notificationEmailFrom?: string | undefined;
   readonly smtpServer?: { readonly host: string; readonly port: number } | undefined;
   readonly smtpHeloName?: string | undefined;
+  /** E-mail alerts for everything (`smtp_alert`); unset = on when smtp_server and notification_email are set. */
+  readonly smtpAlert?: boolean | undefined;
+  /** E-mail alerts for real-server transitions (`smtp_alert_checker`), over smtpAlert. */
+  readonly smtpAlertChecker?: boolean | undefined;
   /** Seconds. */
   readonly smtpConnectTimeout: number;
   readonly vrrpVersion: 2 | 3;

@@ -40,7 +40,7 @@ export interface SchedulableService {
   readonly persistence: Persistence | null;
 }
 
-type ServerFields = Pick<RealServer, 'family' | 'address' | 'port' | 'weight' | 'uthreshold' | 'lthreshold'>;
+type ServerFields = Pick<RealServer, 'family' | 'address' | 'port' | 'weight' | 'uthreshold' | 'lthreshold'> & { readonly agentLoad?: number | undefined };
 
 export class ServiceScheduler {
   readonly templates: PersistenceTable;
@@ -106,6 +106,7 @@ export class ServiceScheduler {
         d = makeDest(rs);
         this.byKey.set(key, d);
       }
+      if (rs.agentLoad !== undefined) d.agentLoad = rs.agentLoad;
       next.push(d);
     }
     for (const [k, d] of this.byKey) {
@@ -116,6 +117,12 @@ export class ServiceScheduler {
     }
     this.list = next;
     this.sched.update(next);
+  }
+
+  /** Record a server agent's load reading (the agent scheduler reads it; others ignore it). */
+  setLoad(key: string, load: number): void {
+    const d = this.byKey.get(key);
+    if (d) d.agentLoad = load;
   }
 
   /** Change one weight (e.g. agent feedback, inhibit_on_failure) and let the scheduler know. */

@@ -29,6 +29,7 @@ interface TimingOverrides {
   delayBeforeRetry?: number | undefined;
   alpha?: boolean | undefined;
   logAllFailures?: boolean | undefined;
+  rise?: number | undefined;
 }
 
 function timingHandlers(v: Values, t: TimingOverrides): Record<string, Handler> {
@@ -43,6 +44,7 @@ function timingHandlers(v: Values, t: TimingOverrides): Record<string, Handler> 
     delay_before_retry: (n) => { t.delayBeforeRetry = v.timer(n, 0, 0, 86400) ?? t.delayBeforeRetry; },
     alpha: (n) => { t.alpha = v.optBool(n) ?? t.alpha; },
     log_all_failures: (n) => { t.logAllFailures = v.optBool(n) ?? t.logAllFailures; },
+    rise: (n) => { t.rise = v.int(n, 0, 1, 1000) ?? t.rise; },
   };
 }
 
@@ -71,6 +73,7 @@ function resolveTiming(type: CheckerType, t: TimingOverrides): CheckerTiming {
     delayBeforeRetry,
     alpha: t.alpha ?? false,
     logAllFailures: t.logAllFailures ?? false,
+    rise: t.rise ?? 1,
   };
 }
 
@@ -323,8 +326,8 @@ export const CHECKER_TYPES: readonly CheckerType[] = [
   'TCP_CHECK', 'HTTP_GET', 'SSL_GET', 'SMTP_CHECK', 'DNS_CHECK', 'MISC_CHECK', 'UDP_CHECK', 'PING_CHECK', 'FILE_CHECK',
 ];
 
-const RS_IGNORED = new Set(['smtp_alert', 'snmp_name', 'BFD_CHECK']);
-const VS_IGNORED = new Set(['smtp_alert', 'snmp_name', 'persistence_engine']);
+const RS_IGNORED = new Set(['snmp_name', 'BFD_CHECK']);
+const VS_IGNORED = new Set(['snmp_name', 'persistence_engine']);
 
 interface VsDefaults {
   readonly method: ForwardingMethod;
@@ -335,6 +338,7 @@ interface VsDefaults {
   readonly virtualhost?: string | undefined;
   readonly agent?: AgentProbe | undefined;
   readonly proxyProtocol?: ProxyProtocolVersion | undefined;
+  readonly smtpAlert?: boolean | undefined;
 }
 
 /** `proxy_protocol v1|v2` (Fulcrum): a PROXY protocol header towards the real server. */
@@ -356,6 +360,7 @@ function compileRealServer(v: Values, n: AstNode, vs: VsDefaults): RealServer | 
   let virtualhost = vs.virtualhost;
   let agent = vs.agent;
   let proxyProtocol = vs.proxyProtocol;
+  let smtpAlert = vs.smtpAlert;
   const checkerNodes: [AstNode, CheckerType][] = [];
   const checkerHandlers: Record<string, Handler> = {};
   for (const ct of CHECKER_TYPES) checkerHandlers[ct] = (x) => { checkerNodes.push([x, ct]); };
@@ -370,6 +375,7 @@ function compileRealServer(v: Values, n: AstNode, vs: VsDefaults): RealServer | 
     inhibit_on_failure: (x) => { inhibitOnFailure = v.optBool(x) ?? inhibitOnFailure; },
     notify_up: (x) => { notifyUp = v.script(x); },
     notify_down: (x) => { notifyDown = v.script(x); },
+    smtp_alert: (x) => { smtpAlert = v.optBool(x) ?? true; },
     virtualhost: (x) => { virtualhost = v.string(x); },
     fulcrum_agent: (x) => { agent = compileAgent(v, x); },
     proxy_protocol: (x) => { proxyProtocol = proxyProtocolVersion(v, x) ?? proxyProtocol; },
@@ -384,7 +390,7 @@ function compileRealServer(v: Values, n: AstNode, vs: VsDefaults): RealServer | 
     .filter((c): c is Checker => c !== undefined);
   return {
     ...hp, weight, method: m.method, tunnel: m.tunnel, uthreshold, lthreshold, inhibitOnFailure,
-    alpha: inherited.alpha ?? false, notifyUp, notifyDown, virtualhost, proxyProtocol, checkers, agent, loc: n.keyword.loc,
+    alpha: inherited.alpha ?? false, notifyUp, notifyDown, smtpAlert, virtualhost, proxyProtocol, checkers, agent, loc: n.keyword.loc,
   };
 }
 
@@ -446,6 +452,7 @@ export function compileVirtualServer(v: Values, n: AstNode): VirtualServer | und
   let virtualhost: string | undefined;
   let agent: AgentProbe | undefined;
   let proxyProtocol: ProxyProtocolVersion | undefined;
+  let smtpAlert: boolean | undefined;
   let ipFamily: Family | undefined;
   const rsNodes: AstNode[] = [];
   const flag = (f: SchedFlag): Handler => () => { flags.add(f); };
@@ -476,6 +483,7 @@ export function compileVirtualServer(v: Values, n: AstNode): VirtualServer | und
     inhibit_on_failure: (x) => { inhibitOnFailure = v.optBool(x) ?? inhibitOnFailure; },
     omega: (x) => { omega = v.optBool(x) ?? omega; },
     ha_suspend: (x) => { haSuspend = v.optBool(x) ?? haSuspend; },
+    smtp_alert: (x) => { smtpAlert = v.optBool(x) ?? true; },
     virtualhost: (x) => { virtualhost = v.string(x); },
     ip_family: (x) => { ipFamily = v.oneOf(x, 0, ['inet', 'inet6'] as const); },
     fulcrum_agent: (x) => { agent = compileAgent(v, x); },
@@ -486,7 +494,7 @@ export function compileVirtualServer(v: Values, n: AstNode): VirtualServer | und
 
   const endpointFinal: ServiceEndpoint = ep.kind === 'fwmark' && ipFamily ? { ...ep, family: ipFamily } : ep;
   const vsPort = endpointFinal.kind === 'address' ? endpointFinal.port : 0;
-  const defaults: VsDefaults = { method: m.method, tunnel: m.tunnel, port: vsPort, timing: t, inhibitOnFailure, virtualhost, agent, proxyProtocol };
+  const defaults: VsDefaults = { method: m.method, tunnel: m.tunnel, port: vsPort, timing: t, inhibitOnFailure, virtualhost, agent, proxyProtocol, smtpAlert };
   const realServers = rsNodes.map((x) => compileRealServer(v, x, defaults)).filter((r): r is RealServer => r !== undefined);
 
   let sorryServer: SorryServer | undefined;

@@ -16,7 +16,7 @@ import type { Values } from './values.js';
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 const GLOBAL_IGNORED = new Set([
-  'smtp_alert', 'smtp_alert_vrrp', 'smtp_alert_checker', 'checker_log_all_failures', 'no_email_faults',
+  'smtp_alert_vrrp', 'checker_log_all_failures', 'no_email_faults',
   'default_interface', 'lvs_sync_daemon', 'lvs_flush', 'lvs_flush_onstop', 'vrrp_garp_master_delay',
   'vrrp_garp_master_repeat', 'vrrp_garp_lower_prio_delay', 'vrrp_garp_lower_prio_repeat',
   'vrrp_garp_master_refresh', 'vrrp_garp_master_refresh_repeat', 'vrrp_garp_interval', 'vrrp_gna_interval',
@@ -130,6 +130,8 @@ export function compileGlobalDefs(v: Values, nodes: readonly AstNode[]): GlobalD
         if (host !== undefined && port !== undefined) g.smtpServer = { host, port };
       },
       smtp_helo_name: (n) => { g.smtpHeloName = v.string(n); },
+      smtp_alert: (n) => { g.smtpAlert = v.optBool(n) ?? true; },
+      smtp_alert_checker: (n) => { g.smtpAlertChecker = v.optBool(n) ?? true; },
       smtp_connect_timeout: (n) => { g.smtpConnectTimeout = v.timer(n, 0, 0.001, 3600) ?? g.smtpConnectTimeout; },
       vrrp_version: (n) => { const x = v.int(n, 0, 2, 3); if (x === 2 || x === 3) g.vrrpVersion = x; },
       vrrp_mcast_group4: (n) => { const ip = v.ip(n, 0); if (ip) g.vrrpMcastGroup4 = ip.address; },

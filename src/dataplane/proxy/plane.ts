@@ -268,6 +268,14 @@ export class ProxyDataPlane implements DataPlane {
         svc.sched.setWeight(op.key, op.weight);
         return null;
       }
+      case 'load': {
+        const svc = this.services.get(op.service);
+        const st = svc?.servers.get(op.key);
+        if (!svc || !st) return null;
+        st.spec = { ...st.spec, agentLoad: op.load };
+        svc.sched.setLoad(op.key, op.load);
+        return null;
+      }
     }
   }
 

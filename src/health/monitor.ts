@@ -1,0 +1,326 @@
+/**
+ * The health monitor: runs every configured checker and server-agent probe, folds their
+ * results into one observation per real server of each service, and hands changed
+ * observations to the director (batched: many transitions in one turn cost one reconcile).
+ *
+ * A real server is alive while every one of its checkers is up and its agent (if any)
+ * does not say otherwise. Its weight, in order of precedence: what the agent asks for
+ * (HAProxy `weight:N`, `N%`, `drain`), the agent-load feedback (weighted schedulers), the
+ * last dynamic weight a checker reported (misc_dynamic, FILE_CHECK dynamic), else the
+ * configured weight.
+ *
+ * Reload keeps state by key: a checker whose configuration is unchanged keeps its runner
+ * (state, schedule); new checkers start fresh (up, or down with alpha).
+ */
+import { channel } from 'node:diagnostics_channel';
+import { endpointKey, realServerKey } from '../model/keys.js';
+import type { Checker as CheckerConfig, FulcrumConfig, RealServer, VirtualServer } from '../model/types.js';
+import type { Observation } from '../director/desired.js';
+import { AgentWeightFeedback } from '../scheduling/feedback.js';
+import { agentEffect, foldAgent, INITIAL_AGENT_STATE, type AgentEffect, type AgentState, type AgentWord } from '../agents/reply.js';
+import { probeAgent, type AgentProbeOutcome } from '../agents/probe.js';
+import type { Notifier, NotifyReport } from '../notify/notifier.js';
+import { ffiRawSockets, type RawSocketFactory } from '../sys/raw.js';
+import type { Pinger } from './checkers/ping.js';
+import { systemClock } from './clock.js';
+import { createChecker, type CheckerFactory } from './factory.js';
+import { CheckRunner, runnerTiming, type CheckReport, type CheckState } from './runner.js';
+import type { Clock, ProbeResult, ProbeTarget } from './types.js';
+import net from 'node:net';
+
+/** diagnostics_channel name for HealthEvent messages. */
+export const HEALTH_CHANNEL = 'fulcrum:health';
+const events = channel(HEALTH_CHANNEL);
+
+export type HealthEvent =
+  /** A checker changed state, or failed (retrying or while down, with log_all_failures). */
+  | { readonly type: 'check'; readonly service: string; readonly server: string; readonly checker: string; readonly up: boolean; readonly transition: 'up' | 'down' | null; readonly retrying: boolean; readonly evidence: ProbeResult }
+  /** The real server's observation changed (in or out of rotation, or its weight). */
+  | { readonly type: 'server'; readonly service: string; readonly server: string; readonly alive: boolean; readonly weight?: number | undefined; readonly reason: string }
+  /** A server agent answered something that changed its state, or stopped answering. */
+  | { readonly type: 'agent'; readonly service: string; readonly server: string; readonly reply: string; readonly words: readonly AgentWord[]; readonly effect: AgentEffect; readonly error?: string | undefined; readonly latencyMs: number }
+  | { readonly type: 'notify'; readonly report: NotifyReport };
+
+function publish(e: HealthEvent): void {
+  if (events.hasSubscribers) events.publish(e);
+}
+
+export type AgentProber = (target: ProbeTarget, send: string | undefined, timeoutMs: number) => Promise<AgentProbeOutcome>;
+
+export interface HealthMonitorOptions {
+  /** Receives changed observations, batched per turn of the event loop. */
+  readonly observe: (batch: readonly { service: string; server: string; obs: Observation }[]) => void;
+  readonly clock?: Clock;
+  readonly createChecker?: CheckerFactory;
+  readonly rawSockets?: RawSocketFactory;
+  readonly probeAgent?: AgentProber;
+  readonly notifier?: Notifier;
+}
+
+interface AgentEntry {
+  readonly key: string;
+  state: AgentState;
+  timer: unknown;
+  stopped: boolean;
+}
+
+interface Entry {
+  readonly service: string;
+  readonly server: string;
+  rs: RealServer;
+  vs: VirtualServer;
+  readonly runners: Map<string, CheckRunner>;
+  /** Dynamic weight last reported per checker key. */
+  readonly weights: Map<string, number>;
+  agent: AgentEntry | null;
+  /** What was last handed to the director (null: nothing yet; it assumes the defaults). */
+  sent: Observation | null;
+  alive: boolean;
+  reason: string;
+}
+
+export interface CheckerSnapshot {
+  readonly type: string;
+  readonly up: boolean;
+  readonly checks: number;
+  readonly last: ProbeResult | null;
+}
+
+export interface ServerHealth {
+  readonly service: string;
+  readonly server: string;
+  readonly alive: boolean;
+  readonly reason: string;
+  readonly observation: Observation | null;
+  readonly checkers: readonly CheckerSnapshot[];
+  readonly agent: AgentState | null;
+}
+
+/** Key of a checker within its real server: its configuration (not its source line) and its occurrence. */
+function checkerKeys(checkers: readonly CheckerConfig[]): string[] {
+  const seen = new Map<string, number>();
+  return checkers.map((c) => {
+    const { loc: _loc, ...rest } = c;
+    const k = JSON.stringify(rest);
+    const n = (seen.get(k) ?? 0) + 1;
+    seen.set(k, n);
+    return `${k}#${n}`;
+  });
+}
+
+export class HealthMonitor {
+  private readonly entries = new Map<string, Entry>();
+  private readonly clock: Clock;
+  private readonly factory: CheckerFactory;
+  private readonly pingers = new Map<string, Pinger>();
+  private readonly feedback = new AgentWeightFeedback();
+  private readonly prober: AgentProber;
+  private config: FulcrumConfig | null = null;
+  private pending = new Map<string, { service: string; server: string; obs: Observation }>();
+  private flushQueued = false;
+  private stopped = false;
+
+  constructor(private readonly opts: HealthMonitorOptions) {
+    this.clock = opts.clock ?? systemClock;
+    this.factory = opts.createChecker ?? createChecker;
+    this.prober = opts.probeAgent ?? probeAgent;
+  }
+
+  /** Number of checker runners and agent probes running. */
+  get size(): { checkers: number; agents: number } {
+    let checkers = 0;
+    let agents = 0;
+    for (const e of this.entries.values()) {
+      checkers += e.runners.size;
+      if (e.agent) agents++;
+    }
+    return { checkers, agents };
+  }
+
+  /** Start, or reload: keep what is unchanged, stop what is gone, start what is new. */
+  setConfig(config: FulcrumConfig): void {
+    if (this.stopped) return;
+    this.config = config;
+    const want = new Set<string>();
+    for (const vs of config.virtualServers) {
+      const service = endpointKey(vs.endpoint, vs.protocol);
+      for (const rs of vs.realServers) {
+        const server = realServerKey(rs);
+        const key = `${service}|${server}`;
+        want.add(key);
+        let e = this.entries.get(key);
+        if (!e) {
+          e = { service, server, rs, vs, runners: new Map(), weights: new Map(), agent: null, sent: null, alive: true, reason: 'no checks yet' };
+          this.entries.set(key, e);
+        }
+        e.rs = rs;
+        e.vs = vs;
+        this.syncRunners(e);
+        this.syncAgent(e);
+        this.evaluate(e);
+      }
+    }
+    for (const [key, e] of this.entries) {
+      if (want.has(key)) continue;
+      this.stopEntry(e);
+      this.entries.delete(key);
+      this.feedback.forget(key);
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const e of this.entries.values()) this.stopEntry(e);
+    this.entries.clear();
+  }
+
+  snapshot(): ServerHealth[] {
+    return [...this.entries.values()].map((e) => ({
+      service: e.service, server: e.server, alive: e.alive, reason: e.reason, observation: e.sent,
+      checkers: [...e.runners.values()].map((r) => ({ type: r.checker.type, up: r.state.up, checks: r.checks, last: r.last })),
+      agent: e.agent?.state ?? null,
+    }));
+  }
+
+  private stopEntry(e: Entry): void {
+    for (const r of e.runners.values()) r.stop();
+    e.runners.clear();
+    if (e.agent) this.stopAgent(e.agent);
+    e.agent = null;
+  }
+
+  private syncRunners(e: Entry): void {
+    const keys = checkerKeys(e.rs.checkers);
+    const keep = new Set(keys);
+    for (const [k, r] of e.runners) {
+      if (keep.has(k)) continue;
+      r.stop();
+      e.runners.delete(k);
+      e.weights.delete(k);
+    }
+    e.rs.checkers.forEach((cfg, i) => {
+      const k = keys[i] ?? '';
+      if (e.runners.has(k)) return;
+      const config = this.config;
+      if (!config) return;
+      const checker = this.factory(cfg, e.rs, e.vs, { rawSockets: this.opts.rawSockets ?? ffiRawSockets, pingers: this.pingers, config });
+      const r = new CheckRunner(checker, runnerTiming(cfg.timing, cfg.timing.rise), this.clock, (rep) => this.onCheck(e, k, cfg, rep));
+      e.runners.set(k, r);
+      r.start();
+    });
+  }
+
+  private onCheck(e: Entry, key: string, cfg: CheckerConfig, rep: CheckReport): void {
+    if (rep.result.weight !== undefined) e.weights.set(key, rep.result.weight);
+    else if (rep.result.ok) e.weights.delete(key);
+    if (rep.transition !== null || (!rep.result.ok && (rep.retrying || cfg.timing.logAllFailures))) {
+      publish({ type: 'check', service: e.service, server: e.server, checker: cfg.type, up: rep.state.up, transition: rep.transition, retrying: rep.retrying, evidence: rep.result });
+    }
+    if (rep.transition !== null) e.reason = `${cfg.type} ${rep.transition}: ${rep.result.detail ?? (rep.result.ok ? 'ok' : 'failed')}`;
+    this.evaluate(e);
+  }
+
+  private syncAgent(e: Entry): void {
+    const a = e.rs.agent;
+    const key = a ? JSON.stringify({ ...a, loc: undefined }) : '';
+    if (e.agent && e.agent.key === key) return;
+    if (e.agent) this.stopAgent(e.agent);
+    e.agent = null;
+    if (!a) return;
+    const entry: AgentEntry = { key, state: INITIAL_AGENT_STATE, timer: null, stopped: false };
+    e.agent = entry;
+    const address = a.connectIp ?? e.rs.address;
+    const target: ProbeTarget = { family: net.isIPv6(address) ? 'inet6' : 'inet', address, port: a.port };
+    const run = async (): Promise<void> => {
+      entry.timer = null;
+      if (entry.stopped) return;
+      const out = await this.prober(target, a.send, a.timeout * 1000);
+      if (entry.stopped) return;
+      const before = entry.state;
+      entry.state = foldAgent(before, out.parse);
+      const cur = e.agent === entry ? e.rs : null;
+      if (cur) {
+        const effect = agentEffect(entry.state, cur.weight, a.requireResponse);
+        if (JSON.stringify(before) !== JSON.stringify(entry.state) || !out.parse.ok) {
+          publish({
+            type: 'agent', service: e.service, server: e.server, reply: out.raw, words: out.parse.ok ? out.parse.reply.words : out.parse.words, effect, latencyMs: out.latencyMs,
+            ...(out.parse.ok ? {} : { error: out.parse.error }),
+          });
+        }
+        this.evaluate(e);
+      }
+      entry.timer = this.clock.setTimer(() => void run(), a.interval * 1000);
+    };
+    entry.timer = this.clock.setTimer(() => void run(), Math.floor(this.clock.random() * a.interval * 1000));
+  }
+
+  private stopAgent(a: AgentEntry): void {
+    a.stopped = true;
+    if (a.timer !== null) this.clock.cancel(a.timer);
+    a.timer = null;
+  }
+
+  /** Recompute the server's observation; queue it for the director when it changed. */
+  private evaluate(e: Entry): void {
+    let checkersUp = true;
+    let down: string | null = null;
+    for (const r of e.runners.values()) {
+      if (!r.state.up) {
+        checkersUp = false;
+        down ??= `${r.checker.type} down: ${r.last?.detail ?? 'no success yet'}`;
+      }
+    }
+    let checkerWeight: number | undefined;
+    for (const w of e.weights.values()) checkerWeight = w;
+    const base = checkerWeight ?? e.rs.weight;
+    const a = e.rs.agent;
+    const effect = e.agent && a ? agentEffect(e.agent.state, base, a.requireResponse) : null;
+    let weight = checkerWeight;
+    if (effect?.weight !== undefined) weight = effect.weight;
+    else if (effect?.load !== undefined && effect.load >= 0) {
+      const fb = this.feedback.observe(`${e.service}|${e.server}`, base, effect.load, e.vs.scheduler);
+      if (fb !== null) weight = fb;
+      else if (e.sent?.weight !== undefined && e.sent.alive) weight = e.sent.weight;
+    }
+    const alive = checkersUp && (effect?.alive ?? true);
+    const reason = !checkersUp ? down ?? 'checker down' : effect && !effect.alive ? effect.reason : effect ? effect.reason : e.reason;
+    const obs: Observation = {
+      alive,
+      ...(weight !== undefined ? { weight } : {}),
+      ...(effect?.load !== undefined ? { load: effect.load } : {}),
+      ...(effect?.maxconn !== undefined ? { maxconn: effect.maxconn } : {}),
+    };
+    e.alive = alive;
+    // Before the first observation the director assumes alive (down with alpha).
+    const prev: Observation = e.sent ?? { alive: !this.startsDown(e) };
+    if (JSON.stringify(prev) === JSON.stringify(obs)) return;
+    e.sent = obs;
+    e.reason = reason;
+    this.queue(e, obs);
+    if (alive !== prev.alive || weight !== prev.weight) {
+      publish({ type: 'server', service: e.service, server: e.server, alive, weight, reason });
+    }
+    if (alive !== prev.alive && this.config) {
+      this.opts.notifier?.serverChanged({ service: e.service, server: e.server, up: alive, reason }, e.rs, this.config.global);
+    }
+  }
+
+  /** keepalived's alpha: the server is out until its checkers first succeed. */
+  private startsDown(e: Entry): boolean {
+    return e.rs.alpha && (e.rs.checkers.length > 0 || e.rs.agent !== undefined);
+  }
+
+  private queue(e: Entry, obs: Observation): void {
+    this.pending.set(`${e.service}|${e.server}`, { service: e.service, server: e.server, obs });
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    setImmediate(() => {
+      this.flushQueued = false;
+      const batch = [...this.pending.values()];
+      this.pending = new Map();
+      if (batch.length > 0 && !this.stopped) this.opts.observe(batch);
+    });
+  }
+}
+
+export type { CheckState };

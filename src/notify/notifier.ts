@@ -1,0 +1,72 @@
+/**
+ * What happens when a real server goes up or down, besides the data plane: its
+ * notify_up/notify_down script, and an e-mail alert. Per real server the actions run in
+ * order, one at a time (a slow script delays the next action for that server only).
+ * Failures are reported, never thrown.
+ */
+import type { GlobalDefs, RealServer } from '../model/types.js';
+import { alertsEnabled, realServerAlert, type Mailer } from './mail.js';
+import { describeOutcome, runScript } from './script.js';
+
+export interface ServerTransition {
+  readonly service: string;
+  readonly server: string;
+  readonly up: boolean;
+  /** The evidence, in words ("status 503 not in 200-299"). */
+  readonly reason: string;
+}
+
+export type NotifyReport =
+  | { readonly type: 'script'; readonly service: string; readonly server: string; readonly script: string; readonly ok: boolean; readonly outcome: string }
+  | { readonly type: 'mail'; readonly service: string; readonly server: string; readonly ok: boolean; readonly error?: string | undefined };
+
+export interface Notifier {
+  serverChanged(t: ServerTransition, rs: RealServer, g: GlobalDefs): void;
+  /** Resolves when every queued action has finished. */
+  idle(): Promise<void>;
+}
+
+/** Seconds a notify script may run before it is killed (keepalived's default script timeout). */
+export const NOTIFY_TIMEOUT_MS = 30_000;
+
+export class ScriptAndMailNotifier implements Notifier {
+  private readonly queues = new Map<string, Promise<void>>();
+
+  constructor(
+    private readonly mailer: (g: GlobalDefs) => Mailer | null,
+    private readonly report: (r: NotifyReport) => void,
+    private readonly timeoutMs = NOTIFY_TIMEOUT_MS,
+  ) {}
+
+  serverChanged(t: ServerTransition, rs: RealServer, g: GlobalDefs): void {
+    const key = `${t.service}|${t.server}`;
+    const prev = this.queues.get(key) ?? Promise.resolve();
+    const next = prev.then(() => this.act(t, rs, g));
+    this.queues.set(key, next);
+    void next.then(() => {
+      if (this.queues.get(key) === next) this.queues.delete(key);
+    });
+  }
+
+  async idle(): Promise<void> {
+    while (this.queues.size > 0) await Promise.all([...this.queues.values()]);
+  }
+
+  private async act(t: ServerTransition, rs: RealServer, g: GlobalDefs): Promise<void> {
+    const script = t.up ? rs.notifyUp : rs.notifyDown;
+    if (script) {
+      const o = await runScript(script, { timeoutMs: this.timeoutMs, defaultUser: g.scriptUser });
+      this.report({ type: 'script', service: t.service, server: t.server, script: script.text, ok: o.exitCode === 0, outcome: describeOutcome(o, this.timeoutMs) });
+    }
+    if (alertsEnabled(g, rs.smtpAlert)) {
+      const m = this.mailer(g);
+      if (!m) return;
+      try {
+        await m.send(realServerAlert(g, t));
+        this.report({ type: 'mail', service: t.service, server: t.server, ok: true });
+      } catch (err: unknown) {
+        this.report({ type: 'mail', service: t.service, server: t.server, ok: false, error: (err as Error).message });
+      }
+    }
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * Running operator scripts (MISC_CHECK, notify_up/notify_down): always without a shell
+ * (argv as configured, arguments appended as separate words, nothing interpolated into a
+ * command line), as the configured user, with a timeout that kills the whole process group.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import type { ScriptSpec } from '../model/types.js';
+
+export interface ScriptUser {
+  readonly user: string;
+  readonly group?: string | undefined;
+}
+
+export interface ScriptOutcome {
+  /** Exit status, or null when killed or not started. */
+  readonly exitCode: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly timedOut: boolean;
+  /** Why it could not run (spawn error, unknown user). */
+  readonly error?: string | undefined;
+  readonly ms: number;
+}
+
+export interface RunScriptOptions {
+  readonly timeoutMs: number;
+  /** Words appended to the configured argv (each its own argument). */
+  readonly args?: readonly string[];
+  /** Used when the script names no user (global script_user). */
+  readonly defaultUser?: ScriptUser | undefined;
+  readonly signal?: AbortSignal | undefined;
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+/** Look a user (name or numeric id) up in /etc/passwd, and its group in /etc/group. */
+export function resolveUser(u: ScriptUser, files = { passwd: '/etc/passwd', group: '/etc/group' }): { uid: number; gid: number } {
+  const passwd = fs.readFileSync(files.passwd, 'utf8').split('\n').map((l) => l.split(':'));
+  const pw = passwd.find((f) => f[0] === u.user) ?? (/^[0-9]+$/.test(u.user) ? passwd.find((f) => f[2] === u.user) : undefined);
+  let uid: number;
+  let gid: number;
+  if (pw) {
+    uid = Number(pw[2]);
+    gid = Number(pw[3]);
+  } else if (/^[0-9]+$/.test(u.user)) {
+    uid = Number(u.user);
+    gid = uid;
+  } else throw new Error(`unknown user '${u.user}'`);
+  if (u.group !== undefined) {
+    const gr = fs.readFileSync(files.group, 'utf8').split('\n').map((l) => l.split(':')).find((f) => f[0] === u.group || f[2] === u.group);
+    if (gr) gid = Number(gr[2]);
+    else if (/^[0-9]+$/.test(u.group)) gid = Number(u.group);
+    else throw new Error(`unknown group '${u.group}'`);
+  }
+  return { uid, gid };
+}
+
+export function runScript(spec: ScriptSpec, o: RunScriptOptions): Promise<ScriptOutcome> {
+  const start = performance.now();
+  const ms = (): number => Math.round(performance.now() - start);
+  return new Promise((resolve) => {
+    const [cmd, ...rest] = spec.argv;
+    if (o.signal?.aborted) return resolve({ exitCode: null, signal: null, timedOut: true, error: 'not started: aborted', ms: 0 });
+    if (cmd === undefined) return resolve({ exitCode: null, signal: null, timedOut: false, error: 'empty command', ms: 0 });
+    let ids: { uid: number; gid: number } | undefined;
+    const who = spec.user !== undefined ? { user: spec.user, group: spec.group } : o.defaultUser;
+    try {
+      if (who) ids = resolveUser(who);
+    } catch (err: unknown) {
+      return resolve({ exitCode: null, signal: null, timedOut: false, error: (err as Error).message, ms: ms() });
+    }
+    // Dropping privilege only makes sense (and is only allowed) when running as root.
+    const dropTo = ids && process.getuid?.() === 0 ? ids : undefined;
+    let timedOut = false;
+    let settled = false;
+    const child = spawn(cmd, [...rest, ...(o.args ?? [])], {
+      shell: false, stdio: 'ignore', detached: true,
+      env: o.env ? { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...o.env } : process.env,
+      ...(dropTo ? { uid: dropTo.uid, gid: dropTo.gid } : {}),
+    });
+    const kill = (): void => {
+      if (child.pid === undefined) return;
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        child.kill('SIGKILL');
+      }
+    };
+    const timer = setTimeout(() => { timedOut = true; kill(); }, o.timeoutMs);
+    const onAbort = (): void => { timedOut = true; kill(); };
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+    const finish = (r: Omit<ScriptOutcome, 'ms' | 'timedOut'>): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      o.signal?.removeEventListener('abort', onAbort);
+      resolve({ ...r, timedOut, ms: ms() });
+    };
+    child.once('error', (err) => finish({ exitCode: null, signal: null, error: err.message }));
+    child.once('exit', (code, signal) => {
+      // The group may still hold grandchildren the script left behind: end them too.
+      if (timedOut) kill();
+      finish({ exitCode: code, signal });
+    });
+  });
+}
+
+/** "exit 3", "killed by SIGKILL after the 2000 ms timeout", "cannot run: …" */
+export function describeOutcome(o: ScriptOutcome, timeoutMs: number): string {
+  if (o.error !== undefined) return `cannot run: ${o.error}`;
+  if (o.timedOut) return `killed after the ${timeoutMs} ms timeout`;
+  if (o.signal) return `killed by ${o.signal}`;
+  return `exit ${o.exitCode ?? '?'}`;
+}
