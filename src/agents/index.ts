@@ -9,3 +9,5 @@ export {
   type AgentAdminState, type AgentEffect, type AgentOpState, type AgentParse, type AgentReply, type AgentState, type AgentWord,
 } from './reply.js';
 export { probeAgent, type AgentProbeOutcome } from './probe.js';
+export { computeLoad, countEstablished, parseWeights, readSample, DEFAULT_LOAD_WEIGHTS, type LoadBreakdown, type LoadSample, type LoadWeights } from './load.js';
+export { AgentServer, formatReply, type AgentDialect, type AgentServerEvent, type AgentServerOptions, type LoadSource } from './server.js';

@@ -8,6 +8,8 @@ import { runCheck, type Io } from './check.js';
 import { runSim, type SimCliOptions } from './sim.js';
 import { runRun, type RunCliOptions } from './run.js';
 import { runDemo, type DemoCliOptions } from './demo.js';
+import { runGenhash, type GenhashOptions } from './genhash.js';
+import { runAgent, type AgentCliOptions } from './agent.js';
 
 export const VERSION = '0.1.0';
 
@@ -73,6 +75,38 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
     .option('--exit', 'stop after the requests instead of waiting for Ctrl-C')
     .action(async (o: DemoCliOptions) => {
       code = await runDemo(o, io);
+    });
+
+  program.command('genhash')
+    .description("print the MD5 digest of a URL's body for HTTP_GET/SSL_GET `digest` (like keepalived's genhash)")
+    .requiredOption('-s, --server <IP>', 'real server address')
+    .option('-p, --port <PORT>', 'port (default 80, or 443 with --use-ssl)')
+    .requiredOption('-u, --url <PATH>', 'path to fetch, e.g. /health')
+    .option('-S, --use-ssl', 'TLS (SSL_GET)')
+    .option('-V, --use-virtualhost <HOST>', 'Host header to send')
+    .option('-I, --sni <NAME>', 'TLS server name to send')
+    .option('-P, --protocol <VERSION>', 'http_protocol: 1.0, 1.0C or 1.1', '1.0')
+    .option('-t, --timeout <SECONDS>', 'give up after', '5')
+    .option('-v, --verbose', 'also print the status and headers')
+    .action(async (o: GenhashOptions) => {
+      code = await runGenhash(o, io);
+    });
+
+  program.command('agent')
+    .description('run a server agent on this real server: answers director probes with its load (Equalizer -1..100, or HAProxy agent-check words)')
+    .option('--port <PORT>', 'TCP port to answer on', '1510')
+    .option('--listen <IP>', 'address to listen on', '0.0.0.0')
+    .option('--dialect <NAME>', 'equalizer (an integer -1..100) or haproxy (up N% / down)', 'equalizer')
+    .option('--command <CMD>', 'report what this command prints (a load -1..100 or agent-check words) instead of the system load; run without a shell')
+    .option('--weights <LIST>', 'system load mix, e.g. cpu=2,load=1,memory=1,connections=1')
+    .option('--max-connections <N>', 'established connections that count as 100%', '1000')
+    .option('--interval <SECONDS>', 'how often to sample', '1')
+    .option('--timeout <SECONDS>', 'how long --command may run', '2')
+    .option('--stale <SECONDS>', 'answer -1 (unavailable) when the last good sample is older than this', '10')
+    .option('--probe-wait <SECONDS>', "how long to wait for the director's probe string before answering", '0.1')
+    .option('--log-level <LEVEL>', 'fatal|error|warn|info|debug', 'info')
+    .action(async (o: AgentCliOptions) => {
+      code = await runAgent(o, io);
     });
 
   try {

@@ -13,6 +13,9 @@ import { serviceKey } from '../model/keys.js';
 import type { FulcrumConfig } from '../model/types.js';
 import { Director } from '../director/index.js';
 import { DataPlaneErrorCode, type DataPlane, type OpFailure } from '../dataplane/index.js';
+import { HealthMonitor, HEALTH_CHANNEL, type HealthEvent, type HealthMonitorOptions } from '../health/index.js';
+import { ScriptAndMailNotifier, smtpMailer } from '../notify/index.js';
+import { channel } from 'node:diagnostics_channel';
 import { publishDaemon } from './events.js';
 
 export interface DaemonOptions {
@@ -23,7 +26,11 @@ export interface DaemonOptions {
   readonly drainMs: number;
   /** Milliseconds between retries of ops the data plane refused (a VIP not yet present). */
   readonly retryMs?: number;
+  /** Health-check wiring (clock, fakes) for tests; the defaults are the real ones. */
+  readonly health?: Partial<Omit<HealthMonitorOptions, 'observe'>>;
 }
+
+const healthEvents = channel(HEALTH_CHANNEL);
 
 export interface StartOutcome {
   readonly ok: boolean;
@@ -48,11 +55,23 @@ export function planeMismatches(config: FulcrumConfig, plane: DataPlane): string
 
 export class Daemon {
   readonly director: Director;
+  readonly health: HealthMonitor;
   private retryTimer: NodeJS.Timeout | null = null;
   private stopping: Promise<void> | null = null;
 
   constructor(private readonly opts: DaemonOptions) {
     this.director = new Director(opts.plane);
+    const notifier = opts.health?.notifier ?? new ScriptAndMailNotifier(smtpMailer, (report) => {
+      if (healthEvents.hasSubscribers) healthEvents.publish({ type: 'notify', report } satisfies HealthEvent);
+    });
+    this.health = new HealthMonitor({
+      ...opts.health,
+      notifier,
+      observe: (batch) => {
+        if (this.stopping) return;
+        void this.director.observeMany(batch).then((r) => this.scheduleRetry(r.failed));
+      },
+    });
   }
 
   get plane(): DataPlane {
@@ -88,6 +107,7 @@ export class Daemon {
       return { ok: false, errors: fatal.map((f) => f.message) };
     }
     this.scheduleRetry(r.failed);
+    this.health.setConfig(config);
     publishDaemon({ type: 'started', services: config.virtualServers.length, plane: this.opts.plane.name });
     return { ok: true, errors: [] };
   }
@@ -101,6 +121,7 @@ export class Daemon {
     }
     const r = await this.director.setConfig(config);
     this.scheduleRetry(r.failed);
+    this.health.setConfig(config);
     publishDaemon({ type: 'reloaded', ops: r.applied.length, failed: r.failed.length });
     return { ok: r.failed.length === 0, errors: r.failed.map((f) => f.message) };
   }
@@ -109,6 +130,7 @@ export class Daemon {
   stop(signal = 'stop'): Promise<void> {
     if (this.stopping) return this.stopping;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.health.stop();
     const conns = this.opts.plane.connections().length;
     // close() stops accepting before it first yields, so 'stopping' is logged once no new
     // connection can arrive.
@@ -127,11 +149,14 @@ export class Daemon {
     this.retryTimer.unref();
   }
 
-  /** Say plainly what the configuration asks for that this build does not do yet. */
+  /** Say plainly what the configuration asks for that this build does not do (yet). */
   private noticeUnimplemented(config: FulcrumConfig): void {
-    const checked = config.virtualServers.flatMap((vs) => vs.realServers).filter((rs) => rs.checkers.length > 0 || rs.agent);
-    if (checked.length > 0) {
-      publishDaemon({ type: 'notice', message: `${checked.length} real server(s) have health checkers or agents configured; health checking is not part of this build yet, so they are treated as alive` });
+    for (const rs of config.virtualServers.flatMap((vs) => vs.realServers)) {
+      for (const c of rs.checkers) {
+        if (!('conn' in c) || (c.conn.bindIf === undefined && c.conn.fwmark === undefined)) continue;
+        const where = c.loc ? `${formatLocation(c.loc)}: ` : '';
+        publishDaemon({ type: 'notice', message: `${where}${c.type} bind_if/fwmark are not supported by Fulcrum's checkers and are ignored` });
+      }
     }
     if (config.vrrpInstances.length > 0) {
       publishDaemon({ type: 'notice', message: `${config.vrrpInstances.length} vrrp_instance(s) configured; VRRP is not part of this build yet and they are not run` });

@@ -7,6 +7,7 @@ import { pino, type Logger } from 'pino';
 import { DIRECTOR_CHANNEL, type DirectorEvent } from '../director/index.js';
 import { PROXY_CHANNEL, type ProxyEvent } from '../dataplane/index.js';
 import { DAEMON_CHANNEL, type DaemonEvent } from './events.js';
+import { HEALTH_CHANNEL, type HealthEvent } from '../health/index.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -69,10 +70,40 @@ export function attachLogger(log: Logger): () => void {
         return;
     }
   };
+  const onHealth = (m: unknown): void => {
+    const e = m as HealthEvent;
+    switch (e.type) {
+      case 'check': {
+        const ev = e.evidence;
+        const fields = { event: e.transition ? `check-${e.transition}` : 'check-failed', service: e.service, server: e.server, checker: e.checker, code: ev.code, status: ev.status, detail: ev.detail, latencyMs: Math.round(ev.latencyMs) };
+        const text = `${e.service}: ${e.checker} on ${e.server} ${e.transition ? `is ${e.transition.toUpperCase()}` : e.retrying ? 'failed, retrying' : 'failed'}${ev.detail ? ` (${ev.detail})` : ''}`;
+        if (e.transition === 'down') log.warn(fields, text);
+        else if (e.transition === 'up') log.info(fields, text);
+        else log.debug(fields, text);
+        return;
+      }
+      case 'server':
+        (e.alive ? log.info.bind(log) : log.warn.bind(log))({ event: e.alive ? 'server-up' : 'server-down', service: e.service, server: e.server, weight: e.weight, reason: e.reason },
+          `${e.service}: real server ${e.server} ${e.alive ? 'in rotation' : 'out of rotation'}${e.weight !== undefined ? ` (weight ${e.weight})` : ''}: ${e.reason}`);
+        return;
+      case 'agent':
+        log.info({ event: 'agent', service: e.service, server: e.server, reply: e.reply, words: e.words, error: e.error, alive: e.effect.alive, weight: e.effect.weight, load: e.effect.load },
+          `${e.service}: agent on ${e.server} ${e.error ? `gave no usable reply (${e.error})` : `said ${JSON.stringify(e.reply)}: ${e.effect.reason}`}`);
+        return;
+      case 'notify': {
+        const r = e.report;
+        const what = r.type === 'script' ? `notify script ${r.script}: ${r.outcome}` : r.ok ? 'alert mail sent' : `alert mail failed: ${r.error ?? ''}`;
+        (r.ok ? log.info.bind(log) : log.error.bind(log))({ event: `notify-${r.type}`, service: r.service, server: r.server, ok: r.ok }, `${r.service}: ${r.server}: ${what}`);
+        return;
+      }
+    }
+  };
+  subscribe(HEALTH_CHANNEL, onHealth);
   subscribe(DIRECTOR_CHANNEL, onDirector);
   subscribe(PROXY_CHANNEL, onProxy);
   subscribe(DAEMON_CHANNEL, onDaemon);
   return () => {
+    unsubscribe(HEALTH_CHANNEL, onHealth);
     unsubscribe(DIRECTOR_CHANNEL, onDirector);
     unsubscribe(PROXY_CHANNEL, onProxy);
     unsubscribe(DAEMON_CHANNEL, onDaemon);

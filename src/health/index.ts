@@ -20,4 +20,4 @@ export { httpGet, hostHeader, requestText, statusMatches, MAX_BODY_BYTES, MAX_HE
 export { matchesHexPattern } from './checkers/udp.js';
 export { miscVerdict } from './checkers/misc.js';
 export { fileVerdict } from './checkers/file.js';
-export { echoRequest, inetChecksum, parseEchoReply, Pinger } from './checkers/ping.js';
+export { echoRequest, inetChecksum, parseEchoReply, Pinger, PingChecker } from './checkers/ping.js';

@@ -21,10 +21,13 @@ export const FORWARDING_METHODS: readonly ForwardingMethod[] = ['nat', 'dr', 'tu
 export const IPVS_SCHEDULERS = [
   'rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'dh', 'sh', 'sed', 'nq', 'mh', 'fo', 'ovf', 'twos',
 ] as const;
-export type SchedulerName = (typeof IPVS_SCHEDULERS)[number];
+/** An IPVS scheduler, or Fulcrum's `agent` (lowest server-agent load first). */
+export type SchedulerName = (typeof IPVS_SCHEDULERS)[number] | 'agent';
+/** Every scheduler name the configuration accepts. */
+export const SCHEDULER_NAMES: readonly SchedulerName[] = [...IPVS_SCHEDULERS, 'agent'];
 
 export function isSchedulerName(s: string): s is SchedulerName {
-  return (IPVS_SCHEDULERS as readonly string[]).includes(s);
+  return (SCHEDULER_NAMES as readonly string[]).includes(s);
 }
 
 /**

@@ -8,7 +8,7 @@ import { DiagnosticCode, type SourceLocation } from '../../errors/index.js';
 import { cidrBounds, compareAddresses, maxPrefix, netmaskToPrefix, parseIp, prefixToNetmask } from '../../model/address.js';
 import * as D from '../../model/defaults.js';
 import {
-  IPVS_SCHEDULERS, isSchedulerName,
+  SCHEDULER_NAMES, isSchedulerName,
   type AgentProbe, type Checker, type CheckerConnection, type CheckerTiming, type CheckerType, type Family,
   type ForwardingMethod, type GroupMember, type HttpUrl, type Persistence, type Protocol, type ProxyProtocolVersion, type RealServer,
   type SchedFlag, type SchedulerName, type ScriptSpec, type ServiceEndpoint, type SorryServer, type TunnelSpec,
@@ -524,11 +524,11 @@ export function compileVirtualServer(v: Values, n: AstNode): VirtualServer | und
 }
 
 function sched(v: Values, n: AstNode): SchedulerName | undefined {
-  const t = v.arg(n, 0, IPVS_SCHEDULERS.join('|'));
+  const t = v.arg(n, 0, SCHEDULER_NAMES.join('|'));
   if (!t) return undefined;
   const s = t.text.toLowerCase();
   if (!isSchedulerName(s)) {
-    v.sink.error(DiagnosticCode.BAD_VALUE, `unknown scheduler '${t.text}'`, t.loc, n.keyword.text, IPVS_SCHEDULERS.join('|'));
+    v.sink.error(DiagnosticCode.BAD_VALUE, `unknown scheduler '${t.text}'`, t.loc, n.keyword.text, SCHEDULER_NAMES.join('|'));
     return undefined;
   }
   return s;
