@@ -1,0 +1,176 @@
+/**
+ * The monitor with the director on a fake clock: how long a dying real server stays in
+ * rotation and how long a recovered one stays out, keepalived's timing to the
+ * millisecond; reload keeps checker state; notify scripts run in order; alerts are mailed
+ * to a real SMTP server (the smtp-server package as a local sink).
+ */
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import type net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { SMTPServer } from 'smtp-server';
+import { parseKeepalivedText } from '../config/index.js';
+import { Director } from '../director/index.js';
+import { FakeDataPlane } from '../dataplane/index.js';
+import type { FulcrumConfig } from '../model/types.js';
+import { ScriptAndMailNotifier, smtpMailer, type NotifyReport } from '../notify/index.js';
+import { FakeClock } from './clock.js';
+import { FakeChecker } from './fake.js';
+import { HealthMonitor } from './monitor.js';
+
+function config(text: string): FulcrumConfig {
+  const r = parseKeepalivedText(text);
+  assert.ok(r.ok, JSON.stringify(r.diagnostics));
+  return r.config;
+}
+
+const CONF = (extra = ''): string => `virtual_server 127.0.0.1 8080 {
+  lb_algo rr
+  lb_kind PROXY
+  delay_loop 6
+  real_server 127.0.0.2 80 {
+    ${extra}
+    TCP_CHECK {
+      connect_timeout 3
+      retry 2
+      delay_before_retry 2
+      warmup 0
+    }
+  }
+  real_server 127.0.0.3 80 {
+    TCP_CHECK {
+      connect_timeout 3
+      warmup 0
+    }
+  }
+}
+`;
+
+async function rig(text: string, notifier?: ScriptAndMailNotifier): Promise<{ clock: FakeClock; plane: FakeDataPlane; checkers: Map<string, FakeChecker>; monitor: HealthMonitor; director: Director; inRotation: () => string[] }> {
+  const clock = new FakeClock();
+  const plane = new FakeDataPlane();
+  const director = new Director(plane);
+  const checkers = new Map<string, FakeChecker>();
+  const cfg = config(text);
+  await director.setConfig(cfg);
+  const monitor = new HealthMonitor({
+    clock,
+    observe: (b) => void director.observeMany(b),
+    createChecker: (_c, rs) => {
+      const f = new FakeChecker();
+      checkers.set(rs.address, f);
+      return f;
+    },
+    ...(notifier ? { notifier } : {}),
+  });
+  monitor.setConfig(cfg);
+  const inRotation = (): string[] => [...(plane.table.services.get('tcp 127.0.0.1:8080')?.servers.values() ?? [])].filter((s) => s.weight > 0).map((s) => s.address).sort();
+  return { clock, plane, checkers, monitor, director, inRotation };
+}
+
+test('time out of rotation and back, on a fake clock: delay_loop + retries × delay_before_retry, and one delay_loop to return', async () => {
+  const { clock, checkers, monitor, inRotation } = await rig(CONF());
+  try {
+    await clock.advance(0);
+    assert.deepEqual(inRotation(), ['127.0.0.2', '127.0.0.3']);
+    await clock.advance(1000);
+    const rs = checkers.get('127.0.0.2');
+    assert.ok(rs);
+    rs.healthy = false; // dies 1 s after its last good check (at t=0)
+    const died = clock.now();
+    let out = -1;
+    for (let t = 0; t < 30_000 && out < 0; t += 100) {
+      await clock.advance(100);
+      if (!inRotation().includes('127.0.0.2')) out = clock.now() - died;
+    }
+    // Next check at t=6 s fails, retries at 8 s and 10 s fail → out at 10 s: 9 s after it died.
+    assert.equal(out, 9000);
+    rs.healthy = true;
+    const back = clock.now();
+    let inAgain = -1;
+    for (let t = 0; t < 30_000 && inAgain < 0; t += 100) {
+      await clock.advance(100);
+      if (inRotation().includes('127.0.0.2')) inAgain = clock.now() - back;
+    }
+    // Down checkers are probed every delay_loop: the next check is at 16 s.
+    assert.equal(inAgain, 6000);
+  } finally {
+    monitor.stop();
+  }
+});
+
+test('reload keeps a down checker down (state carried by key); alpha starts a new server out of rotation', async () => {
+  const { clock, checkers, monitor, director, inRotation } = await rig(CONF());
+  try {
+    const rs = checkers.get('127.0.0.2');
+    assert.ok(rs);
+    rs.healthy = false;
+    await clock.advance(20_000);
+    assert.deepEqual(inRotation(), ['127.0.0.3']);
+    const before = checkers.get('127.0.0.2');
+    const cfg = config(CONF().replace('real_server 127.0.0.3 80 {', 'real_server 127.0.0.4 80 {\n    alpha\n    TCP_CHECK {\n      warmup 0\n    }\n  }\n  real_server 127.0.0.3 80 {'));
+    await director.setConfig(cfg);
+    monitor.setConfig(cfg);
+    assert.equal(checkers.get('127.0.0.2'), before, 'same runner, same checker');
+    assert.deepEqual(inRotation(), ['127.0.0.3'], '.2 still down; .4 (alpha) not in before its first check');
+    await clock.advance(0);
+    assert.deepEqual(inRotation(), ['127.0.0.3', '127.0.0.4'], 'first check (warmup 0) passed: .4 in; .2 still down');
+  } finally {
+    monitor.stop();
+  }
+});
+
+test('notify_up/notify_down run in order with their arguments; an alert mail reaches a real SMTP server', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fulcrum-notify-'));
+  const log = path.join(dir, 'log');
+  const script = path.join(dir, 'notify.sh');
+  fs.writeFileSync(script, `#!/bin/sh\nsleep 0.1\necho "$@" >> ${log}\n`, { mode: 0o755 });
+  const mails: string[] = [];
+  const smtp = new SMTPServer({
+    authOptional: true, disabledCommands: ['STARTTLS'], logger: false,
+    onData(stream, _session, cb) {
+      let text = '';
+      stream.on('data', (c: Buffer) => { text += c.toString(); });
+      stream.on('end', () => { mails.push(text); cb(); });
+    },
+  });
+  await new Promise<void>((r) => smtp.listen(0, '127.0.0.1', r));
+  const port = (smtp.server.address() as net.AddressInfo).port;
+  const reports: NotifyReport[] = [];
+  const notifier = new ScriptAndMailNotifier(smtpMailer, (r) => reports.push(r));
+  const text = `global_defs {
+  router_id LB_TEST
+  notification_email {
+    ops@example.test
+  }
+  notification_email_from lb@example.test
+  smtp_server 127.0.0.1 ${port}
+  smtp_connect_timeout 5
+}
+` + CONF(`notify_up "${script} up 127.0.0.2"\n    notify_down "${script} down 127.0.0.2"`);
+  const { clock, checkers, monitor } = await rig(text, notifier);
+  try {
+    const rs = checkers.get('127.0.0.2');
+    assert.ok(rs);
+    rs.healthy = false;
+    await clock.advance(12_000);
+    rs.healthy = true;
+    await clock.advance(6000);
+    rs.healthy = false;
+    await clock.advance(12_000);
+    await notifier.idle();
+    assert.equal(fs.readFileSync(log, 'utf8'), 'down 127.0.0.2\nup 127.0.0.2\ndown 127.0.0.2\n', 'in order, never concurrently');
+    assert.equal(mails.length, 3);
+    for (let i = 0; i < mails.length; i++) mails[i] = (mails[i] ?? '').replace(/\r\n /g, ' '); // unfold headers
+    assert.match(mails[0] ?? '', /Subject: \[LB_TEST\] Realserver \[127\.0\.0\.2:80\] of virtual server \[tcp 127\.0\.0\.1:8080\] - DOWN/);
+    assert.match(mails[0] ?? '', /To: ops@example\.test/);
+    assert.match(mails[1] ?? '', /- UP/);
+    assert.deepEqual(reports.map((r) => `${r.type}:${r.ok}`), ['script:true', 'mail:true', 'script:true', 'mail:true', 'script:true', 'mail:true']);
+  } finally {
+    monitor.stop();
+    await new Promise<void>((r) => smtp.close(() => r()));
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,118 @@
+/**
+ * Health checks end to end: `fulcrum run` as a child process with TCP_CHECK and HTTP_GET
+ * on loopback real servers — the measured time from a real server dying to being out of
+ * rotation and from recovering to being back; `fulcrum genhash` against a real server.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import http from 'node:http';
+import type net from 'node:net';
+import { startDaemon } from '../src/testing/daemon.js';
+import { fetchText, freePort, startServer } from '../src/testing/net.js';
+import { main } from '../src/cli/main.js';
+
+test('run with TCP_CHECK: a killed real server leaves rotation within delay_loop + connect_timeout, and returns', async () => {
+  const rs1 = await startServer('rs1', { mode: 'name' });
+  const rs2 = await startServer('rs2', { mode: 'name' });
+  const port = await freePort();
+  const check = `    TCP_CHECK {\n      connect_timeout 1\n      delay_loop 1\n      retry 0\n      warmup 0\n    }\n`;
+  const d = await startDaemon(`virtual_server 127.0.0.1 ${port} {
+  lb_algo rr
+  lb_kind PROXY
+  real_server 127.0.0.1 ${rs1.port} {
+${check}  }
+  real_server 127.0.0.1 ${rs2.port} {
+${check}  }
+}
+`);
+  let rs1b: Awaited<ReturnType<typeof startServer>> | null = null;
+  try {
+    const seen = new Set<string>();
+    for (let i = 0; i < 4; i++) seen.add((await fetchText(port)).trim());
+    assert.deepEqual([...seen].sort(), ['rs1', 'rs2']);
+    assert.equal(d.logs.some((l) => /not part of this build/.test(l.msg)), false, 'no "not implemented" notice any more');
+
+    const killedAt = Date.now();
+    await rs1.kill();
+    const down = await d.waitLog((l) => l.event === 'server-down', 10_000, 'rs1 out of rotation');
+    const outMs = Date.now() - killedAt;
+    assert.match(String(down['reason']), /TCP_CHECK down: connection refused/);
+    assert.ok(outMs <= 2500, `out of rotation ${outMs} ms after dying (delay_loop 1 s, retry 0)`);
+    const after = [];
+    for (let i = 0; i < 10; i++) after.push((await fetchText(port)).trim());
+    assert.deepEqual([...new Set(after)], ['rs2'], 'every new connection goes to rs2');
+
+    const backAt = Date.now();
+    rs1b = await startServer('rs1', { mode: 'name', port: rs1.port });
+    await d.waitLog((l) => l.event === 'server-up', 10_000, 'rs1 back in rotation');
+    const inMs = Date.now() - backAt;
+    assert.ok(inMs <= 2500, `back ${inMs} ms after recovering`);
+    const again = new Set<string>();
+    for (let i = 0; i < 6; i++) again.add((await fetchText(port)).trim());
+    assert.deepEqual([...again].sort(), ['rs1', 'rs2']);
+    console.log(`# measured on loopback: out of rotation after ${outMs} ms, back after ${inMs} ms (delay_loop 1, connect_timeout 1, retry 0)`);
+  } finally {
+    await d.cleanup();
+    await rs2.close();
+    await rs1b?.close();
+  }
+});
+
+test('run with HTTP_GET: a 503 takes the server out, with the status as evidence in the log', async () => {
+  let status = 200;
+  const web = http.createServer((_req, res) => { res.writeHead(status); res.end('web\n'); });
+  await new Promise<void>((r) => web.listen(0, '127.0.0.1', r));
+  const wport = (web.address() as net.AddressInfo).port;
+  const port = await freePort();
+  const d = await startDaemon(`virtual_server 127.0.0.1 ${port} {
+  lb_algo rr
+  lb_kind PROXY
+  real_server 127.0.0.1 ${wport} {
+    HTTP_GET {
+      url {
+        path /health
+        status_code 200-299
+      }
+      connect_timeout 1
+      delay_loop 1
+      retry 0
+      warmup 0
+    }
+  }
+}
+`);
+  try {
+    status = 503;
+    const down = await d.waitLog((l) => l.event === 'check-down', 10_000, 'HTTP_GET down');
+    assert.equal(down['status'], 503);
+    assert.equal(down['detail'], '/health: status 503 not in 200-299');
+    status = 200;
+    await d.waitLog((l) => l.event === 'server-up', 10_000, 'back up');
+  } finally {
+    await d.cleanup();
+    web.closeAllConnections();
+    await new Promise<void>((r) => web.close(() => r()));
+  }
+});
+
+test('genhash: prints the MD5 the HTTP_GET digest needs; errors name the server', async () => {
+  const body = 'digest me\n';
+  const web = http.createServer((_req, res) => { res.writeHead(200); res.end(body); });
+  await new Promise<void>((r) => web.listen(0, '127.0.0.1', r));
+  const wport = (web.address() as net.AddressInfo).port;
+  const out: string[] = [];
+  const err: string[] = [];
+  const io = { out: (t: string) => { out.push(t); }, err: (t: string) => { err.push(t); } };
+  try {
+    assert.equal(await main(['genhash', '-s', '127.0.0.1', '-p', String(wport), '-u', '/x'], io), 0);
+    assert.deepEqual(out, [`MD5SUM = ${createHash('md5').update(body).digest('hex')}`]);
+    assert.equal(await main(['genhash', '-s', 'example', '-u', '/'], io), 2);
+    assert.match(err.join(''), /--server: 'example' is not an IP address/);
+    const closed = await freePort();
+    assert.equal(await main(['genhash', '-s', '127.0.0.1', '-p', String(closed), '-u', '/'], io), 1);
+    assert.match(err.at(-1) ?? '', new RegExp(`127\\.0\\.0\\.1:${closed}/: connect ECONNREFUSED`));
+  } finally {
+    await new Promise<void>((r) => web.close(() => r()));
+  }
+});
