@@ -52,7 +52,7 @@ describe('keepalived.conf → model', () => {
     const rs = v?.realServers[0];
     assert.equal(rs?.weight, 1);
     const t = Object.fromEntries((rs?.checkers ?? []).map((c) => [c.type, c.timing]));
-    assert.deepEqual(t['TCP_CHECK'], { delayLoop: 60, warmup: 60, connectTimeout: 5, retry: 1, delayBeforeRetry: 1, alpha: false, logAllFailures: false });
+    assert.deepEqual(t['TCP_CHECK'], { delayLoop: 60, warmup: 60, connectTimeout: 5, retry: 1, delayBeforeRetry: 1, alpha: false, logAllFailures: false, rise: 1 });
     assert.equal(t['HTTP_GET']?.delayBeforeRetry, 3);
     assert.equal(t['DNS_CHECK']?.retry, 3);
     assert.equal(t['DNS_CHECK']?.delayBeforeRetry, 60);
@@ -66,7 +66,7 @@ describe('keepalived.conf → model', () => {
   it('inherits timing from virtual server to real server to checker', () => {
     const r = parseText(vs('delay_loop 7\nconnect_timeout 2\nretry 4\nreal_server 10.1.0.1 80 {\n delay_before_retry 9\n TCP_CHECK { retry 1 }\n}'));
     const t = r.config.virtualServers[0]?.realServers[0]?.checkers[0]?.timing;
-    assert.deepEqual(t, { delayLoop: 7, warmup: 7, connectTimeout: 2, retry: 1, delayBeforeRetry: 9, alpha: false, logAllFailures: false });
+    assert.deepEqual(t, { delayLoop: 7, warmup: 7, connectTimeout: 2, retry: 1, delayBeforeRetry: 9, alpha: false, logAllFailures: false, rise: 1 });
   });
 
   it('persistence: bare persistence_timeout is 360 s (keepalived); granularity sets the prefix', () => {

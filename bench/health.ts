@@ -1,0 +1,138 @@
+/**
+ * Health-check throughput: N real servers checked every second from one process (TCP_CHECK
+ * and HTTP_GET against nginx on loopback), measuring the checks per second achieved, how
+ * late probes start (drift), event-loop delay, CPU per check and memory — and HAProxy's
+ * CPU per check for the same servers and interval, as the peer (keepalived's checker
+ * cannot start on a kernel without IPVS).
+ *
+ * Run: `npm run bench:health` (root installs nginx-light and haproxy if missing).
+ * Env: BENCH_SERVERS (2000), BENCH_SECONDS (20).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { CheckRunner, systemClock, type Checker, type CheckReport } from '../src/health/index.js';
+import { TcpChecker } from '../src/health/checkers/tcp.js';
+import { HttpChecker } from '../src/health/checkers/http.js';
+import { ensureCommand } from '../src/testing/peers.js';
+
+const SERVERS = Number(process.env['BENCH_SERVERS'] ?? 2000);
+const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 20);
+const PORTS = 20;
+const BASE_PORT = 18_000;
+
+function targets(): { address: string; port: number }[] {
+  const out: { address: string; port: number }[] = [];
+  for (let i = 0; i < SERVERS; i++) out.push({ address: `127.0.${1 + Math.floor(i / (PORTS * 250))}.${1 + (Math.floor(i / PORTS) % 250)}`, port: BASE_PORT + (i % PORTS) });
+  return out;
+}
+
+function startNginx(dir: string): ChildProcess {
+  const nginx = ensureCommand('nginx', 'nginx-light');
+  const listens = Array.from({ length: PORTS }, (_, i) => `listen ${BASE_PORT + i} backlog=4096;`).join(' ');
+  fs.writeFileSync(path.join(dir, 'nginx.conf'), `daemon off; worker_processes 1; pid ${dir}/nginx.pid; error_log ${dir}/error.log crit;
+events { worker_connections 8192; }
+http { access_log off; client_body_temp_path ${dir}; proxy_temp_path ${dir}; fastcgi_temp_path ${dir}; uwsgi_temp_path ${dir}; scgi_temp_path ${dir};
+  server { ${listens} location = /health { return 200 "ok\\n"; } } }
+`);
+  return spawn('taskset', ['-c', String(os.cpus().length > 1 ? 1 : 0), nginx, '-c', path.join(dir, 'nginx.conf'), '-p', dir], { stdio: 'ignore' });
+}
+
+function cpuMs(pid: number): number {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  const ticks = Number(f[11]) + Number(f[12]);
+  return (ticks * 1000) / 100;
+}
+
+function pct(xs: number[], p: number): number {
+  if (xs.length === 0) return 0;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? 0;
+}
+
+const timing = { delayLoopMs: 1000, warmupMs: 1000, connectTimeoutMs: 2000, retry: 1, delayBeforeRetryMs: 1000, alpha: false, rise: 1 };
+const httpCfg = {
+  type: 'HTTP_GET' as const, conn: {}, timing: { delayLoop: 1, warmup: 1, connectTimeout: 2, retry: 1, delayBeforeRetry: 1, alpha: false, logAllFailures: false, rise: 1 },
+  urls: [{ path: '/health', statusCodes: [[200, 299]] as [number, number][], regexNoMatch: false }], httpProtocol: '1.0' as const,
+  fastRecovery: false, enableSni: false, tlsCompliant: false,
+};
+
+async function runFulcrum(kind: 'TCP_CHECK' | 'HTTP_GET'): Promise<Record<string, number>> {
+  const reports: CheckReport[] = [];
+  let counting = false;
+  const runners = targets().map((t) => {
+    const target = { family: 'inet' as const, address: t.address, port: t.port };
+    const c: Checker = kind === 'TCP_CHECK' ? new TcpChecker(target) : new HttpChecker(target, httpCfg);
+    return new CheckRunner(c, timing, systemClock, (r) => { if (counting) reports.push(r); });
+  });
+  const h = monitorEventLoopDelay({ resolution: 10 });
+  for (const r of runners) r.start();
+  await new Promise((r) => setTimeout(r, 3000)); // warmup spreads the first probes over 1 s
+  h.enable();
+  counting = true;
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, SECONDS * 1000));
+  counting = false;
+  const el = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  h.disable();
+  for (const r of runners) r.stop();
+  const ok = reports.filter((r) => r.result.ok).length;
+  const late = reports.map((r) => r.lateMs);
+  return {
+    checksPerSec: reports.length / el,
+    okShare: reports.length ? ok / reports.length : 0,
+    lateP50: pct(late, 50), lateP99: pct(late, 99), lateMax: Math.max(0, ...late),
+    // The histogram samples every `resolution` (10 ms) and records the whole interval: subtract it.
+    loopDelayP50: Math.max(0, h.percentile(50) / 1e6 - 10), loopDelayP99: Math.max(0, h.percentile(99) / 1e6 - 10), loopDelayMax: Math.max(0, h.max / 1e6 - 10),
+    cpuUsPerCheck: ((cpu.user + cpu.system) / reports.length),
+    cpuPct: ((cpu.user + cpu.system) / 1000 / (el * 1000)) * 100,
+    rssMiB: process.memoryUsage().rss / 1048576,
+  };
+}
+
+async function runHaproxy(dir: string, kind: 'TCP_CHECK' | 'HTTP_GET'): Promise<Record<string, number>> {
+  const haproxy = ensureCommand('haproxy', 'haproxy');
+  const servers = targets().map((t, i) => `  server s${i} ${t.address}:${t.port} check inter 1s fall 2 rise 1`).join('\n');
+  const http = kind === 'HTTP_GET' ? '  option httpchk GET /health\n  http-check expect status 200\n' : '';
+  // A listener is required for HAProxy to start; nothing connects to it.
+  fs.writeFileSync(path.join(dir, 'haproxy.cfg'), `global\n  maxconn 8000\ndefaults\n  mode tcp\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n  timeout check 2s\nlisten l\n  bind 127.0.0.1:17999\n${http}${servers}\n`);
+  const p = spawn('taskset', ['-c', '0', haproxy, '-db', '-f', path.join(dir, 'haproxy.cfg')], { stdio: 'ignore' });
+  try {
+    await new Promise((r) => setTimeout(r, 3000));
+    // taskset execs haproxy, and -db keeps it in the foreground without forking: same pid.
+    const pid = p.pid ?? 0;
+    const c0 = cpuMs(pid);
+    await new Promise((r) => setTimeout(r, SECONDS * 1000));
+    const used = cpuMs(pid) - c0;
+    // HAProxy runs one check per server per `inter`: the same rate as Fulcrum's delay_loop 1.
+    return { checksPerSec: SERVERS, cpuUsPerCheck: (used * 1000) / (SERVERS * SECONDS), cpuPct: (used / (SECONDS * 1000)) * 100 };
+  } finally {
+    p.kill('SIGKILL');
+  }
+}
+
+async function main(): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fulcrum-bench-health-'));
+  const nginx = startNginx(dir);
+  try {
+    await new Promise((r) => setTimeout(r, 1000));
+    console.log(`# health checks: ${SERVERS} real servers, delay_loop 1 s, ${SECONDS} s measured; nginx on core 1`);
+    for (const kind of ['TCP_CHECK', 'HTTP_GET'] as const) {
+      const f = await runFulcrum(kind);
+      const h = await runHaproxy(dir, kind);
+      console.log(`${kind} fulcrum: ${f['checksPerSec']?.toFixed(0)} checks/s, ok ${((f['okShare'] ?? 0) * 100).toFixed(1)}%, start lateness p50/p99/max ${f['lateP50']?.toFixed(1)}/${f['lateP99']?.toFixed(1)}/${f['lateMax']?.toFixed(1)} ms, ` +
+        `event-loop delay p50/p99/max ${f['loopDelayP50']?.toFixed(1)}/${f['loopDelayP99']?.toFixed(1)}/${f['loopDelayMax']?.toFixed(1)} ms, CPU ${f['cpuPct']?.toFixed(0)}% (${f['cpuUsPerCheck']?.toFixed(0)} µs/check), RSS ${f['rssMiB']?.toFixed(0)} MiB`);
+      console.log(`${kind} haproxy: ${h['checksPerSec']} checks/s, CPU ${h['cpuPct']?.toFixed(0)}% (${h['cpuUsPerCheck']?.toFixed(0)} µs/check)`);
+      console.log(`${kind} ratio fulcrum/haproxy CPU per check: ${((f['cpuUsPerCheck'] ?? 0) / (h['cpuUsPerCheck'] ?? 1)).toFixed(2)}×`);
+    }
+  } finally {
+    nginx.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+void main();
