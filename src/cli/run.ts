@@ -52,7 +52,13 @@ export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = p
   const log = createLogger(o.logLevel as LogLevel, logFd);
   const detach = attachLogger(log);
   const plane = new ProxyDataPlane({ tunables: { exclusive: cluster.isPrimary } });
-  const daemon = new Daemon({ configFile: o.file, configId: o.configId, plane, drainMs: drain * 1000 });
+  // Every worker checks health for its own proxy; only the first runs notify scripts and
+  // sends mail, so one transition is announced once.
+  const quiet = cluster.isWorker && cluster.worker?.id !== 1;
+  const daemon = new Daemon({
+    configFile: o.file, configId: o.configId, plane, drainMs: drain * 1000,
+    ...(quiet ? { health: { notifier: { serverChanged: () => undefined, idle: () => Promise.resolve() } } } : {}),
+  });
   const started = await daemon.start();
   if (!started.ok) {
     for (const e of started.errors) io.err(`fulcrum run: ${e}`);
