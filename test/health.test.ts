@@ -116,3 +116,26 @@ test('genhash: prints the MD5 the HTTP_GET digest needs; errors name the server'
     await new Promise<void>((r) => web.close(() => r()));
   }
 });
+
+test('fulcrum agent (CLI): answers a probe with the system load, stops on SIGTERM; bad usage exits 2', async () => {
+  const { EventEmitter } = await import('node:events');
+  const { probeAgent } = await import('../src/agents/index.js');
+  const { runAgent } = await import('../src/cli/agent.js');
+  const err: string[] = [];
+  const io = { out: () => undefined, err: (t: string) => { err.push(t); } };
+  const base = { listen: '127.0.0.1', dialect: 'equalizer', interval: '0.2', timeout: '1', stale: '5', maxConnections: '1000', probeWait: '0.05', logLevel: 'silent' };
+  assert.equal(await runAgent({ ...base, port: '1510', dialect: 'xml' }, io), 2);
+  assert.match(err.join('\n'), /--dialect: 'xml' is not equalizer or haproxy/);
+  const port = await freePort();
+  const signals = new EventEmitter();
+  const done = runAgent({ ...base, port: String(port) }, io, signals as unknown as Parameters<typeof runAgent>[2]);
+  let load: number | undefined;
+  for (let i = 0; i < 50 && load === undefined; i++) {
+    const r = await probeAgent({ family: 'inet', address: '127.0.0.1', port }, undefined, 500);
+    if (r.parse.ok) load = r.parse.reply.load;
+    else await new Promise((res) => setTimeout(res, 50));
+  }
+  assert.ok(load !== undefined && load >= 0 && load <= 100, `a load 0..100 (${load})`);
+  signals.emit('SIGTERM');
+  assert.equal(await done, 0);
+});

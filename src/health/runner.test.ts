@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { FakeClock } from './clock.js';
 import { FakeChecker } from './fake.js';
 import { CheckRunner, initialCheckState, stepCheck, type CheckReport, type RunnerTiming } from './runner.js';
+import { checkerCompliance } from './compliance.js';
 
 const T: RunnerTiming = { delayLoopMs: 6000, warmupMs: 0, connectTimeoutMs: 5000, retry: 2, delayBeforeRetryMs: 1000, alpha: false, rise: 1 };
 
@@ -96,4 +97,16 @@ test('CheckRunner: a probe that hangs is cut at connect_timeout and counted as a
   assert.equal(reports[0]?.result.ok, false);
   assert.equal(reports[0]?.transition, 'down');
   r.stop();
+});
+
+// The fake runs the same suite as the real checkers: port 1 = a peer that never answers.
+checkerCompliance('FakeChecker', {
+  build: (t) => {
+    const f = new FakeChecker();
+    if (t.port === 1) f.delayMs = 60_000;
+    else f.healthy = false;
+    return f;
+  },
+  silent: () => Promise.resolve({ target: { family: 'inet', address: '127.0.0.1', port: 1 }, close: () => undefined }),
+  refused: () => Promise.resolve({ family: 'inet', address: '127.0.0.1', port: 2 }),
 });

@@ -168,3 +168,13 @@ test('FILE_CHECK: status mode, weighted values, reverse, dynamic weight, absent 
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+// MISC_CHECK's "peer" is its script: port 1 = a script that hangs, anything else = one that does not exist.
+const miscDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fulcrum-misc-compliance-'));
+const hang = script(miscDir, 'hang.sh', 'sleep 10');
+test.after(() => fs.rmSync(miscDir, { recursive: true, force: true }));
+checkerCompliance('MISC_CHECK', {
+  build: (t) => new MiscChecker({ script: { argv: [t.port === 1 ? hang : path.join(miscDir, 'absent')], text: '' }, timeout: 0.25, dynamic: false }),
+  silent: () => Promise.resolve({ target: at(1), close: () => undefined }),
+  refused: () => Promise.resolve(at(2)),
+});
