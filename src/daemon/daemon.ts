@@ -1,6 +1,7 @@
 /**
- * The composition root: load the configuration, build the data plane and the director,
- * and run the lifecycle — start, reload (SIGHUP), graceful stop (SIGTERM/SIGINT).
+ * The composition root: load the configuration, build the data plane, the director and the
+ * health monitor (checkers and agent probes → observations → director), and run the
+ * lifecycle — start, reload (SIGHUP), graceful stop (SIGTERM/SIGINT).
  *
  * A reload re-reads the file; a configuration with errors is rejected (every error
  * logged with its file:line:col) and the running one stays. A good one is handed to the

@@ -174,3 +174,33 @@ test('notify_up/notify_down run in order with their arguments; an alert mail rea
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('flapping: retries keep an intermittently failing server in; `rise 3` keeps a flapping dead one out', async () => {
+  const { clock, checkers, monitor, inRotation } = await rig(CONF().replace('      retry 2\n', '      retry 2\n      rise 3\n'));
+  try {
+    const rs = checkers.get('127.0.0.2');
+    assert.ok(rs);
+    // fail, ok, fail, ok, … never 3 failures in a row: retry 2 absorbs every one.
+    rs.queue.push(...Array.from({ length: 20 }, (_, i) => i % 2 === 1));
+    for (let i = 0; i < 200 && rs.queue.length > 0; i++) {
+      await clock.advance(1000);
+      assert.ok(inRotation().includes('127.0.0.2'), `still in at ${clock.now()} ms`);
+    }
+    assert.equal(rs.queue.length, 0);
+    rs.healthy = false;
+    await clock.advance(20_000);
+    assert.ok(!inRotation().includes('127.0.0.2'), 'down after 3 failures in a row');
+    // Now it flaps: ok, ok, fail, ok, ok, fail … never 3 successes in a row.
+    rs.queue.push(...Array.from({ length: 12 }, (_, i) => i % 3 !== 2));
+    for (let i = 0; i < 200 && rs.queue.length > 0; i++) {
+      await clock.advance(1000);
+      assert.ok(!inRotation().includes('127.0.0.2'), `still out at ${clock.now()} ms`);
+    }
+    assert.equal(rs.queue.length, 0);
+    rs.healthy = true;
+    await clock.advance(18_000);
+    assert.ok(inRotation().includes('127.0.0.2'), 'back after 3 successes in a row');
+  } finally {
+    monitor.stop();
+  }
+});

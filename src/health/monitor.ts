@@ -60,6 +60,8 @@ export interface HealthMonitorOptions {
 interface AgentEntry {
   readonly key: string;
   state: AgentState;
+  /** The weight agent-load feedback settled on (weighted schedulers), if any. */
+  feedbackWeight?: number | undefined;
   timer: unknown;
   stopped: boolean;
 }
@@ -241,6 +243,12 @@ export class HealthMonitor {
       const cur = e.agent === entry ? e.rs : null;
       if (cur) {
         const effect = agentEffect(entry.state, cur.weight, a.requireResponse);
+        // Each reading is fed to the smoothing once, when it arrives (not on every re-evaluation).
+        if (out.parse.ok && out.parse.reply.load !== undefined && out.parse.reply.load >= 0) {
+          const base = this.checkerWeight(e) ?? cur.weight;
+          const fb = this.feedback.observe(`${e.service}|${e.server}`, base, out.parse.reply.load, e.vs.scheduler);
+          if (fb !== null) entry.feedbackWeight = fb;
+        }
         if (JSON.stringify(before) !== JSON.stringify(entry.state) || !out.parse.ok) {
           publish({
             type: 'agent', service: e.service, server: e.server, reply: out.raw, words: out.parse.ok ? out.parse.reply.words : out.parse.words, effect, latencyMs: out.latencyMs,
@@ -270,18 +278,13 @@ export class HealthMonitor {
         down ??= `${r.checker.type} down: ${r.last?.detail ?? 'no success yet'}`;
       }
     }
-    let checkerWeight: number | undefined;
-    for (const w of e.weights.values()) checkerWeight = w;
+    const checkerWeight = this.checkerWeight(e);
     const base = checkerWeight ?? e.rs.weight;
     const a = e.rs.agent;
     const effect = e.agent && a ? agentEffect(e.agent.state, base, a.requireResponse) : null;
     let weight = checkerWeight;
     if (effect?.weight !== undefined) weight = effect.weight;
-    else if (effect?.load !== undefined && effect.load >= 0) {
-      const fb = this.feedback.observe(`${e.service}|${e.server}`, base, effect.load, e.vs.scheduler);
-      if (fb !== null) weight = fb;
-      else if (e.sent?.weight !== undefined && e.sent.alive) weight = e.sent.weight;
-    }
+    else if (effect?.load !== undefined && effect.load >= 0 && AgentWeightFeedback.applies(e.vs.scheduler)) weight = e.agent?.feedbackWeight ?? weight;
     const alive = checkersUp && (effect?.alive ?? true);
     const reason = !checkersUp ? down ?? 'checker down' : effect && !effect.alive ? effect.reason : effect ? effect.reason : e.reason;
     const obs: Observation = {
@@ -303,6 +306,13 @@ export class HealthMonitor {
     if (alive !== prev.alive && this.config) {
       this.opts.notifier?.serverChanged({ service: e.service, server: e.server, up: alive, reason }, e.rs, this.config.global);
     }
+  }
+
+  /** The dynamic weight the checkers last asked for (misc_dynamic, FILE_CHECK dynamic). */
+  private checkerWeight(e: Entry): number | undefined {
+    let w: number | undefined;
+    for (const x of e.weights.values()) w = x;
+    return w;
   }
 
   /** keepalived's alpha: the server is out until its checkers first succeed. */

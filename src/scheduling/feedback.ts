@@ -30,6 +30,11 @@ export class AgentWeightFeedback {
     if (!(opts.alpha > 0 && opts.alpha <= 1)) throw new RangeError('alpha must be in (0, 1]');
   }
 
+  /** Whether a scheduler's decisions read weights, so loads should become weights. */
+  static applies(scheduler: SchedulerName): boolean {
+    return WEIGHTED.has(scheduler);
+  }
+
   /** The weight a load maps to: linear in spare capacity; saturated (100) takes nothing. */
   static weightFor(base: number, load: number): number {
     if (load < 0 || load >= 100 || base === 0) return 0;
