@@ -57,7 +57,7 @@ export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = p
   const quiet = cluster.isWorker && cluster.worker?.id !== 1;
   const daemon = new Daemon({
     configFile: o.file, configId: o.configId, plane, drainMs: drain * 1000,
-    ...(quiet ? { health: { notifier: { serverChanged: () => undefined, idle: () => Promise.resolve() } } } : {}),
+    ...(quiet ? { health: { notifier: { serverChanged: () => undefined, quorumChanged: () => undefined, idle: () => Promise.resolve() } } } : {}),
   });
   const started = await daemon.start();
   if (!started.ok) {

@@ -59,11 +59,16 @@ export class Daemon {
   readonly health: HealthMonitor;
   private retryTimer: NodeJS.Timeout | null = null;
   private stopping: Promise<void> | null = null;
+  /** The configuration in effect (for notifications' global settings). */
+  private config: FulcrumConfig | null = null;
 
   constructor(private readonly opts: DaemonOptions) {
-    this.director = new Director(opts.plane);
     const notifier = opts.health?.notifier ?? new ScriptAndMailNotifier(smtpMailer, (report) => {
       if (healthEvents.hasSubscribers) healthEvents.publish({ type: 'notify', report } satisfies HealthEvent);
+    });
+    this.director = new Director(opts.plane, (vs, up) => {
+      if (!this.config) return;
+      notifier.quorumChanged({ service: serviceKey(vs), up, script: up ? vs.quorumUp : vs.quorumDown }, this.config.global);
     });
     this.health = new HealthMonitor({
       ...opts.health,
@@ -101,6 +106,7 @@ export class Daemon {
   async start(): Promise<StartOutcome> {
     const { config, errors } = this.load();
     if (!config) return { ok: false, errors };
+    this.config = config;
     const r = await this.director.setConfig(config);
     const fatal = r.failed.filter((f) => f.code === DataPlaneErrorCode.PERMISSION || f.code === DataPlaneErrorCode.UNSUPPORTED);
     if (fatal.length > 0) {
@@ -120,6 +126,7 @@ export class Daemon {
       publishDaemon({ type: 'reload-rejected', errors });
       return { ok: false, errors };
     }
+    this.config = config;
     const r = await this.director.setConfig(config);
     this.scheduleRetry(r.failed);
     this.health.setConfig(config);

@@ -7,7 +7,7 @@
  * refused stays a difference and is retried on the next reconcile.
  */
 import { channel } from 'node:diagnostics_channel';
-import type { FulcrumConfig } from '../model/types.js';
+import type { FulcrumConfig, VirtualServer } from '../model/types.js';
 import { SpecTable } from '../dataplane/table.js';
 import type { DataPlane, OpFailure, PlanOp } from '../dataplane/types.js';
 import { computeDesired, observationKey, type Observation } from './desired.js';
@@ -37,7 +37,8 @@ export class Director {
   private queue: Promise<unknown> = Promise.resolve();
   private lastFailures: readonly OpFailure[] = [];
 
-  constructor(readonly plane: DataPlane) {}
+  /** `onQuorum` is told when a service loses or regains quorum (quorum_up/quorum_down scripts). */
+  constructor(readonly plane: DataPlane, private readonly onQuorum?: (vs: VirtualServer, up: boolean) => void) {}
 
   /** Failures of the last reconcile (ops still to retry). */
   get pendingFailures(): readonly OpFailure[] {
@@ -86,6 +87,7 @@ export class Director {
       const was = this.quorum.get(key);
       if (was !== undefined && was !== d.quorumUp) {
         publish({ type: 'quorum', service: key, up: d.quorumUp, liveWeight: d.liveWeight, quorum: d.vs.quorum });
+        this.onQuorum?.(d.vs, d.quorumUp);
       }
       this.quorum.set(key, d.quorumUp);
     }

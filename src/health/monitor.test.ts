@@ -204,3 +204,32 @@ test('flapping: retries keep an intermittently failing server in; `rise 3` keeps
     monitor.stop();
   }
 });
+
+test('quorum_down/quorum_up run when the live weight crosses quorum', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fulcrum-quorum-'));
+  const log = path.join(dir, 'log');
+  const script = path.join(dir, 'q.sh');
+  fs.writeFileSync(script, `#!/bin/sh\necho "$@" >> ${log}\n`, { mode: 0o755 });
+  const notifier = new ScriptAndMailNotifier(() => null, () => undefined);
+  const cfg = config(CONF().replace('  delay_loop 6\n', `  delay_loop 6\n  quorum 2\n  quorum_up "${script} up"\n  quorum_down "${script} down"\n`));
+  const clock = new FakeClock();
+  const plane = new FakeDataPlane();
+  const director = new Director(plane, (vs, up) => notifier.quorumChanged({ service: 'svc', up, script: up ? vs.quorumUp : vs.quorumDown }, cfg.global));
+  const checkers = new Map<string, FakeChecker>();
+  const monitor = new HealthMonitor({ clock, observe: (b) => void director.observeMany(b), createChecker: (_c, rs) => { const f = new FakeChecker(); checkers.set(rs.address, f); return f; } });
+  try {
+    await director.setConfig(cfg);
+    monitor.setConfig(cfg);
+    const rs = checkers.get('127.0.0.3');
+    assert.ok(rs);
+    rs.healthy = false;
+    await clock.advance(12_000);
+    rs.healthy = true;
+    await clock.advance(6000);
+    await notifier.idle();
+    assert.equal(fs.readFileSync(log, 'utf8'), 'down\nup\n');
+  } finally {
+    monitor.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -5,4 +5,4 @@
  */
 export { describeOutcome, resolveUser, runScript, type RunScriptOptions, type ScriptOutcome, type ScriptUser } from './script.js';
 export { alertsEnabled, realServerAlert, smtpMailer, type MailAlert, type Mailer } from './mail.js';
-export { NOTIFY_TIMEOUT_MS, ScriptAndMailNotifier, type Notifier, type NotifyReport, type ServerTransition } from './notifier.js';
+export { NOTIFY_TIMEOUT_MS, ScriptAndMailNotifier, type Notifier, type NotifyReport, type QuorumTransition, type ServerTransition } from './notifier.js';

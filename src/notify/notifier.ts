@@ -4,7 +4,7 @@
  * order, one at a time (a slow script delays the next action for that server only).
  * Failures are reported, never thrown.
  */
-import type { GlobalDefs, RealServer } from '../model/types.js';
+import type { GlobalDefs, RealServer, ScriptSpec } from '../model/types.js';
 import { alertsEnabled, realServerAlert, type Mailer } from './mail.js';
 import { describeOutcome, runScript } from './script.js';
 
@@ -20,8 +20,17 @@ export type NotifyReport =
   | { readonly type: 'script'; readonly service: string; readonly server: string; readonly script: string; readonly ok: boolean; readonly outcome: string }
   | { readonly type: 'mail'; readonly service: string; readonly server: string; readonly ok: boolean; readonly error?: string | undefined };
 
+/** A virtual service lost or regained quorum. */
+export interface QuorumTransition {
+  readonly service: string;
+  readonly up: boolean;
+  readonly script?: ScriptSpec | undefined;
+}
+
 export interface Notifier {
   serverChanged(t: ServerTransition, rs: RealServer, g: GlobalDefs): void;
+  /** Run quorum_up/quorum_down (in order with the service's other actions). */
+  quorumChanged(t: QuorumTransition, g: GlobalDefs): void;
   /** Resolves when every queued action has finished. */
   idle(): Promise<void>;
 }
@@ -39,9 +48,21 @@ export class ScriptAndMailNotifier implements Notifier {
   ) {}
 
   serverChanged(t: ServerTransition, rs: RealServer, g: GlobalDefs): void {
-    const key = `${t.service}|${t.server}`;
+    this.enqueue(`${t.service}|${t.server}`, () => this.act(t, rs, g));
+  }
+
+  quorumChanged(t: QuorumTransition, g: GlobalDefs): void {
+    const script = t.script;
+    if (!script) return;
+    this.enqueue(t.service, async () => {
+      const o = await runScript(script, { timeoutMs: this.timeoutMs, defaultUser: g.scriptUser });
+      this.report({ type: 'script', service: t.service, server: '', script: script.text, ok: o.exitCode === 0, outcome: describeOutcome(o, this.timeoutMs) });
+    });
+  }
+
+  private enqueue(key: string, fn: () => Promise<void>): void {
     const prev = this.queues.get(key) ?? Promise.resolve();
-    const next = prev.then(() => this.act(t, rs, g));
+    const next = prev.then(fn);
     this.queues.set(key, next);
     void next.then(() => {
       if (this.queues.get(key) === next) this.queues.delete(key);
