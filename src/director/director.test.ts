@@ -87,6 +87,16 @@ test('director: failed health → removed; inhibit_on_failure → weight 0; alph
   assert.equal(p4.history.length, 1, 'a server without checkers ignores observations (keepalived: always alive)');
 });
 
+test('director: a real server removed and re-added starts afresh, not with its old verdict', async () => {
+  const plane = new FakeDataPlane();
+  const d = new Director(plane);
+  await d.setConfig(conf());
+  await d.observe(SVC, '10.0.1.3:80', { alive: false });
+  await d.setConfig(conf({ weights: [3, 2] }));
+  await d.setConfig(conf());
+  assert.deepEqual(ops(plane.history.at(-1)), ['add-server 10.0.1.3:80 w1']);
+});
+
 test('quorum with hysteresis (truth table)', () => {
   const q = { quorum: 4, hysteresis: 1 };
   assert.equal(nextQuorumState(q, 4, undefined), true);

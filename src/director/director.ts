@@ -12,6 +12,7 @@ import { SpecTable } from '../dataplane/table.js';
 import type { DataPlane, OpFailure, PlanOp } from '../dataplane/types.js';
 import { computeDesired, observationKey, type Observation } from './desired.js';
 import { diffTables } from './plan.js';
+import { realServerKey } from '../model/keys.js';
 
 /** diagnostics_channel name for DirectorEvent messages. */
 export const DIRECTOR_CHANNEL = 'fulcrum:director';
@@ -92,8 +93,12 @@ export class Director {
       this.quorum.set(key, d.quorumUp);
     }
     for (const key of [...this.quorum.keys()]) if (!desired.has(key)) this.quorum.delete(key);
-    for (const key of [...this.observations.keys()]) {
-      if (!desired.has(key.slice(0, key.lastIndexOf('|')))) this.observations.delete(key);
+    // Forget observations of real servers no longer configured: one that comes back later
+    // starts afresh (as keepalived's checker does), not with a stale verdict.
+    if (this.observations.size > 0) {
+      const configured = new Set<string>();
+      for (const [key, d] of desired) for (const rs of d.vs.realServers) configured.add(observationKey(key, realServerKey(rs)));
+      for (const key of [...this.observations.keys()]) if (!configured.has(key)) this.observations.delete(key);
     }
     const plan = diffTables(this.applied, { services: desired });
     if (plan.ops.length === 0 && this.lastFailures.length === 0) return { applied: [], failed: [] };

@@ -24,7 +24,7 @@ import { ffiRawSockets, type RawSocketFactory } from '../sys/raw.js';
 import type { Pinger } from './checkers/ping.js';
 import { systemClock } from './clock.js';
 import { createChecker, type CheckerFactory } from './factory.js';
-import { CheckRunner, runnerTiming, type CheckReport, type CheckState } from './runner.js';
+import { CheckRunner, runnerTiming, type CheckReport } from './runner.js';
 import type { Clock, ProbeResult, ProbeTarget } from './types.js';
 import net from 'node:net';
 
@@ -333,4 +333,3 @@ export class HealthMonitor {
   }
 }
 
-export type { CheckState };
