@@ -14,9 +14,8 @@ import { serviceKey } from '../model/keys.js';
 import type { FulcrumConfig } from '../model/types.js';
 import { Director } from '../director/index.js';
 import { DataPlaneErrorCode, type DataPlane, type OpFailure } from '../dataplane/index.js';
-import { HealthMonitor, HEALTH_CHANNEL, type HealthEvent, type HealthMonitorOptions } from '../health/index.js';
+import { HealthMonitor, publishHealth, type HealthMonitorOptions } from '../health/index.js';
 import { ScriptAndMailNotifier, smtpMailer } from '../notify/index.js';
-import { channel } from 'node:diagnostics_channel';
 import { publishDaemon } from './events.js';
 
 export interface DaemonOptions {
@@ -30,8 +29,6 @@ export interface DaemonOptions {
   /** Health-check wiring (clock, fakes) for tests; the defaults are the real ones. */
   readonly health?: Partial<Omit<HealthMonitorOptions, 'observe'>>;
 }
-
-const healthEvents = channel(HEALTH_CHANNEL);
 
 export interface StartOutcome {
   readonly ok: boolean;
@@ -63,9 +60,7 @@ export class Daemon {
   private config: FulcrumConfig | null = null;
 
   constructor(private readonly opts: DaemonOptions) {
-    const notifier = opts.health?.notifier ?? new ScriptAndMailNotifier(smtpMailer, (report) => {
-      if (healthEvents.hasSubscribers) healthEvents.publish({ type: 'notify', report } satisfies HealthEvent);
-    });
+    const notifier = opts.health?.notifier ?? new ScriptAndMailNotifier(smtpMailer, (report) => publishHealth({ type: 'notify', report }));
     this.director = new Director(opts.plane, (vs, up) => {
       if (!this.config) return;
       notifier.quorumChanged({ service: serviceKey(vs), up, script: up ? vs.quorumUp : vs.quorumDown }, this.config.global);

@@ -14,7 +14,7 @@ export { ProbeErrorCode, networkFailure, verdict, type Checker, type Clock, type
 export { FakeClock, systemClock } from './clock.js';
 export { CheckRunner, initialCheckState, runnerTiming, stepCheck, type CheckReport, type CheckState, type CheckStep, type RunnerTiming } from './runner.js';
 export { createChecker, probeTarget, type CheckerDeps, type CheckerFactory } from './factory.js';
-export { HEALTH_CHANNEL, HealthMonitor, type AgentProber, type CheckerSnapshot, type HealthEvent, type HealthMonitorOptions, type ServerHealth } from './monitor.js';
+export { HEALTH_CHANNEL, HealthMonitor, publishHealth, type AgentProber, type HealthEvent, type HealthMonitorOptions } from './monitor.js';
 export { FakeChecker } from './fake.js';
 export { httpGet, hostHeader, requestText, statusMatches, MAX_BODY_BYTES, MAX_HEAD_BYTES, type HttpReply, type HttpRequestOptions } from './checkers/http.js';
 export { matchesHexPattern } from './checkers/udp.js';

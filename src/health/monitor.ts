@@ -15,7 +15,7 @@
 import { channel } from 'node:diagnostics_channel';
 import { endpointKey, realServerKey } from '../model/keys.js';
 import type { Checker as CheckerConfig, FulcrumConfig, RealServer, VirtualServer } from '../model/types.js';
-import type { Observation } from '../director/desired.js';
+import { observationKey, type Observation } from '../director/desired.js';
 import { AgentWeightFeedback } from '../scheduling/feedback.js';
 import { agentEffect, foldAgent, INITIAL_AGENT_STATE, type AgentEffect, type AgentState, type AgentWord } from '../agents/reply.js';
 import { probeAgent, type AgentProbeOutcome } from '../agents/probe.js';
@@ -41,7 +41,8 @@ export type HealthEvent =
   | { readonly type: 'agent'; readonly service: string; readonly server: string; readonly reply: string; readonly words: readonly AgentWord[]; readonly effect: AgentEffect; readonly error?: string | undefined; readonly latencyMs: number }
   | { readonly type: 'notify'; readonly report: NotifyReport };
 
-function publish(e: HealthEvent): void {
+/** Publish on the health channel (no work when nobody listens). */
+export function publishHealth(e: HealthEvent): void {
   if (events.hasSubscribers) events.publish(e);
 }
 
@@ -77,25 +78,7 @@ interface Entry {
   agent: AgentEntry | null;
   /** What was last handed to the director (null: nothing yet; it assumes the defaults). */
   sent: Observation | null;
-  alive: boolean;
   reason: string;
-}
-
-export interface CheckerSnapshot {
-  readonly type: string;
-  readonly up: boolean;
-  readonly checks: number;
-  readonly last: ProbeResult | null;
-}
-
-export interface ServerHealth {
-  readonly service: string;
-  readonly server: string;
-  readonly alive: boolean;
-  readonly reason: string;
-  readonly observation: Observation | null;
-  readonly checkers: readonly CheckerSnapshot[];
-  readonly agent: AgentState | null;
 }
 
 /** Key of a checker within its real server: its configuration (not its source line) and its occurrence. */
@@ -128,17 +111,6 @@ export class HealthMonitor {
     this.prober = opts.probeAgent ?? probeAgent;
   }
 
-  /** Number of checker runners and agent probes running. */
-  get size(): { checkers: number; agents: number } {
-    let checkers = 0;
-    let agents = 0;
-    for (const e of this.entries.values()) {
-      checkers += e.runners.size;
-      if (e.agent) agents++;
-    }
-    return { checkers, agents };
-  }
-
   /** Start, or reload: keep what is unchanged, stop what is gone, start what is new. */
   setConfig(config: FulcrumConfig): void {
     if (this.stopped) return;
@@ -148,11 +120,11 @@ export class HealthMonitor {
       const service = endpointKey(vs.endpoint, vs.protocol);
       for (const rs of vs.realServers) {
         const server = realServerKey(rs);
-        const key = `${service}|${server}`;
+        const key = observationKey(service, server);
         want.add(key);
         let e = this.entries.get(key);
         if (!e) {
-          e = { service, server, rs, vs, runners: new Map(), weights: new Map(), agent: null, sent: null, alive: true, reason: 'no checks yet' };
+          e = { service, server, rs, vs, runners: new Map(), weights: new Map(), agent: null, sent: null, reason: 'no checks yet' };
           this.entries.set(key, e);
         }
         e.rs = rs;
@@ -174,14 +146,6 @@ export class HealthMonitor {
     this.stopped = true;
     for (const e of this.entries.values()) this.stopEntry(e);
     this.entries.clear();
-  }
-
-  snapshot(): ServerHealth[] {
-    return [...this.entries.values()].map((e) => ({
-      service: e.service, server: e.server, alive: e.alive, reason: e.reason, observation: e.sent,
-      checkers: [...e.runners.values()].map((r) => ({ type: r.checker.type, up: r.state.up, checks: r.checks, last: r.last })),
-      agent: e.agent?.state ?? null,
-    }));
   }
 
   private stopEntry(e: Entry): void {
@@ -206,7 +170,7 @@ export class HealthMonitor {
       const config = this.config;
       if (!config) return;
       const checker = this.factory(cfg, e.rs, e.vs, { rawSockets: this.opts.rawSockets ?? ffiRawSockets, pingers: this.pingers, config });
-      const r = new CheckRunner(checker, runnerTiming(cfg.timing, cfg.timing.rise), this.clock, (rep) => this.onCheck(e, k, cfg, rep));
+      const r = new CheckRunner(checker, runnerTiming(cfg.timing), this.clock, (rep) => this.onCheck(e, k, cfg, rep));
       e.runners.set(k, r);
       r.start();
     });
@@ -216,7 +180,7 @@ export class HealthMonitor {
     if (rep.result.weight !== undefined) e.weights.set(key, rep.result.weight);
     else if (rep.result.ok) e.weights.delete(key);
     if (rep.transition !== null || (!rep.result.ok && (rep.retrying || cfg.timing.logAllFailures))) {
-      publish({ type: 'check', service: e.service, server: e.server, checker: cfg.type, up: rep.state.up, transition: rep.transition, retrying: rep.retrying, evidence: rep.result });
+      publishHealth({ type: 'check', service: e.service, server: e.server, checker: cfg.type, up: rep.state.up, transition: rep.transition, retrying: rep.retrying, evidence: rep.result });
     }
     if (rep.transition !== null) e.reason = `${cfg.type} ${rep.transition}: ${rep.result.detail ?? (rep.result.ok ? 'ok' : 'failed')}`;
     this.evaluate(e);
@@ -240,23 +204,21 @@ export class HealthMonitor {
       if (entry.stopped) return;
       const before = entry.state;
       entry.state = foldAgent(before, out.parse);
-      const cur = e.agent === entry ? e.rs : null;
-      if (cur) {
-        const effect = agentEffect(entry.state, cur.weight, a.requireResponse);
-        // Each reading is fed to the smoothing once, when it arrives (not on every re-evaluation).
-        if (out.parse.ok && out.parse.reply.load !== undefined && out.parse.reply.load >= 0) {
-          const base = this.checkerWeight(e) ?? cur.weight;
-          const fb = this.feedback.observe(`${e.service}|${e.server}`, base, out.parse.reply.load, e.vs.scheduler);
-          if (fb !== null) entry.feedbackWeight = fb;
-        }
-        if (JSON.stringify(before) !== JSON.stringify(entry.state) || !out.parse.ok) {
-          publish({
-            type: 'agent', service: e.service, server: e.server, reply: out.raw, words: out.parse.ok ? out.parse.reply.words : out.parse.words, effect, latencyMs: out.latencyMs,
-            ...(out.parse.ok ? {} : { error: out.parse.error }),
-          });
-        }
-        this.evaluate(e);
+      // (A replaced or stopped agent entry is `stopped`, so `e` still holds this agent.)
+      const base = this.checkerWeight(e) ?? e.rs.weight;
+      // Each reading is fed to the smoothing once, when it arrives (not on every re-evaluation).
+      if (out.parse.ok && out.parse.reply.load !== undefined && out.parse.reply.load >= 0) {
+        const fb = this.feedback.observe(observationKey(e.service, e.server), base, out.parse.reply.load, e.vs.scheduler);
+        if (fb !== null) entry.feedbackWeight = fb;
       }
+      if (JSON.stringify(before) !== JSON.stringify(entry.state) || !out.parse.ok) {
+        publishHealth({
+          type: 'agent', service: e.service, server: e.server, reply: out.raw, words: out.parse.ok ? out.parse.reply.words : out.parse.words,
+          effect: agentEffect(entry.state, base, a.requireResponse), latencyMs: out.latencyMs,
+          ...(out.parse.ok ? {} : { error: out.parse.error }),
+        });
+      }
+      this.evaluate(e);
       entry.timer = this.clock.setTimer(() => void run(), a.interval * 1000);
     };
     entry.timer = this.clock.setTimer(() => void run(), Math.floor(this.clock.random() * a.interval * 1000));
@@ -286,14 +248,13 @@ export class HealthMonitor {
     if (effect?.weight !== undefined) weight = effect.weight;
     else if (effect?.load !== undefined && effect.load >= 0 && AgentWeightFeedback.applies(e.vs.scheduler)) weight = e.agent?.feedbackWeight ?? weight;
     const alive = checkersUp && (effect?.alive ?? true);
-    const reason = !checkersUp ? down ?? 'checker down' : effect && !effect.alive ? effect.reason : effect ? effect.reason : e.reason;
+    const reason = !checkersUp ? down ?? 'checker down' : effect?.reason ?? e.reason;
     const obs: Observation = {
       alive,
       ...(weight !== undefined ? { weight } : {}),
       ...(effect?.load !== undefined ? { load: effect.load } : {}),
       ...(effect?.maxconn !== undefined ? { maxconn: effect.maxconn } : {}),
     };
-    e.alive = alive;
     // Before the first observation the director assumes alive (down with alpha).
     const prev: Observation = e.sent ?? { alive: !this.startsDown(e) };
     if (JSON.stringify(prev) === JSON.stringify(obs)) return;
@@ -301,7 +262,7 @@ export class HealthMonitor {
     e.reason = reason;
     this.queue(e, obs);
     if (alive !== prev.alive || weight !== prev.weight) {
-      publish({ type: 'server', service: e.service, server: e.server, alive, weight, reason });
+      publishHealth({ type: 'server', service: e.service, server: e.server, alive, weight, reason });
     }
     if (alive !== prev.alive && this.config) {
       this.opts.notifier?.serverChanged({ service: e.service, server: e.server, up: alive, reason }, e.rs, this.config.global);
@@ -321,7 +282,7 @@ export class HealthMonitor {
   }
 
   private queue(e: Entry, obs: Observation): void {
-    this.pending.set(`${e.service}|${e.server}`, { service: e.service, server: e.server, obs });
+    this.pending.set(observationKey(e.service, e.server), { service: e.service, server: e.server, obs });
     if (this.flushQueued) return;
     this.flushQueued = true;
     setImmediate(() => {

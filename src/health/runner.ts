@@ -29,7 +29,7 @@ export interface RunnerTiming {
   readonly rise: number;
 }
 
-export function runnerTiming(t: CheckerTiming, rise = 1): RunnerTiming {
+export function runnerTiming(t: CheckerTiming): RunnerTiming {
   return {
     delayLoopMs: t.delayLoop * 1000,
     warmupMs: t.warmup * 1000,
@@ -37,7 +37,7 @@ export function runnerTiming(t: CheckerTiming, rise = 1): RunnerTiming {
     retry: t.retry,
     delayBeforeRetryMs: t.delayBeforeRetry * 1000,
     alpha: t.alpha,
-    rise: Math.max(1, rise),
+    rise: Math.max(1, t.rise),
   };
 }
 
@@ -47,12 +47,10 @@ export interface CheckState {
   readonly failures: number;
   /** Successes in the current streak of a down checker. */
   readonly successes: number;
-  /** True until the first probe completes. */
-  readonly fresh: boolean;
 }
 
 export function initialCheckState(timing: Pick<RunnerTiming, 'alpha'>): CheckState {
-  return { up: !timing.alpha, failures: 0, successes: 0, fresh: true };
+  return { up: !timing.alpha, failures: 0, successes: 0 };
 }
 
 export interface CheckStep {
@@ -68,15 +66,15 @@ export interface CheckStep {
 /** The pure rule: a probe's outcome → the next state, a transition, and when to probe again. */
 export function stepCheck(s: CheckState, ok: boolean, t: RunnerTiming): CheckStep {
   if (ok) {
-    if (s.up) return { state: { up: true, failures: 0, successes: 0, fresh: false }, transition: null, nextMs: t.delayLoopMs, retrying: false };
+    if (s.up) return { state: { up: true, failures: 0, successes: 0 }, transition: null, nextMs: t.delayLoopMs, retrying: false };
     const successes = s.successes + 1;
-    if (successes >= t.rise) return { state: { up: true, failures: 0, successes: 0, fresh: false }, transition: 'up', nextMs: t.delayLoopMs, retrying: false };
-    return { state: { up: false, failures: 0, successes, fresh: false }, transition: null, nextMs: t.delayLoopMs, retrying: false };
+    if (successes >= t.rise) return { state: { up: true, failures: 0, successes: 0 }, transition: 'up', nextMs: t.delayLoopMs, retrying: false };
+    return { state: { up: false, failures: 0, successes }, transition: null, nextMs: t.delayLoopMs, retrying: false };
   }
-  if (!s.up) return { state: { up: false, failures: 0, successes: 0, fresh: false }, transition: null, nextMs: t.delayLoopMs, retrying: false };
+  if (!s.up) return { state: { up: false, failures: 0, successes: 0 }, transition: null, nextMs: t.delayLoopMs, retrying: false };
   const failures = s.failures + 1;
-  if (failures > t.retry) return { state: { up: false, failures: 0, successes: 0, fresh: false }, transition: 'down', nextMs: t.delayLoopMs, retrying: false };
-  return { state: { up: true, failures, successes: 0, fresh: false }, transition: null, nextMs: t.delayBeforeRetryMs, retrying: true };
+  if (failures > t.retry) return { state: { up: false, failures: 0, successes: 0 }, transition: 'down', nextMs: t.delayLoopMs, retrying: false };
+  return { state: { up: true, failures, successes: 0 }, transition: null, nextMs: t.delayBeforeRetryMs, retrying: true };
 }
 
 export interface CheckReport {
