@@ -7,7 +7,7 @@
  * N = 100 − load, or `down` when unavailable (a command's own agent-check words pass through).
  */
 import net from 'node:net';
-import { runCommandOutput } from './command.js';
+import { describeOutcome, runScript } from '../notify/script.js';
 import { computeLoad, readSample, type LoadSample, type LoadWeights } from './load.js';
 import { parseAgentReply } from './reply.js';
 
@@ -111,8 +111,8 @@ export class AgentServer {
         this.prev = cur;
         this.set(String(b.load), `cpu ${b.cpu.toFixed(0)}% load/core ${b.loadavg.toFixed(0)}% mem ${b.memory.toFixed(0)}% conns ${b.connections.toFixed(0)}%`);
       } else {
-        const r = await runCommandOutput(src.argv, src.timeoutMs);
-        if (!r.ok) return this.o.onEvent?.({ type: 'sample-failed', error: r.error });
+        const r = await runScript({ argv: src.argv, text: src.argv.join(' ') }, { timeoutMs: src.timeoutMs, captureBytes: 4096 });
+        if (r.exitCode !== 0) return this.o.onEvent?.({ type: 'sample-failed', error: `command ${describeOutcome(r, src.timeoutMs)}` });
         const line = r.output.split('\n')[0]?.trim() ?? '';
         if (/^-?[0-9]+$/.test(line) && Number(line) >= -1 && Number(line) <= 100) this.set(line, 'command');
         else if (parseAgentReply(line).ok) this.set(line, 'command (agent-check words)');

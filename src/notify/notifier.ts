@@ -54,10 +54,12 @@ export class ScriptAndMailNotifier implements Notifier {
   quorumChanged(t: QuorumTransition, g: GlobalDefs): void {
     const script = t.script;
     if (!script) return;
-    this.enqueue(t.service, async () => {
-      const o = await runScript(script, { timeoutMs: this.timeoutMs, defaultUser: g.scriptUser });
-      this.report({ type: 'script', service: t.service, server: '', script: script.text, ok: o.exitCode === 0, outcome: describeOutcome(o, this.timeoutMs) });
-    });
+    this.enqueue(t.service, () => this.runScript(script, t.service, '', g));
+  }
+
+  private async runScript(script: ScriptSpec, service: string, server: string, g: GlobalDefs): Promise<void> {
+    const o = await runScript(script, { timeoutMs: this.timeoutMs, defaultUser: g.scriptUser });
+    this.report({ type: 'script', service, server, script: script.text, ok: o.exitCode === 0, outcome: describeOutcome(o, this.timeoutMs) });
   }
 
   private enqueue(key: string, fn: () => Promise<void>): void {
@@ -75,10 +77,7 @@ export class ScriptAndMailNotifier implements Notifier {
 
   private async act(t: ServerTransition, rs: RealServer, g: GlobalDefs): Promise<void> {
     const script = t.up ? rs.notifyUp : rs.notifyDown;
-    if (script) {
-      const o = await runScript(script, { timeoutMs: this.timeoutMs, defaultUser: g.scriptUser });
-      this.report({ type: 'script', service: t.service, server: t.server, script: script.text, ok: o.exitCode === 0, outcome: describeOutcome(o, this.timeoutMs) });
-    }
+    if (script) await this.runScript(script, t.service, t.server, g);
     if (alertsEnabled(g, rs.smtpAlert)) {
       const m = this.mailer(g);
       if (!m) return;

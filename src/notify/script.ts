@@ -2,6 +2,7 @@
  * Running operator scripts (MISC_CHECK, notify_up/notify_down): always without a shell
  * (argv as configured, arguments appended as separate words, nothing interpolated into a
  * command line), as the configured user, with a timeout that kills the whole process group.
+ * Also `fulcrum agent --command`, which keeps the first bytes of the output.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -20,6 +21,8 @@ export interface ScriptOutcome {
   /** Why it could not run (spawn error, unknown user). */
   readonly error?: string | undefined;
   readonly ms: number;
+  /** Standard output, up to `captureBytes` (empty unless asked for). */
+  readonly output: string;
 }
 
 export interface RunScriptOptions {
@@ -29,7 +32,8 @@ export interface RunScriptOptions {
   /** Used when the script names no user (global script_user). */
   readonly defaultUser?: ScriptUser | undefined;
   readonly signal?: AbortSignal | undefined;
-  readonly env?: Readonly<Record<string, string>>;
+  /** Keep up to this many bytes of standard output (default: none; output is discarded). */
+  readonly captureBytes?: number;
 }
 
 /** Look a user (name or numeric id) up in /etc/passwd, and its group in /etc/group. */
@@ -59,22 +63,23 @@ export function runScript(spec: ScriptSpec, o: RunScriptOptions): Promise<Script
   const ms = (): number => Math.round(performance.now() - start);
   return new Promise((resolve) => {
     const [cmd, ...rest] = spec.argv;
-    if (o.signal?.aborted) return resolve({ exitCode: null, signal: null, timedOut: true, error: 'not started: aborted', ms: 0 });
-    if (cmd === undefined) return resolve({ exitCode: null, signal: null, timedOut: false, error: 'empty command', ms: 0 });
+    if (o.signal?.aborted) return resolve({ exitCode: null, signal: null, timedOut: true, error: 'not started: aborted', ms: 0, output: '' });
+    if (cmd === undefined) return resolve({ exitCode: null, signal: null, timedOut: false, error: 'empty command', ms: 0, output: '' });
     let ids: { uid: number; gid: number } | undefined;
     const who = spec.user !== undefined ? { user: spec.user, group: spec.group } : o.defaultUser;
     try {
       if (who) ids = resolveUser(who);
     } catch (err: unknown) {
-      return resolve({ exitCode: null, signal: null, timedOut: false, error: (err as Error).message, ms: ms() });
+      return resolve({ exitCode: null, signal: null, timedOut: false, error: (err as Error).message, ms: ms(), output: '' });
     }
     // Dropping privilege only makes sense (and is only allowed) when running as root.
     const dropTo = ids && process.getuid?.() === 0 ? ids : undefined;
     let timedOut = false;
     let settled = false;
+    const capture = o.captureBytes ?? 0;
+    let output = '';
     const child = spawn(cmd, [...rest, ...(o.args ?? [])], {
-      shell: false, stdio: 'ignore', detached: true,
-      env: o.env ? { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...o.env } : process.env,
+      shell: false, stdio: capture > 0 ? ['ignore', 'pipe', 'ignore'] : 'ignore', detached: true,
       ...(dropTo ? { uid: dropTo.uid, gid: dropTo.gid } : {}),
     });
     const kill = (): void => {
@@ -88,15 +93,17 @@ export function runScript(spec: ScriptSpec, o: RunScriptOptions): Promise<Script
     const timer = setTimeout(() => { timedOut = true; kill(); }, o.timeoutMs);
     const onAbort = (): void => { timedOut = true; kill(); };
     o.signal?.addEventListener('abort', onAbort, { once: true });
-    const finish = (r: Omit<ScriptOutcome, 'ms' | 'timedOut'>): void => {
+    child.stdout?.on('data', (c: Buffer) => { if (output.length < capture) output += c.toString('utf8').slice(0, capture - output.length); });
+    const finish = (r: Omit<ScriptOutcome, 'ms' | 'timedOut' | 'output'>): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       o.signal?.removeEventListener('abort', onAbort);
-      resolve({ ...r, timedOut, ms: ms() });
+      resolve({ ...r, timedOut, ms: ms(), output });
     };
     child.once('error', (err) => finish({ exitCode: null, signal: null, error: err.message }));
-    child.once('exit', (code, signal) => {
+    // 'close': the process has exited and its output (if captured) has been read.
+    child.once('close', (code, signal) => {
       // The group may still hold grandchildren the script left behind: end them too.
       if (timedOut) kill();
       finish({ exitCode: code, signal });
