@@ -18,35 +18,17 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ensureCommand } from '../src/testing/peers.js';
+import { freePort } from '../src/testing/net.js';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 10);
 /** Each scenario runs this many times, proxies alternating; the median run is reported. */
 const REPS = Number(process.env['BENCH_REPS'] ?? 3);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-function have(cmd: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
+/** haproxy, nginx and wrk: installed with apt-get when missing (as root), else a clear error. */
 function ensureTools(): void {
-  const missing = [['haproxy', 'haproxy'], ['nginx', 'nginx-light'], ['wrk', 'wrk']].filter(([c]) => !have(c!)).map(([, p]) => p!);
-  if (missing.length === 0) return;
-  if (process.getuid?.() !== 0) throw new Error(`missing ${missing.join(', ')}: install them (apt-get install -y ${missing.join(' ')})`);
-  execFileSync('apt-get', ['install', '-y', '--no-install-recommends', ...missing], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const a = s.address();
-  await new Promise<void>((r) => s.close(() => r()));
-  if (a === null || typeof a === 'string') throw new Error('no port');
-  return a.port;
+  for (const [cmd, pkg] of [['haproxy', 'haproxy'], ['nginx', 'nginx-light'], ['wrk', 'wrk']] as const) ensureCommand(cmd, pkg);
 }
 
 async function waitPort(port: number, ms = 10000): Promise<void> {
