@@ -16,7 +16,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { CheckRunner, systemClock, type Checker, type CheckReport } from '../src/health/index.js';
 import { TcpChecker } from '../src/health/checkers/tcp.js';
 import { HttpChecker } from '../src/health/checkers/http.js';
-import { ensureCommand } from '../src/testing/peers.js';
+import { ensureCommand, nginxCommand } from '../src/testing/peers.js';
 
 const SERVERS = Number(process.env['BENCH_SERVERS'] ?? 2000);
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 20);
@@ -30,14 +30,9 @@ function targets(): { address: string; port: number }[] {
 }
 
 function startNginx(dir: string): ChildProcess {
-  const nginx = ensureCommand('nginx', 'nginx-light');
   const listens = Array.from({ length: PORTS }, (_, i) => `listen ${BASE_PORT + i} backlog=4096;`).join(' ');
-  fs.writeFileSync(path.join(dir, 'nginx.conf'), `daemon off; worker_processes 1; pid ${dir}/nginx.pid; error_log ${dir}/error.log crit;
-events { worker_connections 8192; }
-http { access_log off; client_body_temp_path ${dir}; proxy_temp_path ${dir}; fastcgi_temp_path ${dir}; uwsgi_temp_path ${dir}; scgi_temp_path ${dir};
-  server { ${listens} location = /health { return 200 "ok\\n"; } } }
-`);
-  return spawn('taskset', ['-c', String(os.cpus().length > 1 ? 1 : 0), nginx, '-c', path.join(dir, 'nginx.conf'), '-p', dir], { stdio: 'ignore' });
+  const nginx = nginxCommand(dir, { connections: 8192, errorLevel: 'crit', http: `server { ${listens} location = /health { return 200 "ok\\n"; } }` });
+  return spawn('taskset', ['-c', String(os.cpus().length > 1 ? 1 : 0), nginx.command, ...nginx.args], { stdio: 'ignore' });
 }
 
 function cpuMs(pid: number): number {

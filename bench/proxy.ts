@@ -18,7 +18,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ensureCommand } from '../src/testing/peers.js';
+import { ensureCommand, nginxCommand } from '../src/testing/peers.js';
 import { freePort } from '../src/testing/net.js';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 10);
@@ -145,20 +145,11 @@ async function startNginx(dir: string, cpus: string): Promise<{ ports: number[];
   fs.writeFileSync(path.join(www, '1m'), Buffer.alloc(1024 * 1024, 0x78));
   fs.chmodSync(dir, 0o755);
   fs.chmodSync(www, 0o755);
-  const cfg = path.join(dir, 'nginx.conf');
-  fs.writeFileSync(cfg, `worker_processes 1;
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/nginx-error.log warn;
-events { worker_connections 20000; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  sendfile on;
-  ${ports.map((p) => `server { listen 127.0.0.1:${p} backlog=4096; root ${www}; location = / { try_files /small =404; } }`).join('\n  ')}
-}
-`);
-  const p = spawn('taskset', ['-c', cpus, 'nginx', '-c', cfg, '-p', dir], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const nginx = nginxCommand(dir, {
+    connections: 20000, errorLevel: 'warn',
+    http: `keepalive_requests 1000000; sendfile on;\n  ${ports.map((p) => `server { listen 127.0.0.1:${p} backlog=4096; root ${www}; location = / { try_files /small =404; } }`).join('\n  ')}`,
+  });
+  const p = spawn('taskset', ['-c', cpus, nginx.command, ...nginx.args], { stdio: ['ignore', 'ignore', 'inherit'] });
   for (const port of ports) await waitPort(port);
   return { ports, stop: () => stopChild(p) };
 }

@@ -33,6 +33,22 @@ export function ensureCommand(binary: string, pkg: string): string {
   return after;
 }
 
+/**
+ * A foreground, one-worker nginx whose pid, logs and temp files all live in `dir`, serving
+ * `http` (the inside of its `http {}` block). Returns the command line to start it with.
+ */
+export function nginxCommand(dir: string, o: { http: string; connections?: number; errorLevel?: string }): { command: string; args: string[] } {
+  const command = ensureCommand('nginx', 'nginx-light');
+  const conf = path.join(dir, 'nginx.conf');
+  fs.writeFileSync(conf, `daemon off; worker_processes 1; pid ${dir}/nginx.pid; error_log ${dir}/error.log ${o.errorLevel ?? 'error'};
+events { worker_connections ${o.connections ?? 1024}; }
+http { access_log off; client_body_temp_path ${dir}; proxy_temp_path ${dir}; fastcgi_temp_path ${dir}; uwsgi_temp_path ${dir}; scgi_temp_path ${dir};
+  ${o.http}
+}
+`);
+  return { command, args: ['-c', conf, '-p', dir] };
+}
+
 /** A self-signed certificate for `cn` (with subjectAltName), made by openssl. */
 export function selfSignedCert(dir: string, cn: string): { key: string; cert: string } {
   const openssl = ensureCommand('openssl', 'openssl');

@@ -18,7 +18,7 @@ import type { ProbeTarget } from '../types.js';
 import { TcpChecker } from './tcp.js';
 import { HttpChecker, requestText } from './http.js';
 import { SmtpChecker } from './smtp.js';
-import { closedPort, ensureCommand, floodPeer, selfSignedCert, silentPeer, startDaemonProcess, tcpPeer, tricklePeer } from '../../testing/peers.js';
+import { closedPort, floodPeer, nginxCommand, selfSignedCert, silentPeer, startDaemonProcess, tcpPeer, tricklePeer } from '../../testing/peers.js';
 
 const at = (port: number): ProbeTarget => ({ family: 'inet', address: '127.0.0.1', port });
 
@@ -174,16 +174,11 @@ test('SSL_GET: TLS to a real HTTPS server, SNI sent when enabled, wrong status f
 });
 
 test('HTTP_GET against nginx: status and digest of a static file', async () => {
-  const nginx = ensureCommand('nginx', 'nginx-light');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fulcrum-nginx-'));
   const port = await closedPort();
   fs.writeFileSync(path.join(dir, 'index.html'), 'nginx says hi\n');
-  fs.writeFileSync(path.join(dir, 'nginx.conf'), `daemon off; worker_processes 1; pid ${dir}/nginx.pid; error_log ${dir}/error.log;
-events { worker_connections 64; }
-http { access_log off; client_body_temp_path ${dir}; proxy_temp_path ${dir}; fastcgi_temp_path ${dir}; uwsgi_temp_path ${dir}; scgi_temp_path ${dir};
-  server { listen 127.0.0.1:${port}; root ${dir}; location = /gone { return 410; } } }
-`);
-  const web = await startDaemonProcess(nginx, ['-c', path.join(dir, 'nginx.conf'), '-p', dir], async () => (await once(new TcpChecker(at(port)), 200)).ok);
+  const nginx = nginxCommand(dir, { http: `server { listen 127.0.0.1:${port}; root ${dir}; location = /gone { return 410; } }` });
+  const web = await startDaemonProcess(nginx.command, nginx.args, async () => (await once(new TcpChecker(at(port)), 200)).ok);
   try {
     const digest = createHash('md5').update('nginx says hi\n').digest('hex');
     assert.equal((await once(new HttpChecker(at(port), httpCheck([{ path: '/index.html', digest }], { httpProtocol: '1.1' })))).ok, true);
