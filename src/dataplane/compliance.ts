@@ -64,6 +64,9 @@ export function dataPlaneCompliance(name: string, make: () => Promise<Compliance
       ['127.0.0.2:9001', 3, 0, 0], ['127.0.0.3:9002', 1, 0, 0],
     ]);
     assert.equal(s[0]?.counters.conns, 0);
+    assert.equal(h.plane.zero(svc.key), true, 'zero one service');
+    assert.equal(h.plane.zero(), true, 'zero all');
+    assert.equal(h.plane.zero('tcp 127.0.0.1:1'), false, 'zero an unknown service');
 
     await h.plane.apply({ ops: [{ op: 'weight', service: svc.key, key: '127.0.0.2:9001', weight: 0 }] });
     assert.equal(h.plane.stats()[0]?.servers[0]?.spec.weight, 0);

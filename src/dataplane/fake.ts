@@ -61,6 +61,15 @@ export class FakeDataPlane implements DataPlane {
     return [];
   }
 
+  /** Services zeroed, in order ('' = all). */
+  readonly zeroed: string[] = [];
+
+  zero(service?: string): boolean {
+    if (service !== undefined && !this.table.services.has(service)) return false;
+    this.zeroed.push(service ?? '');
+    return true;
+  }
+
   close(): Promise<void> {
     this.table.close();
     return Promise.resolve();

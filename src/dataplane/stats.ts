@@ -33,6 +33,15 @@ export function addCounters(into: Counters, c: Readonly<Counters>): void {
   into.outBytes += c.outBytes;
 }
 
+/** Set every counter to 0 (ipvsadm -Z). */
+export function zeroCounters(c: Counters): void {
+  c.conns = 0;
+  c.inPkts = 0;
+  c.outPkts = 0;
+  c.inBytes = 0;
+  c.outBytes = 0;
+}
+
 export const ZERO_RATES: Rates = { cps: 0, inPps: 0, outPps: 0, inBps: 0, outBps: 0 };
 
 /** IPVS's estimation interval, seconds. */
@@ -61,6 +70,13 @@ export class RateEstimator {
     a.inBps += ((c.inBytes - this.last.inBytes) / dt - a.inBps) / 4;
     a.outBps += ((c.outBytes - this.last.outBytes) / dt - a.outBps) / 4;
     this.last = { ...c };
+    this.lastAt = now;
+  }
+
+  /** `ipvsadm -Z`: the counters were zeroed; forget the averages too (ip_vs_zero_estimator). */
+  zero(now: number): void {
+    this.avg = { cps: 0, inPps: 0, outPps: 0, inBps: 0, outBps: 0 };
+    this.last = { ...this.counters };
     this.lastAt = now;
   }
 

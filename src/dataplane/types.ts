@@ -161,6 +161,11 @@ export interface DataPlane {
   stats(): ServiceStats[];
   connections(): ConnectionEntry[];
   /**
+   * `ipvsadm -Z`: zero the counters and rate estimates of one service (by key) or of all.
+   * False when the service is not there.
+   */
+  zero(service?: string): boolean;
+  /**
    * Stop: no new connections; existing ones may finish for up to `drainMs`, then are
    * closed. Resolves when the plane holds no sockets.
    */

@@ -7,7 +7,7 @@ import { DiagnosticCode, type DiagnosticSink } from '../../errors/index.js';
 import { formatHostPort } from '../../model/address.js';
 import * as D from '../../model/defaults.js';
 import { endpointKey } from '../../model/keys.js';
-import type { Protocol, RealServer, ServiceEndpoint, VirtualServer } from '../../model/types.js';
+import type { ForwardingMethod, Protocol, RealServer, ServiceEndpoint, VirtualServer } from '../../model/types.js';
 import type { IpvsCommand, ServerOptions, ServiceId, ServiceOptions } from './parse.js';
 
 export interface IpvsService {
@@ -106,25 +106,36 @@ export function applyIpvsCommand(table: IpvsTable, cmd: IpvsCommand, sink: Diagn
 
 /** The table in the shared model; keepalived-only settings take their defaults. */
 export function tableToVirtualServers(table: IpvsTable): VirtualServer[] {
-  return table.services.map((s) => {
-    const endpoint: ServiceEndpoint = s.id.kind === 'fwmark'
-      ? { kind: 'fwmark', family: s.id.family, mark: s.id.mark }
-      : { kind: 'address', family: s.id.family, address: s.id.address, port: s.id.port };
-    const protocol: Protocol = s.id.kind === 'address' ? s.id.protocol : 'tcp';
-    const realServers: RealServer[] = s.servers.map((r) => ({
-      family: r.family, address: r.address, port: r.port, weight: r.weight, method: r.method, tunnel: r.tunnel,
-      uthreshold: r.uthreshold, lthreshold: r.lthreshold, inhibitOnFailure: false, alpha: false, checkers: [],
-    }));
-    return {
-      endpoint, protocol, scheduler: s.options.scheduler, schedFlags: s.options.schedFlags,
-      method: s.servers[0]?.method ?? 'dr', persistence: s.options.persistence, ops: s.options.ops,
-      delayLoop: D.DEFAULT_DELAY_LOOP, quorum: D.DEFAULT_QUORUM, hysteresis: 0, inhibitOnFailure: false,
-      alpha: false, omega: false, haSuspend: false, realServers,
-    };
-  });
+  return table.services.map((s) => ipvsVirtualServer(s.id, s.options, s.servers));
 }
 
-const METHOD_FLAG: Record<string, string> = { dr: '-g', nat: '-m', tun: '-i', proxy: '--proxy' };
+/** One ipvsadm real server in the shared model: no checkers, so it is always alive. */
+export function ipvsRealServer(r: ServerOptions): RealServer {
+  return {
+    family: r.family, address: r.address, port: r.port, weight: r.weight, method: r.method, tunnel: r.tunnel,
+    uthreshold: r.uthreshold, lthreshold: r.lthreshold, inhibitOnFailure: false, alpha: false, checkers: [],
+  };
+}
+
+/**
+ * One ipvsadm service in the shared model. `method` is the service's default forwarding
+ * method when it has no real server to take it from.
+ */
+export function ipvsVirtualServer(id: ServiceId, options: ServiceOptions, servers: readonly ServerOptions[], method: ForwardingMethod = 'dr'): VirtualServer {
+  const endpoint: ServiceEndpoint = id.kind === 'fwmark'
+    ? { kind: 'fwmark', family: id.family, mark: id.mark }
+    : { kind: 'address', family: id.family, address: id.address, port: id.port };
+  const protocol: Protocol = id.kind === 'address' ? id.protocol : 'tcp';
+  return {
+    endpoint, protocol, scheduler: options.scheduler, schedFlags: options.schedFlags,
+    method: servers[0]?.method ?? method, persistence: options.persistence, ops: options.ops,
+    delayLoop: D.DEFAULT_DELAY_LOOP, quorum: D.DEFAULT_QUORUM, hysteresis: 0, inhibitOnFailure: false,
+    alpha: false, omega: false, haSuspend: false, realServers: servers.map(ipvsRealServer),
+  };
+}
+
+/** ipvsadm's forwarding flag for a method. */
+export const METHOD_FLAG: Readonly<Record<ForwardingMethod, string>> = { dr: '-g', nat: '-m', tun: '-i', proxy: '--proxy' };
 
 /** `ipvsadm -S -n` output for the table: restoring it rebuilds the identical table. */
 export function formatIpvsSave(table: IpvsTable): string[] {

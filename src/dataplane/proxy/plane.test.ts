@@ -53,6 +53,11 @@ test('proxy: wrr 3:2:1 over 600 connections gives exactly IPVS\'s split, and cou
   assert.equal(st.counters.outBytes, 600 * 4);
   assert.deepEqual(st.servers.map((s) => s.counters.conns), [300, 200, 100]);
   assert.deepEqual(st.servers.map((s) => [s.active, s.inactive]), [[0, 0], [0, 0], [0, 0]]);
+  // ipvsadm -Z: counters back to 0, the table untouched.
+  assert.equal(plane.zero(svc.key), true);
+  const z = plane.stats()[0]!;
+  assert.deepEqual([z.counters.conns, z.counters.outBytes, ...z.servers.map((s) => s.counters.conns)], [0, 0, 0, 0, 0]);
+  assert.deepEqual(z.servers.map((s) => s.spec.weight), [3, 2, 1]);
 }));
 
 test('proxy: PROXY protocol v1 and v2 tell the real server the client address', () => withSetup(2, async (plane, rs, port) => {

@@ -12,7 +12,7 @@ import type { ForwardingMethod } from '../../model/types.js';
 import { ServiceScheduler } from '../../scheduling/service.js';
 import type { Dest } from '../../scheduling/types.js';
 import { addrFold } from '../../scheduling/hash.js';
-import { RateEstimator, ZERO_RATES, newCounters } from '../stats.js';
+import { RateEstimator, ZERO_RATES, newCounters, zeroCounters } from '../stats.js';
 import { SpecTable } from '../table.js';
 import {
   DataPlaneErrorCode, type ApplyResult, type ConnectionEntry, type Counters, type DataPlane, type ListenAddress,
@@ -308,6 +308,21 @@ export class ProxyDataPlane implements DataPlane {
       });
     }
     return out;
+  }
+
+  zero(service?: string): boolean {
+    const svcs = service === undefined ? [...this.services.values()] : [this.services.get(service)].filter((x) => x !== undefined);
+    if (service !== undefined && svcs.length === 0) return false;
+    const now = this.now();
+    for (const svc of svcs) {
+      zeroCounters(svc.counters);
+      svc.est.zero(now);
+      for (const st of svc.servers.values()) {
+        zeroCounters(st.counters);
+        st.est.zero(now);
+      }
+    }
+    return true;
   }
 
   connections(): ConnectionEntry[] {

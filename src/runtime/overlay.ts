@@ -1,0 +1,256 @@
+/**
+ * Runtime changes (ipvsadm commands through `fulcrum adm` or the HTTP API) kept as a keyed
+ * overlay on top of the configuration file.
+ *
+ * The file stays the operator's; it is never rewritten. Every accepted change is recorded
+ * here by identity (service key, real-server key) — the last change to a key wins — and the
+ * overlay is saved before the change is applied. A reload reads the file afresh and lays
+ * the overlay over it, so a runtime change survives SIGHUP and restarts:
+ *
+ *   - `edited` replaces only what ipvsadm can say (scheduler, flags, persistence, -o; a real
+ *     server's method, weight, thresholds, tunnel) and keeps the rest of the file's
+ *     definition (checkers, notify scripts, quorum, sorry server);
+ *   - `added` is a runtime definition: a service or real server that the file lacks, or one
+ *     that was deleted and added again at runtime (it then replaces the file's definition,
+ *     checkers and all — exactly what `ipvsadm -D` + `-A` does to a keepalived table);
+ *   - `deleted` hides the file's definition.
+ *
+ * An entry whose target the file no longer has (an edit of a service removed from the file)
+ * is *stale*: it is reported on every reload and by the API, and kept until the operator
+ * drops the runtime changes — it is never silently lost. Pure: no I/O, no clock.
+ */
+import { DiagnosticSink } from '../errors/index.js';
+import {
+  applyIpvsCommand, ipvsRealServer, ipvsVirtualServer, serviceIdKey,
+  type IpvsCommand, type IpvsTable, type ServerOptions, type ServiceId, type ServiceOptions,
+} from '../config/ipvsadm/index.js';
+import { formatHostPort } from '../model/address.js';
+import { timeoutsOf } from '../director/desired.js';
+import { realServerKey, serviceKey } from '../model/keys.js';
+import type { FulcrumConfig, ForwardingMethod, RealServer, VirtualServer } from '../model/types.js';
+
+export type ServiceEntry =
+  | { readonly key: string; readonly state: 'deleted' }
+  | { readonly key: string; readonly state: 'edited'; readonly options: ServiceOptions }
+  | { readonly key: string; readonly state: 'added'; readonly id: ServiceId; readonly options: ServiceOptions };
+
+export type ServerEntry =
+  | { readonly service: string; readonly key: string; readonly state: 'deleted' }
+  | { readonly service: string; readonly key: string; readonly state: 'edited' | 'added'; readonly server: ServerOptions };
+
+/** A drain in progress (`fulcrum adm drain`): removed once idle, or at its deadline. */
+export interface DrainEntry {
+  readonly service: string;
+  readonly server: string;
+  /** Milliseconds since the epoch. */
+  readonly deadline: number;
+  readonly started: number;
+}
+
+export interface RuntimeOverlay {
+  readonly version: 1;
+  readonly services: readonly ServiceEntry[];
+  readonly servers: readonly ServerEntry[];
+  /** `--set tcp tcpfin udp`; 0 or absent = the file's value. */
+  readonly timeouts: { readonly tcp: number; readonly tcpfin: number; readonly udp: number };
+  readonly drains: readonly DrainEntry[];
+}
+
+export const EMPTY_OVERLAY: RuntimeOverlay = { version: 1, services: [], servers: [], timeouts: { tcp: 0, tcpfin: 0, udp: 0 }, drains: [] };
+
+export interface OverlayResult {
+  readonly config: FulcrumConfig;
+  /** Entries that found nothing to change in this file, one sentence each. */
+  readonly stale: readonly string[];
+}
+
+function srvKey(s: { address: string; port: number }): string {
+  return formatHostPort(s.address, s.port);
+}
+
+function mergeService(vs: VirtualServer, o: ServiceOptions): VirtualServer {
+  return { ...vs, scheduler: o.scheduler, schedFlags: o.schedFlags, persistence: o.persistence, ops: o.ops };
+}
+
+function mergeServer(rs: RealServer, o: ServerOptions): RealServer {
+  return { ...rs, method: o.method, weight: o.weight, uthreshold: o.uthreshold, lthreshold: o.lthreshold, tunnel: o.tunnel };
+}
+
+/**
+ * The effective configuration: the file's, with the overlay laid over it. `method` is the
+ * default forwarding method of a runtime service that has no real server yet.
+ */
+export function applyOverlay(base: FulcrumConfig, ov: RuntimeOverlay, method: ForwardingMethod): OverlayResult {
+  const stale: string[] = [];
+  const svcEntries = new Map(ov.services.map((e) => [e.key, e]));
+  const srvEntries = new Map<string, ServerEntry[]>();
+  for (const e of ov.servers) {
+    const list = srvEntries.get(e.service) ?? [];
+    list.push(e);
+    srvEntries.set(e.service, list);
+  }
+  const applyServers = (vs: VirtualServer, key: string, fromFile: boolean): VirtualServer => {
+    const entries = srvEntries.get(key) ?? [];
+    if (entries.length === 0) return vs;
+    const byKey = new Map(entries.map((e) => [e.key, e]));
+    const out: RealServer[] = [];
+    for (const rs of vs.realServers) {
+      const e = byKey.get(realServerKey(rs));
+      if (!e) out.push(rs);
+      else if (e.state === 'edited') out.push(mergeServer(rs, e.server));
+      else if (e.state === 'added') out.push(ipvsRealServer(e.server));
+      // deleted: left out
+    }
+    const present = new Set(vs.realServers.map(realServerKey));
+    for (const e of entries) {
+      if (present.has(e.key)) continue;
+      if (e.state === 'added') out.push(ipvsRealServer(e.server));
+      else stale.push(`runtime ${e.state === 'deleted' ? 'deletion' : 'edit'} of real server ${e.key} in ${key}: ${fromFile ? 'the configuration file no longer has it' : 'not in the runtime service'}`);
+    }
+    return { ...vs, realServers: out };
+  };
+  const services: VirtualServer[] = [];
+  const seen = new Set<string>();
+  for (const vs of base.virtualServers) {
+    const key = serviceKey(vs);
+    seen.add(key);
+    const e = svcEntries.get(key);
+    if (e?.state === 'deleted') continue;
+    if (e?.state === 'added') {
+      services.push(applyServers(ipvsVirtualServer(e.id, e.options, [], method), key, false));
+      continue;
+    }
+    services.push(applyServers(e?.state === 'edited' ? mergeService(vs, e.options) : vs, key, true));
+  }
+  for (const e of ov.services) {
+    if (seen.has(e.key)) continue;
+    if (e.state === 'added') services.push(applyServers(ipvsVirtualServer(e.id, e.options, [], method), e.key, false));
+    else stale.push(`runtime ${e.state === 'deleted' ? 'deletion' : 'edit'} of service ${e.key}: the configuration file no longer has it`);
+  }
+  for (const [key, entries] of srvEntries) {
+    if (svcEntries.get(key)?.state === 'deleted' || services.some((vs) => serviceKey(vs) === key)) continue;
+    for (const e of entries) stale.push(`runtime change of real server ${e.key} in ${key}: the service is gone`);
+  }
+  const t = ov.timeouts;
+  const lt = base.global.lvsTimeouts;
+  const global = t.tcp || t.tcpfin || t.udp
+    ? { ...base.global, lvsTimeouts: { ...lt, tcp: t.tcp || lt.tcp, tcpfin: t.tcpfin || lt.tcpfin, udp: t.udp || lt.udp } }
+    : base.global;
+  return { config: { ...base, global, virtualServers: services }, stale };
+}
+
+/** The effective configuration as ipvsadm sees it: what its commands are checked against. */
+export function ipvsView(config: FulcrumConfig): IpvsTable {
+  return {
+    timeouts: timeoutsOf(config),
+    services: config.virtualServers.flatMap((vs) => {
+      const ep = vs.endpoint;
+      if (ep.kind === 'group') return [];
+      const id: ServiceId = ep.kind === 'fwmark'
+        ? { kind: 'fwmark', mark: ep.mark, family: ep.family }
+        : { kind: 'address', protocol: vs.protocol, family: ep.family, address: ep.address, port: ep.port };
+      return [{
+        id,
+        options: { scheduler: vs.scheduler, schedFlags: vs.schedFlags, persistence: vs.persistence, ops: vs.ops },
+        servers: vs.realServers.map((r) => ({
+          family: r.family, address: r.address, port: r.port, method: r.method, weight: r.weight,
+          uthreshold: r.uthreshold, lthreshold: r.lthreshold, tunnel: r.tunnel,
+        })),
+      }];
+    }),
+  };
+}
+
+export type RecordOutcome =
+  | { readonly ok: true; readonly overlay: RuntimeOverlay }
+  | { readonly ok: false; readonly message: string };
+
+/** Commands that change the table (the others — list, save, zero — are answered elsewhere). */
+export function changesTable(cmd: IpvsCommand): boolean {
+  return cmd.op !== 'list' && cmd.op !== 'save' && cmd.op !== 'restore' && cmd.op !== 'zero';
+}
+
+/**
+ * Check `cmd` against the effective table (ipvsadm's rules and messages: "Service already
+ * exists", "No such destination", …) and record it. `base` is the file's configuration,
+ * `effective` what runs now (applyOverlay(base, ov)).
+ */
+export function recordCommand(ov: RuntimeOverlay, base: FulcrumConfig, effective: FulcrumConfig, cmd: IpvsCommand): RecordOutcome {
+  const sink = new DiagnosticSink();
+  applyIpvsCommand(ipvsView(effective), cmd, sink);
+  const err = sink.items.find((d) => d.severity === 'error');
+  if (err) return { ok: false, message: err.message };
+  const services = new Map(ov.services.map((e) => [e.key, e]));
+  let servers = ov.servers.slice();
+  const baseService = (key: string): VirtualServer | undefined =>
+    services.get(key)?.state === 'added' ? undefined : base.virtualServers.find((vs) => serviceKey(vs) === key);
+  const setServer = (e: ServerEntry | null, service: string, key: string): void => {
+    const i = servers.findIndex((s) => s.service === service && s.key === key);
+    if (e === null) {
+      if (i >= 0) servers.splice(i, 1);
+    } else if (i >= 0) servers[i] = e;
+    else servers.push(e);
+  };
+  const deleteService = (key: string): void => {
+    servers = servers.filter((s) => s.service !== key);
+    if (base.virtualServers.some((vs) => serviceKey(vs) === key)) services.set(key, { key, state: 'deleted' });
+    else services.delete(key);
+  };
+  let timeouts = ov.timeouts;
+  switch (cmd.op) {
+    case 'add-service': {
+      const key = serviceIdKey(cmd.service);
+      servers = servers.filter((s) => s.service !== key);
+      services.set(key, { key, state: 'added', id: cmd.service, options: cmd.options });
+      break;
+    }
+    case 'edit-service': {
+      const key = serviceIdKey(cmd.service);
+      const e = services.get(key);
+      services.set(key, e?.state === 'added' ? { ...e, options: cmd.options } : { key, state: 'edited', options: cmd.options });
+      break;
+    }
+    case 'delete-service':
+      deleteService(serviceIdKey(cmd.service));
+      break;
+    case 'clear':
+      for (const vs of effective.virtualServers) deleteService(serviceKey(vs));
+      break;
+    case 'add-server':
+    case 'edit-server': {
+      const service = serviceIdKey(cmd.service);
+      const key = srvKey(cmd.server);
+      const prev = servers.find((s) => s.service === service && s.key === key);
+      const added = cmd.op === 'add-server' || prev?.state === 'added';
+      setServer({ service, key, state: added ? 'added' : 'edited', server: cmd.server }, service, key);
+      break;
+    }
+    case 'delete-server': {
+      const service = serviceIdKey(cmd.service);
+      const key = srvKey(cmd.server);
+      const inFile = baseService(service)?.realServers.some((r) => realServerKey(r) === key) ?? false;
+      setServer(inFile ? { service, key, state: 'deleted' } : null, service, key);
+      break;
+    }
+    case 'set':
+      timeouts = { tcp: cmd.tcp || timeouts.tcp, tcpfin: cmd.tcpfin || timeouts.tcpfin, udp: cmd.udp || timeouts.udp };
+      break;
+    case 'zero':
+    case 'list':
+    case 'save':
+    case 'restore':
+      return { ok: true, overlay: ov };
+  }
+  return { ok: true, overlay: { ...ov, services: [...services.values()], servers, timeouts } };
+}
+
+/** The overlay as the ipvsadm lines an operator would read (for `fulcrum adm runtime`). */
+export function describeOverlay(ov: RuntimeOverlay): string[] {
+  const out: string[] = [];
+  for (const e of ov.services) out.push(`${e.state} service ${e.key}`);
+  for (const e of ov.servers) out.push(`${e.state} real server ${e.key} in ${e.service}${e.state === 'deleted' ? '' : ` (weight ${e.server.weight}, ${e.server.method})`}`);
+  const t = ov.timeouts;
+  if (t.tcp || t.tcpfin || t.udp) out.push(`timeouts tcp ${t.tcp || '-'} tcpfin ${t.tcpfin || '-'} udp ${t.udp || '-'}`);
+  for (const d of ov.drains) out.push(`draining ${d.server} in ${d.service} until ${new Date(d.deadline).toISOString()}`);
+  return out;
+}
