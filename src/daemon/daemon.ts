@@ -17,6 +17,12 @@ import { DataPlaneErrorCode, type DataPlane, type OpFailure } from '../dataplane
 import { HealthMonitor, publishHealth, type HealthMonitorOptions } from '../health/index.js';
 import { ScriptAndMailNotifier, smtpMailer } from '../notify/index.js';
 import { publishDaemon } from './events.js';
+import { parseHostPort, serviceIdKey, type IpvsCommand } from '../config/ipvsadm/index.js';
+import { formatHostPort } from '../model/address.js';
+import {
+  applyOverlay, changesTable, EMPTY_OVERLAY, ipvsView, MemoryRuntimeStore, recordCommand,
+  type RuntimeOverlay, type RuntimeStore,
+} from '../runtime/index.js';
 
 export interface DaemonOptions {
   readonly configFile: string;
@@ -28,6 +34,26 @@ export interface DaemonOptions {
   readonly retryMs?: number;
   /** Health-check wiring (clock, fakes) for tests; the defaults are the real ones. */
   readonly health?: Partial<Omit<HealthMonitorOptions, 'observe'>>;
+  /** Where runtime changes are kept (default: memory only — lost on exit). */
+  readonly runtime?: RuntimeStore;
+  /** Milliseconds between drain progress checks (default 1000). */
+  readonly drainCheckMs?: number;
+}
+
+/** A runtime change's outcome: refused (nothing changed) or applied. */
+export type ChangeOutcome =
+  | { readonly ok: true; readonly ops: number; readonly failed: readonly string[] }
+  | { readonly ok: false; readonly reason: string; readonly status: 'conflict' | 'not-found' | 'unavailable'; readonly index?: number };
+
+/** A drain in progress, with what is still holding it. */
+export interface DrainStatus {
+  readonly service: string;
+  readonly server: string;
+  readonly started: number;
+  readonly deadline: number;
+  readonly active: number;
+  readonly inactive: number;
+  readonly templates: number;
 }
 
 export interface StartOutcome {
@@ -55,11 +81,22 @@ export class Daemon {
   readonly director: Director;
   readonly health: HealthMonitor;
   private retryTimer: NodeJS.Timeout | null = null;
+  private drainTimer: NodeJS.Timeout | null = null;
   private stopping: Promise<void> | null = null;
-  /** The configuration in effect (for notifications' global settings). */
+  /** The configuration file as last loaded (without runtime changes). */
+  private base: FulcrumConfig | null = null;
+  /** The configuration in effect: the file with the runtime overlay laid over it. */
   private config: FulcrumConfig | null = null;
+  private overlay: RuntimeOverlay = EMPTY_OVERLAY;
+  private staleEntries: readonly string[] = [];
+  private readonly store: RuntimeStore;
+  /** Reloads and runtime changes, one at a time, in arrival order. */
+  private queue: Promise<unknown> = Promise.resolve();
+  /** Reload outcomes since start (for metrics). */
+  readonly reloads = { ok: 0, failed: 0, lastOkAt: 0, lastFailedAt: 0 };
 
   constructor(private readonly opts: DaemonOptions) {
+    this.store = opts.runtime ?? new MemoryRuntimeStore();
     const notifier = opts.health?.notifier ?? new ScriptAndMailNotifier(smtpMailer, (report) => publishHealth({ type: 'notify', report }));
     this.director = new Director(opts.plane, (vs, up) => {
       if (!this.config) return;
@@ -93,15 +130,55 @@ export class Daemon {
     return { config: r.config, errors: [] };
   }
 
+  /** Lay the runtime overlay over a file's configuration; stale entries are announced. */
+  private effectiveOf(base: FulcrumConfig, overlay: RuntimeOverlay): { config: FulcrumConfig; stale: readonly string[] } {
+    const r = applyOverlay(base, overlay, this.opts.plane.methods[0] ?? 'proxy');
+    return { config: r.config, stale: r.stale };
+  }
+
+  private adopt(base: FulcrumConfig, overlay: RuntimeOverlay, eff: { config: FulcrumConfig; stale: readonly string[] }): void {
+    this.base = base;
+    this.overlay = overlay;
+    this.config = eff.config;
+    this.staleEntries = eff.stale;
+    for (const m of eff.stale) publishDaemon({ type: 'notice', message: `${this.store.where}: ${m} (kept; drop runtime changes with \`fulcrum adm runtime --forget\`)` });
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(fn, fn);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  /** The configuration in effect (file + runtime changes), once started. */
+  get configuration(): FulcrumConfig | null {
+    return this.config;
+  }
+
+  /** The runtime changes in effect, and those that found nothing to change. */
+  get runtime(): { readonly overlay: RuntimeOverlay; readonly stale: readonly string[]; readonly where: string } {
+    return { overlay: this.overlay, stale: this.staleEntries, where: this.store.where };
+  }
+
   /**
    * Load and apply the configuration. Not ok when the file has errors, needs a data plane
    * this one is not, or a listener failed for lack of privilege (that will not fix itself);
    * other refusals (an address not yet on the host) are retried every `retryMs`.
    */
   async start(): Promise<StartOutcome> {
-    const { config, errors } = this.load();
-    if (!config) return { ok: false, errors };
-    this.config = config;
+    const { config: base, errors } = this.load();
+    if (!base) return { ok: false, errors };
+    let overlay: RuntimeOverlay;
+    try {
+      overlay = this.store.load();
+    } catch (err: unknown) {
+      return { ok: false, errors: [err instanceof Error ? err.message : String(err)] };
+    }
+    const eff = this.effectiveOf(base, overlay);
+    const mismatch = planeMismatches(eff.config, this.opts.plane);
+    if (mismatch.length > 0) return { ok: false, errors: mismatch.map((m) => `with the runtime changes in ${this.store.where}: ${m}`) };
+    this.adopt(base, overlay, eff);
+    const config = eff.config;
     const r = await this.director.setConfig(config);
     const fatal = r.failed.filter((f) => f.code === DataPlaneErrorCode.PERMISSION || f.code === DataPlaneErrorCode.UNSUPPORTED);
     if (fatal.length > 0) {
@@ -110,29 +187,221 @@ export class Daemon {
     }
     this.scheduleRetry(r.failed);
     this.health.setConfig(config);
+    this.scheduleDrainCheck();
     publishDaemon({ type: 'started', services: config.virtualServers.length, plane: this.opts.plane.name });
     return { ok: true, errors: [] };
   }
 
-  /** SIGHUP: re-read the file; keep running on the old configuration if the new one is bad. */
-  async reload(): Promise<StartOutcome> {
-    const { config, errors } = this.load();
-    if (!config) {
-      publishDaemon({ type: 'reload-rejected', errors });
-      return { ok: false, errors };
-    }
-    this.config = config;
+  /**
+   * SIGHUP: re-read the file and lay the runtime changes over it again; keep running on
+   * the old configuration if the new one is bad.
+   */
+  reload(): Promise<StartOutcome> {
+    return this.serial(async () => {
+      const { config: base, errors } = this.load();
+      const eff = base ? this.effectiveOf(base, this.overlay) : null;
+      const mismatch = eff ? planeMismatches(eff.config, this.opts.plane) : [];
+      if (!base || !eff || mismatch.length > 0) {
+        const all = [...errors, ...mismatch.map((m) => `with the runtime changes in ${this.store.where}: ${m}`)];
+        this.reloads.failed++;
+        this.reloads.lastFailedAt = Date.now();
+        publishDaemon({ type: 'reload-rejected', errors: all });
+        return { ok: false, errors: all };
+      }
+      this.adopt(base, this.overlay, eff);
+      const r = await this.apply();
+      this.reloads.ok++;
+      this.reloads.lastOkAt = Date.now();
+      publishDaemon({ type: 'reloaded', ops: r.ops, failed: r.failed.length });
+      return { ok: r.failed.length === 0, errors: [...r.failed] };
+    });
+  }
+
+  /** Hand the configuration in effect to the director and the health monitor. */
+  private async apply(): Promise<{ ops: number; failed: string[] }> {
+    const config = this.config;
+    if (!config) return { ops: 0, failed: [] };
     const r = await this.director.setConfig(config);
     this.scheduleRetry(r.failed);
     this.health.setConfig(config);
-    publishDaemon({ type: 'reloaded', ops: r.applied.length, failed: r.failed.length });
-    return { ok: r.failed.length === 0, errors: r.failed.map((f) => f.message) };
+    return { ops: r.applied.length, failed: r.failed.map((f) => f.message) };
+  }
+
+  /**
+   * Runtime changes (ipvsadm commands), all or nothing: each is checked against the table
+   * the ones before it made (ipvsadm's rules and messages); if all pass, the new overlay is
+   * saved, then applied through the director like a reload. `source` names who asked.
+   */
+  change(cmds: readonly IpvsCommand[], source: string, text: readonly string[] = []): Promise<ChangeOutcome> {
+    return this.serial(async () => {
+      const refuse = (reason: string, status: 'conflict' | 'not-found' | 'unavailable', index?: number): ChangeOutcome => {
+        publishDaemon({ type: 'runtime-rejected', source, commands: text, reason });
+        return { ok: false, reason, status, ...(index !== undefined ? { index } : {}) };
+      };
+      const base = this.base;
+      if (!base || this.stopping) return refuse('the director is not running', 'unavailable');
+      let overlay = this.overlay;
+      let eff = this.config ?? base;
+      const zero: (string | undefined)[] = [];
+      for (const [i, cmd] of cmds.entries()) {
+        if (cmd.op === 'zero') {
+          const key = cmd.service ? serviceIdKey(cmd.service) : undefined;
+          if (key !== undefined && !ipvsView(eff).services.some((x) => serviceIdKey(x.id) === key)) return refuse('No such service', 'not-found', i);
+          zero.push(key);
+          continue;
+        }
+        if (!changesTable(cmd)) continue;
+        const bad = this.methodProblem(cmd);
+        if (bad) return refuse(bad, 'conflict', i);
+        const r = recordCommand(overlay, base, eff, cmd);
+        if (!r.ok) return refuse(r.message, /^No such|not defined/.test(r.message) ? 'not-found' : 'conflict', i);
+        overlay = r.overlay;
+        eff = this.effectiveOf(base, overlay).config;
+      }
+      let ops = 0;
+      let failed: string[] = [];
+      if (overlay !== this.overlay) {
+        try {
+          this.store.save(overlay);
+        } catch (err: unknown) {
+          return refuse(`cannot save the runtime changes to ${this.store.where}: ${err instanceof Error ? err.message : String(err)}`, 'unavailable');
+        }
+        this.adopt(base, overlay, this.effectiveOf(base, overlay));
+        ({ ops, failed } = await this.apply());
+      }
+      for (const z of zero) this.opts.plane.zero(z);
+      publishDaemon({ type: 'runtime', source, commands: text, ops });
+      return { ok: true, ops, failed };
+    });
+  }
+
+  /** Drop every runtime change: back to exactly what the file says. */
+  forgetRuntime(source: string): Promise<ChangeOutcome> {
+    return this.serial(async () => {
+      if (!this.base || this.stopping) return { ok: false, reason: 'the director is not running', status: 'unavailable' };
+      try {
+        this.store.save(EMPTY_OVERLAY);
+      } catch (err: unknown) {
+        return { ok: false, reason: `cannot save the runtime changes to ${this.store.where}: ${err instanceof Error ? err.message : String(err)}`, status: 'unavailable' };
+      }
+      this.adopt(this.base, EMPTY_OVERLAY, this.effectiveOf(this.base, EMPTY_OVERLAY));
+      const r = await this.apply();
+      publishDaemon({ type: 'runtime', source, commands: ['forget runtime changes'], ops: r.ops });
+      return { ok: true, ops: r.ops, failed: r.failed };
+    });
+  }
+
+  /** The userspace proxy forwards with --proxy only; say so instead of a generic refusal. */
+  private methodProblem(cmd: IpvsCommand): string | null {
+    if (cmd.op !== 'add-server' && cmd.op !== 'edit-server') return null;
+    const m = cmd.server.method;
+    if (this.opts.plane.methods.includes(m)) return null;
+    const flag = { dr: '-g (the default)', nat: '-m', tun: '-i', proxy: '--proxy' }[m];
+    const can = this.opts.plane.methods.map((x) => ({ dr: '-g', nat: '-m', tun: '-i', proxy: '--proxy' }[x])).join(', ');
+    return `real server ${formatHostPort(cmd.server.address, cmd.server.port)}: forwarding ${flag} is not available on the ${this.opts.plane.name} data plane (it forwards with ${can})`;
+  }
+
+  /**
+   * `fulcrum adm drain`: weight 0 for `server` in `service` (or in every service that has
+   * it), then remove it once its connections and persistence templates are gone, or at
+   * `deadline` (ms since the epoch), whichever comes first. Kept in the runtime overlay,
+   * so a drain outlives a reload or a restart.
+   */
+  drain(server: string, service: string | undefined, deadline: number, source: string): Promise<ChangeOutcome & { drains?: DrainStatus[] }> {
+    return this.serial(async () => {
+      const base = this.base;
+      const eff = this.config;
+      if (!base || !eff || this.stopping) return { ok: false, reason: 'the director is not running', status: 'unavailable' };
+      const table = ipvsView(eff);
+      const targets = table.services.filter((s) => (service === undefined || serviceIdKey(s.id) === service)
+        && s.servers.some((r) => formatHostPort(r.address, r.port) === server));
+      if (targets.length === 0) return { ok: false, reason: service ? 'No such destination' : `No such destination: no service has real server ${server}`, status: 'not-found' };
+      let overlay = this.overlay;
+      let cur = eff;
+      const now = Date.now();
+      for (const t of targets) {
+        const r0 = t.servers.find((r) => formatHostPort(r.address, r.port) === server);
+        if (!r0) continue;
+        const rec = recordCommand(overlay, base, cur, { op: 'edit-server', service: t.id, server: { ...r0, weight: 0 }, loc: { file: source, line: 1, col: 1 } });
+        if (!rec.ok) return { ok: false, reason: rec.message, status: 'conflict' };
+        const key = serviceIdKey(t.id);
+        overlay = { ...rec.overlay, drains: [...rec.overlay.drains.filter((d) => !(d.service === key && d.server === server)), { service: key, server, deadline, started: now }] };
+        cur = this.effectiveOf(base, overlay).config;
+      }
+      try {
+        this.store.save(overlay);
+      } catch (err: unknown) {
+        return { ok: false, reason: `cannot save the runtime changes to ${this.store.where}: ${err instanceof Error ? err.message : String(err)}`, status: 'unavailable' };
+      }
+      this.adopt(base, overlay, this.effectiveOf(base, overlay));
+      const r = await this.apply();
+      for (const t of targets) publishDaemon({ type: 'drain-started', service: serviceIdKey(t.id), server, deadline });
+      this.scheduleDrainCheck();
+      return { ok: true, ops: r.ops, failed: r.failed, drains: this.drains() };
+    });
+  }
+
+  /** Drains in progress with what still holds them (connections, persistence templates). */
+  drains(): DrainStatus[] {
+    const stats = this.opts.plane.stats();
+    return this.overlay.drains.map((d) => {
+      const st = stats.find((s) => s.spec.key === d.service)?.servers.find((x) => x.spec.key === d.server);
+      return { ...d, active: st?.active ?? 0, inactive: st?.inactive ?? 0, templates: st?.persistent ?? 0 };
+    });
+  }
+
+  private scheduleDrainCheck(): void {
+    if (this.drainTimer || this.stopping || this.overlay.drains.length === 0) return;
+    this.drainTimer = setTimeout(() => {
+      this.drainTimer = null;
+      void this.checkDrains().then(() => this.scheduleDrainCheck());
+    }, this.opts.drainCheckMs ?? 1000);
+    this.drainTimer.unref();
+  }
+
+  /** Remove each drained server that is idle, past its deadline, or already gone. */
+  private checkDrains(): Promise<void> {
+    return this.serial(async () => {
+      const base = this.base;
+      if (!base || this.stopping || this.overlay.drains.length === 0) return;
+      const now = Date.now();
+      let overlay = this.overlay;
+      const done: { d: DrainStatus; outcome: 'idle' | 'deadline' | 'gone' }[] = [];
+      for (const d of this.drains()) {
+        const eff = this.effectiveOf(base, overlay).config;
+        const svc = ipvsView(eff).services.find((s) => serviceIdKey(s.id) === d.service);
+        const present = svc?.servers.some((r) => formatHostPort(r.address, r.port) === d.server) ?? false;
+        const idle = d.active + d.inactive + d.templates === 0;
+        if (present && !idle && now < d.deadline) continue;
+        const outcome = !present ? 'gone' : idle ? 'idle' : 'deadline';
+        if (present && svc) {
+          const hp = parseHostPort(d.server);
+          const rec = hp && recordCommand(overlay, base, eff, { op: 'delete-server', service: svc.id, server: { family: hp.family, address: hp.address, port: hp.port ?? 0 }, loc: { file: 'drain', line: 1, col: 1 } });
+          if (rec?.ok) overlay = rec.overlay;
+        }
+        overlay = { ...overlay, drains: overlay.drains.filter((x) => !(x.service === d.service && x.server === d.server)) };
+        done.push({ d, outcome });
+      }
+      if (done.length === 0) return;
+      try {
+        this.store.save(overlay);
+      } catch (err: unknown) {
+        publishDaemon({ type: 'notice', message: `cannot save the runtime changes to ${this.store.where}: ${err instanceof Error ? err.message : String(err)}; drains stay in progress` });
+        return;
+      }
+      this.adopt(base, overlay, this.effectiveOf(base, overlay));
+      await this.apply();
+      for (const { d, outcome } of done) {
+        publishDaemon({ type: 'drained', service: d.service, server: d.server, outcome, connections: d.active + d.inactive, templates: d.templates });
+      }
+    });
   }
 
   /** Stop accepting, let connections finish for up to drainMs, close the rest. Idempotent. */
   stop(signal = 'stop'): Promise<void> {
     if (this.stopping) return this.stopping;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.drainTimer) clearTimeout(this.drainTimer);
     this.health.stop();
     const conns = this.opts.plane.connections().length;
     // close() stops accepting before it first yields, so 'stopping' is logged once no new

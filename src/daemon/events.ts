@@ -10,7 +10,14 @@ export type DaemonEvent =
   | { readonly type: 'reload-rejected'; readonly errors: readonly string[] }
   | { readonly type: 'stopping'; readonly signal: string; readonly connections: number; readonly drainMs: number }
   | { readonly type: 'stopped' }
-  | { readonly type: 'notice'; readonly message: string };
+  | { readonly type: 'notice'; readonly message: string }
+  /** A runtime change (fulcrum adm / the API) was applied. */
+  | { readonly type: 'runtime'; readonly source: string; readonly commands: readonly string[]; readonly ops: number }
+  /** A runtime change was refused; nothing changed. */
+  | { readonly type: 'runtime-rejected'; readonly source: string; readonly commands: readonly string[]; readonly reason: string }
+  | { readonly type: 'drain-started'; readonly service: string; readonly server: string; readonly deadline: number }
+  /** A drained server was removed: idle, at its deadline (with what was left), or gone from the table. */
+  | { readonly type: 'drained'; readonly service: string; readonly server: string; readonly outcome: 'idle' | 'deadline' | 'gone'; readonly connections: number; readonly templates: number };
 
 export function publishDaemon(e: DaemonEvent): void {
   if (ch.hasSubscribers) ch.publish(e);

@@ -68,6 +68,19 @@ export function attachLogger(log: Logger): () => void {
       case 'notice':
         log.warn({ event: 'notice' }, e.message);
         return;
+      case 'runtime':
+        log.info({ event: 'runtime', source: e.source, commands: e.commands, ops: e.ops }, `runtime change from ${e.source}: ${e.commands.join('; ')} (${e.ops} op(s) applied)`);
+        return;
+      case 'runtime-rejected':
+        log.warn({ event: 'runtime-rejected', source: e.source, commands: e.commands }, `runtime change from ${e.source} refused: ${e.reason}`);
+        return;
+      case 'drain-started':
+        log.info({ event: 'drain-started', service: e.service, server: e.server, deadline: new Date(e.deadline).toISOString() }, `${e.service}: draining ${e.server} (weight 0) until ${new Date(e.deadline).toISOString()}`);
+        return;
+      case 'drained':
+        (e.outcome === 'deadline' ? log.warn.bind(log) : log.info.bind(log))({ event: 'drained', service: e.service, server: e.server, outcome: e.outcome, connections: e.connections, templates: e.templates },
+          `${e.service}: ${e.server} removed after draining (${e.outcome}${e.outcome === 'deadline' ? `: ${e.connections} connection(s), ${e.templates} template(s) left` : ''})`);
+        return;
     }
   };
   const onHealth = (m: unknown): void => {
@@ -89,6 +102,8 @@ export function attachLogger(log: Logger): () => void {
       case 'agent':
         log.info({ event: 'agent', service: e.service, server: e.server, reply: e.reply, words: e.words, error: e.error, alive: e.effect.alive, weight: e.effect.weight, load: e.effect.load },
           `${e.service}: agent on ${e.server} ${e.error ? `gave no usable reply (${e.error})` : `said ${JSON.stringify(e.reply)}: ${e.effect.reason}`}`);
+        return;
+      case 'probe':
         return;
       case 'notify': {
         const r = e.report;

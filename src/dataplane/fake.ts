@@ -50,6 +50,7 @@ export class FakeDataPlane implements DataPlane {
       spec: s.spec,
       counters: newCounters(),
       rates: ZERO_RATES,
+      dropped: 0,
       servers: [...s.servers.values()].map((spec) => {
         const c = this.conns.get(`${s.spec.key}|${spec.key}`);
         return { spec, active: c?.active ?? 0, inactive: c?.inactive ?? 0, persistent: 0, counters: newCounters(), rates: ZERO_RATES };

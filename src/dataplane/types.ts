@@ -138,6 +138,8 @@ export interface ServiceStats {
   readonly servers: readonly ServerStats[];
   readonly counters: Readonly<Counters>;
   readonly rates: Rates;
+  /** Datagrams dropped since start (UDP: no real server, queue full, send failure). */
+  readonly dropped: number;
 }
 
 /** One entry of the connection table (ipvsadm -L -c). */

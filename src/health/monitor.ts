@@ -39,7 +39,9 @@ export type HealthEvent =
   | { readonly type: 'server'; readonly service: string; readonly server: string; readonly alive: boolean; readonly weight?: number | undefined; readonly reason: string }
   /** A server agent answered something that changed its state, or stopped answering. */
   | { readonly type: 'agent'; readonly service: string; readonly server: string; readonly reply: string; readonly words: readonly AgentWord[]; readonly effect: AgentEffect; readonly error?: string | undefined; readonly latencyMs: number }
-  | { readonly type: 'notify'; readonly report: NotifyReport };
+  | { readonly type: 'notify'; readonly report: NotifyReport }
+  /** Every probe's outcome (for latency metrics; not logged). */
+  | { readonly type: 'probe'; readonly service: string; readonly server: string; readonly checker: string; readonly ok: boolean; readonly latencyMs: number };
 
 /** Publish on the health channel (no work when nobody listens). */
 export function publishHealth(e: HealthEvent): void {
@@ -177,6 +179,7 @@ export class HealthMonitor {
   }
 
   private onCheck(e: Entry, key: string, cfg: CheckerConfig, rep: CheckReport): void {
+    publishHealth({ type: 'probe', service: e.service, server: e.server, checker: cfg.type, ok: rep.result.ok, latencyMs: rep.result.latencyMs });
     if (rep.result.weight !== undefined) e.weights.set(key, rep.result.weight);
     else if (rep.result.ok) e.weights.delete(key);
     if (rep.transition !== null || (!rep.result.ok && (rep.retrying || cfg.timing.logAllFailures))) {

@@ -40,7 +40,8 @@ export async function startDaemon(config: string, opts: { args?: string[]; spawn
   fs.chmodSync(dir, 0o755);
   const configFile = path.join(dir, 'fulcrum.conf');
   fs.writeFileSync(configFile, config);
-  const argv = [process.execPath, path.join(repoRoot(), 'bin', 'fulcrum.js'), 'run', '-f', configFile, '--log-level', 'info', ...(opts.args ?? [])];
+  const argv = [process.execPath, path.join(repoRoot(), 'bin', 'fulcrum.js'), 'run', '-f', configFile, '--log-level', 'info',
+    '--api-socket', path.join(dir, 'fulcrum.sock'), '--state-file', path.join(dir, 'runtime.json'), ...(opts.args ?? [])];
   const [cmd, ...rest] = [...(opts.prefix ?? []), ...argv] as [string, ...string[]];
   const proc = spawn(cmd, rest, {
     stdio: ['ignore', 'pipe', 'pipe'], ...opts.spawn,

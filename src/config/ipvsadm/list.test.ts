@@ -32,7 +32,7 @@ function service(proto: 'tcp' | 'udp', address: string, port: number, sched: str
       protocol: proto, listen: o.mark !== undefined ? [] : [{ family, address, port }], scheduler: sched as 'rr', schedFlags: o.flags ?? [],
       persistence: o.persistence ?? null, method: 'dr', ops: o.ops ?? false, timeouts: DEFAULT_TIMEOUTS,
     },
-    servers, counters: o.counters ?? zero, rates: o.rates ?? zr,
+    servers, counters: o.counters ?? zero, rates: o.rates ?? zr, dropped: 0,
   };
 }
 

@@ -296,6 +296,7 @@ export class ProxyDataPlane implements DataPlane {
         spec: svc.spec,
         counters: { ...svc.counters },
         rates: svc.est.rates(),
+        dropped: [...svc.listeners.values()].reduce((n, l) => n + (l.kind === 'udp' ? l.udp.dropped : 0), 0),
         servers: [...entry.servers.values()].map((spec) => {
           const d = svc.sched.dest(spec.key);
           const st = svc.servers.get(spec.key);

@@ -1,0 +1,122 @@
+/**
+ * The daemon's state as the API, /metrics and the dashboard show it: the configuration in
+ * effect joined with what the data plane holds (weights, connections, counters, rates) and
+ * what the health board knows (in or out, since when, why). A real server the director took
+ * out of the table (down, without inhibit_on_failure) is still listed, with why.
+ */
+import type { Daemon, DrainStatus } from '../daemon/index.js';
+import { ZERO_RATES, type Counters, type Rates, type ServerStats } from '../dataplane/index.js';
+import { realServerKey, serviceKey } from '../model/keys.js';
+import type { StatusBoard } from './status.js';
+
+export type ServerState = 'up' | 'down' | 'drain' | 'quiescent' | 'pending';
+
+export interface ServerView {
+  readonly key: string;
+  readonly address: string;
+  readonly port: number;
+  readonly method: string;
+  /** The weight in the data plane now (0 = no new connections); null = not in the table. */
+  readonly weight: number | null;
+  readonly configuredWeight: number;
+  readonly state: ServerState;
+  readonly sorry: boolean;
+  readonly active: number;
+  readonly inactive: number;
+  readonly templates: number;
+  readonly counters: Readonly<Counters>;
+  readonly rates: Rates;
+  readonly health: {
+    readonly alive: boolean;
+    readonly since: number;
+    readonly reason: string;
+    readonly transitions: number;
+    readonly checkers: readonly { readonly type: string; readonly up: boolean; readonly at: number; readonly code?: string | undefined; readonly status?: number | undefined; readonly detail?: string | undefined; readonly latencyMs: number }[];
+    readonly checks: readonly string[];
+  };
+  readonly agent: { readonly reply?: string | undefined; readonly load?: number | undefined } | null;
+}
+
+export interface ServiceView {
+  readonly key: string;
+  readonly protocol: string;
+  readonly scheduler: string;
+  readonly flags: readonly string[];
+  readonly persistence: { readonly timeout: number; readonly netmask: string } | null;
+  readonly method: string;
+  /** In the data plane (false while refused, e.g. its VIP is not on this host). */
+  readonly active: boolean;
+  readonly quorum: number;
+  readonly counters: Readonly<Counters>;
+  readonly rates: Rates;
+  readonly servers: readonly ServerView[];
+}
+
+export interface StatusView {
+  readonly plane: string;
+  readonly at: number;
+  readonly services: readonly ServiceView[];
+  /** VRRP instances (configured; VRRP itself is not part of this build yet). */
+  readonly vrrp: readonly { readonly name: string; readonly state: string; readonly note: string }[];
+  readonly runtime: { readonly changes: number; readonly stale: readonly string[]; readonly where: string };
+  readonly drains: readonly DrainStatus[];
+  readonly reloads: { readonly ok: number; readonly failed: number; readonly lastOkAt: number; readonly lastFailedAt: number };
+}
+
+const NO_COUNTERS: Counters = { conns: 0, inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0 };
+
+export function statusView(daemon: Pick<Daemon, 'configuration' | 'plane' | 'runtime' | 'drains' | 'reloads'>, board: StatusBoard, now = Date.now()): StatusView {
+  const config = daemon.configuration;
+  const stats = new Map(daemon.plane.stats().map((s) => [s.spec.key, s]));
+  const services: ServiceView[] = [];
+  for (const vs of config?.virtualServers ?? []) {
+    const key = serviceKey(vs);
+    const st = stats.get(key);
+    const inPlane = new Map<string, ServerStats>((st?.servers ?? []).map((x) => [x.spec.key, x]));
+    const servers: ServerView[] = [];
+    const view = (server: string, o: { address: string; port: number; method: string; configuredWeight: number; checks: readonly string[]; sorry: boolean; hasAgent: boolean }): ServerView => {
+      const p = inPlane.get(server);
+      inPlane.delete(server);
+      const h = board.health(key, server);
+      const alive = h?.alive ?? true;
+      const weight = p ? p.spec.weight : null;
+      const state: ServerState = !alive ? 'down' : weight === null ? 'pending' : weight > 0 ? 'up' : o.configuredWeight === 0 ? 'quiescent' : 'drain';
+      return {
+        key: server, address: o.address, port: o.port, method: o.method, weight, configuredWeight: o.configuredWeight, state, sorry: o.sorry,
+        active: p?.active ?? 0, inactive: p?.inactive ?? 0, templates: p?.persistent ?? 0,
+        counters: p?.counters ?? NO_COUNTERS, rates: p?.rates ?? ZERO_RATES,
+        health: {
+          alive, since: h?.since ?? 0, reason: h?.reason ?? (o.checks.length > 0 ? 'no checks yet' : 'no health checks configured'),
+          transitions: h?.transitions ?? 0, checkers: Object.values(h?.checkers ?? {}), checks: o.checks,
+        },
+        agent: o.hasAgent ? { reply: h?.agentReply, load: h?.agentLoad } : null,
+      };
+    };
+    for (const rs of vs.realServers) {
+      servers.push(view(realServerKey(rs), {
+        address: rs.address, port: rs.port, method: rs.method, configuredWeight: rs.weight,
+        checks: rs.checkers.map((c) => c.type), sorry: false, hasAgent: rs.agent !== undefined,
+      }));
+    }
+    // What else the plane holds for this service: the sorry server.
+    for (const [server, p] of [...inPlane]) {
+      servers.push(view(server, { address: p.spec.address, port: p.spec.port, method: p.spec.method, configuredWeight: p.spec.weight, checks: [], sorry: true, hasAgent: false }));
+    }
+    services.push({
+      key, protocol: vs.protocol, scheduler: vs.scheduler, flags: vs.schedFlags,
+      persistence: vs.persistence ? { timeout: vs.persistence.timeout, netmask: vs.persistence.netmask } : null,
+      method: vs.method, active: st !== undefined, quorum: vs.quorum,
+      counters: st?.counters ?? NO_COUNTERS, rates: st?.rates ?? ZERO_RATES, servers,
+    });
+  }
+  const rt = daemon.runtime;
+  return {
+    plane: daemon.plane.name,
+    at: now,
+    services,
+    vrrp: (config?.vrrpInstances ?? []).map((v) => ({ name: v.name, state: 'not run', note: 'VRRP is not part of this build yet' })),
+    runtime: { changes: rt.overlay.services.length + rt.overlay.servers.length, stale: rt.stale, where: rt.where },
+    drains: daemon.drains(),
+    reloads: { ...daemon.reloads },
+  };
+}
