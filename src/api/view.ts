@@ -47,6 +47,8 @@ export interface ServiceView {
   /** In the data plane (false while refused, e.g. its VIP is not on this host). */
   readonly active: boolean;
   readonly quorum: number;
+  /** Datagrams the data plane dropped (UDP). */
+  readonly dropped: number;
   readonly counters: Readonly<Counters>;
   readonly rates: Rates;
   readonly servers: readonly ServerView[];
@@ -105,7 +107,7 @@ export function statusView(daemon: Pick<Daemon, 'configuration' | 'plane' | 'run
     services.push({
       key, protocol: vs.protocol, scheduler: vs.scheduler, flags: vs.schedFlags,
       persistence: vs.persistence ? { timeout: vs.persistence.timeout, netmask: vs.persistence.netmask } : null,
-      method: vs.method, active: st !== undefined, quorum: vs.quorum,
+      method: vs.method, active: st !== undefined, quorum: vs.quorum, dropped: st?.dropped ?? 0,
       counters: st?.counters ?? NO_COUNTERS, rates: st?.rates ?? ZERO_RATES, servers,
     });
   }

@@ -5,7 +5,14 @@
  * seconds, exit 0); a second SIGTERM/SIGINT closes what is left at once.
  */
 import cluster from 'node:cluster';
-import { Daemon, attachLogger, createLogger, type LogLevel } from '../daemon/index.js';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Daemon, attachLogger, createLogger, publishDaemon, type LogLevel } from '../daemon/index.js';
+import { createMetrics, startApi, statusView, StatusBoard, type OpenPart, type RunningApi } from '../api/index.js';
+import { parseHostPort } from '../config/ipvsadm/index.js';
+import { formatHostPort } from '../model/address.js';
+import { FileRuntimeStore } from '../runtime/index.js';
 import { runPrimary, workerConflicts } from './workers.js';
 import { ProxyDataPlane } from '../dataplane/index.js';
 import type { Io } from './check.js';
@@ -16,6 +23,54 @@ export interface RunCliOptions {
   readonly drainTimeout: string;
   readonly logLevel: string;
   readonly workers?: string | undefined;
+  readonly apiSocket?: string | undefined;
+  readonly apiListen?: string | undefined;
+  readonly apiTokenFile?: string | undefined;
+  readonly apiOpen?: string | undefined;
+  readonly stateFile?: string | undefined;
+}
+
+export const DEFAULT_API_SOCKET = '/run/fulcrum/fulcrum.sock';
+export const DEFAULT_STATE_FILE = '/var/lib/fulcrum/runtime.json';
+
+/** The built dashboard, next to the compiled sources (dist/dashboard). */
+function dashboardDir(): string | null {
+  const dir = fileURLToPath(new URL('../../dashboard/', import.meta.url));
+  return fs.existsSync(path.join(dir, 'index.html')) ? dir : null;
+}
+
+interface ApiSettings {
+  readonly socketPath: string | null;
+  readonly listen: { host: string; port: number } | null;
+  readonly token: string | null;
+  readonly open: Set<OpenPart>;
+}
+
+/** Check the API options; a problem is one line naming the option. */
+export function apiSettings(o: RunCliOptions): ApiSettings | string {
+  const socketPath = o.apiSocket === 'none' ? null : o.apiSocket ?? DEFAULT_API_SOCKET;
+  let listen: { host: string; port: number } | null = null;
+  if (o.apiListen !== undefined) {
+    const hp = parseHostPort(o.apiListen);
+    if (!hp || hp.port === undefined) return `--api-listen: '${o.apiListen}' is not HOST:PORT (e.g. 127.0.0.1:9180 or [::1]:9180)`;
+    listen = { host: hp.address, port: hp.port };
+  }
+  let token: string | null = null;
+  if (o.apiTokenFile !== undefined) {
+    try {
+      token = fs.readFileSync(o.apiTokenFile, 'utf8').trim();
+    } catch (err: unknown) {
+      return `--api-token-file: ${err instanceof Error ? err.message : String(err)}`;
+    }
+    if (token.length < 16 || /\s/.test(token)) return `--api-token-file: ${o.apiTokenFile} must hold one token of at least 16 characters, no spaces`;
+  }
+  if (listen && !token) return '--api-listen needs --api-token-file: requests over TCP must carry a bearer token';
+  const open = new Set<OpenPart>();
+  for (const part of (o.apiOpen ?? 'metrics,dashboard').split(',').map((x) => x.trim()).filter((x) => x !== '' && x !== 'none')) {
+    if (part !== 'metrics' && part !== 'dashboard') return `--api-open: '${part}' is not metrics, dashboard or none`;
+    open.add(part);
+  }
+  return { socketPath, listen, token, open };
 }
 
 const LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -34,6 +89,11 @@ export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = p
   }
   if (!(LEVELS as readonly string[]).includes(o.logLevel)) {
     io.err(`fulcrum run: --log-level: '${o.logLevel}' is not one of ${LEVELS.join(', ')}`);
+    return 2;
+  }
+  const api = apiSettings(o);
+  if (typeof api === 'string') {
+    io.err(`fulcrum run: ${api}`);
     return 2;
   }
   const workers = Number(o.workers ?? '1');
@@ -57,15 +117,38 @@ export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = p
   const quiet = cluster.isWorker && cluster.worker?.id !== 1;
   const daemon = new Daemon({
     configFile: o.file, configId: o.configId, plane, drainMs: drain * 1000,
+    runtime: new FileRuntimeStore(o.stateFile ?? DEFAULT_STATE_FILE),
     ...(quiet ? { health: { notifier: { serverChanged: () => undefined, quorumChanged: () => undefined, idle: () => Promise.resolve() } } } : {}),
   });
+  const board = new StatusBoard().attach();
   const started = await daemon.start();
   if (!started.ok) {
     for (const e of started.errors) io.err(`fulcrum run: ${e}`);
     io.err(`fulcrum run: not started (${o.file})`);
     detach();
+    board.close();
     await plane.close(0);
     return 1;
+  }
+  // The API, /metrics and the dashboard show one process's table: with --workers they are
+  // not served (each worker has its own proxy and counters).
+  let apiServer: RunningApi | null = null;
+  if (cluster.isWorker) {
+    if (cluster.worker?.id === 1) publishDaemon({ type: 'notice', message: 'with --workers the control API, /metrics and the dashboard are not served; runtime changes in the state file still apply at start' });
+  } else if (api.socketPath || api.listen) {
+    try {
+      apiServer = await startApi({
+        daemon, board, metrics: createMetrics(() => statusView(daemon, board), board),
+        socketPath: api.socketPath, listen: api.listen, token: api.token, open: api.open, dashboardDir: dashboardDir(),
+      });
+    } catch (err: unknown) {
+      io.err(`fulcrum run: ${err instanceof Error ? err.message : String(err)}`);
+      await daemon.stop('api-failed');
+      detach();
+      board.close();
+      return 1;
+    }
+    publishDaemon({ type: 'notice', message: `control API on ${[apiServer.socketPath, apiServer.tcp ? `http://${formatHostPort(apiServer.tcp.host, apiServer.tcp.port)}/ (dashboard, /metrics)` : null].filter(Boolean).join(' and ')}` });
   }
   process.send?.({ ready: true });
   return new Promise<number>((resolve) => {
@@ -79,7 +162,8 @@ export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = p
         return;
       }
       stopping = true;
-      void daemon.stop(signal).then(() => {
+      void Promise.all([daemon.stop(signal), apiServer?.close()]).then(() => {
+        board.close();
         signals.removeListener('SIGHUP', onHup);
         signals.removeListener('SIGTERM', onTerm);
         signals.removeListener('SIGINT', onInt);

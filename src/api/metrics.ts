@@ -1,0 +1,141 @@
+/**
+ * Prometheus exposition through prom-client. Values are read from the status view when
+ * scraped (one view per scrape), except checker latency, which is a histogram fed by every
+ * probe. Names end in `_total` for counters and carry their unit; the real server is the
+ * `server` label (`10.0.0.2:80`), the virtual service the `service` label (`tcp 10.0.0.1:80`).
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { StatusBoard } from './status.js';
+import type { StatusView } from './view.js';
+
+export interface Metrics {
+  readonly registry: Registry;
+  /** The exposition text (and its content type) for one scrape. */
+  scrape(): Promise<{ text: string; contentType: string }>;
+}
+
+export function createMetrics(view: () => StatusView, board: StatusBoard, defaults = true): Metrics {
+  const registry = new Registry();
+  if (defaults) collectDefaultMetrics({ register: registry, prefix: 'fulcrum_' });
+  let current: StatusView | null = null;
+  const v = (): StatusView => current ?? (current = view());
+
+  const svcL = ['service'] as const;
+  const srvL = ['service', 'server'] as const;
+  type SvcLabels = (typeof svcL)[number];
+  type SrvLabels = (typeof srvL)[number];
+
+  /** A counter whose value is read from the view (prom-client counters only go up, so reset and set). */
+  const readCounter = <L extends string>(name: string, help: string, labelNames: readonly L[], read: (emit: (labels: Record<L, string>, value: number) => void) => void): void => {
+    const c: Counter<L> = new Counter<L>({
+      name, help, labelNames, registers: [registry],
+      collect() {
+        c.reset();
+        read((labels, value) => c.inc(labels as Partial<Record<L, string | number>>, Math.max(0, value)));
+      },
+    });
+  };
+  const readGauge = <L extends string>(name: string, help: string, labelNames: readonly L[], read: (emit: (labels: Record<L, string>, value: number) => void) => void): void => {
+    const g: Gauge<L> = new Gauge<L>({
+      name, help, labelNames, registers: [registry],
+      collect() {
+        g.reset();
+        read((labels, value) => g.set(labels as Partial<Record<L, string | number>>, value));
+      },
+    });
+  };
+  const eachService = (f: (s: StatusView['services'][number]) => void): void => { for (const s of v().services) f(s); };
+  const eachServer = (f: (s: StatusView['services'][number], r: StatusView['services'][number]['servers'][number]) => void): void => {
+    for (const s of v().services) for (const r of s.servers) f(s, r);
+  };
+  const dirL = ['service', 'direction'] as const;
+  const srvDirL = ['service', 'server', 'direction'] as const;
+
+  readCounter<SvcLabels>('fulcrum_service_connections_total', 'Connections (UDP: sessions) scheduled by the virtual service', svcL, (e) => eachService((s) => e({ service: s.key }, s.counters.conns)));
+  readCounter<(typeof dirL)[number]>('fulcrum_service_packets_total', 'Packets through the virtual service (in = client to server)', dirL, (e) => eachService((s) => {
+    e({ service: s.key, direction: 'in' }, s.counters.inPkts);
+    e({ service: s.key, direction: 'out' }, s.counters.outPkts);
+  }));
+  readCounter<(typeof dirL)[number]>('fulcrum_service_bytes_total', 'Bytes through the virtual service (in = client to server)', dirL, (e) => eachService((s) => {
+    e({ service: s.key, direction: 'in' }, s.counters.inBytes);
+    e({ service: s.key, direction: 'out' }, s.counters.outBytes);
+  }));
+  readCounter<SvcLabels>('fulcrum_service_dropped_datagrams_total', 'Datagrams dropped (UDP: no real server, queue full, send failure)', svcL, (e) => eachService((s) => e({ service: s.key }, s.dropped)));
+  readGauge<SvcLabels>('fulcrum_service_connections_per_second', 'Connection rate (IPVS 2-second estimator)', svcL, (e) => eachService((s) => e({ service: s.key }, s.rates.cps)));
+  readGauge<(typeof dirL)[number]>('fulcrum_service_bytes_per_second', 'Byte rate (IPVS 2-second estimator)', dirL, (e) => eachService((s) => {
+    e({ service: s.key, direction: 'in' }, s.rates.inBps);
+    e({ service: s.key, direction: 'out' }, s.rates.outBps);
+  }));
+  readGauge<(typeof dirL)[number]>('fulcrum_service_packets_per_second', 'Packet rate (IPVS 2-second estimator)', dirL, (e) => eachService((s) => {
+    e({ service: s.key, direction: 'in' }, s.rates.inPps);
+    e({ service: s.key, direction: 'out' }, s.rates.outPps);
+  }));
+  readGauge<SvcLabels>('fulcrum_service_up', '1 when the virtual service is in the data plane', svcL, (e) => eachService((s) => e({ service: s.key }, s.active ? 1 : 0)));
+
+  readCounter<SrvLabels>('fulcrum_real_server_connections_total', 'Connections scheduled to the real server', srvL, (e) => eachServer((s, r) => e({ service: s.key, server: r.key }, r.counters.conns)));
+  readCounter<(typeof srvDirL)[number]>('fulcrum_real_server_bytes_total', 'Bytes to and from the real server (in = client to server)', srvDirL, (e) => eachServer((s, r) => {
+    e({ service: s.key, server: r.key, direction: 'in' }, r.counters.inBytes);
+    e({ service: s.key, server: r.key, direction: 'out' }, r.counters.outBytes);
+  }));
+  readCounter<(typeof srvDirL)[number]>('fulcrum_real_server_packets_total', 'Packets to and from the real server (in = client to server)', srvDirL, (e) => eachServer((s, r) => {
+    e({ service: s.key, server: r.key, direction: 'in' }, r.counters.inPkts);
+    e({ service: s.key, server: r.key, direction: 'out' }, r.counters.outPkts);
+  }));
+  readGauge<SrvLabels>('fulcrum_real_server_active_connections', 'ActiveConn as ipvsadm shows it', srvL, (e) => eachServer((s, r) => e({ service: s.key, server: r.key }, r.active)));
+  readGauge<SrvLabels>('fulcrum_real_server_inactive_connections', 'InActConn as ipvsadm shows it', srvL, (e) => eachServer((s, r) => e({ service: s.key, server: r.key }, r.inactive)));
+  readGauge<SrvLabels>('fulcrum_real_server_persistence_templates', 'Persistence templates pointing at the real server', srvL, (e) => eachServer((s, r) => e({ service: s.key, server: r.key }, r.templates)));
+  readGauge<SrvLabels>('fulcrum_real_server_connections_per_second', 'Connection rate (IPVS 2-second estimator)', srvL, (e) => eachServer((s, r) => e({ service: s.key, server: r.key }, r.rates.cps)));
+  readGauge<(typeof srvDirL)[number]>('fulcrum_real_server_bytes_per_second', 'Byte rate (IPVS 2-second estimator)', srvDirL, (e) => eachServer((s, r) => {
+    e({ service: s.key, server: r.key, direction: 'in' }, r.rates.inBps);
+    e({ service: s.key, server: r.key, direction: 'out' }, r.rates.outBps);
+  }));
+  readGauge<SrvLabels>('fulcrum_real_server_weight', 'Weight in the data plane now (absent when out of the table)', srvL, (e) => eachServer((s, r) => { if (r.weight !== null) e({ service: s.key, server: r.key }, r.weight); }));
+  readGauge<SrvLabels>('fulcrum_real_server_configured_weight', 'Weight the configuration (and runtime changes) give', srvL, (e) => eachServer((s, r) => e({ service: s.key, server: r.key }, r.configuredWeight)));
+  readGauge<SrvLabels>('fulcrum_real_server_up', '1 when the health checks pass (or none are configured), 0 when down', srvL, (e) => eachServer((s, r) => e({ service: s.key, server: r.key }, r.health.alive ? 1 : 0)));
+  readGauge<SrvLabels>('fulcrum_real_server_last_transition_timestamp_seconds', 'When the real server last went in or out of rotation', srvL, (e) => eachServer((s, r) => { if (r.health.since > 0) e({ service: s.key, server: r.key }, r.health.since / 1000); }));
+  readCounter<SrvLabels>('fulcrum_real_server_health_transitions_total', 'Times the real server went in or out of rotation', srvL, (e) => eachServer((s, r) => e({ service: s.key, server: r.key }, r.health.transitions)));
+  readGauge<SrvLabels>('fulcrum_real_server_agent_load', "The server agent's last load reading (-1..100)", srvL, (e) => eachServer((s, r) => { if (r.agent?.load !== undefined) e({ service: s.key, server: r.key }, r.agent.load); }));
+
+  const latency = new Histogram<'service' | 'server' | 'checker'>({
+    name: 'fulcrum_checker_latency_seconds', help: 'Health-check probe time, start to verdict',
+    labelNames: ['service', 'server', 'checker'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry],
+  });
+  const checks = new Counter<'service' | 'server' | 'checker' | 'result'>({
+    name: 'fulcrum_checks_total', help: 'Health-check probes by result', labelNames: ['service', 'server', 'checker', 'result'], registers: [registry],
+  });
+  board.onProbe = (p) => {
+    latency.observe({ service: p.service, server: p.server, checker: p.checker }, p.latencyMs / 1000);
+    checks.inc({ service: p.service, server: p.server, checker: p.checker, result: p.ok ? 'ok' : 'failed' });
+  };
+
+  const resL = ['result'] as const;
+  readCounter<(typeof resL)[number]>('fulcrum_config_reloads_total', 'Configuration reloads by result', resL, (e) => {
+    e({ result: 'success' }, v().reloads.ok);
+    e({ result: 'failure' }, v().reloads.failed);
+  });
+  readGauge<never>('fulcrum_config_last_reload_successful', '1 when the last reload was applied (or none failed since start)', [], (e) => {
+    const r = v().reloads;
+    e({}, r.lastFailedAt > r.lastOkAt ? 0 : 1);
+  });
+  readGauge<never>('fulcrum_config_last_reload_success_timestamp_seconds', 'When a reload last succeeded', [], (e) => {
+    const r = v().reloads;
+    if (r.lastOkAt > 0) e({}, r.lastOkAt / 1000);
+  });
+  readGauge<never>('fulcrum_runtime_changes', 'Runtime changes (fulcrum adm, API) laid over the configuration file', [], (e) => e({}, v().runtime.changes));
+  readGauge<never>('fulcrum_runtime_stale_changes', 'Runtime changes the configuration file gives no target', [], (e) => e({}, v().runtime.stale.length));
+  readGauge<'service' | 'server'>('fulcrum_drain_remaining_connections', 'Connections and templates still holding a drain', srvL, (e) => {
+    for (const d of v().drains) e({ service: d.service, server: d.server }, d.active + d.inactive + d.templates);
+  });
+
+  return {
+    registry,
+    async scrape() {
+      current = null;
+      try {
+        return { text: await registry.metrics(), contentType: registry.contentType };
+      } finally {
+        current = null;
+      }
+    },
+  };
+}

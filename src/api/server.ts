@@ -1,0 +1,392 @@
+/**
+ * The control API (HTTP/JSON, fastify), /metrics and the dashboard.
+ *
+ * - A unix socket (mode 0600) carries everything without a token: the file's permissions
+ *   are the authentication, as for keepalived's and HAProxy's control sockets.
+ * - An optional TCP address requires `Authorization: Bearer <token>` on every /v1 request;
+ *   /metrics and the read-only dashboard are open there unless `open` says otherwise.
+ * - Every change is an ipvsadm command (JSON bodies are translated into one), applied by
+ *   `Daemon.change`: checked with ipvsadm's rules, saved in the runtime overlay, then
+ *   reconciled like a reload — one change at a time, in arrival order.
+ * - Bodies are validated by JSON schema: malformed JSON, a wrong type or an unknown field
+ *   is a 400 naming the field.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { timingSafeEqual } from 'node:crypto';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import fastifyStatic from '@fastify/static';
+import { DiagnosticSink, FulcrumError, formatDiagnostic } from '../errors/index.js';
+import { formatHostPort } from '../model/address.js';
+import { formatIpvsSave, parseIpvsadmLine, serviceIdKey, splitLine, type IpvsCommand } from '../config/ipvsadm/index.js';
+import type { Daemon, ChangeOutcome } from '../daemon/index.js';
+import { describeOverlay, ipvsView } from '../runtime/index.js';
+import type { Metrics } from './metrics.js';
+import type { StatusBoard } from './status.js';
+import { statusView } from './view.js';
+
+export const ApiErrorCode = {
+  BAD_REQUEST: 'E_API_BAD_REQUEST',
+  UNAUTHORIZED: 'E_API_UNAUTHORIZED',
+  NOT_FOUND: 'E_API_NOT_FOUND',
+  /** ipvsadm refused the change ("Service already exists", …); nothing changed. */
+  REFUSED: 'E_API_REFUSED',
+  UNAVAILABLE: 'E_API_UNAVAILABLE',
+  /** The socket or address cannot be used. */
+  LISTEN: 'E_API_LISTEN',
+} as const;
+
+/** What the API needs of the daemon. */
+export type ApiDaemon = Pick<Daemon, 'configuration' | 'plane' | 'runtime' | 'drains' | 'reloads' | 'change' | 'forgetRuntime' | 'drain' | 'reload'>;
+
+export type OpenPart = 'metrics' | 'dashboard';
+
+export interface ApiOptions {
+  readonly daemon: ApiDaemon;
+  readonly board: StatusBoard;
+  readonly metrics: Metrics;
+  /** Unix socket path; null = none. */
+  readonly socketPath: string | null;
+  /** TCP address; requires `token`. */
+  readonly listen?: { readonly host: string; readonly port: number } | null;
+  readonly token?: string | null;
+  /** What the TCP address serves without the token (default: metrics and dashboard). */
+  readonly open?: ReadonlySet<OpenPart>;
+  /** Built dashboard (index.html + assets); null = not served. */
+  readonly dashboardDir?: string | null;
+}
+
+export interface RunningApi {
+  /** The TCP address actually bound (port 0 → a free port). */
+  readonly tcp: { readonly host: string; readonly port: number } | null;
+  readonly socketPath: string | null;
+  close(): Promise<void>;
+}
+
+/** A request the API answers with an error status; `code` is one of ApiErrorCode. */
+export class ApiError extends FulcrumError {
+  constructor(readonly status: number, code: string, message: string, readonly extra: Record<string, unknown> = {}) {
+    super(code, message);
+  }
+}
+
+// --- JSON schemas -------------------------------------------------------------------
+
+const SCHEDULERS = ['rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'dh', 'sh', 'sed', 'nq', 'mh', 'fo', 'ovf', 'twos', 'agent'];
+const METHODS = ['dr', 'nat', 'tun', 'proxy'];
+const persistence = {
+  type: ['object', 'null'], additionalProperties: false, required: ['timeout'],
+  properties: { timeout: { type: 'integer', minimum: 1, maximum: 31536000 }, netmask: { type: 'string', maxLength: 64 } },
+};
+const serviceOptions = {
+  scheduler: { type: 'string', enum: SCHEDULERS },
+  flags: { type: 'array', maxItems: 8, items: { type: 'string', enum: ['sh-fallback', 'sh-port', 'mh-fallback', 'mh-port', 'flag-1', 'flag-2', 'flag-3'] } },
+  persistence,
+  ops: { type: 'boolean' },
+};
+const serverOptions = {
+  method: { type: 'string', enum: METHODS },
+  weight: { type: 'integer', minimum: 0, maximum: 65535 },
+  uthreshold: { type: 'integer', minimum: 0, maximum: 2147483647 },
+  lthreshold: { type: 'integer', minimum: 0, maximum: 2147483647 },
+};
+const address = { type: 'string', minLength: 2, maxLength: 64 };
+const port = { type: 'integer', minimum: 0, maximum: 65535 };
+
+const SCHEMAS = {
+  addService: {
+    type: 'object', additionalProperties: false,
+    properties: { protocol: { type: 'string', enum: ['tcp', 'udp', 'sctp'] }, address, port, fwmark: { type: 'integer', minimum: 1, maximum: 4294967295 }, family: { type: 'string', enum: ['inet', 'inet6'] }, ...serviceOptions },
+    oneOf: [{ required: ['protocol', 'address', 'port'] }, { required: ['fwmark'] }],
+  },
+  editService: { type: 'object', additionalProperties: false, minProperties: 1, properties: serviceOptions },
+  addServer: { type: 'object', additionalProperties: false, required: ['address'], properties: { address, port, ...serverOptions } },
+  editServer: { type: 'object', additionalProperties: false, minProperties: 1, properties: serverOptions },
+  ipvsadm: {
+    type: 'object', additionalProperties: false, required: ['commands'],
+    properties: { commands: { type: 'array', minItems: 1, maxItems: 100000, items: { type: 'string', maxLength: 4096 } } },
+  },
+  zero: { type: ['object', 'null'], additionalProperties: false, properties: { service: { type: 'string', maxLength: 200 } } },
+  drain: {
+    type: 'object', additionalProperties: false, required: ['server'],
+    properties: { server: { type: 'string', maxLength: 80 }, service: { type: 'string', maxLength: 200 }, deadline: { type: 'number', exclusiveMinimum: 0, maximum: 31536000 } },
+  },
+} as const;
+
+// --- ipvsadm translation --------------------------------------------------------------
+
+/** `tcp 10.0.0.1:80` → `-t 10.0.0.1:80`; `fwmark 8 inet6` → `-f 8 -6`. */
+export function selectorOf(key: string): string[] {
+  const m = /^(tcp|udp|sctp) (\S+)$/.exec(key);
+  if (m) return [m[1] === 'tcp' ? '-t' : m[1] === 'udp' ? '-u' : '--sctp-service', m[2] as string];
+  const f = /^fwmark (\d+) (inet6?)$/.exec(key);
+  if (f) return ['-f', f[1] as string, ...(f[2] === 'inet6' ? ['-6'] : [])];
+  if (key.startsWith('group ')) throw new ApiError(404, ApiErrorCode.NOT_FOUND, `${key}: a virtual_server_group service is changed in the configuration file, not at runtime`);
+  throw new ApiError(404, ApiErrorCode.NOT_FOUND, `no service '${key}' (keys look like "tcp 10.0.0.1:80" or "fwmark 8 inet")`);
+}
+
+const FLAG: Record<string, string> = { dr: '-g', nat: '-m', tun: '-i', proxy: '--proxy' };
+
+function quote(w: string): string {
+  return /^[A-Za-z0-9_.:,/\-[\]]+$/.test(w) ? w : `'${w.replace(/'/g, "'\\''")}'`;
+}
+
+/** Parse ipvsadm lines; a bad one is a 400 naming its index, line and column. */
+export function parseCommands(lines: readonly string[], what: string): IpvsCommand[] {
+  const out: IpvsCommand[] = [];
+  lines.forEach((line, i) => {
+    const sink = new DiagnosticSink();
+    const cmd = parseIpvsadmLine(splitLine(line, what, i + 1), sink);
+    const err = sink.items.find((d) => d.severity === 'error');
+    if (!cmd || err) throw new ApiError(400, ApiErrorCode.BAD_REQUEST, err ? formatDiagnostic(err) : `${what}:${i + 1}: empty command`, { index: i });
+    if (cmd.op === 'list' || cmd.op === 'save' || cmd.op === 'restore') {
+      throw new ApiError(400, ApiErrorCode.BAD_REQUEST, `${what}:${i + 1}: ${cmd.op} is a read: use GET /v1/stats or GET /v1/ipvsadm`, { index: i });
+    }
+    out.push(cmd);
+  });
+  return out;
+}
+
+// --- the app --------------------------------------------------------------------------
+
+function bearer(req: FastifyRequest): string | null {
+  const h = req.headers.authorization;
+  if (typeof h !== 'string') return null;
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(h);
+  return m ? (m[1] as string) : null;
+}
+
+function sameToken(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+function isDashboardPath(url: string): boolean {
+  return url === '/' || url === '/index.html' || url.startsWith('/assets/') || url.startsWith('/ui/') || url === '/favicon.svg';
+}
+
+function buildApp(o: ApiOptions, transport: 'unix' | 'tcp'): FastifyInstance {
+  const app = Fastify({
+    logger: false,
+    bodyLimit: 16 * 1024 * 1024,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: true } },
+  });
+  const open = o.open ?? new Set<OpenPart>(['metrics', 'dashboard']);
+
+  if (transport === 'tcp') {
+    app.addHook('onRequest', async (req, reply) => {
+      const url = req.url.split('?')[0] ?? '';
+      if (url === '/metrics' && open.has('metrics')) return;
+      if (isDashboardPath(url) && open.has('dashboard')) return;
+      const t = bearer(req);
+      if (t === null || !o.token || !sameToken(t, o.token)) {
+        void reply.header('www-authenticate', 'Bearer realm="fulcrum"');
+        throw new ApiError(401, ApiErrorCode.UNAUTHORIZED, t === null ? 'this address needs Authorization: Bearer <token>' : 'wrong token');
+      }
+    });
+  }
+
+  app.setErrorHandler((err: FastifyError | ApiError, _req, reply) => {
+    if (err instanceof ApiError) return reply.status(err.status).send({ error: { code: err.code, message: err.message, ...err.extra } });
+    const status = err.statusCode ?? 500;
+    if (err.validation) {
+      const msg = err.validation.map((v) => {
+        const field = `${err.validationContext ?? 'body'}${v.instancePath.replace(/\//g, '.')}`;
+        if (v.keyword === 'additionalProperties') return `${field}: unknown field '${String((v.params as { additionalProperty?: string }).additionalProperty)}'`;
+        return `${field}: ${v.message ?? 'invalid'}`;
+      });
+      return reply.status(400).send({ error: { code: ApiErrorCode.BAD_REQUEST, message: [...new Set(msg)].join('; ') } });
+    }
+    if (status >= 400 && status < 500) return reply.status(status).send({ error: { code: ApiErrorCode.BAD_REQUEST, message: err.message } });
+    return reply.status(500).send({ error: { code: 'E_API_INTERNAL', message: err.message } });
+  });
+  app.setNotFoundHandler((req, reply) => reply.status(404).send({ error: { code: ApiErrorCode.NOT_FOUND, message: `no route ${req.method} ${req.url}` } }));
+
+  const d = o.daemon;
+  const source = (req: FastifyRequest): string => (transport === 'unix' ? 'api (unix socket)' : `api (${req.ip})`);
+  const changed = (out: ChangeOutcome, reply: FastifyReply): unknown => {
+    if (out.ok) return { ok: true, ops: out.ops, failed: out.failed };
+    const status = out.status === 'not-found' ? 404 : out.status === 'unavailable' ? 503 : 409;
+    return reply.status(status).send({ error: { code: out.status === 'unavailable' ? ApiErrorCode.UNAVAILABLE : ApiErrorCode.REFUSED, message: out.reason, ...(out.index !== undefined ? { index: out.index } : {}) } });
+  };
+  const run = async (req: FastifyRequest, reply: FastifyReply, argv: readonly string[]): Promise<unknown> => {
+    const line = argv.map(quote).join(' ');
+    const cmds = parseCommands([line], 'request');
+    return changed(await d.change(cmds, source(req), [line]), reply);
+  };
+  const current = (key: string): ReturnType<typeof ipvsView>['services'][number] => {
+    const cfg = d.configuration;
+    const s = cfg ? ipvsView(cfg).services.find((x) => serviceIdKey(x.id) === key) : undefined;
+    if (!s) throw new ApiError(404, ApiErrorCode.NOT_FOUND, `No such service: ${key}`);
+    return s;
+  };
+  const serviceArgs = (b: { scheduler?: string; flags?: readonly string[]; persistence?: { timeout: number; netmask?: string } | null; ops?: boolean }): string[] => {
+    const a = ['-s', b.scheduler ?? 'wlc'];
+    if (b.flags && b.flags.length > 0) a.push('-b', b.flags.join(','));
+    if (b.persistence) {
+      a.push('-p', String(b.persistence.timeout));
+      if (b.persistence.netmask !== undefined) a.push('-M', b.persistence.netmask);
+    }
+    if (b.ops) a.push('-o');
+    return a;
+  };
+  const serverArgs = (b: { method?: string; weight?: number; uthreshold?: number; lthreshold?: number }): string[] => {
+    const a = [FLAG[b.method ?? ''] ?? '-g', '-w', String(b.weight ?? 1)];
+    if (b.uthreshold) a.push('-x', String(b.uthreshold));
+    if (b.lthreshold) a.push('-y', String(b.lthreshold));
+    return a;
+  };
+
+  // Reads
+  app.get('/v1/status', async () => statusView(d, o.board));
+  app.get('/v1/services', async () => statusView(d, o.board).services);
+  app.get<{ Params: { key: string } }>('/v1/services/:key', async (req) => {
+    const s = statusView(d, o.board).services.find((x) => x.key === req.params.key);
+    if (!s) throw new ApiError(404, ApiErrorCode.NOT_FOUND, `No such service: ${req.params.key}`);
+    return s;
+  });
+  app.get('/v1/stats', async () => d.plane.stats());
+  app.get('/v1/connections', async () => d.plane.connections());
+  app.get('/v1/timeouts', async () => (d.configuration ? ipvsView(d.configuration).timeouts : null));
+  app.get('/v1/ipvsadm', async () => ({ lines: d.configuration ? formatIpvsSave(ipvsView(d.configuration)) : [] }));
+  app.get('/v1/runtime', async () => {
+    const r = d.runtime;
+    return { where: r.where, overlay: r.overlay, stale: r.stale, description: describeOverlay(r.overlay) };
+  });
+  app.get('/v1/drains', async () => d.drains());
+  app.get<{ Querystring: { since?: string } }>('/v1/events', async (req) => o.board.timeline(Number(req.query.since ?? 0) || 0));
+
+  // Changes
+  app.post<{ Body: { commands: string[] } }>('/v1/ipvsadm', { schema: { body: SCHEMAS.ipvsadm } }, async (req, reply) => {
+    const cmds = parseCommands(req.body.commands, 'commands');
+    return changed(await d.change(cmds, source(req), req.body.commands), reply);
+  });
+  app.post<{ Body: { protocol?: string; address?: string; port?: number; fwmark?: number; family?: string; scheduler?: string; flags?: string[]; persistence?: { timeout: number; netmask?: string } | null; ops?: boolean } }>(
+    '/v1/services', { schema: { body: SCHEMAS.addService } }, async (req, reply) => {
+      const b = req.body;
+      const sel = b.fwmark !== undefined
+        ? ['-f', String(b.fwmark), ...(b.family === 'inet6' ? ['-6'] : [])]
+        : [b.protocol === 'udp' ? '-u' : b.protocol === 'sctp' ? '--sctp-service' : '-t', formatHostPort(b.address ?? '', b.port ?? 0)];
+      return run(req, reply, ['-A', ...sel, ...serviceArgs(b)]);
+    });
+  app.patch<{ Params: { key: string }; Body: { scheduler?: string; flags?: string[]; persistence?: { timeout: number; netmask?: string } | null; ops?: boolean } }>(
+    '/v1/services/:key', { schema: { body: SCHEMAS.editService } }, async (req, reply) => {
+      const cur = current(req.params.key).options;
+      const p = req.body.persistence === undefined ? (cur.persistence ? { timeout: cur.persistence.timeout, netmask: cur.persistence.netmask } : null) : req.body.persistence;
+      return run(req, reply, ['-E', ...selectorOf(req.params.key), ...serviceArgs({
+        scheduler: req.body.scheduler ?? cur.scheduler, flags: req.body.flags ?? cur.schedFlags, persistence: p, ops: req.body.ops ?? cur.ops,
+      })]);
+    });
+  app.delete<{ Params: { key: string } }>('/v1/services/:key', async (req, reply) => run(req, reply, ['-D', ...selectorOf(req.params.key)]));
+  app.post<{ Params: { key: string }; Body: { address: string; port?: number; method?: string; weight?: number; uthreshold?: number; lthreshold?: number } }>(
+    '/v1/services/:key/servers', { schema: { body: SCHEMAS.addServer } }, async (req, reply) => {
+      const b = req.body;
+      return run(req, reply, ['-a', ...selectorOf(req.params.key), '-r', b.port !== undefined ? formatHostPort(b.address, b.port) : b.address, ...serverArgs(b)]);
+    });
+  app.patch<{ Params: { key: string; server: string }; Body: { method?: string; weight?: number; uthreshold?: number; lthreshold?: number } }>(
+    '/v1/services/:key/servers/:server', { schema: { body: SCHEMAS.editServer } }, async (req, reply) => {
+      const s = current(req.params.key).servers.find((r) => formatHostPort(r.address, r.port) === req.params.server);
+      if (!s) throw new ApiError(404, ApiErrorCode.NOT_FOUND, `No such destination: ${req.params.server} in ${req.params.key}`);
+      return run(req, reply, ['-e', ...selectorOf(req.params.key), '-r', req.params.server, ...serverArgs({
+        method: req.body.method ?? s.method, weight: req.body.weight ?? s.weight,
+        uthreshold: req.body.uthreshold ?? s.uthreshold, lthreshold: req.body.lthreshold ?? s.lthreshold,
+      })]);
+    });
+  app.delete<{ Params: { key: string; server: string } }>('/v1/services/:key/servers/:server', async (req, reply) =>
+    run(req, reply, ['-d', ...selectorOf(req.params.key), '-r', req.params.server]));
+  app.post<{ Body: { service?: string } | null }>('/v1/zero', { schema: { body: SCHEMAS.zero } }, async (req, reply) =>
+    run(req, reply, ['-Z', ...(req.body?.service ? selectorOf(req.body.service) : [])]));
+  app.post('/v1/reload', async (_req, reply) => {
+    const r = await d.reload();
+    if (!r.ok) return reply.status(409).send({ error: { code: ApiErrorCode.REFUSED, message: 'configuration rejected; the running configuration stays', errors: r.errors } });
+    return { ok: true };
+  });
+  app.delete('/v1/runtime', async (req, reply) => changed(await d.forgetRuntime(source(req)), reply));
+  app.post<{ Body: { server: string; service?: string; deadline?: number } }>('/v1/drains', { schema: { body: SCHEMAS.drain } }, async (req, reply) => {
+    const deadline = Date.now() + (req.body.deadline ?? 600) * 1000;
+    const out = await d.drain(req.body.server, req.body.service, deadline, source(req));
+    if (!out.ok) return changed(out, reply);
+    return { ok: true, drains: out.drains ?? [] };
+  });
+
+  // Prometheus
+  app.get('/metrics', async (_req, reply) => {
+    const m = await o.metrics.scrape();
+    return reply.header('content-type', m.contentType).send(m.text);
+  });
+
+  // Dashboard
+  app.get<{ Querystring: { since?: string } }>('/ui/state', async (req) => ({
+    status: statusView(d, o.board), events: o.board.timeline(Number(req.query.since ?? 0) || 0, 200),
+  }));
+  if (o.dashboardDir) {
+    void app.register(fastifyStatic, { root: path.resolve(o.dashboardDir), prefix: '/', index: ['index.html'], wildcard: true });
+  }
+  return app;
+}
+
+/** Is something answering on this unix socket? (A stale file from a crash is not.) */
+function socketInUse(p: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(p);
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/** Start the API on the unix socket and/or TCP address; a failure names what and why. */
+export async function startApi(o: ApiOptions): Promise<RunningApi> {
+  const apps: FastifyInstance[] = [];
+  const fail = async (msg: string): Promise<never> => {
+    await Promise.all(apps.map((a) => a.close()));
+    throw new ApiError(0, ApiErrorCode.LISTEN, msg);
+  };
+  if (o.listen && !o.token) await fail('the API on a TCP address needs a token (--api-token-file)');
+  if (o.socketPath) {
+    const p = o.socketPath;
+    try {
+      fs.mkdirSync(path.dirname(p), { recursive: true, mode: 0o755 });
+    } catch (err: unknown) {
+      await fail(`cannot create the API socket's directory ${path.dirname(p)}: ${err instanceof Error ? err.message : String(err)} (choose another with --api-socket, or --api-socket none)`);
+    }
+    if (fs.existsSync(p)) {
+      if (await socketInUse(p)) await fail(`${p}: another process is serving the API there (another fulcrum run?)`);
+      fs.rmSync(p, { force: true });
+    }
+    const app = buildApp(o, 'unix');
+    apps.push(app);
+    // Created with no access for anyone else from the first instant, then 0600.
+    const umask = process.umask(0o177);
+    try {
+      await app.listen({ path: p });
+    } catch (err: unknown) {
+      await fail(`cannot listen on ${p}: ${err instanceof Error ? err.message : String(err)} (choose another with --api-socket, or --api-socket none)`);
+    } finally {
+      process.umask(umask);
+    }
+    fs.chmodSync(p, 0o600);
+  }
+  let tcp: { host: string; port: number } | null = null;
+  if (o.listen) {
+    const app = buildApp(o, 'tcp');
+    apps.push(app);
+    try {
+      await app.listen({ host: o.listen.host, port: o.listen.port });
+    } catch (err: unknown) {
+      await fail(`cannot listen on ${formatHostPort(o.listen.host, o.listen.port)}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const a = app.server.address();
+    tcp = a && typeof a === 'object' ? { host: a.address, port: a.port } : null;
+  }
+  return {
+    tcp,
+    socketPath: o.socketPath,
+    async close() {
+      await Promise.all(apps.map((a) => a.close()));
+      if (o.socketPath) fs.rmSync(o.socketPath, { force: true });
+    },
+  };
+}
+
