@@ -10,6 +10,7 @@ import { runRun, type RunCliOptions } from './run.js';
 import { runDemo, type DemoCliOptions } from './demo.js';
 import { runGenhash, type GenhashOptions } from './genhash.js';
 import { runAgent, type AgentCliOptions } from './agent.js';
+import { runAdm } from './adm.js';
 
 export const VERSION = '0.1.0';
 
@@ -19,6 +20,8 @@ const stdio: Io = {
 };
 
 export async function main(argv: readonly string[], io: Io = stdio): Promise<number> {
+  // ipvsadm's grammar is not commander's: `adm` takes its arguments as they are.
+  if (argv[0] === 'adm') return runAdm(argv.slice(1), io);
   let code = 0;
   const program = new Command('fulcrum')
     .description('Layer-4 load balancer and HA director (LVS + keepalived, in TypeScript)')
@@ -72,6 +75,11 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
     .action(async (o: RunCliOptions) => {
       code = await runRun(o, io);
     });
+
+  program.command('adm')
+    .description("ipvsadm's commands and output against the running director (fulcrum adm -L -n; fulcrum adm --help)")
+    .allowUnknownOption()
+    .allowExcessArguments();
 
   program.command('demo')
     .description('quick start: demo real servers + the director on examples/quickstart.conf, showing it balance')

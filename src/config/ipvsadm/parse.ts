@@ -64,6 +64,7 @@ const OPTIONS: readonly { long: string; short?: string; arg: 'none' | 'required'
   { long: 'edit-server', short: 'e', arg: 'none' },
   { long: 'delete-server', short: 'd', arg: 'none' },
   { long: 'list', short: 'L', arg: 'none' },
+  { long: 'list', short: 'l', arg: 'none' },
   { long: 'zero', short: 'Z', arg: 'none' },
   { long: 'set', arg: 'none' },
   { long: 'tcp-service', short: 't', arg: 'required' },
