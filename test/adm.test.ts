@@ -56,7 +56,7 @@ const EMPTY = 'global_defs {\n  router_id adm-test\n}\n';
 test('adm: -A/-a build a table whose -L -n, --stats, --rate, --thresholds and --persistent-conn match ipvsadm line by line', async () => {
   const d = await startDaemon(EMPTY);
   try {
-    await d.waitLog((l) => /control API on/.test(l.msg), 10000, 'the API');
+    await d.waitLog((l) => l.event === 'api', 10000, 'the API');
     for (const rule of RULES) await ok(d, rule.split(' '));
     golden('adm-list.txt', await ok(d, ['-L', '-n']));
     golden('adm-stats.txt', await ok(d, ['-Ln', '--stats']));
@@ -81,7 +81,7 @@ test('adm: -A/-a build a table whose -L -n, --stats, --rate, --thresholds and --
 test('adm: -S → -C → -R restores the identical table; refusals change nothing and exit non-zero; SIGHUP keeps runtime changes', async () => {
   const d = await startDaemon(EMPTY);
   try {
-    await d.waitLog((l) => /control API on/.test(l.msg), 10000, 'the API');
+    await d.waitLog((l) => l.event === 'api', 10000, 'the API');
     await ok(d, ['-R'], `${RULES.join('\n')}\n`);
     const saved = await ok(d, ['-S', '-n']);
     assert.equal(saved.length, RULES.length);
@@ -134,7 +134,7 @@ test('adm: drain shows progress and removes the server; unreachable daemon and b
   const port = await freePort();
   const d = await startDaemon(`virtual_server 127.0.0.1 ${port} {\n  lb_kind PROXY\n  real_server 127.0.0.1 1 { weight 1 }\n  real_server 127.0.0.1 2 { weight 1 }\n}\n`);
   try {
-    await d.waitLog((l) => /control API on/.test(l.msg), 10000, 'the API');
+    await d.waitLog((l) => l.event === 'api', 10000, 'the API');
     const out = await ok(d, ['drain', '127.0.0.1:2', '--deadline', '1m']);
     assert.match(out[0] ?? '', new RegExp(`^draining 127\\.0\\.0\\.1:2 in tcp 127\\.0\\.0\\.1:${port}: 0 active, 0 inactive, 0 persistence template\\(s\\); removed at the latest in (59s|1m00s)$`));
     assert.equal(out[out.length - 1], `127.0.0.1:2 removed from tcp 127.0.0.1:${port}`);

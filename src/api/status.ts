@@ -171,6 +171,8 @@ export class StatusBoard {
         return this.push({ kind: 'daemon', severity: 'info', message: `stopping on ${e.signal}` });
       case 'notice':
         return this.push({ kind: 'daemon', severity: 'warning', message: e.message });
+      case 'api':
+        return this.push({ kind: 'daemon', severity: 'info', message: `control API on ${[e.socket, e.url].filter(Boolean).join(' and ')}` });
       case 'stopped':
         return;
     }

@@ -148,7 +148,7 @@ export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = p
       board.close();
       return 1;
     }
-    publishDaemon({ type: 'notice', message: `control API on ${[apiServer.socketPath, apiServer.tcp ? `http://${formatHostPort(apiServer.tcp.host, apiServer.tcp.port)}/ (dashboard, /metrics)` : null].filter(Boolean).join(' and ')}` });
+    publishDaemon({ type: 'api', socket: apiServer.socketPath, url: apiServer.tcp ? `http://${formatHostPort(apiServer.tcp.host, apiServer.tcp.port)}/` : null });
   }
   process.send?.({ ready: true });
   return new Promise<number>((resolve) => {

@@ -11,6 +11,8 @@ export type DaemonEvent =
   | { readonly type: 'stopping'; readonly signal: string; readonly connections: number; readonly drainMs: number }
   | { readonly type: 'stopped' }
   | { readonly type: 'notice'; readonly message: string }
+  /** Where the control API listens. */
+  | { readonly type: 'api'; readonly socket: string | null; readonly url: string | null }
   /** A runtime change (fulcrum adm / the API) was applied. */
   | { readonly type: 'runtime'; readonly source: string; readonly commands: readonly string[]; readonly ops: number }
   /** A runtime change was refused; nothing changed. */

@@ -68,6 +68,9 @@ export function attachLogger(log: Logger): () => void {
       case 'notice':
         log.warn({ event: 'notice' }, e.message);
         return;
+      case 'api':
+        log.info({ event: 'api', socket: e.socket, url: e.url }, `control API on ${[e.socket, e.url ? `${e.url} (dashboard, /metrics)` : null].filter(Boolean).join(' and ')}`);
+        return;
       case 'runtime':
         log.info({ event: 'runtime', source: e.source, commands: e.commands, ops: e.ops }, `runtime change from ${e.source}: ${e.commands.join('; ')} (${e.ops} op(s) applied)`);
         return;

@@ -11,13 +11,13 @@ import { freePort } from './net.js';
 
 /** Path of `binary`, installing Debian package `pkg` first when missing (needs root). */
 export function ensureCommand(binary: string, pkg: string): string {
-  const find = (): string | null => {
-    for (const dir of ['/usr/sbin', '/usr/bin', '/sbin', '/bin', '/usr/local/bin']) {
-      const p = path.join(dir, binary);
-      if (fs.existsSync(p)) return p;
-    }
-    return null;
-  };
+  return ensureFile(['/usr/sbin', '/usr/bin', '/sbin', '/bin', '/usr/local/bin'].map((dir) => path.join(dir, binary)), pkg);
+}
+
+/** The first of `paths` that exists, installing Debian package `pkg` first when none does. */
+export function ensureFile(paths: readonly string[], pkg: string): string {
+  const find = (): string | null => paths.find((p) => fs.existsSync(p)) ?? null;
+  const binary = paths[0] ?? pkg;
   const found = find();
   if (found) return found;
   if (process.getuid?.() !== 0) throw new Error(`${binary} is missing and installing ${pkg} needs root`);
