@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { describe, it } from 'node:test';
+import { describe, it, test } from 'node:test';
 import { repoRoot, withTempDir, writeTree } from '../src/testing/index.js';
 
 const root = repoRoot();
@@ -75,4 +75,14 @@ describe('fulcrum check', () => {
       assert.equal(fulcrum('--version').out.trim(), '0.1.0');
     });
   });
+});
+
+test('run: API option checks name the option; default paths are system paths for root, XDG ones otherwise', async () => {
+  const { apiSettings, defaultPaths } = await import('../src/cli/run.js');
+  assert.equal(apiSettings({ file: 'f', drainTimeout: '1', logLevel: 'info', apiListen: '127.0.0.1:9180' }), '--api-listen needs --api-token-file: requests over TCP must carry a bearer token');
+  assert.match(String(apiSettings({ file: 'f', drainTimeout: '1', logLevel: 'info', apiListen: 'localhost' })), /^--api-listen: 'localhost' is not HOST:PORT/);
+  assert.match(String(apiSettings({ file: 'f', drainTimeout: '1', logLevel: 'info', apiTokenFile: '/nonexistent/token' })), /^--api-token-file: ENOENT/);
+  assert.equal(apiSettings({ file: 'f', drainTimeout: '1', logLevel: 'info', apiOpen: 'metrics,stats' }), "--api-open: 'stats' is not metrics, dashboard or none");
+  assert.deepEqual(defaultPaths({}, 0), { socket: '/run/fulcrum/fulcrum.sock', state: '/var/lib/fulcrum/runtime.json' });
+  assert.deepEqual(defaultPaths({ XDG_RUNTIME_DIR: '/run/user/1000', XDG_STATE_HOME: '/home/op/.state' }, 1000), { socket: '/run/user/1000/fulcrum.sock', state: '/home/op/.state/fulcrum/runtime.json' });
 });

@@ -21,7 +21,7 @@ import {
 import type { ConnectionEntry, ServiceStats, Timeouts } from '../dataplane/index.js';
 import type { DrainStatus } from '../daemon/index.js';
 import { apiRequest, type ApiResponse, type ApiTarget } from '../api/client.js';
-import { DEFAULT_API_SOCKET } from './run.js';
+import { defaultPaths } from './run.js';
 import type { Io } from './check.js';
 
 export const ADM_USAGE = `Usage: fulcrum adm [--socket PATH | --url URL --token-file FILE] <ipvsadm arguments>
@@ -75,7 +75,7 @@ function errorOf(r: ApiResponse): string {
 export async function runAdm(argv: readonly string[], io: Io, deps: AdmDeps = {}): Promise<number> {
   // Connection options come first.
   const args = [...argv];
-  let socketPath = DEFAULT_API_SOCKET;
+  let socketPath = defaultPaths().socket;
   let url: string | undefined;
   let tokenFile: string | undefined;
   while (args.length > 0 && ['--socket', '--url', '--token-file'].includes(args[0] as string)) {

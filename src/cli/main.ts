@@ -67,11 +67,11 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
     .option('--drain-timeout <SECONDS>', 'on stop, how long connections may finish', '10')
     .option('--log-level <LEVEL>', 'fatal|error|warn|info|debug|trace|silent', 'info')
     .option('--workers <N>', 'proxy processes sharing the listening sockets (multi-core)', '1')
-    .option('--api-socket <PATH>', "control API unix socket (mode 0600), or 'none'", '/run/fulcrum/fulcrum.sock')
+    .option('--api-socket <PATH>', "control API unix socket (mode 0600), or 'none' (default /run/fulcrum/fulcrum.sock as root, else $XDG_RUNTIME_DIR/fulcrum.sock)")
     .option('--api-listen <HOST:PORT>', 'also serve the API, /metrics and the dashboard over TCP (needs --api-token-file)')
     .option('--api-token-file <FILE>', 'bearer token TCP requests to /v1 must carry')
     .option('--api-open <LIST>', "what TCP serves without the token: metrics,dashboard (default) or none", 'metrics,dashboard')
-    .option('--state-file <FILE>', 'where runtime changes (fulcrum adm, the API) are kept across reloads and restarts', '/var/lib/fulcrum/runtime.json')
+    .option('--state-file <FILE>', 'where runtime changes (fulcrum adm, the API) are kept across reloads and restarts (default /var/lib/fulcrum/runtime.json as root, else $XDG_STATE_HOME/fulcrum/runtime.json)')
     .action(async (o: RunCliOptions) => {
       code = await runRun(o, io);
     });

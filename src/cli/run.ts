@@ -6,6 +6,7 @@
  */
 import cluster from 'node:cluster';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Daemon, attachLogger, createLogger, publishDaemon, type LogLevel } from '../daemon/index.js';
@@ -30,8 +31,16 @@ export interface RunCliOptions {
   readonly stateFile?: string | undefined;
 }
 
-export const DEFAULT_API_SOCKET = '/run/fulcrum/fulcrum.sock';
-export const DEFAULT_STATE_FILE = '/var/lib/fulcrum/runtime.json';
+/**
+ * Where the API socket and the state file go by default: system paths for root; for anyone
+ * else the user's runtime and state directories (XDG), so `fulcrum run` works unprivileged.
+ */
+export function defaultPaths(env: NodeJS.ProcessEnv = process.env, uid = process.getuid?.() ?? 0): { socket: string; state: string } {
+  if (uid === 0) return { socket: '/run/fulcrum/fulcrum.sock', state: '/var/lib/fulcrum/runtime.json' };
+  const runtime = env['XDG_RUNTIME_DIR'] || path.join(os.tmpdir(), `fulcrum-${uid}`);
+  const state = env['XDG_STATE_HOME'] || path.join(env['HOME'] || os.homedir(), '.local', 'state');
+  return { socket: path.join(runtime, 'fulcrum.sock'), state: path.join(state, 'fulcrum', 'runtime.json') };
+}
 
 /** The built dashboard, next to the compiled sources (dist/dashboard). */
 function dashboardDir(): string | null {
@@ -48,7 +57,7 @@ interface ApiSettings {
 
 /** Check the API options; a problem is one line naming the option. */
 export function apiSettings(o: RunCliOptions): ApiSettings | string {
-  const socketPath = o.apiSocket === 'none' ? null : o.apiSocket ?? DEFAULT_API_SOCKET;
+  const socketPath = o.apiSocket === 'none' ? null : o.apiSocket ?? defaultPaths().socket;
   let listen: { host: string; port: number } | null = null;
   if (o.apiListen !== undefined) {
     const hp = parseHostPort(o.apiListen);
@@ -117,7 +126,7 @@ export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = p
   const quiet = cluster.isWorker && cluster.worker?.id !== 1;
   const daemon = new Daemon({
     configFile: o.file, configId: o.configId, plane, drainMs: drain * 1000,
-    runtime: new FileRuntimeStore(o.stateFile ?? DEFAULT_STATE_FILE),
+    runtime: new FileRuntimeStore(o.stateFile ?? defaultPaths().state),
     ...(quiet ? { health: { notifier: { serverChanged: () => undefined, quorumChanged: () => undefined, idle: () => Promise.resolve() } } } : {}),
   });
   const board = new StatusBoard().attach();

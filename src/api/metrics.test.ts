@@ -1,0 +1,65 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { createMetrics, StatusBoard, type StatusView } from './index.js';
+
+const view = (over: Partial<StatusView> = {}): StatusView => ({
+  plane: 'proxy', at: 0, vrrp: [], drains: [], runtime: { changes: 2, stale: ['x'], where: 'mem' },
+  reloads: { ok: 3, failed: 1, lastOkAt: 2_000_000, lastFailedAt: 1_000_000 },
+  services: [{
+    key: 'tcp 10.0.0.1:80', protocol: 'tcp', scheduler: 'wrr', flags: [], persistence: null, method: 'proxy', active: true, quorum: 1, dropped: 4,
+    counters: { conns: 10, inPkts: 20, outPkts: 30, inBytes: 400, outBytes: 5000 }, rates: { cps: 1, inPps: 2, outPps: 3, inBps: 40, outBps: 500 },
+    servers: [{
+      key: '10.0.0.2:80', address: '10.0.0.2', port: 80, method: 'proxy', weight: 0, configuredWeight: 3, state: 'down', sorry: false,
+      active: 1, inactive: 2, templates: 5, counters: { conns: 7, inPkts: 1, outPkts: 1, inBytes: 100, outBytes: 900 }, rates: { cps: 0, inPps: 0, outPps: 0, inBps: 0, outBps: 0 },
+      health: { alive: false, since: 1_500_000, reason: 'TCP_CHECK down', transitions: 2, checkers: [], checks: ['TCP_CHECK'] },
+      agent: { reply: '35%', load: 35 },
+    }],
+  }],
+  ...over,
+});
+
+test('metrics: names end in _total or a unit, the real server is a label, values come from the view at scrape time', async () => {
+  const board = new StatusBoard(() => 0);
+  const m = createMetrics(() => view(), board, false);
+  board.foldHealth({ type: 'probe', service: 'tcp 10.0.0.1:80', server: '10.0.0.2:80', checker: 'TCP_CHECK', ok: false, latencyMs: 3 });
+  board.foldHealth({ type: 'probe', service: 'tcp 10.0.0.1:80', server: '10.0.0.2:80', checker: 'TCP_CHECK', ok: true, latencyMs: 40 });
+  const { text, contentType } = await m.scrape();
+  assert.match(contentType, /^text\/plain; version=0\.0\.4/);
+  const S = 'service="tcp 10.0.0.1:80"';
+  const R = `${S},server="10.0.0.2:80"`;
+  for (const line of [
+    `fulcrum_service_connections_total{${S}} 10`,
+    `fulcrum_service_bytes_total{${S},direction="out"} 5000`,
+    `fulcrum_service_dropped_datagrams_total{${S}} 4`,
+    `fulcrum_service_connections_per_second{${S}} 1`,
+    `fulcrum_real_server_connections_total{${R}} 7`,
+    `fulcrum_real_server_bytes_total{${R},direction="in"} 100`,
+    `fulcrum_real_server_active_connections{${R}} 1`,
+    `fulcrum_real_server_inactive_connections{${R}} 2`,
+    `fulcrum_real_server_persistence_templates{${R}} 5`,
+    `fulcrum_real_server_weight{${R}} 0`,
+    `fulcrum_real_server_configured_weight{${R}} 3`,
+    `fulcrum_real_server_up{${R}} 0`,
+    `fulcrum_real_server_last_transition_timestamp_seconds{${R}} 1500`,
+    `fulcrum_real_server_health_transitions_total{${R}} 2`,
+    `fulcrum_real_server_agent_load{${R}} 35`,
+    `fulcrum_checker_latency_seconds_bucket{le="0.005",${R},checker="TCP_CHECK"} 1`,
+    `fulcrum_checker_latency_seconds_count{${R},checker="TCP_CHECK"} 2`,
+    `fulcrum_checks_total{${R},checker="TCP_CHECK",result="failed"} 1`,
+    'fulcrum_config_reloads_total{result="success"} 3',
+    'fulcrum_config_reloads_total{result="failure"} 1',
+    'fulcrum_config_last_reload_successful 1',
+    'fulcrum_config_last_reload_success_timestamp_seconds 2000',
+    'fulcrum_runtime_changes 2',
+    'fulcrum_runtime_stale_changes 1',
+  ]) assert.ok(text.split('\n').includes(line), `missing: ${line}\n${text}`);
+  assert.match(text, /^# TYPE fulcrum_real_server_connections_total counter$/m);
+  assert.match(text, /^# TYPE fulcrum_real_server_active_connections gauge$/m);
+  // Every counter is named *_total; every other name carries its unit or is a state/count.
+  for (const [, name, type] of text.matchAll(/^# TYPE (\S+) (\S+)$/gm)) {
+    if (type === 'counter') assert.match(name ?? '', /_total$/, `${name ?? ''} is a counter`);
+  }
+  // A server that is gone from the view is gone from the next scrape.
+  const m2 = createMetrics(() => view({ services: [] }), new StatusBoard(), false);
+  assert.doesNotMatch((await m2.scrape()).text, /server="10\.0\.0\.2:80"/);
+});
