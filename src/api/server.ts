@@ -19,7 +19,7 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, ty
 import fastifyStatic from '@fastify/static';
 import { DiagnosticSink, FulcrumError, formatDiagnostic } from '../errors/index.js';
 import { formatHostPort } from '../model/address.js';
-import { formatIpvsSave, parseIpvsadmLine, serviceIdKey, splitLine, type IpvsCommand } from '../config/ipvsadm/index.js';
+import { formatIpvsSave, joinArgs, METHOD_FLAG, parseIpvsadmLine, serviceIdKey, splitLine, type IpvsCommand } from '../config/ipvsadm/index.js';
 import type { Daemon, ChangeOutcome } from '../daemon/index.js';
 import { describeOverlay, ipvsView } from '../runtime/index.js';
 import type { Metrics } from './metrics.js';
@@ -126,11 +126,6 @@ export function selectorOf(key: string): string[] {
   throw new ApiError(404, ApiErrorCode.NOT_FOUND, `no service '${key}' (keys look like "tcp 10.0.0.1:80" or "fwmark 8 inet")`);
 }
 
-const FLAG: Record<string, string> = { dr: '-g', nat: '-m', tun: '-i', proxy: '--proxy' };
-
-function quote(w: string): string {
-  return /^[A-Za-z0-9_.:,/\-[\]]+$/.test(w) ? w : `'${w.replace(/'/g, "'\\''")}'`;
-}
 
 /** Parse ipvsadm lines; a bad one is a 400 naming its index, line and column. */
 export function parseCommands(lines: readonly string[], what: string): IpvsCommand[] {
@@ -212,7 +207,7 @@ function buildApp(o: ApiOptions, transport: 'unix' | 'tcp'): FastifyInstance {
     return reply.status(status).send({ error: { code: out.status === 'unavailable' ? ApiErrorCode.UNAVAILABLE : ApiErrorCode.REFUSED, message: out.reason, ...(out.index !== undefined ? { index: out.index } : {}) } });
   };
   const run = async (req: FastifyRequest, reply: FastifyReply, argv: readonly string[]): Promise<unknown> => {
-    const line = argv.map(quote).join(' ');
+    const line = joinArgs(argv);
     const cmds = parseCommands([line], 'request');
     return changed(await d.change(cmds, source(req), [line]), reply);
   };
@@ -233,7 +228,7 @@ function buildApp(o: ApiOptions, transport: 'unix' | 'tcp'): FastifyInstance {
     return a;
   };
   const serverArgs = (b: { method?: string; weight?: number; uthreshold?: number; lthreshold?: number }): string[] => {
-    const a = [FLAG[b.method ?? ''] ?? '-g', '-w', String(b.weight ?? 1)];
+    const a = [METHOD_FLAG[(b.method ?? 'dr') as keyof typeof METHOD_FLAG] ?? '-g', '-w', String(b.weight ?? 1)];
     if (b.uthreshold) a.push('-x', String(b.uthreshold));
     if (b.lthreshold) a.push('-y', String(b.lthreshold));
     return a;

@@ -16,7 +16,7 @@
 import fs from 'node:fs';
 import { DiagnosticSink, formatDiagnostic } from '../errors/index.js';
 import {
-  formatConnections, formatList, formatTimeouts, parseIpvsadmLine, serviceIdKey, splitLine, type ArgToken, type IpvsCommand,
+  formatConnections, formatList, formatTimeouts, joinArgs, parseIpvsadmLine, serviceIdKey, splitLine, type ArgToken, type IpvsCommand,
 } from '../config/ipvsadm/index.js';
 import type { ConnectionEntry, ServiceStats, Timeouts } from '../dataplane/index.js';
 import type { DrainStatus } from '../daemon/index.js';
@@ -62,9 +62,6 @@ function tokens(words: readonly string[]): ArgToken[] {
   });
 }
 
-function quote(w: string): string {
-  return /^[A-Za-z0-9_.:,/=\-[\]]+$/.test(w) ? w : `'${w.replace(/'/g, "'\\''")}'`;
-}
 
 function errorOf(r: ApiResponse): string {
   const b = r.body as { error?: { message?: string; errors?: string[] } } | string;
@@ -191,7 +188,7 @@ async function ipvsadm(words: readonly string[], target: ApiTarget, io: Io, deps
       return change(target, lines, io);
     }
     default:
-      return change(target, [words.map(quote).join(' ')], io);
+      return change(target, [joinArgs(words)], io);
   }
 }
 

@@ -17,7 +17,7 @@ import { DataPlaneErrorCode, type DataPlane, type OpFailure } from '../dataplane
 import { HealthMonitor, publishHealth, type HealthMonitorOptions } from '../health/index.js';
 import { ScriptAndMailNotifier, smtpMailer } from '../notify/index.js';
 import { publishDaemon } from './events.js';
-import { parseHostPort, serviceIdKey, type IpvsCommand } from '../config/ipvsadm/index.js';
+import { METHOD_FLAG, parseHostPort, serviceIdKey, type IpvsCommand } from '../config/ipvsadm/index.js';
 import { formatHostPort } from '../model/address.js';
 import {
   applyOverlay, changesTable, EMPTY_OVERLAY, ipvsView, MemoryRuntimeStore, recordCommand,
@@ -217,6 +217,21 @@ export class Daemon {
     });
   }
 
+  /**
+   * Save `overlay`, make it the one in effect over `base`, and apply: the single way a
+   * runtime change takes effect. Nothing changes when it cannot be saved (the reason is
+   * returned).
+   */
+  private async commitOverlay(base: FulcrumConfig, overlay: RuntimeOverlay): Promise<{ ops: number; failed: string[] } | string> {
+    try {
+      this.store.save(overlay);
+    } catch (err: unknown) {
+      return `cannot save the runtime changes to ${this.store.where}: ${err instanceof Error ? err.message : String(err)}`;
+    }
+    this.adopt(base, overlay, this.effectiveOf(base, overlay));
+    return this.apply();
+  }
+
   /** Hand the configuration in effect to the director and the health monitor. */
   private async apply(): Promise<{ ops: number; failed: string[] }> {
     const config = this.config;
@@ -261,13 +276,9 @@ export class Daemon {
       let ops = 0;
       let failed: string[] = [];
       if (overlay !== this.overlay) {
-        try {
-          this.store.save(overlay);
-        } catch (err: unknown) {
-          return refuse(`cannot save the runtime changes to ${this.store.where}: ${err instanceof Error ? err.message : String(err)}`, 'unavailable');
-        }
-        this.adopt(base, overlay, this.effectiveOf(base, overlay));
-        ({ ops, failed } = await this.apply());
+        const r = await this.commitOverlay(base, overlay);
+        if (typeof r === 'string') return refuse(r, 'unavailable');
+        ({ ops, failed } = r);
       }
       for (const z of zero) this.opts.plane.zero(z);
       publishDaemon({ type: 'runtime', source, commands: text, ops });
@@ -279,13 +290,8 @@ export class Daemon {
   forgetRuntime(source: string): Promise<ChangeOutcome> {
     return this.serial(async () => {
       if (!this.base || this.stopping) return { ok: false, reason: 'the director is not running', status: 'unavailable' };
-      try {
-        this.store.save(EMPTY_OVERLAY);
-      } catch (err: unknown) {
-        return { ok: false, reason: `cannot save the runtime changes to ${this.store.where}: ${err instanceof Error ? err.message : String(err)}`, status: 'unavailable' };
-      }
-      this.adopt(this.base, EMPTY_OVERLAY, this.effectiveOf(this.base, EMPTY_OVERLAY));
-      const r = await this.apply();
+      const r = await this.commitOverlay(this.base, EMPTY_OVERLAY);
+      if (typeof r === 'string') return { ok: false, reason: r, status: 'unavailable' };
       publishDaemon({ type: 'runtime', source, commands: ['forget runtime changes'], ops: r.ops });
       return { ok: true, ops: r.ops, failed: r.failed };
     });
@@ -296,8 +302,8 @@ export class Daemon {
     if (cmd.op !== 'add-server' && cmd.op !== 'edit-server') return null;
     const m = cmd.server.method;
     if (this.opts.plane.methods.includes(m)) return null;
-    const flag = { dr: '-g (the default)', nat: '-m', tun: '-i', proxy: '--proxy' }[m];
-    const can = this.opts.plane.methods.map((x) => ({ dr: '-g', nat: '-m', tun: '-i', proxy: '--proxy' }[x])).join(', ');
+    const flag = m === 'dr' ? '-g (the default)' : METHOD_FLAG[m];
+    const can = this.opts.plane.methods.map((x) => METHOD_FLAG[x]).join(', ');
     return `real server ${formatHostPort(cmd.server.address, cmd.server.port)}: forwarding ${flag} is not available on the ${this.opts.plane.name} data plane (it forwards with ${can})`;
   }
 
@@ -328,13 +334,8 @@ export class Daemon {
         overlay = { ...rec.overlay, drains: [...rec.overlay.drains.filter((d) => !(d.service === key && d.server === server)), { service: key, server, deadline, started: now }] };
         cur = this.effectiveOf(base, overlay).config;
       }
-      try {
-        this.store.save(overlay);
-      } catch (err: unknown) {
-        return { ok: false, reason: `cannot save the runtime changes to ${this.store.where}: ${err instanceof Error ? err.message : String(err)}`, status: 'unavailable' };
-      }
-      this.adopt(base, overlay, this.effectiveOf(base, overlay));
-      const r = await this.apply();
+      const r = await this.commitOverlay(base, overlay);
+      if (typeof r === 'string') return { ok: false, reason: r, status: 'unavailable' };
       for (const t of targets) publishDaemon({ type: 'drain-started', service: serviceIdKey(t.id), server, deadline });
       this.scheduleDrainCheck();
       return { ok: true, ops: r.ops, failed: r.failed, drains: this.drains() };
@@ -383,14 +384,11 @@ export class Daemon {
         done.push({ d, outcome });
       }
       if (done.length === 0) return;
-      try {
-        this.store.save(overlay);
-      } catch (err: unknown) {
-        publishDaemon({ type: 'notice', message: `cannot save the runtime changes to ${this.store.where}: ${err instanceof Error ? err.message : String(err)}; drains stay in progress` });
+      const r = await this.commitOverlay(base, overlay);
+      if (typeof r === 'string') {
+        publishDaemon({ type: 'notice', message: `${r}; drains stay in progress` });
         return;
       }
-      this.adopt(base, overlay, this.effectiveOf(base, overlay));
-      await this.apply();
       for (const { d, outcome } of done) {
         publishDaemon({ type: 'drained', service: d.service, server: d.server, outcome, connections: d.active + d.inactive, templates: d.templates });
       }

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { DiagnosticSink } from '../../errors/index.js';
 import { repoRoot } from '../../testing/index.js';
-import { EMPTY_TABLE, formatIpvsSave, parseIpvsadmLine, parseIpvsadmRules, splitLine, type IpvsCommand } from './index.js';
+import { EMPTY_TABLE, formatIpvsSave, joinArgs, parseIpvsadmLine, parseIpvsadmRules, splitLine, type IpvsCommand } from './index.js';
 
 const one = (line: string): { cmd: IpvsCommand | undefined; sink: DiagnosticSink } => {
   const sink = new DiagnosticSink();
@@ -125,5 +125,14 @@ describe('ipvsadm grammar', () => {
     const r = parseIpvsadmRules('# web\n\n-A -t 10.0.0.1:80 \\\n   -s rr\n', 'r');
     assert.equal(r.ok, true);
     assert.equal(r.virtualServers[0]?.scheduler, 'rr');
+  });
+});
+
+describe('joinArgs', () => {
+  it('joins words into a line splitLine reads back as the same words (quotes, spaces, #, backslashes)', async () => {
+    const fc = (await import('fast-check')).default;
+    fc.assert(fc.property(fc.array(fc.string({ minLength: 1, maxLength: 12 }), { maxLength: 6 }), (words) => {
+      assert.deepEqual(splitLine(joinArgs(words), 'x', 1).map((t) => t.text), words);
+    }), { numRuns: 500 });
   });
 });

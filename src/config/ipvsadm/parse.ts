@@ -114,6 +114,11 @@ const SERVICE_PORTS: Record<string, number> = {
   snmp: 161, ldap: 389, https: 443, submission: 587, ldaps: 636, imaps: 993, pop3s: 995, 'http-alt': 8080, mysql: 3306,
 };
 
+/** Words back into one command line that splitLine reads as the same words. */
+export function joinArgs(words: readonly string[]): string {
+  return words.map((w) => (/^[A-Za-z0-9_.:,/=\-[\]]+$/.test(w) ? w : `'${w.replace(/'/g, "'\\''")}'`)).join(' ');
+}
+
 /** Shell-like split of a command line into located words (quotes, backslash escapes). */
 export function splitLine(line: string, file: string, lineNo: number): ArgToken[] {
   const out: ArgToken[] = [];
