@@ -101,6 +101,7 @@ test('adm: -S → -C → -R restores the identical table; refusals change nothin
       ['-a -t 127.61.0.1:8080 -r 127.61.1.1:8080 --proxy', 'Destination already exists'],
       ['-e -t 127.61.0.1:8080 -r 127.61.1.9:8080 --proxy', 'No such destination'],
       ['-d -t 127.61.0.1:8080 -r 127.61.1.9:8080', 'No such destination'],
+      ['-A -f 7 -s rr', 'fwmark 7: firewall-mark services need the kernel (nftables) data plane; the proxy data plane serves -t/-u services'],
     ] as const) {
       const r = await adm(d, args.split(' '));
       assert.deepEqual([r.code, r.err], [1, [msg]], args);

@@ -123,8 +123,14 @@ function parseLine(words: readonly string[], io: Io): IpvsCommand | null {
 }
 
 async function change(target: ApiTarget, lines: readonly string[], io: Io): Promise<number> {
-  const r = await apiRequest(target, 'POST', '/v1/ipvsadm', { commands: lines });
-  if (r.status === 200) return 0;
+  const r = await apiRequest<{ failed?: string[] }>(target, 'POST', '/v1/ipvsadm', { commands: lines });
+  if (r.status === 200) {
+    // Recorded, but the data plane has not taken all of it yet (an address not on this host
+    // yet is retried every 5 s): say so, and exit non-zero as ipvsadm would.
+    const failed = r.body.failed ?? [];
+    for (const f of failed) io.err(`not applied yet (retried): ${f}`);
+    return failed.length > 0 ? 1 : 0;
+  }
   const body = r.body as { error?: { index?: number } };
   const at = lines.length > 1 && body.error?.index !== undefined ? `line ${body.error.index + 1}: ` : '';
   io.err(`${at}${errorOf(r)}`);

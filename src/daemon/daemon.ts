@@ -299,6 +299,9 @@ export class Daemon {
 
   /** The userspace proxy forwards with --proxy only; say so instead of a generic refusal. */
   private methodProblem(cmd: IpvsCommand): string | null {
+    if ((cmd.op === 'add-service' || cmd.op === 'edit-service') && cmd.service.kind === 'fwmark' && this.opts.plane.methods.every((m) => m === 'proxy')) {
+      return `fwmark ${cmd.service.mark}: firewall-mark services need the kernel (nftables) data plane; the ${this.opts.plane.name} data plane serves -t/-u services`;
+    }
     if (cmd.op !== 'add-server' && cmd.op !== 'edit-server') return null;
     const m = cmd.server.method;
     if (this.opts.plane.methods.includes(m)) return null;
