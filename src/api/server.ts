@@ -159,7 +159,7 @@ function sameToken(a: string, b: string): boolean {
 }
 
 function isDashboardPath(url: string): boolean {
-  return url === '/' || url === '/index.html' || url.startsWith('/assets/') || url.startsWith('/ui/') || url === '/favicon.svg';
+  return url === '/' || url === '/index.html' || url.startsWith('/assets/') || url.startsWith('/ui/');
 }
 
 function buildApp(o: ApiOptions, transport: 'unix' | 'tcp'): FastifyInstance {

@@ -17,11 +17,11 @@ import { DataPlaneErrorCode, type DataPlane, type OpFailure } from '../dataplane
 import { HealthMonitor, publishHealth, type HealthMonitorOptions } from '../health/index.js';
 import { ScriptAndMailNotifier, smtpMailer } from '../notify/index.js';
 import { publishDaemon } from './events.js';
-import { METHOD_FLAG, parseHostPort, serviceIdKey, type IpvsCommand } from '../config/ipvsadm/index.js';
+import { METHOD_FLAG, serviceIdKey, type IpvsCommand } from '../config/ipvsadm/index.js';
 import { formatHostPort } from '../model/address.js';
 import {
   applyOverlay, changesTable, EMPTY_OVERLAY, ipvsView, MemoryRuntimeStore, recordCommand,
-  type RuntimeOverlay, type RuntimeStore,
+  type OverlayResult, type RuntimeOverlay, type RuntimeStore,
 } from '../runtime/index.js';
 
 export interface DaemonOptions {
@@ -130,18 +130,21 @@ export class Daemon {
     return { config: r.config, errors: [] };
   }
 
-  /** Lay the runtime overlay over a file's configuration; stale entries are announced. */
-  private effectiveOf(base: FulcrumConfig, overlay: RuntimeOverlay): { config: FulcrumConfig; stale: readonly string[] } {
-    const r = applyOverlay(base, overlay, this.opts.plane.methods[0] ?? 'proxy');
-    return { config: r.config, stale: r.stale };
+  /** Lay the runtime overlay over a file's configuration. */
+  private effectiveOf(base: FulcrumConfig, overlay: RuntimeOverlay): OverlayResult {
+    return applyOverlay(base, overlay, this.opts.plane.methods[0] ?? 'proxy');
   }
 
-  private adopt(base: FulcrumConfig, overlay: RuntimeOverlay, eff: { config: FulcrumConfig; stale: readonly string[] }): void {
+  private adopt(base: FulcrumConfig, overlay: RuntimeOverlay, eff: OverlayResult): void {
     this.base = base;
     this.overlay = overlay;
     this.config = eff.config;
     this.staleEntries = eff.stale;
-    for (const m of eff.stale) publishDaemon({ type: 'notice', message: `${this.store.where}: ${m} (kept; drop runtime changes with \`fulcrum adm runtime --forget\`)` });
+  }
+
+  /** Say which runtime changes found nothing to change in the file (at start and on reload). */
+  private announceStale(): void {
+    for (const m of this.staleEntries) publishDaemon({ type: 'notice', message: `${this.store.where}: ${m} (kept; drop runtime changes with \`fulcrum adm runtime --forget\`)` });
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -178,6 +181,7 @@ export class Daemon {
     const mismatch = planeMismatches(eff.config, this.opts.plane);
     if (mismatch.length > 0) return { ok: false, errors: mismatch.map((m) => `with the runtime changes in ${this.store.where}: ${m}`) };
     this.adopt(base, overlay, eff);
+    this.announceStale();
     const config = eff.config;
     const r = await this.director.setConfig(config);
     const fatal = r.failed.filter((f) => f.code === DataPlaneErrorCode.PERMISSION || f.code === DataPlaneErrorCode.UNSUPPORTED);
@@ -209,6 +213,7 @@ export class Daemon {
         return { ok: false, errors: all };
       }
       this.adopt(base, this.overlay, eff);
+      this.announceStale();
       const r = await this.apply();
       this.reloads.ok++;
       this.reloads.lastOkAt = Date.now();
@@ -374,14 +379,13 @@ export class Daemon {
       for (const d of this.drains()) {
         const eff = this.effectiveOf(base, overlay).config;
         const svc = ipvsView(eff).services.find((s) => serviceIdKey(s.id) === d.service);
-        const present = svc?.servers.some((r) => formatHostPort(r.address, r.port) === d.server) ?? false;
+        const rs = svc?.servers.find((r) => formatHostPort(r.address, r.port) === d.server);
         const idle = d.active + d.inactive + d.templates === 0;
-        if (present && !idle && now < d.deadline) continue;
-        const outcome = !present ? 'gone' : idle ? 'idle' : 'deadline';
-        if (present && svc) {
-          const hp = parseHostPort(d.server);
-          const rec = hp && recordCommand(overlay, base, eff, { op: 'delete-server', service: svc.id, server: { family: hp.family, address: hp.address, port: hp.port ?? 0 }, loc: { file: 'drain', line: 1, col: 1 } });
-          if (rec?.ok) overlay = rec.overlay;
+        if (rs && !idle && now < d.deadline) continue;
+        const outcome = !rs ? 'gone' : idle ? 'idle' : 'deadline';
+        if (svc && rs) {
+          const rec = recordCommand(overlay, base, eff, { op: 'delete-server', service: svc.id, server: { family: rs.family, address: rs.address, port: rs.port }, loc: { file: 'drain', line: 1, col: 1 } });
+          if (rec.ok) overlay = rec.overlay;
         }
         overlay = { ...overlay, drains: overlay.drains.filter((x) => !(x.service === d.service && x.server === d.server)) };
         done.push({ d, outcome });

@@ -127,8 +127,9 @@ export function applyOverlay(base: FulcrumConfig, ov: RuntimeOverlay, method: Fo
     if (e.state === 'added') services.push(applyServers(ipvsVirtualServer(e.id, e.options, [], method), e.key, false));
     else stale.push(`runtime ${e.state === 'deleted' ? 'deletion' : 'edit'} of service ${e.key}: the configuration file no longer has it`);
   }
+  const present = new Set(services.map(serviceKey));
   for (const [key, entries] of srvEntries) {
-    if (svcEntries.get(key)?.state === 'deleted' || services.some((vs) => serviceKey(vs) === key)) continue;
+    if (svcEntries.get(key)?.state === 'deleted' || present.has(key)) continue;
     for (const e of entries) stale.push(`runtime change of real server ${e.key} in ${key}: the service is gone`);
   }
   const t = ov.timeouts;
