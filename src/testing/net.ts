@@ -6,7 +6,23 @@ import net from 'node:net';
 import dgram from 'node:dgram';
 import { parseProxyHeader, type ParsedProxyHeader } from '../dataplane/proxy/proxy-protocol.js';
 
-export async function freePort(host = '127.0.0.1', type: 'tcp' | 'udp' = 'tcp'): Promise<number> {
+/** A port free now; `both` = free for TCP and UDP alike (for servers like dnsmasq that bind both). */
+export async function freePort(host = '127.0.0.1', type: 'tcp' | 'udp' | 'both' = 'tcp'): Promise<number> {
+  if (type === 'both') {
+    for (let i = 0; i < 50; i++) {
+      const p = await freePort(host, 'udp');
+      const srv = net.createServer();
+      const ok = await new Promise<boolean>((r) => {
+        srv.once('error', () => r(false));
+        srv.listen(p, host, () => r(true));
+      });
+      if (ok) {
+        await new Promise<void>((r) => srv.close(() => r()));
+        return p;
+      }
+    }
+    throw new Error('no port free for both TCP and UDP');
+  }
   if (type === 'udp') {
     const s = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
     await new Promise<void>((r) => s.bind(0, host, r));

@@ -15,6 +15,7 @@ import { matchesHexPattern, UdpChecker } from './udp.js';
 import { MiscChecker, miscVerdict } from './misc.js';
 import { FileChecker, fileVerdict } from './file.js';
 import { closedPort, ensureCommand, startDaemonProcess } from '../../testing/peers.js';
+import { freePort } from '../../testing/net.js';
 
 const at = (port: number): ProbeTarget => ({ family: 'inet', address: '127.0.0.1', port });
 
@@ -62,12 +63,22 @@ test('UDP_CHECK: reply required and matched, ICMP unreachable = down, silence = 
 
 test('DNS_CHECK against dnsmasq: an answer passes; NXDOMAIN and an empty answer fail', async () => {
   const dnsmasq = ensureCommand('dnsmasq', 'dnsmasq-base');
-  const port = await closedPort('udp');
-  const server = await startDaemonProcess(dnsmasq, [
-    '--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv', '--no-hosts', '--pid-file=', '--user=root',
-    '--bind-interfaces', '--listen-address=127.0.0.1', `--port=${port}`,
-    '--address=/good.example.test/10.9.8.7', '--local=/example.test/', '--host-record=host.example.test,10.9.8.6', '--txt-record=txt.example.test,"fulcrum"',
-  ], async () => (await once(new DnsChecker(at(port), { queryType: 'A', name: 'good.example.test' }), 200)).ok);
+  // dnsmasq binds UDP and TCP on its port; other test files open ports meanwhile, so a port
+  // taken between the check and dnsmasq's bind is tried again with another (3 times at most).
+  let port = 0;
+  let server: Awaited<ReturnType<typeof startDaemonProcess>> | null = null;
+  for (let attempt = 1; server === null; attempt++) {
+    port = await freePort('127.0.0.1', 'both');
+    try {
+      server = await startDaemonProcess(dnsmasq, [
+        '--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv', '--no-hosts', '--pid-file=', '--user=root',
+        '--bind-interfaces', '--listen-address=127.0.0.1', `--port=${port}`,
+        '--address=/good.example.test/10.9.8.7', '--local=/example.test/', '--host-record=host.example.test,10.9.8.6', '--txt-record=txt.example.test,"fulcrum"',
+      ], async () => (await once(new DnsChecker(at(port), { queryType: 'A', name: 'good.example.test' }), 200)).ok);
+    } catch (err: unknown) {
+      if (attempt >= 3 || !/Address already in use/.test(String(err))) throw err;
+    }
+  }
   try {
     const a = await once(new DnsChecker(at(port), { queryType: 'A', name: 'good.example.test' }));
     assert.deepEqual([a.ok, a.status], [true, 0]);
