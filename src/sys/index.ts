@@ -1,7 +1,15 @@
 /**
  * sys — the only code that reaches the kernel through the FFI (koffi, pinned): raw IP
- * sockets today; netlink and libnftables join it with VRRP and the kernel data plane.
- * Each adapter is an interface with a fake beside it.
+ * sockets (ping), the host network VRRP needs (raw protocol-112 channels, rtnetlink
+ * addresses and link changes, gratuitous ARP / neighbour advertisements); libnftables
+ * joins it with the kernel data plane. Each adapter is an interface with a fake beside it.
  */
-export { ffiRawSockets, sockaddr, sockaddrAddress, SysError, SysErrorCode, type RawMessageHandler, type RawSocket, type RawSocketFactory } from './raw.js';
+export { SysError, SysErrorCode, sysFailure } from './errors.js';
+export { ffiRawSockets, sockaddr, sockaddrAddress, type RawMessageHandler, type RawSocket, type RawSocketFactory } from './raw.js';
 export { FakeRawSockets } from './fake.js';
+export {
+  ffiHostNetwork, gratuitousArp, readLink, unsolicitedNa,
+  type AddressSpec, type HostNetwork, type LinkInfo, type VrrpChannel, type VrrpChannelOptions, type VrrpPacketIn,
+} from './host.js';
+export { addressMessage, ackErrno } from './netlink.js';
+export { FakeHost, FakeSegment, ipv4Datagram } from './fake-host.js';

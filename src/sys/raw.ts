@@ -7,59 +7,13 @@
 import koffi from 'koffi';
 import ipaddr from 'ipaddr.js';
 import type { Family } from '../model/types.js';
+import { SysError, SysErrorCode, sysFailure } from './errors.js';
+import { AF_INET, AF_INET6, EAGAIN, loadLibc, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_RAW, type Libc } from './libc.js';
 
-/** Stable codes for system-adapter failures. */
-export const SysErrorCode = {
-  /** The operation needs a capability the process lacks (CAP_NET_RAW, CAP_NET_ADMIN). */
-  PERMISSION: 'E_SYS_PERMISSION',
-  /** The FFI or the call failed for another reason. */
-  FAILED: 'E_SYS_FAILED',
-} as const;
-export type SysErrorCode = (typeof SysErrorCode)[keyof typeof SysErrorCode];
+export { SysError, SysErrorCode } from './errors.js';
 
-export class SysError extends Error {
-  constructor(readonly code: SysErrorCode, message: string, readonly errno?: number) {
-    super(message);
-    this.name = 'SysError';
-  }
-}
-
-const AF_INET = 2;
-const AF_INET6 = 10;
-const SOCK_RAW = 3;
-const SOCK_NONBLOCK = 0o4000;
-const SOCK_CLOEXEC = 0o2000000;
-const EAGAIN = 11;
-const EPERM = 1;
-const EACCES = 13;
-
-interface Libc {
-  socket(domain: number, type: number, proto: number): number;
-  sendto(fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrlen: number): number;
-  recvfrom(fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrlen: Buffer): number;
-  close(fd: number): number;
-}
-
-let libc: Libc | null = null;
-
-function load(): Libc {
-  if (libc) return libc;
-  const lib = koffi.load('libc.so.6');
-  const socket = lib.func('int socket(int, int, int)');
-  const sendto = lib.func('long sendto(int, const void *buf, unsigned long len, int flags, const void *addr, unsigned int addrlen)');
-  const recvfrom = lib.func('long recvfrom(int, void *buf, unsigned long len, int flags, void *addr, void *addrlen)');
-  const close = lib.func('int close(int)');
-  libc = {
-    socket: (d, t, p) => Number(socket(d, t, p)),
-    sendto: (fd, b, n, f, a, al) => Number(sendto(fd, b, n, f, a, al)),
-    recvfrom: (fd, b, n, f, a, al) => Number(recvfrom(fd, b, n, f, a, al)),
-    close: (fd) => Number(close(fd)),
-  };
-  return libc;
-}
-
-/** A sockaddr_in / sockaddr_in6 for `address` (port 0: raw sockets have none). */
-export function sockaddr(family: Family, address: string): Buffer {
+/** A sockaddr_in / sockaddr_in6 for `address` (port 0: raw sockets have none; `scopeId` = interface index for link-local IPv6). */
+export function sockaddr(family: Family, address: string, scopeId = 0): Buffer {
   const bytes = ipaddr.parse(address).toByteArray();
   if (family === 'inet') {
     const sa = Buffer.alloc(16);
@@ -70,6 +24,7 @@ export function sockaddr(family: Family, address: string): Buffer {
   const sa = Buffer.alloc(28);
   sa.writeUInt16LE(AF_INET6, 0);
   Buffer.from(bytes).copy(sa, 8);
+  sa.writeUInt32LE(scopeId, 24);
   return sa;
 }
 
@@ -121,7 +76,7 @@ class FfiRawSocket implements RawSocket {
     const sa = sockaddr(this.family, address);
     const n = this.c.sendto(this.fd, packet, packet.length, 0, sa, sa.length);
     if (n < 0) {
-      const e = koffi.errno();
+      const e = this.c.errno();
       if (e === EAGAIN) return; // the kernel's buffer is full: like a lost packet
       throw new SysError(SysErrorCode.FAILED, `sendto ${address}: errno ${e}`, e);
     }
@@ -137,20 +92,9 @@ class FfiRawSocket implements RawSocket {
 
 export const ffiRawSockets: RawSocketFactory = {
   open(family, protocol, onMessage) {
-    let c: Libc;
-    try {
-      c = load();
-    } catch (err: unknown) {
-      throw new SysError(SysErrorCode.FAILED, `cannot load libc through koffi: ${(err as Error).message}`);
-    }
+    const c = loadLibc();
     const fd = c.socket(family === 'inet' ? AF_INET : AF_INET6, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
-    if (fd < 0) {
-      const e = koffi.errno();
-      if (e === EPERM || e === EACCES) {
-        throw new SysError(SysErrorCode.PERMISSION, `a raw ${family === 'inet' ? 'IPv4' : 'IPv6'} socket (protocol ${protocol}) needs CAP_NET_RAW: run as root or grant it (setcap cap_net_raw+ep, or AmbientCapabilities=CAP_NET_RAW in the systemd unit)`, e);
-      }
-      throw new SysError(SysErrorCode.FAILED, `socket(raw, protocol ${protocol}) failed: errno ${e}`, e);
-    }
+    if (fd < 0) throw sysFailure(`a raw ${family === 'inet' ? 'IPv4' : 'IPv6'} socket (protocol ${protocol})`, c.errno(), 'CAP_NET_RAW');
     return new FfiRawSocket(c, fd, family, onMessage);
   },
 };

@@ -1,0 +1,326 @@
+/**
+ * The host's network, as VRRP needs it: raw protocol-112 channels, interface facts,
+ * virtual addresses (netlink), gratuitous ARP / unsolicited neighbour advertisements, and
+ * link-change notifications. `HostNetwork` is the boundary; `ffiHostNetwork` the real one
+ * (this file), `FakeSegment` in fake-host.ts the fake.
+ *
+ * Receiving and sending use separate sockets (see ../shared/design/findings.md): a raw
+ * socket bound to a unicast address receives no multicast, so adverts are read from an
+ * unbound socket tied to the device (SO_BINDTODEVICE) that joined the group, and sent from
+ * a socket bound to the source address with TTL 255, which drops everything it would
+ * receive (a one-instruction BPF filter).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import koffi from 'koffi';
+import ipaddr from 'ipaddr.js';
+import type { Family } from '../model/types.js';
+import { SysError, SysErrorCode, sysFailure } from './errors.js';
+import {
+  AF_INET, AF_INET6, AF_PACKET, EAGAIN, intOpt, IP_ADD_MEMBERSHIP, IP_MULTICAST_IF, IP_MULTICAST_LOOP, IP_MULTICAST_TTL, IP_TOS, IP_TTL,
+  IPPROTO_ICMPV6, IPPROTO_IP, IPPROTO_IPV6, IPV6_HOPLIMIT, IPV6_JOIN_GROUP, IPV6_MULTICAST_HOPS, IPV6_MULTICAST_IF, IPV6_MULTICAST_LOOP,
+  IPV6_PKTINFO, IPV6_RECVHOPLIMIT, IPV6_RECVPKTINFO, IPV6_TCLASS, IPV6_UNICAST_HOPS, loadLibc, SO_BINDTODEVICE, SOCK_CLOEXEC,
+  SOCK_DGRAM, SOCK_NONBLOCK, SOCK_RAW, SOL_SOCKET, type Libc,
+} from './libc.js';
+import { sockaddr, sockaddrAddress } from './raw.js';
+import { netlinkAddress, openLinkWatch, type AddressSpec } from './netlink.js';
+
+export type { AddressSpec } from './netlink.js';
+
+/** A received VRRP packet. IPv4: `data` is the whole datagram (header included, as the kernel gives it). */
+export interface VrrpPacketIn {
+  readonly family: Family;
+  readonly data: Buffer;
+  readonly src: string;
+  /** IPv6: destination and hop limit from ancillary data; IPv4: in the header. */
+  readonly dst?: string | undefined;
+  readonly ttl?: number | undefined;
+}
+
+export interface VrrpChannelOptions {
+  readonly family: Family;
+  /** Device to receive on and send from (undefined: unicast only, any device). */
+  readonly ifname?: string | undefined;
+  /** Multicast group to join (undefined: unicast peers only). */
+  readonly group?: string | undefined;
+  /** Our source address (IPv6: link-local for multicast). */
+  readonly source: string;
+}
+
+export interface VrrpChannel {
+  send(payload: Buffer, dst: string): void;
+  close(): void;
+}
+
+export interface LinkInfo {
+  readonly name: string;
+  readonly index: number;
+  /** "aa:bb:cc:dd:ee:ff" */
+  readonly mac: string;
+  /** Administratively up with carrier (operstate up, or unknown for devices without one). */
+  readonly up: boolean;
+  readonly addresses: readonly { readonly family: Family; readonly address: string; readonly prefixLength: number }[];
+}
+
+export interface HostNetwork {
+  openVrrp(o: VrrpChannelOptions, onPacket: (p: VrrpPacketIn) => void): VrrpChannel;
+  /** Interface facts, or null when it does not exist. */
+  link(name: string): LinkInfo | null;
+  /** Add an address; already present is fine. */
+  addAddress(a: AddressSpec): void;
+  /** Remove an address; already absent is fine. */
+  removeAddress(a: AddressSpec): void;
+  /** One gratuitous ARP (IPv4) or unsolicited neighbour advertisement (IPv6) for `address`. */
+  announce(ifname: string, family: Family, address: string): void;
+  /** `onChange` after any link or address change on the host (then read `link`). */
+  watchLinks(onChange: () => void): { close(): void };
+}
+
+const ETH_P_ARP = 0x0806;
+const ETH_P_IPV6 = 0x86dd;
+
+/** Interface facts from the kernel (sysfs) and getifaddrs (os.networkInterfaces). */
+export function readLink(name: string): LinkInfo | null {
+  const dir = `/sys/class/net/${name}`;
+  let index: number;
+  try {
+    index = Number(fs.readFileSync(`${dir}/ifindex`, 'utf8').trim());
+  } catch {
+    return null;
+  }
+  const read = (f: string): string => {
+    try {
+      return fs.readFileSync(`${dir}/${f}`, 'utf8').trim();
+    } catch {
+      return '';
+    }
+  };
+  const oper = read('operstate');
+  const addrs = (os.networkInterfaces()[name] ?? []).map((a) => ({
+    family: (a.family === 'IPv4' ? 'inet' : 'inet6') as Family,
+    address: a.address.replace(/%.*$/, ''),
+    prefixLength: Number(a.cidr?.split('/')[1] ?? (a.family === 'IPv4' ? 32 : 128)),
+  }));
+  return { name, index, mac: read('address'), up: oper === 'up' || oper === 'unknown', addresses: addrs };
+}
+
+function ifindexOf(name: string): number {
+  const l = readLink(name);
+  if (!l) throw new SysError(SysErrorCode.NO_DEVICE, `network interface '${name}' does not exist`);
+  return l.index;
+}
+
+function setopt(c: Libc, fd: number, level: number, opt: number, value: Buffer, what: string): void {
+  if (c.setsockopt(fd, level, opt, value, value.length) < 0) throw sysFailure(what, c.errno(), 'CAP_NET_RAW');
+}
+
+function rawSocket(c: Libc, family: Family, proto: number, what: string): number {
+  const fd = c.socket(family === 'inet' ? AF_INET : AF_INET6, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, proto);
+  if (fd < 0) throw sysFailure(what, c.errno(), 'CAP_NET_RAW');
+  return fd;
+}
+
+class FfiVrrpChannel implements VrrpChannel {
+  private readonly rx: number;
+  private tx = -1;
+  private readonly poll: ReturnType<typeof koffi.node.poll>;
+  private readonly buf = Buffer.alloc(65536);
+  private readonly name = Buffer.alloc(28);
+  private readonly control = Buffer.alloc(128);
+  private readonly scope: number;
+  private closed = false;
+
+  constructor(private readonly c: Libc, private readonly o: VrrpChannelOptions, private readonly onPacket: (p: VrrpPacketIn) => void) {
+    const index = o.ifname !== undefined ? ifindexOf(o.ifname) : 0;
+    this.scope = index;
+    const what = `a raw ${o.family === 'inet' ? 'IPv4' : 'IPv6'} VRRP socket (protocol 112)${o.ifname ? ` on ${o.ifname}` : ''}`;
+    // Receiver: unbound, tied to the device, member of the group.
+    this.rx = rawSocket(c, o.family, 112, what);
+    try {
+      this.setup(index, what);
+    } catch (err: unknown) {
+      c.close(this.rx);
+      if (this.tx >= 0) c.close(this.tx);
+      throw err;
+    }
+    this.poll = koffi.node.poll(this.rx, { readable: true }, () => this.drain());
+    this.poll.unref();
+  }
+
+  private setup(index: number, what: string): void {
+    const { c, o } = this;
+    const v4 = o.family === 'inet';
+    if (o.ifname !== undefined) setopt(c, this.rx, SOL_SOCKET, SO_BINDTODEVICE, Buffer.from(`${o.ifname}\0`), `${what}: SO_BINDTODEVICE`);
+    if (v4) {
+      if (o.group !== undefined) {
+        const mreqn = Buffer.alloc(12);
+        Buffer.from(ipaddr.parse(o.group).toByteArray()).copy(mreqn, 0);
+        mreqn.writeInt32LE(index, 8);
+        setopt(c, this.rx, IPPROTO_IP, IP_ADD_MEMBERSHIP, mreqn, `${what}: joining ${o.group}`);
+      }
+    } else {
+      setopt(c, this.rx, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, intOpt(1), `${what}: IPV6_RECVHOPLIMIT`);
+      setopt(c, this.rx, IPPROTO_IPV6, IPV6_RECVPKTINFO, intOpt(1), `${what}: IPV6_RECVPKTINFO`);
+      if (o.group !== undefined) {
+        const mreq = Buffer.alloc(20);
+        Buffer.from(ipaddr.parse(o.group).toByteArray()).copy(mreq, 0);
+        mreq.writeInt32LE(index, 16);
+        setopt(c, this.rx, IPPROTO_IPV6, IPV6_JOIN_GROUP, mreq, `${what}: joining ${o.group}`);
+      }
+    }
+    // Sender: bound to our address, TTL/hop limit 255, never loops back, receives nothing.
+    this.tx = rawSocket(c, o.family, 112, what);
+    const sa = sockaddr(o.family, o.source, v4 ? 0 : ipaddr.parse(o.source).range() === 'linkLocal' ? index : 0);
+    if (c.bind(this.tx, sa, sa.length) < 0) {
+      const e = c.errno();
+      throw new SysError(SysErrorCode.FAILED, `${what}: cannot bind to ${o.source} (errno ${e}; is it on the interface?)`, e);
+    }
+    if (v4) {
+      setopt(c, this.tx, IPPROTO_IP, IP_TTL, intOpt(255), `${what}: IP_TTL`);
+      setopt(c, this.tx, IPPROTO_IP, IP_MULTICAST_TTL, intOpt(255), `${what}: IP_MULTICAST_TTL`);
+      setopt(c, this.tx, IPPROTO_IP, IP_MULTICAST_LOOP, intOpt(0), `${what}: IP_MULTICAST_LOOP`);
+      setopt(c, this.tx, IPPROTO_IP, IP_TOS, intOpt(0xc0), `${what}: IP_TOS`);
+      if (index) {
+        const mreqn = Buffer.alloc(12);
+        mreqn.writeInt32LE(index, 8);
+        setopt(c, this.tx, IPPROTO_IP, IP_MULTICAST_IF, mreqn, `${what}: IP_MULTICAST_IF`);
+      }
+    } else {
+      setopt(c, this.tx, IPPROTO_IPV6, IPV6_UNICAST_HOPS, intOpt(255), `${what}: IPV6_UNICAST_HOPS`);
+      setopt(c, this.tx, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, intOpt(255), `${what}: IPV6_MULTICAST_HOPS`);
+      setopt(c, this.tx, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, intOpt(0), `${what}: IPV6_MULTICAST_LOOP`);
+      setopt(c, this.tx, IPPROTO_IPV6, IPV6_TCLASS, intOpt(0xc0), `${what}: IPV6_TCLASS`);
+      if (index) setopt(c, this.tx, IPPROTO_IPV6, IPV6_MULTICAST_IF, intOpt(index), `${what}: IPV6_MULTICAST_IF`);
+    }
+    // BPF "ret #0": the sending socket keeps no receive queue.
+    const dropAll = Buffer.alloc(8);
+    dropAll.writeUInt16LE(0x06, 0);
+    if (c.attachFilter(this.tx, dropAll, 1) < 0) throw new SysError(SysErrorCode.FAILED, `${what}: SO_ATTACH_FILTER failed (errno ${c.errno()})`, c.errno());
+  }
+
+  private drain(): void {
+    for (let i = 0; i < 256 && !this.closed; i++) {
+      const { n, controlLen } = this.c.recvmsg(this.rx, this.buf, this.name, this.control, 0x40 /* MSG_DONTWAIT */);
+      if (n < 0) return;
+      const src = sockaddrAddress(this.name) ?? '';
+      const data = Buffer.from(this.buf.subarray(0, n));
+      if (this.o.family === 'inet') {
+        this.onPacket({ family: 'inet', data, src });
+        continue;
+      }
+      let dst: string | undefined;
+      let ttl: number | undefined;
+      for (let off = 0; off + 16 <= controlLen;) {
+        const len = Number(this.control.readBigUInt64LE(off));
+        if (len < 16) break;
+        const level = this.control.readInt32LE(off + 8);
+        const type = this.control.readInt32LE(off + 12);
+        if (level === IPPROTO_IPV6 && type === IPV6_PKTINFO && len >= 16 + 20) dst = ipaddr.fromByteArray([...this.control.subarray(off + 16, off + 32)]).toString();
+        if (level === IPPROTO_IPV6 && type === IPV6_HOPLIMIT && len >= 20) ttl = this.control.readInt32LE(off + 16);
+        off += (len + 7) & ~7;
+      }
+      this.onPacket({ family: 'inet6', data, src, dst, ttl });
+    }
+  }
+
+  send(payload: Buffer, dst: string): void {
+    if (this.closed) throw new SysError(SysErrorCode.FAILED, 'VRRP channel is closed');
+    const linkLocal = this.o.family === 'inet6' && ['linkLocal', 'multicast'].includes(ipaddr.parse(dst).range());
+    const sa = sockaddr(this.o.family, dst, linkLocal ? this.scope : 0);
+    if (this.c.sendto(this.tx, payload, payload.length, 0, sa, sa.length) < 0) {
+      const e = this.c.errno();
+      if (e === EAGAIN) return;
+      throw new SysError(SysErrorCode.FAILED, `sending VRRP to ${dst}${this.o.ifname ? ` on ${this.o.ifname}` : ''}: errno ${e}`, e);
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.poll.close();
+    this.c.close(this.rx);
+    this.c.close(this.tx);
+  }
+}
+
+function macBytes(mac: string): Buffer {
+  return Buffer.from(mac.split(':').map((x) => parseInt(x, 16)));
+}
+
+/** `who-has A tell A`, broadcast: what keepalived sends (RFC 5227 announcement form). */
+export function gratuitousArp(mac: string, address: string): Buffer {
+  const b = Buffer.alloc(28);
+  b.writeUInt16BE(1, 0); // Ethernet
+  b.writeUInt16BE(0x0800, 2);
+  b[4] = 6;
+  b[5] = 4;
+  b.writeUInt16BE(1, 6); // request
+  macBytes(mac).copy(b, 8);
+  Buffer.from(ipaddr.parse(address).toByteArray()).copy(b, 14);
+  Buffer.alloc(6, 0xff).copy(b, 18);
+  Buffer.from(ipaddr.parse(address).toByteArray()).copy(b, 24);
+  return b;
+}
+
+/** An unsolicited neighbour advertisement (RFC 4861 §7.2.6): Override set, target link-layer option. */
+export function unsolicitedNa(mac: string, address: string): Buffer {
+  const b = Buffer.alloc(32);
+  b[0] = 136;
+  b.writeUInt32BE(0x20000000, 4); // O flag
+  Buffer.from(ipaddr.parse(address).toByteArray()).copy(b, 8);
+  b[24] = 2; // target link-layer address
+  b[25] = 1; // 8 bytes
+  macBytes(mac).copy(b, 26);
+  return b;
+}
+
+export const ffiHostNetwork: HostNetwork = {
+  openVrrp(o, onPacket) {
+    return new FfiVrrpChannel(loadLibc(), o, onPacket);
+  },
+  link: readLink,
+  addAddress(a) {
+    netlinkAddress('add', a, ifindexOf(a.ifname));
+  },
+  removeAddress(a) {
+    const l = readLink(a.ifname);
+    if (!l) return; // the interface is gone, and its addresses with it
+    netlinkAddress('remove', a, l.index);
+  },
+  announce(ifname, family, address) {
+    const c = loadLibc();
+    const l = readLink(ifname);
+    if (!l) throw new SysError(SysErrorCode.NO_DEVICE, `network interface '${ifname}' does not exist`);
+    if (family === 'inet') {
+      const fd = c.socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, ETH_P_ARP);
+      if (fd < 0) throw sysFailure(`a packet socket for gratuitous ARP on ${ifname}`, c.errno(), 'CAP_NET_RAW');
+      try {
+        const ll = Buffer.alloc(20);
+        ll.writeUInt16LE(AF_PACKET, 0);
+        ll.writeUInt16BE(ETH_P_ARP, 2);
+        ll.writeInt32LE(l.index, 4);
+        ll[11] = 6;
+        Buffer.alloc(6, 0xff).copy(ll, 12);
+        const pkt = gratuitousArp(l.mac, address);
+        if (c.sendto(fd, pkt, pkt.length, 0, ll, ll.length) < 0) throw sysFailure(`gratuitous ARP for ${address} on ${ifname}`, c.errno(), 'CAP_NET_RAW');
+      } finally {
+        c.close(fd);
+      }
+      return;
+    }
+    const fd = rawSocket(c, 'inet6', IPPROTO_ICMPV6, `an ICMPv6 socket for neighbour advertisements on ${ifname}`);
+    try {
+      setopt(c, fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, intOpt(255), 'IPV6_MULTICAST_HOPS');
+      setopt(c, fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, intOpt(l.index), 'IPV6_MULTICAST_IF');
+      const pkt = unsolicitedNa(l.mac, address);
+      const sa = sockaddr('inet6', 'ff02::1', l.index);
+      if (c.sendto(fd, pkt, pkt.length, 0, sa, sa.length) < 0) throw sysFailure(`neighbour advertisement for ${address} on ${ifname}`, c.errno(), 'CAP_NET_RAW');
+    } finally {
+      c.close(fd);
+    }
+  },
+  watchLinks: openLinkWatch,
+};
+
+/** The ethertype a gratuitous ARP or NA travels in (for tests that capture them). */
+export const ANNOUNCE_ETHERTYPE = { inet: ETH_P_ARP, inet6: ETH_P_IPV6 } as const;

@@ -1,0 +1,279 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { FakeClock } from '../health/index.js';
+import type { FulcrumConfig, ScriptSpec } from '../model/types.js';
+import type { ScriptOutcome } from '../notify/script.js';
+import { FakeSegment, SysErrorCode, type FakeHost } from '../sys/index.js';
+import { parseText } from '../testing/index.js';
+import { encodeAdvert } from './codec.js';
+import { VRRP_CHANNEL, VrrpNode, type VrrpEvent } from './node.js';
+
+function conf(text: string): FulcrumConfig {
+  const r = parseText(text);
+  assert.ok(r.ok, r.diagnostics.map((d) => d.message).join('\n'));
+  return r.config;
+}
+
+function instance(o: { priority: number; state?: string; version?: number; pass?: string; extra?: string; name?: string; vrid?: number; vip?: string; advert?: string }): string {
+  return `vrrp_instance ${o.name ?? 'VI_1'} {
+    state ${o.state ?? 'BACKUP'}
+    interface eth0
+    virtual_router_id ${o.vrid ?? 51}
+    priority ${o.priority}
+    advert_int ${o.advert ?? '1'}
+    version ${o.version ?? 2}
+    ${o.pass !== undefined ? `authentication { auth_type PASS\n auth_pass ${o.pass} }` : ''}
+    virtual_ipaddress { ${o.vip ?? '10.0.0.100/24'} }
+    ${o.extra ?? ''}
+  }`;
+}
+
+interface Rig {
+  clock: FakeClock;
+  seg: FakeSegment;
+  hosts: FakeHost[];
+  nodes: VrrpNode[];
+  held: string[][];
+  scripts: { argv: string; args: string[]; at: number }[];
+  exit: Map<string, number>;
+  events: VrrpEvent[];
+  states(): string[];
+  done(): void;
+}
+
+function rig(n: number): Rig {
+  const clock = new FakeClock();
+  const seg = new FakeSegment();
+  const hosts = Array.from({ length: n }, (_, k) => {
+    const h = seg.host(`h${k}`, [{ name: 'eth0', mac: `02:00:00:00:00:0${k + 1}`, addresses: [{ family: 'inet', address: `10.0.0.${k + 1}`, prefixLength: 24 }, { family: 'inet6', address: `fe80::${k + 1}`, prefixLength: 64 }] }]);
+    h.now = () => clock.now();
+    return h;
+  });
+  const held: string[][] = hosts.map(() => []);
+  const scripts: Rig['scripts'] = [];
+  const exit = new Map<string, number>();
+  const run = async (spec: ScriptSpec, o: { args?: readonly string[] }): Promise<ScriptOutcome> => {
+    scripts.push({ argv: spec.argv.join(' '), args: [...(o.args ?? [])], at: clock.now() });
+    const code = exit.get(spec.argv.join(' ')) ?? 0;
+    return { exitCode: code, signal: null, timedOut: false, ms: 0, output: '' };
+  };
+  const nodes = hosts.map((host, k) => new VrrpNode({ host, clock, runScript: run, onHeldChange: (s) => { held[k] = [...s]; } }));
+  const events: VrrpEvent[] = [];
+  const sub = (m: unknown): void => { events.push(m as VrrpEvent); };
+  subscribe(VRRP_CHANNEL, sub);
+  return {
+    clock, seg, hosts, nodes, held, scripts, exit, events,
+    states: () => nodes.map((x) => x.status().map((s) => s.state).join(',')),
+    done: () => unsubscribe(VRRP_CHANNEL, sub),
+  };
+}
+
+test('election by priority, VIP takeover with gratuitous ARPs, failover timed by Master_Down_Interval', async () => {
+  const r = rig(2);
+  try {
+    r.nodes[0]!.start(conf(instance({ priority: 150, state: 'MASTER', pass: 'sa5pw' })));
+    r.nodes[1]!.start(conf(instance({ priority: 100, pass: 'sa5pw' })));
+    await r.clock.advance(3000 + (106 * 1000) / 256);
+    assert.deepEqual(r.states(), ['MASTER', 'BACKUP']);
+    assert.deepEqual(r.hosts[0]!.addresses('eth0'), ['10.0.0.1', 'fe80::1', '10.0.0.100']);
+    assert.deepEqual(r.hosts[1]!.addresses('eth0'), ['10.0.0.2', 'fe80::2']);
+    assert.deepEqual(r.held, [['10.0.0.100'], []]);
+    assert.equal(r.hosts[0]!.announced.length, 5, 'garp_master_repeat 5 at once');
+    await r.clock.advance(5000);
+    assert.equal(r.hosts[0]!.announced.length, 10, 'and 5 more after garp_master_delay');
+    assert.equal(r.nodes[1]!.status()[0]!.master, '10.0.0.1');
+    // The master dies silently: the backup takes over 3·1 s + (256−100)/256 s after its last advert.
+    const last = Math.floor(r.clock.now() / 1000) * 1000;
+    r.hosts[0]!.up = false;
+    await r.clock.advance(6000);
+    const t = r.events.find((e) => e.type === 'transition' && e.instance === 'VI_1' && e.to === 'MASTER' && e.reason === 'master-down' && r.nodes[1]!.status()[0]!.becameMaster === 1);
+    assert.ok(t);
+    const took = r.nodes[1]!.status()[0]!.since - (last + (106 * 1000) / 256);
+    assert.ok(Math.abs(took - 3609.375) < 1001, `takeover after ${took} ms`);
+    assert.deepEqual(r.held[1], ['10.0.0.100']);
+    assert.deepEqual(r.hosts[1]!.announced.slice(0, 5).map((a) => a.address), Array(5).fill('10.0.0.100'));
+  } finally {
+    r.done();
+  }
+});
+
+test('graceful stop sends priority 0: the backup takes over after the skew alone; preemption on return, none with nopreempt', async () => {
+  for (const nopreempt of [false, true]) {
+    const r = rig(2);
+    try {
+      const a = conf(instance({ priority: 200, extra: nopreempt ? 'nopreempt' : '' }));
+      r.nodes[0]!.start(a);
+      r.nodes[1]!.start(conf(instance({ priority: 100 })));
+      await r.clock.advance(4000);
+      assert.deepEqual(r.states(), ['MASTER', 'BACKUP']);
+      const stopAt = r.clock.now();
+      await r.nodes[0]!.stop();
+      assert.deepEqual(r.hosts[0]!.addresses('eth0'), ['10.0.0.1', 'fe80::1']);
+      await r.clock.advance(1000);
+      assert.equal(r.states()[1], 'MASTER');
+      assert.equal(r.nodes[1]!.status()[0]!.since - stopAt, (156 * 1000) / 256);
+      // A comes back (a new process).
+      const again = new VrrpNode({ host: r.hosts[0]!, clock: r.clock, onHeldChange: () => undefined });
+      r.nodes[0] = again;
+      again.start(a);
+      await r.clock.advance(5000);
+      assert.deepEqual(r.states(), nopreempt ? ['BACKUP', 'MASTER'] : ['MASTER', 'BACKUP']);
+      await again.stop();
+      await r.nodes[1]!.stop();
+    } finally {
+      r.done();
+    }
+  }
+});
+
+test('equal priority: two masters meeting (a healed split) — the higher primary address wins', async () => {
+  const r = rig(2);
+  try {
+    r.hosts[0]!.up = false;
+    r.nodes[0]!.start(conf(instance({ priority: 100, version: 3 })));
+    r.nodes[1]!.start(conf(instance({ priority: 100, version: 3 })));
+    await r.clock.advance(5000);
+    assert.deepEqual(r.states(), ['MASTER', 'MASTER']);
+    r.hosts[0]!.up = true;
+    await r.clock.advance(2000);
+    assert.deepEqual(r.states(), ['BACKUP', 'MASTER']);
+  } finally {
+    r.done();
+  }
+});
+
+test('authentication mismatch: both drop and count the other\'s adverts, both end up MASTER', async () => {
+  const r = rig(2);
+  try {
+    r.nodes[0]!.start(conf(instance({ priority: 150, pass: 'one' })));
+    r.nodes[1]!.start(conf(instance({ priority: 100, pass: 'two' })));
+    await r.clock.advance(8000);
+    assert.deepEqual(r.states(), ['MASTER', 'MASTER']);
+    for (const n of r.nodes) assert.ok((n.drops()['auth-mismatch'] ?? 0) >= 3, JSON.stringify(n.drops()));
+    const logged = r.events.filter((e) => e.type === 'dropped' && e.reason === 'auth-mismatch');
+    assert.equal(logged.length, 2, 'logged once per sender per 10 s');
+  } finally {
+    r.done();
+  }
+});
+
+test('malformed packets from a third host are dropped, counted by reason, and never change state', async () => {
+  const r = rig(2);
+  try {
+    r.nodes[0]!.start(conf(instance({ priority: 150, pass: 'pw' })));
+    r.nodes[1]!.start(conf(instance({ priority: 100, pass: 'pw' })));
+    await r.clock.advance(5000);
+    const before = r.nodes.map((n) => n.status()[0]!);
+    const good = (o: Partial<{ vrid: number; priority: number; addresses: string[]; password: string | undefined; version: 2 | 3; intervalCs: number }> = {}): Buffer =>
+      encodeAdvert({ version: 2, family: 'inet', vrid: 51, priority: 254, intervalCs: 100, addresses: ['10.0.0.100'], password: 'pw', src: '10.0.0.9', dst: '224.0.0.18', ...o });
+    const flip = (b: Buffer, i: number): Buffer => { const c = Buffer.from(b); c[i] = (c[i] ?? 0) ^ 0x55; return c; };
+    const send = (payload: Buffer, ttl = 255): void => r.seg.inject({ family: 'inet', src: '10.0.0.9', dst: '224.0.0.18', payload, ttl });
+    send(good(), 64);
+    send(good().subarray(0, 5));
+    send(flip(good(), 0));
+    send(Buffer.from([0x23, ...good().subarray(1)]));
+    send(flip(good(), 7));
+    send(good({ vrid: 52 }));
+    send(good({ addresses: ['10.0.0.100', '10.0.0.101'] }));
+    send(good({ addresses: ['10.0.0.99'] }));
+    send(good({ password: 'nope' }));
+    send(good({ intervalCs: 300 }));
+    send(good({ version: 3 }));
+    r.seg.inject({ family: 'inet', src: '10.0.0.9', dst: '224.0.0.18', payload: Buffer.alloc(0), raw: Buffer.alloc(10) });
+    await r.clock.advance(10);
+    const want = {
+      'bad-ttl': 1, truncated: 2, 'bad-version': 2, 'bad-type': 1, 'bad-checksum': 1, 'unknown-vrid': 1,
+      'address-count-mismatch': 1, 'address-mismatch': 1, 'auth-mismatch': 1, 'interval-mismatch': 1,
+    };
+    for (const n of r.nodes) assert.deepEqual(n.drops(), want);
+    const after = r.nodes.map((n) => n.status()[0]!);
+    assert.deepEqual(after.map((s) => [s.state, s.master, s.transitions]), before.map((s) => [s.state, s.master, s.transitions]));
+    // A well-formed higher-priority advert from the third host does move the master.
+    send(good());
+    await r.clock.advance(10);
+    assert.deepEqual(r.states(), ['BACKUP', 'BACKUP']);
+  } finally {
+    r.done();
+  }
+});
+
+test('tracking: a failing weighted script lowers priority and hands over; a down interface means FAULT', async () => {
+  const r = rig(2);
+  try {
+    const script = 'vrrp_script chk {\n script "/bin/check"\n interval 1\n weight -60\n fall 2\n rise 2\n}\n';
+    r.nodes[0]!.start(conf(script + instance({ priority: 150, extra: 'track_script { chk }' })));
+    r.nodes[1]!.start(conf(instance({ priority: 100 })));
+    await r.clock.advance(5000);
+    assert.deepEqual(r.states(), ['MASTER', 'BACKUP']);
+    r.exit.set('/bin/check', 1);
+    await r.clock.advance(2500);
+    assert.equal(r.nodes[0]!.status()[0]!.priority, 90);
+    await r.clock.advance(5000);
+    assert.deepEqual(r.states(), ['BACKUP', 'MASTER'], 'priority 90 < 100: the backup preempts');
+    r.exit.set('/bin/check', 0);
+    await r.clock.advance(6000);
+    assert.deepEqual(r.states(), ['MASTER', 'BACKUP'], 'recovered: preempts back');
+    r.hosts[0]!.setLink('eth0', false);
+    await r.clock.advance(10);
+    assert.equal(r.states()[0], 'FAULT');
+    assert.deepEqual(r.nodes[0]!.status()[0]!.faults, ['interface eth0 is down']);
+    assert.deepEqual(r.hosts[0]!.addresses('eth0'), ['10.0.0.1', 'fe80::1']);
+    await r.clock.advance(4000);
+    assert.equal(r.states()[1], 'MASTER', 'the link is down, so no goodbye: the backup times out');
+    r.hosts[0]!.setLink('eth0', true);
+    await r.clock.advance(10);
+    assert.equal(r.states()[0], 'BACKUP');
+  } finally {
+    r.done();
+  }
+});
+
+test('sync group: members change state together; notify scripts run in order with keepalived\'s arguments', async () => {
+  const r = rig(2);
+  try {
+    const text = (prio: number): string => `
+      vrrp_sync_group G { group { VI_1 VI_2 } notify "/bin/group" }
+      ${instance({ name: 'VI_1', vrid: 51, priority: prio, extra: 'notify_master "/bin/m1"\nnotify_backup "/bin/b1"\nnotify "/bin/any"' })}
+      ${instance({ name: 'VI_2', vrid: 52, priority: prio, vip: '10.0.0.200/24', extra: 'track_interface { eth1 }' })}`;
+    r.hosts[0]!.setLink('eth0', true);
+    r.nodes[0]!.start(conf(text(150)));
+    await r.clock.advance(10);
+    // eth1 does not exist on host 0: VI_2 faults and takes VI_1 with it.
+    assert.deepEqual(r.states()[0], 'FAULT,FAULT');
+    assert.match(r.nodes[0]!.status()[0]!.faults.join(), /sync group G: VI_2 is in FAULT/);
+    await r.nodes[0]!.stop();
+    const r2 = rig(2);
+    try {
+      const good = (prio: number): string => text(prio).replace('track_interface { eth1 }', '');
+      r2.nodes[0]!.start(conf(good(150)));
+      r2.nodes[1]!.start(conf(good(100)));
+      await r2.clock.advance(5000);
+      assert.deepEqual(r2.states(), ['MASTER,MASTER', 'BACKUP,BACKUP']);
+      // A higher priority for VI_1 alone on host 1 moves both instances there.
+      r2.nodes[1]!.reload(conf(good(100).replace('priority 100', 'priority 200')));
+      await r2.clock.advance(5000);
+      assert.deepEqual(r2.states(), ['BACKUP,BACKUP', 'MASTER,MASTER']);
+      const seq = r2.scripts.map((s) => `${s.argv} ${s.args.join(' ')}`.trim());
+      assert.ok(seq.includes('/bin/m1'));
+      assert.ok(seq.includes('/bin/any INSTANCE VI_1 MASTER 150'));
+      assert.ok(seq.includes('/bin/group GROUP G MASTER 150'));
+      assert.ok(seq.indexOf('/bin/m1') < seq.indexOf('/bin/any INSTANCE VI_1 MASTER 150'), 'specific script first, then notify');
+    } finally {
+      r2.done();
+    }
+  } finally {
+    r.done();
+  }
+});
+
+test('without CAP_NET_RAW start fails with E_SYS_PERMISSION and leaves nothing running', () => {
+  const r = rig(1);
+  try {
+    r.hosts[0]!.denyRaw = true;
+    assert.throws(() => r.nodes[0]!.start(conf(instance({ priority: 100 }))), (e: unknown) => (e as { code?: string }).code === SysErrorCode.PERMISSION);
+    assert.equal(r.clock.pending, 0);
+  } finally {
+    r.done();
+  }
+});

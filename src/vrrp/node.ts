@@ -1,0 +1,617 @@
+/**
+ * The VRRP node: runs every configured vrrp_instance — sockets (through the injected
+ * HostNetwork), timers (through the injected Clock), the pure state machine (fsm.ts), the
+ * trackers (track.ts), sync groups, virtual addresses, gratuitous ARP / neighbour
+ * advertisements and notify scripts — and tells its owner which virtual addresses it holds
+ * (the director's hook: services on a VRRP address follow MASTER/BACKUP).
+ *
+ * Every received packet is decoded and checked before the state machine sees it; one that
+ * fails is dropped, counted by reason (per instance when its VRID is known, and in total)
+ * and logged (at most once per 10 s per instance, reason and sender).
+ */
+import { channel } from 'node:diagnostics_channel';
+import ipaddr from 'ipaddr.js';
+import type { Clock } from '../health/types.js';
+import type { FulcrumConfig, GlobalDefs, ScriptSpec, VirtualIp, VrrpInstance, VrrpScript, VrrpSyncGroup } from '../model/types.js';
+import { describeOutcome, runScript as realRunScript, type RunScriptOptions, type ScriptOutcome } from '../notify/script.js';
+import type { HostNetwork, VrrpChannel, VrrpPacketIn } from '../sys/host.js';
+import { checkAdvert, decodeAdvert, decodeIpv4, DropReason, encodeAdvert, VRRP_PROTOCOL, type Drop } from './codec.js';
+import { initialState, PRIORITY_OWNER, step, type FsmConfig, type FsmEvent, type FsmState, type TransitionReason, type VrrpStateName } from './fsm.js';
+import { foldScript, initialStanding, trackVerdict, type ScriptStanding } from './track.js';
+
+/** diagnostics_channel name for VrrpEvent messages. */
+export const VRRP_CHANNEL = 'fulcrum:vrrp';
+const events = channel(VRRP_CHANNEL);
+
+export type VrrpEvent =
+  | { readonly type: 'transition'; readonly instance: string; readonly from: VrrpStateName; readonly to: VrrpStateName; readonly reason: TransitionReason; readonly priority: number; readonly master: string | null }
+  | { readonly type: 'dropped'; readonly instance: string | null; readonly interface: string | null; readonly src: string; readonly reason: DropReason; readonly detail: string; readonly count: number }
+  | { readonly type: 'track'; readonly instance: string; readonly priority: number; readonly faults: readonly string[] }
+  | { readonly type: 'script'; readonly script: string; readonly ok: boolean; readonly outcome: string }
+  | { readonly type: 'notify'; readonly instance: string; readonly script: string; readonly ok: boolean; readonly outcome: string }
+  | { readonly type: 'error'; readonly instance: string; readonly message: string };
+
+function publish(e: VrrpEvent): void {
+  if (events.hasSubscribers) events.publish(e);
+}
+
+export interface VrrpNodeOptions {
+  readonly host: HostNetwork;
+  readonly clock: Clock;
+  /** How operator scripts run (tests may fake it). */
+  readonly runScript?: (spec: ScriptSpec, o: RunScriptOptions) => Promise<ScriptOutcome>;
+  /** Told whenever the set of virtual addresses this node holds (as MASTER) changes. */
+  readonly onHeldChange?: (held: ReadonlySet<string>) => void;
+  /** Milliseconds a notify script may run (default 30 s). */
+  readonly notifyTimeoutMs?: number;
+}
+
+export interface InstanceStatus {
+  readonly name: string;
+  readonly state: VrrpStateName;
+  readonly priority: number;
+  readonly basePriority: number;
+  readonly vrid: number;
+  readonly interface: string | null;
+  readonly family: 'inet' | 'inet6';
+  readonly version: 2 | 3;
+  readonly advertInt: number;
+  readonly addresses: readonly string[];
+  readonly master: string | null;
+  readonly source: string | null;
+  /** Clock time of the last transition. */
+  readonly since: number;
+  readonly reason: TransitionReason | null;
+  readonly faults: readonly string[];
+  readonly advertsSent: number;
+  readonly advertsReceived: number;
+  readonly becameMaster: number;
+  readonly transitions: number;
+  readonly drops: Readonly<Record<string, number>>;
+}
+
+interface Port {
+  readonly key: string;
+  readonly ifname: string | null;
+  readonly channel: VrrpChannel;
+  readonly instances: Map<number, Inst>;
+}
+
+interface Inst {
+  cfg: VrrpInstance;
+  fsm: FsmConfig;
+  st: FsmState;
+  group: VrrpSyncGroup | undefined;
+  port: Port | null;
+  source: string | null;
+  timer: unknown;
+  garpTimer: unknown;
+  faults: readonly string[];
+  since: number;
+  reason: TransitionReason | null;
+  sent: number;
+  received: number;
+  becameMaster: number;
+  transitions: number;
+  drops: Map<string, number>;
+  notify: Promise<void>;
+}
+
+const LOG_EVERY_MS = 10_000;
+
+function intervalCs(i: VrrpInstance): number {
+  return Math.round(i.advertInt * 100);
+}
+
+function sameIdentity(a: VrrpInstance, b: VrrpInstance): boolean {
+  return a.vrid === b.vrid && a.interface === b.interface && a.family === b.family && a.version === b.version
+    && a.mcastSrcIp === b.mcastSrcIp && a.unicastSrcIp === b.unicastSrcIp
+    && JSON.stringify(a.unicastPeers) === JSON.stringify(b.unicastPeers);
+}
+
+function vipKey(v: VirtualIp): string {
+  return ipaddr.parse(v.address).toNormalizedString();
+}
+
+export class VrrpNode {
+  private readonly insts = new Map<string, Inst>();
+  private readonly ports = new Map<string, Port>();
+  private readonly scripts = new Map<string, { def: VrrpScript; standing: ScriptStanding; timer: unknown; running: boolean }>();
+  private readonly totalDrops = new Map<string, number>();
+  private readonly logged = new Map<string, { at: number; count: number }>();
+  private config: FulcrumConfig | null = null;
+  private watch: { close(): void } | null = null;
+  private held = new Set<string>();
+  private stopped = false;
+  private readonly run: (spec: ScriptSpec, o: RunScriptOptions) => Promise<ScriptOutcome>;
+
+  constructor(private readonly o: VrrpNodeOptions) {
+    this.run = o.runScript ?? realRunScript;
+  }
+
+  /** Start every instance. Throws a SysError when the sockets cannot be opened (no CAP_NET_RAW). */
+  start(config: FulcrumConfig): void {
+    this.config = config;
+    if (config.vrrpInstances.length === 0) return;
+    this.watch = this.o.host.watchLinks(() => this.linksChanged());
+    this.syncScripts();
+    try {
+      for (const cfg of config.vrrpInstances) this.addInstance(cfg);
+    } catch (err: unknown) {
+      for (const i of this.insts.values()) this.clearTimers(i);
+      for (const p of this.ports.values()) p.channel.close();
+      this.ports.clear();
+      this.insts.clear();
+      this.watch.close();
+      this.watch = null;
+      for (const s of this.scripts.values()) this.o.clock.cancel(s.timer);
+      this.scripts.clear();
+      throw err;
+    }
+    // Tracking first, so an instance that starts faulty goes straight to FAULT.
+    this.evaluate();
+    for (const i of this.insts.values()) this.fire(i, { type: 'startup' });
+  }
+
+  /**
+   * A reload: instances keep their state by name. A changed identity (VRID, interface,
+   * family, version, source, peers) restarts the instance; other changes (priority,
+   * addresses, timers, tracking, scripts) apply in place.
+   */
+  reload(config: FulcrumConfig): void {
+    const prev = this.config;
+    this.config = config;
+    if (!prev || this.stopped) return;
+    if (!this.watch && config.vrrpInstances.length > 0) this.watch = this.o.host.watchLinks(() => this.linksChanged());
+    this.syncScripts();
+    const wanted = new Map(config.vrrpInstances.map((c) => [c.name, c]));
+    for (const [name, i] of [...this.insts]) {
+      const next = wanted.get(name);
+      if (!next || !sameIdentity(i.cfg, next)) this.removeInstance(i);
+    }
+    const fresh: Inst[] = [];
+    for (const cfg of config.vrrpInstances) {
+      const i = this.insts.get(cfg.name);
+      if (!i) {
+        this.addInstance(cfg);
+        const added = this.insts.get(cfg.name);
+        if (added) fresh.push(added);
+        continue;
+      }
+      const before = new Set([...i.cfg.virtualIpAddresses, ...i.cfg.excludedIpAddresses].map(vipKey));
+      const old = i.cfg;
+      i.cfg = cfg;
+      i.fsm = this.fsmConfig(cfg, i.source ?? '0.0.0.0');
+      i.group = this.groupOf(cfg.name);
+      if (i.st.name === 'MASTER') {
+        const now = new Set([...cfg.virtualIpAddresses, ...cfg.excludedIpAddresses].map(vipKey));
+        for (const v of [...old.virtualIpAddresses, ...old.excludedIpAddresses]) if (!now.has(vipKey(v))) this.removeVip(i, v);
+        for (const v of [...cfg.virtualIpAddresses, ...cfg.excludedIpAddresses]) {
+          if (before.has(vipKey(v))) continue;
+          this.addVip(i, v);
+          this.announceVip(i, v, cfg.garpMasterRepeat);
+        }
+      }
+    }
+    this.evaluate();
+    for (const i of fresh) this.fire(i, { type: 'startup' });
+    this.publishHeld();
+  }
+
+  /** Shut down: masters send priority 0 (fast takeover), addresses go, notify_stop runs. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const i of this.insts.values()) this.fire(i, { type: 'shutdown' });
+    for (const i of this.insts.values()) this.clearTimers(i);
+    for (const s of this.scripts.values()) this.o.clock.cancel(s.timer);
+    for (const p of this.ports.values()) p.channel.close();
+    this.ports.clear();
+    this.watch?.close();
+    this.watch = null;
+    await Promise.all([...this.insts.values()].map((i) => i.notify));
+  }
+
+  /** Virtual addresses held now (instances in MASTER), normalized. */
+  heldAddresses(): ReadonlySet<string> {
+    return this.held;
+  }
+
+  /** Every virtual address some instance manages, normalized. */
+  managedAddresses(): ReadonlySet<string> {
+    const out = new Set<string>();
+    for (const c of this.config?.vrrpInstances ?? []) for (const v of [...c.virtualIpAddresses, ...c.excludedIpAddresses]) out.add(vipKey(v));
+    return out;
+  }
+
+  /** Packets dropped, by reason, over all interfaces. */
+  drops(): Readonly<Record<string, number>> {
+    return Object.fromEntries(this.totalDrops);
+  }
+
+  status(): InstanceStatus[] {
+    return [...this.insts.values()].map((i) => ({
+      name: i.cfg.name, state: i.st.name, priority: i.st.priority, basePriority: i.cfg.priority, vrid: i.cfg.vrid,
+      interface: i.cfg.interface ?? null, family: i.cfg.family, version: i.cfg.version, advertInt: i.cfg.advertInt,
+      addresses: i.cfg.virtualIpAddresses.map((v) => `${v.address}/${v.prefixLength}`),
+      master: i.st.name === 'MASTER' ? i.source : i.st.masterAddress, source: i.source, since: i.since, reason: i.reason,
+      faults: i.faults, advertsSent: i.sent, advertsReceived: i.received, becameMaster: i.becameMaster, transitions: i.transitions,
+      drops: Object.fromEntries(i.drops),
+    }));
+  }
+
+  // ---------------------------------------------------------------------------------
+
+  private groupOf(name: string): VrrpSyncGroup | undefined {
+    return this.config?.vrrpSyncGroups.find((g) => g.group.includes(name));
+  }
+
+  private fsmConfig(cfg: VrrpInstance, source: string): FsmConfig {
+    return { version: cfg.version, intervalCs: intervalCs(cfg), nopreempt: cfg.nopreempt && cfg.initialState === 'BACKUP', preemptDelayMs: cfg.preemptDelay * 1000, address: source };
+  }
+
+  /** Our source address: configured, else the interface's first address of the family that is not a VIP (IPv6: link-local). */
+  private sourceOf(cfg: VrrpInstance): string | null {
+    const conf = cfg.mcastSrcIp ?? cfg.unicastSrcIp;
+    if (conf !== undefined) return conf;
+    if (cfg.interface === undefined) return null;
+    const link = this.o.host.link(cfg.interface);
+    if (!link) return null;
+    const vips = this.managedAddresses();
+    const cands = link.addresses.filter((a) => a.family === cfg.family && !vips.has(ipaddr.parse(a.address).toNormalizedString()));
+    const pick = cfg.family === 'inet6' ? cands.find((a) => ipaddr.parse(a.address).range() === 'linkLocal') : cands[0];
+    return pick?.address ?? null;
+  }
+
+  private addInstance(cfg: VrrpInstance): void {
+    const now = this.o.clock.now();
+    const i: Inst = {
+      cfg, fsm: this.fsmConfig(cfg, '0.0.0.0'), st: initialState(cfg.priority), group: this.groupOf(cfg.name), port: null, source: null,
+      timer: null, garpTimer: null, faults: [], since: now, reason: null, sent: 0, received: 0, becameMaster: 0, transitions: 0,
+      drops: new Map(), notify: Promise.resolve(),
+    };
+    this.insts.set(cfg.name, i);
+    this.attach(i);
+  }
+
+  /** Find the source address and join the instance to its port (opening it if needed). */
+  private attach(i: Inst): void {
+    const source = this.sourceOf(i.cfg);
+    if (source === null) return;
+    i.source = source;
+    i.fsm = this.fsmConfig(i.cfg, source);
+    const group = i.cfg.unicastPeers.length > 0 ? undefined
+      : i.cfg.family === 'inet' ? this.config?.global.vrrpMcastGroup4 ?? '224.0.0.18' : this.config?.global.vrrpMcastGroup6 ?? 'ff02::12';
+    const key = `${i.cfg.family}|${i.cfg.interface ?? ''}|${source}|${group ?? 'unicast'}`;
+    let port = this.ports.get(key);
+    if (!port) {
+      const ifname = i.cfg.interface ?? null;
+      let p: Port | null = null;
+      const ch = this.o.host.openVrrp({ family: i.cfg.family, ifname: i.cfg.interface, group, source }, (pkt) => { if (p) this.receive(p, pkt); });
+      p = { key, ifname, channel: ch, instances: new Map() };
+      port = p;
+      this.ports.set(key, port);
+    }
+    const other = port.instances.get(i.cfg.vrid);
+    if (other && other !== i) {
+      publish({ type: 'error', instance: i.cfg.name, message: `VRID ${i.cfg.vrid} is already used by ${other.cfg.name} on ${port.ifname ?? 'this link'}` });
+      return;
+    }
+    port.instances.set(i.cfg.vrid, i);
+    i.port = port;
+  }
+
+  private detach(i: Inst): void {
+    const p = i.port;
+    if (!p) return;
+    p.instances.delete(i.cfg.vrid);
+    i.port = null;
+    if (p.instances.size === 0) {
+      p.channel.close();
+      this.ports.delete(p.key);
+    }
+  }
+
+  private removeInstance(i: Inst): void {
+    this.fire(i, { type: 'shutdown' });
+    this.clearTimers(i);
+    this.detach(i);
+    this.insts.delete(i.cfg.name);
+  }
+
+  private clearTimers(i: Inst): void {
+    if (i.timer !== null) this.o.clock.cancel(i.timer);
+    if (i.garpTimer !== null) this.o.clock.cancel(i.garpTimer);
+    i.timer = null;
+    i.garpTimer = null;
+  }
+
+  private fire(i: Inst, ev: FsmEvent): void {
+    const now = this.o.clock.now();
+    const r = step(i.fsm, i.st, ev, now);
+    i.st = r.state;
+    for (const e of r.effects) {
+      if (e.kind === 'advert') this.advertise(i, e.priority);
+      else this.transition(i, e.from, e.to, e.reason);
+    }
+    if (i.timer !== null) this.o.clock.cancel(i.timer);
+    i.timer = null;
+    if (i.st.timerAt !== null && !this.stopped) {
+      const at = i.st.timerAt;
+      i.timer = this.o.clock.setTimer(() => {
+        i.timer = null;
+        if (this.insts.get(i.cfg.name) === i) this.fire(i, { type: 'timer' });
+      }, Math.max(0, at - now));
+    }
+  }
+
+  private advertise(i: Inst, priority: number): void {
+    const port = i.port;
+    const src = i.source;
+    if (!port || src === null) return;
+    const dsts = i.cfg.unicastPeers.length > 0 ? i.cfg.unicastPeers.map((p) => p.address)
+      : [i.cfg.family === 'inet' ? this.config?.global.vrrpMcastGroup4 ?? '224.0.0.18' : this.config?.global.vrrpMcastGroup6 ?? 'ff02::12'];
+    for (const dst of dsts) {
+      const payload = encodeAdvert({
+        version: i.cfg.version, family: i.cfg.family, vrid: i.cfg.vrid, priority, intervalCs: intervalCs(i.cfg),
+        addresses: i.cfg.virtualIpAddresses.map((v) => v.address), password: i.cfg.auth?.pass, src, dst,
+      });
+      try {
+        port.channel.send(payload, dst);
+        i.sent++;
+      } catch (err: unknown) {
+        publish({ type: 'error', instance: i.cfg.name, message: err instanceof Error ? err.message : String(err) });
+      }
+    }
+  }
+
+  private transition(i: Inst, from: VrrpStateName, to: VrrpStateName, reason: TransitionReason): void {
+    i.transitions++;
+    i.since = this.o.clock.now();
+    i.reason = reason;
+    if (to === 'MASTER') {
+      i.becameMaster++;
+      for (const v of [...i.cfg.virtualIpAddresses, ...i.cfg.excludedIpAddresses]) this.addVip(i, v);
+      this.announceAll(i);
+    } else if (from === 'MASTER' || from === 'INIT') {
+      // Leaving MASTER, or starting: the addresses must not be here (keepalived removes
+      // leftovers from a previous run too).
+      if (i.garpTimer !== null) this.o.clock.cancel(i.garpTimer);
+      i.garpTimer = null;
+      for (const v of [...i.cfg.virtualIpAddresses, ...i.cfg.excludedIpAddresses]) this.removeVip(i, v);
+    }
+    publish({ type: 'transition', instance: i.cfg.name, from, to, reason, priority: i.st.priority, master: to === 'MASTER' ? i.source : i.st.masterAddress });
+    const stateWord = to === 'INIT' ? 'STOP' : to;
+    this.queueNotify(i, 'INSTANCE', i.cfg.name, stateWord, i.cfg.notify);
+    if (i.group && reason !== 'sync-group') {
+      for (const name of i.group.group) {
+        const m = this.insts.get(name);
+        if (!m || m === i) continue;
+        if (to === 'MASTER') this.fire(m, { type: 'sync', to: 'MASTER' });
+        else if (to === 'BACKUP' && from === 'MASTER') this.fire(m, { type: 'sync', to: 'BACKUP' });
+      }
+    }
+    if (i.group) this.groupNotify(i.group);
+    this.publishHeld();
+  }
+
+  private groupStates = new Map<string, string>();
+
+  /** A sync group's scripts run once all its members agree on a state. */
+  private groupNotify(g: VrrpSyncGroup): void {
+    const states = g.group.map((n) => this.insts.get(n)?.st.name);
+    const first = states[0];
+    if (first === undefined || states.some((s) => s !== first)) return;
+    const word = first === 'INIT' ? 'STOP' : first;
+    if (this.groupStates.get(g.name) === word) return;
+    this.groupStates.set(g.name, word);
+    const lead = this.insts.get(g.group[0] ?? '');
+    if (lead) this.queueNotify(lead, 'GROUP', g.name, word, g.notify);
+  }
+
+  private queueNotify(i: Inst, kind: 'INSTANCE' | 'GROUP', name: string, state: string, n: VrrpInstance['notify']): void {
+    const specific = state === 'MASTER' ? n.master : state === 'BACKUP' ? n.backup : state === 'FAULT' ? n.fault : n.stop;
+    const jobs: { spec: ScriptSpec; args: string[] }[] = [];
+    if (specific) jobs.push({ spec: specific, args: [] });
+    if (n.any) jobs.push({ spec: n.any, args: [kind, name, state, String(i.st.priority)] });
+    if (jobs.length === 0) return;
+    const global: GlobalDefs | undefined = this.config?.global;
+    i.notify = i.notify.then(async () => {
+      for (const j of jobs) {
+        const timeoutMs = this.o.notifyTimeoutMs ?? 30_000;
+        const out = await this.run(j.spec, { timeoutMs, args: j.args, defaultUser: global?.scriptUser });
+        publish({ type: 'notify', instance: name, script: [j.spec.text, ...j.args].join(' '), ok: out.exitCode === 0, outcome: describeOutcome(out, timeoutMs) });
+      }
+    });
+  }
+
+  private addVip(i: Inst, v: VirtualIp): void {
+    const ifname = v.dev ?? i.cfg.interface;
+    if (ifname === undefined) return;
+    try {
+      this.o.host.addAddress({ ifname, family: v.family, address: v.address, prefixLength: v.prefixLength, label: v.label, brd: v.brd, scope: v.scope });
+    } catch (err: unknown) {
+      publish({ type: 'error', instance: i.cfg.name, message: err instanceof Error ? err.message : String(err) });
+    }
+  }
+
+  private removeVip(i: Inst, v: VirtualIp): void {
+    const ifname = v.dev ?? i.cfg.interface;
+    if (ifname === undefined) return;
+    try {
+      this.o.host.removeAddress({ ifname, family: v.family, address: v.address, prefixLength: v.prefixLength });
+    } catch (err: unknown) {
+      publish({ type: 'error', instance: i.cfg.name, message: err instanceof Error ? err.message : String(err) });
+    }
+  }
+
+  private announceVip(i: Inst, v: VirtualIp, times: number): void {
+    const ifname = v.dev ?? i.cfg.interface;
+    if (ifname === undefined) return;
+    try {
+      for (let k = 0; k < times; k++) this.o.host.announce(ifname, v.family, v.address);
+    } catch (err: unknown) {
+      publish({ type: 'error', instance: i.cfg.name, message: err instanceof Error ? err.message : String(err) });
+    }
+  }
+
+  /** garp_master_repeat announcements now, and as many again after garp_master_delay. */
+  private announceAll(i: Inst): void {
+    const vips = [...i.cfg.virtualIpAddresses, ...i.cfg.excludedIpAddresses];
+    for (const v of vips) this.announceVip(i, v, i.cfg.garpMasterRepeat);
+    if (i.garpTimer !== null) this.o.clock.cancel(i.garpTimer);
+    i.garpTimer = null;
+    if (i.cfg.garpMasterDelay > 0) {
+      i.garpTimer = this.o.clock.setTimer(() => {
+        i.garpTimer = null;
+        if (i.st.name === 'MASTER' && !this.stopped) for (const v of vips) this.announceVip(i, v, i.cfg.garpMasterRepeat);
+      }, i.cfg.garpMasterDelay * 1000);
+    }
+  }
+
+  private publishHeld(): void {
+    const next = new Set<string>();
+    for (const i of this.insts.values()) {
+      if (i.st.name !== 'MASTER') continue;
+      for (const v of [...i.cfg.virtualIpAddresses, ...i.cfg.excludedIpAddresses]) next.add(vipKey(v));
+    }
+    if (next.size === this.held.size && [...next].every((x) => this.held.has(x))) return;
+    this.held = next;
+    this.o.onHeldChange?.(next);
+  }
+
+  // --- receiving -------------------------------------------------------------------
+
+  private receive(port: Port, pkt: VrrpPacketIn): void {
+    if (this.stopped) return;
+    let payload: Buffer;
+    let env: { family: 'inet' | 'inet6'; src: string; dst: string; ttl: number | undefined };
+    if (pkt.family === 'inet') {
+      const d = decodeIpv4(pkt.data);
+      if (!d.ok) return this.dropped(port, null, pkt.src, d);
+      if (d.protocol !== VRRP_PROTOCOL) return;
+      payload = d.payload;
+      env = { family: 'inet', src: d.src, dst: d.dst, ttl: d.ttl };
+    } else {
+      payload = pkt.data;
+      env = { family: 'inet6', src: pkt.src, dst: pkt.dst ?? 'ff02::12', ttl: pkt.ttl };
+    }
+    for (const i of port.instances.values()) if (i.source === env.src) return; // our own
+    const r = decodeAdvert(payload, env);
+    if (!r.ok) return this.dropped(port, payload.length >= 2 ? port.instances.get(payload[1] ?? 0) ?? null : null, env.src, r);
+    const i = port.instances.get(r.advert.vrid);
+    if (!i) return this.dropped(port, null, env.src, { ok: false, reason: DropReason.VRID, detail: `VRID ${r.advert.vrid} is not configured here` });
+    const c = checkAdvert(r.advert, {
+      version: i.cfg.version, family: i.cfg.family, intervalCs: intervalCs(i.cfg), addresses: i.cfg.virtualIpAddresses.map((v) => v.address), password: i.cfg.auth?.pass,
+    });
+    if (!c.ok) return this.dropped(port, i, env.src, c);
+    i.received++;
+    this.fire(i, { type: 'advert', priority: r.advert.priority, intervalCs: r.advert.intervalCs, src: env.src });
+  }
+
+  private dropped(port: Port, i: Inst | null, src: string, d: Drop): void {
+    this.totalDrops.set(d.reason, (this.totalDrops.get(d.reason) ?? 0) + 1);
+    if (i) i.drops.set(d.reason, (i.drops.get(d.reason) ?? 0) + 1);
+    const key = `${i?.cfg.name ?? port.ifname}|${d.reason}|${src}`;
+    const now = this.o.clock.now();
+    const l = this.logged.get(key);
+    if (l && now - l.at < LOG_EVERY_MS) {
+      l.count++;
+      return;
+    }
+    this.logged.set(key, { at: now, count: 0 });
+    publish({ type: 'dropped', instance: i?.cfg.name ?? null, interface: port.ifname, src, reason: d.reason, detail: d.detail, count: (l?.count ?? 0) + 1 });
+  }
+
+  // --- tracking --------------------------------------------------------------------
+
+  private linksChanged(): void {
+    if (this.stopped) return;
+    for (const i of this.insts.values()) {
+      if (i.port) continue;
+      try {
+        this.attach(i);
+      } catch (err: unknown) {
+        publish({ type: 'error', instance: i.cfg.name, message: err instanceof Error ? err.message : String(err) });
+      }
+    }
+    this.evaluate();
+  }
+
+  /** Start, keep or stop the vrrp_script loops the configuration refers to. */
+  private syncScripts(): void {
+    const cfg = this.config;
+    if (!cfg) return;
+    const used = new Set<string>();
+    for (const i of cfg.vrrpInstances) for (const t of i.trackScripts) used.add(t.name);
+    for (const g of cfg.vrrpSyncGroups) for (const t of g.trackScripts) used.add(t.name);
+    for (const [name, s] of [...this.scripts]) {
+      const def = cfg.vrrpScripts.find((x) => x.name === name);
+      if (!def || !used.has(name)) {
+        this.o.clock.cancel(s.timer);
+        this.scripts.delete(name);
+      } else s.def = def;
+    }
+    for (const def of cfg.vrrpScripts) {
+      if (!used.has(def.name) || this.scripts.has(def.name)) continue;
+      const s = { def, standing: initialStanding(def), timer: null as unknown, running: false };
+      this.scripts.set(def.name, s);
+      s.timer = this.o.clock.setTimer(() => this.runTrackScript(def.name), 0);
+    }
+  }
+
+  private runTrackScript(name: string): void {
+    const s = this.scripts.get(name);
+    if (!s || this.stopped || s.running) return;
+    s.running = true;
+    const def = s.def;
+    const timeoutMs = def.timeout * 1000;
+    void this.run(def.script, { timeoutMs, defaultUser: this.config?.global.scriptUser }).then((out) => {
+      s.running = false;
+      if (this.stopped || this.scripts.get(name) !== s) return;
+      const before = s.standing.ok;
+      s.standing = foldScript(s.standing, out.exitCode === 0, s.def);
+      if (s.standing.ok !== before) {
+        publish({ type: 'script', script: name, ok: s.standing.ok, outcome: describeOutcome(out, timeoutMs) });
+        this.evaluate();
+      }
+      s.timer = this.o.clock.setTimer(() => this.runTrackScript(name), s.def.interval * 1000);
+    });
+  }
+
+  /** Recompute every instance's priority and faults; sync group members fault together. */
+  private evaluate(): void {
+    const cfg = this.config;
+    if (!cfg || this.stopped) return;
+    const scripts = new Map([...this.scripts].map(([n, s]) => [n, s.standing.ok]));
+    const scriptDefs = new Map(cfg.vrrpScripts.map((s) => [s.name, s]));
+    const linkCache = new Map<string, boolean>();
+    const interfaceUp = (n: string): boolean => {
+      let v = linkCache.get(n);
+      if (v === undefined) {
+        v = this.o.host.link(n)?.up ?? false;
+        linkCache.set(n, v);
+      }
+      return v;
+    };
+    const verdicts = new Map<Inst, { priority: number; faults: string[] }>();
+    for (const i of this.insts.values()) {
+      const v = trackVerdict(i.cfg, i.group, { scripts, scriptDefs, interfaceUp });
+      const faults = [...v.faults];
+      if (i.source === null) faults.push(i.cfg.interface !== undefined ? `no ${i.cfg.family === 'inet' ? 'IPv4' : 'IPv6 link-local'} address on ${i.cfg.interface}` : 'no source address');
+      verdicts.set(i, { priority: v.priority, faults });
+    }
+    for (const [i, v] of verdicts) {
+      let faults = v.faults;
+      if (i.group && faults.length === 0) {
+        const bad = i.group.group.map((n) => this.insts.get(n)).find((m) => m && m !== i && (verdicts.get(m)?.faults.length ?? 0) > 0);
+        if (bad) faults = [`sync group ${i.group.name}: ${bad.cfg.name} is in FAULT`];
+      }
+      const changed = v.priority !== i.st.priority || faults.join('\n') !== i.faults.join('\n');
+      i.faults = faults;
+      if (changed) publish({ type: 'track', instance: i.cfg.name, priority: v.priority, faults });
+      if (i.st.priority !== PRIORITY_OWNER || v.priority !== PRIORITY_OWNER) this.fire(i, { type: 'priority', priority: v.priority });
+      this.fire(i, { type: 'fault', faulty: faults.length > 0 });
+    }
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * Tracking (pure): vrrp_script results with rise/fall hysteresis, and what tracked
+ * scripts and interfaces do to an instance — keepalived.conf(5)'s rules:
+ *
+ *   weight  tracked thing OK     tracked thing failing
+ *   0       —                    the instance goes to FAULT
+ *   W > 0   priority + W         —
+ *   W < 0   —                    priority − |W|
+ *   reverse swaps the sign of the adjustment (W > 0: − W while OK; W < 0: + |W| while
+ *           failing) and, with weight 0, means FAULT while the thing is OK.
+ *
+ * The instance's own interface is tracked with weight 0 unless dont_track_primary. Sync
+ * group trackers only ever fault (keepalived ignores their weights). The owner (base
+ * priority 255) is never adjusted; everyone else stays within 1..254.
+ */
+import type { TrackedInterface, TrackedScript, VrrpInstance, VrrpScript, VrrpSyncGroup } from '../model/types.js';
+
+/** A vrrp_script's standing: `ok` after `rise` successes in a row, failing after `fall` failures. */
+export interface ScriptStanding {
+  readonly ok: boolean;
+  /** Consecutive results against the current standing. */
+  readonly streak: number;
+}
+
+export function initialStanding(s: VrrpScript): ScriptStanding {
+  return { ok: !s.initFail, streak: 0 };
+}
+
+/** Fold one run's outcome (exit 0 = success) into the standing. */
+export function foldScript(st: ScriptStanding, success: boolean, s: VrrpScript): ScriptStanding {
+  if (success === st.ok) return st.streak === 0 ? st : { ok: st.ok, streak: 0 };
+  const streak = st.streak + 1;
+  const need = success ? s.rise : s.fall;
+  return streak >= Math.max(1, need) ? { ok: success, streak: 0 } : { ok: st.ok, streak };
+}
+
+export interface TrackInput {
+  /** vrrp_script name → is it OK now (after hysteresis)? Missing = not run yet: its initial standing. */
+  readonly scripts: ReadonlyMap<string, boolean>;
+  readonly scriptDefs: ReadonlyMap<string, VrrpScript>;
+  /** Interface name → up (undefined: no such interface, which counts as down). */
+  readonly interfaceUp: (name: string) => boolean;
+}
+
+export interface TrackVerdict {
+  /** The priority to advertise. */
+  readonly priority: number;
+  /** Why the instance is in FAULT (empty: it is not). */
+  readonly faults: readonly string[];
+}
+
+function adjust(ok: boolean, weight: number, reverse: boolean): { fault: boolean; delta: number } {
+  if (weight === 0) return { fault: reverse ? ok : !ok, delta: 0 };
+  if (weight > 0) return { fault: false, delta: ok ? (reverse ? -weight : weight) : 0 };
+  return { fault: false, delta: ok ? 0 : (reverse ? -weight : weight) };
+}
+
+function scriptOk(name: string, t: TrackInput): boolean {
+  const v = t.scripts.get(name);
+  if (v !== undefined) return v;
+  const def = t.scriptDefs.get(name);
+  return def ? !def.initFail : false;
+}
+
+/** The effective priority and fault reasons of `inst` (with its sync group's trackers, if any). */
+export function trackVerdict(inst: VrrpInstance, group: VrrpSyncGroup | undefined, t: TrackInput): TrackVerdict {
+  const faults: string[] = [];
+  let delta = 0;
+  if (inst.interface !== undefined && !inst.dontTrackPrimary && !t.interfaceUp(inst.interface)) faults.push(`interface ${inst.interface} is down`);
+  const iface = (x: TrackedInterface, faultOnly: boolean): void => {
+    const up = t.interfaceUp(x.name);
+    const r = adjust(up, faultOnly ? 0 : x.weight, x.reverse);
+    if (r.fault) faults.push(`tracked interface ${x.name} is ${up ? 'up (reverse)' : 'down'}`);
+    delta += r.delta;
+  };
+  const script = (x: TrackedScript, faultOnly: boolean): void => {
+    const ok = scriptOk(x.name, t);
+    const w = faultOnly ? 0 : x.weight ?? t.scriptDefs.get(x.name)?.weight ?? 0;
+    const r = adjust(ok, w, x.reverse || (x.weight === undefined && (t.scriptDefs.get(x.name)?.reverse ?? false)));
+    if (r.fault) faults.push(`track_script ${x.name} ${ok ? 'succeeds (reverse)' : 'fails'}`);
+    delta += r.delta;
+  };
+  for (const x of inst.trackInterfaces) iface(x, false);
+  for (const x of inst.trackScripts) script(x, false);
+  if (group) {
+    for (const x of group.trackInterfaces) iface(x, true);
+    for (const x of group.trackScripts) script(x, true);
+  }
+  const priority = inst.priority === 255 ? 255 : Math.max(1, Math.min(254, inst.priority + delta));
+  return { priority, faults };
+}
