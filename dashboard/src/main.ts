@@ -136,7 +136,15 @@ function render(s: UiState): void {
   byId('services').replaceChildren(...st.services.map((v) => serviceCard(v, now)));
   byId('vrrp').replaceChildren(st.vrrp.length === 0
     ? el('p', { class: 'muted' }, 'No VRRP instance configured.')
-    : el('ul', {}, ...st.vrrp.map((v) => el('li', {}, el('strong', {}, v.name), ` ${v.state} — ${v.note}`))));
+    : el('ul', {}, ...st.vrrp.map((v) => el('li', { class: `vrrp ${v.state.toLowerCase()}` },
+      el('span', { class: `badge ${v.state === 'MASTER' ? 'up' : v.state === 'FAULT' ? 'down' : 'drain'}` }, v.state), ' ',
+      el('strong', {}, v.name),
+      ` VRID ${v.vrid} on ${v.interface ?? 'unicast'} · v${v.version} · priority ${v.priority}${v.priority !== v.basePriority ? ` (configured ${v.basePriority})` : ''}`,
+      ` · ${v.addresses.join(', ')}`,
+      v.state === 'MASTER' ? ' · holds the addresses' : v.master ? ` · master ${v.master}` : '',
+      ` · since ${ago(v.since, now)}${v.reason ? ` (${v.reason})` : ''}`,
+      v.faults.length > 0 ? el('span', { class: 'bad' }, ` · ${v.faults.join('; ')}`) : '',
+      Object.keys(v.drops).length > 0 ? el('span', { class: 'muted' }, ` · dropped ${Object.entries(v.drops).map(([r, n]) => `${n} ${r}`).join(', ')}`) : ''))));
   byId('events').replaceChildren(...[...events].reverse().slice(0, 100).map((e) =>
     el('li', { class: `ev ${e.severity}`, 'data-kind': e.kind },
       el('time', { datetime: new Date(e.at).toISOString() }, new Date(e.at).toLocaleTimeString()),

@@ -7,4 +7,4 @@
 export { ApiError, ApiErrorCode, parseCommands, selectorOf, startApi, type ApiDaemon, type ApiOptions, type OpenPart, type RunningApi } from './server.js';
 export { createMetrics, type Metrics } from './metrics.js';
 export { StatusBoard, type CheckerStatus, type ServerHealth, type TimelineEvent, type TimelineKind } from './status.js';
-export { statusView, type ServerState, type ServerView, type ServiceView, type StatusView } from './view.js';
+export { statusView, type ServerState, type ServerView, type ServiceView, type StatusView, type VrrpView } from './view.js';

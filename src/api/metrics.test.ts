@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { createMetrics, StatusBoard, type StatusView } from './index.js';
 
 const view = (over: Partial<StatusView> = {}): StatusView => ({
-  plane: 'proxy', at: 0, vrrp: [], drains: [], runtime: { changes: 2, stale: ['x'], where: 'mem' },
+  plane: 'proxy', at: 0, vrrp: [], vrrpDrops: {}, drains: [], runtime: { changes: 2, stale: ['x'], where: 'mem' },
   reloads: { ok: 3, failed: 1, lastOkAt: 2_000_000, lastFailedAt: 1_000_000 },
   services: [{
     key: 'tcp 10.0.0.1:80', protocol: 'tcp', scheduler: 'wrr', flags: [], persistence: null, method: 'proxy', active: true, quorum: 1, dropped: 4,
@@ -62,4 +62,26 @@ test('metrics: names end in _total or a unit, the real server is a label, values
   // A server that is gone from the view is gone from the next scrape.
   const m2 = createMetrics(() => view({ services: [] }), new StatusBoard(), false);
   assert.doesNotMatch((await m2.scrape()).text, /server="10\.0\.0\.2:80"/);
+});
+
+test('metrics: VRRP state, priority, adverts, transitions and drops by reason', async () => {
+  const inst = {
+    name: 'VI_1', state: 'BACKUP' as const, priority: 90, basePriority: 150, vrid: 51, interface: 'eth0', family: 'inet' as const, version: 2 as const,
+    advertInt: 1, addresses: ['10.0.0.100/24'], master: '10.0.0.2', source: '10.0.0.1', since: 3_000_000, reason: 'higher-priority' as const,
+    faults: [], advertsSent: 12, advertsReceived: 40, becameMaster: 1, transitions: 3, drops: { 'auth-mismatch': 2 },
+  };
+  const m = createMetrics(() => view({ vrrp: [inst], vrrpDrops: { 'auth-mismatch': 2, 'bad-ttl': 1 } }), new StatusBoard(() => 0), false);
+  const lines = (await m.scrape()).text.split('\n');
+  for (const line of [
+    'fulcrum_vrrp_state{instance="VI_1",state="BACKUP"} 1',
+    'fulcrum_vrrp_state{instance="VI_1",state="MASTER"} 0',
+    'fulcrum_vrrp_priority{instance="VI_1"} 90',
+    'fulcrum_vrrp_state_since_seconds{instance="VI_1"} 3000',
+    'fulcrum_vrrp_adverts_sent_total{instance="VI_1"} 12',
+    'fulcrum_vrrp_adverts_received_total{instance="VI_1"} 40',
+    'fulcrum_vrrp_transitions_total{instance="VI_1"} 3',
+    'fulcrum_vrrp_became_master_total{instance="VI_1"} 1',
+    'fulcrum_vrrp_packets_dropped_total{reason="auth-mismatch"} 2',
+    'fulcrum_vrrp_packets_dropped_total{reason="bad-ttl"} 1',
+  ]) assert.ok(lines.includes(line), `missing: ${line}`);
 });

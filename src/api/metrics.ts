@@ -51,6 +51,22 @@ export function createMetrics(view: () => StatusView, board: StatusBoard, defaul
   const dirL = ['service', 'direction'] as const;
   const srvDirL = ['service', 'server', 'direction'] as const;
 
+  const instL = ['instance'] as const;
+  type InstLabels = (typeof instL)[number];
+  const eachVrrp = (f: (i: StatusView['vrrp'][number]) => void): void => { for (const i of v().vrrp) f(i); };
+  readGauge<InstLabels | 'state'>('fulcrum_vrrp_state', 'VRRP instance state: 1 for the state it is in (INIT, BACKUP, MASTER, FAULT)', ['instance', 'state'], (e) => eachVrrp((i) => {
+    for (const st of ['INIT', 'BACKUP', 'MASTER', 'FAULT']) e({ instance: i.name, state: st }, i.state === st ? 1 : 0);
+  }));
+  readGauge<InstLabels>('fulcrum_vrrp_priority', 'VRRP effective priority (configured ± tracking)', instL, (e) => eachVrrp((i) => e({ instance: i.name }, i.priority)));
+  readGauge<InstLabels>('fulcrum_vrrp_state_since_seconds', 'When the VRRP instance last changed state (Unix time)', instL, (e) => eachVrrp((i) => e({ instance: i.name }, i.since / 1000)));
+  readCounter<InstLabels>('fulcrum_vrrp_adverts_sent_total', 'VRRP advertisements sent', instL, (e) => eachVrrp((i) => e({ instance: i.name }, i.advertsSent)));
+  readCounter<InstLabels>('fulcrum_vrrp_adverts_received_total', 'VRRP advertisements received and accepted', instL, (e) => eachVrrp((i) => e({ instance: i.name }, i.advertsReceived)));
+  readCounter<InstLabels>('fulcrum_vrrp_transitions_total', 'VRRP state transitions', instL, (e) => eachVrrp((i) => e({ instance: i.name }, i.transitions)));
+  readCounter<InstLabels>('fulcrum_vrrp_became_master_total', 'Times the VRRP instance became MASTER', instL, (e) => eachVrrp((i) => e({ instance: i.name }, i.becameMaster)));
+  readCounter<'reason'>('fulcrum_vrrp_packets_dropped_total', 'VRRP packets dropped, by reason (bad-ttl, bad-checksum, auth-mismatch, unknown-vrid, …)', ['reason'], (e) => {
+    for (const [reason, n] of Object.entries(v().vrrpDrops)) e({ reason }, n);
+  });
+
   readCounter<SvcLabels>('fulcrum_service_connections_total', 'Connections (UDP: sessions) scheduled by the virtual service', svcL, (e) => eachService((s) => e({ service: s.key }, s.counters.conns)));
   readCounter<(typeof dirL)[number]>('fulcrum_service_packets_total', 'Packets through the virtual service (in = client to server)', dirL, (e) => eachService((s) => {
     e({ service: s.key, direction: 'in' }, s.counters.inPkts);

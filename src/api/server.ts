@@ -38,7 +38,7 @@ export const ApiErrorCode = {
 } as const;
 
 /** What the API needs of the daemon. */
-export type ApiDaemon = Pick<Daemon, 'configuration' | 'plane' | 'runtime' | 'drains' | 'reloads' | 'change' | 'forgetRuntime' | 'drain' | 'reload'>;
+export type ApiDaemon = Pick<Daemon, 'configuration' | 'plane' | 'runtime' | 'drains' | 'reloads' | 'change' | 'forgetRuntime' | 'drain' | 'reload' | 'vrrpStatus' | 'vrrpDrops'>;
 
 export type OpenPart = 'metrics' | 'dashboard';
 
@@ -242,6 +242,7 @@ function buildApp(o: ApiOptions, transport: 'unix' | 'tcp'): FastifyInstance {
     if (!s) throw new ApiError(404, ApiErrorCode.NOT_FOUND, `No such service: ${req.params.key}`);
     return s;
   });
+  app.get('/v1/vrrp', async () => { const v = statusView(d, o.board); return { instances: v.vrrp, dropped: v.vrrpDrops }; });
   app.get('/v1/stats', async () => d.plane.stats());
   app.get('/v1/connections', async () => d.plane.connections());
   app.get('/v1/timeouts', async () => (d.configuration ? ipvsView(d.configuration).timeouts : null));

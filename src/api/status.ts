@@ -6,6 +6,7 @@
  * channels the daemon already publishes on; the fold itself (`StatusBoard.fold`) is pure
  * apart from the injected clock.
  */
+import { VRRP_CHANNEL, type VrrpEvent } from '../vrrp/index.js';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { DAEMON_CHANNEL, type DaemonEvent } from '../daemon/index.js';
 import { DIRECTOR_CHANNEL, type DirectorEvent } from '../director/index.js';
@@ -34,7 +35,7 @@ export interface ServerHealth {
   checkers: Record<string, CheckerStatus>;
 }
 
-export type TimelineKind = 'health' | 'check' | 'agent' | 'reload' | 'runtime' | 'drain' | 'quorum' | 'daemon';
+export type TimelineKind = 'health' | 'check' | 'agent' | 'reload' | 'runtime' | 'drain' | 'quorum' | 'daemon' | 'vrrp';
 
 export interface TimelineEvent {
   readonly id: number;
@@ -73,6 +74,7 @@ export class StatusBoard {
     on(HEALTH_CHANNEL, (m) => this.foldHealth(m as HealthEvent));
     on(DAEMON_CHANNEL, (m) => this.foldDaemon(m as DaemonEvent));
     on(DIRECTOR_CHANNEL, (m) => this.foldDirector(m as DirectorEvent));
+    on(VRRP_CHANNEL, (m) => this.foldVrrp(m as VrrpEvent));
     return this;
   }
 
@@ -183,6 +185,26 @@ export class StatusBoard {
       this.push({ kind: 'quorum', severity: e.up ? 'info' : 'error', service: e.service, message: `quorum ${e.up ? 'gained' : 'lost'}: live weight ${e.liveWeight}, quorum ${e.quorum}` });
     } else if (e.type === 'apply-failed') {
       this.push({ kind: 'daemon', severity: 'error', message: `data plane refused: ${e.failures.map((f) => f.message).join('; ')}` });
+    }
+  }
+
+  /** VRRP transitions, faults and refused packets (already rate-limited by the node). */
+  foldVrrp(e: VrrpEvent): void {
+    switch (e.type) {
+      case 'transition':
+        return this.push({ kind: 'vrrp', severity: e.to === 'FAULT' ? 'error' : e.from === 'MASTER' ? 'warning' : 'info',
+          message: `${e.instance}: ${e.from} → ${e.to} (${e.reason}, priority ${e.priority}${e.master && e.to !== 'MASTER' ? `, master ${e.master}` : ''})` });
+      case 'dropped':
+        return this.push({ kind: 'vrrp', severity: 'warning', message: `${e.instance ?? e.interface ?? 'VRRP'}: dropped a packet from ${e.src}: ${e.reason} (${e.detail})` });
+      case 'track':
+        return this.push({ kind: 'vrrp', severity: e.faults.length > 0 ? 'error' : 'info', message: `${e.instance}: priority ${e.priority}${e.faults.length > 0 ? `, FAULT: ${e.faults.join('; ')}` : ''}` });
+      case 'error':
+        return this.push({ kind: 'vrrp', severity: 'error', message: `${e.instance}: ${e.message}` });
+      case 'notify':
+        if (!e.ok) this.push({ kind: 'vrrp', severity: 'warning', message: `${e.instance}: notify ${e.script}: ${e.outcome}` });
+        return;
+      case 'script':
+        return;
     }
   }
 }

@@ -4,6 +4,7 @@
  * what the health board knows (in or out, since when, why). A real server the director took
  * out of the table (down, without inhibit_on_failure) is still listed, with why.
  */
+import type { InstanceStatus } from '../vrrp/index.js';
 import type { Daemon, DrainStatus } from '../daemon/index.js';
 import { ZERO_RATES, type Counters, type Rates, type ServerStats } from '../dataplane/index.js';
 import { realServerKey, serviceKey } from '../model/keys.js';
@@ -54,12 +55,16 @@ export interface ServiceView {
   readonly servers: readonly ServerView[];
 }
 
+export type VrrpView = Omit<InstanceStatus, 'since'> & { readonly since: number };
+
 export interface StatusView {
   readonly plane: string;
   readonly at: number;
   readonly services: readonly ServiceView[];
-  /** VRRP instances (configured; VRRP itself is not part of this build yet). */
-  readonly vrrp: readonly { readonly name: string; readonly state: string; readonly note: string }[];
+  /** VRRP instances as they run (`since` in ms since the epoch). */
+  readonly vrrp: readonly VrrpView[];
+  /** VRRP packets dropped, by reason (all instances and unknown VRIDs). */
+  readonly vrrpDrops: Readonly<Record<string, number>>;
   readonly runtime: { readonly changes: number; readonly stale: readonly string[]; readonly where: string };
   readonly drains: readonly DrainStatus[];
   readonly reloads: { readonly ok: number; readonly failed: number; readonly lastOkAt: number; readonly lastFailedAt: number };
@@ -67,7 +72,7 @@ export interface StatusView {
 
 const NO_COUNTERS: Counters = { conns: 0, inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0 };
 
-export function statusView(daemon: Pick<Daemon, 'configuration' | 'plane' | 'runtime' | 'drains' | 'reloads'>, board: StatusBoard, now = Date.now()): StatusView {
+export function statusView(daemon: Pick<Daemon, 'configuration' | 'plane' | 'runtime' | 'drains' | 'reloads' | 'vrrpStatus' | 'vrrpDrops'>, board: StatusBoard, now = Date.now()): StatusView {
   const config = daemon.configuration;
   const stats = new Map(daemon.plane.stats().map((s) => [s.spec.key, s]));
   const services: ServiceView[] = [];
@@ -116,7 +121,9 @@ export function statusView(daemon: Pick<Daemon, 'configuration' | 'plane' | 'run
     plane: daemon.plane.name,
     at: now,
     services,
-    vrrp: (config?.vrrpInstances ?? []).map((v) => ({ name: v.name, state: 'not run', note: 'VRRP is not part of this build yet' })),
+    // The node's clock is monotonic (performance.now); the view speaks wall-clock time.
+    vrrp: daemon.vrrpStatus().map((v) => ({ ...v, since: Math.round(now - (performance.now() - v.since)) })),
+    vrrpDrops: daemon.vrrpDrops(),
     runtime: { changes: rt.overlay.services.length + rt.overlay.servers.length, stale: rt.stale, where: rt.where },
     drains: daemon.drains(),
     reloads: { ...daemon.reloads },

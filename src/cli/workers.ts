@@ -18,8 +18,10 @@ import type { SignalSource } from './run.js';
 export function workerConflicts(file: string, configId: string | undefined): string[] {
   const r = loadKeepalivedConfig(file, configId !== undefined ? { configId } : {});
   if (!r.ok) return []; // the workers report configuration errors themselves, located
-  return r.config.virtualServers.filter((vs) => vs.persistence !== null).map((vs) =>
+  const out = r.config.virtualServers.filter((vs) => vs.persistence !== null).map((vs) =>
     `virtual server ${serviceKey(vs)} is persistent, and persistence templates are per process: run it with --workers 1, or use lb_algo sh/mh for stickiness without persistence`);
+  if (r.config.vrrpInstances.length > 0) out.push(`${r.config.vrrpInstances.length} vrrp_instance(s): VRRP runs in one process, and the listeners on its addresses follow it; run with --workers 1`);
+  return out;
 }
 
 export function runPrimary(workers: number, io: Io, signals: SignalSource = process): Promise<number> {

@@ -13,7 +13,11 @@ import { formatDiagnostic, formatLocation } from '../errors/index.js';
 import { serviceKey } from '../model/keys.js';
 import type { FulcrumConfig } from '../model/types.js';
 import { Director } from '../director/index.js';
-import { DataPlaneErrorCode, type DataPlane, type OpFailure } from '../dataplane/index.js';
+import { DataPlaneErrorCode, type DataPlane, type OpFailure, type ServiceSpec } from '../dataplane/index.js';
+import { systemClock } from '../health/index.js';
+import { ffiHostNetwork } from '../sys/index.js';
+import { VrrpNode, type InstanceStatus, type VrrpNodeOptions } from '../vrrp/index.js';
+import ipaddr from 'ipaddr.js';
 import { HealthMonitor, publishHealth, type HealthMonitorOptions } from '../health/index.js';
 import { ScriptAndMailNotifier, smtpMailer } from '../notify/index.js';
 import { publishDaemon } from './events.js';
@@ -38,6 +42,8 @@ export interface DaemonOptions {
   readonly runtime?: RuntimeStore;
   /** Milliseconds between drain progress checks (default 1000). */
   readonly drainCheckMs?: number;
+  /** VRRP wiring (host network, clock, script runner) for tests; the defaults are the real ones. */
+  readonly vrrp?: Partial<Omit<VrrpNodeOptions, 'onHeldChange'>>;
 }
 
 /** A runtime change's outcome: refused (nothing changed) or applied. */
@@ -77,6 +83,10 @@ export function planeMismatches(config: FulcrumConfig, plane: DataPlane): string
   return out;
 }
 
+function normalizeAddress(a: string): string {
+  return ipaddr.parse(a).toNormalizedString();
+}
+
 export class Daemon {
   readonly director: Director;
   readonly health: HealthMonitor;
@@ -92,6 +102,8 @@ export class Daemon {
   private readonly store: RuntimeStore;
   /** Reloads and runtime changes, one at a time, in arrival order. */
   private queue: Promise<unknown> = Promise.resolve();
+  /** The VRRP instances, once a configuration has any. */
+  private vrrpNode: VrrpNode | null = null;
   /** Reload outcomes since start (for metrics). */
   readonly reloads = { ok: 0, failed: 0, lastOkAt: 0, lastFailedAt: 0 };
 
@@ -183,11 +195,18 @@ export class Daemon {
     this.adopt(base, overlay, eff);
     this.announceStale();
     const config = eff.config;
+    // Services on VRRP addresses wait for MASTER: the gate is set before anything binds.
+    if (config.vrrpInstances.length > 0) await this.director.setGate((spec) => this.served(spec));
     const r = await this.director.setConfig(config);
     const fatal = r.failed.filter((f) => f.code === DataPlaneErrorCode.PERMISSION || f.code === DataPlaneErrorCode.UNSUPPORTED);
     if (fatal.length > 0) {
       await this.opts.plane.close(0);
       return { ok: false, errors: fatal.map((f) => f.message) };
+    }
+    const vrrpError = this.startVrrp(config);
+    if (vrrpError) {
+      await this.opts.plane.close(0);
+      return { ok: false, errors: [vrrpError] };
     }
     this.scheduleRetry(r.failed);
     this.health.setConfig(config);
@@ -214,11 +233,13 @@ export class Daemon {
       }
       this.adopt(base, this.overlay, eff);
       this.announceStale();
+      const vrrpError = this.vrrpNode ? (this.vrrpNode.reload(eff.config), null) : this.startVrrp(eff.config);
       const r = await this.apply();
       this.reloads.ok++;
       this.reloads.lastOkAt = Date.now();
       publishDaemon({ type: 'reloaded', ops: r.ops, failed: r.failed.length });
-      return { ok: r.failed.length === 0, errors: [...r.failed] };
+      const failed = vrrpError ? [...r.failed, vrrpError] : r.failed;
+      return { ok: failed.length === 0, errors: failed };
     });
   }
 
@@ -409,9 +430,11 @@ export class Daemon {
     if (this.drainTimer) clearTimeout(this.drainTimer);
     this.health.stop();
     const conns = this.opts.plane.connections().length;
+    // VRRP goes first: masters send priority 0 so the peer takes over within its skew.
     // close() stops accepting before it first yields, so 'stopping' is logged once no new
     // connection can arrive.
-    this.stopping = this.opts.plane.close(this.opts.drainMs).then(() => publishDaemon({ type: 'stopped' }));
+    const vrrp = this.vrrpNode?.stop() ?? Promise.resolve();
+    this.stopping = Promise.all([vrrp, this.opts.plane.close(this.opts.drainMs)]).then(() => publishDaemon({ type: 'stopped' }));
     publishDaemon({ type: 'stopping', signal, connections: conns, drainMs: this.opts.drainMs });
     return this.stopping;
   }
@@ -426,6 +449,52 @@ export class Daemon {
     this.retryTimer.unref();
   }
 
+  /** VRRP's state, one entry per instance (empty without VRRP). */
+  vrrpStatus(): InstanceStatus[] {
+    return this.vrrpNode?.status() ?? [];
+  }
+
+  /** VRRP packets dropped, by reason. */
+  vrrpDrops(): Readonly<Record<string, number>> {
+    return this.vrrpNode?.drops() ?? {};
+  }
+
+  /** Is a service served now? Not while one of its addresses belongs to a VRRP instance that is not MASTER. */
+  private served(spec: ServiceSpec): boolean {
+    const node = this.vrrpNode;
+    // Before VRRP has started, every configured virtual address counts as not held.
+    const managed = node ? node.managedAddresses() : new Set((this.config?.vrrpInstances ?? []).flatMap((v) => [...v.virtualIpAddresses, ...v.excludedIpAddresses]).map((x) => normalizeAddress(x.address)));
+    if (managed.size === 0) return true;
+    const held = node?.heldAddresses() ?? new Set<string>();
+    return spec.listen.every((l) => {
+      const a = normalizeAddress(l.address);
+      return !managed.has(a) || held.has(a);
+    });
+  }
+
+  /** Start VRRP when the configuration has instances; the reason it cannot, or null. */
+  private startVrrp(config: FulcrumConfig): string | null {
+    if (config.vrrpInstances.length === 0 || this.vrrpNode) return null;
+    const node = new VrrpNode({
+      host: this.opts.vrrp?.host ?? ffiHostNetwork,
+      clock: this.opts.vrrp?.clock ?? systemClock,
+      ...(this.opts.vrrp?.runScript ? { runScript: this.opts.vrrp.runScript } : {}),
+      onHeldChange: () => {
+        if (this.stopping) return;
+        void this.director.setGate((spec) => this.served(spec)).then((r) => this.scheduleRetry(r.failed));
+      },
+    });
+    this.vrrpNode = node;
+    try {
+      node.start(config);
+    } catch (err: unknown) {
+      this.vrrpNode = null;
+      return err instanceof Error ? err.message : String(err);
+    }
+    void this.director.setGate((spec) => this.served(spec)).then((r) => this.scheduleRetry(r.failed));
+    return null;
+  }
+
   /** Say plainly what the configuration asks for that this build does not do (yet). */
   private noticeUnimplemented(config: FulcrumConfig): void {
     for (const rs of config.virtualServers.flatMap((vs) => vs.realServers)) {
@@ -434,9 +503,6 @@ export class Daemon {
         const where = c.loc ? `${formatLocation(c.loc)}: ` : '';
         publishDaemon({ type: 'notice', message: `${where}${c.type} bind_if/fwmark are not supported by Fulcrum's checkers and are ignored` });
       }
-    }
-    if (config.vrrpInstances.length > 0) {
-      publishDaemon({ type: 'notice', message: `${config.vrrpInstances.length} vrrp_instance(s) configured; VRRP is not part of this build yet and they are not run` });
     }
   }
 }

@@ -2,6 +2,7 @@
  * Logs are an edge: the core publishes on diagnostics channels and this module subscribes,
  * turning events into structured log lines (pino, JSON, one object per line).
  */
+import { VRRP_CHANNEL, type VrrpEvent } from '../vrrp/index.js';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { pino, type Logger } from 'pino';
 import { DIRECTOR_CHANNEL, type DirectorEvent } from '../director/index.js';
@@ -116,11 +117,39 @@ export function attachLogger(log: Logger): () => void {
       }
     }
   };
+  const onVrrp = (m: unknown): void => {
+    const e = m as VrrpEvent;
+    switch (e.type) {
+      case 'transition':
+        (e.to === 'FAULT' ? log.warn.bind(log) : log.info.bind(log))({ event: 'vrrp-transition', instance: e.instance, from: e.from, to: e.to, reason: e.reason, priority: e.priority, master: e.master },
+          `VRRP ${e.instance}: ${e.from} → ${e.to} (${e.reason}; priority ${e.priority}${e.master && e.to !== 'MASTER' ? `; master ${e.master}` : ''})`);
+        return;
+      case 'dropped':
+        log.warn({ event: 'vrrp-dropped', instance: e.instance, interface: e.interface, src: e.src, reason: e.reason, count: e.count },
+          `VRRP${e.instance ? ` ${e.instance}` : ''}: dropped a packet from ${e.src}${e.interface ? ` on ${e.interface}` : ''}: ${e.reason}: ${e.detail}${e.count > 1 ? ` (${e.count} since the last report)` : ''}`);
+        return;
+      case 'track':
+        (e.faults.length > 0 ? log.warn.bind(log) : log.info.bind(log))({ event: 'vrrp-track', instance: e.instance, priority: e.priority, faults: e.faults },
+          `VRRP ${e.instance}: priority ${e.priority}${e.faults.length > 0 ? `; FAULT: ${e.faults.join('; ')}` : ''}`);
+        return;
+      case 'script':
+        (e.ok ? log.info.bind(log) : log.warn.bind(log))({ event: 'vrrp-script', script: e.script, ok: e.ok }, `vrrp_script ${e.script} ${e.ok ? 'succeeds' : 'fails'} (${e.outcome})`);
+        return;
+      case 'notify':
+        (e.ok ? log.info.bind(log) : log.error.bind(log))({ event: 'vrrp-notify', instance: e.instance, script: e.script, ok: e.ok }, `VRRP ${e.instance}: notify ${e.script}: ${e.outcome}`);
+        return;
+      case 'error':
+        log.error({ event: 'vrrp-error', instance: e.instance }, `VRRP ${e.instance}: ${e.message}`);
+        return;
+    }
+  };
+  subscribe(VRRP_CHANNEL, onVrrp);
   subscribe(HEALTH_CHANNEL, onHealth);
   subscribe(DIRECTOR_CHANNEL, onDirector);
   subscribe(PROXY_CHANNEL, onProxy);
   subscribe(DAEMON_CHANNEL, onDaemon);
   return () => {
+    unsubscribe(VRRP_CHANNEL, onVrrp);
     unsubscribe(HEALTH_CHANNEL, onHealth);
     unsubscribe(DIRECTOR_CHANNEL, onDirector);
     unsubscribe(PROXY_CHANNEL, onProxy);

@@ -178,3 +178,17 @@ virtual_server group G {
   assert.deepEqual(add.service.listen.map((l) => `${l.address}:${l.port}`), ['127.0.0.1:5353', '127.0.0.2:5353', '127.0.0.3:5353', '127.0.0.1:5354']);
   assert.deepEqual(add.service.timeouts, { tcp: 900, tcpfin: 120, udp: 30 });
 });
+
+test('director: a gate keeps a service out of the plane while its health and quorum go on, and lets it back whole', async () => {
+  const plane = new FakeDataPlane();
+  const d = new Director(plane);
+  await d.setGate(() => false);
+  await d.setConfig(conf({ weights: [1, 1] }));
+  assert.equal(plane.history.length, 0);
+  await d.observe(SVC, '10.0.1.1:80', { alive: false });
+  const r = await d.setGate((spec) => spec.listen.some((l) => l.address === '10.0.0.1'));
+  assert.deepEqual(ops(plane.history.at(-1)), ['add-service tcp 10.0.0.1:80', 'add-server 10.0.1.2:80 w1']);
+  assert.equal(r.failed.length, 0);
+  await d.setGate(() => false);
+  assert.deepEqual(ops(plane.history.at(-1)), ['remove-service tcp 10.0.0.1:80']);
+});

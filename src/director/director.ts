@@ -9,7 +9,7 @@
 import { channel } from 'node:diagnostics_channel';
 import type { FulcrumConfig, VirtualServer } from '../model/types.js';
 import { SpecTable } from '../dataplane/table.js';
-import type { DataPlane, OpFailure, PlanOp } from '../dataplane/types.js';
+import type { DataPlane, OpFailure, PlanOp, ServiceSpec } from '../dataplane/types.js';
 import { computeDesired, observationKey, type Observation } from './desired.js';
 import { diffTables } from './plan.js';
 import { realServerKey } from '../model/keys.js';
@@ -37,6 +37,7 @@ export class Director {
   private readonly quorum = new Map<string, boolean>();
   private queue: Promise<unknown> = Promise.resolve();
   private lastFailures: readonly OpFailure[] = [];
+  private gate: ((spec: ServiceSpec) => boolean) | null = null;
 
   /** `onQuorum` is told when a service loses or regains quorum (quorum_up/quorum_down scripts). */
   constructor(readonly plane: DataPlane, private readonly onQuorum?: (vs: VirtualServer, up: boolean) => void) {}
@@ -66,6 +67,18 @@ export class Director {
   observeMany(batch: readonly { readonly service: string; readonly server: string; readonly obs: Observation }[]): Promise<ReconcileResult> {
     return this.serial(() => {
       for (const b of batch) this.observations.set(observationKey(b.service, b.server), b.obs);
+      return this.run();
+    });
+  }
+
+  /**
+   * Which services the plane serves now (null: all). Services gated out are kept out of
+   * the plane but still computed — their quorum and health go on — so they come back at
+   * once: VRRP's hook, where a service on a virtual address follows MASTER/BACKUP.
+   */
+  setGate(gate: ((spec: ServiceSpec) => boolean) | null): Promise<ReconcileResult> {
+    return this.serial(() => {
+      this.gate = gate;
       return this.run();
     });
   }
@@ -100,7 +113,9 @@ export class Director {
       for (const [key, d] of desired) for (const rs of d.vs.realServers) configured.add(observationKey(key, realServerKey(rs)));
       for (const key of [...this.observations.keys()]) if (!configured.has(key)) this.observations.delete(key);
     }
-    const plan = diffTables(this.applied, { services: desired });
+    const gate = this.gate;
+    const served = gate ? new Map([...desired].filter(([, d]) => gate(d.spec))) : desired;
+    const plan = diffTables(this.applied, { services: served });
     if (plan.ops.length === 0 && this.lastFailures.length === 0) return { applied: [], failed: [] };
     const r = await this.plane.apply(plan);
     for (const op of r.applied) {

@@ -75,6 +75,8 @@ export class FakeHost implements HostNetwork {
   up = true;
   /** Refuse raw sockets, as without CAP_NET_RAW. */
   denyRaw = false;
+  /** Capabilities this fake process lacks. */
+  lacking: string[] = [];
   private readonly linkState = new Map<string, { mac: string; up: boolean; addresses: { family: Family; address: string; prefixLength: number }[] }>();
   private readonly watchers = new Set<() => void>();
   now: () => number = () => 0;
@@ -136,6 +138,10 @@ export class FakeHost implements HostNetwork {
 
   announce(ifname: string, family: Family, address: string): void {
     this.announced.push({ ifname, family, address, at: this.now() });
+  }
+
+  missingCapabilities(): string[] {
+    return [...this.lacking];
   }
 
   watchLinks(onChange: () => void): { close(): void } {

@@ -74,6 +74,27 @@ export interface HostNetwork {
   announce(ifname: string, family: Family, address: string): void;
   /** `onChange` after any link or address change on the host (then read `link`). */
   watchLinks(onChange: () => void): { close(): void };
+  /** Which of CAP_NET_RAW (sockets, ARP) and CAP_NET_ADMIN (addresses) this process lacks. */
+  missingCapabilities(): string[];
+}
+
+const CAP_NET_ADMIN = 12;
+const CAP_NET_RAW = 13;
+
+/** Effective capabilities from /proc/self/status (CapEff), missing ones named. */
+export function missingNetCapabilities(status = '/proc/self/status'): string[] {
+  let eff: bigint;
+  try {
+    const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(fs.readFileSync(status, 'utf8'));
+    if (!m?.[1]) return [];
+    eff = BigInt(`0x${m[1]}`);
+  } catch {
+    return []; // not Linux procfs: let the calls themselves fail with their errors
+  }
+  const out: string[] = [];
+  if (!(eff & (1n << BigInt(CAP_NET_RAW)))) out.push('CAP_NET_RAW');
+  if (!(eff & (1n << BigInt(CAP_NET_ADMIN)))) out.push('CAP_NET_ADMIN');
+  return out;
 }
 
 const ETH_P_ARP = 0x0806;
@@ -320,6 +341,7 @@ export const ffiHostNetwork: HostNetwork = {
     }
   },
   watchLinks: openLinkWatch,
+  missingCapabilities: () => missingNetCapabilities(),
 };
 
 /** The ethertype a gratuitous ARP or NA travels in (for tests that capture them). */

@@ -8,7 +8,7 @@ export { SysError, SysErrorCode, sysFailure } from './errors.js';
 export { ffiRawSockets, sockaddr, sockaddrAddress, type RawMessageHandler, type RawSocket, type RawSocketFactory } from './raw.js';
 export { FakeRawSockets } from './fake.js';
 export {
-  ffiHostNetwork, gratuitousArp, readLink, unsolicitedNa,
+  ffiHostNetwork, gratuitousArp, missingNetCapabilities, readLink, unsolicitedNa,
   type AddressSpec, type HostNetwork, type LinkInfo, type VrrpChannel, type VrrpChannelOptions, type VrrpPacketIn,
 } from './host.js';
 export { addressMessage, ackErrno } from './netlink.js';

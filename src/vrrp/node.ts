@@ -14,6 +14,7 @@ import ipaddr from 'ipaddr.js';
 import type { Clock } from '../health/types.js';
 import type { FulcrumConfig, GlobalDefs, ScriptSpec, VirtualIp, VrrpInstance, VrrpScript, VrrpSyncGroup } from '../model/types.js';
 import { describeOutcome, runScript as realRunScript, type RunScriptOptions, type ScriptOutcome } from '../notify/script.js';
+import { SysError, SysErrorCode } from '../sys/errors.js';
 import type { HostNetwork, VrrpChannel, VrrpPacketIn } from '../sys/host.js';
 import { checkAdvert, decodeAdvert, decodeIpv4, DropReason, encodeAdvert, VRRP_PROTOCOL, type Drop } from './codec.js';
 import { initialState, PRIORITY_OWNER, step, type FsmConfig, type FsmEvent, type FsmState, type TransitionReason, type VrrpStateName } from './fsm.js';
@@ -133,6 +134,11 @@ export class VrrpNode {
   start(config: FulcrumConfig): void {
     this.config = config;
     if (config.vrrpInstances.length === 0) return;
+    const lacking = this.o.host.missingCapabilities();
+    if (lacking.length > 0) {
+      throw new SysError(SysErrorCode.PERMISSION, `VRRP needs ${lacking.join(' and ')} (raw sockets and gratuitous ARP need CAP_NET_RAW, virtual addresses CAP_NET_ADMIN): ` +
+        `run as root or grant them (setcap cap_net_raw,cap_net_admin+ep, or AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN in the systemd unit)`);
+    }
     this.watch = this.o.host.watchLinks(() => this.linksChanged());
     this.syncScripts();
     try {
