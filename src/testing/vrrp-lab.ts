@@ -1,0 +1,167 @@
+/**
+ * VRRP labs: Fulcrum directors, real keepalived and a VRRP observer in namespaces of a
+ * `createLab` lab — for the interop and failover tests and `bench/vrrp.ts`.
+ */
+import type { ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { repoRoot } from './index.js';
+import type { Lab } from './netns.js';
+import { ensureCommand } from './peers.js';
+
+export interface Proc {
+  readonly child: ChildProcess;
+  /** Output lines so far. */
+  readonly lines: string[];
+  /** Wait for a line (parsed as JSON when `json`) matching `pred`, among those after index `from`. */
+  waitLine(pred: (line: string) => boolean, timeoutMs: number, from?: number): Promise<string>;
+}
+
+function track(child: ChildProcess): Proc {
+  const lines: string[] = [];
+  const waiters = new Set<() => void>();
+  const feed = (buf: Buffer | string): void => {
+    for (const l of buf.toString().split('\n')) if (l.trim()) lines.push(l);
+    for (const w of [...waiters]) w();
+  };
+  let tail = '';
+  const onData = (d: Buffer): void => {
+    const text = tail + d.toString();
+    const cut = text.lastIndexOf('\n');
+    tail = text.slice(cut + 1);
+    if (cut >= 0) feed(text.slice(0, cut));
+  };
+  child.stdout?.on('data', onData);
+  child.stderr?.on('data', onData);
+  return {
+    child,
+    lines,
+    waitLine(pred, timeoutMs, from = 0) {
+      return new Promise((resolve, reject) => {
+        const check = (): boolean => {
+          for (let i = from; i < lines.length; i++) {
+            const l = lines[i] ?? '';
+            if (pred(l)) {
+              waiters.delete(w);
+              clearTimeout(timer);
+              resolve(l);
+              return true;
+            }
+          }
+          return false;
+        };
+        const w = (): void => { check(); };
+        const timer = setTimeout(() => {
+          waiters.delete(w);
+          reject(new Error(`no matching line within ${timeoutMs} ms; last lines:\n${lines.slice(-15).join('\n')}`));
+        }, timeoutMs);
+        waiters.add(w);
+        check();
+      });
+    },
+  };
+}
+
+/** A VRRP instance block (keepalived.conf syntax, which Fulcrum and keepalived share). */
+export function vrrpInstance(o: {
+  name?: string; state?: 'MASTER' | 'BACKUP'; vrid?: number; priority: number; version: 2 | 3; advert?: number; pass?: string;
+  vip: string; nopreempt?: boolean; extra?: string;
+}): string {
+  return `vrrp_instance ${o.name ?? 'VI_1'} {
+  state ${o.state ?? 'BACKUP'}
+  interface eth0
+  virtual_router_id ${o.vrid ?? 51}
+  priority ${o.priority}
+  advert_int ${o.advert ?? 1}
+  version ${o.version}
+${o.pass !== undefined ? `  authentication {\n    auth_type PASS\n    auth_pass ${o.pass}\n  }\n` : ''}${o.nopreempt ? '  nopreempt\n' : ''}  virtual_ipaddress {
+    ${o.vip}
+  }
+${o.extra ?? ''}
+}
+`;
+}
+
+/** `fulcrum run` in a lab host with its API socket and state in `dir`. */
+export function startFulcrum(lab: Lab, host: string, dir: string, config: string): Proc & { socket: string } {
+  const conf = path.join(dir, `${host}.conf`);
+  fs.writeFileSync(conf, config);
+  const socket = path.join(dir, `${host}.sock`);
+  fs.rmSync(socket, { force: true });
+  const child = lab.spawn(host, process.execPath, [path.join(repoRoot(), 'bin', 'fulcrum.js'), 'run', '-f', conf, '--api-socket', socket, '--state-file', path.join(dir, `${host}.json`), '--drain-timeout', '0']);
+  return { ...track(child), socket };
+}
+
+/** Real keepalived (Debian's package, installed on demand), VRRP only, in the foreground. */
+export function startKeepalived(lab: Lab, host: string, dir: string, config: string): Proc {
+  const bin = ensureCommand('keepalived', 'keepalived');
+  const conf = path.join(dir, `${host}.keepalived.conf`);
+  fs.writeFileSync(conf, config);
+  const child = lab.spawn(host, bin, ['--dont-fork', '--log-console', '--log-detail', '--vrrp', '-f', conf,
+    '-p', path.join(dir, `${host}.pid`), '-r', path.join(dir, `${host}.vrrp.pid`), '-c', path.join(dir, `${host}.chk.pid`)]);
+  return track(child);
+}
+
+export interface Advert {
+  readonly t: number;
+  readonly src: string;
+  readonly vrid: number;
+  readonly priority: number;
+  readonly version: number;
+  readonly ttl: number;
+  readonly valid: boolean;
+}
+
+/** Watches VRRP on a host's eth0: every advert seen, with its epoch time in ms. */
+export function startObserver(lab: Lab, host: string): { adverts: Advert[]; proc: Proc; next(pred: (a: Advert) => boolean, timeoutMs: number): Promise<Advert> } {
+  const h = lab.hosts.get(host);
+  if (!h) throw new Error(`no host ${host}`);
+  const proc = track(lab.spawn(host, process.execPath, [path.join(repoRoot(), 'dist', 'src', 'testing', 'vrrp-tool.js'), 'observe', 'eth0', h.ipv4]));
+  const adverts: Advert[] = [];
+  const parse = (l: string): Advert | null => {
+    try {
+      return JSON.parse(l) as Advert;
+    } catch {
+      return null;
+    }
+  };
+  proc.child.stdout?.on('data', () => {
+    adverts.length = 0;
+    for (const l of proc.lines) {
+      const a = parse(l);
+      if (a) adverts.push(a);
+    }
+  });
+  return {
+    adverts,
+    proc,
+    async next(pred, timeoutMs) {
+      const from = proc.lines.length;
+      const l = await proc.waitLine((x) => { const a = parse(x); return a !== null && pred(a); }, timeoutMs, from);
+      const a = parse(l);
+      if (!a) throw new Error('unparsable observer line');
+      return a;
+    },
+  };
+}
+
+/** A JSON log line's `event` field equals `event` (and the rest of `fields` match). */
+export function logEvent(event: string, fields: Record<string, unknown> = {}): (line: string) => boolean {
+  return (line) => {
+    if (!line.startsWith('{')) return false;
+    try {
+      const o = JSON.parse(line) as Record<string, unknown>;
+      return o['event'] === event && Object.entries(fields).every(([k, v]) => o[k] === v);
+    } catch {
+      return false;
+    }
+  };
+}
+
+/** RFC 5798 Master_Down_Interval in ms for a backup of `priority` (v2: skew in whole seconds' scale). */
+export function expectedTakeoverMs(version: 2 | 3, advertS: number, priority: number): number {
+  return 3 * advertS * 1000 + ((256 - priority) * (version === 3 ? advertS : 1) * 1000) / 256;
+}
+
+export { sleep };

@@ -1,0 +1,105 @@
+/**
+ * VRRP against real keepalived (Debian's package) on a bridged segment of network
+ * namespaces: client (observer), Fulcrum, keepalived. Runs as root (CI does).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { withTempDir } from '../src/testing/index.js';
+import { createLab, isRoot, removeStaleLabs, until } from '../src/testing/netns.js';
+import { expectedTakeoverMs, logEvent, startFulcrum, startKeepalived, startObserver, vrrpInstance } from '../src/testing/vrrp-lab.js';
+
+const skip = isRoot() ? false : 'needs root (network namespaces, raw sockets); CI runs as root';
+const PREFIX = `fvi${process.pid % 10000}`;
+const VIP = '10.61.0.100';
+
+for (const version of [2, 3] as const) {
+  const pass = version === 2 ? 'sa5pw' : undefined;
+
+  test(`VRRPv${version}: Fulcrum MASTER + keepalived BACKUP — kill Fulcrum, keepalived takes the VIP in 3·advert + skew, the client's ARP entry moves; Fulcrum returns and preempts`, { skip, timeout: 60_000 }, async (t) => {
+    removeStaleLabs(`${PREFIX}a${version}`);
+    const lab = createLab(`${PREFIX}a${version}`);
+    t.after(() => lab.close());
+    await withTempDir(async (dir) => {
+      lab.host('c', '10.61.0.9');
+      const f = lab.host('f', '10.61.0.2');
+      const k = lab.host('k', '10.61.0.3');
+      const obs = startObserver(lab, 'c');
+      const fconf = vrrpInstance({ state: 'MASTER', priority: 150, version, pass, vip: `${VIP}/24` });
+      let fulcrum = startFulcrum(lab, 'f', dir, fconf);
+      await fulcrum.waitLine(logEvent('vrrp-transition', { to: 'MASTER' }), 10_000);
+      const ka = startKeepalived(lab, 'k', dir, vrrpInstance({ priority: 100, version, pass, vip: `${VIP}/24` }));
+      await ka.waitLine((l) => /Entering BACKUP STATE/.test(l), 10_000);
+      // keepalived accepts Fulcrum's adverts: it stays BACKUP through 4 of them.
+      const firstF = obs.adverts.filter((a) => a.src === f.ipv4).length;
+      await until(() => obs.adverts.filter((a) => a.src === f.ipv4).length >= firstF + 4, 8000, 'four more adverts from Fulcrum');
+      assert.ok(!ka.lines.some((l) => /Entering MASTER STATE/.test(l)), ka.lines.join('\n'));
+      assert.ok(obs.adverts.every((a) => a.valid && a.ttl === 255 && a.version === version));
+      assert.deepEqual(lab.addresses('f'), [f.ipv4, VIP]);
+      assert.deepEqual(lab.addresses('k'), [k.ipv4]);
+      lab.touch('c', VIP);
+      assert.equal(lab.neighbour('c', VIP), f.mac);
+
+      // Crash Fulcrum right after one of its adverts.
+      const last = await obs.next((a) => a.src === f.ipv4, 3000);
+      lab.crash('f');
+      const first = await obs.next((a) => a.src === k.ipv4, 10_000);
+      const took = first.t - last.t;
+      const want = expectedTakeoverMs(version, 1, 100);
+      t.diagnostic(`v${version} takeover by keepalived after Fulcrum's last advert: ${took.toFixed(0)} ms (3·advert + skew = ${want.toFixed(0)} ms)`);
+      assert.ok(Math.abs(took - want) <= want * 0.1, `takeover ${took} ms, expected ${want} ± 10%`);
+      await until(() => lab.addresses('k').includes(VIP), 2000, 'VIP on keepalived');
+      // The client sent nothing to the VIP: only the gratuitous ARP can have moved its entry.
+      await until(() => lab.neighbour('c', VIP) === k.mac, 2000, 'client ARP entry to point at keepalived');
+
+      // Fulcrum returns with the higher priority and preempts (after its master-down interval).
+      const mark = ka.lines.length;
+      fulcrum = startFulcrum(lab, 'f', dir, fconf);
+      await fulcrum.waitLine(logEvent('vrrp-transition', { from: 'BACKUP', to: 'MASTER' }), 10_000);
+      await ka.waitLine((l) => /Entering BACKUP STATE|higher priority/.test(l), 5000, mark);
+      await until(() => lab.addresses('f').includes(VIP) && !lab.addresses('k').includes(VIP), 3000, 'VIP back on Fulcrum only');
+      await until(() => lab.neighbour('c', VIP) === f.mac, 3000, 'client ARP entry back to Fulcrum');
+    });
+  });
+
+  test(`VRRPv${version}: keepalived MASTER + Fulcrum BACKUP — kill keepalived, Fulcrum takes the VIP in 3·advert + skew; keepalived returns and preempts`, { skip, timeout: 60_000 }, async (t) => {
+    removeStaleLabs(`${PREFIX}b${version}`);
+    const lab = createLab(`${PREFIX}b${version}`);
+    t.after(() => lab.close());
+    await withTempDir(async (dir) => {
+      lab.host('c', '10.61.0.9');
+      const f = lab.host('f', '10.61.0.2');
+      const k = lab.host('k', '10.61.0.3');
+      const obs = startObserver(lab, 'c');
+      const kconf = vrrpInstance({ state: 'MASTER', priority: 150, version, pass, vip: `${VIP}/24` });
+      let ka = startKeepalived(lab, 'k', dir, kconf);
+      await ka.waitLine((l) => /Entering MASTER STATE/.test(l), 10_000);
+      const fulcrum = startFulcrum(lab, 'f', dir, vrrpInstance({ priority: 100, version, pass, vip: `${VIP}/24` }));
+      await fulcrum.waitLine(logEvent('vrrp-transition', { to: 'BACKUP' }), 10_000);
+      const seen = obs.adverts.filter((a) => a.src === k.ipv4).length;
+      await until(() => obs.adverts.filter((a) => a.src === k.ipv4).length >= seen + 4, 8000, 'four more adverts from keepalived');
+      assert.ok(!fulcrum.lines.some(logEvent('vrrp-transition', { to: 'MASTER' })), 'Fulcrum accepted keepalived as master');
+      assert.ok(!fulcrum.lines.some(logEvent('vrrp-dropped')), fulcrum.lines.filter(logEvent('vrrp-dropped')).join('\n'));
+      lab.touch('c', VIP);
+      assert.equal(lab.neighbour('c', VIP), k.mac);
+
+      // keepalived forks a VRRP child: crash() kills every process in its namespace.
+      const last = await obs.next((a) => a.src === k.ipv4, 3000);
+      lab.crash('k');
+      const first = await obs.next((a) => a.src === f.ipv4, 10_000);
+      const took = first.t - last.t;
+      const want = expectedTakeoverMs(version, 1, 100);
+      t.diagnostic(`v${version} takeover by Fulcrum after keepalived's last advert: ${took.toFixed(0)} ms (3·advert + skew = ${want.toFixed(0)} ms)`);
+      assert.ok(Math.abs(took - want) <= want * 0.1, `takeover ${took} ms, expected ${want} ± 10%`);
+      assert.ok(first.valid && first.version === version && first.priority === 100);
+      await until(() => lab.addresses('f').includes(VIP), 2000, 'VIP on Fulcrum');
+      await until(() => lab.neighbour('c', VIP) === f.mac, 2000, 'client ARP entry to point at Fulcrum');
+
+      // keepalived returns (priority 150): Fulcrum sees the higher priority and steps back.
+      const mark = fulcrum.lines.length;
+      ka = startKeepalived(lab, 'k', dir, kconf);
+      await fulcrum.waitLine(logEvent('vrrp-transition', { from: 'MASTER', to: 'BACKUP', reason: 'higher-priority' }), 10_000, mark);
+      await until(() => lab.addresses('k').includes(VIP) && !lab.addresses('f').includes(VIP), 3000, 'VIP back on keepalived only');
+      await until(() => lab.neighbour('c', VIP) === k.mac, 3000, 'client ARP entry back to keepalived');
+    });
+  });
+}
