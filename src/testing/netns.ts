@@ -28,8 +28,10 @@ export interface Lab {
   spawn(host: string, cmd: string, args: readonly string[], env?: NodeJS.ProcessEnv): ChildProcess;
   /** Kill every process in a host's namespace with SIGKILL (a crash). */
   crash(host: string): void;
-  /** Cut or restore a host's link (its switch port). */
+  /** Cut or restore a host's link (its switch port goes down: the host sees carrier loss). */
   link(host: string, up: boolean): void;
+  /** Unplug a host from the bridge or plug it back (its link stays up: a partition). */
+  plug(host: string, plugged: boolean): void;
   /** IPv4 addresses on a host's eth0. */
   addresses(host: string): string[];
   /** Make `host` resolve `ip` (a TCP connect attempt to port 9; refused is fine). */
@@ -118,6 +120,11 @@ export function createLab(prefix: string): Lab {
       const h = hosts.get(host);
       if (!h) throw new Error(`no host ${host}`);
       ip(['-n', sw, 'link', 'set', h.port, up ? 'up' : 'down']);
+    },
+    plug(host, plugged) {
+      const h = hosts.get(host);
+      if (!h) throw new Error(`no host ${host}`);
+      ip(['-n', sw, 'link', 'set', h.port, ...(plugged ? ['master', 'br0'] : ['nomaster'])]);
     },
     addresses(host) {
       return ip(['-n', nsOf(host), '-4', '-o', 'addr', 'show', 'dev', 'eth0']).split('\n').filter(Boolean)
