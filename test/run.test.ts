@@ -219,3 +219,25 @@ test('demo: the quick start command starts real servers and the director and sho
   assert.match(text, /split: 127\.0\.0\.1:9001 6, 127\.0\.0\.1:9002 4, 127\.0\.0\.1:9003 2/);
   assert.match(text, /curl -s http:\/\/127\.0\.0\.1:8080\//);
 });
+
+test('run: VRRP without CAP_NET_RAW / CAP_NET_ADMIN is refused with the capabilities named; VRRP with --workers too', async () => {
+  // Root drops both capabilities with setpriv; any other user lacks them anyway.
+  const prefix = process.getuid?.() === 0 ? ['setpriv', '--bounding-set=-net_raw,-net_admin', '--inh-caps=-net_raw,-net_admin'] : [];
+  const vrrp = 'vrrp_instance VI_1 {\n interface lo\n virtual_router_id 9\n priority 100\n virtual_ipaddress {\n 192.0.2.9/32\n }\n}\n';
+  const d = await startDaemon(vrrp, { waitStarted: false, prefix });
+  try {
+    assert.equal(await d.waitExit(), 1);
+    assert.match(d.stderr, /VRRP needs CAP_NET_RAW and CAP_NET_ADMIN/);
+    assert.match(d.stderr, /setcap cap_net_raw,cap_net_admin\+ep/);
+    assert.doesNotMatch(d.stderr, /\n\s+at /, 'no stack trace');
+  } finally {
+    await d.cleanup();
+  }
+  const w = await startDaemon(vrrp, { waitStarted: false, args: ['--workers', '2'] });
+  try {
+    assert.equal(await w.waitExit(), 1);
+    assert.match(w.stderr, /VRRP runs in one process, and the listeners on its addresses follow it; run with --workers 1/);
+  } finally {
+    await w.cleanup();
+  }
+});

@@ -165,3 +165,69 @@ export function expectedTakeoverMs(version: 2 | 3, advertS: number, priority: nu
 }
 
 export { sleep };
+
+export interface FailoverResult {
+  /** Longest gap between successful client requests across the crash, ms. */
+  readonly outageMs: number;
+  /** 3·advert + skew for the backup, ms. */
+  readonly expectedMs: number;
+  readonly tries: number;
+  readonly failed: number;
+  /** Who answered before and after. */
+  readonly before: string;
+  readonly after: string;
+}
+
+/**
+ * Two directors (`fulcrum`: VRRPv3 + a proxied service on the VIP, a real server behind
+ * each; `keepalived`: VRRPv3 moving the VIP onto hosts whose server listens on every
+ * address), a client loop against VIP:8080, and a crash of the master after `crashAfterMs`.
+ * The lab must have hosts c, d1, d2 on one /24.
+ */
+export async function measureFailover(lab: Lab, dir: string, kind: 'fulcrum' | 'keepalived', vip: string, o: { advert: number; priorities: [number, number]; crashAfterMs?: number; probeMs?: number }): Promise<FailoverResult> {
+  const server = (host: string, bind: string, port: number): void => {
+    const js = `require('net').createServer((s)=>s.end(${JSON.stringify(`${host}\n`)})).listen(${port},${JSON.stringify(bind)})`;
+    lab.spawn(host, process.execPath, ['-e', js]);
+  };
+  const conf = (priority: number): string => vrrpInstance({ vrid: 70, priority, version: 3, advert: o.advert, vip: `${vip}/24` })
+    + (kind === 'fulcrum' ? `virtual_server ${vip} 8080 {\n  lb_algo rr\n  lb_kind PROXY\n  protocol TCP\n  real_server 127.0.0.1 9000 {\n    weight 1\n  }\n}\n` : '');
+  const procs: Proc[] = [];
+  for (const [i, host] of (['d1', 'd2'] as const).entries()) {
+    if (kind === 'fulcrum') {
+      server(host, '127.0.0.1', 9000);
+      procs.push(startFulcrum(lab, host, dir, conf(o.priorities[i] ?? 100)));
+    } else {
+      server(host, '0.0.0.0', 8080);
+      procs.push(startKeepalived(lab, host, dir, conf(o.priorities[i] ?? 100)));
+    }
+    const p = procs[i];
+    if (!p) throw new Error('no process');
+    if (kind === 'fulcrum') await p.waitLine(logEvent('vrrp-transition', { to: i === 0 ? 'MASTER' : 'BACKUP' }), 10_000);
+    else await p.waitLine((l) => new RegExp(`Entering ${i === 0 ? 'MASTER' : 'BACKUP'} STATE`).test(l), 10_000);
+  }
+  const probeMs = o.probeMs ?? 3000;
+  const probe = track(lab.spawn('c', process.execPath, [path.join(repoRoot(), 'dist', 'src', 'testing', 'vrrp-tool.js'), 'probe', '-', `${vip}:8080`, String(probeMs)]));
+  await sleep(o.crashAfterMs ?? 1000);
+  // The crash time is taken once every process of d1 is stopped: a reply the client got
+  // while the tool was still stopping them counts as before.
+  lab.crash('d1');
+  const crashAt = performance.timeOrigin + performance.now();
+  await new Promise<void>((resolve) => { probe.child.on('exit', () => resolve()); if (probe.child.exitCode !== null) resolve(); });
+  const tries = probe.lines.map((l) => JSON.parse(l) as { t: number; ok: boolean; reply: string });
+  const ok = tries.filter((x) => x.ok);
+  const lastBefore = [...ok].reverse().find((x) => x.t <= crashAt);
+  const firstAfter = ok.find((x) => x.t > crashAt && x.reply === 'd2');
+  if (!lastBefore || !firstAfter) throw new Error(`no success ${!lastBefore ? 'before' : 'after'} the crash: ${probe.lines.slice(-5).join(' | ')}`);
+  if (process.env['FULCRUM_FAILOVER_DEBUG']) process.stderr.write(`crashAt ${crashAt.toFixed(0)} lastOk ${lastBefore.t.toFixed(0)} firstOk ${firstAfter.t.toFixed(0)} ${tries.filter((x) => x.t > crashAt - 20 && x.t < firstAfter.t + 20).map((x) => `${x.t.toFixed(0)}:${x.reply}`).join(' ')}\n`);
+  if (process.env['FULCRUM_FAILOVER_DEBUG']) for (const p of procs) process.stderr.write(`${p.lines.filter((l) => /vrrp-transition|service-added|server-added/.test(l)).join('\n')}\n`);
+  for (const p of procs) p.child.kill('SIGKILL');
+  lab.crash('d2');
+  return {
+    outageMs: firstAfter.t - lastBefore.t,
+    expectedMs: expectedTakeoverMs(3, o.advert, o.priorities[1]),
+    tries: tries.length,
+    failed: tries.filter((x) => !x.ok).length,
+    before: lastBefore.reply,
+    after: firstAfter.reply,
+  };
+}

@@ -7,7 +7,11 @@
  *   node vrrp-tool.js inject IFACE SRC VRID PASSWORD VIP
  *     sends one packet of each malformed kind (TTL, truncated, version, type, checksum,
  *     VRID, address count, address, auth, interval) to 224.0.0.18, then exits
+ *   node vrrp-tool.js probe - VIP:PORT DURATION_MS
+ *     a client loop: connect, read one line, close, every 5 ms (each try bounded by
+ *     100 ms) for DURATION_MS; one JSON line per try: { t, ok, reply }
  */
+import net from 'node:net';
 import { ffiHostNetwork, ffiRawSockets } from '../sys/index.js';
 import { decodeAdvert, decodeIpv4, encodeAdvert } from '../vrrp/index.js';
 
@@ -57,6 +61,27 @@ if (mode === 'observe') {
   raw.send(good(), dst);
   raw.close();
   process.stdout.write('bad-ttl\n');
+} else if (mode === 'probe') {
+  const [host, portS] = src.split(':');
+  const port = Number(portS);
+  const end = performance.now() + Number(rest[0] ?? '1000');
+  const once = (): Promise<{ ok: boolean; reply: string }> => new Promise((resolve) => {
+    const s = net.connect({ host: host ?? '', port });
+    let buf = '';
+    const done = (ok: boolean, reply: string): void => { clearTimeout(timer); s.destroy(); resolve({ ok, reply }); };
+    const timer = setTimeout(() => done(false, 'timeout'), 100);
+    s.on('data', (d) => { buf += d.toString(); if (buf.includes('\n')) done(true, buf.trim()); });
+    s.on('error', (e: NodeJS.ErrnoException) => done(false, e.code ?? e.message));
+    s.on('end', () => done(buf.length > 0, buf.trim() || 'closed'));
+  });
+  void (async () => {
+    for (let i = 0; i < 100_000 && performance.now() < end; i++) {
+      const t = epoch();
+      const r = await once();
+      process.stdout.write(`${JSON.stringify({ t, ...r })}\n`);
+      await new Promise((res) => setTimeout(res, 5));
+    }
+  })();
 } else {
   process.stderr.write(`unknown mode ${mode ?? ''}\n`);
   process.exit(2);
