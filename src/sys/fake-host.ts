@@ -136,8 +136,8 @@ export class FakeHost implements HostNetwork {
     l.addresses = l.addresses.filter((x) => x.address !== a.address);
   }
 
-  announce(ifname: string, family: Family, address: string): void {
-    this.announced.push({ ifname, family, address, at: this.now() });
+  announce(ifname: string, family: Family, address: string, count: number): void {
+    for (let k = 0; k < count; k++) this.announced.push({ ifname, family, address, at: this.now() });
   }
 
   missingCapabilities(): string[] {

@@ -70,8 +70,8 @@ export interface HostNetwork {
   addAddress(a: AddressSpec): void;
   /** Remove an address; already absent is fine. */
   removeAddress(a: AddressSpec): void;
-  /** One gratuitous ARP (IPv4) or unsolicited neighbour advertisement (IPv6) for `address`. */
-  announce(ifname: string, family: Family, address: string): void;
+  /** `count` gratuitous ARPs (IPv4) or unsolicited neighbour advertisements (IPv6) for `address`, back to back. */
+  announce(ifname: string, family: Family, address: string, count: number): void;
   /** `onChange` after any link or address change on the host (then read `link`). */
   watchLinks(onChange: () => void): { close(): void };
   /** Which of CAP_NET_RAW (sockets, ARP) and CAP_NET_ADMIN (addresses) this process lacks. */
@@ -308,12 +308,15 @@ export const ffiHostNetwork: HostNetwork = {
     if (!l) return; // the interface is gone, and its addresses with it
     netlinkAddress('remove', a, l.index);
   },
-  announce(ifname, family, address) {
+  announce(ifname, family, address, count) {
     const c = loadLibc();
     const l = readLink(ifname);
     if (!l) throw new SysError(SysErrorCode.NO_DEVICE, `network interface '${ifname}' does not exist`);
     if (family === 'inet') {
-      const fd = c.socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, ETH_P_ARP);
+      // Protocol 0: a send-only packet socket. One bound to a protocol hooks into the
+      // receive path, and closing it waits for an RCU grace period (tens of ms) — too
+      // slow at the moment of a takeover.
+      const fd = c.socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
       if (fd < 0) throw sysFailure(`a packet socket for gratuitous ARP on ${ifname}`, c.errno(), 'CAP_NET_RAW');
       try {
         const ll = Buffer.alloc(20);
@@ -323,7 +326,9 @@ export const ffiHostNetwork: HostNetwork = {
         ll[11] = 6;
         Buffer.alloc(6, 0xff).copy(ll, 12);
         const pkt = gratuitousArp(l.mac, address);
-        if (c.sendto(fd, pkt, pkt.length, 0, ll, ll.length) < 0) throw sysFailure(`gratuitous ARP for ${address} on ${ifname}`, c.errno(), 'CAP_NET_RAW');
+        for (let k = 0; k < count; k++) {
+          if (c.sendto(fd, pkt, pkt.length, 0, ll, ll.length) < 0) throw sysFailure(`gratuitous ARP for ${address} on ${ifname}`, c.errno(), 'CAP_NET_RAW');
+        }
       } finally {
         c.close(fd);
       }
@@ -335,7 +340,9 @@ export const ffiHostNetwork: HostNetwork = {
       setopt(c, fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, intOpt(l.index), 'IPV6_MULTICAST_IF');
       const pkt = unsolicitedNa(l.mac, address);
       const sa = sockaddr('inet6', 'ff02::1', l.index);
-      if (c.sendto(fd, pkt, pkt.length, 0, sa, sa.length) < 0) throw sysFailure(`neighbour advertisement for ${address} on ${ifname}`, c.errno(), 'CAP_NET_RAW');
+      for (let k = 0; k < count; k++) {
+        if (c.sendto(fd, pkt, pkt.length, 0, sa, sa.length) < 0) throw sysFailure(`neighbour advertisement for ${address} on ${ifname}`, c.errno(), 'CAP_NET_RAW');
+      }
     } finally {
       c.close(fd);
     }

@@ -205,6 +205,7 @@ export async function measureFailover(lab: Lab, dir: string, kind: 'fulcrum' | '
     if (kind === 'fulcrum') await p.waitLine(logEvent('vrrp-transition', { to: i === 0 ? 'MASTER' : 'BACKUP' }), 10_000);
     else await p.waitLine((l) => new RegExp(`Entering ${i === 0 ? 'MASTER' : 'BACKUP'} STATE`).test(l), 10_000);
   }
+  const debug = process.env['FULCRUM_FAILOVER_DEBUG'] ? startObserver(lab, 'c') : null;
   const probeMs = o.probeMs ?? 3000;
   const probe = track(lab.spawn('c', process.execPath, [path.join(repoRoot(), 'dist', 'src', 'testing', 'vrrp-tool.js'), 'probe', '-', `${vip}:8080`, String(probeMs)]));
   await sleep(o.crashAfterMs ?? 1000);
@@ -218,6 +219,12 @@ export async function measureFailover(lab: Lab, dir: string, kind: 'fulcrum' | '
   const lastBefore = [...ok].reverse().find((x) => x.t <= crashAt);
   const firstAfter = ok.find((x) => x.t > crashAt && x.reply === 'd2');
   if (!lastBefore || !firstAfter) throw new Error(`no success ${!lastBefore ? 'before' : 'after'} the crash: ${probe.lines.slice(-5).join(' | ')}`);
+  if (debug) {
+    const d1 = lab.hosts.get('d1')?.ipv4;
+    const lastAdvert = [...debug.adverts].reverse().find((a) => a.src === d1);
+    const firstNew = debug.adverts.find((a) => a.src !== d1 && a.t > crashAt - 1000);
+    process.stderr.write(`last d1 advert ${lastAdvert?.t.toFixed(0)} first d2 advert ${firstNew?.t.toFixed(0)}\n`);
+  }
   if (process.env['FULCRUM_FAILOVER_DEBUG']) process.stderr.write(`crashAt ${crashAt.toFixed(0)} lastOk ${lastBefore.t.toFixed(0)} firstOk ${firstAfter.t.toFixed(0)} ${tries.filter((x) => x.t > crashAt - 20 && x.t < firstAfter.t + 20).map((x) => `${x.t.toFixed(0)}:${x.reply}`).join(' ')}\n`);
   if (process.env['FULCRUM_FAILOVER_DEBUG']) for (const p of procs) process.stderr.write(`${p.lines.filter((l) => /vrrp-transition|service-added|server-added/.test(l)).join('\n')}\n`);
   for (const p of procs) p.child.kill('SIGKILL');

@@ -455,7 +455,7 @@ export class VrrpNode {
     const ifname = v.dev ?? i.cfg.interface;
     if (ifname === undefined) return;
     try {
-      for (let k = 0; k < times; k++) this.o.host.announce(ifname, v.family, v.address);
+      this.o.host.announce(ifname, v.family, v.address, times);
     } catch (err: unknown) {
       publish({ type: 'error', instance: i.cfg.name, message: err instanceof Error ? err.message : String(err) });
     }
