@@ -103,3 +103,34 @@ for (const version of [2, 3] as const) {
     });
   });
 }
+
+test('VRRPv3 over IPv6 (link-local sources, ff02::12): keepalived accepts Fulcrum as master and takes over when it crashes; Fulcrum as backup takes over from a crashed keepalived', { skip, timeout: 60_000 }, async (t) => {
+  removeStaleLabs(`${PREFIX}6`);
+  const lab = createLab(`${PREFIX}6`);
+  t.after(() => lab.close());
+  await withTempDir(async (dir) => {
+    lab.host('f', '10.61.0.2');
+    lab.host('k', '10.61.0.3');
+    const vip6 = 'fd00:61::100';
+    const has = (h: string): boolean => lab.exec(h, 'ip', ['-6', '-o', 'addr', 'show', 'dev', 'eth0']).includes(`${vip6}/64`);
+    const conf = (priority: number, state: 'MASTER' | 'BACKUP'): string => vrrpInstance({ vrid: 60, priority, state, version: 3, vip: `${vip6}/64` });
+    const f = startFulcrum(lab, 'f', dir, conf(150, 'MASTER'));
+    await f.waitLine(logEvent('vrrp-transition', { to: 'MASTER' }), 10_000);
+    const k = startKeepalived(lab, 'k', dir, conf(100, 'BACKUP'));
+    await k.waitLine((l) => /Entering BACKUP STATE/.test(l), 10_000);
+    await new Promise((r) => setTimeout(r, 4000));
+    assert.ok(!k.lines.some((l) => /Entering MASTER STATE/.test(l)), 'keepalived accepted Fulcrum\'s IPv6 adverts');
+    assert.deepEqual([has('f'), has('k')], [true, false]);
+    lab.crash('f');
+    await k.waitLine((l) => /Entering MASTER STATE/.test(l), 6000);
+    await until(() => has('k'), 2000, 'IPv6 VIP on keepalived');
+    const f2 = startFulcrum(lab, 'f', dir, conf(100, 'BACKUP'));
+    await f2.waitLine(logEvent('vrrp-transition', { to: 'BACKUP' }), 10_000);
+    await new Promise((r) => setTimeout(r, 4000));
+    assert.ok(!f2.lines.some(logEvent('vrrp-transition', { to: 'MASTER' })), 'Fulcrum accepted keepalived\'s IPv6 adverts');
+    assert.ok(!f2.lines.some(logEvent('vrrp-dropped')), f2.lines.filter(logEvent('vrrp-dropped')).join('\n'));
+    lab.crash('k');
+    await f2.waitLine(logEvent('vrrp-transition', { from: 'BACKUP', to: 'MASTER', reason: 'master-down' }), 6000);
+    await until(() => has('f'), 2000, 'IPv6 VIP on Fulcrum');
+  });
+});
