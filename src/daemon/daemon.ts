@@ -104,6 +104,8 @@ export class Daemon {
   private queue: Promise<unknown> = Promise.resolve();
   /** The VRRP instances, once a configuration has any. */
   private vrrpNode: VrrpNode | null = null;
+  /** Set as stop() begins: VRRP's goodbye must not reopen or reshuffle services. */
+  private closing = false;
   /** Reload outcomes since start (for metrics). */
   readonly reloads = { ok: 0, failed: 0, lastOkAt: 0, lastFailedAt: 0 };
 
@@ -426,6 +428,7 @@ export class Daemon {
   /** Stop accepting, let connections finish for up to drainMs, close the rest. Idempotent. */
   stop(signal = 'stop'): Promise<void> {
     if (this.stopping) return this.stopping;
+    this.closing = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.drainTimer) clearTimeout(this.drainTimer);
     this.health.stop();
@@ -480,7 +483,7 @@ export class Daemon {
       clock: this.opts.vrrp?.clock ?? systemClock,
       ...(this.opts.vrrp?.runScript ? { runScript: this.opts.vrrp.runScript } : {}),
       onHeldChange: () => {
-        if (this.stopping) return;
+        if (this.closing) return;
         void this.director.setGate((spec) => this.served(spec)).then((r) => this.scheduleRetry(r.failed));
       },
     });

@@ -126,10 +126,10 @@ export function startObserver(lab: Lab, host: string): { adverts: Advert[]; proc
       return null;
     }
   };
+  let parsed = 0;
   proc.child.stdout?.on('data', () => {
-    adverts.length = 0;
-    for (const l of proc.lines) {
-      const a = parse(l);
+    for (; parsed < proc.lines.length; parsed++) {
+      const a = parse(proc.lines[parsed] ?? '');
       if (a) adverts.push(a);
     }
   });

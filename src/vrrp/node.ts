@@ -123,6 +123,8 @@ export class VrrpNode {
   private config: FulcrumConfig | null = null;
   private watch: { close(): void } | null = null;
   private held = new Set<string>();
+  /** The state each sync group last notified, by group name. */
+  private readonly groupStates = new Map<string, string>();
   private stopped = false;
   private readonly run: (spec: ScriptSpec, o: RunScriptOptions) => Promise<ScriptOutcome>;
 
@@ -400,8 +402,6 @@ export class VrrpNode {
     if (i.group) this.groupNotify(i.group);
     this.publishHeld();
   }
-
-  private groupStates = new Map<string, string>();
 
   /** A sync group's scripts run once all its members agree on a state. */
   private groupNotify(g: VrrpSyncGroup): void {
