@@ -277,3 +277,23 @@ test('without CAP_NET_RAW start fails with E_SYS_PERMISSION and leaves nothing r
     r.done();
   }
 });
+
+test('unicast_peer: adverts go to each peer (no multicast group joined), and the election works over them', async () => {
+  const r = rig(2);
+  try {
+    const uni = (prio: number, src: string, peer: string): string => instance({ priority: prio, version: 3, extra: `unicast_src_ip ${src}\nunicast_peer {\n ${peer}\n}` });
+    r.nodes[0]!.start(conf(uni(150, '10.0.0.1', '10.0.0.2')));
+    r.nodes[1]!.start(conf(uni(100, '10.0.0.2', '10.0.0.1')));
+    await r.clock.advance(5000);
+    assert.deepEqual(r.states(), ['MASTER', 'BACKUP']);
+    assert.ok(r.seg.channels.every((c) => c.o.group === undefined), 'no multicast group joined');
+    assert.equal(r.nodes[1]!.status()[0]!.master, '10.0.0.1');
+    assert.ok(r.nodes[1]!.status()[0]!.advertsReceived >= 1);
+    // A multicast advert from elsewhere does not reach a unicast-only instance.
+    r.seg.inject({ family: 'inet', src: '10.0.0.9', dst: '224.0.0.18', payload: encodeAdvert({ version: 3, family: 'inet', vrid: 51, priority: 254, intervalCs: 100, addresses: ['10.0.0.100'], src: '10.0.0.9', dst: '224.0.0.18' }) });
+    await r.clock.advance(10);
+    assert.deepEqual(r.states(), ['MASTER', 'BACKUP']);
+  } finally {
+    r.done();
+  }
+});
