@@ -16,8 +16,7 @@ import { Director } from '../director/index.js';
 import { DataPlaneErrorCode, type DataPlane, type OpFailure, type ServiceSpec } from '../dataplane/index.js';
 import { systemClock } from '../health/index.js';
 import { ffiHostNetwork } from '../sys/index.js';
-import { VrrpNode, type InstanceStatus, type VrrpNodeOptions } from '../vrrp/index.js';
-import ipaddr from 'ipaddr.js';
+import { addressKey, vrrpAddresses, VrrpNode, type InstanceStatus, type VrrpNodeOptions } from '../vrrp/index.js';
 import { HealthMonitor, publishHealth, type HealthMonitorOptions } from '../health/index.js';
 import { ScriptAndMailNotifier, smtpMailer } from '../notify/index.js';
 import { publishDaemon } from './events.js';
@@ -81,10 +80,6 @@ export function planeMismatches(config: FulcrumConfig, plane: DataPlane): string
     }
   }
   return out;
-}
-
-function normalizeAddress(a: string): string {
-  return ipaddr.parse(a).toNormalizedString();
 }
 
 export class Daemon {
@@ -464,13 +459,12 @@ export class Daemon {
 
   /** Is a service served now? Not while one of its addresses belongs to a VRRP instance that is not MASTER. */
   private served(spec: ServiceSpec): boolean {
-    const node = this.vrrpNode;
-    // Before VRRP has started, every configured virtual address counts as not held.
-    const managed = node ? node.managedAddresses() : new Set((this.config?.vrrpInstances ?? []).flatMap((v) => [...v.virtualIpAddresses, ...v.excludedIpAddresses]).map((x) => normalizeAddress(x.address)));
+    const managed = vrrpAddresses(this.config);
     if (managed.size === 0) return true;
-    const held = node?.heldAddresses() ?? new Set<string>();
+    // Before VRRP has started, no address is held.
+    const held = this.vrrpNode?.heldAddresses() ?? new Set<string>();
     return spec.listen.every((l) => {
-      const a = normalizeAddress(l.address);
+      const a = addressKey(l.address);
       return !managed.has(a) || held.has(a);
     });
   }

@@ -18,4 +18,4 @@ export {
   type FsmConfig, type FsmEffect, type FsmEvent, type FsmState, type StepResult, type TransitionReason, type VrrpStateName,
 } from './fsm.js';
 export { foldScript, initialStanding, trackVerdict, type ScriptStanding, type TrackInput, type TrackVerdict } from './track.js';
-export { VRRP_CHANNEL, VrrpNode, type InstanceStatus, type VrrpEvent, type VrrpNodeOptions } from './node.js';
+export { addressKey, VRRP_CHANNEL, vrrpAddresses, VrrpNode, type InstanceStatus, type VrrpEvent, type VrrpNodeOptions } from './node.js';

@@ -12,12 +12,13 @@
 import { channel } from 'node:diagnostics_channel';
 import ipaddr from 'ipaddr.js';
 import type { Clock } from '../health/types.js';
+import * as D from '../model/defaults.js';
 import type { FulcrumConfig, GlobalDefs, ScriptSpec, VirtualIp, VrrpInstance, VrrpScript, VrrpSyncGroup } from '../model/types.js';
 import { describeOutcome, runScript as realRunScript, type RunScriptOptions, type ScriptOutcome } from '../notify/script.js';
 import { SysError, SysErrorCode } from '../sys/errors.js';
 import type { HostNetwork, VrrpChannel, VrrpPacketIn } from '../sys/host.js';
 import { checkAdvert, decodeAdvert, decodeIpv4, DropReason, encodeAdvert, VRRP_PROTOCOL, type Drop } from './codec.js';
-import { initialState, PRIORITY_OWNER, step, type FsmConfig, type FsmEvent, type FsmState, type TransitionReason, type VrrpStateName } from './fsm.js';
+import { initialState, step, type FsmConfig, type FsmEvent, type FsmState, type TransitionReason, type VrrpStateName } from './fsm.js';
 import { foldScript, initialStanding, trackVerdict, type ScriptStanding } from './track.js';
 
 /** diagnostics_channel name for VrrpEvent messages. */
@@ -74,6 +75,8 @@ export interface InstanceStatus {
 interface Port {
   readonly key: string;
   readonly ifname: string | null;
+  /** The multicast group joined (undefined: unicast peers only). */
+  readonly group: string | undefined;
   readonly channel: VrrpChannel;
   readonly instances: Map<number, Inst>;
 }
@@ -110,8 +113,25 @@ function sameIdentity(a: VrrpInstance, b: VrrpInstance): boolean {
     && JSON.stringify(a.unicastPeers) === JSON.stringify(b.unicastPeers);
 }
 
+/** An address as the held/managed sets key it (one spelling per address). */
+export function addressKey(address: string): string {
+  return ipaddr.parse(address).toNormalizedString();
+}
+
 function vipKey(v: VirtualIp): string {
-  return ipaddr.parse(v.address).toNormalizedString();
+  return addressKey(v.address);
+}
+
+/** Every address an instance adds when MASTER: virtual_ipaddress and virtual_ipaddress_excluded. */
+function instanceAddresses(cfg: VrrpInstance): readonly VirtualIp[] {
+  return [...cfg.virtualIpAddresses, ...cfg.excludedIpAddresses];
+}
+
+/** Every address some instance of `config` manages, keyed by `addressKey`. */
+export function vrrpAddresses(config: FulcrumConfig | null): Set<string> {
+  const out = new Set<string>();
+  for (const c of config?.vrrpInstances ?? []) for (const v of instanceAddresses(c)) out.add(vipKey(v));
+  return out;
 }
 
 export class VrrpNode {
@@ -186,15 +206,15 @@ export class VrrpNode {
         if (added) fresh.push(added);
         continue;
       }
-      const before = new Set([...i.cfg.virtualIpAddresses, ...i.cfg.excludedIpAddresses].map(vipKey));
+      const before = new Set(instanceAddresses(i.cfg).map(vipKey));
       const old = i.cfg;
       i.cfg = cfg;
       i.fsm = this.fsmConfig(cfg, i.source ?? '0.0.0.0');
       i.group = this.groupOf(cfg.name);
       if (i.st.name === 'MASTER') {
-        const now = new Set([...cfg.virtualIpAddresses, ...cfg.excludedIpAddresses].map(vipKey));
-        for (const v of [...old.virtualIpAddresses, ...old.excludedIpAddresses]) if (!now.has(vipKey(v))) this.removeVip(i, v);
-        for (const v of [...cfg.virtualIpAddresses, ...cfg.excludedIpAddresses]) {
+        const now = new Set(instanceAddresses(cfg).map(vipKey));
+        for (const v of instanceAddresses(old)) if (!now.has(vipKey(v))) this.removeVip(i, v);
+        for (const v of instanceAddresses(cfg)) {
           if (before.has(vipKey(v))) continue;
           this.addVip(i, v);
           this.announceVip(i, v, cfg.garpMasterRepeat);
@@ -227,9 +247,7 @@ export class VrrpNode {
 
   /** Every virtual address some instance manages, normalized. */
   managedAddresses(): ReadonlySet<string> {
-    const out = new Set<string>();
-    for (const c of this.config?.vrrpInstances ?? []) for (const v of [...c.virtualIpAddresses, ...c.excludedIpAddresses]) out.add(vipKey(v));
-    return out;
+    return vrrpAddresses(this.config);
   }
 
   /** Packets dropped, by reason, over all interfaces. */
@@ -258,6 +276,11 @@ export class VrrpNode {
     return { version: cfg.version, intervalCs: intervalCs(cfg), nopreempt: cfg.nopreempt && cfg.initialState === 'BACKUP', preemptDelayMs: cfg.preemptDelay * 1000, address: source };
   }
 
+  /** The group adverts go to: global_defs' vrrp_mcast_group4/6, else RFC 5798's. */
+  private multicastGroup(cfg: VrrpInstance): string {
+    return cfg.family === 'inet' ? this.config?.global.vrrpMcastGroup4 ?? D.VRRP_MCAST_GROUP4 : this.config?.global.vrrpMcastGroup6 ?? D.VRRP_MCAST_GROUP6;
+  }
+
   /** Our source address: configured, else the interface's first address of the family that is not a VIP (IPv6: link-local). */
   private sourceOf(cfg: VrrpInstance): string | null {
     const conf = cfg.mcastSrcIp ?? cfg.unicastSrcIp;
@@ -266,7 +289,7 @@ export class VrrpNode {
     const link = this.o.host.link(cfg.interface);
     if (!link) return null;
     const vips = this.managedAddresses();
-    const cands = link.addresses.filter((a) => a.family === cfg.family && !vips.has(ipaddr.parse(a.address).toNormalizedString()));
+    const cands = link.addresses.filter((a) => a.family === cfg.family && !vips.has(addressKey(a.address)));
     const pick = cfg.family === 'inet6' ? cands.find((a) => ipaddr.parse(a.address).range() === 'linkLocal') : cands[0];
     return pick?.address ?? null;
   }
@@ -288,15 +311,14 @@ export class VrrpNode {
     if (source === null) return;
     i.source = source;
     i.fsm = this.fsmConfig(i.cfg, source);
-    const group = i.cfg.unicastPeers.length > 0 ? undefined
-      : i.cfg.family === 'inet' ? this.config?.global.vrrpMcastGroup4 ?? '224.0.0.18' : this.config?.global.vrrpMcastGroup6 ?? 'ff02::12';
+    const group = i.cfg.unicastPeers.length > 0 ? undefined : this.multicastGroup(i.cfg);
     const key = `${i.cfg.family}|${i.cfg.interface ?? ''}|${source}|${group ?? 'unicast'}`;
     let port = this.ports.get(key);
     if (!port) {
       const ifname = i.cfg.interface ?? null;
       let p: Port | null = null;
       const ch = this.o.host.openVrrp({ family: i.cfg.family, ifname: i.cfg.interface, group, source }, (pkt) => { if (p) this.receive(p, pkt); });
-      p = { key, ifname, channel: ch, instances: new Map() };
+      p = { key, ifname, group, channel: ch, instances: new Map() };
       port = p;
       this.ports.set(key, port);
     }
@@ -357,8 +379,7 @@ export class VrrpNode {
     const port = i.port;
     const src = i.source;
     if (!port || src === null) return;
-    const dsts = i.cfg.unicastPeers.length > 0 ? i.cfg.unicastPeers.map((p) => p.address)
-      : [i.cfg.family === 'inet' ? this.config?.global.vrrpMcastGroup4 ?? '224.0.0.18' : this.config?.global.vrrpMcastGroup6 ?? 'ff02::12'];
+    const dsts = i.cfg.unicastPeers.length > 0 ? i.cfg.unicastPeers.map((p) => p.address) : [this.multicastGroup(i.cfg)];
     for (const dst of dsts) {
       const payload = encodeAdvert({
         version: i.cfg.version, family: i.cfg.family, vrid: i.cfg.vrid, priority, intervalCs: intervalCs(i.cfg),
@@ -379,14 +400,14 @@ export class VrrpNode {
     i.reason = reason;
     if (to === 'MASTER') {
       i.becameMaster++;
-      for (const v of [...i.cfg.virtualIpAddresses, ...i.cfg.excludedIpAddresses]) this.addVip(i, v);
+      for (const v of instanceAddresses(i.cfg)) this.addVip(i, v);
       this.announceAll(i);
     } else if (from === 'MASTER' || from === 'INIT') {
       // Leaving MASTER, or starting: the addresses must not be here (keepalived removes
       // leftovers from a previous run too).
       if (i.garpTimer !== null) this.o.clock.cancel(i.garpTimer);
       i.garpTimer = null;
-      for (const v of [...i.cfg.virtualIpAddresses, ...i.cfg.excludedIpAddresses]) this.removeVip(i, v);
+      for (const v of instanceAddresses(i.cfg)) this.removeVip(i, v);
     }
     publish({ type: 'transition', instance: i.cfg.name, from, to, reason, priority: i.st.priority, master: to === 'MASTER' ? i.source : i.st.masterAddress });
     const stateWord = to === 'INIT' ? 'STOP' : to;
@@ -463,7 +484,7 @@ export class VrrpNode {
 
   /** garp_master_repeat announcements now, and as many again after garp_master_delay. */
   private announceAll(i: Inst): void {
-    const vips = [...i.cfg.virtualIpAddresses, ...i.cfg.excludedIpAddresses];
+    const vips = instanceAddresses(i.cfg);
     for (const v of vips) this.announceVip(i, v, i.cfg.garpMasterRepeat);
     if (i.garpTimer !== null) this.o.clock.cancel(i.garpTimer);
     i.garpTimer = null;
@@ -479,7 +500,7 @@ export class VrrpNode {
     const next = new Set<string>();
     for (const i of this.insts.values()) {
       if (i.st.name !== 'MASTER') continue;
-      for (const v of [...i.cfg.virtualIpAddresses, ...i.cfg.excludedIpAddresses]) next.add(vipKey(v));
+      for (const v of instanceAddresses(i.cfg)) next.add(vipKey(v));
     }
     if (next.size === this.held.size && [...next].every((x) => this.held.has(x))) return;
     this.held = next;
@@ -500,7 +521,7 @@ export class VrrpNode {
       env = { family: 'inet', src: d.src, dst: d.dst, ttl: d.ttl };
     } else {
       payload = pkt.data;
-      env = { family: 'inet6', src: pkt.src, dst: pkt.dst ?? 'ff02::12', ttl: pkt.ttl };
+      env = { family: 'inet6', src: pkt.src, dst: pkt.dst ?? port.group ?? D.VRRP_MCAST_GROUP6, ttl: pkt.ttl };
     }
     for (const i of port.instances.values()) if (i.source === env.src) return; // our own
     const r = decodeAdvert(payload, env);
@@ -616,8 +637,9 @@ export class VrrpNode {
       const changed = v.priority !== i.st.priority || faults.join('\n') !== i.faults.join('\n');
       i.faults = faults;
       if (changed) publish({ type: 'track', instance: i.cfg.name, priority: v.priority, faults });
-      if (i.st.priority !== PRIORITY_OWNER || v.priority !== PRIORITY_OWNER) this.fire(i, { type: 'priority', priority: v.priority });
-      this.fire(i, { type: 'fault', faulty: faults.length > 0 });
+      // Only changes reach the state machine (an unchanged event would be a no-op step).
+      if (v.priority !== i.st.priority) this.fire(i, { type: 'priority', priority: v.priority });
+      if ((faults.length > 0) !== i.st.faulty) this.fire(i, { type: 'fault', faulty: faults.length > 0 });
     }
   }
 }
