@@ -40,29 +40,24 @@ export class FakeSegment {
 
   /** Deliver a packet as if `from` sent it (TTL and raw bytes as given): for malformed-packet tests. */
   inject(p: { family: Family; src: string; dst: string; payload: Buffer; ttl?: number; raw?: Buffer }): void {
-    for (const ch of this.channels) {
-      if (!ch.open || ch.o.family !== p.family || !ch.host.linkUp(ch.o.ifname)) continue;
-      if (p.dst !== ch.o.group && !ch.host.has(p.dst)) continue;
-      const data = p.family === 'inet' ? p.raw ?? ipv4Datagram(p.src, p.dst, p.payload, p.ttl ?? 255) : p.payload;
-      const pkt: VrrpPacketIn = p.family === 'inet' ? { family: 'inet', data, src: p.src } : { family: 'inet6', data, src: p.src, dst: p.dst, ttl: p.ttl ?? 255 };
-      queueMicrotask(() => { if (ch.open) ch.onPacket(pkt); });
-    }
+    for (const ch of this.channels) this.deliver(ch, p);
   }
 
   send(from: FakeChannel, payload: Buffer, dst: string): void {
     if (!from.host.linkUp(from.o.ifname) || !from.host.up) return;
     for (const ch of this.channels) {
-      if (ch === from || ch.host === from.host) continue;
-      this.inject0(ch, from.o.source, dst, payload);
+      if (ch.host !== from.host) this.deliver(ch, { family: from.o.family, src: from.o.source, dst, payload });
     }
   }
 
-  private inject0(ch: FakeChannel, src: string, dst: string, payload: Buffer): void {
-    if (!ch.open || !ch.host.up || !ch.host.linkUp(ch.o.ifname)) return;
-    if (dst !== ch.o.group && !ch.host.has(dst)) return;
-    const pkt: VrrpPacketIn = ch.o.family === 'inet'
-      ? { family: 'inet', data: ipv4Datagram(src, dst, payload), src }
-      : { family: 'inet6', data: Buffer.from(payload), src, dst, ttl: 255 };
+  /** Hand `p` to `ch` if it would get it: open, same family, host up, link up, and the group or an address of its host. */
+  private deliver(ch: FakeChannel, p: { family: Family; src: string; dst: string; payload: Buffer; ttl?: number; raw?: Buffer }): void {
+    if (!ch.open || ch.o.family !== p.family || !ch.host.up || !ch.host.linkUp(ch.o.ifname)) return;
+    if (p.dst !== ch.o.group && !ch.host.has(p.dst)) return;
+    const ttl = p.ttl ?? 255;
+    const pkt: VrrpPacketIn = p.family === 'inet'
+      ? { family: 'inet', data: p.raw ?? ipv4Datagram(p.src, p.dst, p.payload, ttl), src: p.src }
+      : { family: 'inet6', data: Buffer.from(p.payload), src: p.src, dst: p.dst, ttl };
     queueMicrotask(() => { if (ch.open) ch.onPacket(pkt); });
   }
 }

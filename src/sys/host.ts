@@ -100,35 +100,37 @@ export function missingNetCapabilities(status = '/proc/self/status'): string[] {
 const ETH_P_ARP = 0x0806;
 const ETH_P_IPV6 = 0x86dd;
 
-/** Interface facts from the kernel (sysfs) and getifaddrs (os.networkInterfaces). */
-export function readLink(name: string): LinkInfo | null {
-  const dir = `/sys/class/net/${name}`;
-  let index: number;
+function sysfs(name: string, file: string): string | null {
   try {
-    index = Number(fs.readFileSync(`${dir}/ifindex`, 'utf8').trim());
+    return fs.readFileSync(`/sys/class/net/${name}/${file}`, 'utf8').trim();
   } catch {
     return null;
   }
-  const read = (f: string): string => {
-    try {
-      return fs.readFileSync(`${dir}/${f}`, 'utf8').trim();
-    } catch {
-      return '';
-    }
-  };
-  const oper = read('operstate');
+}
+
+/** An interface's index and MAC from sysfs alone (what sockets and netlink need), or null. */
+function linkIdentity(name: string): { index: number; mac: string } | null {
+  const index = sysfs(name, 'ifindex');
+  return index === null ? null : { index: Number(index), mac: sysfs(name, 'address') ?? '' };
+}
+
+function requireLink(name: string): { index: number; mac: string } {
+  const l = linkIdentity(name);
+  if (!l) throw new SysError(SysErrorCode.NO_DEVICE, `network interface '${name}' does not exist`);
+  return l;
+}
+
+/** Interface facts from the kernel (sysfs) and getifaddrs (os.networkInterfaces). */
+export function readLink(name: string): LinkInfo | null {
+  const id = linkIdentity(name);
+  if (!id) return null;
+  const oper = sysfs(name, 'operstate');
   const addrs = (os.networkInterfaces()[name] ?? []).map((a) => ({
     family: (a.family === 'IPv4' ? 'inet' : 'inet6') as Family,
     address: a.address.replace(/%.*$/, ''),
     prefixLength: Number(a.cidr?.split('/')[1] ?? (a.family === 'IPv4' ? 32 : 128)),
   }));
-  return { name, index, mac: read('address'), up: oper === 'up' || oper === 'unknown', addresses: addrs };
-}
-
-function ifindexOf(name: string): number {
-  const l = readLink(name);
-  if (!l) throw new SysError(SysErrorCode.NO_DEVICE, `network interface '${name}' does not exist`);
-  return l.index;
+  return { name, ...id, up: oper === 'up' || oper === 'unknown', addresses: addrs };
 }
 
 function setopt(c: Libc, fd: number, level: number, opt: number, value: Buffer, what: string): void {
@@ -152,7 +154,7 @@ class FfiVrrpChannel implements VrrpChannel {
   private closed = false;
 
   constructor(private readonly c: Libc, private readonly o: VrrpChannelOptions, private readonly onPacket: (p: VrrpPacketIn) => void) {
-    const index = o.ifname !== undefined ? ifindexOf(o.ifname) : 0;
+    const index = o.ifname !== undefined ? requireLink(o.ifname).index : 0;
     this.scope = index;
     const what = `a raw ${o.family === 'inet' ? 'IPv4' : 'IPv6'} VRRP socket (protocol 112)${o.ifname ? ` on ${o.ifname}` : ''}`;
     // Receiver: unbound, tied to the device, member of the group.
@@ -301,17 +303,16 @@ export const ffiHostNetwork: HostNetwork = {
   },
   link: readLink,
   addAddress(a) {
-    netlinkAddress('add', a, ifindexOf(a.ifname));
+    netlinkAddress('add', a, requireLink(a.ifname).index);
   },
   removeAddress(a) {
-    const l = readLink(a.ifname);
+    const l = linkIdentity(a.ifname);
     if (!l) return; // the interface is gone, and its addresses with it
     netlinkAddress('remove', a, l.index);
   },
   announce(ifname, family, address, count) {
     const c = loadLibc();
-    const l = readLink(ifname);
-    if (!l) throw new SysError(SysErrorCode.NO_DEVICE, `network interface '${ifname}' does not exist`);
+    const l = requireLink(ifname);
     if (family === 'inet') {
       // Protocol 0: a send-only packet socket. One bound to a protocol hooks into the
       // receive path, and closing it waits for an RCU grace period (tens of ms) — too
