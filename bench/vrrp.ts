@@ -14,7 +14,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createLab, isRoot, removeStaleLabs } from '../src/testing/netns.js';
+import { createLab, isRoot } from '../src/testing/netns.js';
 import { measureFailover, type FailoverResult } from '../src/testing/vrrp-lab.js';
 
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 7);
@@ -28,7 +28,6 @@ async function rounds(kind: 'fulcrum' | 'keepalived'): Promise<FailoverResult[]>
   const out: FailoverResult[] = [];
   for (let i = 0; i < ROUNDS; i++) {
     const prefix = `fbv${kind[0]}${i}`;
-    removeStaleLabs(prefix);
     const lab = createLab(prefix);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fulcrum-bench-vrrp-'));
     try {

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { apiRequest } from '../src/api/client.js';
 import { repoRoot, withTempDir } from '../src/testing/index.js';
-import { createLab, isRoot, removeStaleLabs, until } from '../src/testing/netns.js';
+import { isRoot, testLab, until } from '../src/testing/netns.js';
 import { logEvent, sleep, startFulcrum, startKeepalived, startObserver, vrrpInstance } from '../src/testing/vrrp-lab.js';
 import path from 'node:path';
 
@@ -15,9 +15,7 @@ const skip = isRoot() ? false : 'needs root (network namespaces, raw sockets); C
 const PREFIX = `fve${process.pid % 10000}`;
 
 test('equal priority: when two masters meet, the higher primary address wins — Fulcrum yields to a higher keepalived, keepalived to a higher Fulcrum', { skip, timeout: 60_000 }, async (t) => {
-  removeStaleLabs(`${PREFIX}q`);
-  const lab = createLab(`${PREFIX}q`);
-  t.after(() => lab.close());
+  const lab = testLab(t, `${PREFIX}q`);
   await withTempDir(async (dir) => {
     lab.host('c', '10.62.0.9');
     // Pair 1 (VRID 61): Fulcrum .2 < keepalived .3. Pair 2 (VRID 62): keepalived .4 < Fulcrum .5.
@@ -52,9 +50,7 @@ test('equal priority: when two masters meet, the higher primary address wins —
 });
 
 test('nopreempt: a higher-priority Fulcrum that starts while keepalived is MASTER stays BACKUP; without it, it preempts', { skip, timeout: 60_000 }, async (t) => {
-  removeStaleLabs(`${PREFIX}n`);
-  const lab = createLab(`${PREFIX}n`);
-  t.after(() => lab.close());
+  const lab = testLab(t, `${PREFIX}n`);
   await withTempDir(async (dir) => {
     lab.host('c', '10.63.0.9');
     lab.host('f', '10.63.0.2');
@@ -80,9 +76,7 @@ test('nopreempt: a higher-priority Fulcrum that starts while keepalived is MASTE
 });
 
 test('authentication mismatch: both sides log it and neither accepts the other — both end up MASTER', { skip, timeout: 60_000 }, async (t) => {
-  removeStaleLabs(`${PREFIX}p`);
-  const lab = createLab(`${PREFIX}p`);
-  t.after(() => lab.close());
+  const lab = testLab(t, `${PREFIX}p`);
   await withTempDir(async (dir) => {
     lab.host('c', '10.64.0.9');
     const f = lab.host('f', '10.64.0.2');
@@ -102,9 +96,7 @@ test('authentication mismatch: both sides log it and neither accepts the other �
 });
 
 test('malformed packets injected from a third host are dropped, counted by reason and change nothing', { skip, timeout: 60_000 }, async (t) => {
-  removeStaleLabs(`${PREFIX}m`);
-  const lab = createLab(`${PREFIX}m`);
-  t.after(() => lab.close());
+  const lab = testLab(t, `${PREFIX}m`);
   await withTempDir(async (dir) => {
     const c = lab.host('c', '10.65.0.9');
     lab.host('f', '10.65.0.2');

@@ -6,16 +6,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { withTempDir } from '../src/testing/index.js';
-import { createLab, isRoot, removeStaleLabs } from '../src/testing/netns.js';
+import { isRoot, testLab } from '../src/testing/netns.js';
 import { measureFailover } from '../src/testing/vrrp-lab.js';
 
 const skip = isRoot() ? false : 'needs root (network namespaces, raw sockets); CI runs as root';
 const PREFIX = `fvf${process.pid % 10000}`;
 
 test('sub-second failover: the client loop through a Fulcrum pair sees at most 400 ms of outage when the master crashes; the listener follows the VIP', { skip, timeout: 60_000 }, async (t) => {
-  removeStaleLabs(PREFIX);
-  const lab = createLab(PREFIX);
-  t.after(() => lab.close());
+  const lab = testLab(t, PREFIX);
   await withTempDir(async (dir) => {
     lab.host('c', '10.66.0.9');
     lab.host('d1', '10.66.0.2');

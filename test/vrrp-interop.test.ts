@@ -5,12 +5,20 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { withTempDir } from '../src/testing/index.js';
-import { createLab, isRoot, removeStaleLabs, until, type Lab, type LabHost } from '../src/testing/netns.js';
+import { isRoot, testLab, until, type Lab, type LabHost } from '../src/testing/netns.js';
 import { expectedTakeoverMs, logEvent, startFulcrum, startKeepalived, startObserver, vrrpInstance, type Advert } from '../src/testing/vrrp-lab.js';
 
 const skip = isRoot() ? false : 'needs root (network namespaces, raw sockets); CI runs as root';
 const PREFIX = `fvi${process.pid % 10000}`;
 const VIP = '10.61.0.100';
+
+/** Client c (watching VRRP), Fulcrum's host f (.2) and keepalived's host k (.3) on one bridge. */
+function segment(lab: Lab): { f: LabHost; k: LabHost; obs: ReturnType<typeof startObserver> } {
+  lab.host('c', '10.61.0.9');
+  const f = lab.host('f', '10.61.0.2');
+  const k = lab.host('k', '10.61.0.3');
+  return { f, k, obs: startObserver(lab, 'c') };
+}
 
 /**
  * Crash `victim` right after one of its adverts and time the survivor's first advert
@@ -31,14 +39,9 @@ for (const version of [2, 3] as const) {
   const pass = version === 2 ? 'sa5pw' : undefined;
 
   test(`VRRPv${version}: Fulcrum MASTER + keepalived BACKUP — kill Fulcrum, keepalived takes the VIP in 3·advert + skew, the client's ARP entry moves; Fulcrum returns and preempts`, { skip, timeout: 60_000 }, async (t) => {
-    removeStaleLabs(`${PREFIX}a${version}`);
-    const lab = createLab(`${PREFIX}a${version}`);
-    t.after(() => lab.close());
+    const lab = testLab(t, `${PREFIX}a${version}`);
     await withTempDir(async (dir) => {
-      lab.host('c', '10.61.0.9');
-      const f = lab.host('f', '10.61.0.2');
-      const k = lab.host('k', '10.61.0.3');
-      const obs = startObserver(lab, 'c');
+      const { f, k, obs } = segment(lab);
       const fconf = vrrpInstance({ state: 'MASTER', priority: 150, version, pass, vip: `${VIP}/24` });
       let fulcrum = startFulcrum(lab, 'f', dir, fconf);
       await fulcrum.waitLine(logEvent('vrrp-transition', { to: 'MASTER' }), 10_000);
@@ -70,14 +73,9 @@ for (const version of [2, 3] as const) {
   });
 
   test(`VRRPv${version}: keepalived MASTER + Fulcrum BACKUP — kill keepalived, Fulcrum takes the VIP in 3·advert + skew; keepalived returns and preempts`, { skip, timeout: 60_000 }, async (t) => {
-    removeStaleLabs(`${PREFIX}b${version}`);
-    const lab = createLab(`${PREFIX}b${version}`);
-    t.after(() => lab.close());
+    const lab = testLab(t, `${PREFIX}b${version}`);
     await withTempDir(async (dir) => {
-      lab.host('c', '10.61.0.9');
-      const f = lab.host('f', '10.61.0.2');
-      const k = lab.host('k', '10.61.0.3');
-      const obs = startObserver(lab, 'c');
+      const { f, k, obs } = segment(lab);
       const kconf = vrrpInstance({ state: 'MASTER', priority: 150, version, pass, vip: `${VIP}/24` });
       let ka = startKeepalived(lab, 'k', dir, kconf);
       await ka.waitLine((l) => /Entering MASTER STATE/.test(l), 10_000);
@@ -107,9 +105,7 @@ for (const version of [2, 3] as const) {
 }
 
 test('VRRPv3 over IPv6 (link-local sources, ff02::12): keepalived accepts Fulcrum as master and takes over when it crashes; Fulcrum as backup takes over from a crashed keepalived', { skip, timeout: 60_000 }, async (t) => {
-  removeStaleLabs(`${PREFIX}6`);
-  const lab = createLab(`${PREFIX}6`);
-  t.after(() => lab.close());
+  const lab = testLab(t, `${PREFIX}6`);
   await withTempDir(async (dir) => {
     lab.host('f', '10.61.0.2');
     lab.host('k', '10.61.0.3');

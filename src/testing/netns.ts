@@ -49,8 +49,12 @@ export function isRoot(): boolean {
   return process.getuid?.() === 0;
 }
 
-/** Create a lab: `prefix` must be short (namespace names get `-name`) and unique to the test. */
+/**
+ * Create a lab: `prefix` must be short (namespace names get `-name`) and unique to the
+ * test. Leftovers of an interrupted earlier run with the same prefix are removed first.
+ */
 export function createLab(prefix: string): Lab {
+  removeStaleLabs(prefix);
   const sw = `${prefix}-sw`;
   const children: ChildProcess[] = [];
   const hosts = new Map<string, LabHost>();
@@ -160,8 +164,15 @@ export function createLab(prefix: string): Lab {
   return lab;
 }
 
+/** A lab for one test, closed when the test ends, pass or fail. */
+export function testLab(t: { after(fn: () => Promise<void>): void }, prefix: string): Lab {
+  const lab = createLab(prefix);
+  t.after(() => lab.close());
+  return lab;
+}
+
 /** Remove leftovers of an earlier, interrupted run that used `prefix`. */
-export function removeStaleLabs(prefix: string): void {
+function removeStaleLabs(prefix: string): void {
   let list = '';
   try {
     list = ip(['netns', 'list']);
