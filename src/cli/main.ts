@@ -11,6 +11,7 @@ import { runDemo, type DemoCliOptions } from './demo.js';
 import { runGenhash, type GenhashOptions } from './genhash.js';
 import { runAgent, type AgentCliOptions } from './agent.js';
 import { runAdm } from './adm.js';
+import { runRealServer, type RealServerOptions } from './realserver.js';
 
 export const VERSION = '0.1.0';
 
@@ -72,6 +73,8 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
     .option('--api-token-file <FILE>', 'bearer token TCP requests to /v1 must carry')
     .option('--api-open <LIST>', "what TCP serves without the token: metrics,dashboard (default) or none", 'metrics,dashboard')
     .option('--state-file <FILE>', 'where runtime changes (fulcrum adm, the API) are kept across reloads and restarts (default /var/lib/fulcrum/runtime.json as root, else $XDG_STATE_HOME/fulcrum/runtime.json)')
+    .option('--keep-forwarding', 'on stop, leave the kernel (nftables) tables in place so NAT/DR/TUN traffic keeps flowing; the next start takes them over')
+    .option('--nft <HOW>', "how to reach nftables: 'lib' (libnftables through the FFI), 'cmd' (the nft binary) or 'auto'", 'auto')
     .action(async (o: RunCliOptions) => {
       code = await runRun(o, io);
     });
@@ -103,6 +106,17 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
     .option('-v, --verbose', 'also print the status and headers')
     .action(async (o: GenhashOptions) => {
       code = await runGenhash(o, io);
+    });
+
+  program.command('realserver')
+    .description('prepare this host as an LVS-DR/TUN real server (VIP on lo, ARP suppression, tunnel), undo it, or verify it')
+    .argument('<action>', 'start | stop | status')
+    .requiredOption('--vip <IP>', 'the virtual IP the director forwards')
+    .option('--mode <MODE>', 'dr or tun', 'dr')
+    .option('--interface <DEV>', 'the interface facing the director (default: the default route\'s)')
+    .option('--state-dir <DIR>', 'where start records what it changed, for stop', '/run/fulcrum')
+    .action((action: string, o: RealServerOptions) => {
+      code = runRealServer(action, o, io);
     });
 
   program.command('agent')

@@ -15,7 +15,9 @@ import { parseHostPort } from '../config/ipvsadm/index.js';
 import { formatHostPort } from '../model/address.js';
 import { FileRuntimeStore } from '../runtime/index.js';
 import { runPrimary, workerConflicts } from './workers.js';
-import { ProxyDataPlane } from '../dataplane/index.js';
+import { ProxyDataPlane, RoutingDataPlane, type DataPlane } from '../dataplane/index.js';
+import { NftDataPlane } from '../dataplane/nft/index.js';
+import { commandKernelHost, commandNft, defaultNft, libNft } from '../sys/index.js';
 import type { Io } from './check.js';
 
 export interface RunCliOptions {
@@ -29,6 +31,8 @@ export interface RunCliOptions {
   readonly apiTokenFile?: string | undefined;
   readonly apiOpen?: string | undefined;
   readonly stateFile?: string | undefined;
+  readonly keepForwarding?: boolean | undefined;
+  readonly nft?: string | undefined;
 }
 
 /**
@@ -90,6 +94,24 @@ export interface SignalSource {
   removeListener(event: 'SIGHUP' | 'SIGTERM' | 'SIGINT', fn: () => void): unknown;
 }
 
+/**
+ * The director's data plane: the userspace proxy for `lb_kind PROXY`, the nftables plane for
+ * NAT/DR/TUN (built when a first kernel service arrives).
+ */
+export function directorPlane(o: { exclusive: boolean; keepForwarding: boolean; nft: 'lib' | 'cmd' | 'auto' }): DataPlane {
+  return new RoutingDataPlane([
+    { methods: ['proxy'], make: () => new ProxyDataPlane({ tunables: { exclusive: o.exclusive } }) },
+    {
+      methods: ['nat', 'dr', 'tun'],
+      make: () => new NftDataPlane({
+        nft: o.nft === 'lib' ? libNft() : o.nft === 'cmd' ? commandNft() : defaultNft(),
+        host: commandKernelHost(),
+        keepOnClose: o.keepForwarding,
+      }),
+    },
+  ], 'proxy+nftables');
+}
+
 export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = process, logFd = 1): Promise<number> {
   const drain = Number(o.drainTimeout);
   if (!Number.isFinite(drain) || drain < 0) {
@@ -120,7 +142,11 @@ export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = p
   }
   const log = createLogger(o.logLevel as LogLevel, logFd);
   const detach = attachLogger(log);
-  const plane = new ProxyDataPlane({ tunables: { exclusive: cluster.isPrimary } });
+  if (o.nft !== undefined && !['lib', 'cmd', 'auto'].includes(o.nft)) {
+    io.err(`fulcrum run: --nft: '${o.nft}' is not lib, cmd or auto`);
+    return 2;
+  }
+  const plane = directorPlane({ exclusive: cluster.isPrimary, keepForwarding: o.keepForwarding === true, nft: (o.nft ?? 'auto') as 'lib' | 'cmd' | 'auto' });
   // Every worker checks health for its own proxy; only the first runs notify scripts and
   // sends mail, so one transition is announced once.
   const quiet = cluster.isWorker && cluster.worker?.id !== 1;

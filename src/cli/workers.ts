@@ -20,6 +20,8 @@ export function workerConflicts(file: string, configId: string | undefined): str
   if (!r.ok) return []; // the workers report configuration errors themselves, located
   const out = r.config.virtualServers.filter((vs) => vs.persistence !== null).map((vs) =>
     `virtual server ${serviceKey(vs)} is persistent, and persistence templates are per process: run it with --workers 1, or use lb_algo sh/mh for stickiness without persistence`);
+  const kernel = r.config.virtualServers.filter((vs) => vs.method !== 'proxy');
+  if (kernel.length > 0) out.push(`${kernel.length} virtual server(s) forward in the kernel (NAT/DR/TUN): the kernel uses every core already; run with --workers 1`);
   if (r.config.vrrpInstances.length > 0) out.push(`${r.config.vrrpInstances.length} vrrp_instance(s): VRRP runs in one process, and the listeners on its addresses follow it; run with --workers 1`);
   return out;
 }

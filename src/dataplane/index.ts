@@ -10,3 +10,4 @@ export { FakeDataPlane } from './fake.js';
 export { ProxyDataPlane, PROXY_CHANNEL, type ProxyDataPlaneOptions } from './proxy/plane.js';
 export { DEFAULT_TUNABLES, type ProxyTunables, type ProxyEvent } from './proxy/context.js';
 export { proxyHeader, parseProxyHeader, unmapAddress, type ParsedProxyHeader } from './proxy/proxy-protocol.js';
+export { RoutingDataPlane, type PlaneSlot } from './routing.js';

@@ -42,6 +42,8 @@ export interface ServiceSpec {
   /** UDP one-packet scheduling (ipvsadm -o). */
   readonly ops: boolean;
   readonly timeouts: Timeouts;
+  /** Full NAT (kernel NAT only): connections reach the real servers from this director address. */
+  readonly snat?: string | null | undefined;
 }
 
 /** A real server of a service. `key` is model/keys.realServerKey (`addr:port`). */
@@ -87,6 +89,8 @@ export const DataPlaneErrorCode = {
   /** The address is in use or not on this host. */
   LISTEN: 'E_DP_LISTEN',
   CLOSED: 'E_DP_CLOSED',
+  /** The kernel refused the transaction (nothing changed); the message is nftables'. */
+  KERNEL: 'E_DP_KERNEL',
 } as const;
 export type DataPlaneErrorCode = (typeof DataPlaneErrorCode)[keyof typeof DataPlaneErrorCode];
 

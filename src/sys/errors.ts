@@ -6,6 +6,8 @@ export const SysErrorCode = {
   PERMISSION: 'E_SYS_PERMISSION',
   /** A named interface does not exist. */
   NO_DEVICE: 'E_SYS_NO_DEVICE',
+  /** nftables refused a transaction (nothing changed in the kernel). */
+  NFT: 'E_SYS_NFT',
   /** The FFI or the call failed for another reason. */
   FAILED: 'E_SYS_FAILED',
 } as const;

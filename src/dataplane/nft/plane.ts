@@ -1,0 +1,572 @@
+/**
+ * NftDataPlane: LVS-NAT, LVS-DR and LVS-TUN in the kernel, through nftables.
+ *
+ * apply(plan): validate each op (the shared SpecTable rules, then what the kernel can do),
+ * apply the accepted ones to a draft table, turn the draft into a kernel model (model.ts)
+ * and send the kernel the difference from the model it holds — one atomic transaction. If
+ * nftables refuses it, the kernel is as it was, the table is unchanged and every op of
+ * the plan is reported failed with E_DP_KERNEL and nft's message.
+ *
+ * A poll, about once a second, reads the kernel's counters and connection tables: stats
+ * and `connections()` answer from it, the least-connection family's slots are re-dealt
+ * from it (slots.ts balanceSlots), and removed DR/TUN real servers whose connections have
+ * all ended are dropped from the forwarding maps (until then they keep forwarding, as
+ * IPVS keeps a removed destination in its trash while connections use it).
+ *
+ * At the first transaction an existing `fulcrum` table (a previous run that stopped without
+ * removing it, or crashed) is taken over, not replaced: its maps are read back, services
+ * keep the ids they had, so the kernel's connection and persistence entries stay valid.
+ */
+import type { Family, ForwardingMethod } from '../../model/types.js';
+import { newCounters, RateEstimator, ZERO_RATES } from '../stats.js';
+import { SpecTable, type TableEntry } from '../table.js';
+import {
+  DataPlaneErrorCode, DEFAULT_TIMEOUTS, type ApplyResult, type ConnectionEntry, type Counters, type DataPlane,
+  type OpFailure, type Plan, type PlanOp, type ServerSpec, type ServiceSpec, type ServiceStats, type Timeouts,
+} from '../types.js';
+import type { KernelHost } from '../../sys/kernel-host.js';
+import type { Nft } from '../../sys/nft.js';
+import {
+  backendMark, buildModel, emptyModel, hex, MAX_SERVER_INDEX, MAX_SERVICE_ID, SERVER_BITS, SERVICE_MASK, TABLE_NAME,
+  type ElementMap, type KernelModel, type PlaneServer, type PlaneService, type TableKind,
+} from './model.js';
+import {
+  DEFAULT_LIMITS, demandChainCommands, elementDelta, ingressCommands, tableCommands, timeoutCommands, type RulesetLimits,
+} from './ruleset.js';
+import { slotShape, slotTable, type MemberLoad } from './slots.js';
+import { parseConntrack, readElements, type KernelConn } from './read.js';
+
+export interface NftDataPlaneOptions {
+  readonly nft: Nft;
+  readonly host: KernelHost;
+  /** Milliseconds between polls of counters and connection tables (default 1000). */
+  readonly pollMs?: number;
+  /** Leave the tables in place on close (the kernel keeps forwarding after Fulcrum exits). */
+  readonly keepOnClose?: boolean;
+  readonly limits?: RulesetLimits;
+  /** Seconds, for the rate estimators. */
+  readonly now?: () => number;
+}
+
+const KERNEL_METHODS: readonly ForwardingMethod[] = ['nat', 'dr', 'tun'];
+const kindOf = (m: ForwardingMethod): TableKind => (m === 'nat' ? 'inet' : 'netdev');
+const familyOf = (s: ServiceSpec): Family => (s.endpoint.kind === 'group' ? (s.listen[0]?.family ?? 'inet') : s.endpoint.family);
+const STATIC_SETS: Record<TableKind, readonly string[]> = {
+  netdev: ['svc4', 'svc4any', 'svc6', 'svc6any', 'svcfw4', 'svcfw6', 'sched', 'pgroup', 'prefresh', 'slots', 'alive', 'ops', 'be4', 'be6', 'egress'],
+  inet: ['svc4', 'svc4any', 'svc6', 'svc6any', 'svcfw4', 'svcfw6', 'sched', 'pgroup', 'prefresh', 'slots', 'alive', 'nat4', 'nat4a', 'nat6', 'nat6a', 'snat4', 'snat6'],
+};
+
+interface Backend {
+  readonly service: number;
+  readonly index: number;
+  spec: ServerSpec;
+  device: string | null;
+  trashed: boolean;
+  readonly counters: Counters;
+  readonly base: Counters;
+  readonly est: RateEstimator;
+  active: number;
+  inactive: number;
+  recent: number;
+}
+
+interface ServiceState {
+  readonly id: number;
+  readonly counters: Counters;
+  readonly est: RateEstimator;
+  dropped: number;
+  dropBase: number;
+}
+
+export class NftDataPlane implements DataPlane {
+  readonly name = 'nftables';
+  readonly methods = KERNEL_METHODS;
+  private readonly table = new SpecTable();
+  private readonly services = new Map<string, ServiceState>();
+  /** Backends by mark (live and trashed). */
+  private readonly backends = new Map<number, Backend>();
+  private applied: KernelModel = emptyModel();
+  private loaded: { inet: boolean; netdev: boolean } = { inet: false, netdev: false };
+  private adopted: { ids: Map<string, number>; backends: Map<string, number> } | null = null;
+  private readonly ingress = new Set<string>();
+  private timeouts: Timeouts = DEFAULT_TIMEOUTS;
+  private conns: KernelConn[] = [];
+  private chain: Promise<unknown> = Promise.resolve();
+  private timer: NodeJS.Timeout | null = null;
+  private readonly now: () => number;
+  private closed = false;
+  private nextId = 1;
+
+  constructor(private readonly o: NftDataPlaneOptions) {
+    this.now = o.now ?? (() => Date.now() / 1000);
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.chain.then(fn, fn);
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  apply(plan: Plan): Promise<ApplyResult> {
+    return this.serial(() => this.applyNow(plan));
+  }
+
+  /** Why the kernel plane cannot take `op` (beyond the shared table rules), or null. */
+  private refuse(op: PlanOp, draft: SpecTable): OpFailure | null {
+    const fail = (message: string): OpFailure => ({ op, code: DataPlaneErrorCode.UNSUPPORTED, message });
+    if (op.op === 'add-service' || op.op === 'edit-service') {
+      const s = op.service;
+      if (!KERNEL_METHODS.includes(s.method)) return fail(`service ${s.key}: ${s.method.toUpperCase()} is not a kernel forwarding method`);
+      if (s.method === 'nat' && s.ops) return fail(`service ${s.key}: one-packet scheduling (-o) needs DR or TUN in the kernel plane (NAT goes through conntrack, which keeps flows)`);
+      if (op.op === 'edit-service') {
+        const old = draft.services.get(s.key);
+        if (old && kindOf(old.spec.method) !== kindOf(s.method) && old.servers.size > 0) {
+          return fail(`service ${s.key}: cannot switch between NAT and DR/TUN while it has real servers; remove them first`);
+        }
+      }
+      if (op.op === 'add-service' && this.services.size + 1 > MAX_SERVICE_ID) return fail(`more than ${MAX_SERVICE_ID} kernel services`);
+      return null;
+    }
+    if (op.op === 'add-server' || op.op === 'edit-server') {
+      const svc = draft.services.get(op.service);
+      if (!svc) return null;
+      const r = op.server;
+      if (!KERNEL_METHODS.includes(r.method)) return fail(`real server ${r.key}: ${r.method.toUpperCase()} is not a kernel forwarding method`);
+      if (kindOf(r.method) !== kindOf(svc.spec.method)) {
+        return fail(`real server ${r.key}: ${r.method.toUpperCase()} cannot share service ${op.service} with ${svc.spec.method.toUpperCase()} servers in the kernel plane (NAT runs in conntrack, DR/TUN at ingress)`);
+      }
+      if (r.family !== familyOf(svc.spec)) return fail(`real server ${r.key}: an ${r.family === 'inet' ? 'IPv4' : 'IPv6'} server in an ${familyOf(svc.spec) === 'inet' ? 'IPv4' : 'IPv6'} service`);
+      if (op.op === 'add-server' && svc.servers.size >= MAX_SERVER_INDEX) return fail(`service ${op.service}: more than ${MAX_SERVER_INDEX} real servers`);
+    }
+    return null;
+  }
+
+  private async applyNow(plan: Plan): Promise<ApplyResult> {
+    const draft = cloneTable(this.table);
+    const accepted: PlanOp[] = [];
+    const failed: OpFailure[] = [];
+    for (const op of plan.ops) {
+      const f = this.table.isClosed ? draft.check(op) : draft.check(op) ?? this.refuse(op, draft);
+      if (f) {
+        failed.push(f);
+        continue;
+      }
+      draft.commit(op);
+      accepted.push(op);
+    }
+    if (accepted.length === 0) return { applied: [], failed };
+    try {
+      await this.sync(draft, true);
+    } catch (err: unknown) {
+      const message = err instanceof Error ? err.message : String(err);
+      const code = (err as { code?: string }).code === 'E_SYS_PERMISSION' ? DataPlaneErrorCode.PERMISSION : DataPlaneErrorCode.KERNEL;
+      return { applied: [], failed: [...failed, ...accepted.map((op) => ({ op, code, message }))] };
+    }
+    for (const op of accepted) this.table.commit(op);
+    this.startPoll();
+    return { applied: accepted, failed };
+  }
+
+  /**
+   * Bring the kernel to `draft`: ids for new services and servers, egress devices, the
+   * model, and one transaction with the difference. On success the plane's bookkeeping
+   * moves to the draft; on failure nothing moved (ids handed out are simply reused later).
+   */
+  private async sync(draft: SpecTable, fromPlan: boolean): Promise<void> {
+    if (!this.loaded.inet && !this.loaded.netdev) await this.adopt();
+    const t0 = this.now();
+    const pending = new Map<number, Backend>();
+    const planeServices: PlaneService[] = [];
+    const keepIds = new Set<number>();
+    let timeouts = this.timeouts;
+    for (const entry of draft.services.values()) {
+      const spec = entry.spec;
+      timeouts = spec.timeouts;
+      const st = this.services.get(spec.key);
+      const id = st?.id ?? this.allocateService(spec, keepIds);
+      keepIds.add(id);
+      const kind = kindOf(spec.method);
+      const servers: PlaneServer[] = [];
+      const used = new Set<number>();
+      const known = [...this.backends.values()].filter((b) => b.service === id);
+      for (const r of entry.servers.values()) {
+        const prev = known.find((b) => b.spec.key === r.key && !b.trashed) ?? known.find((b) => b.spec.key === r.key);
+        const index = prev?.index ?? this.allocateIndex(id, r, known, used);
+        used.add(index);
+        const device = kind === 'netdev' ? await this.egressDevice(r) : null;
+        const mark = backendMark(id, index);
+        const b = prev ?? this.newBackend(id, index, r, t0);
+        pending.set(mark, { ...b, spec: r, device, trashed: false } as Backend);
+        servers.push({ index, spec: r, device, trashed: false });
+      }
+      // DR/TUN servers that left keep forwarding their connections until those end.
+      for (const b of known) {
+        if (used.has(b.index)) continue;
+        if (kind !== 'netdev' || !this.hasConnections(backendMark(id, b.index))) continue;
+        used.add(b.index);
+        pending.set(backendMark(id, b.index), { ...b, trashed: true } as Backend);
+        servers.push({ index: b.index, spec: b.spec, device: b.device, trashed: true });
+      }
+      const live = servers.filter((s) => !s.trashed);
+      const members = live.map((s) => ({ ref: backendMark(id, s.index), address: s.spec.address, port: s.spec.port, weight: s.spec.weight }));
+      const load = new Map<number, MemberLoad>();
+      for (const s of live) {
+        const b = this.backends.get(backendMark(id, s.index));
+        if (b) load.set(backendMark(id, s.index), { ref: backendMark(id, s.index), active: b.active, inactive: b.inactive, recent: b.recent, agentLoad: s.spec.agentLoad ?? Number.NaN });
+      }
+      planeServices.push({
+        id, spec, family: familyOf(spec), kind, servers,
+        slots: slotTable(spec.scheduler, spec.schedFlags, members, load),
+        snat: kind === 'inet' ? spec.snat ?? null : null,
+      });
+    }
+    const model = buildModel(planeServices, (s) => slotShape(s.spec.scheduler, s.spec.schedFlags).hash);
+    const ingress = new Set<string>();
+    for (const s of planeServices) {
+      if (s.kind !== 'netdev') continue;
+      for (const d of await this.ingressDevices(s)) ingress.add(d);
+    }
+    const cmds: string[] = [];
+    const need = { inet: model.chains.inet.size > 0 || this.loaded.inet, netdev: model.chains.netdev.size > 0 || this.loaded.netdev };
+    for (const kind of ['inet', 'netdev'] as const) {
+      if (need[kind] && !this.loaded[kind]) cmds.push(...tableCommands(kind, timeouts, this.o.limits ?? DEFAULT_LIMITS));
+      else if (kind === 'netdev' && this.loaded.netdev && !sameTimeouts(timeouts, this.timeouts)) cmds.push(...timeoutCommands(timeouts));
+      for (const c of model.chains[kind]) if (!this.applied.chains[kind].has(c)) cmds.push(...demandChainCommands(kind, c));
+    }
+    for (const d of ingress) if (!this.ingress.has(d)) cmds.push(...ingressCommands(d));
+    cmds.push(...elementDelta('inet', this.applied.inet, model.inet), ...elementDelta('netdev', this.applied.netdev, model.netdev));
+    if (cmds.length > 0) await this.o.nft.run(cmds);
+    // Committed: move the bookkeeping.
+    for (const kind of ['inet', 'netdev'] as const) {
+      if (need[kind]) this.loaded[kind] = true;
+      for (const c of this.applied.chains[kind]) model.chains[kind].add(c);
+    }
+    for (const d of ingress) this.ingress.add(d);
+    this.applied = model;
+    this.timeouts = timeouts;
+    this.backends.clear();
+    for (const [m, b] of pending) this.backends.set(m, b);
+    const keys = new Set(draft.services.keys());
+    for (const k of [...this.services.keys()]) if (!keys.has(k)) this.services.delete(k);
+    for (const s of planeServices) {
+      if (!this.services.has(s.spec.key)) {
+        const counters = newCounters();
+        this.services.set(s.spec.key, { id: s.id, counters, est: new RateEstimator(counters, t0), dropped: 0, dropBase: 0 });
+      }
+    }
+    if (fromPlan) this.adopted = null;
+  }
+
+  private allocateService(spec: ServiceSpec, taken: Set<number>): number {
+    const inUse = new Set([...this.services.values()].map((s) => s.id));
+    const adopted = this.adopted?.ids.get(listenKey(spec));
+    if (adopted !== undefined && !inUse.has(adopted) && !taken.has(adopted)) return adopted;
+    for (let tries = 0; tries < MAX_SERVICE_ID; tries++) {
+      const id = this.nextId;
+      this.nextId = this.nextId >= MAX_SERVICE_ID ? 1 : this.nextId + 1;
+      const reserved = this.adopted ? [...this.adopted.ids.values()].includes(id) : false;
+      if (!inUse.has(id) && !taken.has(id) && !reserved && ![...this.backends.values()].some((b) => b.service === id)) return id;
+    }
+    throw new Error('no free service id');
+  }
+
+  private allocateIndex(id: number, r: ServerSpec, known: readonly Backend[], used: Set<number>): number {
+    const adopted = this.adopted?.backends.get(`${id}|${r.address}|${r.port}`) ?? this.adopted?.backends.get(`${id}|${r.address}|`);
+    const taken = new Set([...known.map((b) => b.index), ...used]);
+    if (adopted !== undefined && !taken.has(adopted)) return adopted;
+    for (let i = 1; i <= MAX_SERVER_INDEX; i++) if (!taken.has(i)) return i;
+    throw new Error(`service id ${id}: no free real-server index`);
+  }
+
+  private newBackend(service: number, index: number, spec: ServerSpec, now: number): Backend {
+    const counters = newCounters();
+    return {
+      service, index, spec, device: null, trashed: false, counters, base: newCounters(), est: new RateEstimator(counters, now),
+      active: 0, inactive: 0, recent: 0,
+    };
+  }
+
+  private hasConnections(mark: number): boolean {
+    const b = this.backends.get(mark);
+    return b !== undefined && b.active + b.inactive > 0;
+  }
+
+  private async egressDevice(r: ServerSpec): Promise<string> {
+    if (r.method === 'tun') return (await this.o.host.ensureTunnel(r.address, r.family)).device;
+    const dev = await this.o.host.routeDevice(r.address);
+    if (dev === null) throw new Error(`real server ${r.key}: no route to it (DR needs the real server on a directly connected network)`);
+    return dev;
+  }
+
+  /** DR/TUN services are classified where their packets arrive: the device holding the VIP, else the way to their servers. */
+  private async ingressDevices(s: PlaneService): Promise<string[]> {
+    const out = new Set<string>();
+    for (const l of s.spec.listen) {
+      const d = await this.o.host.addressDevice(l.address);
+      if (d !== null && d !== 'lo') out.add(d);
+    }
+    if (out.size === 0) {
+      for (const r of s.servers) {
+        if (r.spec.method !== 'dr') continue;
+        const d = await this.o.host.routeDevice(r.spec.address);
+        if (d !== null) out.add(d);
+      }
+    }
+    return [...out];
+  }
+
+  /** Read an existing `fulcrum` table back (takeover): its elements become the applied model. */
+  private async adopt(): Promise<void> {
+    const ids = new Map<string, number>();
+    const backends = new Map<string, number>();
+    for (const kind of ['inet', 'netdev'] as const) {
+      const tables = await this.o.nft.list(`tables ${kind}`);
+      if (!tables.some((t) => (t['table'] as { name?: string } | undefined)?.name === TABLE_NAME)) continue;
+      const elements: ElementMap = new Map();
+      for (const set of STATIC_SETS[kind]) elements.set(set, await readElements(this.o.nft, kind, set));
+      this.applied = kind === 'inet' ? { ...this.applied, inet: elements } : { ...this.applied, netdev: elements };
+      const chains = await this.o.nft.list(`table ${kind} ${TABLE_NAME}`);
+      for (const c of chains) {
+        const name = (c['chain'] as { name?: string } | undefined)?.name;
+        if (name === undefined) continue;
+        if (/^[spuo][46]_/.test(name)) this.applied.chains[kind].add(name);
+        if (name.startsWith('in_')) this.ingress.add(name.slice(3));
+      }
+      // Reinstall the fixed chains (maps untouched) so a newer Fulcrum's rules apply.
+      await this.o.nft.run(tableCommands(kind, this.timeouts, this.o.limits ?? DEFAULT_LIMITS));
+      this.loaded[kind] = true;
+      for (const set of ['svc4', 'svc6', 'svc4any', 'svc6any', 'svcfw4', 'svcfw6']) {
+        for (const [k, v] of elements.get(set) ?? []) ids.set(`${set.startsWith('svcfw') ? 'fw' : ''}${k}`, Number(v) >>> SERVER_BITS);
+      }
+      for (const set of ['be4', 'be6', 'nat4', 'nat4a', 'nat6', 'nat6a']) {
+        for (const [k, v] of elements.get(set) ?? []) {
+          const mark = Number(k);
+          const [addr, port] = v.split(' . ');
+          backends.set(`${(mark & SERVICE_MASK) >>> SERVER_BITS}|${addr}|${port ?? ''}`, mark & MAX_SERVER_INDEX);
+        }
+      }
+    }
+    this.adopted = { ids, backends };
+    const maxId = Math.max(0, ...ids.values());
+    this.nextId = maxId + 1 > MAX_SERVICE_ID ? 1 : maxId + 1;
+  }
+
+  private startPoll(): void {
+    if (this.timer || this.closed) return;
+    this.timer = setInterval(() => {
+      void this.serial(() => this.poll()).catch(() => undefined);
+    }, this.o.pollMs ?? 1000);
+    this.timer.unref();
+  }
+
+  /** Read counters and connections; re-deal dynamic slots; forget finished trash. Runs in the queue. */
+  async poll(): Promise<void> {
+    if (this.closed || this.table.services.size === 0 && this.backends.size === 0) return;
+    const now = this.now();
+    const counts = new Map<number, { active: number; inactive: number }>();
+    const conns: KernelConn[] = [];
+    if (this.loaded.netdev) {
+      for (const f of ['4', '6'] as const) {
+        const closing = new Set((await readElements(this.o.nft, 'netdev', `closing${f}`)).keys());
+        for (const [k, v] of await readElements(this.o.nft, 'netdev', `conn${f}`, true)) {
+          const mark = Number(v.split('|')[0]);
+          const expires = Number(v.split('|')[1] ?? 0);
+          const c = counts.get(mark) ?? { active: 0, inactive: 0 };
+          const b = this.backends.get(mark);
+          const udp = b ? this.protocolOf(b.service) === 'udp' : false;
+          const isClosing = closing.has(k.split('|')[0] ?? k);
+          if (isClosing || udp) c.inactive++;
+          else c.active++;
+          counts.set(mark, c);
+          conns.push({ mark, key: k, state: udp ? 'UDP' : isClosing ? 'FIN_WAIT' : 'ESTABLISHED', expires, family: f === '4' ? 'inet' : 'inet6' });
+        }
+      }
+    }
+    if (this.loaded.inet) {
+      for (const c of parseConntrack(await this.o.host.conntrack())) {
+        if (!this.backends.has(c.mark)) continue;
+        const n = counts.get(c.mark) ?? { active: 0, inactive: 0 };
+        if (c.state === 'ESTABLISHED') n.active++;
+        else n.inactive++;
+        counts.set(c.mark, n);
+        conns.push(c);
+      }
+    }
+    this.conns = conns;
+    const read = async (kind: TableKind, set: string): Promise<Map<number, { packets: number; bytes: number }>> => {
+      const out = new Map<number, { packets: number; bytes: number }>();
+      if (!this.loaded[kind]) return out;
+      for (const [k, v] of await readElements(this.o.nft, kind, set)) {
+        const [p, b] = v.split(' ').map(Number);
+        out.set(Number(k), { packets: p ?? 0, bytes: b ?? 0 });
+      }
+      return out;
+    };
+    const counter = new Map<number, Counters>();
+    const nodest = new Map<number, number>();
+    for (const kind of ['inet', 'netdev'] as const) {
+      const conn = await read(kind, 'conns');
+      const inp = await read(kind, 'pkts');
+      const out = kind === 'inet' ? await read(kind, 'pktsout') : new Map<number, { packets: number; bytes: number }>();
+      for (const [m, v] of await read(kind, 'nodest')) nodest.set(m & SERVICE_MASK, (nodest.get(m & SERVICE_MASK) ?? 0) + v.packets);
+      for (const m of new Set([...conn.keys(), ...inp.keys(), ...out.keys()])) {
+        counter.set(m, {
+          conns: conn.get(m)?.packets ?? 0, inPkts: inp.get(m)?.packets ?? 0, inBytes: inp.get(m)?.bytes ?? 0,
+          outPkts: out.get(m)?.packets ?? 0, outBytes: out.get(m)?.bytes ?? 0,
+        });
+      }
+    }
+    let dynamic = false;
+    let trashDone = false;
+    for (const [mark, b] of this.backends) {
+      const c = counts.get(mark) ?? { active: 0, inactive: 0 };
+      b.active = c.active;
+      b.inactive = c.inactive;
+      const raw = counter.get(mark);
+      if (raw) {
+        const before = b.counters.conns;
+        for (const k of ['conns', 'inPkts', 'inBytes', 'outPkts', 'outBytes'] as const) b.counters[k] = Math.max(0, raw[k] - b.base[k]);
+        b.recent = b.counters.conns - before;
+      }
+      b.est.tick(now);
+      if (b.trashed && b.active + b.inactive === 0) trashDone = true;
+    }
+    for (const [key, st] of this.services) {
+      const c = st.counters;
+      const zero = newCounters();
+      for (const b of this.backends.values()) {
+        if (b.service !== st.id) continue;
+        for (const k of ['conns', 'inPkts', 'inBytes', 'outPkts', 'outBytes'] as const) zero[k] += b.counters[k];
+      }
+      Object.assign(c, zero);
+      st.est.tick(now);
+      st.dropped = Math.max(0, (nodest.get(st.id << SERVER_BITS >>> 0) ?? 0) - st.dropBase);
+      const spec = this.table.services.get(key)?.spec;
+      if (spec && slotShape(spec.scheduler, spec.schedFlags).dynamic) dynamic = true;
+    }
+    if (dynamic || trashDone) await this.sync(cloneTable(this.table), false);
+  }
+
+  private protocolOf(id: number): string {
+    for (const [key, st] of this.services) if (st.id === id) return this.table.services.get(key)?.spec.protocol ?? 'tcp';
+    return 'tcp';
+  }
+
+  stats(): ServiceStats[] {
+    return [...this.table.services.values()].map((entry) => {
+      const st = this.services.get(entry.spec.key);
+      const id = st?.id ?? -1;
+      return {
+        spec: entry.spec,
+        counters: st?.counters ?? newCounters(),
+        rates: st?.est.rates() ?? ZERO_RATES,
+        dropped: st?.dropped ?? 0,
+        servers: [...entry.servers.values()].map((spec) => {
+          const b = [...this.backends.values()].find((x) => x.service === id && x.spec.key === spec.key && !x.trashed);
+          const persistent = 0;
+          return {
+            spec, active: b?.active ?? 0, inactive: b?.inactive ?? 0, persistent,
+            counters: b?.counters ?? newCounters(), rates: b?.est.rates() ?? ZERO_RATES,
+          };
+        }),
+      };
+    });
+  }
+
+  connections(): ConnectionEntry[] {
+    const out: ConnectionEntry[] = [];
+    for (const c of this.conns) {
+      const b = this.backends.get(c.mark);
+      if (!b) continue;
+      const svc = [...this.services.entries()].find(([, s]) => s.id === b.service);
+      const spec = svc ? this.table.services.get(svc[0])?.spec : undefined;
+      const virtual = c.virtual ?? spec?.listen[0] ?? { family: b.spec.family, address: '', port: 0 };
+      out.push({
+        protocol: spec?.protocol ?? 'tcp',
+        client: c.client ?? { family: b.spec.family, address: '', port: 0 },
+        virtual,
+        server: b.spec.key,
+        state: c.state,
+        expires: c.expires,
+      });
+    }
+    return out;
+  }
+
+  zero(service?: string): boolean {
+    if (service !== undefined && !this.table.services.has(service)) return false;
+    const now = this.now();
+    for (const [key, st] of this.services) {
+      if (service !== undefined && key !== service) continue;
+      for (const b of this.backends.values()) {
+        if (b.service !== st.id) continue;
+        for (const k of ['conns', 'inPkts', 'inBytes', 'outPkts', 'outBytes'] as const) {
+          b.base[k] += b.counters[k];
+          b.counters[k] = 0;
+        }
+        b.est.zero(now);
+      }
+      st.dropBase += st.dropped;
+      st.dropped = 0;
+      Object.assign(st.counters, newCounters());
+      st.est.zero(now);
+    }
+    return true;
+  }
+
+  /** The nft commands the plane holds, for `fulcrum adm` diagnostics and tests. */
+  get model(): KernelModel {
+    return this.applied;
+  }
+
+  close(drainMs: number): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    return this.serial(async () => {
+      // Forward what is in flight for up to drainMs (new flows too: with VRRP, traffic has
+      // already moved to the new master), then remove the tables.
+      const until = Date.now() + drainMs;
+      while (drainMs > 0 && Date.now() < until) {
+        const left = await this.countConnections();
+        if (left === 0) break;
+        await new Promise((r) => setTimeout(r, Math.min(500, Math.max(0, until - Date.now()))));
+      }
+      const tunnels = new Set([...this.backends.values()].filter((b) => b.spec.method === 'tun' && b.device).map((b) => b.device as string));
+      this.table.close();
+      this.services.clear();
+      this.backends.clear();
+      if (this.o.keepOnClose) return;
+      const cmds: string[] = [];
+      for (const kind of ['inet', 'netdev'] as const) if (this.loaded[kind]) cmds.push(`delete table ${kind} ${TABLE_NAME}`);
+      if (cmds.length > 0) await this.o.nft.run(cmds).catch(() => undefined);
+      for (const t of tunnels) await this.o.host.removeTunnel(t);
+    });
+  }
+
+  private async countConnections(): Promise<number> {
+    let n = 0;
+    if (this.loaded.netdev) for (const f of ['4', '6']) n += (await readElements(this.o.nft, 'netdev', `conn${f}`)).size;
+    if (this.loaded.inet) n += parseConntrack(await this.o.host.conntrack()).filter((c) => this.backends.has(c.mark)).length;
+    return n;
+  }
+}
+
+function sameTimeouts(a: Timeouts, b: Timeouts): boolean {
+  return a.tcp === b.tcp && a.tcpfin === b.tcpfin && a.udp === b.udp;
+}
+
+/** How an adopted service is recognised: its first listen key (as the svc maps hold it). */
+function listenKey(spec: ServiceSpec): string {
+  if (spec.endpoint.kind === 'fwmark') return `fw${hex(spec.endpoint.mark)}`;
+  const l = spec.listen[0];
+  if (!l) return '';
+  return l.port === 0 ? `${l.address} . ${spec.protocol}` : `${l.address} . ${spec.protocol} . ${l.port}`;
+}
+
+function cloneTable(t: SpecTable): SpecTable {
+  const c = new SpecTable();
+  for (const [k, e] of t.services) c.services.set(k, { spec: e.spec, servers: new Map(e.servers) } satisfies TableEntry);
+  return c;
+}

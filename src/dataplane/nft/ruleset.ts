@@ -1,0 +1,315 @@
+/**
+ * The ruleset as nft commands (pure text). Two tables, both named `fulcrum`:
+ *
+ *  - `netdev fulcrum` (DR, TUN): an ingress chain per device classifies packets for a VIP;
+ *    a per-connection table (`conn4`/`conn6`, dynamic, with timeouts) keeps every packet of
+ *    a connection on one real server, persistence templates (`persist4/6`) keep a client on
+ *    one, and `fwd … device` rewrites only the destination MAC (or sends into a tunnel).
+ *  - `inet fulcrum` (NAT): a nat prerouting chain chooses the real server once per
+ *    connection (conntrack keeps the choice in the connection mark) and `dnat`s to it;
+ *    a postrouting chain gives full-NAT services the director's source address.
+ *
+ * Everything that varies with the configuration is an element of a map; the chains are a
+ * function of their name only (plus the three global timeouts), so a change is an element
+ * transaction, and a chain that a new value needs (a persistence netmask, an egress
+ * device) is added once and never rewritten. Deleting the table would wipe the connection
+ * and persistence maps: nothing here ever does that while forwarding.
+ */
+import type { Family } from '../../model/types.js';
+import type { Timeouts } from '../types.js';
+import { HASH_SLOTS, MH_SLOTS, RR_SLOTS } from './slots.js';
+import { TABLE_NAME, type ElementMap, type TableKind } from './model.js';
+
+/** Sizes of the kernel's dynamic maps (maximum elements). */
+export interface RulesetLimits {
+  readonly connections: number;
+  readonly templates: number;
+}
+export const DEFAULT_LIMITS: RulesetLimits = { connections: 1 << 20, templates: 1 << 18 };
+
+const ip = (f: '4' | '6'): string => (f === '4' ? 'ip' : 'ip6');
+const reg = (k: TableKind): string => (k === 'netdev' ? 'meta mark' : 'ct mark');
+
+/** The connection key of a new flow (register = service id) and of a chosen one. */
+function connKey(f: '4' | '6', base: string): string {
+  // nft 1.0.6 cannot `update` a map keyed by the IPv6 4-tuple (register allocation fails):
+  // IPv6 flows are keyed by a 64-bit hash of (source, source port) — two independent
+  // jhashes. A collision only shares one real server between two flows.
+  return f === '4'
+    ? `${base} . ip saddr . th sport`
+    : `${base} . jhash ip6 saddr . th sport mod 4294967295 seed 0x1 . jhash ip6 saddr . th sport mod 4294967295 seed 0x2`;
+}
+
+const CONN6_TYPE = 'meta mark . numgen inc mod 4294967295 . numgen inc mod 4294967295';
+
+function setDefs(kind: TableKind, limits: RulesetLimits): string[] {
+  const t = `${kind} ${TABLE_NAME}`;
+  const defs: [string, string][] = [
+    ['map svc4', 'type ipv4_addr . inet_proto . inet_service : mark;'],
+    ['map svc4any', 'type ipv4_addr . inet_proto : mark;'],
+    ['map svc6', 'type ipv6_addr . inet_proto . inet_service : mark;'],
+    ['map svc6any', 'type ipv6_addr . inet_proto : mark;'],
+    ['map svcfw4', 'type mark : mark;'],
+    ['map svcfw6', 'type mark : mark;'],
+    ['map sched', 'type mark : verdict;'],
+    ['map pgroup', 'type mark : verdict;'],
+    ['map prefresh', 'type mark : verdict;'],
+    ['map slots', 'typeof meta mark . numgen inc mod 256 : meta mark;'],
+    ['set alive', 'type mark;'],
+    ['map persist4', `type mark . ipv4_addr : mark; flags dynamic, timeout; timeout 360s; size ${limits.templates};`],
+    ['map persist6', `type mark . ipv6_addr : mark; flags dynamic, timeout; timeout 360s; size ${limits.templates};`],
+    ['set conns', 'type mark; flags dynamic; counter; size 65536;'],
+    ['set pkts', 'type mark; flags dynamic; counter; size 65536;'],
+    ['set nodest', 'type mark; flags dynamic; counter; size 65536;'],
+  ];
+  if (kind === 'netdev') {
+    defs.push(
+      ['set ops', 'type mark;'],
+      ['map conn4', `type mark . ipv4_addr . inet_service : mark; flags dynamic, timeout; timeout 900s; size ${limits.connections};`],
+      ['set closing4', `type mark . ipv4_addr . inet_service; flags dynamic, timeout; timeout 120s; size ${limits.connections};`],
+      // Declared through numgen, whose 32-bit integer type matches jhash's: nft 1.0.6 crashes
+      // printing a set declared `typeof … jhash …`.
+      ['map conn6', `typeof ${CONN6_TYPE} : meta mark; flags dynamic, timeout; timeout 900s; size ${limits.connections};`],
+      ['set closing6', `typeof ${CONN6_TYPE}; flags dynamic, timeout; timeout 120s; size ${limits.connections};`],
+      ['map be4', 'type mark : ipv4_addr;'],
+      ['map be6', 'type mark : ipv6_addr;'],
+      ['map egress', 'type mark : verdict;'],
+    );
+  } else {
+    defs.push(
+      ['map nat4', 'type mark : ipv4_addr . inet_service;'],
+      ['map nat4a', 'type mark : ipv4_addr;'],
+      ['map nat6', 'type mark : ipv6_addr . inet_service;'],
+      ['map nat6a', 'type mark : ipv6_addr;'],
+      ['map snat4', 'type mark : ipv4_addr;'],
+      ['map snat6', 'type mark : ipv6_addr;'],
+      ['set pktsout', 'type mark; flags dynamic; counter; size 65536;'],
+    );
+  }
+  return defs.map(([what, body]) => `add ${what.replace(' ', ` ${t} `)} { ${body} }`);
+}
+
+/** The fixed chains of a table: name → rules. */
+function staticChains(kind: TableKind, t: Timeouts): Map<string, string[]> {
+  const r = reg(kind);
+  const out = new Map<string, string[]>();
+  const svcOnly = `${r} & 0xfffff000`;
+  for (const f of ['4', '6'] as const) {
+    const choose = [
+      `${r} vmap @pgroup`,
+      // A template pointing at a removed real server: schedule afresh (IPVS drops such templates).
+      `${r} & 0x00000fff != 0 ${r} != @alive ${r} set ${svcOnly}`,
+      `${r} & 0x00000fff == 0 ${r} vmap @sched`,
+      `${r} & 0x00000fff == 0 update @nodest { ${r} counter } drop`,
+      `update @conns { ${r} counter }`,
+      `${svcOnly} vmap @prefresh`,
+    ];
+    if (kind === 'netdev') {
+      const key = connKey(f, svcOnly);
+      out.set(`lb${f}`, [
+        `meta mark set ${connKey(f, 'meta mark')} map @conn${f} goto est${f}`,
+        ...choose,
+        `${svcOnly} @ops goto out${f}`,
+        `meta l4proto udp update @conn${f} { ${key} timeout ${t.udp}s : meta mark } goto out${f}`,
+        `update @conn${f} { ${key} timeout ${t.tcp}s : meta mark } goto out${f}`,
+      ]);
+      out.set(`est${f}`, [
+        `tcp flags & (syn | ack) == syn delete @closing${f} { ${key} }`,
+        `${svcOnly} vmap @prefresh`,
+        `tcp flags & (fin | rst) != 0 update @conn${f} { ${key} timeout ${t.tcpfin}s : meta mark } update @closing${f} { ${key} timeout ${t.tcpfin}s } goto out${f}`,
+        `${key} @closing${f} goto out${f}`,
+        `meta l4proto udp update @conn${f} { ${key} timeout ${t.udp}s : meta mark } goto out${f}`,
+        `update @conn${f} { ${key} timeout ${t.tcp}s : meta mark } goto out${f}`,
+      ]);
+      out.set(`out${f}`, ['update @pkts { meta mark counter }', 'meta mark vmap @egress', 'drop']);
+    } else {
+      const p = ip(f);
+      out.set(`nat${f}`, [
+        ...choose,
+        `meta l4proto { tcp, udp, sctp } dnat ${p} addr . port to ct mark map @nat${f}`,
+        `dnat ${p} to ct mark map @nat${f}a`,
+        'drop',
+      ]);
+    }
+  }
+  if (kind === 'inet') {
+    out.set('pre', [
+      'meta nfproto ipv4 ct mark set meta mark map @svcfw4 goto nat4',
+      'meta nfproto ipv6 ct mark set meta mark map @svcfw6 goto nat6',
+      'ct mark set ip daddr . meta l4proto . th dport map @svc4 goto nat4',
+      'ct mark set ip daddr . meta l4proto map @svc4any goto nat4',
+      'ct mark set ip6 daddr . meta l4proto . th dport map @svc6 goto nat6',
+      'ct mark set ip6 daddr . meta l4proto map @svc6any goto nat6',
+    ]);
+    out.set('stats', [
+      'ct mark & 0x00000fff != 0 ct status dnat ct direction original update @pkts { ct mark counter } ct mark & 0xfffff000 vmap @prefresh',
+      'ct mark & 0x00000fff != 0 ct status dnat ct direction reply update @pktsout { ct mark counter }',
+    ]);
+    out.set('post', [
+      'meta nfproto ipv4 ct status dnat ct mark & 0x00000fff != 0 snat ip to ct mark & 0xfffff000 map @snat4',
+      'meta nfproto ipv6 ct status dnat ct mark & 0x00000fff != 0 snat ip6 to ct mark & 0xfffff000 map @snat6',
+    ]);
+  }
+  return out;
+}
+
+const BASE_HOOKS: Record<string, string> = {
+  pre: 'type nat hook prerouting priority -101; policy accept;',
+  stats: 'type filter hook forward priority 0; policy accept;',
+  post: 'type nat hook postrouting priority 101; policy accept;',
+};
+
+/** IPv4/IPv6 netmask text for a prefix length (null = the whole address). */
+export function maskText(family: Family, prefix: number): string | null {
+  const bits = family === 'inet' ? 32 : 128;
+  if (prefix >= bits) return null;
+  if (family === 'inet') {
+    const m = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+    return [24, 16, 8, 0].map((s) => (m >>> s) & 255).join('.');
+  }
+  const groups: string[] = [];
+  for (let g = 0; g < 8; g++) {
+    const left = Math.max(0, Math.min(16, prefix - g * 16));
+    groups.push(left === 0 ? '0' : ((0xffff << (16 - left)) & 0xffff).toString(16));
+  }
+  return groups.join(':').replace(/(:0)+$/, '::');
+}
+
+const HASH_KEYS: Record<string, (p: string) => [string, number]> = {
+  sh: (p) => [`jhash ${p} saddr`, HASH_SLOTS],
+  shp: (p) => [`jhash ${p} saddr . th sport`, HASH_SLOTS],
+  dh: (p) => [`jhash ${p} daddr`, HASH_SLOTS],
+  mh: (p) => [`jhash ${p} saddr`, MH_SLOTS],
+  mhp: (p) => [`jhash ${p} saddr . th sport`, MH_SLOTS],
+};
+
+/**
+ * The rules of a chain added on demand, from its name alone: `s4_rr` (slot choice),
+ * `p4_24_360`/`u4_24_360` (persistence lookup/refresh), `o4_eth0` (DR/TUN egress).
+ */
+export function demandChain(kind: TableKind, name: string): string[] {
+  const r = reg(kind);
+  const m = /^([spuo])([46])_(.+)$/.exec(name);
+  if (!m) throw new Error(`not a Fulcrum chain name: ${name}`);
+  const [, what, f, rest] = m as unknown as [string, 's' | 'p' | 'u' | 'o', '4' | '6', string];
+  const p = ip(f);
+  const family: Family = f === '4' ? 'inet' : 'inet6';
+  switch (what) {
+    case 's': {
+      if (rest === 'rr') {
+        return [
+          `tcp flags & (syn | ack) == syn ${r} set ${r} . numgen inc mod ${RR_SLOTS} map @slots return`,
+          `meta l4proto != tcp ${r} set ${r} . numgen inc mod ${RR_SLOTS} map @slots return`,
+          // A TCP packet of a connection the table does not know (after a restart): hash it.
+          `${r} set ${r} . jhash ${p} saddr . th sport mod ${RR_SLOTS} map @slots`,
+        ];
+      }
+      const h = HASH_KEYS[rest];
+      if (!h) throw new Error(`unknown slot hash ${rest}`);
+      const [expr, size] = h(p);
+      return [`${r} set ${r} . ${expr} mod ${size} map @slots`];
+    }
+    case 'p':
+    case 'u': {
+      const [prefix, timeout] = rest.split('_').map(Number) as [number, number];
+      const mask = maskText(family, prefix);
+      const src = mask === null ? `${p} saddr` : `(${p} saddr & ${mask})`;
+      return what === 'p'
+        ? [`${r} set ${r} . ${src} map @persist${f}`]
+        : [`update @persist${f} { ${r} & 0xfffff000 . ${src} timeout ${timeout}s : ${r} }`];
+    }
+    case 'o':
+      return [`fwd ${p} to meta mark map @be${f} device "${rest}"`, 'drop'];
+  }
+}
+
+const chainRules = (t: string, chain: string, rules: readonly string[]): string[] => rules.map((x) => `add rule ${t} ${chain} ${x}`);
+
+/**
+ * Load (or take over) a table: declare it and its maps (idempotent for an existing table of
+ * the same shape), and rewrite the fixed chains' rules. Maps are never flushed here.
+ */
+export function tableCommands(kind: TableKind, timeouts: Timeouts, limits: RulesetLimits = DEFAULT_LIMITS): string[] {
+  const t = `${kind} ${TABLE_NAME}`;
+  const cmds = [`add table ${t}`, ...setDefs(kind, limits)];
+  const chains = staticChains(kind, timeouts);
+  // Declare every chain before any rule refers to one (goto est4 from lb4, …).
+  for (const name of chains.keys()) {
+    const hook = kind === 'inet' ? BASE_HOOKS[name] : undefined;
+    cmds.push(hook ? `add chain ${t} ${name} { ${hook} }` : `add chain ${t} ${name}`);
+  }
+  for (const [name, rules] of chains) cmds.push(`flush chain ${t} ${name}`, ...chainRules(t, name, rules));
+  return cmds;
+}
+
+/**
+ * The DR/TUN connection chains again, for a change of the global timeouts (ipvsadm --set):
+ * their `update … timeout` constants change; NAT follows conntrack's own timeouts.
+ */
+export function timeoutCommands(timeouts: Timeouts): string[] {
+  const t = `netdev ${TABLE_NAME}`;
+  const out: string[] = [];
+  for (const [name, rules] of staticChains('netdev', timeouts)) out.push(`flush chain ${t} ${name}`, ...chainRules(t, name, rules));
+  return out;
+}
+
+/** Add a chain that the model needs and the kernel does not have yet. */
+export function demandChainCommands(kind: TableKind, name: string): string[] {
+  const t = `${kind} ${TABLE_NAME}`;
+  return [`add chain ${t} ${name}`, `flush chain ${t} ${name}`, ...chainRules(t, name, demandChain(kind, name))];
+}
+
+/** The ingress hook on a device (DR/TUN): classify packets for a service, hand them to lb4/lb6. */
+export function ingressCommands(device: string): string[] {
+  const t = `netdev ${TABLE_NAME}`;
+  const name = ingressChain(device);
+  return [
+    `add chain ${t} ${name} { type filter hook ingress device "${device}" priority -500; policy accept; }`,
+    `flush chain ${t} ${name}`,
+    ...chainRules(t, name, [
+      'meta protocol ip meta mark set meta mark map @svcfw4 goto lb4',
+      'meta protocol ip6 meta mark set meta mark map @svcfw6 goto lb6',
+      'meta mark set ip daddr . meta l4proto . th dport map @svc4 goto lb4',
+      'meta mark set ip daddr . meta l4proto map @svc4any goto lb4',
+      'meta mark set ip6 daddr . meta l4proto . th dport map @svc6 goto lb6',
+      'meta mark set ip6 daddr . meta l4proto map @svc6any goto lb6',
+    ]),
+  ];
+}
+
+export const ingressChain = (device: string): string => `in_${device}`;
+
+export function removeIngressCommands(device: string): string[] {
+  return [`delete chain netdev ${TABLE_NAME} ${ingressChain(device)}`];
+}
+
+/** How many elements go into one `add element` command (keeps each line parseable quickly). */
+const BATCH = 2000;
+
+/**
+ * The element delta from `prev` to `next`: deletions first (a changed value is a delete and
+ * an add of the same key), then additions. Both tables' deltas go into one transaction.
+ */
+export function elementDelta(kind: TableKind, prev: ElementMap, next: ElementMap): string[] {
+  const t = `${kind} ${TABLE_NAME}`;
+  const dels: string[] = [];
+  const adds: string[] = [];
+  const names = new Set([...prev.keys(), ...next.keys()]);
+  for (const set of [...names].sort()) {
+    const a = prev.get(set) ?? new Map<string, string>();
+    const b = next.get(set) ?? new Map<string, string>();
+    const del: string[] = [];
+    const add: string[] = [];
+    for (const [k, v] of a) {
+      const nv = b.get(k);
+      if (nv === undefined || nv !== v) del.push(k);
+    }
+    for (const [k, v] of b) {
+      const ov = a.get(k);
+      if (ov === undefined || ov !== v) add.push(v === '' ? k : `${k} : ${v}`);
+    }
+    for (let i = 0; i < del.length; i += BATCH) dels.push(`delete element ${t} ${set} { ${del.slice(i, i + BATCH).join(', ')} }`);
+    for (let i = 0; i < add.length; i += BATCH) adds.push(`add element ${t} ${set} { ${add.slice(i, i + BATCH).join(', ')} }`);
+  }
+  return [...dels, ...adds];
+}

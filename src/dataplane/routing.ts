@@ -1,0 +1,147 @@
+/**
+ * RoutingDataPlane: one DataPlane over several, each service going to the plane that
+ * implements its forwarding method — `lb_kind PROXY` to the userspace proxy, NAT/DR/TUN
+ * to the kernel plane — so one configuration can mix them. The kernel plane is built on
+ * first use: a proxy-only director never touches nftables (nor needs CAP_NET_ADMIN).
+ */
+import type { ForwardingMethod } from '../model/types.js';
+import { SpecTable } from './table.js';
+import {
+  DataPlaneErrorCode, type ApplyResult, type ConnectionEntry, type DataPlane, type OpFailure, type Plan, type PlanOp,
+  type ServiceStats,
+} from './types.js';
+
+export interface PlaneSlot {
+  readonly methods: readonly ForwardingMethod[];
+  /** The plane, built when a first service needs it. */
+  readonly make: () => DataPlane;
+}
+
+export class RoutingDataPlane implements DataPlane {
+  readonly name: string;
+  readonly methods: readonly ForwardingMethod[];
+  private readonly planes: (DataPlane | null)[];
+  /** Which plane holds each service (by key), and what it holds (for moves between planes). */
+  private readonly owner = new Map<string, number>();
+  private readonly table = new SpecTable();
+
+  constructor(private readonly slots: readonly PlaneSlot[], name = 'routing') {
+    this.name = name;
+    this.methods = [...new Set(slots.flatMap((s) => s.methods))];
+    this.planes = slots.map(() => null);
+  }
+
+  /** The planes built so far (for stats and tests). */
+  get built(): DataPlane[] {
+    return this.planes.filter((p): p is DataPlane => p !== null);
+  }
+
+  private slotFor(method: ForwardingMethod): number {
+    return this.slots.findIndex((s) => s.methods.includes(method));
+  }
+
+  private plane(i: number): DataPlane {
+    let p = this.planes[i];
+    if (!p) {
+      p = (this.slots[i] as PlaneSlot).make();
+      this.planes[i] = p;
+    }
+    return p;
+  }
+
+  async apply(plan: Plan): Promise<ApplyResult> {
+    const applied: PlanOp[] = [];
+    const failed: OpFailure[] = [];
+    // Ops in order, batched per plane while consecutive ops go to the same plane.
+    let batch: { i: number; ops: PlanOp[]; orig: PlanOp[] } | null = null;
+    const flush = async (): Promise<void> => {
+      if (!batch) return;
+      const b = batch;
+      batch = null;
+      const r = await this.plane(b.i).apply({ ops: b.ops });
+      for (const op of r.applied) {
+        this.table.commit(op);
+        if (op.op === 'add-service') this.owner.set(op.service.key, b.i);
+        if (op.op === 'remove-service') this.owner.delete(op.key);
+      }
+      applied.push(...r.applied);
+      failed.push(...r.failed);
+    };
+    for (const op of plan.ops) {
+      const bad = this.table.check(op);
+      if (bad) {
+        await flush();
+        failed.push(bad);
+        continue;
+      }
+      let target: number;
+      const extra: PlanOp[] = [];
+      if (op.op === 'add-service' || op.op === 'edit-service') {
+        target = this.slotFor(op.service.method);
+        if (target < 0) {
+          await flush();
+          failed.push({ op, code: DataPlaneErrorCode.UNSUPPORTED, message: `service ${op.service.key}: no data plane forwards with ${op.service.method.toUpperCase()}` });
+          continue;
+        }
+        const from = this.owner.get(op.service.key);
+        if (op.op === 'edit-service' && from !== undefined && from !== target) {
+          // Moving between planes: remove from the old, add (with its servers) to the new.
+          await flush();
+          const servers = [...(this.table.services.get(op.service.key)?.servers.values() ?? [])];
+          const out = await this.plane(from).apply({ ops: [{ op: 'remove-service', key: op.service.key }] });
+          if (out.failed.length > 0) {
+            failed.push({ ...out.failed[0] as OpFailure, op });
+            continue;
+          }
+          this.owner.delete(op.service.key);
+          const into = await this.plane(target).apply({ ops: [{ op: 'add-service', service: op.service }, ...servers.map((server) => ({ op: 'add-server' as const, service: op.service.key, server }))] });
+          if (into.failed.some((f) => f.op.op === 'add-service')) {
+            this.table.commit({ op: 'remove-service', key: op.service.key });
+            failed.push({ ...(into.failed[0] as OpFailure), op });
+            continue;
+          }
+          this.owner.set(op.service.key, target);
+          this.table.commit(op);
+          applied.push(op);
+          continue;
+        }
+      } else {
+        const key = op.op === 'remove-service' ? op.key : op.service;
+        target = this.owner.get(key) ?? -1;
+      }
+      if (target < 0) {
+        await flush();
+        failed.push({ op, code: DataPlaneErrorCode.NO_SERVICE, message: 'no plane holds this service' });
+        continue;
+      }
+      const current = batch as { i: number; ops: PlanOp[] } | null;
+      if (current && current.i !== target) await flush();
+      if (!batch) batch = { i: target, ops: [], orig: [] };
+      (batch as { ops: PlanOp[] }).ops.push(op, ...extra);
+    }
+    await flush();
+    return { applied, failed };
+  }
+
+  stats(): ServiceStats[] {
+    return this.built.flatMap((p) => p.stats());
+  }
+
+  connections(): ConnectionEntry[] {
+    return this.built.flatMap((p) => p.connections());
+  }
+
+  zero(service?: string): boolean {
+    if (service === undefined) {
+      for (const p of this.built) p.zero();
+      return true;
+    }
+    const i = this.owner.get(service);
+    return i === undefined ? false : this.plane(i).zero(service);
+  }
+
+  async close(drainMs: number): Promise<void> {
+    this.table.close();
+    await Promise.all(this.built.map((p) => p.close(drainMs)));
+  }
+}

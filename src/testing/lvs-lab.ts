@@ -1,0 +1,84 @@
+/**
+ * LVS labs for the kernel data plane's end-to-end tests: a client, a director and real
+ * servers on one bridge (network namespaces from netns.ts), real servers answering HTTP
+ * with their name and the client address they saw, and `fulcrum run` on the director.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { repoRoot } from './index.js';
+import { type Lab, until } from './netns.js';
+import { ensureCommand } from './peers.js';
+import { startFulcrum, type Proc } from './vrrp-lab.js';
+
+/** Every package the kernel tests use, installed once (root, CI). */
+export function ensureKernelTools(): void {
+  ensureCommand('nft', 'nftables');
+  ensureCommand('tcpdump', 'tcpdump');
+  ensureCommand('curl', 'curl');
+  ensureCommand('arping', 'arping');
+}
+
+/** An HTTP server in `host` on `port` answering "<name> <client address>". */
+export function httpServer(lab: Lab, host: string, port: number, name = host): Proc['child'] {
+  const js = `require('http').createServer((q,s)=>{s.setHeader('connection', q.headers['connection']==='close'?'close':'keep-alive');s.end(${JSON.stringify(name)}+' '+q.socket.remoteAddress.replace(/^::ffff:/,'')+'\\n')}).listen(${port},'::')`;
+  return lab.spawn(host, process.execPath, ['-e', js]);
+}
+
+/** Wait until `host` listens on TCP `port`. */
+export async function listening(lab: Lab, host: string, port: number): Promise<void> {
+  await until(() => {
+    try {
+      return lab.exec(host, 'ss', ['-Htln', `sport = :${port}`]).trim() !== '';
+    } catch {
+      return false;
+    }
+  }, 5000, `${host} listening on ${port}`, 20);
+}
+
+/** One HTTP GET from `host` with curl: the body, or null on failure. */
+export function curl(lab: Lab, host: string, url: string, timeoutS = 2): string | null {
+  try {
+    return lab.exec(host, 'curl', ['-s', '-f', '-m', String(timeoutS), url], (timeoutS + 2) * 1000).trim();
+  } catch {
+    return null;
+  }
+}
+
+/** `fulcrum adm …` against a director's API socket. */
+export function adm(socket: string, args: readonly string[]): string {
+  return execFileSync(process.execPath, [path.join(repoRoot(), 'bin', 'fulcrum.js'), 'adm', '--socket', socket, ...args], { encoding: 'utf8', timeout: 10_000 });
+}
+
+/** `fulcrum realserver …` in a host's namespace. */
+export function realserver(lab: Lab, host: string, args: readonly string[]): { code: number; out: string } {
+  try {
+    return { code: 0, out: lab.exec(host, process.execPath, [path.join(repoRoot(), 'bin', 'fulcrum.js'), 'realserver', ...args], 15_000) };
+  } catch (err: unknown) {
+    const e = err as { status?: number; stdout?: string; stderr?: string };
+    return { code: e.status ?? 1, out: `${e.stdout ?? ''}${e.stderr ?? ''}` };
+  }
+}
+
+/** Start `fulcrum run` on the director with `config`; resolves once it logs `started`. */
+export async function startDirector(lab: Lab, host: string, dir: string, config: string, extra: readonly string[] = []): Promise<Proc & { socket: string }> {
+  const p = startFulcrum(lab, host, dir, config, extra);
+  await p.waitLine((l) => l.includes('"started"') || l.includes('not started'), 20_000);
+  if (p.lines.some((l) => l.includes('not started'))) throw new Error(`director did not start:\n${p.lines.join('\n')}`);
+  return p;
+}
+
+/** The elements of a map/set of the director's `fulcrum` table, as nft prints them. */
+export function nftElements(lab: Lab, host: string, kind: 'inet' | 'netdev', set: string): string {
+  try {
+    return lab.exec(host, 'nft', ['list', kind === 'netdev' && set.startsWith('conn') ? 'map' : set.match(/^(svc|sched|pgroup|prefresh|slots|persist|be|egress|nat|snat|conn)/) ? 'map' : 'set', kind, 'fulcrum', set]);
+  } catch {
+    return '';
+  }
+}
+
+export function writeConfig(dir: string, name: string, text: string): string {
+  const f = path.join(dir, name);
+  fs.writeFileSync(f, text);
+  return f;
+}

@@ -1,0 +1,113 @@
+/**
+ * The kernel data plane, LVS-DR, end to end in network namespaces: a client, a director
+ * running `fulcrum run` with lb_kind DR, and real servers with the VIP on lo (set up by
+ * `fulcrum realserver`). Root only (CI runs as root; skipped with the reason otherwise).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { isRoot, testLab, until, type Lab } from '../src/testing/netns.js';
+import { adm, curl, ensureKernelTools, httpServer, listening, nftElements, realserver, startDirector } from '../src/testing/lvs-lab.js';
+import { httpLoopScript } from '../src/testing/http-loop.js';
+import { withTempDir } from '../src/testing/index.js';
+
+const skip = isRoot() ? false : 'needs root (network namespaces, nftables)';
+const VIP = '10.61.0.100';
+
+function drLab(t: { after(fn: () => Promise<void>): void }, prefix: string, servers: number): Lab {
+  ensureKernelTools();
+  const lab = testLab(t, prefix);
+  lab.host('c', '10.61.0.1');
+  lab.host('d', '10.61.0.2');
+  lab.exec('d', 'ip', ['addr', 'add', `${VIP}/32`, 'dev', 'eth0']);
+  for (let i = 1; i <= servers; i++) {
+    lab.host(`r${i}`, `10.61.0.${10 + i}`);
+    const r = realserver(lab, `r${i}`, ['start', '--vip', VIP]);
+    assert.equal(r.code, 0, r.out);
+    httpServer(lab, `r${i}`, 80);
+  }
+  return lab;
+}
+
+function drConfig(servers: number, extra = '', algo = 'rr'): string {
+  const rs = Array.from({ length: servers }, (_, i) => `  real_server 10.61.0.${11 + i} 80 {\n    weight 1\n    TCP_CHECK {\n      connect_timeout 1\n    }\n  }\n`).join('');
+  return `virtual_server ${VIP} 80 {\n  delay_loop 1\n  lb_algo ${algo}\n  lb_kind DR\n  protocol TCP\n${extra}${rs}}\n`;
+}
+
+test('DR: the client reaches both real servers, which see its address; replies bypass the director', { skip, timeout: 120_000 }, (t) => withTempDir(async (dir) => {
+  const lab = drLab(t, 'fkd1', 2);
+  await listening(lab, 'r1', 80);
+  await listening(lab, 'r2', 80);
+  await startDirector(lab, 'd', dir, drConfig(2));
+  const dump = lab.spawn('d', 'tcpdump', ['-i', 'eth0', '-n', '-l', '-q', 'tcp port 80']);
+  const seen: string[] = [];
+  let listeningDump = false;
+  dump.stdout?.on('data', (b: Buffer) => seen.push(...b.toString().split('\n').filter(Boolean)));
+  dump.stderr?.on('data', (b: Buffer) => { if (b.toString().includes('listening on')) listeningDump = true; });
+  await until(() => listeningDump, 10_000, 'tcpdump listening');
+  const answers: string[] = [];
+  await until(() => {
+    const a = curl(lab, 'c', `http://${VIP}/`);
+    if (a !== null) answers.push(a);
+    return new Set(answers.map((x) => x.split(' ')[0])).size === 2 && answers.length >= 4;
+  }, 20_000, 'answers from r1 and r2', 50);
+  for (const a of answers) assert.match(a, /^r[12] 10\.61\.0\.1$/, 'each real server saw the client address');
+  await sleep(300);
+  dump.kill('SIGINT');
+  const toVip = seen.filter((l) => l.includes(`> ${VIP}.80:`));
+  const fromVip = seen.filter((l) => l.includes(`${VIP}.80 >`));
+  assert.ok(toVip.length >= 4, `the director saw the requests (${toVip.length} packets)`);
+  assert.deepEqual(fromVip, [], 'no reply packet went through the director');
+}));
+
+test('DR: weight changes, a drain and a removal under a request loop fail no request', { skip, timeout: 120_000 }, (t) => withTempDir(async (dir) => {
+  const lab = drLab(t, 'fkd2', 3);
+  for (const r of ['r1', 'r2', 'r3']) await listening(lab, r, 80);
+  const d = await startDirector(lab, 'd', dir, drConfig(3, '', 'wrr'));
+  await until(() => curl(lab, 'c', `http://${VIP}/`) !== null, 20_000, 'service up', 100);
+  const loop = lab.spawn('c', process.execPath, ['-e', httpLoopScript(`http://${VIP}/`, 300, 10)]);
+  let out = '';
+  loop.stdout?.on('data', (b: Buffer) => { out += b.toString(); });
+  const svc = `${VIP}:80`;
+  await sleep(700);
+  adm(d.socket, ['-e', '-t', svc, '-r', '10.61.0.11:80', '-g', '-w', '5']);
+  await sleep(700);
+  adm(d.socket, ['-e', '-t', svc, '-r', '10.61.0.12:80', '-g', '-w', '0']);
+  await sleep(700);
+  adm(d.socket, ['-d', '-t', svc, '-r', '10.61.0.13:80']);
+  await sleep(700);
+  adm(d.socket, ['-a', '-t', svc, '-r', '10.61.0.13:80', '-g', '-w', '2']);
+  await until(() => out.includes('}'), 60_000, 'the loop to finish', 100);
+  const r = JSON.parse(out) as { ok: number; failed: number; by: Record<string, number>; errors: string[] };
+  assert.equal(r.failed, 0, `failed requests: ${r.errors.join('; ')}`);
+  assert.ok(r.ok >= 300, `${r.ok} requests answered`);
+  assert.ok((r.by['r1'] ?? 0) > (r.by['r2'] ?? 0), `weight 5 took more than the drained server: ${JSON.stringify(r.by)}`);
+  // The slot table now: r2 (drained) holds none; r1 (weight 5) more than r3 (weight 2), as wrr deals them.
+  const marks = new Map([...nftElements(lab, 'd', 'netdev', 'be4').matchAll(/(0x[0-9a-f]+) : (10\.61\.0\.\d+)/g)].map((m) => [m[2], m[1]]));
+  const slots = [...nftElements(lab, 'd', 'netdev', 'slots').matchAll(/: (0x[0-9a-f]+)/g)].map((m) => m[1]);
+  const count = (ip: string): number => slots.filter((x) => x === marks.get(ip)).length;
+  assert.equal(slots.length, 32);
+  assert.equal(count('10.61.0.12'), 0, 'the drained server holds no slot');
+  assert.ok(count('10.61.0.11') > count('10.61.0.13') && count('10.61.0.13') > 0, `slots r1 ${count('10.61.0.11')}, r3 ${count('10.61.0.13')}`);
+}));
+
+test('DR: persistence keeps a client on one real server for the timeout, then expires', { skip, timeout: 120_000 }, (t) => withTempDir(async (dir) => {
+  const lab = drLab(t, 'fkd3', 2);
+  await listening(lab, 'r1', 80);
+  await listening(lab, 'r2', 80);
+  await startDirector(lab, 'd', dir, drConfig(2, '  persistence_timeout 2\n'));
+  await until(() => curl(lab, 'c', `http://${VIP}/`) !== null, 20_000, 'service up', 100);
+  const held = new Set<string>();
+  for (let i = 0; i < 8; i++) held.add((curl(lab, 'c', `http://${VIP}/`) ?? 'failed').split(' ')[0] ?? '');
+  assert.equal(held.size, 1, `one server while persistent: ${[...held].join(',')}`);
+  assert.match(nftElements(lab, 'd', 'netdev', 'persist4'), /10\.61\.0\.1 .*timeout 2s/);
+  await sleep(3500);
+  assert.doesNotMatch(nftElements(lab, 'd', 'netdev', 'persist4'), /10\.61\.0\.1/, 'the template expired');
+  const after = new Set<string>();
+  for (let i = 0; i < 8; i++) {
+    after.add((curl(lab, 'c', `http://${VIP}/`) ?? 'failed').split(' ')[0] ?? '');
+    await sleep(2200);
+    if (after.size === 2) break;
+  }
+  assert.equal(after.size, 2, 'after expiry the client was scheduled afresh');
+}));
