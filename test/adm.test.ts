@@ -79,7 +79,7 @@ test('adm: -A/-a build a table whose -L -n, --stats, --rate, --thresholds and --
 });
 
 test('adm: -S → -C → -R restores the identical table; refusals change nothing and exit non-zero; SIGHUP keeps runtime changes', async () => {
-  const d = await startDaemon(EMPTY);
+  const d = await startDaemon(EMPTY, { args: ['--nft', 'none'] });
   try {
     await d.waitLog((l) => l.event === 'api', 10000, 'the API');
     await ok(d, ['-R'], `${RULES.join('\n')}\n`);

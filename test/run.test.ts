@@ -163,15 +163,26 @@ test('run: UDP DNS-like request/response through the proxy', async () => {
   }
 });
 
-test('run: clear refusals — DR without the kernel plane; a privileged port as an unprivileged user', async () => {
+test('run: clear refusals — DR without the kernel plane or without CAP_NET_ADMIN; a privileged port as an unprivileged user', async () => {
   const port = await freePort();
-  const dr = await startDaemon(`virtual_server 127.0.0.1 ${port} {\n lb_kind DR\n real_server 127.0.0.2 ${port} {\n }\n}\n`, { waitStarted: false });
+  const drConf = `virtual_server 127.0.0.1 ${port} {\n lb_kind DR\n real_server 127.0.0.2 ${port} {\n }\n}\n`;
+  const dr = await startDaemon(drConf, { waitStarted: false, args: ['--nft', 'none'] });
   try {
     assert.equal(await dr.waitExit(), 1);
     assert.match(dr.stderr, /fulcrum\.conf:1:1: virtual server tcp 127\.0\.0\.1:\d+ uses DR forwarding, which needs the kernel \(nftables\) data plane/);
     assert.doesNotMatch(dr.stderr, /\n\s+at /, 'no stack trace');
   } finally {
     await dr.cleanup();
+  }
+  // The kernel plane without CAP_NET_ADMIN (root drops it; any other user lacks it): nothing reaches nftables.
+  const noAdmin = process.getuid?.() === 0 ? ['setpriv', '--bounding-set=-net_admin', '--inh-caps=-net_admin'] : [];
+  const nocap = await startDaemon(drConf, { waitStarted: false, prefix: noAdmin });
+  try {
+    assert.equal(await nocap.waitExit(), 1);
+    assert.match(nocap.stderr, /nftables needs CAP_NET_ADMIN/);
+    assert.doesNotMatch(nocap.stderr, /\n\s+at /, 'no stack trace');
+  } finally {
+    await nocap.cleanup();
   }
   // Without CAP_NET_BIND_SERVICE (root drops it with setpriv; any other user lacks it).
   const prefix = process.getuid?.() === 0 ? ['setpriv', '--bounding-set=-net_bind_service', '--inh-caps=-net_bind_service'] : [];

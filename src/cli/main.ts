@@ -74,7 +74,7 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
     .option('--api-open <LIST>', "what TCP serves without the token: metrics,dashboard (default) or none", 'metrics,dashboard')
     .option('--state-file <FILE>', 'where runtime changes (fulcrum adm, the API) are kept across reloads and restarts (default /var/lib/fulcrum/runtime.json as root, else $XDG_STATE_HOME/fulcrum/runtime.json)')
     .option('--keep-forwarding', 'on stop, leave the kernel (nftables) tables in place so NAT/DR/TUN traffic keeps flowing; the next start takes them over')
-    .option('--nft <HOW>', "how to reach nftables: 'lib' (libnftables through the FFI), 'cmd' (the nft binary) or 'auto'", 'auto')
+    .option('--nft <HOW>', "how to reach nftables: 'lib' (libnftables through the FFI), 'cmd' (the nft binary), 'auto', or 'none' (userspace proxy only)", 'auto')
     .action(async (o: RunCliOptions) => {
       code = await runRun(o, io);
     });

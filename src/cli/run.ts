@@ -98,7 +98,8 @@ export interface SignalSource {
  * The director's data plane: the userspace proxy for `lb_kind PROXY`, the nftables plane for
  * NAT/DR/TUN (built when a first kernel service arrives).
  */
-export function directorPlane(o: { exclusive: boolean; keepForwarding: boolean; nft: 'lib' | 'cmd' | 'auto' }): DataPlane {
+export function directorPlane(o: { exclusive: boolean; keepForwarding: boolean; nft: 'lib' | 'cmd' | 'auto' | 'none' }): DataPlane {
+  if (o.nft === 'none') return new ProxyDataPlane({ tunables: { exclusive: o.exclusive } });
   return new RoutingDataPlane([
     { methods: ['proxy'], make: () => new ProxyDataPlane({ tunables: { exclusive: o.exclusive } }) },
     {
@@ -142,11 +143,11 @@ export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = p
   }
   const log = createLogger(o.logLevel as LogLevel, logFd);
   const detach = attachLogger(log);
-  if (o.nft !== undefined && !['lib', 'cmd', 'auto'].includes(o.nft)) {
-    io.err(`fulcrum run: --nft: '${o.nft}' is not lib, cmd or auto`);
+  if (o.nft !== undefined && !['lib', 'cmd', 'auto', 'none'].includes(o.nft)) {
+    io.err(`fulcrum run: --nft: '${o.nft}' is not lib, cmd, auto or none`);
     return 2;
   }
-  const plane = directorPlane({ exclusive: cluster.isPrimary, keepForwarding: o.keepForwarding === true, nft: (o.nft ?? 'auto') as 'lib' | 'cmd' | 'auto' });
+  const plane = directorPlane({ exclusive: cluster.isPrimary, keepForwarding: o.keepForwarding === true, nft: (o.nft ?? 'auto') as 'lib' | 'cmd' | 'auto' | 'none' });
   // Every worker checks health for its own proxy; only the first runs notify scripts and
   // sends mail, so one transition is announced once.
   const quiet = cluster.isWorker && cluster.worker?.id !== 1;

@@ -52,8 +52,12 @@ export class RoutingDataPlane implements DataPlane {
   async apply(plan: Plan): Promise<ApplyResult> {
     const applied: PlanOp[] = [];
     const failed: OpFailure[] = [];
-    // Ops in order, batched per plane while consecutive ops go to the same plane.
-    let batch: { i: number; ops: PlanOp[]; orig: PlanOp[] } | null = null;
+    if (this.table.isClosed) {
+      return { applied, failed: plan.ops.map((op) => ({ op, code: DataPlaneErrorCode.CLOSED, message: 'data plane is closed' })) };
+    }
+    // Consecutive ops for the same plane go as one plan (one kernel transaction); each plane
+    // validates its own ops. A service's owner is provisional until its plane applied it.
+    let batch: { i: number; ops: PlanOp[] } | null = null;
     const flush = async (): Promise<void> => {
       if (!batch) return;
       const b = batch;
@@ -61,66 +65,60 @@ export class RoutingDataPlane implements DataPlane {
       const r = await this.plane(b.i).apply({ ops: b.ops });
       for (const op of r.applied) {
         this.table.commit(op);
-        if (op.op === 'add-service') this.owner.set(op.service.key, b.i);
         if (op.op === 'remove-service') this.owner.delete(op.key);
       }
+      for (const f of r.failed) if (f.op.op === 'add-service' && !this.table.services.has(f.op.service.key)) this.owner.delete(f.op.service.key);
       applied.push(...r.applied);
       failed.push(...r.failed);
     };
     for (const op of plan.ops) {
-      const bad = this.table.check(op);
-      if (bad) {
-        await flush();
-        failed.push(bad);
-        continue;
-      }
       let target: number;
-      const extra: PlanOp[] = [];
       if (op.op === 'add-service' || op.op === 'edit-service') {
         target = this.slotFor(op.service.method);
         if (target < 0) {
-          await flush();
           failed.push({ op, code: DataPlaneErrorCode.UNSUPPORTED, message: `service ${op.service.key}: no data plane forwards with ${op.service.method.toUpperCase()}` });
           continue;
         }
         const from = this.owner.get(op.service.key);
         if (op.op === 'edit-service' && from !== undefined && from !== target) {
-          // Moving between planes: remove from the old, add (with its servers) to the new.
           await flush();
-          const servers = [...(this.table.services.get(op.service.key)?.servers.values() ?? [])];
-          const out = await this.plane(from).apply({ ops: [{ op: 'remove-service', key: op.service.key }] });
-          if (out.failed.length > 0) {
-            failed.push({ ...out.failed[0] as OpFailure, op });
-            continue;
-          }
-          this.owner.delete(op.service.key);
-          const into = await this.plane(target).apply({ ops: [{ op: 'add-service', service: op.service }, ...servers.map((server) => ({ op: 'add-server' as const, service: op.service.key, server }))] });
-          if (into.failed.some((f) => f.op.op === 'add-service')) {
-            this.table.commit({ op: 'remove-service', key: op.service.key });
-            failed.push({ ...(into.failed[0] as OpFailure), op });
-            continue;
-          }
-          this.owner.set(op.service.key, target);
-          this.table.commit(op);
-          applied.push(op);
+          const moved = await this.move(op, from, target);
+          if (moved) failed.push(moved);
+          else applied.push(op);
           continue;
         }
+        if (op.op === 'add-service' && from === undefined) this.owner.set(op.service.key, target);
+        target = this.owner.get(op.service.key) ?? target;
       } else {
         const key = op.op === 'remove-service' ? op.key : op.service;
-        target = this.owner.get(key) ?? -1;
+        const owner = this.owner.get(key);
+        if (owner === undefined) {
+          failed.push({ op, code: DataPlaneErrorCode.NO_SERVICE, message: `no service ${key}` });
+          continue;
+        }
+        target = owner;
       }
-      if (target < 0) {
-        await flush();
-        failed.push({ op, code: DataPlaneErrorCode.NO_SERVICE, message: 'no plane holds this service' });
-        continue;
-      }
-      const current = batch as { i: number; ops: PlanOp[] } | null;
-      if (current && current.i !== target) await flush();
-      if (!batch) batch = { i: target, ops: [], orig: [] };
-      (batch as { ops: PlanOp[] }).ops.push(op, ...extra);
+      if (batch && (batch as { i: number }).i !== target) await flush();
+      if (!batch) batch = { i: target, ops: [] };
+      (batch as { ops: PlanOp[] }).ops.push(op);
     }
     await flush();
     return { applied, failed };
+  }
+
+  /** An edit that changes a service's plane: remove it from one, add it (and its servers) to the other. */
+  private async move(op: PlanOp & { op: 'edit-service' }, from: number, to: number): Promise<OpFailure | null> {
+    const servers = [...(this.table.services.get(op.service.key)?.servers.values() ?? [])];
+    const out = await this.plane(from).apply({ ops: [{ op: 'remove-service', key: op.service.key }] });
+    if (out.failed.length > 0) return { ...(out.failed[0] as OpFailure), op };
+    this.table.commit({ op: 'remove-service', key: op.service.key });
+    this.owner.delete(op.service.key);
+    const adds: PlanOp[] = [{ op: 'add-service', service: op.service }, ...servers.map((server) => ({ op: 'add-server' as const, service: op.service.key, server }))];
+    const into = await this.plane(to).apply({ ops: adds });
+    for (const a of into.applied) this.table.commit(a);
+    if (into.failed.some((f) => f.op.op === 'add-service')) return { ...(into.failed[0] as OpFailure), op };
+    this.owner.set(op.service.key, to);
+    return null;
   }
 
   stats(): ServiceStats[] {

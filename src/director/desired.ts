@@ -90,6 +90,7 @@ export function serviceSpecOf(vs: VirtualServer, groups: ReadonlyMap<string, Vir
     persistence: vs.persistence,
     method: vs.method,
     ops: vs.ops,
+    ...(vs.fullnatSource !== undefined ? { snat: vs.fullnatSource } : {}),
     timeouts,
   };
 }

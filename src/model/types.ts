@@ -242,6 +242,8 @@ export interface VirtualServer {
   readonly persistence: Persistence | null;
   /** One-packet scheduling for UDP (ipvsadm -o). */
   readonly ops: boolean;
+  /** Full NAT (Fulcrum's `fullnat_source`, lb_kind NAT): the director address real servers see. */
+  readonly fullnatSource?: string | undefined;
   readonly delayLoop: number;
   /** Minimum total weight of live servers for the service to be up. */
   readonly quorum: number;

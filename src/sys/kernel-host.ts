@@ -34,9 +34,19 @@ export interface KernelHost {
   forwarding(family: Family): Promise<boolean>;
 }
 
-/** VXLAN network identifier of Fulcrum's tunnels, and its UDP port (IANA 4789). */
-export const TUNNEL_VNI = 4242;
+/** The UDP port of Fulcrum's VXLAN tunnels (IANA's 4789). */
 export const TUNNEL_PORT = 4789;
+
+/**
+ * The VXLAN network identifier of the tunnel to a real server, derived from its address:
+ * Linux allows one VXLAN device per (VNI, port), so each real server's tunnel has its own,
+ * and the real server computes the same one from its own address.
+ */
+export function tunnelVni(address: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < address.length; i++) h = Math.imul(h ^ address.charCodeAt(i), 16777619) >>> 0;
+  return (h & 0xffffff) || 1;
+}
 
 /**
  * The MAC a real server's VXLAN tunnel device carries, derived from its address so the
@@ -120,7 +130,7 @@ export function commandKernelHost(o: { netns?: string | undefined; tunnel?: Tunn
         }
       }
       if (kind === 'vxlan') {
-        await ipDo(['link', 'add', device, 'type', 'vxlan', 'id', String(TUNNEL_VNI), 'remote', remote, 'dstport', String(TUNNEL_PORT)]);
+        await ipDo(['link', 'add', device, 'type', 'vxlan', 'id', String(tunnelVni(remote)), 'remote', remote, 'dstport', String(TUNNEL_PORT)]);
         await ipDo(['neigh', 'replace', remote, 'lladdr', tunnelMac(remote), 'dev', device, 'nud', 'permanent']);
       }
       await ipDo(['link', 'set', device, 'up']);

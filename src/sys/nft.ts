@@ -30,9 +30,16 @@ export class NftError extends SysError {
 
 /** nft's error text, first lines only, so a 100k-element transaction does not flood a log. */
 function errorSummary(text: string): string {
-  const lines = text.split('\n').filter((l) => l.trim() !== '');
-  const errs = lines.filter((l) => /Error:/.test(l)).slice(0, 3).map((l) => l.replace(/^\S*?:\d+:\d+-\d+: /, '').slice(0, 300));
-  return errs.length > 0 ? errs.join('; ') : (lines[0] ?? 'nft failed').slice(0, 300);
+  const lines = text.split('\n');
+  const out: string[] = [];
+  for (let i = 0; i < lines.length && out.length < 3; i++) {
+    const l = lines[i] ?? '';
+    if (!/Error:/.test(l)) continue;
+    // nft prints the offending command on the next line, then carets under the token.
+    const cmd = (lines[i + 1] ?? '').trim();
+    out.push(`${l.replace(/^\S*?:\d+:\d+-\d+: /, '').slice(0, 200)}${cmd ? ` in: ${cmd.slice(0, 200)}` : ''}`);
+  }
+  return out.length > 0 ? out.join('; ') : (lines.find((l) => l.trim() !== '') ?? 'nft failed').slice(0, 300);
 }
 
 /** The error for nft's text: a missing CAP_NET_ADMIN is reported as such. */

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import type { RealServerFacts, RealServerMode, Step } from '../realserver/plan.js';
 import { wantedSysctls } from '../realserver/plan.js';
-import { tunnelMac, TUNNEL_PORT, TUNNEL_VNI } from './kernel-host.js';
+import { tunnelMac, tunnelVni, TUNNEL_PORT } from './kernel-host.js';
 
 const ip = (args: readonly string[]): string => execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 const ipJson = <T>(args: readonly string[]): T => JSON.parse(ip(['-j', ...args]) || '[]') as T;
@@ -87,7 +87,7 @@ export function runStep(s: Step, o: { vip: string; family: 'inet' | 'inet6'; own
       }
       if (!made) {
         if (o.ownAddress === null) throw new Error('no address on the interface to derive the tunnel MAC from');
-        ip(['link', 'add', s.name, 'type', 'vxlan', 'id', String(TUNNEL_VNI), 'dstport', String(TUNNEL_PORT), 'local', o.ownAddress]);
+        ip(['link', 'add', s.name, 'type', 'vxlan', 'id', String(tunnelVni(o.ownAddress)), 'dstport', String(TUNNEL_PORT), 'local', o.ownAddress]);
         ip(['link', 'set', s.name, 'address', tunnelMac(o.ownAddress)]);
       }
       ip(['link', 'set', s.name, 'up']);

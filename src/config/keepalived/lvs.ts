@@ -449,6 +449,7 @@ export function compileVirtualServer(v: Values, n: AstNode): VirtualServer | und
   let omega = false;
   let haSuspend = false;
   let ops = false;
+  let fullnatSource: string | undefined;
   let virtualhost: string | undefined;
   let agent: AgentProbe | undefined;
   let proxyProtocol: ProxyProtocolVersion | undefined;
@@ -465,6 +466,8 @@ export function compileVirtualServer(v: Values, n: AstNode): VirtualServer | und
     'flag-1': flag('flag-1'), 'flag-2': flag('flag-2'), 'flag-3': flag('flag-3'),
     'sh-fallback': flag('flag-1'), 'sh-port': flag('flag-2'), 'mh-fallback': flag('flag-1'), 'mh-port': flag('flag-2'),
     ops: () => { ops = true; },
+    // Fulcrum: one-arm full NAT — NAT connections reach the real servers from this address.
+    fullnat_source: (x) => { fullnatSource = v.ip(x, 0)?.address ?? fullnatSource; },
     persistence_timeout: (x) => {
       persistTimeout = x.args.length === 0 ? D.KEEPALIVED_PERSISTENCE_TIMEOUT : v.int(x, 0, 0, 2678400) ?? persistTimeout;
     },
@@ -517,7 +520,7 @@ export function compileVirtualServer(v: Values, n: AstNode): VirtualServer | und
   }
   const vs: VirtualServer = {
     endpoint: endpointFinal, protocol, scheduler, schedFlags: [...flags].sort(), method: m.method, tunnel: m.tunnel,
-    persistence, ops, delayLoop: t.delayLoop ?? D.DEFAULT_DELAY_LOOP, quorum, hysteresis, quorumUp, quorumDown, sorryServer,
+    persistence, ops, ...(fullnatSource !== undefined ? { fullnatSource } : {}), delayLoop: t.delayLoop ?? D.DEFAULT_DELAY_LOOP, quorum, hysteresis, quorumUp, quorumDown, sorryServer,
     inhibitOnFailure, alpha: t.alpha ?? false, omega, haSuspend, virtualhost, proxyProtocol, realServers, loc: n.keyword.loc,
   };
   return vs;

@@ -142,11 +142,14 @@ export class NftDataPlane implements DataPlane {
   }
 
   private async applyNow(plan: Plan): Promise<ApplyResult> {
+    if (this.table.isClosed || this.closed) {
+      return { applied: [], failed: plan.ops.map((op) => ({ op, code: DataPlaneErrorCode.CLOSED, message: 'data plane is closed' })) };
+    }
     const draft = cloneTable(this.table);
     const accepted: PlanOp[] = [];
     const failed: OpFailure[] = [];
     for (const op of plan.ops) {
-      const f = this.table.isClosed ? draft.check(op) : draft.check(op) ?? this.refuse(op, draft);
+      const f = draft.check(op) ?? this.refuse(op, draft);
       if (f) {
         failed.push(f);
         continue;
