@@ -76,6 +76,7 @@ export class RoutingDataPlane implements DataPlane {
       if (op.op === 'add-service' || op.op === 'edit-service') {
         target = this.slotFor(op.service.method);
         if (target < 0) {
+          await flush();
           failed.push({ op, code: DataPlaneErrorCode.UNSUPPORTED, message: `service ${op.service.key}: no data plane forwards with ${op.service.method.toUpperCase()}` });
           continue;
         }
@@ -93,6 +94,7 @@ export class RoutingDataPlane implements DataPlane {
         const key = op.op === 'remove-service' ? op.key : op.service;
         const owner = this.owner.get(key);
         if (owner === undefined) {
+          await flush();
           failed.push({ op, code: DataPlaneErrorCode.NO_SERVICE, message: `no service ${key}` });
           continue;
         }

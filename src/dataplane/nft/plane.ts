@@ -96,6 +96,10 @@ export class NftDataPlane implements DataPlane {
   private readonly now: () => number;
   private closed = false;
   private nextId = 1;
+  /** Each service's part of the applied model, so a change diffs only the services it touches. */
+  private fragments = new Map<string, { svc: PlaneService; model: KernelModel }>();
+  /** Adopted ids already given back to their services during this takeover. */
+  private readonly claimed = new Set<number>();
 
   constructor(private readonly o: NftDataPlaneOptions) {
     this.now = o.now ?? (() => Date.now() / 1000);
@@ -159,7 +163,8 @@ export class NftDataPlane implements DataPlane {
     }
     if (accepted.length === 0) return { applied: [], failed };
     try {
-      await this.sync(draft, true);
+      const dirty = new Set(accepted.map((op) => (op.op === 'add-service' || op.op === 'edit-service' ? op.service.key : op.op === 'remove-service' ? op.key : op.service)));
+      await this.sync(draft, true, dirty);
     } catch (err: unknown) {
       const message = err instanceof Error ? err.message : String(err);
       const code = (err as { code?: string }).code === 'E_SYS_PERMISSION' ? DataPlaneErrorCode.PERMISSION : DataPlaneErrorCode.KERNEL;
@@ -175,28 +180,62 @@ export class NftDataPlane implements DataPlane {
    * model, and one transaction with the difference. On success the plane's bookkeeping
    * moves to the draft; on failure nothing moved (ids handed out are simply reused later).
    */
-  private async sync(draft: SpecTable, fromPlan: boolean): Promise<void> {
+  private async sync(draft: SpecTable, fromPlan: boolean, dirty: ReadonlySet<string> | null = null): Promise<void> {
     if (!this.loaded.inet && !this.loaded.netdev) await this.adopt();
+    // After a takeover the first delta is against what the kernel holds, whole.
+    const only = this.adopted === null ? dirty : null;
+    const reused = new Set<string>();
     const t0 = this.now();
     const pending = new Map<number, Backend>();
     const planeServices: PlaneService[] = [];
-    const keepIds = new Set<number>();
+    // Ids in use (kept services, backends still forwarding, a leftover table's): one set for the whole sync.
+    const keepIds = new Set<number>([...this.services.values()].map((x) => x.id));
+    const byService = new Map<number, Backend[]>();
+    for (const b of this.backends.values()) {
+      keepIds.add(b.service);
+      const list = byService.get(b.service);
+      if (list) list.push(b);
+      else byService.set(b.service, [b]);
+    }
+    for (const id of this.adopted?.ids.values() ?? []) keepIds.add(id);
+    const devices = new Map<string, string>();
     let timeouts = this.timeouts;
     for (const entry of draft.services.values()) {
       const spec = entry.spec;
       timeouts = spec.timeouts;
       const st = this.services.get(spec.key);
+      const frag = this.fragments.get(spec.key);
+      if (only !== null && !only.has(spec.key) && frag) {
+        // Untouched by this change: its elements, ids and backends stay as they are.
+        reused.add(spec.key);
+        planeServices.push(frag.svc);
+        for (const r of frag.svc.servers) {
+          const m = backendMark(frag.svc.id, r.index);
+          const b = this.backends.get(m);
+          if (b) pending.set(m, b);
+        }
+        continue;
+      }
       const id = st?.id ?? this.allocateService(spec, keepIds);
       keepIds.add(id);
       const kind = kindOf(spec.method);
       const servers: PlaneServer[] = [];
       const used = new Set<number>();
-      const known = [...this.backends.values()].filter((b) => b.service === id);
+      const known = byService.get(id) ?? [];
       for (const r of entry.servers.values()) {
         const prev = known.find((b) => b.spec.key === r.key && !b.trashed) ?? known.find((b) => b.spec.key === r.key);
         const index = prev?.index ?? this.allocateIndex(id, r, known, used);
         used.add(index);
-        const device = kind === 'netdev' ? await this.egressDevice(r) : null;
+        // A server keeps the device it was resolved to; a new one is resolved once per address.
+        let device: string | null = null;
+        if (kind === 'netdev') {
+          const cacheKey = `${r.method} ${r.address}`;
+          device = prev && prev.device !== null && prev.spec.method === r.method ? prev.device : devices.get(cacheKey) ?? null;
+          if (device === null) {
+            device = await this.egressDevice(r);
+            devices.set(cacheKey, device);
+          }
+        }
         const mark = backendMark(id, index);
         const b = prev ?? this.newBackend(id, index, r, t0);
         pending.set(mark, { ...b, spec: r, device, trashed: false } as Backend);
@@ -223,29 +262,61 @@ export class NftDataPlane implements DataPlane {
         snat: kind === 'inet' ? spec.snat ?? null : null,
       });
     }
-    const model = buildModel(planeServices, (s) => slotShape(s.spec.scheduler, s.spec.schedFlags).hash);
+    const hashOf = (x: PlaneService): string => slotShape(x.spec.scheduler, x.spec.schedFlags).hash;
+    const fragments = new Map<string, { svc: PlaneService; model: KernelModel }>();
+    for (const x of planeServices) {
+      fragments.set(x.spec.key, reused.has(x.spec.key) ? (this.fragments.get(x.spec.key) as { svc: PlaneService; model: KernelModel }) : { svc: x, model: buildModel([x], hashOf) });
+    }
+    // The new whole model, and the delta: whole (first load, takeover) or per changed service.
+    // Whole: a model of everything against the applied one. Per service: only the services
+    // this change touched, and `applied` is patched once the kernel took the transaction.
+    let whole: KernelModel | null = null;
+    const changed: [KernelModel, KernelModel][] = [];
+    const model = emptyModel();
+    if (only === null) {
+      whole = model;
+      for (const f of fragments.values()) mergeModel(model, emptyModel(), f.model);
+      changed.push([this.applied, model]);
+    } else {
+      for (const key of only) {
+        const before = this.fragments.get(key)?.model ?? emptyModel();
+        const after = fragments.get(key)?.model ?? emptyModel();
+        for (const kind of ['inet', 'netdev'] as const) for (const c of after.chains[kind]) model.chains[kind].add(c);
+        changed.push([before, after]);
+      }
+    }
     const ingress = new Set<string>();
+    const lookups = new Map<string, string | null>();
     for (const s of planeServices) {
-      if (s.kind !== 'netdev') continue;
-      for (const d of await this.ingressDevices(s)) ingress.add(d);
+      if (s.kind !== 'netdev' || reused.has(s.spec.key)) continue;
+      for (const d of await this.ingressDevices(s, lookups)) ingress.add(d);
     }
     const cmds: string[] = [];
     const need = { inet: model.chains.inet.size > 0 || this.loaded.inet, netdev: model.chains.netdev.size > 0 || this.loaded.netdev };
+    if (only !== null) {
+      for (const f of fragments.values()) {
+        if (f.svc.kind === 'inet') need.inet = true;
+        else need.netdev = true;
+      }
+    }
     for (const kind of ['inet', 'netdev'] as const) {
       if (need[kind] && !this.loaded[kind]) cmds.push(...tableCommands(kind, timeouts, this.o.limits ?? DEFAULT_LIMITS));
       else if (kind === 'netdev' && this.loaded.netdev && !sameTimeouts(timeouts, this.timeouts)) cmds.push(...timeoutCommands(timeouts));
       for (const c of model.chains[kind]) if (!this.applied.chains[kind].has(c)) cmds.push(...demandChainCommands(kind, c));
     }
     for (const d of ingress) if (!this.ingress.has(d)) cmds.push(...ingressCommands(d));
-    cmds.push(...elementDelta('inet', this.applied.inet, model.inet), ...elementDelta('netdev', this.applied.netdev, model.netdev));
+    for (const [a, b] of changed) cmds.push(...elementDelta('inet', a.inet, b.inet), ...elementDelta('netdev', a.netdev, b.netdev));
     if (cmds.length > 0) await this.o.nft.run(cmds);
     // Committed: move the bookkeeping.
-    for (const kind of ['inet', 'netdev'] as const) {
-      if (need[kind]) this.loaded[kind] = true;
-      for (const c of this.applied.chains[kind]) model.chains[kind].add(c);
+    if (whole) {
+      for (const kind of ['inet', 'netdev'] as const) for (const c of this.applied.chains[kind]) whole.chains[kind].add(c);
+      this.applied = whole;
+    } else {
+      for (const [a, b] of changed) mergeModel(this.applied, a, b);
     }
+    for (const kind of ['inet', 'netdev'] as const) if (need[kind]) this.loaded[kind] = true;
     for (const d of ingress) this.ingress.add(d);
-    this.applied = model;
+    this.fragments = fragments;
     this.timeouts = timeouts;
     this.backends.clear();
     for (const [m, b] of pending) this.backends.set(m, b);
@@ -257,18 +328,23 @@ export class NftDataPlane implements DataPlane {
         this.services.set(s.spec.key, { id: s.id, counters, est: new RateEstimator(counters, t0), dropped: 0, dropBase: 0 });
       }
     }
-    if (fromPlan) this.adopted = null;
+    if (fromPlan) {
+      this.adopted = null;
+      this.claimed.clear();
+    }
   }
 
+  /** A new service's id: the one it had in a leftover table, else the next free one. `taken` holds every id in use. */
   private allocateService(spec: ServiceSpec, taken: Set<number>): number {
-    const inUse = new Set([...this.services.values()].map((s) => s.id));
     const adopted = this.adopted?.ids.get(listenKey(spec));
-    if (adopted !== undefined && !inUse.has(adopted) && !taken.has(adopted)) return adopted;
+    if (adopted !== undefined && ![...this.services.values()].some((x) => x.id === adopted) && !this.claimed.has(adopted)) {
+      this.claimed.add(adopted);
+      return adopted;
+    }
     for (let tries = 0; tries < MAX_SERVICE_ID; tries++) {
       const id = this.nextId;
       this.nextId = this.nextId >= MAX_SERVICE_ID ? 1 : this.nextId + 1;
-      const reserved = this.adopted ? [...this.adopted.ids.values()].includes(id) : false;
-      if (!inUse.has(id) && !taken.has(id) && !reserved && ![...this.backends.values()].some((b) => b.service === id)) return id;
+      if (!taken.has(id)) return id;
     }
     throw new Error('no free service id');
   }
@@ -302,16 +378,21 @@ export class NftDataPlane implements DataPlane {
   }
 
   /** DR/TUN services are classified where their packets arrive: the device holding the VIP, else the way to their servers. */
-  private async ingressDevices(s: PlaneService): Promise<string[]> {
+  private async ingressDevices(s: PlaneService, cache: Map<string, string | null>): Promise<string[]> {
+    const look = async (kind: 'addr' | 'route', address: string): Promise<string | null> => {
+      const k = `${kind} ${address}`;
+      if (!cache.has(k)) cache.set(k, kind === 'addr' ? await this.o.host.addressDevice(address) : await this.o.host.routeDevice(address));
+      return cache.get(k) ?? null;
+    };
     const out = new Set<string>();
     for (const l of s.spec.listen) {
-      const d = await this.o.host.addressDevice(l.address);
+      const d = await look('addr', l.address);
       if (d !== null && d !== 'lo') out.add(d);
     }
     if (out.size === 0) {
       for (const r of s.servers) {
         if (r.spec.method !== 'dr') continue;
-        const d = await this.o.host.routeDevice(r.spec.address);
+        const d = await look('route', r.spec.address);
         if (d !== null) out.add(d);
       }
     }
@@ -377,11 +458,14 @@ export class NftDataPlane implements DataPlane {
           const c = counts.get(mark) ?? { active: 0, inactive: 0 };
           const b = this.backends.get(mark);
           const udp = b ? this.protocolOf(b.service) === 'udp' : false;
-          const isClosing = closing.has(k.split('|')[0] ?? k);
+          const isClosing = closing.has(k);
           if (isClosing || udp) c.inactive++;
           else c.active++;
           counts.set(mark, c);
-          conns.push({ mark, key: k, state: udp ? 'UDP' : isClosing ? 'FIN_WAIT' : 'ESTABLISHED', expires, family: f === '4' ? 'inet' : 'inet6' });
+          // IPv4 keys are (service, client address, client port); IPv6 keys are hashed.
+          const [, caddr, cport] = k.split(' . ');
+          const client = f === '4' && caddr !== undefined ? { client: { family: 'inet' as const, address: caddr, port: Number(cport ?? 0) } } : {};
+          conns.push({ mark, key: k, state: udp ? 'UDP' : isClosing ? 'FIN_WAIT' : 'ESTABLISHED', expires, family: f === '4' ? 'inet' : 'inet6', ...client });
         }
       }
     }
@@ -419,8 +503,7 @@ export class NftDataPlane implements DataPlane {
         });
       }
     }
-    let dynamic = false;
-    let trashDone = false;
+    const dirty = new Set<string>();
     for (const [mark, b] of this.backends) {
       const c = counts.get(mark) ?? { active: 0, inactive: 0 };
       b.active = c.active;
@@ -432,7 +515,9 @@ export class NftDataPlane implements DataPlane {
         b.recent = b.counters.conns - before;
       }
       b.est.tick(now);
-      if (b.trashed && b.active + b.inactive === 0) trashDone = true;
+      if (b.trashed && b.active + b.inactive === 0) {
+        for (const [key, st] of this.services) if (st.id === b.service) dirty.add(key);
+      }
     }
     for (const [key, st] of this.services) {
       const c = st.counters;
@@ -445,9 +530,9 @@ export class NftDataPlane implements DataPlane {
       st.est.tick(now);
       st.dropped = Math.max(0, (nodest.get(st.id << SERVER_BITS >>> 0) ?? 0) - st.dropBase);
       const spec = this.table.services.get(key)?.spec;
-      if (spec && slotShape(spec.scheduler, spec.schedFlags).dynamic) dynamic = true;
+      if (spec && slotShape(spec.scheduler, spec.schedFlags).dynamic) dirty.add(key);
     }
-    if (dynamic || trashDone) await this.sync(cloneTable(this.table), false);
+    if (dirty.size > 0) await this.sync(cloneTable(this.table), false, dirty);
   }
 
   private protocolOf(id: number): string {
@@ -553,6 +638,20 @@ export class NftDataPlane implements DataPlane {
     if (this.loaded.netdev) for (const f of ['4', '6']) n += (await readElements(this.o.nft, 'netdev', `conn${f}`)).size;
     if (this.loaded.inet) n += parseConntrack(await this.o.host.conntrack()).filter((c) => this.backends.has(c.mark)).length;
     return n;
+  }
+}
+
+/** into := into − before + after (element maps and chains). */
+function mergeModel(into: KernelModel, before: KernelModel, after: KernelModel): void {
+  for (const kind of ['inet', 'netdev'] as const) {
+    const m = into[kind];
+    for (const [set, els] of before[kind]) for (const k of els.keys()) m.get(set)?.delete(k);
+    for (const [set, els] of after[kind]) {
+      let t = m.get(set);
+      if (!t) m.set(set, (t = new Map()));
+      for (const [k, v] of els) t.set(k, v);
+    }
+    for (const c of after.chains[kind]) into.chains[kind].add(c);
   }
 }
 
