@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isRoot, testLab, until, type Lab } from '../src/testing/netns.js';
-import { curl, ensureKernelTools, httpServer, listening, nftElements, startDirector } from '../src/testing/lvs-lab.js';
+import { answersFromAll, curl, ensureKernelTools, httpServer, listening, nftElements, startDirector } from '../src/testing/lvs-lab.js';
 import { withTempDir } from '../src/testing/index.js';
 
 const skip = isRoot() ? false : 'needs root (network namespaces, nftables)';
@@ -50,15 +50,7 @@ ${extra}  real_server 10.62.0.11 8080 {
 }
 `;
 
-async function answers(lab: Lab, n: number): Promise<string[]> {
-  const out: string[] = [];
-  await until(() => {
-    const a = curl(lab, 'c', `http://${VIP}/`);
-    if (a !== null) out.push(a);
-    return out.length >= n && new Set(out.map((x) => x.split(' ')[0])).size === 2;
-  }, 20_000, 'answers from both real servers', 50);
-  return out;
-}
+const answers = (lab: Lab, n: number): Promise<string[]> => answersFromAll(lab, 'c', `http://${VIP}/`, 2, n);
 
 test('NAT: VIP:80 is mapped to the real servers\' port 8080 and they see the true client address', { skip, timeout: 90_000 }, (t) => withTempDir(async (dir) => {
   const lab = natLab(t, 'fkn1', true);

@@ -6,9 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isRoot, testLab } from '../src/testing/netns.js';
-import { curl, ensureKernelTools, httpServer, listening, realserver, startDirector } from '../src/testing/lvs-lab.js';
+import { answersFromAll, ensureKernelTools, httpServer, listening, realserver, startDirector } from '../src/testing/lvs-lab.js';
 import { withTempDir } from '../src/testing/index.js';
-import { until } from '../src/testing/netns.js';
 
 const skip = isRoot() ? false : 'needs root (network namespaces, sysctls)';
 const VIP = '10.63.0.100';
@@ -73,12 +72,7 @@ test('TUN: the director reaches both real servers through per-server tunnel devi
     await listening(lab, name, 80);
   }
   const d = await startDirector(lab, 'd', dir, `virtual_server ${VIP} 80 {\n  delay_loop 1\n  lb_algo rr\n  lb_kind TUN\n  real_server 10.63.0.11 80 {\n  }\n  real_server 10.63.0.12 80 {\n  }\n}\n`);
-  const seen: string[] = [];
-  await until(() => {
-    const a = curl(lab, 'c', `http://${VIP}/`);
-    if (a !== null) seen.push(a);
-    return new Set(seen.map((x) => x.split(' ')[0])).size === 2;
-  }, 20_000, 'answers from both real servers', 50).catch((e: unknown) => {
+  const seen = await answersFromAll(lab, 'c', `http://${VIP}/`, 2).catch((e: unknown) => {
     console.log(d.lines.join('\n'), lab.exec('d', 'ip', ['-d', 'link', 'show']), lab.exec('d', 'ip', ['neigh']), lab.exec('d', 'nft', ['list', 'ruleset']).slice(0, 3000), lab.exec('r1', 'ip', ['-d', '-s', 'link', 'show']), lab.exec('r1', 'sysctl', ['-a']).split('\n').filter((l) => /rp_filter|arp_/.test(l)).join('\n'));
     throw e;
   });

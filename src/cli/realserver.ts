@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseIp } from '../model/address.js';
-import { checkStatus, planStart, planStop, type RealServerMode, type RealServerState } from '../realserver/plan.js';
+import { checkStatus, planStart, planStop, type RealServerMode, type RealServerState, type Step } from '../realserver/plan.js';
 import { defaultInterface, gatherFacts, interfaceAddress, runStep } from '../sys/realserver-host.js';
 import type { Io } from './check.js';
 
@@ -39,7 +39,7 @@ export function runRealServer(action: string, o: RealServerOptions, io: Io): num
   const mode: RealServerMode = o.mode;
   const stateFile = path.join(o.stateDir, `realserver-${vip.replace(/:/g, '_')}.json`);
   const saved = fs.existsSync(stateFile) ? (JSON.parse(fs.readFileSync(stateFile, 'utf8')) as RealServerState) : null;
-  const iface = o.interface ?? saved?.iface ?? defaultInterface(vip);
+  const iface = o.interface ?? saved?.iface ?? defaultInterface();
   if (iface === null) {
     io.err('fulcrum realserver: cannot tell which interface faces the director; name it with --interface');
     return 2;
@@ -80,7 +80,7 @@ export function runRealServer(action: string, o: RealServerOptions, io: Io): num
   }
 }
 
-function describe(s: ReturnType<typeof planStop>[number]): string {
+function describe(s: Step): string {
   switch (s.do) {
     case 'sysctl':
       return `${s.name}=${s.value}`;

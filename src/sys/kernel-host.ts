@@ -34,6 +34,13 @@ export interface KernelHost {
   forwarding(family: Family): Promise<boolean>;
 }
 
+/** FNV-1a of a text: a stable 32-bit name for an address. */
+function fnv1a(text: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 16777619) >>> 0;
+  return h;
+}
+
 /** The UDP port of Fulcrum's VXLAN tunnels (IANA's 4789). */
 export const TUNNEL_PORT = 4789;
 
@@ -43,9 +50,7 @@ export const TUNNEL_PORT = 4789;
  * and the real server computes the same one from its own address.
  */
 export function tunnelVni(address: string): number {
-  let h = 2166136261;
-  for (let i = 0; i < address.length; i++) h = Math.imul(h ^ address.charCodeAt(i), 16777619) >>> 0;
-  return (h & 0xffffff) || 1;
+  return (fnv1a(address) & 0xffffff) || 1;
 }
 
 /**
@@ -70,9 +75,7 @@ export function tunnelMac(address: string): string {
 
 /** The director's tunnel device name for a real server (≤ 15 characters). */
 export function tunnelDevice(remote: string): string {
-  let h = 2166136261;
-  for (let i = 0; i < remote.length; i++) h = Math.imul(h ^ remote.charCodeAt(i), 16777619) >>> 0;
-  return `fltun${h.toString(16).padStart(8, '0')}`;
+  return `fltun${fnv1a(remote).toString(16).padStart(8, '0')}`;
 }
 
 export function commandKernelHost(o: { netns?: string | undefined; tunnel?: TunnelKind | 'auto' } = {}): KernelHost {

@@ -50,6 +50,13 @@ function refusal(prefix: string, text: string): SysError {
   return new NftError(`${prefix}: ${errorSummary(text)}`, text);
 }
 
+/** A `list` outcome: the objects, none when the object does not exist, else the refusal. */
+function listOutcome(what: string, ok: boolean, err: string, out: string): readonly Record<string, unknown>[] {
+  if (ok) return parseList(out);
+  if (/No such file or directory|does not exist/.test(err)) return [];
+  throw refusal(`nft list ${what}`, err);
+}
+
 function parseList(text: string): readonly Record<string, unknown>[] {
   if (text.trim() === '') return [];
   const doc = JSON.parse(text) as { nftables?: Record<string, unknown>[] };
@@ -129,12 +136,7 @@ export function libNft(): Nft {
     }),
     list: (what) => queue(async () => {
       const rc = await l.run(jsonCtx, `list ${what}`);
-      if (rc !== 0) {
-        const e = l.error(jsonCtx);
-        if (/No such file or directory|does not exist/.test(e)) return [];
-        throw refusal(`nft list ${what}`, e);
-      }
-      return parseList(l.output(jsonCtx));
+      return listOutcome(what, rc === 0, rc === 0 ? '' : l.error(jsonCtx), rc === 0 ? l.output(jsonCtx) : '');
     }),
   };
 }
@@ -166,11 +168,7 @@ export function commandNft(o: { netns?: string | undefined; binary?: string } = 
     }),
     list: (what) => queue(async () => {
       const r = await exec([...prefix, bin, '-j', 'list', ...what.split(' ')], null);
-      if (r.code !== 0) {
-        if (/No such file or directory|does not exist/.test(r.err)) return [];
-        throw refusal(`nft list ${what}`, r.err);
-      }
-      return parseList(r.out);
+      return listOutcome(what, r.code === 0, r.err, r.out);
     }),
   };
 }

@@ -22,14 +22,13 @@ export function readSysctl(name: string): string | undefined {
 }
 
 /** The interface facing the network: the one the default route (or the route to the VIP) uses. */
-export function defaultInterface(vip: string): string | null {
+export function defaultInterface(): string | null {
   for (const args of [['route', 'show', 'default'], ['-6', 'route', 'show', 'default']]) {
     const r = ipJson<{ dev?: string }[]>(args);
     if (r[0]?.dev) return r[0].dev;
   }
   const links = ipJson<{ ifname: string; flags?: string[] }[]>(['link', 'show']);
   const up = links.filter((l) => l.ifname !== 'lo' && l.flags?.includes('UP'));
-  void vip;
   return up.length === 1 ? (up[0] as { ifname: string }).ifname : null;
 }
 
@@ -49,10 +48,6 @@ export function gatherFacts(vip: string, family: 'inet' | 'inet6', iface: string
   // `to VIP` selects routes for exactly VIP/32 (/128): the local table's entry is expected.
   const strayRoutes = routes.filter((r) => r.type !== 'local' && r.type !== 'broadcast').map((r) => `${r.dst ?? ''} dev ${r.dev ?? '?'} table ${r.table ?? 'main'}`);
   const sysctls = new Map<string, string>();
-  for (const name of wantedSysctls('tun', family, iface, tunnel ?? 'none').keys()) {
-    const v = readSysctl(name);
-    if (v !== undefined) sysctls.set(name, v);
-  }
   for (const name of wantedSysctls(mode, family, iface, tunnel).keys()) {
     const v = readSysctl(name);
     if (v !== undefined) sysctls.set(name, v);

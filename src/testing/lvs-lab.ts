@@ -3,13 +3,13 @@
  * servers on one bridge (network namespaces from netns.ts), real servers answering HTTP
  * with their name and the client address they saw, and `fulcrum run` on the director.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { repoRoot } from './index.js';
 import { type Lab, until } from './netns.js';
 import { ensureCommand } from './peers.js';
 import { startFulcrum, type Proc } from './vrrp-lab.js';
+import { objectKind } from '../dataplane/nft/ruleset.js';
 
 /** Every package the kernel tests use, installed once (root, CI). */
 export function ensureKernelTools(): void {
@@ -45,6 +45,20 @@ export function curl(lab: Lab, host: string, url: string, timeoutS = 2): string 
   }
 }
 
+/**
+ * curl `url` from `host` until `servers` different real servers have answered, and at least
+ * `atLeast` answers came back (failures are retried); every answer, in order.
+ */
+export async function answersFromAll(lab: Lab, host: string, url: string, servers: number, atLeast = servers): Promise<string[]> {
+  const out: string[] = [];
+  await until(() => {
+    const a = curl(lab, host, url);
+    if (a !== null) out.push(a);
+    return out.length >= atLeast && new Set(out.map((x) => x.split(' ')[0])).size === servers;
+  }, 20_000, `answers from ${servers} real servers`, 50);
+  return out;
+}
+
 /** `fulcrum adm …` against a director's API socket. */
 export function adm(socket: string, args: readonly string[]): string {
   return execFileSync(process.execPath, [path.join(repoRoot(), 'bin', 'fulcrum.js'), 'adm', '--socket', socket, ...args], { encoding: 'utf8', timeout: 10_000 });
@@ -71,14 +85,8 @@ export async function startDirector(lab: Lab, host: string, dir: string, config:
 /** The elements of a map/set of the director's `fulcrum` table, as nft prints them. */
 export function nftElements(lab: Lab, host: string, kind: 'inet' | 'netdev', set: string): string {
   try {
-    return lab.exec(host, 'nft', ['list', kind === 'netdev' && set.startsWith('conn') ? 'map' : set.match(/^(svc|sched|pgroup|prefresh|slots|persist|be|egress|nat|snat|conn)/) ? 'map' : 'set', kind, 'fulcrum', set]);
+    return lab.exec(host, 'nft', ['list', objectKind(kind, set), kind, 'fulcrum', set]);
   } catch {
     return '';
   }
-}
-
-export function writeConfig(dir: string, name: string, text: string): string {
-  const f = path.join(dir, name);
-  fs.writeFileSync(f, text);
-  return f;
 }

@@ -9,5 +9,5 @@ export {
   HASH_SLOTS, MH_SLOTS, RR_SLOTS, type MemberLoad, type SlotMember,
 } from './slots.js';
 export { buildModel, backendMark, serviceMark, hex, TABLE_NAME, type KernelModel, type PlaneService, type PlaneServer } from './model.js';
-export { tableCommands, demandChain, demandChainCommands, elementDelta, ingressCommands, maskText, DEFAULT_LIMITS, type RulesetLimits } from './ruleset.js';
+export { tableCommands, demandChain, demandChainCommands, elementDelta, ingressCommands, maskText, objectKind, staticSets, DEFAULT_LIMITS, type RulesetLimits } from './ruleset.js';
 export { parseConntrack, readElements, type KernelConn } from './read.js';

@@ -87,15 +87,12 @@ export function buildModel(services: readonly PlaneService[], hashOf: (s: PlaneS
     const f = fam(s.family);
     const mark = hex(serviceMark(s.id));
     const spec = s.spec;
-    const protos = spec.protocol === 'udp' ? ['udp'] : spec.protocol === 'tcp' ? ['tcp'] : ['sctp'];
     if (spec.endpoint.kind === 'fwmark') {
       put(m, `svcfw${f}`, hex(spec.endpoint.mark), mark);
     } else {
       for (const l of spec.listen) {
-        for (const p of protos) {
-          if (l.port === 0) put(m, `svc${f}any`, `${l.address} . ${p}`, mark);
-          else put(m, `svc${f}`, `${l.address} . ${p} . ${l.port}`, mark);
-        }
+        if (l.port === 0) put(m, `svc${f}any`, `${l.address} . ${spec.protocol}`, mark);
+        else put(m, `svc${f}`, `${l.address} . ${spec.protocol} . ${l.port}`, mark);
       }
     }
     const sched = schedChain(s.family, hashOf(s));

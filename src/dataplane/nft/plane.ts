@@ -18,7 +18,7 @@
  * keep the ids they had, so the kernel's connection and persistence entries stay valid.
  */
 import type { Family, ForwardingMethod } from '../../model/types.js';
-import { newCounters, RateEstimator, ZERO_RATES } from '../stats.js';
+import { addCounters, newCounters, RateEstimator, zeroCounters, ZERO_RATES } from '../stats.js';
 import { SpecTable, type TableEntry } from '../table.js';
 import {
   DataPlaneErrorCode, DEFAULT_TIMEOUTS, type ApplyResult, type ConnectionEntry, type Counters, type DataPlane,
@@ -31,7 +31,7 @@ import {
   type ElementMap, type KernelModel, type PlaneServer, type PlaneService, type TableKind,
 } from './model.js';
 import {
-  DEFAULT_LIMITS, demandChainCommands, elementDelta, ingressCommands, tableCommands, timeoutCommands, type RulesetLimits,
+  DEFAULT_LIMITS, demandChainCommands, elementDelta, ingressCommands, staticSets, tableCommands, timeoutCommands, type RulesetLimits,
 } from './ruleset.js';
 import { slotShape, slotTable, type MemberLoad } from './slots.js';
 import { parseConntrack, readElements, type KernelConn } from './read.js';
@@ -51,13 +51,11 @@ export interface NftDataPlaneOptions {
 const KERNEL_METHODS: readonly ForwardingMethod[] = ['nat', 'dr', 'tun'];
 const kindOf = (m: ForwardingMethod): TableKind => (m === 'nat' ? 'inet' : 'netdev');
 const familyOf = (s: ServiceSpec): Family => (s.endpoint.kind === 'group' ? (s.listen[0]?.family ?? 'inet') : s.endpoint.family);
-const STATIC_SETS: Record<TableKind, readonly string[]> = {
-  netdev: ['svc4', 'svc4any', 'svc6', 'svc6any', 'svcfw4', 'svcfw6', 'sched', 'pgroup', 'prefresh', 'slots', 'alive', 'ops', 'be4', 'be6', 'egress'],
-  inet: ['svc4', 'svc4any', 'svc6', 'svc6any', 'svcfw4', 'svcfw6', 'sched', 'pgroup', 'prefresh', 'slots', 'alive', 'nat4', 'nat4a', 'nat6', 'nat6a', 'snat4', 'snat6'],
-};
 
 interface Backend {
   readonly service: number;
+  /** The key of the service it belongs to (a backend never changes service). */
+  readonly serviceKey: string;
   readonly index: number;
   spec: ServerSpec;
   device: string | null;
@@ -237,7 +235,7 @@ export class NftDataPlane implements DataPlane {
           }
         }
         const mark = backendMark(id, index);
-        const b = prev ?? this.newBackend(id, index, r, t0);
+        const b = prev ?? this.newBackend(id, spec.key, index, r, t0);
         pending.set(mark, { ...b, spec: r, device, trashed: false } as Backend);
         servers.push({ index, spec: r, device, trashed: false });
       }
@@ -357,10 +355,10 @@ export class NftDataPlane implements DataPlane {
     throw new Error(`service id ${id}: no free real-server index`);
   }
 
-  private newBackend(service: number, index: number, spec: ServerSpec, now: number): Backend {
+  private newBackend(service: number, serviceKey: string, index: number, spec: ServerSpec, now: number): Backend {
     const counters = newCounters();
     return {
-      service, index, spec, device: null, trashed: false, counters, base: newCounters(), est: new RateEstimator(counters, now),
+      service, serviceKey, index, spec, device: null, trashed: false, counters, base: newCounters(), est: new RateEstimator(counters, now),
       active: 0, inactive: 0, recent: 0,
     };
   }
@@ -407,7 +405,7 @@ export class NftDataPlane implements DataPlane {
       const tables = await this.o.nft.list(`tables ${kind}`);
       if (!tables.some((t) => (t['table'] as { name?: string } | undefined)?.name === TABLE_NAME)) continue;
       const elements: ElementMap = new Map();
-      for (const set of STATIC_SETS[kind]) elements.set(set, await readElements(this.o.nft, kind, set));
+      for (const set of staticSets(kind)) elements.set(set, await readElements(this.o.nft, kind, set));
       this.applied = kind === 'inet' ? { ...this.applied, inet: elements } : { ...this.applied, netdev: elements };
       const chains = await this.o.nft.list(`table ${kind} ${TABLE_NAME}`);
       for (const c of chains) {
@@ -457,7 +455,7 @@ export class NftDataPlane implements DataPlane {
           const expires = Number(v.split('|')[1] ?? 0);
           const c = counts.get(mark) ?? { active: 0, inactive: 0 };
           const b = this.backends.get(mark);
-          const udp = b ? this.protocolOf(b.service) === 'udp' : false;
+          const udp = b !== undefined && this.table.services.get(b.serviceKey)?.spec.protocol === 'udp';
           const isClosing = closing.has(k);
           if (isClosing || udp) c.inactive++;
           else c.active++;
@@ -504,6 +502,7 @@ export class NftDataPlane implements DataPlane {
       }
     }
     const dirty = new Set<string>();
+    const sums = new Map<number, Counters>();
     for (const [mark, b] of this.backends) {
       const c = counts.get(mark) ?? { active: 0, inactive: 0 };
       b.active = c.active;
@@ -515,18 +514,15 @@ export class NftDataPlane implements DataPlane {
         b.recent = b.counters.conns - before;
       }
       b.est.tick(now);
-      if (b.trashed && b.active + b.inactive === 0) {
-        for (const [key, st] of this.services) if (st.id === b.service) dirty.add(key);
-      }
+      if (b.trashed && b.active + b.inactive === 0) dirty.add(b.serviceKey);
+      let sum = sums.get(b.service);
+      if (!sum) sums.set(b.service, (sum = newCounters()));
+      addCounters(sum, b.counters);
     }
     for (const [key, st] of this.services) {
-      const c = st.counters;
-      const zero = newCounters();
-      for (const b of this.backends.values()) {
-        if (b.service !== st.id) continue;
-        for (const k of ['conns', 'inPkts', 'inBytes', 'outPkts', 'outBytes'] as const) zero[k] += b.counters[k];
-      }
-      Object.assign(c, zero);
+      // In place: the rate estimator holds this object.
+      zeroCounters(st.counters);
+      addCounters(st.counters, sums.get(st.id) ?? newCounters());
       st.est.tick(now);
       st.dropped = Math.max(0, (nodest.get(st.id << SERVER_BITS >>> 0) ?? 0) - st.dropBase);
       const spec = this.table.services.get(key)?.spec;
@@ -535,25 +531,25 @@ export class NftDataPlane implements DataPlane {
     if (dirty.size > 0) await this.sync(cloneTable(this.table), false, dirty);
   }
 
-  private protocolOf(id: number): string {
-    for (const [key, st] of this.services) if (st.id === id) return this.table.services.get(key)?.spec.protocol ?? 'tcp';
-    return 'tcp';
-  }
-
   stats(): ServiceStats[] {
     return [...this.table.services.values()].map((entry) => {
       const st = this.services.get(entry.spec.key);
-      const id = st?.id ?? -1;
+      // The live backend of each real server, by the index its service's fragment gave it.
+      const live = new Map<string, Backend>();
+      const frag = this.fragments.get(entry.spec.key);
+      for (const r of frag?.svc.servers ?? []) {
+        const b = r.trashed ? undefined : this.backends.get(backendMark(frag?.svc.id ?? 0, r.index));
+        if (b) live.set(r.spec.key, b);
+      }
       return {
         spec: entry.spec,
         counters: st?.counters ?? newCounters(),
         rates: st?.est.rates() ?? ZERO_RATES,
         dropped: st?.dropped ?? 0,
         servers: [...entry.servers.values()].map((spec) => {
-          const b = [...this.backends.values()].find((x) => x.service === id && x.spec.key === spec.key && !x.trashed);
-          const persistent = 0;
+          const b = live.get(spec.key);
           return {
-            spec, active: b?.active ?? 0, inactive: b?.inactive ?? 0, persistent,
+            spec, active: b?.active ?? 0, inactive: b?.inactive ?? 0, persistent: 0,
             counters: b?.counters ?? newCounters(), rates: b?.est.rates() ?? ZERO_RATES,
           };
         }),
@@ -566,8 +562,7 @@ export class NftDataPlane implements DataPlane {
     for (const c of this.conns) {
       const b = this.backends.get(c.mark);
       if (!b) continue;
-      const svc = [...this.services.entries()].find(([, s]) => s.id === b.service);
-      const spec = svc ? this.table.services.get(svc[0])?.spec : undefined;
+      const spec = this.table.services.get(b.serviceKey)?.spec;
       const virtual = c.virtual ?? spec?.listen[0] ?? { family: b.spec.family, address: '', port: 0 };
       out.push({
         protocol: spec?.protocol ?? 'tcp',
@@ -584,27 +579,20 @@ export class NftDataPlane implements DataPlane {
   zero(service?: string): boolean {
     if (service !== undefined && !this.table.services.has(service)) return false;
     const now = this.now();
+    for (const b of this.backends.values()) {
+      if (service !== undefined && b.serviceKey !== service) continue;
+      addCounters(b.base, b.counters);
+      zeroCounters(b.counters);
+      b.est.zero(now);
+    }
     for (const [key, st] of this.services) {
       if (service !== undefined && key !== service) continue;
-      for (const b of this.backends.values()) {
-        if (b.service !== st.id) continue;
-        for (const k of ['conns', 'inPkts', 'inBytes', 'outPkts', 'outBytes'] as const) {
-          b.base[k] += b.counters[k];
-          b.counters[k] = 0;
-        }
-        b.est.zero(now);
-      }
       st.dropBase += st.dropped;
       st.dropped = 0;
-      Object.assign(st.counters, newCounters());
+      zeroCounters(st.counters);
       st.est.zero(now);
     }
     return true;
-  }
-
-  /** The nft commands the plane holds, for `fulcrum adm` diagnostics and tests. */
-  get model(): KernelModel {
-    return this.applied;
   }
 
   close(drainMs: number): Promise<void> {

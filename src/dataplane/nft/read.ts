@@ -7,6 +7,7 @@ import type { Family } from '../../model/types.js';
 import type { ListenAddress } from '../types.js';
 import type { Nft } from '../../sys/nft.js';
 import { hex, type TableKind, TABLE_NAME } from './model.js';
+import { objectKind } from './ruleset.js';
 
 /** One connection the kernel holds for a backend (mark). */
 export interface KernelConn {
@@ -56,16 +57,9 @@ export async function readElements(nft: Nft, kind: TableKind, set: string, expir
   const out = new Map<string, string>();
   let objs: readonly Record<string, unknown>[];
   try {
-    objs = await nft.list(`${'map'} ${kind} ${TABLE_NAME} ${set}`);
+    objs = await nft.list(`${objectKind(kind, set)} ${kind} ${TABLE_NAME} ${set}`);
   } catch {
     objs = [];
-  }
-  if (objs.length === 0) {
-    try {
-      objs = await nft.list(`set ${kind} ${TABLE_NAME} ${set}`);
-    } catch {
-      objs = [];
-    }
   }
   for (const o of objs) {
     const body = (o['map'] ?? o['set']) as { type?: string | string[]; map?: string; elem?: Json[] } | undefined;

@@ -42,8 +42,8 @@ function connKey(f: '4' | '6', base: string): string {
 
 const CONN6_TYPE = 'meta mark . numgen inc mod 4294967295 . numgen inc mod 4294967295';
 
-function setDefs(kind: TableKind, limits: RulesetLimits): string[] {
-  const t = `${kind} ${TABLE_NAME}`;
+/** Every map and set of a table: [`map name` | `set name`, declaration body]. */
+function declarations(kind: TableKind, limits: RulesetLimits): [string, string][] {
   const defs: [string, string][] = [
     ['map svc4', 'type ipv4_addr . inet_proto . inet_service : mark;'],
     ['map svc4any', 'type ipv4_addr . inet_proto : mark;'],
@@ -86,7 +86,23 @@ function setDefs(kind: TableKind, limits: RulesetLimits): string[] {
       ['set pktsout', 'type mark; flags dynamic; counter; size 65536;'],
     );
   }
-  return defs.map(([what, body]) => `add ${what.replace(' ', ` ${t} `)} { ${body} }`);
+  return defs;
+}
+
+function setDefs(kind: TableKind, limits: RulesetLimits): string[] {
+  const t = `${kind} ${TABLE_NAME}`;
+  return declarations(kind, limits).map(([what, body]) => `add ${what.replace(' ', ` ${t} `)} { ${body} }`);
+}
+
+/** Whether a table's object is a `map` or a `set` (for `nft list map|set …`). */
+export function objectKind(kind: TableKind, name: string): 'map' | 'set' {
+  const d = declarations(kind, DEFAULT_LIMITS).find(([what]) => what.split(' ')[1] === name);
+  return d?.[0].startsWith('set ') ? 'set' : 'map';
+}
+
+/** The maps and sets Fulcrum writes (not the kernel's dynamic ones): what a takeover reads back. */
+export function staticSets(kind: TableKind): string[] {
+  return declarations(kind, DEFAULT_LIMITS).filter(([, body]) => !body.includes('dynamic')).map(([what]) => what.split(' ')[1] as string);
 }
 
 /** The fixed chains of a table: name → rules. */
@@ -238,8 +254,14 @@ export function tableCommands(kind: TableKind, timeouts: Timeouts, limits: Rules
     const hook = kind === 'inet' ? BASE_HOOKS[name] : undefined;
     cmds.push(hook ? `add chain ${t} ${name} { ${hook} }` : `add chain ${t} ${name}`);
   }
-  for (const [name, rules] of chains) cmds.push(`flush chain ${t} ${name}`, ...chainRules(t, name, rules));
+  cmds.push(...rewriteChains(kind, chains));
   return cmds;
+}
+
+/** Flush the fixed chains and add their rules again (their maps untouched). */
+function rewriteChains(kind: TableKind, chains: Map<string, string[]>): string[] {
+  const t = `${kind} ${TABLE_NAME}`;
+  return [...chains].flatMap(([name, rules]) => [`flush chain ${t} ${name}`, ...chainRules(t, name, rules)]);
 }
 
 /**
@@ -247,10 +269,7 @@ export function tableCommands(kind: TableKind, timeouts: Timeouts, limits: Rules
  * their `update … timeout` constants change; NAT follows conntrack's own timeouts.
  */
 export function timeoutCommands(timeouts: Timeouts): string[] {
-  const t = `netdev ${TABLE_NAME}`;
-  const out: string[] = [];
-  for (const [name, rules] of staticChains('netdev', timeouts)) out.push(`flush chain ${t} ${name}`, ...chainRules(t, name, rules));
-  return out;
+  return rewriteChains('netdev', staticChains('netdev', timeouts));
 }
 
 /** Add a chain that the model needs and the kernel does not have yet. */
@@ -278,10 +297,6 @@ export function ingressCommands(device: string): string[] {
 }
 
 export const ingressChain = (device: string): string => `in_${device}`;
-
-export function removeIngressCommands(device: string): string[] {
-  return [`delete chain netdev ${TABLE_NAME} ${ingressChain(device)}`];
-}
 
 /** How many elements go into one `add element` command (keeps each line parseable quickly). */
 const BATCH = 2000;

@@ -15,8 +15,7 @@
  *    kernel, so a controller (`balanceSlots`) re-deals the slots about once a second from
  *    connection counts — see its comment for how close that is to IPVS.
  */
-import { buildMaglevTable, makeDest, memberId } from '../../scheduling/index.js';
-import { addrFold } from '../../scheduling/index.js';
+import { addrFold, buildMaglevTable, makeDest, memberId } from '../../scheduling/index.js';
 import { WeightedRoundRobin } from '../../scheduling/schedulers/wrr.js';
 import type { AnySchedulerName } from '../../scheduling/types.js';
 
