@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isRoot, testLab, until, type Lab } from '../src/testing/netns.js';
-import { adm, answersFromAll, curl, ensureKernelTools, httpServer, listening, nftElements, realserver, startDirector } from '../src/testing/lvs-lab.js';
+import { adm, answersFromAll, capture, curl, ensureKernelTools, httpServer, listening, nftElements, realserver, startDirector } from '../src/testing/lvs-lab.js';
 import { httpLoopScript } from '../src/testing/http-loop.js';
 import { withTempDir } from '../src/testing/index.js';
 
@@ -39,16 +39,10 @@ test('DR: the client reaches both real servers, which see its address; replies b
   await listening(lab, 'r1', 80);
   await listening(lab, 'r2', 80);
   await startDirector(lab, 'd', dir, drConfig(2));
-  const dump = lab.spawn('d', 'tcpdump', ['-i', 'eth0', '-n', '-l', '-q', 'tcp port 80']);
-  const seen: string[] = [];
-  let listeningDump = false;
-  dump.stdout?.on('data', (b: Buffer) => seen.push(...b.toString().split('\n').filter(Boolean)));
-  dump.stderr?.on('data', (b: Buffer) => { if (b.toString().includes('listening on')) listeningDump = true; });
-  await until(() => listeningDump, 10_000, 'tcpdump listening');
+  const dump = await capture(lab, 'd', 'tcp port 80');
   const answers = await answersFromAll(lab, 'c', `http://${VIP}/`, 2, 4);
   for (const a of answers) assert.match(a, /^r[12] 10\.61\.0\.1$/, 'each real server saw the client address');
-  await sleep(300);
-  dump.kill('SIGINT');
+  const seen = await dump.stop();
   const toVip = seen.filter((l) => l.includes(`> ${VIP}.80:`));
   const fromVip = seen.filter((l) => l.includes(`${VIP}.80 >`));
   assert.ok(toVip.length >= 4, `the director saw the requests (${toVip.length} packets)`);

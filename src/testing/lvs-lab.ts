@@ -25,6 +25,41 @@ export function httpServer(lab: Lab, host: string, port: number, name = host): P
   return lab.spawn(host, process.execPath, ['-e', js]);
 }
 
+/**
+ * A UDP server in `host` bound to `address`:`port` answering every datagram with
+ * "<name> <client address>". A DR real server binds the VIP, so its replies leave from it.
+ */
+export function udpServer(lab: Lab, host: string, address: string, port: number, name = host): Proc['child'] {
+  const js = `const s=require('dgram').createSocket(${JSON.stringify(address.includes(':') ? 'udp6' : 'udp4')});s.on('message',(m,r)=>s.send(${JSON.stringify(name)}+' '+r.address,r.port,r.address));s.bind(${port},${JSON.stringify(address)})`;
+  return lab.spawn(host, process.execPath, ['-e', js]);
+}
+
+/**
+ * `count` UDP questions from `host` to `address`:`port`, each from a new socket (a new flow),
+ * waiting up to `timeoutMs` for each answer: the answers, "timeout" for none.
+ */
+export function udpAsk(lab: Lab, host: string, address: string, port: number, count: number, timeoutMs = 1000): string[] {
+  const js = `const d=require('dgram');const out=[];(async()=>{for(let i=0;i<${count};i++){out.push(await new Promise((res)=>{const s=d.createSocket(${JSON.stringify(address.includes(':') ? 'udp6' : 'udp4')});const t=setTimeout(()=>{s.close();res('timeout')},${timeoutMs});s.on('message',(m)=>{clearTimeout(t);s.close();res(m.toString())});s.send('q',${port},${JSON.stringify(address)})}))}console.log(JSON.stringify(out))})()`;
+  return JSON.parse(lab.exec(host, process.execPath, ['-e', js], count * timeoutMs + 5000)) as string[];
+}
+
+/** A tcpdump on `host`'s eth0 with `filter`, started (listening) before it resolves; `stop()` gives its lines. */
+export async function capture(lab: Lab, host: string, filter: string): Promise<{ stop(): Promise<string[]> }> {
+  const dump = lab.spawn(host, 'tcpdump', ['-i', 'eth0', '-n', '-l', '-q', filter]);
+  const seen: string[] = [];
+  let ready = false;
+  dump.stdout?.on('data', (b: Buffer) => seen.push(...b.toString().split('\n').filter(Boolean)));
+  dump.stderr?.on('data', (b: Buffer) => { if (b.toString().includes('listening on')) ready = true; });
+  await until(() => ready, 10_000, `tcpdump listening on ${host}`);
+  return {
+    async stop() {
+      await new Promise((r) => setTimeout(r, 300));
+      dump.kill('SIGINT');
+      return seen;
+    },
+  };
+}
+
 /** Wait until `host` listens on TCP `port`. */
 export async function listening(lab: Lab, host: string, port: number): Promise<void> {
   await until(() => {
@@ -39,7 +74,7 @@ export async function listening(lab: Lab, host: string, port: number): Promise<v
 /** One HTTP GET from `host` with curl: the body, or null on failure. */
 export function curl(lab: Lab, host: string, url: string, timeoutS = 2): string | null {
   try {
-    return lab.exec(host, 'curl', ['-s', '-f', '-m', String(timeoutS), url], (timeoutS + 2) * 1000).trim();
+    return lab.exec(host, 'curl', ['-s', '-f', '-g', '-m', String(timeoutS), url], (timeoutS + 2) * 1000).trim();
   } catch {
     return null;
   }

@@ -125,3 +125,21 @@ export function buildModel(services: readonly PlaneService[], hashOf: (s: PlaneS
   }
   return model;
 }
+
+/** The sets whose elements several services can share (so not part of a service's fragment). */
+export const SHARED_SETS = ['rs4', 'rs6'] as const;
+
+/**
+ * The shared elements of all `services`: the addresses of NAT real servers (`rs4`/`rs6`),
+ * which the director must not send redirects to. Built over every service at each change,
+ * since removing one service must keep an address another still uses.
+ */
+export function sharedModel(services: readonly PlaneService[]): KernelModel {
+  const model = emptyModel();
+  for (const set of SHARED_SETS) model.inet.set(set, new Map());
+  for (const s of services) {
+    if (s.kind !== 'inet') continue;
+    for (const r of s.servers) put(model.inet, `rs${fam(s.family)}`, r.spec.address);
+  }
+  return model;
+}

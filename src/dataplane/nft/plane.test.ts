@@ -104,3 +104,26 @@ test('changes are element deltas: a weight change rewrites slots only; a leftove
   }
   assert.doesNotMatch(listing(), /table inet fulcrum/, 'a clean stop removes the table');
 });
+
+test('a real server two NAT services share stays in rs4 (no redirects to it) until the last one goes', { skip }, async () => {
+  const plane = new NftDataPlane({ nft: nftIn(), host: new FakeKernelHost(), pollMs: 60_000 });
+  const rs4 = (): string => execFileSync('ip', ['netns', 'exec', NS, 'nft', 'list', 'set', 'inet', 'fulcrum', 'rs4'], { encoding: 'utf8' });
+  try {
+    const a = serviceSpec('10.70.2.1', 80, 'nat');
+    const b = serviceSpec('10.70.2.1', 443, 'nat');
+    await plane.apply({ ops: [
+      { op: 'add-service', service: a },
+      { op: 'add-server', service: a.key, server: serverSpec('10.70.2.11', 8080, 1, 'nat') },
+      { op: 'add-server', service: a.key, server: serverSpec('10.70.2.12', 8080, 1, 'nat') },
+      { op: 'add-service', service: b },
+      { op: 'add-server', service: b.key, server: serverSpec('10.70.2.11', 8443, 1, 'nat') },
+    ] });
+    assert.match(rs4(), /elements = \{ 10\.70\.2\.11, 10\.70\.2\.12 \}/);
+    assert.deepEqual((await plane.apply({ ops: [{ op: 'remove-service', key: a.key }] })).failed, []);
+    assert.match(rs4(), /elements = \{ 10\.70\.2\.11 \}/, 'still used by the other service');
+    assert.deepEqual((await plane.apply({ ops: [{ op: 'remove-service', key: b.key }] })).failed, []);
+    assert.doesNotMatch(rs4(), /10\.70\.2\./);
+  } finally {
+    await plane.close(0);
+  }
+});

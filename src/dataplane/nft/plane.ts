@@ -27,7 +27,7 @@ import {
 import type { KernelHost } from '../../sys/kernel-host.js';
 import type { Nft } from '../../sys/nft.js';
 import {
-  backendMark, buildModel, emptyModel, hex, MAX_SERVER_INDEX, MAX_SERVICE_ID, SERVER_BITS, SERVICE_MASK, TABLE_NAME,
+  backendMark, buildModel, emptyModel, hex, SHARED_SETS, sharedModel, MAX_SERVER_INDEX, MAX_SERVICE_ID, SERVER_BITS, SERVICE_MASK, TABLE_NAME,
   type ElementMap, type KernelModel, type PlaneServer, type PlaneService, type TableKind,
 } from './model.js';
 import {
@@ -282,6 +282,13 @@ export class NftDataPlane implements DataPlane {
         for (const kind of ['inet', 'netdev'] as const) for (const c of after.chains[kind]) model.chains[kind].add(c);
         changed.push([before, after]);
       }
+    }
+    const shared = sharedModel(planeServices);
+    if (whole) mergeModel(whole, emptyModel(), shared);
+    else {
+      const before = emptyModel();
+      for (const set of SHARED_SETS) before.inet.set(set, new Map(this.applied.inet.get(set)));
+      changed.push([before, shared]);
     }
     const ingress = new Set<string>();
     const lookups = new Map<string, string | null>();

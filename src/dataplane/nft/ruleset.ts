@@ -84,6 +84,9 @@ function declarations(kind: TableKind, limits: RulesetLimits): [string, string][
       ['map snat4', 'type mark : ipv4_addr;'],
       ['map snat6', 'type mark : ipv6_addr;'],
       ['set pktsout', 'type mark; flags dynamic; counter; size 65536;'],
+      // The real servers of NAT services: the director never sends them an ICMP redirect.
+      ['set rs4', 'type ipv4_addr;'],
+      ['set rs6', 'type ipv6_addr;'],
     );
   }
   return defs;
@@ -161,6 +164,14 @@ function staticChains(kind: TableKind, t: Timeouts): Map<string, string[]> {
       'ct mark & 0x00000fff != 0 ct status dnat ct direction original update @pkts { ct mark counter } ct mark & 0xfffff000 vmap @prefresh',
       'ct mark & 0x00000fff != 0 ct status dnat ct direction reply update @pktsout { ct mark counter }',
     ]);
+    // A reply from a real server that leaves through the device it came in on makes the
+    // kernel send the real server a redirect before NAT has restored the VIP: IPv6 then
+    // tells it the client is on-link (accepted for any address), and its next replies
+    // bypass the director with the wrong source. IPv4 has send_redirects; IPv6 has no switch.
+    out.set('noredirect', [
+      'icmp type redirect ip daddr @rs4 counter drop',
+      'icmpv6 type nd-redirect ip6 daddr @rs6 counter drop',
+    ]);
     out.set('post', [
       'meta nfproto ipv4 ct status dnat ct mark & 0x00000fff != 0 snat ip to ct mark & 0xfffff000 map @snat4',
       'meta nfproto ipv6 ct status dnat ct mark & 0x00000fff != 0 snat ip6 to ct mark & 0xfffff000 map @snat6',
@@ -173,6 +184,7 @@ const BASE_HOOKS: Record<string, string> = {
   pre: 'type nat hook prerouting priority -101; policy accept;',
   stats: 'type filter hook forward priority 0; policy accept;',
   post: 'type nat hook postrouting priority 101; policy accept;',
+  noredirect: 'type filter hook output priority 0; policy accept;',
 };
 
 /** IPv4/IPv6 netmask text for a prefix length (null = the whole address). */

@@ -1,0 +1,208 @@
+/**
+ * The kernel data plane beyond IPv4 TCP, end to end in network namespaces: IPv6 (DR and
+ * NAT), UDP (DR and NAT), firewall-mark services (the operator's own rule sets the mark: a
+ * netdev ingress chain before Fulcrum's for DR, an inet prerouting chain before its nat
+ * chain for NAT) and port-0 services (PCC: every port of the VIP, one real server per
+ * client). Root only (CI runs as root; skipped with the reason otherwise).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { isRoot, testLab, until, type Lab } from '../src/testing/netns.js';
+import { answersFromAll, capture, curl, ensureKernelTools, httpServer, listening, nftElements, realserver, startDirector, udpAsk, udpServer } from '../src/testing/lvs-lab.js';
+import { withTempDir } from '../src/testing/index.js';
+
+const skip = isRoot() ? false : 'needs root (network namespaces, nftables)';
+type T = { after(fn: () => Promise<void>): void };
+
+const names = (answers: readonly string[]): Set<string> => new Set(answers.map((a) => a.split(' ')[0] ?? ''));
+
+/** Client c, director d, real servers r1, r2 on one segment: 10.64.0.0/24 and fd64::/64. */
+function drLab(t: T, prefix: string, vip: string, rsVip = true): Lab {
+  ensureKernelTools();
+  const lab = testLab(t, prefix);
+  const v6 = vip.includes(':');
+  for (const [name, n] of [['c', 1], ['d', 2], ['r1', 11], ['r2', 12]] as const) {
+    lab.host(name, `10.64.0.${n}`);
+    lab.exec(name, 'ip', ['-6', 'addr', 'add', `fd64::${n}/64`, 'dev', 'eth0', 'nodad']);
+  }
+  lab.exec('d', 'ip', [...(v6 ? ['-6'] : []), 'addr', 'add', `${vip}/${v6 ? 128 : 32}`, 'dev', 'eth0', ...(v6 ? ['nodad'] : [])]);
+  if (rsVip) {
+    for (const r of ['r1', 'r2']) {
+      const s = realserver(lab, r, ['start', '--vip', vip]);
+      assert.equal(s.code, 0, s.out);
+    }
+  }
+  return lab;
+}
+
+/**
+ * Client c on 10.65.1.0/24 and fd65:1::/64, real servers r1, r2 on 10.65.0.0/24 and
+ * fd65::/64 with their default routes through the director d, which routes between them.
+ */
+function natLab(t: T, prefix: string, vip: string): Lab {
+  ensureKernelTools();
+  const lab = testLab(t, prefix);
+  lab.host('c', '10.65.1.1');
+  lab.exec('c', 'ip', ['-6', 'addr', 'add', 'fd65:1::1/64', 'dev', 'eth0', 'nodad']);
+  lab.host('d', '10.65.0.2');
+  lab.exec('d', 'ip', ['addr', 'add', '10.65.1.2/24', 'dev', 'eth0']);
+  lab.exec('d', 'ip', ['-6', 'addr', 'add', 'fd65::2/64', 'dev', 'eth0', 'nodad']);
+  lab.exec('d', 'ip', ['-6', 'addr', 'add', 'fd65:1::2/64', 'dev', 'eth0', 'nodad']);
+  const v6 = vip.includes(':');
+  lab.exec('d', 'ip', [...(v6 ? ['-6'] : []), 'addr', 'add', `${vip}/${v6 ? 128 : 32}`, 'dev', 'eth0', ...(v6 ? ['nodad'] : [])]);
+  lab.exec('d', 'sysctl', ['-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
+  for (const [name, n] of [['r1', 11], ['r2', 12]] as const) {
+    lab.host(name, `10.65.0.${n}`);
+    lab.exec(name, 'ip', ['-6', 'addr', 'add', `fd65::${n}/64`, 'dev', 'eth0', 'nodad']);
+    lab.exec(name, 'ip', ['route', 'add', 'default', 'via', '10.65.0.2']);
+    lab.exec(name, 'ip', ['-6', 'route', 'add', 'default', 'via', 'fd65::2']);
+  }
+  return lab;
+}
+
+const check = (port: number): string => `    TCP_CHECK {\n      connect_timeout 1\n      connect_port ${port}\n    }\n`;
+
+/** A virtual_server block: `head` (`fd64::100 80`, `fwmark 7`), its extra lines, two real servers. */
+function service(head: string, kind: 'DR' | 'NAT', servers: readonly [string, number][], o: { protocol?: 'TCP' | 'UDP'; extra?: string; checkPort?: number } = {}): string {
+  const rs = servers.map(([addr, port]) => `  real_server ${addr} ${port} {\n${o.protocol === 'UDP' ? '' : check(o.checkPort ?? port)}  }\n`).join('');
+  return `virtual_server ${head} {\n  delay_loop 1\n  lb_algo rr\n  lb_kind ${kind}\n  protocol ${o.protocol ?? 'TCP'}\n${o.extra ?? ''}${rs}}\n`;
+}
+
+/** The operator's own table `op`: mark TCP to VIP ports 80 and 8080 with 7 in a chain hooked by `hook`. */
+function operatorMark(lab: Lab, family: 'netdev' | 'inet', hook: string, vip: string): void {
+  lab.exec('d', 'nft', ['add', 'table', family, 'op']);
+  lab.exec('d', 'nft', ['add', 'chain', family, 'op', 'tagging', `{ ${hook} }`]);
+  lab.exec('d', 'nft', ['add', 'rule', family, 'op', 'tagging', 'ip', 'daddr', vip, 'tcp', 'dport', '{ 80, 8080 }', 'meta', 'mark', 'set', '7']);
+}
+
+test('DR over IPv6: both real servers answer, see the client address, and no reply passes the director', { skip, timeout: 120_000 }, (t) => withTempDir(async (dir) => {
+  const VIP = 'fd64::100';
+  const lab = drLab(t, 'fkm1', VIP);
+  for (const r of ['r1', 'r2']) httpServer(lab, r, 80);
+  for (const r of ['r1', 'r2']) await listening(lab, r, 80);
+  await startDirector(lab, 'd', dir, service(`${VIP} 80`, 'DR', [['fd64::11', 80], ['fd64::12', 80]]));
+  const dump = await capture(lab, 'd', 'ip6 and tcp port 80');
+  const answers = await answersFromAll(lab, 'c', `http://[${VIP}]/`, 2, 4);
+  for (const a of answers) assert.match(a, /^r[12] fd64::1$/, 'each real server saw the client address');
+  const seen = await dump.stop();
+  assert.ok(seen.filter((l) => l.includes(`> ${VIP}.80:`)).length >= 4, `the director saw the requests:\n${seen.join('\n')}`);
+  assert.deepEqual(seen.filter((l) => l.includes(`${VIP}.80 >`)), [], 'no reply packet went through the director');
+  assert.match(nftElements(lab, 'd', 'netdev', 'be6'), /fd64::11/);
+}));
+
+test('NAT over IPv6: VIP port 80 maps to the real servers\' 8080 and they see the true client address', { skip, timeout: 120_000 }, (t) => withTempDir(async (dir) => {
+  const VIP = 'fd65:1::100';
+  const lab = natLab(t, 'fkm2', VIP);
+  for (const r of ['r1', 'r2']) httpServer(lab, r, 8080);
+  for (const r of ['r1', 'r2']) await listening(lab, r, 8080);
+  await startDirector(lab, 'd', dir, service(`${VIP} 80`, 'NAT', [['fd65::11', 8080], ['fd65::12', 8080]]));
+  for (const a of await answersFromAll(lab, 'c', `http://[${VIP}]/`, 2, 4)) assert.match(a, /^r[12] fd65:1::1$/);
+  assert.match(nftElements(lab, 'd', 'inet', 'nat6'), /fd65::11 \. 8080/);
+  // Replies come in and go out on the same device: the kernel redirects the real servers to
+  // the (on-link) client, and an IPv6 host accepts that; Fulcrum drops those redirects.
+  const more = Array.from({ length: 10 }, () => curl(lab, 'c', `http://[${VIP}]/`));
+  assert.deepEqual(more.filter((a) => a === null), [], 'every later request answered too');
+  assert.match(lab.exec('d', 'nft', ['list', 'chain', 'inet', 'fulcrum', 'noredirect']), /nd-redirect .* counter packets [1-9]/, 'a redirect was held back');
+}));
+
+test('UDP over DR: new flows reach both real servers, whose answers come from the VIP straight to the client', { skip, timeout: 120_000 }, (t) => withTempDir(async (dir) => {
+  const VIP = '10.64.0.100';
+  const lab = drLab(t, 'fkm3', VIP);
+  for (const r of ['r1', 'r2']) udpServer(lab, r, VIP, 53);
+  await startDirector(lab, 'd', dir, service(`${VIP} 53`, 'DR', [['10.64.0.11', 53], ['10.64.0.12', 53]], { protocol: 'UDP' }));
+  const dump = await capture(lab, 'd', 'udp port 53');
+  let answers: string[] = [];
+  await until(() => {
+    answers = udpAsk(lab, 'c', VIP, 53, 6).filter((a) => a !== 'timeout');
+    return names(answers).size === 2;
+  }, 20_000, 'UDP answers from both real servers', 100);
+  for (const a of answers) assert.match(a, /^r[12] 10\.64\.0\.1$/);
+  const seen = await dump.stop();
+  assert.ok(seen.some((l) => l.includes(`> ${VIP}.53:`)), 'the director saw the questions');
+  assert.deepEqual(seen.filter((l) => l.includes(`${VIP}.53 >`)), [], 'no answer went through the director');
+  assert.match(nftElements(lab, 'd', 'netdev', 'conn4'), /10\.64\.0\.1 \. \d+ timeout 5m/, 'UDP flows hold the udp timeout (300 s)');
+}));
+
+test('UDP over NAT: VIP port 53 maps to the real servers\' 5353; answers return through the director', { skip, timeout: 120_000 }, (t) => withTempDir(async (dir) => {
+  const VIP = '10.65.1.100';
+  const lab = natLab(t, 'fkm4', VIP);
+  for (const r of ['r1', 'r2']) udpServer(lab, r, '0.0.0.0', 5353);
+  await startDirector(lab, 'd', dir, service(`${VIP} 53`, 'NAT', [['10.65.0.11', 5353], ['10.65.0.12', 5353]], { protocol: 'UDP' }));
+  let answers: string[] = [];
+  await until(() => {
+    answers = udpAsk(lab, 'c', VIP, 53, 6).filter((a) => a !== 'timeout');
+    return names(answers).size === 2;
+  }, 20_000, 'UDP answers from both real servers', 100);
+  for (const a of answers) assert.match(a, /^r[12] 10\.65\.1\.1$/);
+  assert.match(lab.exec('d', 'cat', ['/proc/net/nf_conntrack']), /udp .* dst=10\.65\.1\.100 sport=\d+ dport=53 src=10\.65\.0\.1[12] dst=10\.65\.1\.1 sport=5353/);
+}));
+
+test('DR firewall-mark service: the ports the operator marks go to one real server per client; others are not forwarded', { skip, timeout: 120_000 }, (t) => withTempDir(async (dir) => {
+  const VIP = '10.64.0.100';
+  const lab = drLab(t, 'fkm5', VIP);
+  for (const r of ['r1', 'r2']) {
+    httpServer(lab, r, 80);
+    httpServer(lab, r, 8080);
+    httpServer(lab, r, 8081);
+  }
+  for (const r of ['r1', 'r2']) for (const p of [80, 8080, 8081]) await listening(lab, r, p);
+  // The operator's rule, as with iptables -t mangle for IPVS: mark VIP:80 and VIP:8080 with 7
+  // before Fulcrum's ingress chain (priority -500) classifies the packet.
+  operatorMark(lab, 'netdev', 'type filter hook ingress device "eth0" priority -510;', VIP);
+  await startDirector(lab, 'd', dir, service('fwmark 7', 'DR', [['10.64.0.11', 80], ['10.64.0.12', 80]], { extra: '  persistence_timeout 30\n' }));
+  await until(() => curl(lab, 'c', `http://${VIP}/`) !== null, 20_000, 'service up', 100);
+  const seen = new Set<string>();
+  for (let i = 0; i < 6; i++) {
+    for (const port of [80, 8080]) seen.add((curl(lab, 'c', `http://${VIP}:${port}/`) ?? 'failed').split(' ')[0] ?? '');
+  }
+  assert.equal(seen.size, 1, `both marked ports answered by one real server: ${[...seen].join(',')}`);
+  assert.match([...seen][0] ?? '', /^r[12]$/);
+  const templates = nftElements(lab, 'd', 'netdev', 'persist4');
+  assert.equal([...templates.matchAll(/ \. 10\.64\.0\.1 timeout 30s/g)].length, 1, `one template for the port group:\n${templates}`);
+  assert.equal(curl(lab, 'c', `http://${VIP}:8081/`, 1), null, 'an unmarked port is not forwarded (the director itself refuses it)');
+}));
+
+test('NAT firewall-mark service: marked ports keep their port on the real servers, which see the client', { skip, timeout: 120_000 }, (t) => withTempDir(async (dir) => {
+  const VIP = '10.65.1.100';
+  const lab = natLab(t, 'fkm6', VIP);
+  for (const r of ['r1', 'r2']) {
+    httpServer(lab, r, 80);
+    httpServer(lab, r, 8080);
+  }
+  for (const r of ['r1', 'r2']) for (const p of [80, 8080]) await listening(lab, r, p);
+  // The operator's mark, before Fulcrum's nat prerouting chain (priority -101).
+  operatorMark(lab, 'inet', 'type filter hook prerouting priority -150;', VIP);
+  await startDirector(lab, 'd', dir, service('fwmark 7', 'NAT', [['10.65.0.11', 0], ['10.65.0.12', 0]], { checkPort: 80 }));
+  for (const port of [80, 8080]) {
+    for (const a of await answersFromAll(lab, 'c', `http://${VIP}:${port}/`, 2)) assert.match(a, /^r[12] 10\.65\.1\.1$/);
+  }
+  assert.match(nftElements(lab, 'd', 'inet', 'nat4a'), /10\.65\.0\.11/, 'port 0: the client\'s port is kept');
+}));
+
+test('DR port-0 service (PCC): every port of the VIP, one real server per client across ports', { skip, timeout: 120_000 }, (t) => withTempDir(async (dir) => {
+  const VIP = '10.64.0.100';
+  const lab = drLab(t, 'fkm7', VIP);
+  lab.host('c2', '10.64.0.3');
+  lab.host('c3', '10.64.0.4');
+  for (const r of ['r1', 'r2']) {
+    httpServer(lab, r, 80);
+    httpServer(lab, r, 8443);
+  }
+  for (const r of ['r1', 'r2']) for (const p of [80, 8443]) await listening(lab, r, p);
+  await startDirector(lab, 'd', dir, service(`${VIP} 0`, 'DR', [['10.64.0.11', 0], ['10.64.0.12', 0]], { extra: '  persistence_timeout 60\n', checkPort: 80 }));
+  await until(() => curl(lab, 'c', `http://${VIP}:8443/`) !== null, 20_000, 'service up', 100);
+  const chosen: string[] = [];
+  for (const c of ['c', 'c2', 'c3']) {
+    const got = new Set<string>();
+    for (const port of [80, 8443, 80, 8443]) {
+      const a = curl(lab, c, `http://${VIP}:${port}/`) ?? 'failed';
+      assert.match(a, new RegExp(`^r[12] ${lab.hosts.get(c)?.ipv4.replace(/\./g, '\\.') ?? ''}$`));
+      got.add(a.split(' ')[0] ?? '');
+    }
+    assert.equal(got.size, 1, `${c} stayed on one real server over both ports: ${[...got].join(',')}`);
+    chosen.push([...got][0] ?? '');
+  }
+  assert.equal(new Set(chosen).size, 2, `different clients were spread: ${chosen.join(',')}`);
+  const templates = nftElements(lab, 'd', 'netdev', 'persist4');
+  for (const a of ['10.64.0.1', '10.64.0.3', '10.64.0.4']) assert.ok(templates.includes(`${a} `), `a template for ${a}:\n${templates}`);
+}));
