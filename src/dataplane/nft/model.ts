@@ -126,20 +126,23 @@ export function buildModel(services: readonly PlaneService[], hashOf: (s: PlaneS
   return model;
 }
 
-/** The sets whose elements several services can share (so not part of a service's fragment). */
-export const SHARED_SETS = ['rs4', 'rs6'] as const;
-
 /**
- * The shared elements of all `services`: the addresses of NAT real servers (`rs4`/`rs6`),
- * which the director must not send redirects to. Built over every service at each change,
- * since removing one service must keep an address another still uses.
+ * Elements several services can share, so not part of a service's fragment: the addresses
+ * of NAT real servers (`rs4`/`rs6`), which the director must not send redirects to. The
+ * plane counts each one's users and adds or deletes it when that count leaves or reaches 0.
  */
-export function sharedModel(services: readonly PlaneService[]): KernelModel {
+export function sharedKeys(s: PlaneService): Set<string> {
+  const out = new Set<string>();
+  if (s.kind === 'inet') for (const r of s.servers) out.add(`rs${fam(s.family)} ${r.spec.address}`);
+  return out;
+}
+
+/** The model holding the shared elements `keys` (as sharedKeys names them). */
+export function sharedModel(keys: Iterable<string>): KernelModel {
   const model = emptyModel();
-  for (const set of SHARED_SETS) model.inet.set(set, new Map());
-  for (const s of services) {
-    if (s.kind !== 'inet') continue;
-    for (const r of s.servers) put(model.inet, `rs${fam(s.family)}`, r.spec.address);
+  for (const k of keys) {
+    const sp = k.indexOf(' ');
+    put(model.inet, k.slice(0, sp), k.slice(sp + 1));
   }
   return model;
 }

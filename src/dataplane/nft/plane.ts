@@ -27,7 +27,7 @@ import {
 import type { KernelHost } from '../../sys/kernel-host.js';
 import type { Nft } from '../../sys/nft.js';
 import {
-  backendMark, buildModel, emptyModel, hex, SHARED_SETS, sharedModel, MAX_SERVER_INDEX, MAX_SERVICE_ID, SERVER_BITS, SERVICE_MASK, TABLE_NAME,
+  backendMark, buildModel, emptyModel, hex, sharedKeys, sharedModel, MAX_SERVER_INDEX, MAX_SERVICE_ID, SERVER_BITS, SERVICE_MASK, TABLE_NAME,
   type ElementMap, type KernelModel, type PlaneServer, type PlaneService, type TableKind,
 } from './model.js';
 import {
@@ -82,7 +82,9 @@ export class NftDataPlane implements DataPlane {
   private readonly table = new SpecTable();
   private readonly services = new Map<string, ServiceState>();
   /** Backends by mark (live and trashed). */
-  private readonly backends = new Map<number, Backend>();
+  private backends = new Map<number, Backend>();
+  /** Shared elements (`rs4 10.0.0.1`) → how many services use them. */
+  private sharedRefs = new Map<string, number>();
   private applied: KernelModel = emptyModel();
   private loaded: { inet: boolean; netdev: boolean } = { inet: false, netdev: false };
   private adopted: { ids: Map<string, number>; backends: Map<string, number> } | null = null;
@@ -95,7 +97,7 @@ export class NftDataPlane implements DataPlane {
   private closed = false;
   private nextId = 1;
   /** Each service's part of the applied model, so a change diffs only the services it touches. */
-  private fragments = new Map<string, { svc: PlaneService; model: KernelModel }>();
+  private fragments = new Map<string, Fragment>();
   /** Adopted ids already given back to their services during this takeover. */
   private readonly claimed = new Set<number>();
 
@@ -182,44 +184,47 @@ export class NftDataPlane implements DataPlane {
     if (!this.loaded.inet && !this.loaded.netdev) await this.adopt();
     // After a takeover the first delta is against what the kernel holds, whole.
     const only = this.adopted === null ? dirty : null;
-    const reused = new Set<string>();
     const t0 = this.now();
-    const pending = new Map<number, Backend>();
-    const planeServices: PlaneService[] = [];
-    // Ids in use (kept services, backends still forwarding, a leftover table's): one set for the whole sync.
-    const keepIds = new Set<number>([...this.services.values()].map((x) => x.id));
-    const byService = new Map<number, Backend[]>();
-    for (const b of this.backends.values()) {
-      keepIds.add(b.service);
-      const list = byService.get(b.service);
-      if (list) list.push(b);
-      else byService.set(b.service, [b]);
-    }
-    for (const id of this.adopted?.ids.values() ?? []) keepIds.add(id);
+    // The next fragments and backends: copies of the applied ones with the touched services
+    // rebuilt (whole: every service rebuilt). Untouched services cost nothing but the copy.
+    const fragments = only === null ? new Map<string, Fragment>() : new Map(this.fragments);
+    const pending = only === null ? new Map<number, Backend>() : new Map(this.backends);
+    const refs = only === null ? new Map<string, number>() : new Map(this.sharedRefs);
+    let taken: Set<number> | null = null;
+    const takenIds = (): Set<number> => (taken ??= this.idsInUse());
     const devices = new Map<string, string>();
-    let timeouts = this.timeouts;
-    for (const entry of draft.services.values()) {
-      const spec = entry.spec;
-      timeouts = spec.timeouts;
-      const st = this.services.get(spec.key);
-      const frag = this.fragments.get(spec.key);
-      if (only !== null && !only.has(spec.key) && frag) {
-        // Untouched by this change: its elements, ids and backends stay as they are.
-        reused.add(spec.key);
-        planeServices.push(frag.svc);
-        for (const r of frag.svc.servers) {
-          const m = backendMark(frag.svc.id, r.index);
+    const built: PlaneService[] = [];
+    const removed: string[] = [];
+    const touchedShared = new Set<string>();
+    const hashOf = (x: PlaneService): string => slotShape(x.spec.scheduler, x.spec.schedFlags).hash;
+    for (const key of only ?? draft.services.keys()) {
+      const old = this.fragments.get(key);
+      // The service's backends as they stand (live and trashed), out of the next set until rebuilt.
+      const known: Backend[] = [];
+      if (old) {
+        for (const r of old.svc.servers) {
+          const m = backendMark(old.svc.id, r.index);
           const b = this.backends.get(m);
-          if (b) pending.set(m, b);
+          if (b) known.push(b);
+          pending.delete(m);
         }
+        for (const k of sharedKeys(old.svc)) {
+          refs.set(k, (refs.get(k) ?? 0) - 1);
+          touchedShared.add(k);
+        }
+      }
+      const entry = draft.services.get(key);
+      if (!entry) {
+        fragments.delete(key);
+        removed.push(key);
         continue;
       }
-      const id = st?.id ?? this.allocateService(spec, keepIds);
-      keepIds.add(id);
+      const spec = entry.spec;
+      const id = this.services.get(key)?.id ?? this.allocateService(spec, takenIds());
+      if (taken !== null) (taken as Set<number>).add(id);
       const kind = kindOf(spec.method);
       const servers: PlaneServer[] = [];
       const used = new Set<number>();
-      const known = byService.get(id) ?? [];
       for (const r of entry.servers.values()) {
         const prev = known.find((b) => b.spec.key === r.key && !b.trashed) ?? known.find((b) => b.spec.key === r.key);
         const index = prev?.index ?? this.allocateIndex(id, r, known, used);
@@ -234,9 +239,8 @@ export class NftDataPlane implements DataPlane {
             devices.set(cacheKey, device);
           }
         }
-        const mark = backendMark(id, index);
-        const b = prev ?? this.newBackend(id, spec.key, index, r, t0);
-        pending.set(mark, { ...b, spec: r, device, trashed: false } as Backend);
+        const b = prev ?? this.newBackend(id, key, index, r, t0);
+        pending.set(backendMark(id, index), { ...b, spec: r, device, trashed: false } as Backend);
         servers.push({ index, spec: r, device, trashed: false });
       }
       // DR/TUN servers that left keep forwarding their connections until those end.
@@ -247,24 +251,26 @@ export class NftDataPlane implements DataPlane {
         pending.set(backendMark(id, b.index), { ...b, trashed: true } as Backend);
         servers.push({ index: b.index, spec: b.spec, device: b.device, trashed: true });
       }
-      const live = servers.filter((s) => !s.trashed);
-      const members = live.map((s) => ({ ref: backendMark(id, s.index), address: s.spec.address, port: s.spec.port, weight: s.spec.weight }));
+      const live = servers.filter((x) => !x.trashed);
+      const members = live.map((x) => ({ ref: backendMark(id, x.index), address: x.spec.address, port: x.spec.port, weight: x.spec.weight }));
       const load = new Map<number, MemberLoad>();
-      for (const s of live) {
-        const b = this.backends.get(backendMark(id, s.index));
-        if (b) load.set(backendMark(id, s.index), { ref: backendMark(id, s.index), active: b.active, inactive: b.inactive, recent: b.recent, agentLoad: s.spec.agentLoad ?? Number.NaN });
+      for (const x of live) {
+        const b = this.backends.get(backendMark(id, x.index));
+        if (b) load.set(backendMark(id, x.index), { ref: backendMark(id, x.index), active: b.active, inactive: b.inactive, recent: b.recent, agentLoad: x.spec.agentLoad ?? Number.NaN });
       }
-      planeServices.push({
+      const svc: PlaneService = {
         id, spec, family: familyOf(spec), kind, servers,
         slots: slotTable(spec.scheduler, spec.schedFlags, members, load),
         snat: kind === 'inet' ? spec.snat ?? null : null,
-      });
+      };
+      built.push(svc);
+      fragments.set(key, { svc, model: buildModel([svc], hashOf), ingress: old?.ingress ?? null });
+      for (const k of sharedKeys(svc)) {
+        refs.set(k, (refs.get(k) ?? 0) + 1);
+        touchedShared.add(k);
+      }
     }
-    const hashOf = (x: PlaneService): string => slotShape(x.spec.scheduler, x.spec.schedFlags).hash;
-    const fragments = new Map<string, { svc: PlaneService; model: KernelModel }>();
-    for (const x of planeServices) {
-      fragments.set(x.spec.key, reused.has(x.spec.key) ? (this.fragments.get(x.spec.key) as { svc: PlaneService; model: KernelModel }) : { svc: x, model: buildModel([x], hashOf) });
-    }
+    for (const [k, n] of refs) if (n <= 0) refs.delete(k);
     // The new whole model, and the delta: whole (first load, takeover) or per changed service.
     // Whole: a model of everything against the applied one. Per service: only the services
     // this change touched, and `applied` is patched once the kernel took the transaction.
@@ -274,6 +280,7 @@ export class NftDataPlane implements DataPlane {
     if (only === null) {
       whole = model;
       for (const f of fragments.values()) mergeModel(model, emptyModel(), f.model);
+      mergeModel(model, emptyModel(), sharedModel(refs.keys()));
       changed.push([this.applied, model]);
     } else {
       for (const key of only) {
@@ -282,28 +289,25 @@ export class NftDataPlane implements DataPlane {
         for (const kind of ['inet', 'netdev'] as const) for (const c of after.chains[kind]) model.chains[kind].add(c);
         changed.push([before, after]);
       }
-    }
-    const shared = sharedModel(planeServices);
-    if (whole) mergeModel(whole, emptyModel(), shared);
-    else {
-      const before = emptyModel();
-      for (const set of SHARED_SETS) before.inet.set(set, new Map(this.applied.inet.get(set)));
-      changed.push([before, shared]);
+      // Shared elements: only those whose users went from none to some, or from some to none.
+      const gone = [...touchedShared].filter((k) => this.sharedRefs.has(k) && !refs.has(k));
+      const fresh = [...touchedShared].filter((k) => !this.sharedRefs.has(k) && refs.has(k));
+      changed.push([sharedModel(gone), sharedModel(fresh)]);
     }
     const ingress = new Set<string>();
     const lookups = new Map<string, string | null>();
-    for (const s of planeServices) {
-      if (s.kind !== 'netdev' || reused.has(s.spec.key)) continue;
-      for (const d of await this.ingressDevices(s, lookups)) ingress.add(d);
+    for (const x of built) {
+      if (x.kind !== 'netdev') continue;
+      const f = fragments.get(x.spec.key) as Fragment;
+      // Resolved again only when what they depend on changed (not for a weight change).
+      const key = ingressKey(x);
+      if (f.ingress?.key !== key) f.ingress = { key, devices: await this.ingressDevices(x, lookups) };
+      for (const d of f.ingress.devices) ingress.add(d);
     }
+    const first = draft.services.values().next();
+    const timeouts = first.done === true ? this.timeouts : first.value.spec.timeouts;
     const cmds: string[] = [];
-    const need = { inet: model.chains.inet.size > 0 || this.loaded.inet, netdev: model.chains.netdev.size > 0 || this.loaded.netdev };
-    if (only !== null) {
-      for (const f of fragments.values()) {
-        if (f.svc.kind === 'inet') need.inet = true;
-        else need.netdev = true;
-      }
-    }
+    const need = { inet: this.loaded.inet || built.some((x) => x.kind === 'inet'), netdev: this.loaded.netdev || built.some((x) => x.kind === 'netdev') };
     for (const kind of ['inet', 'netdev'] as const) {
       if (need[kind] && !this.loaded[kind]) cmds.push(...tableCommands(kind, timeouts, this.o.limits ?? DEFAULT_LIMITS));
       else if (kind === 'netdev' && this.loaded.netdev && !sameTimeouts(timeouts, this.timeouts)) cmds.push(...timeoutCommands(timeouts));
@@ -322,21 +326,30 @@ export class NftDataPlane implements DataPlane {
     for (const kind of ['inet', 'netdev'] as const) if (need[kind]) this.loaded[kind] = true;
     for (const d of ingress) this.ingress.add(d);
     this.fragments = fragments;
+    this.backends = pending;
+    this.sharedRefs = refs;
     this.timeouts = timeouts;
-    this.backends.clear();
-    for (const [m, b] of pending) this.backends.set(m, b);
-    const keys = new Set(draft.services.keys());
-    for (const k of [...this.services.keys()]) if (!keys.has(k)) this.services.delete(k);
-    for (const s of planeServices) {
-      if (!this.services.has(s.spec.key)) {
+    for (const k of removed) this.services.delete(k);
+    if (only === null) for (const k of [...this.services.keys()]) if (!draft.services.has(k)) this.services.delete(k);
+    for (const x of built) {
+      if (!this.services.has(x.spec.key)) {
         const counters = newCounters();
-        this.services.set(s.spec.key, { id: s.id, counters, est: new RateEstimator(counters, t0), dropped: 0, dropBase: 0 });
+        this.services.set(x.spec.key, { id: x.id, counters, est: new RateEstimator(counters, t0), dropped: 0, dropBase: 0 });
       }
     }
     if (fromPlan) {
       this.adopted = null;
       this.claimed.clear();
     }
+  }
+
+  /** Every service id in use: services, backends still forwarding, a leftover table's. */
+  private idsInUse(): Set<number> {
+    const ids = new Set<number>();
+    for (const x of this.services.values()) ids.add(x.id);
+    for (const b of this.backends.values()) ids.add(b.service);
+    for (const id of this.adopted?.ids.values() ?? []) ids.add(id);
+    return ids;
   }
 
   /** A new service's id: the one it had in a leftover table, else the next free one. `taken` holds every id in use. */
@@ -648,6 +661,18 @@ function mergeModel(into: KernelModel, before: KernelModel, after: KernelModel):
     }
     for (const c of after.chains[kind]) into.chains[kind].add(c);
   }
+}
+
+/** Each service's part of the applied model, and the ingress devices it was classified on. */
+interface Fragment {
+  readonly svc: PlaneService;
+  readonly model: KernelModel;
+  ingress: { readonly key: string; readonly devices: readonly string[] } | null;
+}
+
+/** What a service's ingress devices depend on: its listen addresses and its DR servers' addresses. */
+function ingressKey(s: PlaneService): string {
+  return [...s.spec.listen.map((l) => l.address), '|', ...s.servers.filter((r) => r.spec.method === 'dr').map((r) => r.spec.address)].join(' ');
 }
 
 function sameTimeouts(a: Timeouts, b: Timeouts): boolean {
