@@ -17,7 +17,7 @@ type T = { after(fn: () => Promise<void>): void };
 const names = (answers: readonly string[]): Set<string> => new Set(answers.map((a) => a.split(' ')[0] ?? ''));
 
 /** Client c, director d, real servers r1, r2 on one segment: 10.64.0.0/24 and fd64::/64. */
-function drLab(t: T, prefix: string, vip: string, rsVip = true): Lab {
+function drLab(t: T, prefix: string, vip: string, o: { directorVip?: boolean } = {}): Lab {
   ensureKernelTools();
   const lab = testLab(t, prefix);
   const v6 = vip.includes(':');
@@ -25,12 +25,10 @@ function drLab(t: T, prefix: string, vip: string, rsVip = true): Lab {
     lab.host(name, `10.64.0.${n}`);
     lab.exec(name, 'ip', ['-6', 'addr', 'add', `fd64::${n}/64`, 'dev', 'eth0', 'nodad']);
   }
-  lab.exec('d', 'ip', [...(v6 ? ['-6'] : []), 'addr', 'add', `${vip}/${v6 ? 128 : 32}`, 'dev', 'eth0', ...(v6 ? ['nodad'] : [])]);
-  if (rsVip) {
-    for (const r of ['r1', 'r2']) {
-      const s = realserver(lab, r, ['start', '--vip', vip]);
-      assert.equal(s.code, 0, s.out);
-    }
+  if (o.directorVip !== false) lab.exec('d', 'ip', [...(v6 ? ['-6'] : []), 'addr', 'add', `${vip}/${v6 ? 128 : 32}`, 'dev', 'eth0', ...(v6 ? ['nodad'] : [])]);
+  for (const r of ['r1', 'r2']) {
+    const s = realserver(lab, r, ['start', '--vip', vip]);
+    assert.equal(s.code, 0, s.out);
   }
   return lab;
 }
@@ -205,4 +203,19 @@ test('DR port-0 service (PCC): every port of the VIP, one real server per client
   assert.equal(new Set(chosen).size, 2, `different clients were spread: ${chosen.join(',')}`);
   const templates = nftElements(lab, 'd', 'netdev', 'persist4');
   for (const a of ['10.64.0.1', '10.64.0.3', '10.64.0.4']) assert.ok(templates.includes(`${a} `), `a template for ${a}:\n${templates}`);
+}));
+
+test('DR on a VRRP address: in the kernel while BACKUP, classified on the VRRP interface, forwarding once MASTER', { skip, timeout: 120_000 }, (t) => withTempDir(async (dir) => {
+  const VIP = '10.64.0.100';
+  const lab = drLab(t, 'fkm8', VIP, { directorVip: false });
+  for (const r of ['r1', 'r2']) httpServer(lab, r, 80);
+  for (const r of ['r1', 'r2']) await listening(lab, r, 80);
+  const vrrp = `vrrp_instance VI_1 {\n  state BACKUP\n  interface eth0\n  virtual_router_id 58\n  priority 100\n  advert_int 1\n  virtual_ipaddress {\n    ${VIP}/32\n  }\n}\n`;
+  await startDirector(lab, 'd', dir, vrrp + service(`${VIP} 80`, 'DR', [['10.64.0.11', 80], ['10.64.0.12', 80]]));
+  // BACKUP for 3 × advert_int + skew: the address is not here, the service already is.
+  assert.doesNotMatch(lab.exec('d', 'ip', ['-br', 'addr', 'show', 'eth0']), /10\.64\.0\.100/, 'BACKUP holds no VIP');
+  assert.match(nftElements(lab, 'd', 'netdev', 'svc4'), /10\.64\.0\.100 \. tcp \. 80/);
+  assert.match(lab.exec('d', 'nft', ['list', 'chain', 'netdev', 'fulcrum', 'in_eth0']), /hook ingress device "eth0"/);
+  await until(() => lab.exec('d', 'ip', ['-br', 'addr', 'show', 'eth0']).includes(VIP), 10_000, 'MASTER with the VIP', 100);
+  for (const a of await answersFromAll(lab, 'c', `http://${VIP}/`, 2, 4)) assert.match(a, /^r[12] 10\.64\.0\.1$/);
 }));

@@ -457,8 +457,14 @@ export class Daemon {
     return this.vrrpNode?.drops() ?? {};
   }
 
-  /** Is a service served now? Not while one of its addresses belongs to a VRRP instance that is not MASTER. */
+  /**
+   * Is a service served now? A proxied one not while one of its addresses belongs to a VRRP
+   * instance that is not MASTER (nothing can bind an absent address). A kernel-forwarded one
+   * always, as keepalived leaves IPVS services in place on BACKUP: packets reach it only
+   * while this director holds the address, and a takeover waits for no transaction.
+   */
   private served(spec: ServiceSpec): boolean {
+    if (spec.method !== 'proxy') return true;
     const managed = vrrpAddresses(this.config);
     if (managed.size === 0) return true;
     // Before VRRP has started, no address is held.

@@ -16,6 +16,12 @@ export interface ListenAddress {
   readonly family: Family;
   readonly address: string;
   readonly port: number;
+  /**
+   * The device VRRP puts this address on when MASTER (virtual_ipaddress `dev`, else the
+   * instance's interface): where the kernel plane classifies DR/TUN packets for it while
+   * this director is BACKUP and the address is elsewhere.
+   */
+  readonly device?: string | undefined;
 }
 
 /** Idle timeouts in seconds, as ipvsadm `--set tcp tcpfin udp` (0 = keep the default). */

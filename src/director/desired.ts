@@ -21,7 +21,7 @@
  */
 import { endpointKey, realServerKey } from '../model/keys.js';
 import { expandRange } from '../model/address.js';
-import type { FulcrumConfig, RealServer, VirtualServer, VirtualServerGroup } from '../model/types.js';
+import type { Family, FulcrumConfig, RealServer, VirtualServer, VirtualServerGroup } from '../model/types.js';
 import { DEFAULT_TIMEOUTS, type ListenAddress, type ServerSpec, type ServiceSpec, type Timeouts } from '../dataplane/types.js';
 
 /** What the health checkers and agents last said about one real server of one service. */
@@ -57,14 +57,33 @@ export type Desired = ReadonlyMap<string, DesiredService>;
 /** Group ranges expanded past this many addresses are refused (a typo like /8). */
 export const MAX_GROUP_ADDRESSES = 4096;
 
-export function listenAddresses(vs: VirtualServer, groups: ReadonlyMap<string, VirtualServerGroup>): ListenAddress[] {
+export function listenAddresses(vs: VirtualServer, groups: ReadonlyMap<string, VirtualServerGroup>, vrrp: ReadonlyMap<string, string> = new Map()): ListenAddress[] {
   const ep = vs.endpoint;
-  if (ep.kind === 'address') return [{ family: ep.family, address: ep.address, port: ep.port }];
+  const at = (family: Family, address: string, port: number): ListenAddress => {
+    const device = vrrp.get(address);
+    return device === undefined ? { family, address, port } : { family, address, port, device };
+  };
+  if (ep.kind === 'address') return [at(ep.family, ep.address, ep.port)];
   if (ep.kind === 'fwmark') return [];
   const out: ListenAddress[] = [];
   for (const m of groups.get(ep.name)?.members ?? []) {
     if (m.kind !== 'range') continue;
-    for (const a of expandRange(m.first, m.last, MAX_GROUP_ADDRESSES) ?? []) out.push({ family: m.family, address: a, port: m.port });
+    for (const a of expandRange(m.first, m.last, MAX_GROUP_ADDRESSES) ?? []) out.push(at(m.family, a, m.port));
+  }
+  return out;
+}
+
+/**
+ * The device each VRRP-managed address goes on when its instance is MASTER: its own `dev`,
+ * else the instance's interface (addresses are canonical text, as the config holds them).
+ */
+export function vrrpDevices(cfg: FulcrumConfig): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const i of cfg.vrrpInstances) {
+    for (const v of [...i.virtualIpAddresses, ...i.excludedIpAddresses]) {
+      const dev = v.dev ?? i.interface;
+      if (dev !== undefined && !out.has(v.address)) out.set(v.address, dev);
+    }
   }
   return out;
 }
@@ -79,12 +98,12 @@ export function timeoutsOf(cfg: FulcrumConfig): Timeouts {
   };
 }
 
-export function serviceSpecOf(vs: VirtualServer, groups: ReadonlyMap<string, VirtualServerGroup>, timeouts: Timeouts): ServiceSpec {
+export function serviceSpecOf(vs: VirtualServer, groups: ReadonlyMap<string, VirtualServerGroup>, timeouts: Timeouts, vrrp: ReadonlyMap<string, string> = new Map()): ServiceSpec {
   return {
     key: endpointKey(vs.endpoint, vs.protocol),
     endpoint: vs.endpoint,
     protocol: vs.protocol,
-    listen: listenAddresses(vs, groups),
+    listen: listenAddresses(vs, groups, vrrp),
     scheduler: vs.scheduler,
     schedFlags: vs.schedFlags,
     persistence: vs.persistence,
@@ -127,9 +146,10 @@ export interface DesiredInput {
 export function computeDesired(input: DesiredInput): Desired {
   const groups = new Map(input.config.virtualServerGroups.map((g) => [g.name, g]));
   const timeouts = timeoutsOf(input.config);
+  const vrrp = vrrpDevices(input.config);
   const out = new Map<string, DesiredService>();
   for (const vs of input.config.virtualServers) {
-    const spec = serviceSpecOf(vs, groups, timeouts);
+    const spec = serviceSpecOf(vs, groups, timeouts, vrrp);
     const live: ServerSpec[] = [];
     const inhibited: ServerSpec[] = [];
     let liveWeight = 0;

@@ -179,6 +179,22 @@ virtual_server group G {
   assert.deepEqual(add.service.timeouts, { tcp: 900, tcpfin: 120, udp: 30 });
 });
 
+test('director: a listen address VRRP manages carries the device it goes on (its dev, else the instance interface)', async () => {
+  const plane = new FakeDataPlane();
+  const d = new Director(plane);
+  await d.setConfig(cfg(`vrrp_instance V {
+  interface eth0
+  virtual_router_id 9
+  virtual_ipaddress {
+    10.0.0.1/32
+    10.0.0.2/32 dev eth1
+  }
+}
+${['10.0.0.1', '10.0.0.2', '10.0.0.3'].map((a) => `virtual_server ${a} 80 {\n  lb_kind DR\n  real_server 10.0.1.1 80 {\n  }\n}`).join('\n')}`));
+  const listen = (plane.history[0]?.ops ?? []).flatMap((o) => (o.op === 'add-service' ? o.service.listen : []));
+  assert.deepEqual(listen.map((l) => `${l.address} ${l.device ?? '-'}`), ['10.0.0.1 eth0', '10.0.0.2 eth1', '10.0.0.3 -']);
+});
+
 test('director: a gate keeps a service out of the plane while its health and quorum go on, and lets it back whole', async () => {
   const plane = new FakeDataPlane();
   const d = new Director(plane);

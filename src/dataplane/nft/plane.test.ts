@@ -127,3 +127,23 @@ test('a real server two NAT services share stays in rs4 (no redirects to it) unt
     await plane.close(0);
   }
 });
+
+test('a DR service on a VRRP address is classified on the device VRRP puts the address on, held here or not', { skip }, async () => {
+  const ip = (args: string[]): string => execFileSync('ip', ['-n', NS, ...args], { encoding: 'utf8' });
+  ip(['link', 'add', 'fva', 'type', 'veth', 'peer', 'name', 'fvb']);
+  const host = new FakeKernelHost();
+  host.routes.set('default', 'fva'); // the way to the real servers
+  const plane = new NftDataPlane({ nft: nftIn(), host, pollMs: 60_000 });
+  try {
+    const base = serviceSpec('10.70.3.1', 80, 'dr');
+    const svc = { ...base, listen: base.listen.map((l) => ({ ...l, device: 'fvb' })) };
+    const r = await plane.apply({ ops: [{ op: 'add-service', service: svc }, { op: 'add-server', service: svc.key, server: serverSpec('10.70.3.11', 80, 1, 'dr') }] });
+    assert.deepEqual(r.failed, []);
+    const chains = listing();
+    assert.match(chains, /chain in_fvb \{\s+type filter hook ingress device "fvb"/);
+    assert.doesNotMatch(chains, /in_fva/, 'not where the route to the servers leaves');
+  } finally {
+    await plane.close(0);
+    ip(['link', 'del', 'fva']);
+  }
+});

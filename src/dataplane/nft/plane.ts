@@ -395,7 +395,10 @@ export class NftDataPlane implements DataPlane {
     return dev;
   }
 
-  /** DR/TUN services are classified where their packets arrive: the device holding the VIP, else the way to their servers. */
+  /**
+   * DR/TUN services are classified where their packets arrive: the device holding the VIP
+   * and, for a VRRP address, the device VRRP puts it on; else the way to their servers.
+   */
   private async ingressDevices(s: PlaneService, cache: Map<string, string | null>): Promise<string[]> {
     const look = async (kind: 'addr' | 'route', address: string): Promise<string | null> => {
       const k = `${kind} ${address}`;
@@ -406,6 +409,8 @@ export class NftDataPlane implements DataPlane {
     for (const l of s.spec.listen) {
       const d = await look('addr', l.address);
       if (d !== null && d !== 'lo') out.add(d);
+      // A VRRP address: where it will be when MASTER, held here or not.
+      if (l.device !== undefined) out.add(l.device);
     }
     if (out.size === 0) {
       for (const r of s.servers) {
@@ -672,7 +677,7 @@ interface Fragment {
 
 /** What a service's ingress devices depend on: its listen addresses and its DR servers' addresses. */
 function ingressKey(s: PlaneService): string {
-  return [...s.spec.listen.map((l) => l.address), '|', ...s.servers.filter((r) => r.spec.method === 'dr').map((r) => r.spec.address)].join(' ');
+  return [...s.spec.listen.map((l) => `${l.address}@${l.device ?? ''}`), '|', ...s.servers.filter((r) => r.spec.method === 'dr').map((r) => r.spec.address)].join(' ');
 }
 
 function sameTimeouts(a: Timeouts, b: Timeouts): boolean {
