@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isRoot, testLab, until, type Lab } from '../src/testing/netns.js';
-import { answersFromAll, capture, curl, ensureKernelTools, httpServer, listening, nftElements, realserver, startDirector, udpAsk, udpServer } from '../src/testing/lvs-lab.js';
+import { answersFromAll, byDirection, capture, curl, ensureKernelTools, httpServer, listening, nftElements, realserver, startDirector, udpAsk, udpServer } from '../src/testing/lvs-lab.js';
 import { withTempDir } from '../src/testing/index.js';
 
 const skip = isRoot() ? false : 'needs root (network namespaces, nftables)';
@@ -66,6 +66,22 @@ function service(head: string, kind: 'DR' | 'NAT', servers: readonly [string, nu
   return `virtual_server ${head} {\n  delay_loop 1\n  lb_algo rr\n  lb_kind ${kind}\n  protocol ${o.protocol ?? 'TCP'}\n${o.extra ?? ''}${rs}}\n`;
 }
 
+/** UDP questions from c to `vip`:`port` (6 new flows a round) until both real servers answered: the answers. */
+async function udpFromBoth(lab: Lab, vip: string, port: number): Promise<string[]> {
+  let answers: string[] = [];
+  await until(() => {
+    answers = udpAsk(lab, 'c', vip, port, 6).filter((a) => a !== 'timeout');
+    return names(answers).size === 2;
+  }, 20_000, 'UDP answers from both real servers', 100);
+  return answers;
+}
+
+/** HTTP servers on r1 and r2 on each of `ports`, listening before this resolves. */
+async function serveHttp(lab: Lab, ports: readonly number[]): Promise<void> {
+  for (const r of ['r1', 'r2']) for (const p of ports) httpServer(lab, r, p);
+  for (const r of ['r1', 'r2']) for (const p of ports) await listening(lab, r, p);
+}
+
 /** The operator's own table `op`: mark TCP to VIP ports 80 and 8080 with 7 in a chain hooked by `hook`. */
 function operatorMark(lab: Lab, family: 'netdev' | 'inet', hook: string, vip: string): void {
   lab.exec('d', 'nft', ['add', 'table', family, 'op']);
@@ -76,23 +92,21 @@ function operatorMark(lab: Lab, family: 'netdev' | 'inet', hook: string, vip: st
 test('DR over IPv6: both real servers answer, see the client address, and no reply passes the director', { skip, timeout: 120_000 }, (t) => withTempDir(async (dir) => {
   const VIP = 'fd64::100';
   const lab = drLab(t, 'fkm1', VIP);
-  for (const r of ['r1', 'r2']) httpServer(lab, r, 80);
-  for (const r of ['r1', 'r2']) await listening(lab, r, 80);
+  await serveHttp(lab, [80]);
   await startDirector(lab, 'd', dir, service(`${VIP} 80`, 'DR', [['fd64::11', 80], ['fd64::12', 80]]));
   const dump = await capture(lab, 'd', 'ip6 and tcp port 80');
   const answers = await answersFromAll(lab, 'c', `http://[${VIP}]/`, 2, 4);
   for (const a of answers) assert.match(a, /^r[12] fd64::1$/, 'each real server saw the client address');
-  const seen = await dump.stop();
-  assert.ok(seen.filter((l) => l.includes(`> ${VIP}.80:`)).length >= 4, `the director saw the requests:\n${seen.join('\n')}`);
-  assert.deepEqual(seen.filter((l) => l.includes(`${VIP}.80 >`)), [], 'no reply packet went through the director');
+  const { requests, replies } = byDirection(await dump.stop(), VIP, 80);
+  assert.ok(requests.length >= 4, `the director saw the requests (${requests.length} packets)`);
+  assert.deepEqual(replies, [], 'no reply packet went through the director');
   assert.match(nftElements(lab, 'd', 'netdev', 'be6'), /fd64::11/);
 }));
 
 test('NAT over IPv6: VIP port 80 maps to the real servers\' 8080 and they see the true client address', { skip, timeout: 120_000 }, (t) => withTempDir(async (dir) => {
   const VIP = 'fd65:1::100';
   const lab = natLab(t, 'fkm2', VIP);
-  for (const r of ['r1', 'r2']) httpServer(lab, r, 8080);
-  for (const r of ['r1', 'r2']) await listening(lab, r, 8080);
+  await serveHttp(lab, [8080]);
   await startDirector(lab, 'd', dir, service(`${VIP} 80`, 'NAT', [['fd65::11', 8080], ['fd65::12', 8080]]));
   for (const a of await answersFromAll(lab, 'c', `http://[${VIP}]/`, 2, 4)) assert.match(a, /^r[12] fd65:1::1$/);
   assert.match(nftElements(lab, 'd', 'inet', 'nat6'), /fd65::11 \. 8080/);
@@ -109,15 +123,11 @@ test('UDP over DR: new flows reach both real servers, whose answers come from th
   for (const r of ['r1', 'r2']) udpServer(lab, r, VIP, 53);
   await startDirector(lab, 'd', dir, service(`${VIP} 53`, 'DR', [['10.64.0.11', 53], ['10.64.0.12', 53]], { protocol: 'UDP' }));
   const dump = await capture(lab, 'd', 'udp port 53');
-  let answers: string[] = [];
-  await until(() => {
-    answers = udpAsk(lab, 'c', VIP, 53, 6).filter((a) => a !== 'timeout');
-    return names(answers).size === 2;
-  }, 20_000, 'UDP answers from both real servers', 100);
+  const answers = await udpFromBoth(lab, VIP, 53);
   for (const a of answers) assert.match(a, /^r[12] 10\.64\.0\.1$/);
-  const seen = await dump.stop();
-  assert.ok(seen.some((l) => l.includes(`> ${VIP}.53:`)), 'the director saw the questions');
-  assert.deepEqual(seen.filter((l) => l.includes(`${VIP}.53 >`)), [], 'no answer went through the director');
+  const { requests, replies } = byDirection(await dump.stop(), VIP, 53);
+  assert.ok(requests.length > 0, 'the director saw the questions');
+  assert.deepEqual(replies, [], 'no answer went through the director');
   assert.match(nftElements(lab, 'd', 'netdev', 'conn4'), /10\.64\.0\.1 \. \d+ timeout 5m/, 'UDP flows hold the udp timeout (300 s)');
 }));
 
@@ -126,11 +136,7 @@ test('UDP over NAT: VIP port 53 maps to the real servers\' 5353; answers return 
   const lab = natLab(t, 'fkm4', VIP);
   for (const r of ['r1', 'r2']) udpServer(lab, r, '0.0.0.0', 5353);
   await startDirector(lab, 'd', dir, service(`${VIP} 53`, 'NAT', [['10.65.0.11', 5353], ['10.65.0.12', 5353]], { protocol: 'UDP' }));
-  let answers: string[] = [];
-  await until(() => {
-    answers = udpAsk(lab, 'c', VIP, 53, 6).filter((a) => a !== 'timeout');
-    return names(answers).size === 2;
-  }, 20_000, 'UDP answers from both real servers', 100);
+  const answers = await udpFromBoth(lab, VIP, 53);
   for (const a of answers) assert.match(a, /^r[12] 10\.65\.1\.1$/);
   assert.match(lab.exec('d', 'cat', ['/proc/net/nf_conntrack']), /udp .* dst=10\.65\.1\.100 sport=\d+ dport=53 src=10\.65\.0\.1[12] dst=10\.65\.1\.1 sport=5353/);
 }));
@@ -138,12 +144,7 @@ test('UDP over NAT: VIP port 53 maps to the real servers\' 5353; answers return 
 test('DR firewall-mark service: the ports the operator marks go to one real server per client; others are not forwarded', { skip, timeout: 120_000 }, (t) => withTempDir(async (dir) => {
   const VIP = '10.64.0.100';
   const lab = drLab(t, 'fkm5', VIP);
-  for (const r of ['r1', 'r2']) {
-    httpServer(lab, r, 80);
-    httpServer(lab, r, 8080);
-    httpServer(lab, r, 8081);
-  }
-  for (const r of ['r1', 'r2']) for (const p of [80, 8080, 8081]) await listening(lab, r, p);
+  await serveHttp(lab, [80, 8080, 8081]);
   // The operator's rule, as with iptables -t mangle for IPVS: mark VIP:80 and VIP:8080 with 7
   // before Fulcrum's ingress chain (priority -500) classifies the packet.
   operatorMark(lab, 'netdev', 'type filter hook ingress device "eth0" priority -510;', VIP);
@@ -163,11 +164,7 @@ test('DR firewall-mark service: the ports the operator marks go to one real serv
 test('NAT firewall-mark service: marked ports keep their port on the real servers, which see the client', { skip, timeout: 120_000 }, (t) => withTempDir(async (dir) => {
   const VIP = '10.65.1.100';
   const lab = natLab(t, 'fkm6', VIP);
-  for (const r of ['r1', 'r2']) {
-    httpServer(lab, r, 80);
-    httpServer(lab, r, 8080);
-  }
-  for (const r of ['r1', 'r2']) for (const p of [80, 8080]) await listening(lab, r, p);
+  await serveHttp(lab, [80, 8080]);
   // The operator's mark, before Fulcrum's nat prerouting chain (priority -101).
   operatorMark(lab, 'inet', 'type filter hook prerouting priority -150;', VIP);
   await startDirector(lab, 'd', dir, service('fwmark 7', 'NAT', [['10.65.0.11', 0], ['10.65.0.12', 0]], { checkPort: 80 }));
@@ -182,11 +179,7 @@ test('DR port-0 service (PCC): every port of the VIP, one real server per client
   const lab = drLab(t, 'fkm7', VIP);
   lab.host('c2', '10.64.0.3');
   lab.host('c3', '10.64.0.4');
-  for (const r of ['r1', 'r2']) {
-    httpServer(lab, r, 80);
-    httpServer(lab, r, 8443);
-  }
-  for (const r of ['r1', 'r2']) for (const p of [80, 8443]) await listening(lab, r, p);
+  await serveHttp(lab, [80, 8443]);
   await startDirector(lab, 'd', dir, service(`${VIP} 0`, 'DR', [['10.64.0.11', 0], ['10.64.0.12', 0]], { extra: '  persistence_timeout 60\n', checkPort: 80 }));
   await until(() => curl(lab, 'c', `http://${VIP}:8443/`) !== null, 20_000, 'service up', 100);
   const chosen: string[] = [];
@@ -208,8 +201,7 @@ test('DR port-0 service (PCC): every port of the VIP, one real server per client
 test('DR on a VRRP address: in the kernel while BACKUP, classified on the VRRP interface, forwarding once MASTER', { skip, timeout: 120_000 }, (t) => withTempDir(async (dir) => {
   const VIP = '10.64.0.100';
   const lab = drLab(t, 'fkm8', VIP, { directorVip: false });
-  for (const r of ['r1', 'r2']) httpServer(lab, r, 80);
-  for (const r of ['r1', 'r2']) await listening(lab, r, 80);
+  await serveHttp(lab, [80]);
   const vrrp = `vrrp_instance VI_1 {\n  state BACKUP\n  interface eth0\n  virtual_router_id 58\n  priority 100\n  advert_int 1\n  virtual_ipaddress {\n    ${VIP}/32\n  }\n}\n`;
   await startDirector(lab, 'd', dir, vrrp + service(`${VIP} 80`, 'DR', [['10.64.0.11', 80], ['10.64.0.12', 80]]));
   // BACKUP for 3 × advert_int + skew: the address is not here, the service already is.

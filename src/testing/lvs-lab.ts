@@ -60,6 +60,11 @@ export async function capture(lab: Lab, host: string, filter: string): Promise<{
   };
 }
 
+/** A capture's packets to `vip`:`port` (requests) and from it (replies), as tcpdump -q prints them. */
+export function byDirection(lines: readonly string[], vip: string, port: number): { requests: string[]; replies: string[] } {
+  return { requests: lines.filter((l) => l.includes(`> ${vip}.${port}:`)), replies: lines.filter((l) => l.includes(`${vip}.${port} >`)) };
+}
+
 /** Wait until `host` listens on TCP `port`. */
 export async function listening(lab: Lab, host: string, port: number): Promise<void> {
   await until(() => {
