@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isRoot, testLab, until, type Lab } from '../src/testing/netns.js';
-import { answersFromAll, byDirection, capture, curl, ensureKernelTools, httpServer, listening, nftElements, realserver, startDirector, udpAsk, udpServer } from '../src/testing/lvs-lab.js';
+import { adm, answersFromAll, byDirection, capture, curl, ensureKernelTools, httpServer, listening, nftElements, realserver, startDirector, udpAsk, udpServer } from '../src/testing/lvs-lab.js';
 import { withTempDir } from '../src/testing/index.js';
 
 const skip = isRoot() ? false : 'needs root (network namespaces, nftables)';
@@ -93,7 +93,7 @@ test('DR over IPv6: both real servers answer, see the client address, and no rep
   const VIP = 'fd64::100';
   const lab = drLab(t, 'fkm1', VIP);
   await serveHttp(lab, [80]);
-  await startDirector(lab, 'd', dir, service(`${VIP} 80`, 'DR', [['fd64::11', 80], ['fd64::12', 80]]));
+  const d = await startDirector(lab, 'd', dir, `global_defs {\n  lvs_timeouts tcp 900 tcpfin 3\n}\n${service(`${VIP} 80`, 'DR', [['fd64::11', 80], ['fd64::12', 80]])}`);
   const dump = await capture(lab, 'd', 'ip6 and tcp port 80');
   const answers = await answersFromAll(lab, 'c', `http://[${VIP}]/`, 2, 4);
   for (const a of answers) assert.match(a, /^r[12] fd64::1$/, 'each real server saw the client address');
@@ -101,6 +101,10 @@ test('DR over IPv6: both real servers answer, see the client address, and no rep
   assert.ok(requests.length >= 4, `the director saw the requests (${requests.length} packets)`);
   assert.deepEqual(replies, [], 'no reply packet went through the director');
   assert.match(nftElements(lab, 'd', 'netdev', 'be6'), /fd64::11/);
+  // The connection table names the client (IPv6 flows are keyed by hash; the client is kept
+  // beside them), and forgets it when the flow expires (tcpfin 3 s here).
+  await until(() => /\[fd64::1\]:\d+ +\[fd64::100\]:80 +\[fd64::1[12]\]:80/.test(adm(d.socket, ['-L', '-n', '-c'])), 5000, 'a listed IPv6 DR connection with its client', 200);
+  await until(() => !nftElements(lab, 'd', 'netdev', 'client6').includes('fd64::1'), 10_000, 'client entries dropped with their flows', 200);
 }));
 
 test('NAT over IPv6: VIP port 80 maps to the real servers\' 8080 and they see the true client address', { skip, timeout: 120_000 }, (t) => withTempDir(async (dir) => {

@@ -466,6 +466,17 @@ export class NftDataPlane implements DataPlane {
     this.timer.unref();
   }
 
+  /** Drop the client entries of IPv6 flows conn6 no longer holds (they have no timeout of their own). */
+  private async forgetClients(clients: ReadonlyMap<string, string>, ports: ReadonlyMap<string, string>, flows: ReadonlyMap<string, string>): Promise<void> {
+    const cmds: string[] = [];
+    for (const [set, m] of [['client6', clients], ['cport6', ports]] as const) {
+      const gone = [...m.keys()].filter((k) => !flows.has(k));
+      for (let i = 0; i < gone.length; i += 2000) cmds.push(`delete element netdev ${TABLE_NAME} ${set} { ${gone.slice(i, i + 2000).join(', ')} }`);
+    }
+    // A failure only leaves stale entries for the next second.
+    if (cmds.length > 0) await this.o.nft.run(cmds).catch(() => undefined);
+  }
+
   /** Read counters and connections; re-deal dynamic slots; forget finished trash. Runs in the queue. */
   async poll(): Promise<void> {
     if (this.closed || this.table.services.size === 0 && this.backends.size === 0) return;
@@ -474,8 +485,14 @@ export class NftDataPlane implements DataPlane {
     const conns: KernelConn[] = [];
     if (this.loaded.netdev) {
       for (const f of ['4', '6'] as const) {
+        // IPv6 keys are hashed: the client comes from client6/cport6, read before conn6 so
+        // that every entry there whose flow is live is in what conn6 gives.
+        const clients = f === '6' ? await readElements(this.o.nft, 'netdev', 'client6') : new Map<string, string>();
+        const ports = f === '6' ? await readElements(this.o.nft, 'netdev', 'cport6') : new Map<string, string>();
         const closing = new Set((await readElements(this.o.nft, 'netdev', `closing${f}`)).keys());
-        for (const [k, v] of await readElements(this.o.nft, 'netdev', `conn${f}`, true)) {
+        const flows = await readElements(this.o.nft, 'netdev', `conn${f}`, true);
+        await this.forgetClients(clients, ports, flows);
+        for (const [k, v] of flows) {
           const mark = Number(v.split('|')[0]);
           const expires = Number(v.split('|')[1] ?? 0);
           const c = counts.get(mark) ?? { active: 0, inactive: 0 };
@@ -485,9 +502,9 @@ export class NftDataPlane implements DataPlane {
           if (isClosing || udp) c.inactive++;
           else c.active++;
           counts.set(mark, c);
-          // IPv4 keys are (service, client address, client port); IPv6 keys are hashed.
-          const [, caddr, cport] = k.split(' . ');
-          const client = f === '4' && caddr !== undefined ? { client: { family: 'inet' as const, address: caddr, port: Number(cport ?? 0) } } : {};
+          // IPv4 keys are (service, client address, client port).
+          const [, caddr, cport] = f === '4' ? k.split(' . ') : [undefined, clients.get(k), ports.get(k)];
+          const client = caddr !== undefined ? { client: { family: f === '4' ? 'inet' as const : 'inet6' as const, address: caddr, port: Number(cport ?? 0) } } : {};
           conns.push({ mark, key: k, state: udp ? 'UDP' : isClosing ? 'FIN_WAIT' : 'ESTABLISHED', expires, family: f === '4' ? 'inet' : 'inet6', ...client });
         }
       }

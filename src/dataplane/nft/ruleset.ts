@@ -71,6 +71,10 @@ function declarations(kind: TableKind, limits: RulesetLimits): [string, string][
       // printing a set declared `typeof … jhash …`.
       ['map conn6', `typeof ${CONN6_TYPE} : meta mark; flags dynamic, timeout; timeout 900s; size ${limits.connections};`],
       ['set closing6', `typeof ${CONN6_TYPE}; flags dynamic, timeout; timeout 120s; size ${limits.connections};`],
+      // The client of each IPv6 flow, for listings (two maps: one concatenated value trips the
+      // same nft 1.0.6 register bug). No timeout: the plane drops those conn6 no longer has.
+      ['map client6', `typeof ${CONN6_TYPE} : ip6 saddr; flags dynamic; size ${limits.connections};`],
+      ['map cport6', `typeof ${CONN6_TYPE} : th sport; flags dynamic; size ${limits.connections};`],
       ['map be4', 'type mark : ipv4_addr;'],
       ['map be6', 'type mark : ipv6_addr;'],
       ['map egress', 'type mark : verdict;'],
@@ -129,6 +133,7 @@ function staticChains(kind: TableKind, t: Timeouts): Map<string, string[]> {
         `meta mark set ${connKey(f, 'meta mark')} map @conn${f} goto est${f}`,
         ...choose,
         `${svcOnly} @ops goto out${f}`,
+        ...(f === '6' ? [`update @client6 { ${key} : ip6 saddr } update @cport6 { ${key} : th sport }`] : []),
         `meta l4proto udp update @conn${f} { ${key} timeout ${t.udp}s : meta mark } goto out${f}`,
         `update @conn${f} { ${key} timeout ${t.tcp}s : meta mark } goto out${f}`,
       ]);
