@@ -21,7 +21,7 @@
  */
 import { endpointKey, realServerKey } from '../model/keys.js';
 import { expandRange } from '../model/address.js';
-import type { Family, FulcrumConfig, RealServer, VirtualServer, VirtualServerGroup } from '../model/types.js';
+import { instanceAddresses, type Family, type FulcrumConfig, type RealServer, type VirtualServer, type VirtualServerGroup } from '../model/types.js';
 import { DEFAULT_TIMEOUTS, type ListenAddress, type ServerSpec, type ServiceSpec, type Timeouts } from '../dataplane/types.js';
 
 /** What the health checkers and agents last said about one real server of one service. */
@@ -80,7 +80,7 @@ export function listenAddresses(vs: VirtualServer, groups: ReadonlyMap<string, V
 export function vrrpDevices(cfg: FulcrumConfig): Map<string, string> {
   const out = new Map<string, string>();
   for (const i of cfg.vrrpInstances) {
-    for (const v of [...i.virtualIpAddresses, ...i.excludedIpAddresses]) {
+    for (const v of instanceAddresses(i)) {
       const dev = v.dev ?? i.interface;
       if (dev !== undefined && !out.has(v.address)) out.set(v.address, dev);
     }

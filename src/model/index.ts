@@ -13,7 +13,7 @@ export type {
   TunnelSpec, TunnelType, UdpCheck, UnicastPeer, VirtualIp, VirtualServer, VirtualServerGroup,
   VrrpInstance, VrrpScript, VrrpSyncGroup,
 } from './types.js';
-export { FORWARDING_METHODS, IPVS_SCHEDULERS, isSchedulerName } from './types.js';
+export { FORWARDING_METHODS, instanceAddresses, IPVS_SCHEDULERS, isSchedulerName } from './types.js';
 export { endpointKey, realServerKey, serviceKey } from './keys.js';
 export {
   cidrBounds, compareAddresses, formatHostPort, maskAddress, maxPrefix, netmaskToPrefix, parseIp, prefixToNetmask,

@@ -336,6 +336,11 @@ export interface VrrpInstance {
   readonly loc?: SourceLocation | undefined;
 }
 
+/** Every address an instance adds when MASTER: virtual_ipaddress and virtual_ipaddress_excluded. */
+export function instanceAddresses(cfg: VrrpInstance): readonly VirtualIp[] {
+  return [...cfg.virtualIpAddresses, ...cfg.excludedIpAddresses];
+}
+
 export interface VrrpScript {
   readonly name: string;
   readonly script: ScriptSpec;

@@ -13,7 +13,7 @@ import { channel } from 'node:diagnostics_channel';
 import ipaddr from 'ipaddr.js';
 import type { Clock } from '../health/types.js';
 import * as D from '../model/defaults.js';
-import type { FulcrumConfig, GlobalDefs, ScriptSpec, VirtualIp, VrrpInstance, VrrpScript, VrrpSyncGroup } from '../model/types.js';
+import { instanceAddresses, type FulcrumConfig, type GlobalDefs, type ScriptSpec, type VirtualIp, type VrrpInstance, type VrrpScript, type VrrpSyncGroup } from '../model/types.js';
 import { describeOutcome, runScript as realRunScript, type RunScriptOptions, type ScriptOutcome } from '../notify/script.js';
 import { SysError, SysErrorCode } from '../sys/errors.js';
 import type { HostNetwork, VrrpChannel, VrrpPacketIn } from '../sys/host.js';
@@ -120,11 +120,6 @@ export function addressKey(address: string): string {
 
 function vipKey(v: VirtualIp): string {
   return addressKey(v.address);
-}
-
-/** Every address an instance adds when MASTER: virtual_ipaddress and virtual_ipaddress_excluded. */
-function instanceAddresses(cfg: VrrpInstance): readonly VirtualIp[] {
-  return [...cfg.virtualIpAddresses, ...cfg.excludedIpAddresses];
 }
 
 /** Every address some instance of `config` manages, keyed by `addressKey`. */

@@ -468,11 +468,11 @@ export class NftDataPlane implements DataPlane {
 
   /** Drop the client entries of IPv6 flows conn6 no longer holds (they have no timeout of their own). */
   private async forgetClients(clients: ReadonlyMap<string, string>, ports: ReadonlyMap<string, string>, flows: ReadonlyMap<string, string>): Promise<void> {
-    const cmds: string[] = [];
+    const gone: ElementMap = new Map();
     for (const [set, m] of [['client6', clients], ['cport6', ports]] as const) {
-      const gone = [...m.keys()].filter((k) => !flows.has(k));
-      for (let i = 0; i < gone.length; i += 2000) cmds.push(`delete element netdev ${TABLE_NAME} ${set} { ${gone.slice(i, i + 2000).join(', ')} }`);
+      gone.set(set, new Map([...m].filter(([k]) => !flows.has(k))));
     }
+    const cmds = elementDelta('netdev', gone, new Map());
     // A failure only leaves stale entries for the next second.
     if (cmds.length > 0) await this.o.nft.run(cmds).catch(() => undefined);
   }
