@@ -6,26 +6,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isRoot, testLab, until, type Lab } from '../src/testing/netns.js';
-import { adm, answersFromAll, byDirection, capture, curl, ensureKernelTools, httpServer, listening, nftElements, realserver, startDirector } from '../src/testing/lvs-lab.js';
+import { isRoot, until, type Lab } from '../src/testing/netns.js';
+import { adm, answersFromAll, byDirection, capture, curl, drLab, nftElements, serveHttp, startDirector } from '../src/testing/lvs-lab.js';
 import { httpLoopScript } from '../src/testing/http-loop.js';
 import { withTempDir } from '../src/testing/index.js';
 
 const skip = isRoot() ? false : 'needs root (network namespaces, nftables)';
 const VIP = '10.61.0.100';
 
-function drLab(t: { after(fn: () => Promise<void>): void }, prefix: string, servers: number): Lab {
-  ensureKernelTools();
-  const lab = testLab(t, prefix);
-  lab.host('c', '10.61.0.1');
-  lab.host('d', '10.61.0.2');
-  lab.exec('d', 'ip', ['addr', 'add', `${VIP}/32`, 'dev', 'eth0']);
-  for (let i = 1; i <= servers; i++) {
-    lab.host(`r${i}`, `10.61.0.${10 + i}`);
-    const r = realserver(lab, `r${i}`, ['start', '--vip', VIP]);
-    assert.equal(r.code, 0, r.out);
-    httpServer(lab, `r${i}`, 80);
-  }
+/** Client, director and `servers` real servers serving HTTP on port 80. */
+async function webLab(t: { after(fn: () => Promise<void>): void }, prefix: string, servers: number): Promise<Lab> {
+  const lab = drLab(t, prefix, { net: '10.61.0', v6: 'fd61', vip: VIP, servers });
+  await serveHttp(lab, [80], Array.from({ length: servers }, (_, i) => `r${i + 1}`));
   return lab;
 }
 
@@ -35,9 +27,7 @@ function drConfig(servers: number, extra = '', algo = 'rr'): string {
 }
 
 test('DR: the client reaches both real servers, which see its address; replies bypass the director', { skip, timeout: 120_000 }, (t) => withTempDir(async (dir) => {
-  const lab = drLab(t, 'fkd1', 2);
-  await listening(lab, 'r1', 80);
-  await listening(lab, 'r2', 80);
+  const lab = await webLab(t, 'fkd1', 2);
   await startDirector(lab, 'd', dir, drConfig(2));
   const dump = await capture(lab, 'd', 'tcp port 80');
   const answers = await answersFromAll(lab, 'c', `http://${VIP}/`, 2, 4);
@@ -49,8 +39,7 @@ test('DR: the client reaches both real servers, which see its address; replies b
 }));
 
 test('DR: weight changes, a drain and a removal under a request loop fail no request', { skip, timeout: 120_000 }, (t) => withTempDir(async (dir) => {
-  const lab = drLab(t, 'fkd2', 3);
-  for (const r of ['r1', 'r2', 'r3']) await listening(lab, r, 80);
+  const lab = await webLab(t, 'fkd2', 3);
   const d = await startDirector(lab, 'd', dir, drConfig(3, '', 'wrr'));
   await until(() => curl(lab, 'c', `http://${VIP}/`) !== null, 20_000, 'service up', 100);
   const loop = lab.spawn('c', process.execPath, ['-e', httpLoopScript(`http://${VIP}/`, 300, 10)]);
@@ -87,9 +76,7 @@ test('DR: weight changes, a drain and a removal under a request loop fail no req
 }));
 
 test('DR: persistence keeps a client on one real server for the timeout, then expires', { skip, timeout: 120_000 }, (t) => withTempDir(async (dir) => {
-  const lab = drLab(t, 'fkd3', 2);
-  await listening(lab, 'r1', 80);
-  await listening(lab, 'r2', 80);
+  const lab = await webLab(t, 'fkd3', 2);
   await startDirector(lab, 'd', dir, drConfig(2, '  persistence_timeout 2\n'));
   await until(() => curl(lab, 'c', `http://${VIP}/`) !== null, 20_000, 'service up', 100);
   const held = new Set<string>();

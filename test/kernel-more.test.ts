@@ -7,56 +7,15 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { isRoot, testLab, until, type Lab } from '../src/testing/netns.js';
-import { adm, answersFromAll, byDirection, capture, curl, ensureKernelTools, httpServer, listening, nftElements, realserver, startDirector, udpAsk, udpServer } from '../src/testing/lvs-lab.js';
+import { isRoot, until, type Lab } from '../src/testing/netns.js';
+import { adm, answersFromAll, byDirection, capture, curl, drLab, natLab, nftElements, serveHttp, startDirector, udpAsk, udpServer } from '../src/testing/lvs-lab.js';
 import { withTempDir } from '../src/testing/index.js';
 
 const skip = isRoot() ? false : 'needs root (network namespaces, nftables)';
-type T = { after(fn: () => Promise<void>): void };
-
 const names = (answers: readonly string[]): Set<string> => new Set(answers.map((a) => a.split(' ')[0] ?? ''));
 
-/** Client c, director d, real servers r1, r2 on one segment: 10.64.0.0/24 and fd64::/64. */
-function drLab(t: T, prefix: string, vip: string, o: { directorVip?: boolean } = {}): Lab {
-  ensureKernelTools();
-  const lab = testLab(t, prefix);
-  const v6 = vip.includes(':');
-  for (const [name, n] of [['c', 1], ['d', 2], ['r1', 11], ['r2', 12]] as const) {
-    lab.host(name, `10.64.0.${n}`);
-    lab.exec(name, 'ip', ['-6', 'addr', 'add', `fd64::${n}/64`, 'dev', 'eth0', 'nodad']);
-  }
-  if (o.directorVip !== false) lab.exec('d', 'ip', [...(v6 ? ['-6'] : []), 'addr', 'add', `${vip}/${v6 ? 128 : 32}`, 'dev', 'eth0', ...(v6 ? ['nodad'] : [])]);
-  for (const r of ['r1', 'r2']) {
-    const s = realserver(lab, r, ['start', '--vip', vip]);
-    assert.equal(s.code, 0, s.out);
-  }
-  return lab;
-}
-
-/**
- * Client c on 10.65.1.0/24 and fd65:1::/64, real servers r1, r2 on 10.65.0.0/24 and
- * fd65::/64 with their default routes through the director d, which routes between them.
- */
-function natLab(t: T, prefix: string, vip: string): Lab {
-  ensureKernelTools();
-  const lab = testLab(t, prefix);
-  lab.host('c', '10.65.1.1');
-  lab.exec('c', 'ip', ['-6', 'addr', 'add', 'fd65:1::1/64', 'dev', 'eth0', 'nodad']);
-  lab.host('d', '10.65.0.2');
-  lab.exec('d', 'ip', ['addr', 'add', '10.65.1.2/24', 'dev', 'eth0']);
-  lab.exec('d', 'ip', ['-6', 'addr', 'add', 'fd65::2/64', 'dev', 'eth0', 'nodad']);
-  lab.exec('d', 'ip', ['-6', 'addr', 'add', 'fd65:1::2/64', 'dev', 'eth0', 'nodad']);
-  const v6 = vip.includes(':');
-  lab.exec('d', 'ip', [...(v6 ? ['-6'] : []), 'addr', 'add', `${vip}/${v6 ? 128 : 32}`, 'dev', 'eth0', ...(v6 ? ['nodad'] : [])]);
-  lab.exec('d', 'sysctl', ['-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
-  for (const [name, n] of [['r1', 11], ['r2', 12]] as const) {
-    lab.host(name, `10.65.0.${n}`);
-    lab.exec(name, 'ip', ['-6', 'addr', 'add', `fd65::${n}/64`, 'dev', 'eth0', 'nodad']);
-    lab.exec(name, 'ip', ['route', 'add', 'default', 'via', '10.65.0.2']);
-    lab.exec(name, 'ip', ['-6', 'route', 'add', 'default', 'via', 'fd65::2']);
-  }
-  return lab;
-}
+const DR = { net: '10.64.0', v6: 'fd64' };
+const NAT = { net: '10.65', v6: 'fd65' };
 
 const check = (port: number): string => `    TCP_CHECK {\n      connect_timeout 1\n      connect_port ${port}\n    }\n`;
 
@@ -76,12 +35,6 @@ async function udpFromBoth(lab: Lab, vip: string, port: number): Promise<string[
   return answers;
 }
 
-/** HTTP servers on r1 and r2 on each of `ports`, listening before this resolves. */
-async function serveHttp(lab: Lab, ports: readonly number[]): Promise<void> {
-  for (const r of ['r1', 'r2']) for (const p of ports) httpServer(lab, r, p);
-  for (const r of ['r1', 'r2']) for (const p of ports) await listening(lab, r, p);
-}
-
 /** The operator's own table `op`: mark TCP to VIP ports 80 and 8080 with 7 in a chain hooked by `hook`. */
 function operatorMark(lab: Lab, family: 'netdev' | 'inet', hook: string, vip: string): void {
   lab.exec('d', 'nft', ['add', 'table', family, 'op']);
@@ -91,7 +44,7 @@ function operatorMark(lab: Lab, family: 'netdev' | 'inet', hook: string, vip: st
 
 test('DR over IPv6: both real servers answer, see the client address, and no reply passes the director', { skip, timeout: 120_000 }, (t) => withTempDir(async (dir) => {
   const VIP = 'fd64::100';
-  const lab = drLab(t, 'fkm1', VIP);
+  const lab = drLab(t, 'fkm1', { ...DR, vip: VIP });
   await serveHttp(lab, [80]);
   const d = await startDirector(lab, 'd', dir, `global_defs {\n  lvs_timeouts tcp 900 tcpfin 3\n}\n${service(`${VIP} 80`, 'DR', [['fd64::11', 80], ['fd64::12', 80]])}`);
   const dump = await capture(lab, 'd', 'ip6 and tcp port 80');
@@ -109,7 +62,7 @@ test('DR over IPv6: both real servers answer, see the client address, and no rep
 
 test('NAT over IPv6: VIP port 80 maps to the real servers\' 8080 and they see the true client address', { skip, timeout: 120_000 }, (t) => withTempDir(async (dir) => {
   const VIP = 'fd65:1::100';
-  const lab = natLab(t, 'fkm2', VIP);
+  const lab = natLab(t, 'fkm2', { ...NAT, vip: VIP });
   await serveHttp(lab, [8080]);
   await startDirector(lab, 'd', dir, service(`${VIP} 80`, 'NAT', [['fd65::11', 8080], ['fd65::12', 8080]]));
   for (const a of await answersFromAll(lab, 'c', `http://[${VIP}]/`, 2, 4)) assert.match(a, /^r[12] fd65:1::1$/);
@@ -123,7 +76,7 @@ test('NAT over IPv6: VIP port 80 maps to the real servers\' 8080 and they see th
 
 test('UDP over DR: new flows reach both real servers, whose answers come from the VIP straight to the client', { skip, timeout: 120_000 }, (t) => withTempDir(async (dir) => {
   const VIP = '10.64.0.100';
-  const lab = drLab(t, 'fkm3', VIP);
+  const lab = drLab(t, 'fkm3', { ...DR, vip: VIP });
   for (const r of ['r1', 'r2']) udpServer(lab, r, VIP, 53);
   await startDirector(lab, 'd', dir, service(`${VIP} 53`, 'DR', [['10.64.0.11', 53], ['10.64.0.12', 53]], { protocol: 'UDP' }));
   const dump = await capture(lab, 'd', 'udp port 53');
@@ -137,7 +90,7 @@ test('UDP over DR: new flows reach both real servers, whose answers come from th
 
 test('UDP over NAT: VIP port 53 maps to the real servers\' 5353; answers return through the director', { skip, timeout: 120_000 }, (t) => withTempDir(async (dir) => {
   const VIP = '10.65.1.100';
-  const lab = natLab(t, 'fkm4', VIP);
+  const lab = natLab(t, 'fkm4', { ...NAT, vip: VIP });
   for (const r of ['r1', 'r2']) udpServer(lab, r, '0.0.0.0', 5353);
   await startDirector(lab, 'd', dir, service(`${VIP} 53`, 'NAT', [['10.65.0.11', 5353], ['10.65.0.12', 5353]], { protocol: 'UDP' }));
   const answers = await udpFromBoth(lab, VIP, 53);
@@ -147,7 +100,7 @@ test('UDP over NAT: VIP port 53 maps to the real servers\' 5353; answers return 
 
 test('DR firewall-mark service: the ports the operator marks go to one real server per client; others are not forwarded', { skip, timeout: 120_000 }, (t) => withTempDir(async (dir) => {
   const VIP = '10.64.0.100';
-  const lab = drLab(t, 'fkm5', VIP);
+  const lab = drLab(t, 'fkm5', { ...DR, vip: VIP });
   await serveHttp(lab, [80, 8080, 8081]);
   // The operator's rule, as with iptables -t mangle for IPVS: mark VIP:80 and VIP:8080 with 7
   // before Fulcrum's ingress chain (priority -500) classifies the packet.
@@ -167,7 +120,7 @@ test('DR firewall-mark service: the ports the operator marks go to one real serv
 
 test('NAT firewall-mark service: marked ports keep their port on the real servers, which see the client', { skip, timeout: 120_000 }, (t) => withTempDir(async (dir) => {
   const VIP = '10.65.1.100';
-  const lab = natLab(t, 'fkm6', VIP);
+  const lab = natLab(t, 'fkm6', { ...NAT, vip: VIP });
   await serveHttp(lab, [80, 8080]);
   // The operator's mark, before Fulcrum's nat prerouting chain (priority -101).
   operatorMark(lab, 'inet', 'type filter hook prerouting priority -150;', VIP);
@@ -180,7 +133,7 @@ test('NAT firewall-mark service: marked ports keep their port on the real server
 
 test('DR port-0 service (PCC): every port of the VIP, one real server per client across ports', { skip, timeout: 120_000 }, (t) => withTempDir(async (dir) => {
   const VIP = '10.64.0.100';
-  const lab = drLab(t, 'fkm7', VIP);
+  const lab = drLab(t, 'fkm7', { ...DR, vip: VIP });
   lab.host('c2', '10.64.0.3');
   lab.host('c3', '10.64.0.4');
   await serveHttp(lab, [80, 8443]);
@@ -204,7 +157,7 @@ test('DR port-0 service (PCC): every port of the VIP, one real server per client
 
 test('DR on a VRRP address: in the kernel while BACKUP, classified on the VRRP interface, forwarding once MASTER', { skip, timeout: 120_000 }, (t) => withTempDir(async (dir) => {
   const VIP = '10.64.0.100';
-  const lab = drLab(t, 'fkm8', VIP, { directorVip: false });
+  const lab = drLab(t, 'fkm8', { ...DR, vip: VIP, directorVip: false });
   await serveHttp(lab, [80]);
   const vrrp = `vrrp_instance VI_1 {\n  state BACKUP\n  interface eth0\n  virtual_router_id 58\n  priority 100\n  advert_int 1\n  virtual_ipaddress {\n    ${VIP}/32\n  }\n}\n`;
   await startDirector(lab, 'd', dir, vrrp + service(`${VIP} 80`, 'DR', [['10.64.0.11', 80], ['10.64.0.12', 80]]));

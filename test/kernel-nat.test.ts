@@ -7,26 +7,17 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { isRoot, testLab, until, type Lab } from '../src/testing/netns.js';
-import { answersFromAll, curl, ensureKernelTools, httpServer, listening, nftElements, startDirector } from '../src/testing/lvs-lab.js';
+import { isRoot, until, type Lab } from '../src/testing/netns.js';
+import { answersFromAll, curl, natLab, nftElements, serveHttp, startDirector } from '../src/testing/lvs-lab.js';
 import { withTempDir } from '../src/testing/index.js';
 
 const skip = isRoot() ? false : 'needs root (network namespaces, nftables)';
 const VIP = '10.62.1.100';
 
-function natLab(t: { after(fn: () => Promise<void>): void }, prefix: string, viaDirector: boolean): Lab {
-  ensureKernelTools();
-  const lab = testLab(t, prefix);
-  lab.host('c', '10.62.1.1');
-  lab.host('d', '10.62.0.2');
-  lab.exec('d', 'ip', ['addr', 'add', '10.62.1.2/24', 'dev', 'eth0']);
-  lab.exec('d', 'ip', ['addr', 'add', `${VIP}/32`, 'dev', 'eth0']);
-  lab.exec('d', 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
-  for (const [name, addr] of [['r1', '10.62.0.11'], ['r2', '10.62.0.12']] as const) {
-    lab.host(name, addr);
-    if (viaDirector) lab.exec(name, 'ip', ['route', 'add', 'default', 'via', '10.62.0.2']);
-    httpServer(lab, name, 8080);
-  }
+/** The NAT lab with real servers serving HTTP on 8080; with `viaDirector` false they cannot reach the client. */
+async function webLab(t: { after(fn: () => Promise<void>): void }, prefix: string, viaDirector: boolean): Promise<Lab> {
+  const lab = natLab(t, prefix, { net: '10.62', v6: 'fd62', vip: VIP, viaDirector });
+  await serveHttp(lab, [8080]);
   return lab;
 }
 
@@ -53,9 +44,7 @@ ${extra}  real_server 10.62.0.11 8080 {
 const answers = (lab: Lab, n: number): Promise<string[]> => answersFromAll(lab, 'c', `http://${VIP}/`, 2, n);
 
 test('NAT: VIP:80 is mapped to the real servers\' port 8080 and they see the true client address', { skip, timeout: 90_000 }, (t) => withTempDir(async (dir) => {
-  const lab = natLab(t, 'fkn1', true);
-  await listening(lab, 'r1', 8080);
-  await listening(lab, 'r2', 8080);
+  const lab = await webLab(t, 'fkn1', true);
   await startDirector(lab, 'd', dir, natConfig());
   for (const a of await answers(lab, 4)) assert.match(a, /^r[12] 10\.62\.1\.1$/);
   assert.match(nftElements(lab, 'd', 'inet', 'nat4'), /10\.62\.0\.11 \. 8080/);
@@ -64,17 +53,13 @@ test('NAT: VIP:80 is mapped to the real servers\' port 8080 and they see the tru
 }));
 
 test('NAT: full NAT reaches real servers that do not route through the director; they see the director', { skip, timeout: 90_000 }, (t) => withTempDir(async (dir) => {
-  const lab = natLab(t, 'fkn2', false);
-  await listening(lab, 'r1', 8080);
-  await listening(lab, 'r2', 8080);
+  const lab = await webLab(t, 'fkn2', false);
   await startDirector(lab, 'd', dir, natConfig('  fullnat_source 10.62.0.2\n'));
   for (const a of await answers(lab, 4)) assert.match(a, /^r[12] 10\.62\.0\.2$/);
 }));
 
 test('NAT: a real server that stops answering leaves the kernel tables within the checker interval', { skip, timeout: 90_000 }, (t) => withTempDir(async (dir) => {
-  const lab = natLab(t, 'fkn3', true);
-  await listening(lab, 'r1', 8080);
-  await listening(lab, 'r2', 8080);
+  const lab = await webLab(t, 'fkn3', true);
   await startDirector(lab, 'd', dir, natConfig('', 1));
   await answers(lab, 2);
   assert.match(nftElements(lab, 'd', 'inet', 'nat4'), /10\.62\.0\.12 \. 8080/);

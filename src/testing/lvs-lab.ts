@@ -6,7 +6,8 @@
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { repoRoot } from './index.js';
-import { type Lab, until } from './netns.js';
+import assert from 'node:assert/strict';
+import { type Lab, testLab, until } from './netns.js';
 import { ensureCommand } from './peers.js';
 import { startFulcrum, type Proc } from './vrrp-lab.js';
 import { objectKind } from '../dataplane/nft/ruleset.js';
@@ -17,6 +18,69 @@ export function ensureKernelTools(): void {
   ensureCommand('tcpdump', 'tcpdump');
   ensureCommand('curl', 'curl');
   ensureCommand('arping', 'arping');
+}
+
+type TestContext = { after(fn: () => Promise<void>): void };
+
+/** Add `address` to `host`'s eth0: a /32 or /128, or with `prefix`. IPv6 without DAD. */
+export function addAddress(lab: Lab, host: string, address: string, prefix?: number): void {
+  const v6 = address.includes(':');
+  lab.exec(host, 'ip', [...(v6 ? ['-6'] : []), 'addr', 'add', `${address}/${prefix ?? (v6 ? 128 : 32)}`, 'dev', 'eth0', ...(v6 ? ['nodad'] : [])]);
+}
+
+/**
+ * An LVS-DR lab on one segment: client c (.1), director d (.2), real servers r1…rN (.11…)
+ * on `${net}.0/24` and `${v6}::/64`; the VIP on d's eth0 (unless `directorVip` is false:
+ * VRRP will put it there), and each real server prepared by `fulcrum realserver start`.
+ */
+export function drLab(t: TestContext, prefix: string, o: { net: string; v6: string; vip: string; servers?: number; directorVip?: boolean }): Lab {
+  ensureKernelTools();
+  const lab = testLab(t, prefix);
+  const servers = Array.from({ length: o.servers ?? 2 }, (_, i) => [`r${i + 1}`, 11 + i] as const);
+  for (const [name, n] of [['c', 1], ['d', 2], ...servers] as const) {
+    lab.host(name, `${o.net}.${n}`);
+    addAddress(lab, name, `${o.v6}::${n}`, 64);
+  }
+  if (o.directorVip !== false) addAddress(lab, 'd', o.vip);
+  for (const [name] of servers) {
+    const r = realserver(lab, name, ['start', '--vip', o.vip]);
+    assert.equal(r.code, 0, r.out);
+  }
+  return lab;
+}
+
+/**
+ * An LVS-NAT lab: client c on `${net}.1.0/24` and `${v6}:1::/64`, real servers r1, r2 on
+ * `${net}.0.0/24` and `${v6}::/64`, the director d on both with the VIP and forwarding on.
+ * With `viaDirector` the real servers route back through d; without, they cannot reach the
+ * client (full NAT).
+ */
+export function natLab(t: TestContext, prefix: string, o: { net: string; v6: string; vip: string; viaDirector?: boolean }): Lab {
+  ensureKernelTools();
+  const lab = testLab(t, prefix);
+  lab.host('c', `${o.net}.1.1`);
+  addAddress(lab, 'c', `${o.v6}:1::1`, 64);
+  lab.host('d', `${o.net}.0.2`);
+  addAddress(lab, 'd', `${o.net}.1.2`, 24);
+  addAddress(lab, 'd', `${o.v6}::2`, 64);
+  addAddress(lab, 'd', `${o.v6}:1::2`, 64);
+  addAddress(lab, 'd', o.vip);
+  lab.exec('d', 'sysctl', ['-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
+  for (const [name, n] of [['r1', 11], ['r2', 12]] as const) {
+    lab.host(name, `${o.net}.0.${n}`);
+    addAddress(lab, name, `${o.v6}::${n}`, 64);
+    if (o.viaDirector !== false) {
+      lab.exec(name, 'ip', ['route', 'add', 'default', 'via', `${o.net}.0.2`]);
+      lab.exec(name, 'ip', ['-6', 'route', 'add', 'default', 'via', `${o.v6}::2`]);
+    }
+  }
+  return lab;
+}
+
+/** HTTP servers (httpServer) on each of `hosts` and `ports`, listening before this resolves. */
+export async function serveHttp(lab: Lab, ports: readonly number[], hosts: readonly string[] = ['r1', 'r2']): Promise<void> {
+  for (const h of hosts) for (const p of ports) httpServer(lab, h, p);
+  for (const h of hosts) for (const p of ports) await listening(lab, h, p);
 }
 
 /** An HTTP server in `host` on `port` answering "<name> <client address>". */
