@@ -137,6 +137,9 @@ export function createMetrics(view: () => StatusView, board: StatusBoard, defaul
     const r = v().reloads;
     if (r.lastOkAt > 0) e({}, r.lastOkAt / 1000);
   });
+  readCounter<'component' | 'code'>('fulcrum_internal_failures_total', 'Internal failures (kernel reads and transactions, accept errors, scripts that could not run, background tasks) by component and stable code', ['component', 'code'], (e) => {
+    for (const f of board.failures.list()) e({ component: f.component, code: f.code }, f.count);
+  });
   readGauge<never>('fulcrum_runtime_changes', 'Runtime changes (fulcrum adm, API) laid over the configuration file', [], (e) => e({}, v().runtime.changes));
   readGauge<never>('fulcrum_runtime_stale_changes', 'Runtime changes the configuration file gives no target', [], (e) => e({}, v().runtime.stale.length));
   readGauge<'service' | 'server'>('fulcrum_drain_remaining_connections', 'Connections and templates still holding a drain', srvL, (e) => {

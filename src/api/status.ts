@@ -11,6 +11,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { DAEMON_CHANNEL, type DaemonEvent } from '../daemon/index.js';
 import { DIRECTOR_CHANNEL, type DirectorEvent } from '../director/index.js';
 import { HEALTH_CHANNEL, type HealthEvent } from '../health/index.js';
+import { FAILURE_CHANNEL, FailureCounts, type InternalFailure } from '../errors/index.js';
 
 export interface CheckerStatus {
   readonly type: string;
@@ -35,7 +36,7 @@ export interface ServerHealth {
   checkers: Record<string, CheckerStatus>;
 }
 
-export type TimelineKind = 'health' | 'check' | 'agent' | 'reload' | 'runtime' | 'drain' | 'quorum' | 'daemon' | 'vrrp';
+export type TimelineKind = 'health' | 'check' | 'agent' | 'reload' | 'runtime' | 'drain' | 'quorum' | 'daemon' | 'vrrp' | 'failure';
 
 export interface TimelineEvent {
   readonly id: number;
@@ -54,6 +55,10 @@ export type ProbeObserver = (e: { service: string; server: string; checker: stri
 
 export class StatusBoard {
   readonly servers = new Map<string, ServerHealth>();
+  /** Internal failures by component and code (fulcrum_internal_failures_total). */
+  readonly failures = new FailureCounts();
+  /** When each component+code last reached the timeline: one entry per 10 s at most. */
+  private readonly failureShown = new Map<string, number>();
   private readonly events: TimelineEvent[] = [];
   private nextId = 1;
   private readonly unsubs: (() => void)[] = [];
@@ -75,6 +80,7 @@ export class StatusBoard {
     on(DAEMON_CHANNEL, (m) => this.foldDaemon(m as DaemonEvent));
     on(DIRECTOR_CHANNEL, (m) => this.foldDirector(m as DirectorEvent));
     on(VRRP_CHANNEL, (m) => this.foldVrrp(m as VrrpEvent));
+    on(FAILURE_CHANNEL, (m) => this.foldFailure(m as InternalFailure));
     return this;
   }
 
@@ -186,6 +192,16 @@ export class StatusBoard {
     } else if (e.type === 'apply-failed') {
       this.push({ kind: 'daemon', severity: 'error', message: `data plane refused: ${e.failures.map((f) => f.message).join('; ')}` });
     }
+  }
+
+  /** Every failure is counted; the timeline gets one entry per component and code per 10 s. */
+  foldFailure(f: InternalFailure): void {
+    const at = this.now();
+    this.failures.add(f, at);
+    const k = `${f.component} ${f.code}`;
+    if (at - (this.failureShown.get(k) ?? -Infinity) < 10_000) return;
+    this.failureShown.set(k, at);
+    this.push({ kind: 'failure', severity: 'error', message: `${f.component}: ${f.code}: ${f.message}` });
   }
 
   /** VRRP transitions, faults and refused packets (already rate-limited by the node). */

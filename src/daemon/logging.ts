@@ -9,6 +9,7 @@ import { DIRECTOR_CHANNEL, type DirectorEvent } from '../director/index.js';
 import { PROXY_CHANNEL, type ProxyEvent } from '../dataplane/index.js';
 import { DAEMON_CHANNEL, type DaemonEvent } from './events.js';
 import { HEALTH_CHANNEL, type HealthEvent } from '../health/index.js';
+import { FAILURE_CHANNEL, type InternalFailure } from '../errors/index.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -143,12 +144,31 @@ export function attachLogger(log: Logger): () => void {
         return;
     }
   };
+  // Internal failures: every one is counted (status board); the log gets the first of each
+  // component and code, then at most one line per 10 s with how many were not logged.
+  const shown = new Map<string, { at: number; suppressed: number }>();
+  const onFailure = (m: unknown): void => {
+    const f = m as InternalFailure;
+    const k = `${f.component} ${f.code}`;
+    const now = Date.now();
+    const s = shown.get(k);
+    if (s && now - s.at < 10_000) {
+      s.suppressed++;
+      return;
+    }
+    const suppressed = s?.suppressed ?? 0;
+    shown.set(k, { at: now, suppressed: 0 });
+    log.error({ event: 'internal-failure', component: f.component, code: f.code, ...f.detail, ...(suppressed > 0 ? { suppressed } : {}) },
+      `${f.component}: ${f.message}${suppressed > 0 ? ` (${suppressed} more like it since the last report)` : ''}`);
+  };
+  subscribe(FAILURE_CHANNEL, onFailure);
   subscribe(VRRP_CHANNEL, onVrrp);
   subscribe(HEALTH_CHANNEL, onHealth);
   subscribe(DIRECTOR_CHANNEL, onDirector);
   subscribe(PROXY_CHANNEL, onProxy);
   subscribe(DAEMON_CHANNEL, onDaemon);
   return () => {
+    unsubscribe(FAILURE_CHANNEL, onFailure);
     unsubscribe(VRRP_CHANNEL, onVrrp);
     unsubscribe(HEALTH_CHANNEL, onHealth);
     unsubscribe(DIRECTOR_CHANNEL, onDirector);

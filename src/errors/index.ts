@@ -148,3 +148,7 @@ export class DiagnosticSink {
     return this.droppedErrors + this.droppedWarnings;
   }
 }
+
+export {
+  errorCode, errorMessage, FAILURE_CHANNEL, FailureCode, FailureCounts, reportFailure, supervise, type InternalFailure,
+} from './failure.js';

@@ -14,6 +14,7 @@
  * Fulcrum adds `rise` (default 1, keepalived's behaviour): consecutive successes a down
  * checker needs before it is up again, so a flapping server stays out.
  */
+import { FailureCode, reportFailure } from '../errors/index.js';
 import type { CheckerTiming } from '../model/types.js';
 import type { Checker, Clock, ProbeResult } from './types.js';
 import { ProbeErrorCode } from './types.js';
@@ -140,7 +141,13 @@ export class CheckRunner {
     this.due = this.clock.now() + ms;
     this.timer = this.clock.setTimer(() => {
       this.timer = null;
-      void this.probe();
+      // A probe that throws past its own guards is reported, and the checker keeps its
+      // schedule: a check loop never stops for good.
+      this.probe().catch((err: unknown) => {
+        this.inflight = null;
+        reportFailure('health', FailureCode.TASK, err, { checker: this.checker.constructor.name });
+        if (this.timer === null) this.schedule(this.timing.delayLoopMs);
+      });
     }, ms);
   }
 

@@ -4,6 +4,7 @@
  * order, one at a time (a slow script delays the next action for that server only).
  * Failures are reported, never thrown.
  */
+import { FailureCode, reportFailure, supervise } from '../errors/index.js';
 import type { GlobalDefs, RealServer, ScriptSpec } from '../model/types.js';
 import { alertsEnabled, realServerAlert, type Mailer } from './mail.js';
 import { describeOutcome, runScript } from './script.js';
@@ -64,11 +65,12 @@ export class ScriptAndMailNotifier implements Notifier {
 
   private enqueue(key: string, fn: () => Promise<void>): void {
     const prev = this.queues.get(key) ?? Promise.resolve();
-    const next = prev.then(fn);
+    // A step that throws is reported; the queue goes on with the next transition.
+    const next = prev.then(fn).catch((err: unknown) => reportFailure('notify', FailureCode.SCRIPT, err, { key }));
     this.queues.set(key, next);
-    void next.then(() => {
+    supervise('notify', next.then(() => {
       if (this.queues.get(key) === next) this.queues.delete(key);
-    });
+    }));
   }
 
   async idle(): Promise<void> {

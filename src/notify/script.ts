@@ -1,10 +1,12 @@
 /**
  * Running operator scripts (MISC_CHECK, notify_up/notify_down): always without a shell
  * (argv as configured, arguments appended as separate words, nothing interpolated into a
- * command line), as the configured user, with a timeout that kills the whole process group.
+ * command line), as the configured user, with a timeout that ends the whole process group
+ * (SIGTERM, then SIGKILL after a grace, as keepalived does). Never rejects: a script that
+ * cannot start is an outcome with `error`.
  * Also `fulcrum agent --command`, which keeps the first bytes of the output.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import type { ScriptSpec } from '../model/types.js';
 
@@ -34,7 +36,12 @@ export interface RunScriptOptions {
   readonly signal?: AbortSignal | undefined;
   /** Keep up to this many bytes of standard output (default: none; output is discarded). */
   readonly captureBytes?: number;
+  /** Milliseconds between SIGTERM at the timeout and SIGKILL (default KILL_GRACE_MS). */
+  readonly killGraceMs?: number;
 }
+
+/** Milliseconds a timed-out script's process group has between SIGTERM and SIGKILL. */
+export const KILL_GRACE_MS = 2000;
 
 /** Look a user (name or numeric id) up in /etc/passwd, and its group in /etc/group. */
 export function resolveUser(u: ScriptUser, files = { passwd: '/etc/passwd', group: '/etc/group' }): { uid: number; gid: number } {
@@ -78,20 +85,38 @@ export function runScript(spec: ScriptSpec, o: RunScriptOptions): Promise<Script
     let settled = false;
     const capture = o.captureBytes ?? 0;
     let output = '';
-    const child = spawn(cmd, [...rest, ...(o.args ?? [])], {
-      shell: false, stdio: capture > 0 ? ['ignore', 'pipe', 'ignore'] : 'ignore', detached: true,
-      ...(dropTo ? { uid: dropTo.uid, gid: dropTo.gid } : {}),
-    });
-    const kill = (): void => {
+    const bad = [cmd, ...rest, ...(o.args ?? [])].find((a) => a.includes('\0'));
+    if (bad !== undefined) return resolve({ exitCode: null, signal: null, timedOut: false, error: `argument ${JSON.stringify(bad)} contains a NUL byte`, ms: 0, output: '' });
+    let child: ChildProcess;
+    try {
+      child = spawn(cmd, [...rest, ...(o.args ?? [])], {
+        shell: false, stdio: capture > 0 ? ['ignore', 'pipe', 'ignore'] : 'ignore', detached: true,
+        ...(dropTo ? { uid: dropTo.uid, gid: dropTo.gid } : {}),
+      });
+    } catch (err: unknown) {
+      // spawn throws synchronously for what it cannot even try (EMFILE, bad arguments):
+      // an outcome like any other, never a rejection.
+      return resolve({ exitCode: null, signal: null, timedOut: false, error: err instanceof Error ? err.message : String(err), ms: ms(), output: '' });
+    }
+    const signalGroup = (sig: NodeJS.Signals): void => {
       if (child.pid === undefined) return;
       try {
-        process.kill(-child.pid, 'SIGKILL');
+        process.kill(-child.pid, sig);
       } catch {
-        child.kill('SIGKILL');
+        child.kill(sig);
       }
     };
-    const timer = setTimeout(() => { timedOut = true; kill(); }, o.timeoutMs);
-    const onAbort = (): void => { timedOut = true; kill(); };
+    // As keepalived: SIGTERM at the timeout, SIGKILL if the group is still there after the grace.
+    let killTimer: NodeJS.Timeout | null = null;
+    const stopIt = (): void => {
+      if (timedOut) return;
+      timedOut = true;
+      signalGroup('SIGTERM');
+      killTimer = setTimeout(() => signalGroup('SIGKILL'), o.killGraceMs ?? KILL_GRACE_MS);
+      killTimer.unref();
+    };
+    const timer = setTimeout(stopIt, o.timeoutMs);
+    const onAbort = stopIt;
     o.signal?.addEventListener('abort', onAbort, { once: true });
     child.stdout?.on('data', (c: Buffer) => { if (output.length < capture) output += c.toString('utf8').slice(0, capture - output.length); });
     const finish = (r: Omit<ScriptOutcome, 'ms' | 'timedOut' | 'output'>): void => {
@@ -105,13 +130,14 @@ export function runScript(spec: ScriptSpec, o: RunScriptOptions): Promise<Script
     // 'close': the process has exited and its output (if captured) has been read.
     child.once('close', (code, signal) => {
       // The group may still hold grandchildren the script left behind: end them too.
-      if (timedOut) kill();
+      if (timedOut) signalGroup('SIGKILL');
+      if (killTimer !== null) clearTimeout(killTimer);
       finish({ exitCode: code, signal });
     });
   });
 }
 
-/** "exit 3", "killed by SIGKILL after the 2000 ms timeout", "cannot run: …" */
+/** "exit 3", "killed after the 2000 ms timeout", "cannot run: …" */
 export function describeOutcome(o: ScriptOutcome, timeoutMs: number): string {
   if (o.error !== undefined) return `cannot run: ${o.error}`;
   if (o.timedOut) return `killed after the ${timeoutMs} ms timeout`;

@@ -89,15 +89,24 @@ export function commandKernelHost(o: { netns?: string | undefined; tunnel?: Tunn
       throw new SysError(/Operation not permitted/.test(msg) ? SysErrorCode.PERMISSION : SysErrorCode.FAILED, `ip ${args.join(' ')}: ${msg}`);
     }
   };
+  // A file that does not exist reads as '' (conntrack not loaded); any other failure rejects.
   const readProc = async (path: string): Promise<string> => {
     if (o.netns) {
+      // `cat` in the namespace: exit 0 with the text, or a test for existence decides.
       try {
         return (await run('ip', ['netns', 'exec', o.netns, 'cat', path], { maxBuffer: 1 << 28 })).stdout;
-      } catch {
-        return '';
+      } catch (err: unknown) {
+        const exists = await run('ip', ['netns', 'exec', o.netns, 'test', '-e', path]).then(() => true, () => false);
+        if (!exists) return '';
+        throw new SysError(SysErrorCode.FAILED, `reading ${path} in ${o.netns}: ${err instanceof Error ? err.message : String(err)}`);
       }
     }
-    return fs.readFile(path, 'utf8').catch(() => '');
+    try {
+      return await fs.readFile(path, 'utf8');
+    } catch (err: unknown) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return '';
+      throw new SysError(SysErrorCode.FAILED, `reading ${path}: ${err instanceof Error ? err.message : String(err)}`);
+    }
   };
   let kind: TunnelKind | null = o.tunnel === 'ipip' || o.tunnel === 'vxlan' ? o.tunnel : null;
   return {
@@ -156,6 +165,8 @@ export class FakeKernelHost implements KernelHost {
   readonly addresses = new Map<string, string>();
   readonly tunnels = new Set<string>();
   conntrackText = '';
+  /** Make conntrack() reject with this (a failed read). */
+  conntrackFailure: Error | null = null;
   forwardingOn = true;
 
   routeDevice(address: string): Promise<string | null> {
@@ -178,6 +189,7 @@ export class FakeKernelHost implements KernelHost {
   }
 
   conntrack(): Promise<string> {
+    if (this.conntrackFailure) return Promise.reject(this.conntrackFailure);
     return Promise.resolve(this.conntrackText);
   }
 

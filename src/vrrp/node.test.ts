@@ -37,6 +37,8 @@ interface Rig {
   held: string[][];
   scripts: { argv: string; args: string[]; at: number }[];
   exit: Map<string, number>;
+  /** Scripts whose runner throws (sync) or rejects (async) instead of returning an outcome. */
+  broken: Map<string, 'throw' | 'reject'>;
   events: VrrpEvent[];
   states(): string[];
   done(): void;
@@ -53,17 +55,21 @@ function rig(n: number): Rig {
   const held: string[][] = hosts.map(() => []);
   const scripts: Rig['scripts'] = [];
   const exit = new Map<string, number>();
-  const run = async (spec: ScriptSpec, o: { args?: readonly string[] }): Promise<ScriptOutcome> => {
+  const broken = new Map<string, 'throw' | 'reject'>();
+  const run = (spec: ScriptSpec, o: { args?: readonly string[] }): Promise<ScriptOutcome> => {
     scripts.push({ argv: spec.argv.join(' '), args: [...(o.args ?? [])], at: clock.now() });
+    const how = broken.get(spec.argv.join(' '));
+    if (how === 'throw') throw new Error('spawn EINVAL');
+    if (how === 'reject') return Promise.reject(new Error('spawn EMFILE'));
     const code = exit.get(spec.argv.join(' ')) ?? 0;
-    return { exitCode: code, signal: null, timedOut: false, ms: 0, output: '' };
+    return Promise.resolve({ exitCode: code, signal: null, timedOut: false, ms: 0, output: '' });
   };
   const nodes = hosts.map((host, k) => new VrrpNode({ host, clock, runScript: run, onHeldChange: (s) => { held[k] = [...s]; } }));
   const events: VrrpEvent[] = [];
   const sub = (m: unknown): void => { events.push(m as VrrpEvent); };
   subscribe(VRRP_CHANNEL, sub);
   return {
-    clock, seg, hosts, nodes, held, scripts, exit, events,
+    clock, seg, hosts, nodes, held, scripts, exit, broken, events,
     states: () => nodes.map((x) => x.status().map((s) => s.state).join(',')),
     done: () => unsubscribe(VRRP_CHANNEL, sub),
   };
@@ -294,6 +300,35 @@ test('unicast_peer: adverts go to each peer (no multicast group joined), and the
     await r.clock.advance(10);
     assert.deepEqual(r.states(), ['MASTER', 'BACKUP']);
   } finally {
+    r.done();
+  }
+});
+
+test('a notify or track script whose runner throws or rejects is reported; the node, the notify queue and the script loop go on', async () => {
+  const r = rig(1);
+  const failures: unknown[] = [];
+  const onFailure = (m: unknown): void => { failures.push(m); };
+  subscribe('fulcrum:failure', onFailure);
+  try {
+    r.broken.set('/bin/notify-master', 'throw');
+    r.broken.set('/bin/notify-any', 'reject');
+    r.broken.set('/bin/check', 'throw');
+    r.nodes[0]!.start(conf(`vrrp_script chk { script /bin/check
+      interval 1
+      weight -20 }
+      ${instance({ priority: 150, state: 'MASTER', extra: 'notify_master /bin/notify-master\nnotify /bin/notify-any\nnotify_backup /bin/notify-backup\ntrack_script { chk }' })}`));
+    await r.clock.advance(5000);
+    assert.deepEqual(r.states(), ['MASTER']);
+    const checks = r.scripts.filter((x) => x.argv === '/bin/check').length;
+    assert.ok(checks >= 4, `the track script kept its schedule (${checks} runs)`);
+    assert.ok(r.scripts.some((x) => x.argv === '/bin/notify-any'), 'the notify after a throwing one still ran');
+    // A later transition's notify still runs: the queue did not die with the first one.
+    r.broken.clear();
+    r.nodes[0]!.reload(conf(instance({ priority: 150, state: 'MASTER', extra: 'notify_master /bin/notify-master\nnotify_backup /bin/notify-backup' })));
+    await r.nodes[0]!.stop();
+    assert.ok(failures.length >= 3, `failures reported (${failures.length})`);
+  } finally {
+    unsubscribe('fulcrum:failure', onFailure);
     r.done();
   }
 });

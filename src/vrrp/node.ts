@@ -14,6 +14,7 @@ import ipaddr from 'ipaddr.js';
 import type { Clock } from '../health/types.js';
 import * as D from '../model/defaults.js';
 import { instanceAddresses, type FulcrumConfig, type GlobalDefs, type ScriptSpec, type VirtualIp, type VrrpInstance, type VrrpScript, type VrrpSyncGroup } from '../model/types.js';
+import { errorMessage, FailureCode, reportFailure } from '../errors/index.js';
 import { describeOutcome, runScript as realRunScript, type RunScriptOptions, type ScriptOutcome } from '../notify/script.js';
 import { SysError, SysErrorCode } from '../sys/errors.js';
 import type { HostNetwork, VrrpChannel, VrrpPacketIn } from '../sys/host.js';
@@ -438,11 +439,18 @@ export class VrrpNode {
     if (n.any) jobs.push({ spec: n.any, args: [kind, name, state, String(i.st.priority)] });
     if (jobs.length === 0) return;
     const global: GlobalDefs | undefined = this.config?.global;
+    // The chain never rejects: a runner that throws is reported and the next notify still runs.
     i.notify = i.notify.then(async () => {
       for (const j of jobs) {
         const timeoutMs = this.o.notifyTimeoutMs ?? 30_000;
-        const out = await this.run(j.spec, { timeoutMs, args: j.args, defaultUser: global?.scriptUser });
-        publish({ type: 'notify', instance: name, script: [j.spec.text, ...j.args].join(' '), ok: out.exitCode === 0, outcome: describeOutcome(out, timeoutMs) });
+        const script = [j.spec.text, ...j.args].join(' ');
+        try {
+          const out = await this.run(j.spec, { timeoutMs, args: j.args, defaultUser: global?.scriptUser });
+          publish({ type: 'notify', instance: name, script, ok: out.exitCode === 0, outcome: describeOutcome(out, timeoutMs) });
+        } catch (err: unknown) {
+          reportFailure('vrrp', FailureCode.SCRIPT, err, { instance: name, script });
+          publish({ type: 'notify', instance: name, script, ok: false, outcome: `cannot run: ${errorMessage(err)}` });
+        }
       }
     });
   }
@@ -588,16 +596,28 @@ export class VrrpNode {
     s.running = true;
     const def = s.def;
     const timeoutMs = def.timeout * 1000;
-    void this.run(def.script, { timeoutMs, defaultUser: this.config?.global.scriptUser }).then((out) => {
+    // Whatever happens to this run (a runner that throws included), the loop goes on: the
+    // outcome is a failure and the next run is scheduled.
+    const done = (ok: boolean, outcome: string): void => {
       s.running = false;
       if (this.stopped || this.scripts.get(name) !== s) return;
       const before = s.standing.ok;
-      s.standing = foldScript(s.standing, out.exitCode === 0, s.def);
+      s.standing = foldScript(s.standing, ok, s.def);
       if (s.standing.ok !== before) {
-        publish({ type: 'script', script: name, ok: s.standing.ok, outcome: describeOutcome(out, timeoutMs) });
+        publish({ type: 'script', script: name, ok: s.standing.ok, outcome });
         this.evaluate();
       }
       s.timer = this.o.clock.setTimer(() => this.runTrackScript(name), s.def.interval * 1000);
+    };
+    let run: Promise<ScriptOutcome>;
+    try {
+      run = this.run(def.script, { timeoutMs, defaultUser: this.config?.global.scriptUser });
+    } catch (err: unknown) {
+      run = Promise.reject(err);
+    }
+    run.then((out) => done(out.exitCode === 0, describeOutcome(out, timeoutMs)), (err: unknown) => {
+      reportFailure('vrrp', FailureCode.SCRIPT, err, { script: name });
+      done(false, `cannot run: ${errorMessage(err)}`);
     });
   }
 

@@ -156,6 +156,13 @@ export class Values {
       this.sink.error(DiagnosticCode.BAD_VALUE, 'empty script', t.loc, node.keyword.text, 'a script path');
       return undefined;
     }
+    // No program can receive a NUL inside an argument (exec takes C strings): refuse it here,
+    // located, instead of at the first run.
+    const nul = argv.find((a) => a.includes('\0'));
+    if (nul !== undefined) {
+      this.sink.error(DiagnosticCode.BAD_VALUE, `script argument ${JSON.stringify(nul)} contains a NUL byte, which no program can receive`, t.loc, node.keyword.text, 'a script path and arguments without NUL bytes');
+      return undefined;
+    }
     const user = node.args[i + 1]?.text;
     let group = node.args[i + 2]?.text;
     if (group?.startsWith(':')) group = group.slice(1) || undefined;

@@ -10,4 +10,4 @@ export {
 } from './slots.js';
 export { buildModel, backendMark, serviceMark, hex, TABLE_NAME, type KernelModel, type PlaneService, type PlaneServer } from './model.js';
 export { tableCommands, demandChain, demandChainCommands, elementDelta, ingressCommands, maskText, objectKind, staticSets, DEFAULT_LIMITS, type RulesetLimits } from './ruleset.js';
-export { parseConntrack, readElements, type KernelConn } from './read.js';
+export { modelElements, parseConntrack, parseSets, readSet, type ElementRecord, type KernelConn } from './read.js';

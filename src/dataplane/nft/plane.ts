@@ -34,7 +34,8 @@ import {
   DEFAULT_LIMITS, demandChainCommands, elementDelta, ingressCommands, staticSets, tableCommands, timeoutCommands, type RulesetLimits,
 } from './ruleset.js';
 import { slotShape, slotTable, type MemberLoad } from './slots.js';
-import { parseConntrack, readElements, type KernelConn } from './read.js';
+import { modelElements, parseConntrack, parseSets, readSet, type ElementRecord, type KernelConn } from './read.js';
+import { errorCode, FailureCode, FulcrumError, reportFailure } from '../../errors/index.js';
 
 export interface NftDataPlaneOptions {
   readonly nft: Nft;
@@ -429,11 +430,14 @@ export class NftDataPlane implements DataPlane {
     for (const kind of ['inet', 'netdev'] as const) {
       const tables = await this.o.nft.list(`tables ${kind}`);
       if (!tables.some((t) => (t['table'] as { name?: string } | undefined)?.name === TABLE_NAME)) continue;
+      // One listing of the whole table: its chains, and the elements of every set Fulcrum
+      // writes (a set an older version did not have is simply absent).
+      const listing = await this.o.nft.list(`table ${kind} ${TABLE_NAME}`);
+      const sets = parseSets(listing);
       const elements: ElementMap = new Map();
-      for (const set of staticSets(kind)) elements.set(set, await readElements(this.o.nft, kind, set));
+      for (const set of staticSets(kind)) elements.set(set, modelElements(sets.get(set) ?? new Map()));
       this.applied = kind === 'inet' ? { ...this.applied, inet: elements } : { ...this.applied, netdev: elements };
-      const chains = await this.o.nft.list(`table ${kind} ${TABLE_NAME}`);
-      for (const c of chains) {
+      for (const c of listing) {
         const name = (c['chain'] as { name?: string } | undefined)?.name;
         if (name === undefined) continue;
         if (/^[spuo][46]_/.test(name)) this.applied.chains[kind].add(name);
@@ -461,56 +465,72 @@ export class NftDataPlane implements DataPlane {
   private startPoll(): void {
     if (this.timer || this.closed) return;
     this.timer = setInterval(() => {
-      void this.serial(() => this.poll()).catch(() => undefined);
+      // A failed poll changes nothing (see poll) and is reported; the next one tries again.
+      this.serial(() => this.poll()).catch((err: unknown) => {
+        this.pollFailures++;
+        reportFailure('nftables', errorCode(err) ?? FailureCode.NFT_READ, err);
+      });
     }, this.o.pollMs ?? 1000);
     this.timer.unref();
   }
 
+  /** Polls that failed (a read or the resulting transaction) since start. */
+  pollFailures = 0;
+
   /** Drop the client entries of IPv6 flows conn6 no longer holds (they have no timeout of their own). */
-  private async forgetClients(clients: ReadonlyMap<string, string>, ports: ReadonlyMap<string, string>, flows: ReadonlyMap<string, string>): Promise<void> {
+  private async forgetClients(clients: ReadonlyMap<string, ElementRecord>, ports: ReadonlyMap<string, ElementRecord>, flows: ReadonlyMap<string, ElementRecord>): Promise<void> {
     const gone: ElementMap = new Map();
     for (const [set, m] of [['client6', clients], ['cport6', ports]] as const) {
-      gone.set(set, new Map([...m].filter(([k]) => !flows.has(k))));
+      gone.set(set, new Map([...m.values()].filter((r) => !flows.has(r.key)).map((r) => [r.key, r.value])));
     }
     const cmds = elementDelta('netdev', gone, new Map());
-    // A failure only leaves stale entries for the next second.
-    if (cmds.length > 0) await this.o.nft.run(cmds).catch(() => undefined);
+    // A failure only leaves stale entries for the next second; it is reported.
+    if (cmds.length > 0) {
+      await this.o.nft.run(cmds).catch((err: unknown) => reportFailure('nftables', FailureCode.NFT_TRANSACTION, err, { what: 'forget IPv6 clients' }));
+    }
   }
 
-  /** Read counters and connections; re-deal dynamic slots; forget finished trash. Runs in the queue. */
+  /**
+   * Read counters and connections; re-deal dynamic slots; forget finished trash. Runs in the
+   * queue. Every read happens before anything is concluded: if one fails, the poll rejects
+   * and the plane keeps what it knew (a trashed backend whose connections could not be
+   * counted is never dropped on a failed read).
+   */
   async poll(): Promise<void> {
     if (this.closed || this.table.services.size === 0 && this.backends.size === 0) return;
     const now = this.now();
     const counts = new Map<number, { active: number; inactive: number }>();
     const conns: KernelConn[] = [];
+    const empty = new Map<string, ElementRecord>();
     if (this.loaded.netdev) {
       for (const f of ['4', '6'] as const) {
         // IPv6 keys are hashed: the client comes from client6/cport6, read before conn6 so
         // that every entry there whose flow is live is in what conn6 gives.
-        const clients = f === '6' ? await readElements(this.o.nft, 'netdev', 'client6') : new Map<string, string>();
-        const ports = f === '6' ? await readElements(this.o.nft, 'netdev', 'cport6') : new Map<string, string>();
-        const closing = new Set((await readElements(this.o.nft, 'netdev', `closing${f}`)).keys());
-        const flows = await readElements(this.o.nft, 'netdev', `conn${f}`, true);
+        const clients = f === '6' ? await readSet(this.o.nft, 'netdev', 'client6') : empty;
+        const ports = f === '6' ? await readSet(this.o.nft, 'netdev', 'cport6') : empty;
+        const closing = await readSet(this.o.nft, 'netdev', `closing${f}`);
+        const flows = await readSet(this.o.nft, 'netdev', `conn${f}`);
         await this.forgetClients(clients, ports, flows);
-        for (const [k, v] of flows) {
-          const mark = Number(v.split('|')[0]);
-          const expires = Number(v.split('|')[1] ?? 0);
+        for (const r of flows.values()) {
+          const mark = Number(r.valueParts[0]);
           const c = counts.get(mark) ?? { active: 0, inactive: 0 };
           const b = this.backends.get(mark);
           const udp = b !== undefined && this.table.services.get(b.serviceKey)?.spec.protocol === 'udp';
-          const isClosing = closing.has(k);
+          const isClosing = closing.has(r.key);
           if (isClosing || udp) c.inactive++;
           else c.active++;
           counts.set(mark, c);
           // IPv4 keys are (service, client address, client port).
-          const [, caddr, cport] = f === '4' ? k.split(' . ') : [undefined, clients.get(k), ports.get(k)];
-          const client = caddr !== undefined ? { client: { family: f === '4' ? 'inet' as const : 'inet6' as const, address: caddr, port: Number(cport ?? 0) } } : {};
-          conns.push({ mark, key: k, state: udp ? 'UDP' : isClosing ? 'FIN_WAIT' : 'ESTABLISHED', expires, family: f === '4' ? 'inet' : 'inet6', ...client });
+          const caddr = f === '4' ? r.keyParts[1] : clients.get(r.key)?.value;
+          const cport = f === '4' ? r.keyParts[2] : ports.get(r.key)?.value;
+          const family = f === '4' ? 'inet' as const : 'inet6' as const;
+          const client = caddr !== undefined ? { client: { family, address: caddr, port: Number(cport ?? 0) } } : {};
+          conns.push({ mark, key: r.key, state: udp ? 'UDP' : isClosing ? 'FIN_WAIT' : 'ESTABLISHED', expires: r.expires, family, ...client });
         }
       }
     }
     if (this.loaded.inet) {
-      for (const c of parseConntrack(await this.o.host.conntrack())) {
+      for (const c of parseConntrack(await this.conntrack())) {
         if (!this.backends.has(c.mark)) continue;
         const n = counts.get(c.mark) ?? { active: 0, inactive: 0 };
         if (c.state === 'ESTABLISHED') n.active++;
@@ -519,14 +539,10 @@ export class NftDataPlane implements DataPlane {
         conns.push(c);
       }
     }
-    this.conns = conns;
     const read = async (kind: TableKind, set: string): Promise<Map<number, { packets: number; bytes: number }>> => {
       const out = new Map<number, { packets: number; bytes: number }>();
       if (!this.loaded[kind]) return out;
-      for (const [k, v] of await readElements(this.o.nft, kind, set)) {
-        const [p, b] = v.split(' ').map(Number);
-        out.set(Number(k), { packets: p ?? 0, bytes: b ?? 0 });
-      }
+      for (const r of (await readSet(this.o.nft, kind, set)).values()) out.set(Number(r.key), r.counter ?? { packets: 0, bytes: 0 });
       return out;
     };
     const counter = new Map<number, Counters>();
@@ -543,6 +559,8 @@ export class NftDataPlane implements DataPlane {
         });
       }
     }
+    // Every read succeeded: only now does the plane's view move.
+    this.conns = conns;
     const dirty = new Set<string>();
     const sums = new Map<number, Counters>();
     for (const [mark, b] of this.backends) {
@@ -571,6 +589,15 @@ export class NftDataPlane implements DataPlane {
       if (spec && slotShape(spec.scheduler, spec.schedFlags).dynamic) dirty.add(key);
     }
     if (dirty.size > 0) await this.sync(cloneTable(this.table), false, dirty);
+  }
+
+  /** The conntrack table's text; a failed read rejects (E_CONNTRACK_READ). */
+  private async conntrack(): Promise<string> {
+    try {
+      return await this.o.host.conntrack();
+    } catch (err: unknown) {
+      throw new FulcrumError(FailureCode.CONNTRACK_READ, `reading the conntrack table failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
   }
 
   stats(): ServiceStats[] {
@@ -647,7 +674,11 @@ export class NftDataPlane implements DataPlane {
       // already moved to the new master), then remove the tables.
       const until = Date.now() + drainMs;
       while (drainMs > 0 && Date.now() < until) {
-        const left = await this.countConnections();
+        // A count that cannot be read is not "none left": keep forwarding until the deadline.
+        const left = await this.countConnections().catch((err: unknown) => {
+          reportFailure('nftables', errorCode(err) ?? FailureCode.NFT_READ, err);
+          return -1;
+        });
         if (left === 0) break;
         await new Promise((r) => setTimeout(r, Math.min(500, Math.max(0, until - Date.now()))));
       }
@@ -658,15 +689,15 @@ export class NftDataPlane implements DataPlane {
       if (this.o.keepOnClose) return;
       const cmds: string[] = [];
       for (const kind of ['inet', 'netdev'] as const) if (this.loaded[kind]) cmds.push(`delete table ${kind} ${TABLE_NAME}`);
-      if (cmds.length > 0) await this.o.nft.run(cmds).catch(() => undefined);
+      if (cmds.length > 0) await this.o.nft.run(cmds).catch((err: unknown) => reportFailure('nftables', FailureCode.NFT_TRANSACTION, err, { what: 'delete tables at stop' }));
       for (const t of tunnels) await this.o.host.removeTunnel(t);
     });
   }
 
   private async countConnections(): Promise<number> {
     let n = 0;
-    if (this.loaded.netdev) for (const f of ['4', '6']) n += (await readElements(this.o.nft, 'netdev', `conn${f}`)).size;
-    if (this.loaded.inet) n += parseConntrack(await this.o.host.conntrack()).filter((c) => this.backends.has(c.mark)).length;
+    if (this.loaded.netdev) for (const f of ['4', '6']) n += (await readSet(this.o.nft, 'netdev', `conn${f}`)).size;
+    if (this.loaded.inet) n += parseConntrack(await this.conntrack()).filter((c) => this.backends.has(c.mark)).length;
     return n;
   }
 }

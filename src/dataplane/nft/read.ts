@@ -1,13 +1,15 @@
 /**
- * Reading the kernel back: a set or map's elements as the text keys and values the model
- * uses (so a takeover can diff against what is there), counters, connection entries, and
- * /proc/net/nf_conntrack lines (NAT connection counts). Pure parsing plus one `list`.
+ * Reading the kernel back: a set or map's elements as typed records (the model's key and
+ * value text, expiry, counter) so a takeover can diff against what is there and the poll
+ * reads counters and connections without splitting strings; and /proc/net/nf_conntrack
+ * lines (NAT connection counts). Pure parsing plus one `list`, whose failure is an error.
  */
 import type { Family } from '../../model/types.js';
 import type { ListenAddress } from '../types.js';
 import type { Nft } from '../../sys/nft.js';
 import { hex, type TableKind, TABLE_NAME } from './model.js';
 import { objectKind } from './ruleset.js';
+import { errorMessage, FailureCode, FulcrumError } from '../../errors/index.js';
 
 /** One connection the kernel holds for a backend (mark). */
 export interface KernelConn {
@@ -49,43 +51,69 @@ function text(v: Json, types: readonly string[]): string {
   return component(v, types[0] ?? '');
 }
 
-/**
- * A set's or map's elements: key text → value text ('' for a set). Counter sets give
- * "packets bytes" as the value; with `expires`, map values are "value|seconds left".
- */
-export async function readElements(nft: Nft, kind: TableKind, set: string, expires = false): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  let objs: readonly Record<string, unknown>[];
-  try {
-    objs = await nft.list(`${objectKind(kind, set)} ${kind} ${TABLE_NAME} ${set}`);
-  } catch {
-    objs = [];
-  }
+/** One element as read back: the model's key and value text, and what the kernel adds. */
+export interface ElementRecord {
+  /** The key as the model writes it (`a . b . c`). */
+  readonly key: string;
+  readonly keyParts: readonly string[];
+  /** The value as the model writes it ('' for a set's element). */
+  readonly value: string;
+  readonly valueParts: readonly string[];
+  /** Seconds until a dynamic element expires (0 when it has no timeout). */
+  readonly expires: number;
+  /** The element's counter, for `counter` sets. */
+  readonly counter: { readonly packets: number; readonly bytes: number } | null;
+}
+
+/** Every set and map in nft's JSON listing, by name, as element records (pure). */
+export function parseSets(objs: readonly Record<string, unknown>[]): Map<string, Map<string, ElementRecord>> {
+  const out = new Map<string, Map<string, ElementRecord>>();
   for (const o of objs) {
-    const body = (o['map'] ?? o['set']) as { type?: string | string[]; map?: string; elem?: Json[] } | undefined;
-    if (!body) continue;
+    const body = (o['map'] ?? o['set']) as { name?: string; type?: string | string[]; map?: string; elem?: Json[] } | undefined;
+    if (!body || typeof body.name !== 'string') continue;
     const ktypes = Array.isArray(body.type) ? body.type : [body.type ?? ''];
     const vtypes = (body.map ?? '').split(' . ');
+    const els = new Map<string, ElementRecord>();
     for (const e of body.elem ?? []) {
       let key: Json = e;
       let value: Json = undefined;
       if (Array.isArray(e)) [key, value] = e as [Json, Json];
-      let left = 0;
+      let expires = 0;
       let counter: { packets: number; bytes: number } | null = null;
       if (key && typeof key === 'object' && 'elem' in (key as Record<string, unknown>)) {
         const inner = (key as { elem: { val: Json; expires?: number; counter?: { packets: number; bytes: number } } }).elem;
-        left = inner.expires ?? 0;
+        expires = inner.expires ?? 0;
         counter = inner.counter ?? null;
         key = inner.val;
       }
       const k = text(key, ktypes);
-      let v = value === undefined ? '' : text(value, vtypes);
-      if (counter) v = `${counter.packets} ${counter.bytes}`;
-      if (expires) v = `${v}|${left}`;
-      out.set(k, v);
+      const v = value === undefined ? '' : text(value, vtypes);
+      els.set(k, { key: k, keyParts: k.split(' . '), value: v, valueParts: v === '' ? [] : v.split(' . '), expires, counter });
     }
+    out.set(body.name, els);
   }
   return out;
+}
+
+/**
+ * One set's or map's elements. A failed read rejects (FulcrumError E_NFT_READ with the
+ * cause): it never reads as "empty", so nothing is ever concluded — let alone deleted —
+ * from a list that did not happen. An object that does not exist is empty (the Nft
+ * boundary says so).
+ */
+export async function readSet(nft: Nft, kind: TableKind, set: string): Promise<Map<string, ElementRecord>> {
+  let objs: readonly Record<string, unknown>[];
+  try {
+    objs = await nft.list(`${objectKind(kind, set)} ${kind} ${TABLE_NAME} ${set}`);
+  } catch (err: unknown) {
+    throw new FulcrumError(FailureCode.NFT_READ, `reading ${kind} ${TABLE_NAME} ${set} failed: ${errorMessage(err)}`, { cause: err });
+  }
+  return parseSets(objs).get(set) ?? new Map();
+}
+
+/** A set's elements as the model's key → value text (what a takeover diffs against). */
+export function modelElements(records: ReadonlyMap<string, ElementRecord>): Map<string, string> {
+  return new Map([...records.values()].map((r) => [r.key, r.value]));
 }
 
 const field = (line: string, name: string, from = 0): string | undefined => {

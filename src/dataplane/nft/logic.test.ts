@@ -1,0 +1,163 @@
+/**
+ * The kernel plane's logic without root: NftDataPlane over FakeNft (an in-memory nftables)
+ * and FakeKernelHost. Drains and trash, failed reads and transactions, takeover, poll —
+ * every kernel call made to fail on demand, and never a deletion concluded from a failure.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { FakeNft } from '../../sys/fake-nft.js';
+import { FakeKernelHost } from '../../sys/kernel-host.js';
+import { FAILURE_CHANNEL, type InternalFailure } from '../../errors/index.js';
+import { serverSpec, serviceSpec } from '../compliance.js';
+import { DataPlaneErrorCode } from '../types.js';
+import { NftDataPlane } from './plane.js';
+
+const VIP = '10.80.0.1';
+const svc = serviceSpec(VIP, 80, 'dr');
+const r1 = serverSpec('10.80.0.11', 80, 1, 'dr');
+const r2 = serverSpec('10.80.0.12', 80, 1, 'dr');
+
+function setup(): { nft: FakeNft; host: FakeKernelHost; plane: NftDataPlane } {
+  const nft = new FakeNft();
+  const host = new FakeKernelHost();
+  host.routes.set('default', 'eth0');
+  host.addresses.set(VIP, 'eth0');
+  return { nft, host, plane: new NftDataPlane({ nft, host, pollMs: 3_600_000 }) };
+}
+
+/** The backend mark the kernel uses for `address` (from be4). */
+function markOf(nft: FakeNft, address: string): string {
+  const m = [...nft.elements('netdev', 'be4')].find(([, v]) => v === address);
+  assert.ok(m, `${address} is in be4`);
+  return m[0];
+}
+
+function failures(): { list: InternalFailure[]; stop: () => void } {
+  const list: InternalFailure[] = [];
+  const fn = (m: unknown): void => { list.push(m as InternalFailure); };
+  subscribe(FAILURE_CHANNEL, fn);
+  return { list, stop: () => unsubscribe(FAILURE_CHANNEL, fn) };
+}
+
+test('a failed read never drops a draining DR server whose connections are open; it is reported, and the trash goes once the read succeeds', async () => {
+  const { nft, plane } = setup();
+  try {
+    const r = await plane.apply({ ops: [{ op: 'add-service', service: svc }, { op: 'add-server', service: svc.key, server: r1 }, { op: 'add-server', service: svc.key, server: r2 }] });
+    assert.deepEqual(r.failed, []);
+    const m2 = markOf(nft, r2.address);
+    // The kernel forwards a connection to r2.
+    nft.kernelSet('netdev', 'conn4', `0x00001000 . 10.9.9.9 . 40000`, m2, { expires: 800 });
+    await plane.poll();
+    assert.equal(plane.stats()[0]?.servers.find((s) => s.spec.key === r2.key)?.active, 1);
+    // r2 is removed while its connection lives: it stays in be4 (IPVS's trash), out of `alive`.
+    await plane.apply({ ops: [{ op: 'remove-server', service: svc.key, key: r2.key }] });
+    assert.equal(nft.elements('netdev', 'be4').get(m2), r2.address);
+    assert.ok(!nft.elements('netdev', 'alive').has(m2));
+
+    // Every read the poll makes fails in turn: the backend stays each time.
+    const f = failures();
+    try {
+      for (const set of ['closing4', 'conn4', 'client6', 'cport6', 'closing6', 'conn6', 'conns', 'pkts', 'nodest']) {
+        nft.failList = (what) => (what.endsWith(` ${set}`) ? new Error(`EIO reading ${set}`) : null);
+        await assert.rejects(plane.poll(), (err: unknown) => (err as { code?: string }).code === 'E_NFT_READ', set);
+        assert.equal(nft.elements('netdev', 'be4').get(m2), r2.address, `still forwarding after a failed read of ${set}`);
+      }
+    } finally {
+      f.stop();
+      nft.failList = null;
+    }
+    // The connection ends: the next successful poll forgets the trash.
+    nft.kernelSet('netdev', 'conn4', `0x00001000 . 10.9.9.9 . 40000`, undefined);
+    await plane.poll();
+    assert.ok(!nft.elements('netdev', 'be4').has(m2), 'the trash is gone once no connection uses it');
+  } finally {
+    await plane.close(0);
+  }
+});
+
+test('the background poll reports a failed read with its stable code (and keeps going)', async () => {
+  const nft = new FakeNft();
+  const host = new FakeKernelHost();
+  host.routes.set('default', 'eth0');
+  host.addresses.set(VIP, 'eth0');
+  const plane = new NftDataPlane({ nft, host, pollMs: 20 });
+  const f = failures();
+  try {
+    await plane.apply({ ops: [{ op: 'add-service', service: svc }, { op: 'add-server', service: svc.key, server: r1 }] });
+    nft.failList = () => new Error('EIO');
+    const deadline = Date.now() + 5000;
+    while (plane.pollFailures < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(plane.pollFailures >= 2, 'the poll ran again after a failure');
+    assert.ok(f.list.some((x) => x.component === 'nftables' && x.code === 'E_NFT_READ'));
+  } finally {
+    f.stop();
+    await plane.close(0);
+  }
+});
+
+test('a failed conntrack read (NAT) is a failed poll, not zero connections', async () => {
+  const { nft, host, plane } = setup();
+  try {
+    const nsvc = serviceSpec(VIP, 81, 'nat');
+    await plane.apply({ ops: [{ op: 'add-service', service: nsvc }, { op: 'add-server', service: nsvc.key, server: serverSpec('10.80.0.11', 8080, 1, 'nat') }] });
+    host.conntrackFailure = new Error('EACCES');
+    await assert.rejects(plane.poll(), (err: unknown) => (err as { code?: string }).code === 'E_CONNTRACK_READ');
+    host.conntrackFailure = null;
+    await plane.poll();
+  } finally {
+    await plane.close(0);
+  }
+});
+
+test('every transaction the plane sends can fail: nothing changes, the ops are refused with E_DP_KERNEL, and a retry applies them', async () => {
+  const { nft, plane } = setup();
+  try {
+    nft.failRun = () => new Error('ENOBUFS');
+    const r = await plane.apply({ ops: [{ op: 'add-service', service: svc }, { op: 'add-server', service: svc.key, server: r1 }] });
+    assert.deepEqual(r.applied, []);
+    assert.ok(r.failed.every((x) => x.code === DataPlaneErrorCode.KERNEL));
+    assert.equal(nft.hasTable('netdev'), false);
+    assert.deepEqual(plane.stats(), []);
+    nft.failRun = null;
+    const again = await plane.apply({ ops: [{ op: 'add-service', service: svc }, { op: 'add-server', service: svc.key, server: r1 }, { op: 'add-server', service: svc.key, server: r2 }] });
+    assert.deepEqual(again.failed, []);
+    assert.equal(nft.elements('netdev', 'be4').size, 2);
+    // A weight change refused by the kernel keeps the old weight in the plane's table.
+    nft.failRun = () => new Error('EBUSY');
+    const w = await plane.apply({ ops: [{ op: 'weight', service: svc.key, key: r1.key, weight: 7 }] });
+    assert.equal(w.failed[0]?.code, DataPlaneErrorCode.KERNEL);
+    assert.equal(plane.stats()[0]?.servers.find((x) => x.spec.key === r1.key)?.spec.weight, 1);
+  } finally {
+    nft.failRun = null;
+    await plane.close(0);
+  }
+});
+
+test('takeover: a second plane adopts the table a previous run left, keeps its ids and sends only the difference', async () => {
+  const { nft, host, plane } = setup();
+  await plane.apply({ ops: [{ op: 'add-service', service: svc }, { op: 'add-server', service: svc.key, server: r1 }, { op: 'add-server', service: svc.key, server: r2 }] });
+  const be4 = nft.elements('netdev', 'be4');
+  // The first run leaves the table (as --keep-forwarding or a crash would).
+  const keep = new NftDataPlane({ nft, host, pollMs: 3_600_000, keepOnClose: true });
+  await keep.close(0);
+  const runsBefore = nft.runs.length;
+  const next = new NftDataPlane({ nft, host, pollMs: 3_600_000 });
+  try {
+    const r = await next.apply({ ops: [{ op: 'add-service', service: svc }, { op: 'add-server', service: svc.key, server: r1 }, { op: 'add-server', service: svc.key, server: r2 }] });
+    assert.deepEqual(r.failed, []);
+    assert.deepEqual(nft.elements('netdev', 'be4'), be4, 'the same marks: connection entries stay valid');
+    const sent = nft.runs.slice(runsBefore).flat();
+    assert.ok(!sent.some((c) => c.startsWith('delete table')), 'the table is never replaced');
+    assert.ok(!sent.some((c) => /^(add|delete) element netdev fulcrum be4 /.test(c)), 'no backend element re-sent');
+    // A failed listing during takeover refuses the plan instead of starting from nothing.
+    const third = new NftDataPlane({ nft, host, pollMs: 3_600_000 });
+    nft.failList = () => new Error('EIO');
+    const t = await third.apply({ ops: [{ op: 'add-service', service: svc }] });
+    assert.equal(t.applied.length, 0);
+    nft.failList = null;
+    await third.close(0).catch(() => undefined);
+  } finally {
+    await next.close(0);
+  }
+});
