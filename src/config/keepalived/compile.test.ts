@@ -9,6 +9,20 @@ const codes = (ds: Diagnostic[]): [string, number | undefined, string | undefine
 const vs = (body: string, head = '10.0.0.1 80'): string => `virtual_server ${head} {\n${body}\n}\n`;
 
 describe('keepalived.conf → model', () => {
+  it('interface names are checked as the kernel checks them, each a located error', () => {
+    const inst = (iface: string, extra = ''): string => `vrrp_instance V {\n interface ${iface}\n virtual_router_id 1\n priority 100\n virtual_ipaddress { 10.0.0.1 ${extra} }\n}\n`;
+    for (const bad of ['averyveryverylongname', 'eth0/1', 'eth:0', '"a b"', '".."', '"x\'y"']) {
+      const r = parseText(inst(bad));
+      assert.equal(r.ok, false, bad);
+      const e = errorsOf(r)[0];
+      assert.match(e?.message ?? '', /is not an interface name/, bad);
+      assert.deepEqual([e?.loc?.line, e?.keyword], [2, 'interface'], bad);
+    }
+    assert.equal(parseText(inst('eth0', 'dev bad/dev')).ok, false, 'dev of a virtual address');
+    assert.equal(parseText(inst('eth0.100')).ok, true, 'a VLAN device name');
+    assert.equal(parseText(inst('veth-a@x')).ok, true, 'kernel names may hold - and @');
+  });
+
   it('reads the seed DR configuration from the source documents', () => {
     const r = loadKeepalivedConfig(path.join(repoRoot(), 'test', 'fixtures', 'seed', 'seed-keepalived-dr.conf'), { configId: 'x', env: {} });
     assert.deepEqual(errorsOf(r), []);

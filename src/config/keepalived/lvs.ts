@@ -154,7 +154,7 @@ function compileChecker(
     connect_port: (x) => { conn.connectPort = v.int(x, 0, 1, 65535); },
     bindto: (x) => { conn.bindto = v.ip(x, 0)?.address; },
     bind_port: (x) => { conn.bindPort = v.int(x, 0, 1, 65535); },
-    bind_if: (x) => { conn.bindIf = v.string(x); },
+    bind_if: (x) => { conn.bindIf = v.ifname(x); },
     fwmark: (x) => { conn.fwmark = v.int(x, 0, 1, 0xffffffff); },
   };
   const timing = timingHandlers(v, t);

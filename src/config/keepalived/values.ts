@@ -126,6 +126,21 @@ export class Values {
     return this.arg(node, i, 'a string')?.text;
   }
 
+  /** An interface name, valid as the kernel's dev_valid_name() says (see interfaceNameProblem). */
+  ifname(node: AstNode, i = 0): string | undefined {
+    const t = this.arg(node, i, 'an interface name');
+    return t && this.ifnameToken(t, node.keyword.text);
+  }
+
+  ifnameToken(t: Token, keyword: string): string | undefined {
+    const bad = interfaceNameProblem(t.text);
+    if (bad) {
+      this.sink.error(DiagnosticCode.BAD_VALUE, `'${t.text}' is not an interface name: ${bad}`, t.loc, keyword, 'an interface name (1–15 bytes; no /, :, white space)');
+      return undefined;
+    }
+    return t.text;
+  }
+
   ipToken(t: Token, keyword: string): ParsedIp | undefined {
     const ip = parseIp(t.text);
     if (!ip) {
@@ -201,4 +216,24 @@ export function splitCommand(s: string): string[] {
   }
   if (inWord) out.push(cur);
   return out;
+}
+
+/** Linux's IFNAMSIZ less the terminating NUL: the longest interface name. */
+export const IFNAME_MAX_BYTES = 15;
+
+/**
+ * Why `name` cannot be a Linux interface name, or null when it can: the kernel's
+ * dev_valid_name() (1–15 bytes, not "." or "..", no '/', ':' or white space) — checked at
+ * configuration time, because names end up in nftables chain names and netlink requests.
+ */
+export function interfaceNameProblem(name: string): string | null {
+  if (name === '') return 'empty';
+  if (Buffer.byteLength(name) > IFNAME_MAX_BYTES) return `longer than ${IFNAME_MAX_BYTES} bytes`;
+  if (name === '.' || name === '..') return 'not a name';
+  const c = /[/:\s\0]/.exec(name);
+  if (c) return `contains ${c[0] === '/' || c[0] === ':' ? `'${c[0]}'` : 'white space or a control character'}`;
+  // Beyond the kernel's rule: nothing that is not printable ASCII (nft quotes device names,
+  // and a quote or a non-ASCII byte in one would need escaping nobody checks).
+  if (/[^\x21-\x7e]|["'\\]/.test(name)) return 'contains a quote, a backslash or a character outside printable ASCII';
+  return null;
 }

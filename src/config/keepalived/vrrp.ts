@@ -75,7 +75,8 @@ function trackInterfaces(v: Values, node: AstNode): TrackedInterface[] {
       else if (a === 'noreverse') reverse = false;
       else v.sink.warn(DiagnosticCode.IGNORED, `unexpected '${a}'`, line.args[i]?.loc, 'track_interface', 'weight N [reverse]');
     }
-    out.push({ name: line.keyword.text, weight, reverse });
+    const name = v.ifnameToken(line.keyword, 'track_interface');
+    if (name !== undefined) out.push({ name, weight, reverse });
   }
   return out;
 }
@@ -275,7 +276,12 @@ function virtualIp(v: Values, line: AstNode, where: string): VirtualIp | undefin
       return t?.text;
     };
     switch (k) {
-      case 'dev': vip.dev = val(); break;
+      case 'dev': {
+        const d = val();
+        const t = args[i];
+        vip.dev = d !== undefined && t ? v.ifnameToken(t, 'dev') : undefined;
+        break;
+      }
       case 'label': vip.label = val(); break;
       case 'scope': vip.scope = val(); break;
       case 'brd': {
@@ -335,7 +341,7 @@ export function compileVrrpInstance(v: Values, node: AstNode, global: GlobalDefs
       stateLoc = n.args[0]?.loc ?? n.keyword.loc;
       state = v.oneOf(n, 0, ['MASTER', 'BACKUP'] as const) ?? state;
     },
-    interface: (n) => { iface = v.string(n); },
+    interface: (n) => { iface = v.ifname(n); },
     virtual_router_id: (n) => { vrid = v.int(n, 0, 1, 255); },
     priority: (n) => { priorityLoc = n.args[0]?.loc ?? n.keyword.loc; priority = v.int(n, 0, 1, 255) ?? priority; },
     advert_int: (n) => { advertLoc = n.args[0]?.loc ?? n.keyword.loc; advertInt = v.timer(n, 0, 0.01, 255) ?? advertInt; },

@@ -12,6 +12,7 @@ import { FAILURE_CHANNEL, type InternalFailure } from '../../errors/index.js';
 import { serverSpec, serviceSpec } from '../compliance.js';
 import { DataPlaneErrorCode } from '../types.js';
 import { NftDataPlane } from './plane.js';
+import { ingressChain, ingressDevice } from './ruleset.js';
 
 const VIP = '10.80.0.1';
 const svc = serviceSpec(VIP, 80, 'dr');
@@ -160,4 +161,13 @@ test('takeover: a second plane adopts the table a previous run left, keeps its i
   } finally {
     await next.close(0);
   }
+});
+
+test('ingress chain names: every valid device name becomes an nft identifier and reads back', () => {
+  for (const d of ['eth0', 'eth0.100', 'veth-a@x', 'br_x1', 'a_x40b']) {
+    const c = ingressChain(d);
+    assert.match(c, /^in_[A-Za-z0-9_.-]+$/, d);
+    assert.equal(ingressDevice(c), d);
+  }
+  assert.equal(ingressChain('eth0'), 'in_eth0', 'plain names unchanged (existing tables are taken over)');
 });

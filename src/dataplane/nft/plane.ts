@@ -31,7 +31,7 @@ import {
   type ElementMap, type KernelModel, type PlaneServer, type PlaneService, type TableKind,
 } from './model.js';
 import {
-  DEFAULT_LIMITS, demandChainCommands, elementDelta, ingressCommands, staticSets, tableCommands, timeoutCommands, type RulesetLimits,
+  DEFAULT_LIMITS, demandChainCommands, elementDelta, ingressCommands, ingressDevice, staticSets, tableCommands, timeoutCommands, type RulesetLimits,
 } from './ruleset.js';
 import { slotShape, slotTable, type MemberLoad } from './slots.js';
 import { modelElements, parseConntrack, parseSets, readSet, type ElementRecord, type KernelConn } from './read.js';
@@ -441,7 +441,8 @@ export class NftDataPlane implements DataPlane {
         const name = (c['chain'] as { name?: string } | undefined)?.name;
         if (name === undefined) continue;
         if (/^[spuo][46]_/.test(name)) this.applied.chains[kind].add(name);
-        if (name.startsWith('in_')) this.ingress.add(name.slice(3));
+        const device = ingressDevice(name);
+        if (device !== null) this.ingress.add(device);
       }
       // Reinstall the fixed chains (maps untouched) so a newer Fulcrum's rules apply.
       await this.o.nft.run(tableCommands(kind, this.timeouts, this.o.limits ?? DEFAULT_LIMITS));

@@ -300,7 +300,7 @@ export function ingressCommands(device: string): string[] {
   const t = `netdev ${TABLE_NAME}`;
   const name = ingressChain(device);
   return [
-    `add chain ${t} ${name} { type filter hook ingress device "${device}" priority -500; policy accept; }`,
+    `add chain ${t} ${name} { type filter hook ingress device ${JSON.stringify(device)} priority -500; policy accept; }`,
     `flush chain ${t} ${name}`,
     ...chainRules(t, name, [
       'meta protocol ip meta mark set meta mark map @svcfw4 goto lb4',
@@ -313,7 +313,27 @@ export function ingressCommands(device: string): string[] {
   ];
 }
 
-export const ingressChain = (device: string): string => `in_${device}`;
+/**
+ * The ingress chain of a device. Names are validated at configuration time, but a kernel
+ * name may hold characters nft identifiers cannot ('@', …): those are written `_xHH`, and
+ * `ingressDevice` reads them back (a takeover learns the devices from chain names).
+ */
+export const ingressChain = (device: string): string =>
+  `in_${device.replace(/_x|[^A-Za-z0-9_.-]/g, (c) => [...Buffer.from(c)].map((b) => `_x${b.toString(16).padStart(2, '0')}`).join(''))}`;
+
+/** The device of an ingress chain name (the inverse of ingressChain), or null when it is not one. */
+export function ingressDevice(chain: string): string | null {
+  if (!chain.startsWith('in_')) return null;
+  const bytes: number[] = [];
+  const s = chain.slice(3);
+  for (let i = 0; i < s.length; i++) {
+    if (s.startsWith('_x', i) && /^[0-9a-f]{2}$/.test(s.slice(i + 2, i + 4))) {
+      bytes.push(parseInt(s.slice(i + 2, i + 4), 16));
+      i += 3;
+    } else bytes.push(s.charCodeAt(i));
+  }
+  return Buffer.from(bytes).toString('utf8');
+}
 
 /** How many elements go into one `add element` command (keeps each line parseable quickly). */
 const BATCH = 2000;

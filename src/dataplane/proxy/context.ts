@@ -18,6 +18,12 @@ export interface ProxyTunables {
   /** Datagrams queued per UDP session while its upstream socket connects. */
   readonly udpPendingLimit: number;
   /**
+   * UDP sessions (each one connected socket) the plane holds at most, over all services. A
+   * datagram that would open one more is dropped and counted; existing sessions go on.
+   * Spoofed sources cannot exhaust the process's file descriptors.
+   */
+  readonly udpSessionLimit: number;
+  /**
    * Listen exclusively (the default). False lets cluster workers share one listening
    * socket that the kernel hands connections from (`fulcrum run --workers N`).
    */
@@ -29,8 +35,16 @@ export const DEFAULT_TUNABLES: ProxyTunables = {
   connectAttempts: 3,
   highWaterMark: 64 * 1024,
   udpPendingLimit: 64,
+  udpSessionLimit: 16384,
   exclusive: true,
 };
+
+/** The plane-wide UDP session budget (see ProxyTunables.udpSessionLimit). */
+export interface UdpBudget {
+  used: number;
+  /** New sessions refused because the budget was spent. */
+  refused: number;
+}
 
 /** A real server's counters; outlives its removal while its connections finish. */
 export interface ServerState {
@@ -56,6 +70,7 @@ export interface ServiceRuntime {
   readonly sessions: Set<Session>;
   readonly tunables: ProxyTunables;
   readonly buffers: ReadBufferPool;
+  readonly udpBudget: UdpBudget;
   /** Monotonic seconds. */
   now(): number;
   /** A monotonic seconds value refreshed once a second: cheap enough to store per chunk. */

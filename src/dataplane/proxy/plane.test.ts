@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import net from 'node:net';
 import dgram from 'node:dgram';
 import { dataPlaneCompliance, serverSpec, serviceSpec } from '../compliance.js';
@@ -248,6 +249,42 @@ test('proxy: UDP request/response, sessions keyed by client, idle timeout', asyn
   } finally {
     await plane.close(0);
     for (const e of echo) e.close();
+  }
+});
+
+test('proxy: UDP sessions are capped; past the cap new clients are dropped and counted, existing sessions keep working, and room frees as they expire', async () => {
+  let clock = 1000;
+  const plane = new ProxyDataPlane({ now: () => clock, tunables: { udpSessionLimit: 3 } });
+  const echo = dgram.createSocket('udp4');
+  echo.on('message', (m, r) => echo.send(m, r.port, r.address));
+  await new Promise<void>((res) => echo.bind(0, '127.0.0.1', res));
+  const clients = Array.from({ length: 5 }, () => dgram.createSocket('udp4'));
+  const failures: unknown[] = [];
+  const onFailure = (m: unknown): void => { failures.push(m); };
+  subscribe('fulcrum:failure', onFailure);
+  try {
+    const port = await freePort('127.0.0.1', 'udp');
+    const svc = serviceSpec('127.0.0.1', port, 'proxy', { key: `udp 127.0.0.1:${port}`, protocol: 'udp', scheduler: 'rr', timeouts: { tcp: 900, tcpfin: 120, udp: 30 } });
+    await plane.apply({ ops: [{ op: 'add-service', service: svc }, { op: 'add-server', service: svc.key, server: serverSpec('127.0.0.1', echo.address().port, 1, 'proxy') }] });
+    const q = Buffer.from('ping');
+    for (const c of clients.slice(0, 3)) assert.ok((await udpRequest(port, q, { socket: c })).equals(q));
+    for (const c of clients.slice(3)) await assert.rejects(udpRequest(port, q, { socket: c, timeoutMs: 300 }), 'no session past the cap');
+    assert.equal(plane.udpBudget.refused, 2);
+    assert.equal(plane.stats()[0]?.dropped, 2);
+    assert.ok(failures.some((f) => (f as { code: string }).code === 'E_UDP_SESSION_LIMIT'));
+    // The sessions that exist still answer.
+    for (const c of clients.slice(0, 3)) assert.ok((await udpRequest(port, q, { socket: c })).equals(q));
+    assert.equal(plane.connections().length, 3);
+    // Once they expire, there is room again.
+    clock += 31;
+    plane.tick();
+    assert.equal(plane.udpBudget.used, 0);
+    assert.ok((await udpRequest(port, q, { socket: clients[4] as dgram.Socket })).equals(q));
+  } finally {
+    unsubscribe('fulcrum:failure', onFailure);
+    for (const c of clients) c.close();
+    echo.close();
+    await plane.close(0);
   }
 });
 

@@ -18,10 +18,11 @@ import {
   DataPlaneErrorCode, type ApplyResult, type ConnectionEntry, type Counters, type DataPlane, type ListenAddress,
   type OpFailure, type Plan, type PlanOp, type ServerSpec, type ServiceSpec, type ServiceStats,
 } from '../types.js';
-import { DEFAULT_TUNABLES, type ProxyEvent, type ProxyTunables, type ServerState, type ServiceRuntime, type Session } from './context.js';
+import { DEFAULT_TUNABLES, type ProxyEvent, type ProxyTunables, type ServerState, type ServiceRuntime, type Session, type UdpBudget } from './context.js';
 import { TcpConnection } from './tcp.js';
 import { ReadBufferPool } from './buffers.js';
 import { UdpListener } from './udp.js';
+import { FailureCode, reportFailure } from '../../errors/index.js';
 
 /** diagnostics_channel name for ProxyEvent messages. */
 export const PROXY_CHANNEL = 'fulcrum:proxy';
@@ -61,6 +62,10 @@ class ProxyService implements ServiceRuntime {
 
   get buffers(): ReadBufferPool {
     return this.plane.buffers;
+  }
+
+  get udpBudget(): UdpBudget {
+    return this.plane.udpBudget;
   }
 
   now(): number {
@@ -120,7 +125,9 @@ class ProxyService implements ServiceRuntime {
       server.once('error', reject);
       server.listen({ host: l.address, port: l.port, exclusive: this.tunables.exclusive, backlog: 4096, ipv6Only: l.family === 'inet6' }, () => {
         server.removeListener('error', reject);
-        server.on('error', () => undefined);
+        // Errors after listen() come from accept (EMFILE, ENFILE, ENOBUFS): the listener
+        // stays open and accepts again once the cause clears; each one is reported.
+        server.on('error', (err: NodeJS.ErrnoException) => reportAcceptError(err, this.spec.protocol, l));
         resolve();
       });
     });
@@ -145,6 +152,7 @@ export class ProxyDataPlane implements DataPlane {
   readonly methods: readonly ForwardingMethod[] = ['proxy'];
   readonly tunables: ProxyTunables;
   readonly buffers = new ReadBufferPool();
+  readonly udpBudget: UdpBudget = { used: 0, refused: 0 };
   readonly now: () => number;
   /** Refreshed once a second (see ServiceRuntime.coarseNow). */
   coarse: number;
@@ -380,4 +388,12 @@ function listenFailure(l: ListenAddress, protocol: string, err: unknown): { code
     default:
       return { code: DataPlaneErrorCode.LISTEN, message: `cannot listen on ${where}: ${err instanceof Error ? err.message : String(err)}` };
   }
+}
+
+/** An error a listening socket reported after listen(): logged and counted, never fatal. */
+export function reportAcceptError(err: NodeJS.ErrnoException, protocol: string, l: ListenAddress): void {
+  const fd = err.code === 'EMFILE' || err.code === 'ENFILE';
+  reportFailure('proxy', fd ? FailureCode.FD_EXHAUSTED : FailureCode.ACCEPT,
+    `accept on ${protocol} ${formatHostPort(l.address, l.port)} failed: ${err.code ?? err.message}${fd ? ' (out of file descriptors: raise the limit, e.g. LimitNOFILE= in the unit)' : ''}`,
+    { listen: formatHostPort(l.address, l.port), errno: err.code ?? '' });
 }

@@ -6,7 +6,9 @@
  * `--set … udp`); with one-packet scheduling (`ops`) every datagram is scheduled on its
  * own and its session ends at the first reply.
  *
- * As in IPVS, UDP sessions count as inactive connections.
+ * As in IPVS, UDP sessions count as inactive connections. Sessions are capped plane-wide
+ * (ProxyTunables.udpSessionLimit): past it, a datagram from a new client is dropped and
+ * counted, and the sessions that exist keep working.
  */
 import dgram from 'node:dgram';
 import { addrFold } from '../../scheduling/hash.js';
@@ -15,6 +17,7 @@ import type { ConnectionEntry, ListenAddress } from '../types.js';
 import { countIn, countOut } from '../stats.js';
 import type { ServerState, ServiceRuntime, Session } from './context.js';
 import { unmapAddress } from './proxy-protocol.js';
+import { FailureCode, reportFailure } from '../../errors/index.js';
 
 export class UdpListener {
   readonly socket: dgram.Socket;
@@ -51,6 +54,13 @@ export class UdpListener {
     const svc = this.svc;
     let s = this.svc.spec.ops ? undefined : this.byClient.get(rinfo.address)?.get(rinfo.port);
     if (s === undefined) {
+      const budget = svc.udpBudget;
+      if (budget.used >= svc.tunables.udpSessionLimit) {
+        this.dropped++;
+        budget.refused++;
+        reportFailure('proxy', FailureCode.UDP_SESSION_LIMIT, `UDP session limit (${svc.tunables.udpSessionLimit}) reached: a datagram from ${rinfo.address}:${rinfo.port} to ${svc.spec.key} was dropped`, { service: svc.spec.key });
+        return;
+      }
       const caddr = unmapAddress(rinfo.address);
       const flow: FlowKey = { saddrFold: addrFold(caddr), sport: rinfo.port, daddrFold: this.vfold, dport: this.listen.port };
       const d = svc.sched.schedule(flow, caddr, svc.now(), false);
@@ -99,6 +109,7 @@ export class UdpSession implements Session {
     svc.counters.conns++;
     server.counters.conns++;
     svc.sessions.add(this);
+    svc.udpBudget.used++;
     this.up = dgram.createSocket({ type: dest.family === 'inet' ? 'udp4' : 'udp6' });
     this.up.on('message', this.onReply);
     this.up.on('error', () => this.end());
@@ -147,6 +158,7 @@ export class UdpSession implements Session {
     this.up.close();
     this.listener.forget(this);
     this.svc.sessions.delete(this);
+    this.svc.udpBudget.used--;
     this.svc.sched.finish(this.dest, this.caddr, false, this.svc.now());
   }
 
