@@ -50,7 +50,15 @@ test('dashboard: headless Chromium shows the down server with its probe evidence
     });
     const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
     const resp = await page.goto(`http://127.0.0.1:${apiPort}/`, { timeout: 30_000 });
-    assert.equal(resp?.status(), 200, 'the dashboard is open without the token (read-only)');
+    assert.equal(resp?.status(), 200, 'the page itself (no data) loads without the token');
+    // Its state needs the token: the page asks for it; a wrong one is refused.
+    await page.locator('body[data-state="locked"]').waitFor({ state: 'attached', timeout: 15_000 });
+    assert.equal(await page.locator(`[data-service="tcp 127.0.0.1:${vport}"]`).count(), 0, 'nothing shown without the token');
+    await page.fill('#token', 'not-the-token-at-all');
+    await page.click('#login button');
+    await page.locator('#login-reason', { hasText: 'refused' }).waitFor({ timeout: 15_000 });
+    await page.fill('#token', 'dashboard-test-token-0123456789');
+    await page.click('#login button');
     const svc = page.locator(`[data-service="tcp 127.0.0.1:${vport}"]`);
     await svc.waitFor({ timeout: 15_000 });
     await page.locator('body[data-state="live"]').waitFor({ state: 'attached', timeout: 15_000 });

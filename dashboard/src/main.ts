@@ -153,9 +153,45 @@ function render(s: UiState): void {
       el('span', { class: 'msg' }, e.message))));
 }
 
+/**
+ * The API token: from the address (`#token=…`, then removed from the address bar) or the
+ * tab's session storage; asked for when the director answers 401. Never stored beyond the tab.
+ */
+const TOKEN_KEY = 'fulcrum-token';
+function takeTokenFromHash(): void {
+  const m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+  if (!m) return;
+  sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(m[1] ?? ''));
+  window.history.replaceState(null, '', location.pathname + location.search);
+}
+
+function askForToken(message: string): void {
+  const box = byId('login');
+  box.hidden = false;
+  byId('login-reason').textContent = message;
+}
+
+function setupLogin(): void {
+  byId('login-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const input = byId('token') as HTMLInputElement;
+    sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+    input.value = '';
+    byId('login').hidden = true;
+  });
+}
+
 async function poll(): Promise<void> {
   try {
-    const r = await fetch(`ui/state?since=${lastEventId}`, { cache: 'no-store' });
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    const r = await fetch(`ui/state?since=${lastEventId}`, { cache: 'no-store', headers: token ? { authorization: `Bearer ${token}` } : {} });
+    if (r.status === 401) {
+      askForToken(token ? 'The token was refused.' : 'This director needs its API token.');
+      document.body.dataset['state'] = 'locked';
+      byId('summary').textContent = 'locked: enter the API token';
+      setTimeout(() => { poll().catch(() => undefined); }, 1000);
+      return;
+    }
     if (!r.ok) throw new Error(`HTTP ${r.status}`);
     render(await r.json() as UiState);
     document.body.dataset['state'] = 'live';
@@ -163,7 +199,9 @@ async function poll(): Promise<void> {
     byId('summary').textContent = `cannot reach the director: ${err instanceof Error ? err.message : String(err)}`;
     document.body.dataset['state'] = 'offline';
   }
-  setTimeout(() => void poll(), 1000);
+  setTimeout(() => { poll().catch(() => undefined); }, 1000);
 }
 
-void poll();
+takeTokenFromHash();
+setupLogin();
+poll().catch(() => undefined);

@@ -70,7 +70,7 @@ async function whoAnswers(port: number): Promise<string> {
 
 const names = (v: StatusView): string[][] => v.services.map((s) => s.servers.map((r) => `${r.key}=${r.weight}`));
 
-test('api: the unix socket is 0600; TCP needs the bearer token for /v1, serves /metrics open by default', () => withApi(async (s) => {
+test('api: the unix socket is 0600; TCP needs the bearer token for /v1, /metrics and /ui/state by default; the static dashboard files are open', () => withApi(async (s) => {
   assert.equal(fs.statSync(path.join(s.dir, 'api.sock')).mode & 0o777, 0o600);
   assert.equal((await apiRequest(s.unix, 'GET', '/v1/status')).status, 200);
   const bare = { url: (s.tcp as { url: string }).url };
@@ -82,16 +82,20 @@ test('api: the unix socket is 0600; TCP needs the bearer token for /v1, serves /
   assert.equal(wrong.status, 401, 'a change without the token is refused before anything is parsed');
   assert.equal((await apiRequest({ ...bare, token: 'x'.repeat(TOKEN.length) }, 'GET', '/v1/status')).status, 401);
   assert.equal((await apiRequest(s.tcp, 'GET', '/v1/status')).status, 200);
-  const m = await apiRequest(bare, 'GET', '/metrics');
+  assert.equal((await apiRequest(bare, 'GET', '/metrics')).status, 401, '/metrics needs the token by default');
+  assert.equal((await apiRequest(bare, 'GET', '/ui/state')).status, 401, 'the dashboard state (topology, timeline) needs it too');
+  const m = await apiRequest(s.tcp, 'GET', '/metrics');
   assert.equal(m.status, 200);
   assert.match(m.text, /^fulcrum_real_server_up\{service="tcp 127\.0\.0\.1:\d+",server="127\.0\.0\.1:\d+"\} 1$/m);
+  assert.equal((await apiRequest(s.tcp, 'GET', '/ui/state')).status, 200);
 }));
 
-test('api: with --api-open none, /metrics over TCP needs the token too', () => withApi(async (s) => {
+test('api: --api-open metrics,dashboard opens /metrics and /ui/state explicitly; /v1 still needs the token', () => withApi(async (s) => {
   const bare = { url: (s.tcp as { url: string }).url };
-  assert.equal((await apiRequest(bare, 'GET', '/metrics')).status, 401);
-  assert.equal((await apiRequest(s.tcp, 'GET', '/metrics')).status, 200);
-}, { open: new Set() }));
+  assert.equal((await apiRequest(bare, 'GET', '/metrics')).status, 200);
+  assert.equal((await apiRequest(bare, 'GET', '/ui/state')).status, 200);
+  assert.equal((await apiRequest(bare, 'GET', '/v1/status')).status, 401);
+}, { open: new Set(['metrics', 'dashboard']) }));
 
 test('api: malformed JSON, unknown fields and wrong types are 400 with a reason; nothing changes', () => withApi(async (s) => {
   const before = await apiRequest<{ lines: string[] }>(s.unix, 'GET', '/v1/ipvsadm');

@@ -3,8 +3,10 @@
  *
  * - A unix socket (mode 0600) carries everything without a token: the file's permissions
  *   are the authentication, as for keepalived's and HAProxy's control sockets.
- * - An optional TCP address requires `Authorization: Bearer <token>` on every /v1 request;
- *   /metrics and the read-only dashboard are open there unless `open` says otherwise.
+ * - An optional TCP address requires `Authorization: Bearer <token>` on every request that
+ *   carries data (/v1, /metrics, the dashboard's /ui/state); the operator may open /metrics
+ *   or the read-only dashboard explicitly (`--api-open metrics,dashboard`). The dashboard's
+ *   static files hold no data and are always served.
  * - Every change is an ipvsadm command (JSON bodies are translated into one), applied by
  *   `Daemon.change`: checked with ipvsadm's rules, saved in the runtime overlay, then
  *   reconciled like a reload — one change at a time, in arrival order.
@@ -51,7 +53,7 @@ export interface ApiOptions {
   /** TCP address; requires `token`. */
   readonly listen?: { readonly host: string; readonly port: number } | null;
   readonly token?: string | null;
-  /** What the TCP address serves without the token (default: metrics and dashboard). */
+  /** What the TCP address serves without the token (default: nothing but the dashboard's static files). */
   readonly open?: ReadonlySet<OpenPart>;
   /** Built dashboard (index.html + assets); null = not served. */
   readonly dashboardDir?: string | null;
@@ -158,8 +160,9 @@ function sameToken(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
-function isDashboardPath(url: string): boolean {
-  return url === '/' || url === '/index.html' || url.startsWith('/assets/') || url.startsWith('/ui/');
+/** The dashboard's static files: code and styles, no data — served without the token. */
+function isDashboardAsset(url: string): boolean {
+  return url === '/' || url === '/index.html' || url.startsWith('/assets/');
 }
 
 function buildApp(o: ApiOptions, transport: 'unix' | 'tcp'): FastifyInstance {
@@ -168,13 +171,16 @@ function buildApp(o: ApiOptions, transport: 'unix' | 'tcp'): FastifyInstance {
     bodyLimit: 16 * 1024 * 1024,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: true } },
   });
-  const open = o.open ?? new Set<OpenPart>(['metrics', 'dashboard']);
+  // Nothing that carries data is open by default: /metrics and the dashboard's state
+  // (topology, addresses, the event timeline) need the token unless the operator opens them.
+  const open = o.open ?? new Set<OpenPart>();
 
   if (transport === 'tcp') {
     app.addHook('onRequest', async (req, reply) => {
       const url = req.url.split('?')[0] ?? '';
+      if (isDashboardAsset(url)) return;
       if (url === '/metrics' && open.has('metrics')) return;
-      if (isDashboardPath(url) && open.has('dashboard')) return;
+      if (url.startsWith('/ui/') && open.has('dashboard')) return;
       const t = bearer(req);
       if (t === null || !o.token || !sameToken(t, o.token)) {
         void reply.header('www-authenticate', 'Bearer realm="fulcrum"');

@@ -71,7 +71,7 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
     .option('--api-socket <PATH>', "control API unix socket (mode 0600), or 'none' (default /run/fulcrum/fulcrum.sock as root, else $XDG_RUNTIME_DIR/fulcrum.sock)")
     .option('--api-listen <HOST:PORT>', 'also serve the API, /metrics and the dashboard over TCP (needs --api-token-file)')
     .option('--api-token-file <FILE>', 'bearer token TCP requests to /v1 must carry')
-    .option('--api-open <LIST>', "what TCP serves without the token: metrics,dashboard (default) or none", 'metrics,dashboard')
+    .option('--api-open <LIST>', "what TCP serves without the token: none (default), metrics, dashboard or metrics,dashboard", 'none')
     .option('--state-file <FILE>', 'where runtime changes (fulcrum adm, the API) are kept across reloads and restarts (default /var/lib/fulcrum/runtime.json as root, else $XDG_STATE_HOME/fulcrum/runtime.json)')
     .option('--keep-forwarding', 'on stop, leave the kernel (nftables) tables in place so NAT/DR/TUN traffic keeps flowing; the next start takes them over')
     .option('--nft <HOW>', "how to reach nftables: 'lib' (libnftables through the FFI), 'cmd' (the nft binary), 'auto', or 'none' (userspace proxy only)", 'auto')

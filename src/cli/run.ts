@@ -79,7 +79,7 @@ export function apiSettings(o: RunCliOptions): ApiSettings | string {
   }
   if (listen && !token) return '--api-listen needs --api-token-file: requests over TCP must carry a bearer token';
   const open = new Set<OpenPart>();
-  for (const part of (o.apiOpen ?? 'metrics,dashboard').split(',').map((x) => x.trim()).filter((x) => x !== '' && x !== 'none')) {
+  for (const part of (o.apiOpen ?? 'none').split(',').map((x) => x.trim()).filter((x) => x !== '' && x !== 'none')) {
     if (part !== 'metrics' && part !== 'dashboard') return `--api-open: '${part}' is not metrics, dashboard or none`;
     open.add(part);
   }
