@@ -359,16 +359,21 @@ export async function startApi(o: ApiOptions): Promise<RunningApi> {
     }
     const app = buildApp(o, 'unix');
     apps.push(app);
-    // Created with no access for anyone else from the first instant, then 0600.
-    const umask = process.umask(0o177);
+    // No one else may reach the socket from its first instant, without touching the process
+    // umask (it is process-wide, and other work runs while listen() is awaited): bind it in
+    // a private directory (0700), make it 0600, then move it into place.
+    let priv: string | null = null;
     try {
-      await app.listen({ path: p });
+      priv = fs.mkdtempSync(path.join(path.dirname(p), '.fulcrum-api-'));
+      const tmp = path.join(priv, 'sock');
+      await app.listen({ path: tmp });
+      fs.chmodSync(tmp, 0o600);
+      fs.renameSync(tmp, p);
     } catch (err: unknown) {
       await fail(`cannot listen on ${p}: ${err instanceof Error ? err.message : String(err)} (choose another with --api-socket, or --api-socket none)`);
     } finally {
-      process.umask(umask);
+      if (priv) fs.rmSync(priv, { recursive: true, force: true });
     }
-    fs.chmodSync(p, 0o600);
   }
   let tcp: { host: string; port: number } | null = null;
   if (o.listen) {

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { parseIp } from '../model/address.js';
 import { checkStatus, planStart, planStop, type RealServerMode, type RealServerState, type Step } from '../realserver/plan.js';
 import { defaultInterface, gatherFacts, interfaceAddress, runStep } from '../sys/realserver-host.js';
+import { missingNetCapabilities } from '../sys/host.js';
 import type { Io } from './check.js';
 
 export interface RealServerOptions {
@@ -75,7 +76,11 @@ export function runRealServer(action: string, o: RealServerOptions, io: Io): num
     return checks.every((c) => c.ok) ? 0 : 1;
   } catch (err: unknown) {
     const msg = (err as { stderr?: string }).stderr?.trim() || (err instanceof Error ? err.message : String(err));
-    io.err(`fulcrum realserver ${action}: ${msg}${/Operation not permitted|EACCES|EPERM/.test(msg) ? ' (needs root: CAP_NET_ADMIN and write access to /proc/sys)' : ''}`);
+    // Told by the error's code (a /proc/sys write) or by the capabilities this process has
+    // (an `ip` command), never by the wording of a message.
+    const code = (err as NodeJS.ErrnoException).code;
+    const denied = code === 'EACCES' || code === 'EPERM' || missingNetCapabilities().includes('CAP_NET_ADMIN');
+    io.err(`fulcrum realserver ${action}: ${msg}${denied ? ' (needs root: CAP_NET_ADMIN and write access to /proc/sys)' : ''}`);
     return 1;
   }
 }

@@ -9,7 +9,7 @@
  * connections and listeners.
  */
 import { loadKeepalivedConfig } from '../config/index.js';
-import { formatDiagnostic, formatLocation } from '../errors/index.js';
+import { DiagnosticCode, formatDiagnostic, formatLocation } from '../errors/index.js';
 import { serviceKey } from '../model/keys.js';
 import type { FulcrumConfig } from '../model/types.js';
 import { Director } from '../director/index.js';
@@ -292,7 +292,7 @@ export class Daemon {
         const bad = this.methodProblem(cmd);
         if (bad) return refuse(bad, 'conflict', i);
         const r = recordCommand(overlay, base, eff, cmd);
-        if (!r.ok) return refuse(r.message, /^No such|not defined/.test(r.message) ? 'not-found' : 'conflict', i);
+        if (!r.ok) return refuse(r.message, r.code === DiagnosticCode.NOT_FOUND ? 'not-found' : 'conflict', i);
         overlay = r.overlay;
         eff = this.effectiveOf(base, overlay).config;
       }

@@ -44,6 +44,8 @@ export const DiagnosticCode = {
   REFERENCE: 'E_REFERENCE',
   /** Settings that contradict each other (DR with port mapping, priority 255 BACKUP, …). */
   CONTRADICTION: 'E_CONTRADICTION',
+  /** What a command names is not there (ipvsadm's "No such service", "No such destination"). */
+  NOT_FOUND: 'E_NOT_FOUND',
   /** A feature Fulcrum recognises but does not implement. */
   UNSUPPORTED: 'E_UNSUPPORTED',
   /** Too many tokens, lines or expansions (a guard against runaway input). */

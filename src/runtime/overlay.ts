@@ -164,7 +164,8 @@ export function ipvsView(config: FulcrumConfig): IpvsTable {
 
 export type RecordOutcome =
   | { readonly ok: true; readonly overlay: RuntimeOverlay }
-  | { readonly ok: false; readonly message: string };
+  /** `code`: the refusal's DiagnosticCode (E_NOT_FOUND when what the command names is absent). */
+  | { readonly ok: false; readonly message: string; readonly code: string };
 
 /** Commands that change the table (the others — list, save, zero — are answered elsewhere). */
 export function changesTable(cmd: IpvsCommand): boolean {
@@ -180,7 +181,7 @@ export function recordCommand(ov: RuntimeOverlay, base: FulcrumConfig, effective
   const sink = new DiagnosticSink();
   applyIpvsCommand(ipvsView(effective), cmd, sink);
   const err = sink.items.find((d) => d.severity === 'error');
-  if (err) return { ok: false, message: err.message };
+  if (err) return { ok: false, message: err.message, code: err.code };
   const services = new Map(ov.services.map((e) => [e.key, e]));
   let servers = ov.servers.slice();
   const baseService = (key: string): VirtualServer | undefined =>

@@ -1,9 +1,10 @@
 /**
  * Where the runtime overlay is kept between changes, reloads and restarts: a JSON file
- * (written to a temporary file, flushed, then renamed over the old one, so a crash leaves
- * the old or the new overlay, never half of one), or memory for tests.
+ * (written to a temporary file, flushed, renamed over the old one and the directory flushed,
+ * so a crash leaves the old or the new overlay, never half of one, and an acknowledged save
+ * survives power loss), or memory for tests.
  */
-import { mkdirSync, openSync, readFileSync, renameSync, writeSync, fsyncSync, closeSync } from 'node:fs';
+import { mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync, fsyncSync, closeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { FulcrumError } from '../errors/index.js';
 import { EMPTY_OVERLAY, type RuntimeOverlay } from './overlay.js';
@@ -86,9 +87,19 @@ export class FileRuntimeStore implements RuntimeStore {
     try {
       writeSync(fd, `${JSON.stringify(ov, null, 2)}\n`);
       fsyncSync(fd);
-    } finally {
+    } catch (err: unknown) {
       closeSync(fd);
+      rmSync(tmp, { force: true });
+      throw err;
     }
+    closeSync(fd);
     renameSync(tmp, this.where);
+    // The rename is durable only once the directory entry is: fsync the directory too.
+    const dir = openSync(dirname(this.where), 'r');
+    try {
+      fsyncSync(dir);
+    } finally {
+      closeSync(dir);
+    }
   }
 }

@@ -5,6 +5,7 @@
  * `ip -j` and /proc, optionally inside a network namespace (tests drive a namespace's
  * kernel from outside it); `FakeKernelHost` answers from tables a test sets.
  */
+import { missingNetCapabilities } from './host.js';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -86,7 +87,8 @@ export function commandKernelHost(o: { netns?: string | undefined; tunnel?: Tunn
       await run('ip', ipArgs(args));
     } catch (err: unknown) {
       const msg = (err as { stderr?: string }).stderr?.trim() || (err as Error).message;
-      throw new SysError(/Operation not permitted/.test(msg) ? SysErrorCode.PERMISSION : SysErrorCode.FAILED, `ip ${args.join(' ')}: ${msg}`);
+      // Classified by what this process may do, not by ip's wording.
+      throw new SysError(missingNetCapabilities().includes('CAP_NET_ADMIN') ? SysErrorCode.PERMISSION : SysErrorCode.FAILED, `ip ${args.join(' ')}: ${msg}`);
     }
   };
   // A file that does not exist reads as '' (conntrack not loaded); any other failure rejects.

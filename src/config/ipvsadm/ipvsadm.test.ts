@@ -89,10 +89,10 @@ describe('ipvsadm grammar', () => {
 
   it('applies table semantics: a rejected command leaves the table as it was', () => {
     assert.deepEqual(errs('-A -t 10.0.0.1:80\n-A -t 10.0.0.1:80'), [['E_CONTRADICTION', 2, 1, 'Service already exists']]);
-    assert.deepEqual(errs('-E -t 10.0.0.1:80'), [['E_CONTRADICTION', 1, 1, 'No such service']]);
-    assert.deepEqual(errs('-a -t 10.0.0.1:80 -r 10.0.1.1'), [['E_CONTRADICTION', 1, 1, 'Service not defined']]);
+    assert.deepEqual(errs('-E -t 10.0.0.1:80'), [['E_NOT_FOUND', 1, 1, 'No such service']]);
+    assert.deepEqual(errs('-a -t 10.0.0.1:80 -r 10.0.1.1'), [['E_NOT_FOUND', 1, 1, 'Service not defined']]);
     assert.deepEqual(errs('-A -t 10.0.0.1:80\n-a -t 10.0.0.1:80 -r 10.0.1.1\n-a -t 10.0.0.1:80 -r 10.0.1.1'), [['E_CONTRADICTION', 3, 1, 'Destination already exists']]);
-    assert.deepEqual(errs('-A -t 10.0.0.1:80\n-d -t 10.0.0.1:80 -r 10.0.1.9'), [['E_CONTRADICTION', 2, 1, 'No such destination']]);
+    assert.deepEqual(errs('-A -t 10.0.0.1:80\n-d -t 10.0.0.1:80 -r 10.0.1.9'), [['E_NOT_FOUND', 2, 1, 'No such destination']]);
     const r = parseIpvsadmRules('-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.0.1.1 -w 3\n-A -t 10.0.0.1:80 -s wlc\n-e -t 10.0.0.1:80 -r 10.0.1.1 -w 5\n-E -u 10.0.0.1:53', 'r');
     assert.equal(r.table.services.length, 1);
     assert.equal(r.table.services[0]?.options.scheduler, 'rr');

@@ -37,10 +37,11 @@ function serverKey(s: { address: string; port: number }): string {
 
 /** Apply one command. Errors go to `sink` and return the table unchanged. */
 export function applyIpvsCommand(table: IpvsTable, cmd: IpvsCommand, sink: DiagnosticSink): IpvsTable {
-  const fail = (msg: string): IpvsTable => {
-    sink.error(DiagnosticCode.CONTRADICTION, msg, cmd.loc);
+  const fail = (msg: string, code: DiagnosticCode = DiagnosticCode.CONTRADICTION): IpvsTable => {
+    sink.error(code, msg, cmd.loc);
     return table;
   };
+  const missing = (msg: string): IpvsTable => fail(msg, DiagnosticCode.NOT_FOUND);
   const findIdx = (id: ServiceId): number => table.services.findIndex((s) => serviceIdKey(s.id) === serviceIdKey(id));
   switch (cmd.op) {
     case 'add-service':
@@ -48,21 +49,21 @@ export function applyIpvsCommand(table: IpvsTable, cmd: IpvsCommand, sink: Diagn
       return { ...table, services: [...table.services, { id: cmd.service, options: cmd.options, servers: [] }] };
     case 'edit-service': {
       const i = findIdx(cmd.service);
-      if (i < 0) return fail('No such service');
+      if (i < 0) return missing('No such service');
       const services = table.services.slice();
       services[i] = { ...(services[i] as IpvsService), options: cmd.options };
       return { ...table, services };
     }
     case 'delete-service': {
       const i = findIdx(cmd.service);
-      if (i < 0) return fail('No such service');
+      if (i < 0) return missing('No such service');
       return { ...table, services: table.services.filter((_, k) => k !== i) };
     }
     case 'add-server':
     case 'edit-server':
     case 'delete-server': {
       const i = findIdx(cmd.service);
-      if (i < 0) return fail('Service not defined');
+      if (i < 0) return missing('Service not defined');
       const svc = table.services[i] as IpvsService;
       const key = serverKey(cmd.server);
       const j = svc.servers.findIndex((s) => serverKey(s) === key);
@@ -71,11 +72,11 @@ export function applyIpvsCommand(table: IpvsTable, cmd: IpvsCommand, sink: Diagn
         if (j >= 0) return fail('Destination already exists');
         servers = [...svc.servers, cmd.server];
       } else if (cmd.op === 'edit-server') {
-        if (j < 0) return fail('No such destination');
+        if (j < 0) return missing('No such destination');
         servers = svc.servers.slice();
         servers[j] = cmd.server;
       } else {
-        if (j < 0) return fail('No such destination');
+        if (j < 0) return missing('No such destination');
         servers = svc.servers.filter((_, k) => k !== j);
       }
       const services = table.services.slice();
@@ -95,7 +96,7 @@ export function applyIpvsCommand(table: IpvsTable, cmd: IpvsCommand, sink: Diagn
         },
       };
     case 'zero':
-      if (cmd.service && findIdx(cmd.service) < 0) return fail('No such service');
+      if (cmd.service && findIdx(cmd.service) < 0) return missing('No such service');
       return table;
     case 'save':
     case 'restore':
