@@ -6,7 +6,7 @@ import type { ForwardingMethod } from '../model/types.js';
 import { newCounters, ZERO_RATES } from './stats.js';
 import { SpecTable } from './table.js';
 import {
-  DataPlaneErrorCode, type ApplyResult, type ConnectionEntry, type DataPlane, type OpFailure, type Plan, type PlanOp,
+  DataPlaneErrorCode, type ApplyResult, type ConnectionEntry, type DataPlane, type HeldTable, type OpFailure, type Plan, type PlanOp,
   type ServiceStats,
 } from './types.js';
 
@@ -14,6 +14,10 @@ export class FakeDataPlane implements DataPlane {
   readonly name = 'fake';
   readonly methods: readonly ForwardingMethod[] = ['nat', 'dr', 'tun', 'proxy'];
   readonly table = new SpecTable();
+
+  get held(): HeldTable {
+    return this.table;
+  }
   /** Every plan applied, in order (for tests that assert on deltas). */
   readonly history: Plan[] = [];
   private readonly conns = new Map<string, { active: number; inactive: number }>();

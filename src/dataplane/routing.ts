@@ -7,7 +7,7 @@
 import type { ForwardingMethod } from '../model/types.js';
 import { SpecTable } from './table.js';
 import {
-  DataPlaneErrorCode, type ApplyResult, type ConnectionEntry, type DataPlane, type OpFailure, type Plan, type PlanOp,
+  DataPlaneErrorCode, type ApplyResult, type ConnectionEntry, type DataPlane, type HeldTable, type OpFailure, type Plan, type PlanOp,
   type ServiceStats,
 } from './types.js';
 
@@ -24,6 +24,10 @@ export class RoutingDataPlane implements DataPlane {
   /** Which plane holds each service (by key), and what it holds (for moves between planes). */
   private readonly owner = new Map<string, number>();
   private readonly table = new SpecTable();
+
+  get held(): HeldTable {
+    return this.table;
+  }
 
   constructor(private readonly slots: readonly PlaneSlot[], name = 'routing') {
     this.name = name;

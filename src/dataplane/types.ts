@@ -165,10 +165,21 @@ export interface ConnectionEntry {
   readonly expires: number;
 }
 
+/** A plane's own record of what it holds: services by key, each with its servers by key. */
+export interface HeldTable {
+  readonly services: ReadonlyMap<string, { readonly spec: ServiceSpec; readonly servers: ReadonlyMap<string, ServerSpec> }>;
+}
+
 export interface DataPlane {
   readonly name: string;
   /** Forwarding methods this plane implements. */
   readonly methods: readonly ForwardingMethod[];
+  /**
+   * What the plane holds now — the one source of truth about it. The director diffs the
+   * desired state against this (never against a copy of its own), so whatever an apply did
+   * or failed to do, the next reconcile starts from what is really there.
+   */
+  readonly held: HeldTable;
   apply(plan: Plan): Promise<ApplyResult>;
   stats(): ServiceStats[];
   connections(): ConnectionEntry[];

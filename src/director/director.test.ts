@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { FakeDataPlane } from '../dataplane/fake.js';
+import { RoutingDataPlane } from '../dataplane/routing.js';
 import { DataPlaneErrorCode, type PlanOp } from '../dataplane/types.js';
 import type { FulcrumConfig } from '../model/types.js';
 import { errorsOf, parseText } from '../testing/index.js';
@@ -207,4 +208,34 @@ test('director: a gate keeps a service out of the plane while its health and quo
   assert.equal(r.failed.length, 0);
   await d.setGate(() => false);
   assert.deepEqual(ops(plane.history.at(-1)), ['remove-service tcp 10.0.0.1:80']);
+});
+
+test('director: a move between planes whose add fails converges — the director re-adds what the plane lacks instead of retrying an edit forever', async () => {
+  const kernel = new FakeDataPlane();
+  const proxy = new FakeDataPlane();
+  const plane = new RoutingDataPlane([
+    { methods: ['proxy'], make: () => proxy },
+    { methods: ['nat', 'dr', 'tun'], make: () => kernel },
+  ]);
+  const d = new Director(plane);
+  await d.setConfig(conf({ checks: false }));
+  assert.ok(kernel.held.services.has(SVC));
+  // NAT → PROXY, and the proxy cannot add the service (its address is busy).
+  proxy.failWhen((op) => (op.op === 'add-service' ? DataPlaneErrorCode.LISTEN : null));
+  const moved = conf({ checks: false, vsExtra: 'lb_kind PROXY' });
+  const r1 = await d.setConfig(moved);
+  assert.ok(r1.failed.length > 0);
+  assert.equal(plane.held.services.has(SVC), false, 'the plane says it holds nothing for the service');
+  // The next reconcile plans an add (what the plane lacks), not the old edit.
+  const r2 = await d.reconcile();
+  assert.equal(r2.failed[0]?.op.op, 'add-service');
+  assert.notEqual(r2.failed[0]?.code, DataPlaneErrorCode.NO_SERVICE);
+  // Once the address is free, it converges: the service and its servers are in the proxy.
+  proxy.failWhen(null);
+  const r3 = await d.reconcile();
+  assert.deepEqual(r3.failed, []);
+  assert.deepEqual([...(proxy.held.services.get(SVC)?.servers.keys() ?? [])], ['10.0.1.1:80', '10.0.1.2:80', '10.0.1.3:80']);
+  assert.equal(kernel.held.services.has(SVC), false);
+  const r4 = await d.reconcile();
+  assert.deepEqual([r4.applied.length, r4.failed.length], [0, 0], 'nothing left to do');
 });

@@ -3,12 +3,12 @@
  * the data plane equal to the desired state by applying keyed deltas. Every change
  * (reload, observation) goes through `reconcile`, one at a time.
  *
- * It knows what the plane holds from what the plane reported as applied; an op the plane
- * refused stays a difference and is retried on the next reconcile.
+ * It asks the plane what it holds (DataPlane.held) and diffs against that: an op the plane
+ * refused stays a difference and is retried on the next reconcile, and no second copy of
+ * the plane's table can drift from it.
  */
 import { channel } from 'node:diagnostics_channel';
 import type { FulcrumConfig, VirtualServer } from '../model/types.js';
-import { SpecTable } from '../dataplane/table.js';
 import type { DataPlane, OpFailure, PlanOp, ServiceSpec } from '../dataplane/types.js';
 import { computeDesired, observationKey, type Observation } from './desired.js';
 import { diffTables } from './plan.js';
@@ -30,8 +30,6 @@ export interface ReconcileResult {
 }
 
 export class Director {
-  /** What the data plane holds, as far as the director knows. */
-  readonly applied = new SpecTable();
   private config: FulcrumConfig | null = null;
   private readonly observations = new Map<string, Observation>();
   private readonly quorum = new Map<string, boolean>();
@@ -115,13 +113,12 @@ export class Director {
     }
     const gate = this.gate;
     const served = gate ? new Map([...desired].filter(([, d]) => gate(d.spec))) : desired;
-    const plan = diffTables(this.applied, { services: served });
+    // Against what the plane says it holds: one source of truth, so an op that failed
+    // halfway (a move between planes that removed but could not add) is simply re-planned.
+    const plan = diffTables(this.plane.held, { services: served });
     if (plan.ops.length === 0 && this.lastFailures.length === 0) return { applied: [], failed: [] };
     const r = await this.plane.apply(plan);
-    for (const op of r.applied) {
-      this.applied.commit(op);
-      publishOp(op);
-    }
+    for (const op of r.applied) publishOp(op);
     if (r.failed.length > 0) publish({ type: 'apply-failed', failures: r.failed.map((f) => ({ code: f.code, message: f.message })) });
     this.lastFailures = r.failed;
     return r;

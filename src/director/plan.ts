@@ -7,11 +7,10 @@
  * Order: removed services first (freeing their addresses), then added/edited services,
  * then per service: removed servers, added servers, edited servers, weights.
  */
-import type { Plan, PlanOp, ServerSpec, ServiceSpec } from '../dataplane/types.js';
+import type { HeldTable, Plan, PlanOp, ServerSpec } from '../dataplane/types.js';
 
-export interface TableView {
-  readonly services: ReadonlyMap<string, { readonly spec: ServiceSpec; readonly servers: ReadonlyMap<string, ServerSpec> }>;
-}
+/** A table of services and servers by key (what a plane holds, or what is desired). */
+export type TableView = HeldTable;
 
 /** Structural equality of plain data (specs are JSON-shaped and built in one key order). */
 export function sameSpec(a: unknown, b: unknown): boolean {

@@ -21,7 +21,7 @@ import type { Family, ForwardingMethod } from '../../model/types.js';
 import { addCounters, newCounters, RateEstimator, zeroCounters, ZERO_RATES } from '../stats.js';
 import { SpecTable, type TableEntry } from '../table.js';
 import {
-  DataPlaneErrorCode, DEFAULT_TIMEOUTS, type ApplyResult, type ConnectionEntry, type Counters, type DataPlane,
+  DataPlaneErrorCode, DEFAULT_TIMEOUTS, type ApplyResult, type ConnectionEntry, type Counters, type DataPlane, type HeldTable,
   type OpFailure, type Plan, type PlanOp, type ServerSpec, type ServiceSpec, type ServiceStats, type Timeouts,
 } from '../types.js';
 import type { KernelHost } from '../../sys/kernel-host.js';
@@ -81,6 +81,10 @@ export class NftDataPlane implements DataPlane {
   readonly name = 'nftables';
   readonly methods = KERNEL_METHODS;
   private readonly table = new SpecTable();
+
+  get held(): HeldTable {
+    return this.table;
+  }
   private readonly services = new Map<string, ServiceState>();
   /** Backends by mark (live and trashed). */
   private backends = new Map<number, Backend>();

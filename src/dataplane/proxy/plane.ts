@@ -15,7 +15,7 @@ import { addrFold } from '../../scheduling/hash.js';
 import { RateEstimator, ZERO_RATES, newCounters, zeroCounters } from '../stats.js';
 import { SpecTable } from '../table.js';
 import {
-  DataPlaneErrorCode, type ApplyResult, type ConnectionEntry, type Counters, type DataPlane, type ListenAddress,
+  DataPlaneErrorCode, type ApplyResult, type ConnectionEntry, type Counters, type DataPlane, type HeldTable, type ListenAddress,
   type OpFailure, type Plan, type PlanOp, type ServerSpec, type ServiceSpec, type ServiceStats,
 } from '../types.js';
 import { DEFAULT_TUNABLES, type ProxyEvent, type ProxyTunables, type ServerState, type ServiceRuntime, type Session, type UdpBudget } from './context.js';
@@ -157,6 +157,10 @@ export class ProxyDataPlane implements DataPlane {
   /** Refreshed once a second (see ServiceRuntime.coarseNow). */
   coarse: number;
   private readonly table = new SpecTable();
+
+  get held(): HeldTable {
+    return this.table;
+  }
   private readonly services = new Map<string, ProxyService>();
   /** Removed services whose connections are still finishing. */
   private readonly retired = new Set<ProxyService>();
