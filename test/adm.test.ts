@@ -54,7 +54,7 @@ const RULES = [
 const EMPTY = 'global_defs {\n  router_id adm-test\n}\n';
 
 test('adm: -A/-a build a table whose -L -n, --stats, --rate, --thresholds and --persistent-conn match ipvsadm line by line', async () => {
-  const d = await startDaemon(EMPTY);
+  const d = await startDaemon(EMPTY, { args: ['--allow-empty'] });
   try {
     await d.waitLog((l) => l.event === 'api', 10000, 'the API');
     for (const rule of RULES) await ok(d, rule.split(' '));
@@ -79,7 +79,7 @@ test('adm: -A/-a build a table whose -L -n, --stats, --rate, --thresholds and --
 });
 
 test('adm: -S → -C → -R restores the identical table; refusals change nothing and exit non-zero; SIGHUP keeps runtime changes', async () => {
-  const d = await startDaemon(EMPTY, { args: ['--nft', 'none'] });
+  const d = await startDaemon(EMPTY, { args: ['--nft', 'none', '--allow-empty'] });
   try {
     await d.waitLog((l) => l.event === 'api', 10000, 'the API');
     await ok(d, ['-R'], `${RULES.join('\n')}\n`);

@@ -14,12 +14,13 @@
  *   is a 400 naming the field.
  */
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import fastifyStatic from '@fastify/static';
-import { DiagnosticSink, FulcrumError, formatDiagnostic } from '../errors/index.js';
+import { DiagnosticSink, FailureCode, FulcrumError, formatDiagnostic, reportFailure } from '../errors/index.js';
 import { formatHostPort } from '../model/address.js';
 import { formatIpvsSave, joinArgs, METHOD_FLAG, parseIpvsadmLine, serviceIdKey, splitLine, type IpvsCommand } from '../config/ipvsadm/index.js';
 import type { Daemon, ChangeOutcome } from '../daemon/index.js';
@@ -57,6 +58,8 @@ export interface ApiOptions {
   readonly open?: ReadonlySet<OpenPart>;
   /** Built dashboard (index.html + assets); null = not served. */
   readonly dashboardDir?: string | null;
+  /** Connection caps, deadlines and body size (default DEFAULT_API_LIMITS). */
+  readonly limits?: Partial<ApiLimits>;
 }
 
 export interface RunningApi {
@@ -165,12 +168,72 @@ function isDashboardAsset(url: string): boolean {
   return url === '/' || url === '/index.html' || url.startsWith('/assets/');
 }
 
+/** What one API listener allows a client (see ApiOptions.limits). */
+export interface ApiLimits {
+  /** Connections open at once, over all clients. */
+  readonly connections: number;
+  /** Connections open at once from one source address (TCP). */
+  readonly perSource: number;
+  /** Milliseconds to send the request's headers. */
+  readonly headersMs: number;
+  /** Milliseconds to send the whole request. */
+  readonly requestMs: number;
+  /** Largest request body, bytes. */
+  readonly bodyBytes: number;
+}
+
+/**
+ * The API is the control plane's door, and must never be a way to starve the data plane:
+ * a bounded number of connections (in total and per source), short header and request
+ * deadlines (a client trickling headers is cut off), bodies only after the token checked
+ * out, and a body limit. The file-descriptor budget this leaves the proxy is the process's
+ * limit less `connections`.
+ */
+export const DEFAULT_API_LIMITS: ApiLimits = { connections: 64, perSource: 16, headersMs: 10_000, requestMs: 30_000, bodyBytes: 4 * 1024 * 1024 };
+
+/**
+ * Enforce the connection caps on a listening server: a connection over a cap is closed at
+ * once (before a byte is read) and counted; the first of each kind in 10 s is reported.
+ */
+function limitConnections(server: http.Server, limits: ApiLimits, where: string): { refused: number } {
+  const stats = { refused: 0 };
+  const bySource = new Map<string, number>();
+  let open = 0;
+  server.on('connection', (sock: net.Socket) => {
+    const src = sock.remoteAddress ?? 'local';
+    const n = bySource.get(src) ?? 0;
+    if (open >= limits.connections || n >= limits.perSource) {
+      stats.refused++;
+      reportFailure('api', FailureCode.API_LIMIT, `${where}: refused a connection from ${src}: ${open >= limits.connections ? `${limits.connections} connections open` : `${limits.perSource} connections from that address`}`, { source: src });
+      sock.destroy();
+      return;
+    }
+    open++;
+    bySource.set(src, n + 1);
+    sock.once('close', () => {
+      open--;
+      const m = (bySource.get(src) ?? 1) - 1;
+      if (m <= 0) bySource.delete(src);
+      else bySource.set(src, m);
+    });
+  });
+  server.on('error', (err: NodeJS.ErrnoException) => {
+    const fd = err.code === 'EMFILE' || err.code === 'ENFILE';
+    reportFailure('api', fd ? FailureCode.FD_EXHAUSTED : FailureCode.ACCEPT, `${where}: ${err.code ?? err.message}`);
+  });
+  return stats;
+}
+
 function buildApp(o: ApiOptions, transport: 'unix' | 'tcp'): FastifyInstance {
+  const limits = { ...DEFAULT_API_LIMITS, ...o.limits };
   const app = Fastify({
     logger: false,
-    bodyLimit: 16 * 1024 * 1024,
+    bodyLimit: limits.bodyBytes,
+    // Node's own deadlines: headers, the whole request, idle keep-alive; checked every second.
+    serverFactory: (handler) => http.createServer({ headersTimeout: limits.headersMs, requestTimeout: limits.requestMs, keepAliveTimeout: 5000, connectionsCheckingInterval: 1000 }, handler),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: true } },
   });
+  limitConnections(app.server, limits, transport === 'unix' ? 'the API socket' : 'the TCP API');
   // Nothing that carries data is open by default: /metrics and the dashboard's state
   // (topology, addresses, the event timeline) need the token unless the operator opens them.
   const open = o.open ?? new Set<OpenPart>();

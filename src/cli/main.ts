@@ -75,6 +75,8 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
     .option('--state-file <FILE>', 'where runtime changes (fulcrum adm, the API) are kept across reloads and restarts (default /var/lib/fulcrum/runtime.json as root, else $XDG_STATE_HOME/fulcrum/runtime.json)')
     .option('--keep-forwarding', 'on stop, leave the kernel (nftables) tables in place so NAT/DR/TUN traffic keeps flowing; the next start takes them over')
     .option('--nft <HOW>', "how to reach nftables: 'lib' (libnftables through the FFI), 'cmd' (the nft binary), 'auto', or 'none' (userspace proxy only)", 'auto')
+    .option('--allow-empty', 'run a configuration that defines no virtual_server and no vrrp_instance (everything from runtime changes); refused otherwise, so an empty or truncated file cannot remove every service')
+    .option('--udp-sessions <N>', 'most UDP sessions the proxy holds at once; datagrams from new clients past it are dropped and counted', '16384')
     .action(async (o: RunCliOptions) => {
       code = await runRun(o, io);
     });

@@ -17,7 +17,11 @@ import { FileRuntimeStore } from '../runtime/index.js';
 import { runPrimary, workerConflicts } from './workers.js';
 import { ProxyDataPlane, RoutingDataPlane, type DataPlane } from '../dataplane/index.js';
 import { NftDataPlane } from '../dataplane/nft/index.js';
-import { commandKernelHost, commandNft, defaultNft, libNft } from '../sys/index.js';
+import { commandKernelHost, commandNft, defaultNft, libNft, raiseFileLimit } from '../sys/index.js';
+import { threadConfigLoader } from '../config/index.js';
+import { ProcessVrrpRunner } from '../vrrp/process/runner.js';
+import { supervise } from '../errors/index.js';
+import { DEFAULT_TUNABLES } from '../dataplane/proxy/context.js';
 import type { Io } from './check.js';
 
 export interface RunCliOptions {
@@ -33,6 +37,8 @@ export interface RunCliOptions {
   readonly stateFile?: string | undefined;
   readonly keepForwarding?: boolean | undefined;
   readonly nft?: string | undefined;
+  readonly allowEmpty?: boolean | undefined;
+  readonly udpSessions?: string | undefined;
 }
 
 /**
@@ -98,10 +104,11 @@ export interface SignalSource {
  * The director's data plane: the userspace proxy for `lb_kind PROXY`, the nftables plane for
  * NAT/DR/TUN (built when a first kernel service arrives).
  */
-export function directorPlane(o: { exclusive: boolean; keepForwarding: boolean; nft: 'lib' | 'cmd' | 'auto' | 'none' }): DataPlane {
-  if (o.nft === 'none') return new ProxyDataPlane({ tunables: { exclusive: o.exclusive } });
+export function directorPlane(o: { exclusive: boolean; keepForwarding: boolean; nft: 'lib' | 'cmd' | 'auto' | 'none'; udpSessions?: number }): DataPlane {
+  const tunables = { exclusive: o.exclusive, ...(o.udpSessions !== undefined ? { udpSessionLimit: o.udpSessions } : {}) };
+  if (o.nft === 'none') return new ProxyDataPlane({ tunables });
   return new RoutingDataPlane([
-    { methods: ['proxy'], make: () => new ProxyDataPlane({ tunables: { exclusive: o.exclusive } }) },
+    { methods: ['proxy'], make: () => new ProxyDataPlane({ tunables }) },
     {
       methods: ['nat', 'dr', 'tun'],
       make: () => new NftDataPlane({
@@ -147,16 +154,27 @@ export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = p
     io.err(`fulcrum run: --nft: '${o.nft}' is not lib, cmd, auto or none`);
     return 2;
   }
-  const plane = directorPlane({ exclusive: cluster.isPrimary, keepForwarding: o.keepForwarding === true, nft: (o.nft ?? 'auto') as 'lib' | 'cmd' | 'auto' | 'none' });
+  const udpSessions = Number(o.udpSessions ?? DEFAULT_TUNABLES.udpSessionLimit);
+  if (!Number.isInteger(udpSessions) || udpSessions < 1) {
+    io.err(`fulcrum run: --udp-sessions: '${o.udpSessions}' is not a positive number of sessions`);
+    return 2;
+  }
+  const plane = directorPlane({ exclusive: cluster.isPrimary, keepForwarding: o.keepForwarding === true, nft: (o.nft ?? 'auto') as 'lib' | 'cmd' | 'auto' | 'none', udpSessions });
   // Every worker checks health for its own proxy; only the first runs notify scripts and
   // sends mail, so one transition is announced once.
   const quiet = cluster.isWorker && cluster.worker?.id !== 1;
   const daemon = new Daemon({
     configFile: o.file, configId: o.configId, plane, drainMs: drain * 1000,
     runtime: new FileRuntimeStore(o.stateFile ?? defaultPaths().state),
+    // The file is read off this thread (bounded in time and memory); VRRP runs in its own process.
+    loader: threadConfigLoader(),
+    vrrpRunner: (onHeld) => new ProcessVrrpRunner(onHeld),
+    allowEmpty: o.allowEmpty === true,
     ...(quiet ? { health: { notifier: { serverChanged: () => undefined, quorumChanged: () => undefined, idle: () => Promise.resolve() } } } : {}),
   });
   const board = new StatusBoard().attach();
+  const limit = raiseFileLimit();
+  if (limit && limit.after.soft !== limit.before.soft) publishDaemon({ type: 'notice', message: `file descriptor limit raised from ${limit.before.soft} to ${limit.after.soft} (the hard limit)` });
   const started = await daemon.start();
   if (!started.ok) {
     for (const e of started.errors) io.err(`fulcrum run: ${e}`);
@@ -191,14 +209,15 @@ export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = p
     // Keeps the event loop alive even when no listener is open (nothing configured yet).
     const keepAlive = setInterval(() => undefined, 1 << 30);
     let stopping = false;
-    const onHup = (): void => { void daemon.reload(); };
+    // A reload reports its own outcome (reloaded / reload-rejected); anything else it throws is an internal failure.
+    const onHup = (): void => { supervise('reload', daemon.reload()); };
     const stop = (signal: string): void => {
       if (stopping) {
-        void plane.close(0);
+        supervise('stop', plane.close(0));
         return;
       }
       stopping = true;
-      void Promise.all([daemon.stop(signal), apiServer?.close()]).then(() => {
+      supervise('stop', Promise.all([daemon.stop(signal), apiServer?.close()]).finally(() => {
         board.close();
         signals.removeListener('SIGHUP', onHup);
         signals.removeListener('SIGTERM', onTerm);
@@ -208,7 +227,7 @@ export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = p
         // A cluster worker's IPC channel would keep it alive: let go of the primary.
         if (cluster.isWorker) cluster.worker?.disconnect();
         resolve(0);
-      });
+      }));
     };
     const onTerm = (): void => stop('SIGTERM');
     const onInt = (): void => stop('SIGINT');

@@ -10,3 +10,4 @@
  */
 export * from './keepalived/index.js';
 export * from './ipvsadm/index.js';
+export * from './loader.js';

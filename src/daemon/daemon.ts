@@ -1,29 +1,39 @@
 /**
  * The composition root: load the configuration, build the data plane, the director and the
- * health monitor (checkers and agent probes → observations → director), and run the
- * lifecycle — start, reload (SIGHUP), graceful stop (SIGTERM/SIGINT).
+ * health monitor (checkers and agent probes → observations → director), run VRRP through its
+ * runner, and run the lifecycle — start, reload (SIGHUP), runtime changes, graceful stop.
  *
- * A reload re-reads the file; a configuration with errors is rejected (every error
- * logged with its file:line:col) and the running one stays. A good one is handed to the
- * director, which applies only the differences, so untouched services keep their
- * connections and listeners.
+ * A reload and a runtime change are each one transaction across VRRP and the data plane:
+ * the new configuration is read (off this thread, bounded) and checked; VRRP prepares what
+ * it needs (sockets — the part that can fail); the director applies the difference. If a
+ * step fails for a reason that will not fix itself (no privilege, a forwarding method the
+ * plane lacks, a transaction the kernel refuses), the director is reconciled back to the
+ * running configuration, VRRP's preparation is aborted, and the reload or change is
+ * rejected — logged and counted — with everything as it was. Otherwise VRRP commits and the
+ * change is in effect everywhere. Refusals that fix themselves (an address not yet on the
+ * host) are retried every `retryMs`, as before.
+ *
+ * A runtime change is saved only once it applied, so an acknowledged change is durable and
+ * a change that cannot apply is never persisted. A state file never prevents a start: an
+ * unreadable one is set aside (renamed), and entries the planes cannot apply are kept but
+ * not applied, and reported, like stale ones.
  */
-import { loadKeepalivedConfig } from '../config/index.js';
-import { DiagnosticCode, formatDiagnostic, formatLocation } from '../errors/index.js';
+import { FulcrumError, DiagnosticCode, formatDiagnostic, formatLocation, supervise, errorMessage } from '../errors/index.js';
+import { inProcessConfigLoader, type ConfigLoader } from '../config/index.js';
 import { serviceKey } from '../model/keys.js';
 import type { FulcrumConfig } from '../model/types.js';
-import { Director } from '../director/index.js';
+import { Director, type ReconcileResult } from '../director/index.js';
 import { DataPlaneErrorCode, type DataPlane, type OpFailure, type ServiceSpec } from '../dataplane/index.js';
 import { systemClock } from '../health/index.js';
 import { ffiHostNetwork } from '../sys/index.js';
-import { addressKey, vrrpAddresses, VrrpNode, type InstanceStatus, type VrrpNodeOptions } from '../vrrp/index.js';
+import { addressKey, LocalVrrpRunner, vrrpAddresses, type InstanceStatus, type VrrpNodeOptions, type VrrpRunner, type VrrpTransaction } from '../vrrp/index.js';
 import { HealthMonitor, publishHealth, type HealthMonitorOptions } from '../health/index.js';
 import { ScriptAndMailNotifier, smtpMailer } from '../notify/index.js';
 import { publishDaemon } from './events.js';
 import { METHOD_FLAG, serviceIdKey, type IpvsCommand } from '../config/ipvsadm/index.js';
 import { formatHostPort } from '../model/address.js';
 import {
-  applyOverlay, changesTable, EMPTY_OVERLAY, ipvsView, MemoryRuntimeStore, recordCommand,
+  applyOverlay, EMPTY_OVERLAY, ipvsView, MemoryRuntimeStore, OverlayRecorder, changesTable,
   type OverlayResult, type RuntimeOverlay, type RuntimeStore,
 } from '../runtime/index.js';
 
@@ -41,8 +51,14 @@ export interface DaemonOptions {
   readonly runtime?: RuntimeStore;
   /** Milliseconds between drain progress checks (default 1000). */
   readonly drainCheckMs?: number;
-  /** VRRP wiring (host network, clock, script runner) for tests; the defaults are the real ones. */
+  /** VRRP on this event loop with this wiring (host network, clock, script runner) — tests. */
   readonly vrrp?: Partial<Omit<VrrpNodeOptions, 'onHeldChange'>>;
+  /** How VRRP runs (given the held-address callback); default: on this loop with `vrrp`'s wiring. */
+  readonly vrrpRunner?: (onHeld: (held: ReadonlySet<string>) => void) => VrrpRunner;
+  /** How the configuration file is read (default: on this thread). */
+  readonly loader?: ConfigLoader;
+  /** Accept a configuration with no virtual server and no VRRP instance (runtime changes only). */
+  readonly allowEmpty?: boolean;
 }
 
 /** A runtime change's outcome: refused (nothing changed) or applied. */
@@ -67,19 +83,56 @@ export interface StartOutcome {
   readonly errors: readonly string[];
 }
 
-/** Why a configuration cannot run on this data plane (method it lacks), one line per service. */
-export function planeMismatches(config: FulcrumConfig, plane: DataPlane): string[] {
-  const out: string[] = [];
+/** Why a service cannot run on this data plane (a method it lacks): its key and the message. */
+export function planeMismatchesByService(config: FulcrumConfig, plane: DataPlane): { key: string; message: string }[] {
+  const out: { key: string; message: string }[] = [];
   for (const vs of config.virtualServers) {
     const methods = new Set([vs.method, ...vs.realServers.map((r) => r.method)]);
     for (const m of methods) {
       if (plane.methods.includes(m)) continue;
       const where = vs.loc ? `${formatLocation(vs.loc)}: ` : '';
-      out.push(`${where}virtual server ${serviceKey(vs)} uses ${m.toUpperCase()} forwarding, which needs the kernel (nftables) data plane; ` +
-        `this director runs the ${plane.name} data plane (${plane.methods.map((x) => x.toUpperCase()).join(', ')}). Use lb_kind PROXY to run without kernel privileges.`);
+      out.push({
+        key: serviceKey(vs),
+        message: `${where}virtual server ${serviceKey(vs)} uses ${m.toUpperCase()} forwarding, which needs the kernel (nftables) data plane; ` +
+          `this director runs the ${plane.name} data plane (${plane.methods.map((x) => x.toUpperCase()).join(', ')}). Use lb_kind PROXY to run without kernel privileges.`,
+      });
     }
   }
   return out;
+}
+
+/** Why this configuration cannot run on this data plane (method it lacks), one line per service. */
+export function planeMismatches(config: FulcrumConfig, plane: DataPlane): string[] {
+  return planeMismatchesByService(config, plane).map((m) => m.message);
+}
+
+/** Refusals that will not fix themselves by waiting: they reject a reload or a runtime change. */
+const PERMANENT: ReadonlySet<string> = new Set([DataPlaneErrorCode.PERMISSION, DataPlaneErrorCode.UNSUPPORTED, DataPlaneErrorCode.KERNEL]);
+const permanentOf = (failed: readonly OpFailure[]): OpFailure[] => failed.filter((f) => PERMANENT.has(f.code));
+
+/** The service an op is about. */
+function opService(f: OpFailure): string {
+  const op = f.op;
+  return op.op === 'add-service' || op.op === 'edit-service' ? op.service.key : op.op === 'remove-service' ? op.key : op.service;
+}
+
+/** The overlay without the entries of services set aside (their changes cannot apply here). */
+function withoutAside(ov: RuntimeOverlay, aside: ReadonlyMap<string, string>): RuntimeOverlay {
+  if (aside.size === 0) return ov;
+  return { ...ov, services: ov.services.filter((e) => !aside.has(e.key)), servers: ov.servers.filter((e) => !aside.has(e.service)) };
+}
+
+/** Service keys a runtime overlay touches. */
+function overlayServices(ov: RuntimeOverlay): Set<string> {
+  return new Set([...ov.services.map((e) => e.key), ...ov.servers.map((e) => e.service)]);
+}
+
+interface Running {
+  readonly base: FulcrumConfig | null;
+  readonly overlay: RuntimeOverlay;
+  readonly config: FulcrumConfig | null;
+  readonly stale: readonly string[];
+  readonly aside: ReadonlyMap<string, string>;
 }
 
 export class Daemon {
@@ -94,11 +147,13 @@ export class Daemon {
   private config: FulcrumConfig | null = null;
   private overlay: RuntimeOverlay = EMPTY_OVERLAY;
   private staleEntries: readonly string[] = [];
+  /** Services whose runtime entries are kept but not applied, with why. */
+  private aside: ReadonlyMap<string, string> = new Map();
   private readonly store: RuntimeStore;
+  private readonly loader: ConfigLoader;
   /** Reloads and runtime changes, one at a time, in arrival order. */
   private queue: Promise<unknown> = Promise.resolve();
-  /** The VRRP instances, once a configuration has any. */
-  private vrrpNode: VrrpNode | null = null;
+  readonly vrrp: VrrpRunner;
   /** Set as stop() begins: VRRP's goodbye must not reopen or reshuffle services. */
   private closing = false;
   /** Reload outcomes since start (for metrics). */
@@ -106,6 +161,7 @@ export class Daemon {
 
   constructor(private readonly opts: DaemonOptions) {
     this.store = opts.runtime ?? new MemoryRuntimeStore();
+    this.loader = opts.loader ?? inProcessConfigLoader;
     const notifier = opts.health?.notifier ?? new ScriptAndMailNotifier(smtpMailer, (report) => publishHealth({ type: 'notify', report }));
     this.director = new Director(opts.plane, (vs, up) => {
       if (!this.config) return;
@@ -116,9 +172,19 @@ export class Daemon {
       notifier,
       observe: (batch) => {
         if (this.stopping) return;
-        void this.director.observeMany(batch).then((r) => this.scheduleRetry(r.failed));
+        supervise('director', this.director.observeMany(batch).then((r) => this.scheduleRetry(r.failed)));
       },
     });
+    const onHeld = (): void => {
+      if (this.closing) return;
+      supervise('director', this.director.setGate((spec) => this.served(spec)).then((r) => this.scheduleRetry(r.failed)));
+    };
+    this.vrrp = opts.vrrpRunner?.(onHeld) ?? new LocalVrrpRunner({
+      host: opts.vrrp?.host ?? ffiHostNetwork,
+      clock: opts.vrrp?.clock ?? systemClock,
+      ...(opts.vrrp?.runScript ? { runScript: opts.vrrp.runScript } : {}),
+      ...(opts.vrrp?.notifyTimeoutMs !== undefined ? { notifyTimeoutMs: opts.vrrp.notifyTimeoutMs } : {}),
+    }, onHeld);
   }
 
   get plane(): DataPlane {
@@ -127,28 +193,55 @@ export class Daemon {
 
   /**
    * Read the file (start and reload alike): warnings are published as notices; a usable
-   * configuration also gets the notices about what this build does not run yet.
+   * configuration also gets the notices about what this build does not run yet. A file
+   * that defines nothing to serve is refused unless `allowEmpty`.
    */
-  private load(): { config: FulcrumConfig | null; errors: string[] } {
-    const r = loadKeepalivedConfig(this.opts.configFile, this.opts.configId !== undefined ? { configId: this.opts.configId } : {});
+  private async load(): Promise<{ config: FulcrumConfig | null; errors: string[] }> {
+    const file = this.opts.configFile;
+    const r = await this.loader.load(file, { configId: this.opts.configId });
     for (const w of r.diagnostics) if (w.severity === 'warning') publishDaemon({ type: 'notice', message: formatDiagnostic(w) });
     if (!r.ok) return { config: null, errors: r.diagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic) };
+    if (!this.opts.allowEmpty && r.config.virtualServers.length === 0 && r.config.vrrpInstances.length === 0) {
+      return {
+        config: null,
+        errors: [formatDiagnostic({
+          severity: 'error', code: DiagnosticCode.EMPTY, loc: { file, line: 1, col: 1 },
+          message: 'the configuration defines no virtual_server and no vrrp_instance: refusing to run with nothing to serve (an empty or truncated file would remove every service); start with --allow-empty to run on runtime changes alone',
+        })],
+      };
+    }
     const mismatch = planeMismatches(r.config, this.opts.plane);
     if (mismatch.length > 0) return { config: null, errors: mismatch };
     this.noticeUnimplemented(r.config);
     return { config: r.config, errors: [] };
   }
 
-  /** Lay the runtime overlay over a file's configuration. */
-  private effectiveOf(base: FulcrumConfig, overlay: RuntimeOverlay): OverlayResult {
-    return applyOverlay(base, overlay, this.opts.plane.methods[0] ?? 'proxy');
+  /** Lay the runtime overlay (less what is set aside) over a file's configuration. */
+  private effectiveOf(base: FulcrumConfig, overlay: RuntimeOverlay, aside: ReadonlyMap<string, string> = this.aside): OverlayResult {
+    const r = applyOverlay(base, withoutAside(overlay, aside), this.opts.plane.methods[0] ?? 'proxy');
+    if (aside.size === 0) return r;
+    const held = [...aside].map(([k, why]) => `runtime changes of ${k} are kept but not applied: ${why}`);
+    return { config: r.config, stale: [...r.stale, ...held] };
   }
 
-  private adopt(base: FulcrumConfig, overlay: RuntimeOverlay, eff: OverlayResult): void {
+  private snapshot(): Running {
+    return { base: this.base, overlay: this.overlay, config: this.config, stale: this.staleEntries, aside: this.aside };
+  }
+
+  private restore(r: Running): void {
+    this.base = r.base;
+    this.overlay = r.overlay;
+    this.config = r.config;
+    this.staleEntries = r.stale;
+    this.aside = r.aside;
+  }
+
+  private adopt(base: FulcrumConfig, overlay: RuntimeOverlay, eff: OverlayResult, aside: ReadonlyMap<string, string> = this.aside): void {
     this.base = base;
     this.overlay = overlay;
     this.config = eff.config;
     this.staleEntries = eff.stale;
+    this.aside = aside;
   }
 
   /** Say which runtime changes found nothing to change in the file (at start and on reload). */
@@ -173,102 +266,165 @@ export class Daemon {
   }
 
   /**
+   * The state file's overlay. One that cannot be read is set aside (renamed, reported) and
+   * the daemon starts without runtime changes: a state file never prevents a start.
+   */
+  private loadOverlay(): RuntimeOverlay {
+    try {
+      return this.store.load();
+    } catch (err: unknown) {
+      const moved = this.store.setAside();
+      publishDaemon({ type: 'notice', message: `${errorMessage(err)}; starting without runtime changes${moved ? ` (the file was moved to ${moved})` : ''}` });
+      return EMPTY_OVERLAY;
+    }
+  }
+
+  /**
    * Load and apply the configuration. Not ok when the file has errors, needs a data plane
-   * this one is not, or a listener failed for lack of privilege (that will not fix itself);
-   * other refusals (an address not yet on the host) are retried every `retryMs`.
+   * this one is not, VRRP cannot start, or a listener failed for lack of privilege (that
+   * will not fix itself); other refusals (an address not yet on the host) are retried
+   * every `retryMs`. Runtime changes that cannot apply are set aside, not fatal.
    */
   async start(): Promise<StartOutcome> {
-    const { config: base, errors } = this.load();
+    const { config: base, errors } = await this.load();
     if (!base) return { ok: false, errors };
-    let overlay: RuntimeOverlay;
+    const overlay = this.loadOverlay();
+    const touched = overlayServices(overlay);
+    const aside = new Map<string, string>();
+    // Runtime entries for services the plane cannot forward: set aside before anything runs.
+    for (const m of planeMismatchesByService(applyOverlay(base, overlay, this.opts.plane.methods[0] ?? 'proxy').config, this.opts.plane)) {
+      if (touched.has(m.key)) aside.set(m.key, m.message);
+    }
+    let eff = this.effectiveOf(base, overlay, aside);
+    this.adopt(base, overlay, eff, aside);
+    // Whatever fails from here leaves nothing running: no VRRP process, no listener.
+    const fail = async (errors: string[], tx?: VrrpTransaction): Promise<StartOutcome> => {
+      await tx?.abort();
+      await this.vrrp.stop();
+      await this.opts.plane.close(0);
+      return { ok: false, errors };
+    };
+    let tx: VrrpTransaction;
     try {
-      overlay = this.store.load();
+      tx = await this.vrrp.prepare(eff.config);
     } catch (err: unknown) {
-      return { ok: false, errors: [err instanceof Error ? err.message : String(err)] };
+      return fail([errorMessage(err)]);
     }
-    const eff = this.effectiveOf(base, overlay);
-    const mismatch = planeMismatches(eff.config, this.opts.plane);
-    if (mismatch.length > 0) return { ok: false, errors: mismatch.map((m) => `with the runtime changes in ${this.store.where}: ${m}`) };
-    this.adopt(base, overlay, eff);
-    this.announceStale();
-    const config = eff.config;
     // Services on VRRP addresses wait for MASTER: the gate is set before anything binds.
-    if (config.vrrpInstances.length > 0) await this.director.setGate((spec) => this.served(spec));
-    const r = await this.director.setConfig(config);
-    const fatal = r.failed.filter((f) => f.code === DataPlaneErrorCode.PERMISSION || f.code === DataPlaneErrorCode.UNSUPPORTED);
-    if (fatal.length > 0) {
-      await this.opts.plane.close(0);
-      return { ok: false, errors: fatal.map((f) => f.message) };
+    await this.director.setGate((spec) => this.served(spec));
+    let r = await this.director.setConfig(eff.config);
+    // A runtime entry the plane refuses for good is set aside and the rest applied again;
+    // the file's own services failing that way stop the start, as before.
+    const runtimeFatal = permanentOf(r.failed).filter((f) => touched.has(opService(f)) && !aside.has(opService(f)));
+    if (runtimeFatal.length > 0) {
+      for (const f of runtimeFatal) aside.set(opService(f), f.message);
+      eff = this.effectiveOf(base, overlay, aside);
+      this.adopt(base, overlay, eff, aside);
+      r = await this.director.setConfig(eff.config);
     }
-    const vrrpError = this.startVrrp(config);
-    if (vrrpError) {
-      await this.opts.plane.close(0);
-      return { ok: false, errors: [vrrpError] };
+    const fatal = permanentOf(r.failed).filter((f) => f.code === DataPlaneErrorCode.PERMISSION || f.code === DataPlaneErrorCode.UNSUPPORTED);
+    if (fatal.length > 0) return fail(fatal.map((f) => f.message), tx);
+    try {
+      await tx.commit();
+    } catch (err: unknown) {
+      return fail([errorMessage(err)]);
     }
+    this.announceStale();
     this.scheduleRetry(r.failed);
-    this.health.setConfig(config);
+    this.health.setConfig(eff.config);
     this.scheduleDrainCheck();
-    publishDaemon({ type: 'started', services: config.virtualServers.length, plane: this.opts.plane.name });
+    publishDaemon({ type: 'started', services: eff.config.virtualServers.length, plane: this.opts.plane.name });
     return { ok: true, errors: [] };
   }
 
+  private rejectReload(errors: readonly string[]): StartOutcome {
+    this.reloads.failed++;
+    this.reloads.lastFailedAt = Date.now();
+    publishDaemon({ type: 'reload-rejected', errors });
+    return { ok: false, errors };
+  }
+
   /**
-   * SIGHUP: re-read the file and lay the runtime changes over it again; keep running on
-   * the old configuration if the new one is bad.
+   * SIGHUP: re-read the file and lay the runtime changes over it again — one transaction
+   * (see the file comment): in effect everywhere, or rejected with everything as it was.
    */
   reload(): Promise<StartOutcome> {
     return this.serial(async () => {
-      const { config: base, errors } = this.load();
-      const eff = base ? this.effectiveOf(base, this.overlay) : null;
-      const mismatch = eff ? planeMismatches(eff.config, this.opts.plane) : [];
-      if (!base || !eff || mismatch.length > 0) {
-        const all = [...errors, ...mismatch.map((m) => `with the runtime changes in ${this.store.where}: ${m}`)];
-        this.reloads.failed++;
-        this.reloads.lastFailedAt = Date.now();
-        publishDaemon({ type: 'reload-rejected', errors: all });
-        return { ok: false, errors: all };
+      if (this.stopping) return this.rejectReload(['the director is stopping']);
+      const { config: base, errors } = await this.load();
+      if (!base) return this.rejectReload(errors);
+      const eff = this.effectiveOf(base, this.overlay);
+      const mismatch = planeMismatches(eff.config, this.opts.plane);
+      if (mismatch.length > 0) return this.rejectReload(mismatch.map((m) => `with the runtime changes in ${this.store.where}: ${m}`));
+      let tx: VrrpTransaction;
+      try {
+        tx = await this.vrrp.prepare(eff.config);
+      } catch (err: unknown) {
+        return this.rejectReload([`VRRP cannot take the new configuration: ${errorMessage(err)}`]);
       }
+      const prev = this.snapshot();
       this.adopt(base, this.overlay, eff);
+      const r = await this.director.setConfig(eff.config);
+      const fatal = permanentOf(r.failed);
+      if (fatal.length > 0) {
+        await this.rollback(prev, 'reload');
+        await tx.abort();
+        return this.rejectReload(fatal.map((f) => f.message));
+      }
+      await tx.commit();
       this.announceStale();
-      const vrrpError = this.vrrpNode ? (this.vrrpNode.reload(eff.config), null) : this.startVrrp(eff.config);
-      const r = await this.apply();
+      this.scheduleRetry(r.failed);
+      this.health.setConfig(eff.config);
       this.reloads.ok++;
       this.reloads.lastOkAt = Date.now();
-      publishDaemon({ type: 'reloaded', ops: r.ops, failed: r.failed.length });
-      const failed = vrrpError ? [...r.failed, vrrpError] : r.failed;
-      return { ok: failed.length === 0, errors: failed };
+      publishDaemon({ type: 'reloaded', ops: r.applied.length, failed: r.failed.length });
+      return { ok: r.failed.length === 0, errors: r.failed.map((f) => f.message) };
     });
   }
 
+  /** Put the running state back and reconcile the plane to it (a rejected reload or change). */
+  private async rollback(prev: Running, what: string): Promise<void> {
+    this.restore(prev);
+    if (!prev.config) return;
+    const back = await this.director.setConfig(prev.config);
+    const still = permanentOf(back.failed);
+    if (still.length > 0) publishDaemon({ type: 'notice', message: `rolling back the ${what}: ${still.map((f) => f.message).join('; ')}` });
+    this.scheduleRetry(back.failed);
+  }
+
   /**
-   * Save `overlay`, make it the one in effect over `base`, and apply: the single way a
-   * runtime change takes effect. Nothing changes when it cannot be saved (the reason is
-   * returned).
+   * Make `overlay` the one in effect over `base` and apply it; keep it only if it applied
+   * (no refusal that waiting cannot fix) and could be saved — else roll back and say why.
+   * The single way a runtime change takes effect.
    */
-  private async commitOverlay(base: FulcrumConfig, overlay: RuntimeOverlay): Promise<{ ops: number; failed: string[] } | string> {
+  private async commitOverlay(base: FulcrumConfig, overlay: RuntimeOverlay, aside: ReadonlyMap<string, string> = this.aside): Promise<{ ops: number; failed: string[] } | { refused: string; status: 'conflict' | 'unavailable' }> {
+    const eff = this.effectiveOf(base, overlay, aside);
+    const mismatch = planeMismatches(eff.config, this.opts.plane);
+    if (mismatch.length > 0) return { refused: mismatch.join('; '), status: 'conflict' };
+    const prev = this.snapshot();
+    this.adopt(base, overlay, eff, aside);
+    const r: ReconcileResult = await this.director.setConfig(eff.config);
+    const fatal = permanentOf(r.failed);
+    if (fatal.length > 0) {
+      await this.rollback(prev, 'runtime change');
+      return { refused: `the data plane cannot apply it: ${fatal.map((f) => f.message).join('; ')}`, status: 'conflict' };
+    }
     try {
       this.store.save(overlay);
     } catch (err: unknown) {
-      return `cannot save the runtime changes to ${this.store.where}: ${err instanceof Error ? err.message : String(err)}`;
+      await this.rollback(prev, 'runtime change');
+      return { refused: `cannot save the runtime changes to ${this.store.where}: ${errorMessage(err)}`, status: 'unavailable' };
     }
-    this.adopt(base, overlay, this.effectiveOf(base, overlay));
-    return this.apply();
-  }
-
-  /** Hand the configuration in effect to the director and the health monitor. */
-  private async apply(): Promise<{ ops: number; failed: string[] }> {
-    const config = this.config;
-    if (!config) return { ops: 0, failed: [] };
-    const r = await this.director.setConfig(config);
     this.scheduleRetry(r.failed);
-    this.health.setConfig(config);
+    this.health.setConfig(eff.config);
     return { ops: r.applied.length, failed: r.failed.map((f) => f.message) };
   }
 
   /**
    * Runtime changes (ipvsadm commands), all or nothing: each is checked against the table
-   * the ones before it made (ipvsadm's rules and messages); if all pass, the new overlay is
-   * saved, then applied through the director like a reload. `source` names who asked.
+   * the ones before it made (ipvsadm's rules and messages) in one linear pass; if all pass,
+   * the new overlay is applied through the director like a reload and saved once it
+   * applied. `source` names who asked.
    */
   change(cmds: readonly IpvsCommand[], source: string, text: readonly string[] = []): Promise<ChangeOutcome> {
     return this.serial(async () => {
@@ -278,29 +434,31 @@ export class Daemon {
       };
       const base = this.base;
       if (!base || this.stopping) return refuse('the director is not running', 'unavailable');
-      let overlay = this.overlay;
-      let eff = this.config ?? base;
+      const rec = new OverlayRecorder(this.overlay, base, this.config ?? base);
       const zero: (string | undefined)[] = [];
+      const touched = new Set<string>();
       for (const [i, cmd] of cmds.entries()) {
         if (cmd.op === 'zero') {
           const key = cmd.service ? serviceIdKey(cmd.service) : undefined;
-          if (key !== undefined && !ipvsView(eff).services.some((x) => serviceIdKey(x.id) === key)) return refuse('No such service', 'not-found', i);
+          if (key !== undefined && !rec.hasService(key)) return refuse('No such service', 'not-found', i);
           zero.push(key);
           continue;
         }
         if (!changesTable(cmd)) continue;
         const bad = this.methodProblem(cmd);
         if (bad) return refuse(bad, 'conflict', i);
-        const r = recordCommand(overlay, base, eff, cmd);
+        const r = rec.record(cmd);
         if (!r.ok) return refuse(r.message, r.code === DiagnosticCode.NOT_FOUND ? 'not-found' : 'conflict', i);
-        overlay = r.overlay;
-        eff = this.effectiveOf(base, overlay).config;
+        if ('service' in cmd && cmd.service) touched.add(serviceIdKey(cmd.service));
       }
       let ops = 0;
-      let failed: string[] = [];
+      let failed: readonly string[] = [];
+      const overlay = rec.overlay;
       if (overlay !== this.overlay) {
-        const r = await this.commitOverlay(base, overlay);
-        if (typeof r === 'string') return refuse(r, 'unavailable');
+        // A new command for a service whose runtime entries were set aside brings them back.
+        const aside = new Map([...this.aside].filter(([k]) => !touched.has(k)));
+        const r = await this.commitOverlay(base, overlay, aside);
+        if ('refused' in r) return refuse(r.refused, r.status);
         ({ ops, failed } = r);
       }
       for (const z of zero) this.opts.plane.zero(z);
@@ -313,8 +471,8 @@ export class Daemon {
   forgetRuntime(source: string): Promise<ChangeOutcome> {
     return this.serial(async () => {
       if (!this.base || this.stopping) return { ok: false, reason: 'the director is not running', status: 'unavailable' };
-      const r = await this.commitOverlay(this.base, EMPTY_OVERLAY);
-      if (typeof r === 'string') return { ok: false, reason: r, status: 'unavailable' };
+      const r = await this.commitOverlay(this.base, EMPTY_OVERLAY, new Map());
+      if ('refused' in r) return { ok: false, reason: r.refused, status: r.status };
       publishDaemon({ type: 'runtime', source, commands: ['forget runtime changes'], ops: r.ops });
       return { ok: true, ops: r.ops, failed: r.failed };
     });
@@ -348,21 +506,23 @@ export class Daemon {
       const targets = table.services.filter((s) => (service === undefined || serviceIdKey(s.id) === service)
         && s.servers.some((r) => formatHostPort(r.address, r.port) === server));
       if (targets.length === 0) return { ok: false, reason: service ? 'No such destination' : `No such destination: no service has real server ${server}`, status: 'not-found' };
-      let overlay = this.overlay;
-      let cur = eff;
+      const rec = new OverlayRecorder(this.overlay, base, eff);
       const now = Date.now();
       for (const t of targets) {
         const r0 = t.servers.find((r) => formatHostPort(r.address, r.port) === server);
         if (!r0) continue;
-        const rec = recordCommand(overlay, base, cur, { op: 'edit-server', service: t.id, server: { ...r0, weight: 0 }, loc: { file: source, line: 1, col: 1 } });
-        if (!rec.ok) return { ok: false, reason: rec.message, status: 'conflict' };
-        const key = serviceIdKey(t.id);
-        overlay = { ...rec.overlay, drains: [...rec.overlay.drains.filter((d) => !(d.service === key && d.server === server)), { service: key, server, deadline, started: now }] };
-        cur = this.effectiveOf(base, overlay).config;
+        const r = rec.record({ op: 'edit-server', service: t.id, server: { ...r0, weight: 0 }, loc: { file: source, line: 1, col: 1 } });
+        if (!r.ok) return { ok: false, reason: r.message, status: 'conflict' };
       }
+      const keys = new Set(targets.map((t) => serviceIdKey(t.id)));
+      const recorded = rec.overlay;
+      const overlay: RuntimeOverlay = {
+        ...recorded,
+        drains: [...recorded.drains.filter((d) => !(keys.has(d.service) && d.server === server)), ...[...keys].map((key) => ({ service: key, server, deadline, started: now }))],
+      };
       const r = await this.commitOverlay(base, overlay);
-      if (typeof r === 'string') return { ok: false, reason: r, status: 'unavailable' };
-      for (const t of targets) publishDaemon({ type: 'drain-started', service: serviceIdKey(t.id), server, deadline });
+      if ('refused' in r) return { ok: false, reason: r.refused, status: r.status };
+      for (const key of keys) publishDaemon({ type: 'drain-started', service: key, server, deadline });
       this.scheduleDrainCheck();
       return { ok: true, ops: r.ops, failed: r.failed, drains: this.drains() };
     });
@@ -381,7 +541,7 @@ export class Daemon {
     if (this.drainTimer || this.stopping || this.overlay.drains.length === 0) return;
     this.drainTimer = setTimeout(() => {
       this.drainTimer = null;
-      void this.checkDrains().then(() => this.scheduleDrainCheck());
+      supervise('drain', this.checkDrains().finally(() => this.scheduleDrainCheck()));
     }, this.opts.drainCheckMs ?? 1000);
     this.drainTimer.unref();
   }
@@ -390,28 +550,28 @@ export class Daemon {
   private checkDrains(): Promise<void> {
     return this.serial(async () => {
       const base = this.base;
-      if (!base || this.stopping || this.overlay.drains.length === 0) return;
+      const eff = this.config;
+      if (!base || !eff || this.stopping || this.overlay.drains.length === 0) return;
       const now = Date.now();
-      let overlay = this.overlay;
+      const rec = new OverlayRecorder(this.overlay, base, eff);
+      const view = new Map(ipvsView(eff).services.map((s) => [serviceIdKey(s.id), s]));
       const done: { d: DrainStatus; outcome: 'idle' | 'deadline' | 'gone' }[] = [];
       for (const d of this.drains()) {
-        const eff = this.effectiveOf(base, overlay).config;
-        const svc = ipvsView(eff).services.find((s) => serviceIdKey(s.id) === d.service);
+        const svc = view.get(d.service);
         const rs = svc?.servers.find((r) => formatHostPort(r.address, r.port) === d.server);
         const idle = d.active + d.inactive + d.templates === 0;
         if (rs && !idle && now < d.deadline) continue;
         const outcome = !rs ? 'gone' : idle ? 'idle' : 'deadline';
-        if (svc && rs) {
-          const rec = recordCommand(overlay, base, eff, { op: 'delete-server', service: svc.id, server: { family: rs.family, address: rs.address, port: rs.port }, loc: { file: 'drain', line: 1, col: 1 } });
-          if (rec.ok) overlay = rec.overlay;
-        }
-        overlay = { ...overlay, drains: overlay.drains.filter((x) => !(x.service === d.service && x.server === d.server)) };
+        if (svc && rs) rec.record({ op: 'delete-server', service: svc.id, server: { family: rs.family, address: rs.address, port: rs.port }, loc: { file: 'drain', line: 1, col: 1 } });
         done.push({ d, outcome });
       }
       if (done.length === 0) return;
+      const finished = (x: { service: string; server: string }): boolean => done.some(({ d }) => d.service === x.service && d.server === x.server);
+      const recorded = rec.overlay;
+      const overlay: RuntimeOverlay = { ...recorded, drains: recorded.drains.filter((x) => !finished(x)) };
       const r = await this.commitOverlay(base, overlay);
-      if (typeof r === 'string') {
-        publishDaemon({ type: 'notice', message: `${r}; drains stay in progress` });
+      if ('refused' in r) {
+        publishDaemon({ type: 'notice', message: `${r.refused}; drains stay in progress` });
         return;
       }
       for (const { d, outcome } of done) {
@@ -431,7 +591,7 @@ export class Daemon {
     // VRRP goes first: masters send priority 0 so the peer takes over within its skew.
     // close() stops accepting before it first yields, so 'stopping' is logged once no new
     // connection can arrive.
-    const vrrp = this.vrrpNode?.stop() ?? Promise.resolve();
+    const vrrp = this.vrrp.stop();
     this.stopping = Promise.all([vrrp, this.opts.plane.close(this.opts.drainMs)]).then(() => publishDaemon({ type: 'stopped' }));
     publishDaemon({ type: 'stopping', signal, connections: conns, drainMs: this.opts.drainMs });
     return this.stopping;
@@ -442,19 +602,19 @@ export class Daemon {
     this.retryTimer = null;
     if (failed.length === 0 || this.stopping) return;
     this.retryTimer = setTimeout(() => {
-      void this.director.reconcile().then((r) => this.scheduleRetry(r.failed));
+      supervise('director', this.director.reconcile().then((r) => this.scheduleRetry(r.failed)));
     }, this.opts.retryMs ?? 5000);
     this.retryTimer.unref();
   }
 
   /** VRRP's state, one entry per instance (empty without VRRP). */
   vrrpStatus(): InstanceStatus[] {
-    return this.vrrpNode?.status() ?? [];
+    return this.vrrp.status();
   }
 
   /** VRRP packets dropped, by reason. */
   vrrpDrops(): Readonly<Record<string, number>> {
-    return this.vrrpNode?.drops() ?? {};
+    return this.vrrp.drops();
   }
 
   /**
@@ -467,35 +627,11 @@ export class Daemon {
     if (spec.method !== 'proxy') return true;
     const managed = vrrpAddresses(this.config);
     if (managed.size === 0) return true;
-    // Before VRRP has started, no address is held.
-    const held = this.vrrpNode?.heldAddresses() ?? new Set<string>();
+    const held = this.vrrp.held();
     return spec.listen.every((l) => {
       const a = addressKey(l.address);
       return !managed.has(a) || held.has(a);
     });
-  }
-
-  /** Start VRRP when the configuration has instances; the reason it cannot, or null. */
-  private startVrrp(config: FulcrumConfig): string | null {
-    if (config.vrrpInstances.length === 0 || this.vrrpNode) return null;
-    const node = new VrrpNode({
-      host: this.opts.vrrp?.host ?? ffiHostNetwork,
-      clock: this.opts.vrrp?.clock ?? systemClock,
-      ...(this.opts.vrrp?.runScript ? { runScript: this.opts.vrrp.runScript } : {}),
-      onHeldChange: () => {
-        if (this.closing) return;
-        void this.director.setGate((spec) => this.served(spec)).then((r) => this.scheduleRetry(r.failed));
-      },
-    });
-    this.vrrpNode = node;
-    try {
-      node.start(config);
-    } catch (err: unknown) {
-      this.vrrpNode = null;
-      return err instanceof Error ? err.message : String(err);
-    }
-    void this.director.setGate((spec) => this.served(spec)).then((r) => this.scheduleRetry(r.failed));
-    return null;
   }
 
   /** Say plainly what the configuration asks for that this build does not do (yet). */

@@ -72,8 +72,8 @@ export class RoutingDataPlane implements DataPlane {
         if (op.op === 'remove-service') this.owner.delete(op.key);
       }
       for (const f of r.failed) if (f.op.op === 'add-service' && !this.table.services.has(f.op.service.key)) this.owner.delete(f.op.service.key);
-      applied.push(...r.applied);
-      failed.push(...r.failed);
+      for (const op of r.applied) applied.push(op);
+      for (const f of r.failed) failed.push(f);
     };
     for (const op of plan.ops) {
       let target: number;

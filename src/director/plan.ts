@@ -38,7 +38,7 @@ export function diffTables(current: TableView, desired: TableView): Plan {
         if (h.agentLoad !== s.agentLoad) edits.push({ op: 'load', service: key, key: sk, load: s.agentLoad ?? Number.NaN });
       } else edits.push({ op: 'edit-server', service: key, server: s });
     }
-    ops.push(...edits);
+    for (const e of edits) ops.push(e);
   }
   return { ops };
 }

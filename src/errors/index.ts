@@ -44,6 +44,8 @@ export const DiagnosticCode = {
   REFERENCE: 'E_REFERENCE',
   /** Settings that contradict each other (DR with port mapping, priority 255 BACKUP, …). */
   CONTRADICTION: 'E_CONTRADICTION',
+  /** A configuration that defines nothing to serve (no virtual_server, no vrrp_instance). */
+  EMPTY: 'E_EMPTY_CONFIG',
   /** What a command names is not there (ipvsadm's "No such service", "No such destination"). */
   NOT_FOUND: 'E_NOT_FOUND',
   /** A feature Fulcrum recognises but does not implement. */

@@ -4,7 +4,7 @@
  * file on every reload (overlay.ts, pure); kept in a JSON file or memory (store.ts).
  */
 export {
-  applyOverlay, changesTable, describeOverlay, EMPTY_OVERLAY, ipvsView, recordCommand,
+  applyOverlay, changesTable, describeOverlay, EMPTY_OVERLAY, ipvsView, OverlayRecorder, recordCommand,
   type DrainEntry, type OverlayResult, type RecordOutcome, type RuntimeOverlay, type ServerEntry, type ServiceEntry,
 } from './overlay.js';
 export { FileRuntimeStore, MemoryRuntimeStore, parseOverlay, RuntimeErrorCode, type RuntimeStore } from './store.js';

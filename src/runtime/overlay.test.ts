@@ -97,16 +97,16 @@ describe('runtime overlay', () => {
   it('refuses what ipvsadm refuses, with its messages, and records nothing', () => {
     const base = config();
     const eff = applyOverlay(base, EMPTY_OVERLAY, 'proxy').config;
-    for (const [line, msg] of [
-      ['-A -t 10.0.0.1:80 -s rr', 'Service already exists'],
-      ['-E -t 10.0.0.7:80 -s rr', 'No such service'],
-      ['-a -t 10.0.0.7:80 -r 10.0.1.1:80', 'Service not defined'],
-      ['-a -t 10.0.0.1:80 -r 10.0.1.1:80', 'Destination already exists'],
-      ['-e -t 10.0.0.1:80 -r 10.0.1.9:80', 'No such destination'],
-      ['-d -t 10.0.0.1:80 -r 10.0.1.9:80', 'No such destination'],
+    for (const [line, msg, code] of [
+      ['-A -t 10.0.0.1:80 -s rr', 'Service already exists', 'E_CONTRADICTION'],
+      ['-E -t 10.0.0.7:80 -s rr', 'No such service', 'E_NOT_FOUND'],
+      ['-a -t 10.0.0.7:80 -r 10.0.1.1:80', 'Service not defined', 'E_NOT_FOUND'],
+      ['-a -t 10.0.0.1:80 -r 10.0.1.1:80', 'Destination already exists', 'E_CONTRADICTION'],
+      ['-e -t 10.0.0.1:80 -r 10.0.1.9:80', 'No such destination', 'E_NOT_FOUND'],
+      ['-d -t 10.0.0.1:80 -r 10.0.1.9:80', 'No such destination', 'E_NOT_FOUND'],
     ] as const) {
       const r = recordCommand(EMPTY_OVERLAY, base, eff, cmd(line));
-      assert.deepEqual(r, { ok: false, message: msg }, line);
+      assert.deepEqual(r, { ok: false, message: msg, code }, line);
     }
   });
 

@@ -19,6 +19,8 @@ export interface RuntimeStore {
   readonly where: string;
   load(): RuntimeOverlay;
   save(ov: RuntimeOverlay): void;
+  /** Move an unreadable store out of the way (kept for the operator); where it went, or null. */
+  setAside(): string | null;
 }
 
 export class MemoryRuntimeStore implements RuntimeStore {
@@ -31,6 +33,10 @@ export class MemoryRuntimeStore implements RuntimeStore {
   save(ov: RuntimeOverlay): void {
     this.ov = ov;
     this.saves++;
+  }
+  setAside(): string | null {
+    this.ov = EMPTY_OVERLAY;
+    return null;
   }
 }
 
@@ -78,6 +84,16 @@ export class FileRuntimeStore implements RuntimeStore {
       throw new FulcrumError(RuntimeErrorCode.BAD_STATE, `${this.where}: ${err instanceof Error ? err.message : String(err)}`);
     }
     return parseOverlay(text, this.where);
+  }
+
+  setAside(): string | null {
+    const to = `${this.where}.rejected-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    try {
+      renameSync(this.where, to);
+      return to;
+    } catch {
+      return null;
+    }
   }
 
   save(ov: RuntimeOverlay): void {

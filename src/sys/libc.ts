@@ -16,6 +16,9 @@ export interface Libc {
   /** recvmsg with one buffer; returns the length and the control bytes the kernel filled. */
   recvmsg(fd: number, buf: Buffer, name: Buffer, control: Buffer, flags: number): { n: number; controlLen: number };
   close(fd: number): number;
+  /** getrlimit/setrlimit with a 16-byte `struct rlimit` (two 64-bit values). */
+  getrlimit(resource: number, rlim: Buffer): number;
+  setrlimit(resource: number, rlim: Buffer): number;
   errno(): number;
 }
 
@@ -42,6 +45,8 @@ export function loadLibc(): Libc {
   const recvfrom = lib.func('long recvfrom(int, void *buf, unsigned long len, int flags, void *addr, void *addrlen)');
   const recvmsg = lib.func('long recvmsg(int, _Inout_ fulcrum_msghdr *msg, int)');
   const close = lib.func('int close(int)');
+  const getrlimit = lib.func('int getrlimit(int, void *rlim)');
+  const setrlimit = lib.func('int setrlimit(int, const void *rlim)');
   libc = {
     socket: (d, t, p) => Number(socket(d, t, p)),
     bind: (fd, a, l) => Number(bind(fd, a, l)),
@@ -55,6 +60,8 @@ export function loadLibc(): Libc {
       return { n, controlLen: Number(m.controllen) };
     },
     close: (fd) => Number(close(fd)),
+    getrlimit: (r, b) => Number(getrlimit(r, b)),
+    setrlimit: (r, b) => Number(setrlimit(r, b)),
     errno: () => koffi.errno(),
   };
   return libc;
@@ -69,6 +76,7 @@ export const SOCK_RAW = 3;
 export const SOCK_NONBLOCK = 0o4000;
 export const SOCK_CLOEXEC = 0o2000000;
 export const SOL_SOCKET = 1;
+export const RLIMIT_NOFILE = 7;
 export const SO_BINDTODEVICE = 25;
 export const SO_ATTACH_FILTER = 26;
 export const IPPROTO_IP = 0;

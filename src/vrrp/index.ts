@@ -19,3 +19,4 @@ export {
 } from './fsm.js';
 export { foldScript, initialStanding, trackVerdict, type ScriptStanding, type TrackInput, type TrackVerdict } from './track.js';
 export { addressKey, VRRP_CHANNEL, vrrpAddresses, VrrpNode, type InstanceStatus, type VrrpEvent, type VrrpNodeOptions } from './node.js';
+export { LocalVrrpRunner, NO_VRRP, type VrrpRunner, type VrrpTransaction } from './runner.js';

@@ -130,6 +130,11 @@ export function vrrpAddresses(config: FulcrumConfig | null): Set<string> {
   return out;
 }
 
+function permissionError(lacking: readonly string[]): SysError {
+  return new SysError(SysErrorCode.PERMISSION, `VRRP needs ${lacking.join(' and ')} (raw sockets and gratuitous ARP need CAP_NET_RAW, virtual addresses CAP_NET_ADMIN): ` +
+    `run as root or grant them (setcap cap_net_raw,cap_net_admin+ep, or AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN in the systemd unit)`);
+}
+
 export class VrrpNode {
   private readonly insts = new Map<string, Inst>();
   private readonly ports = new Map<string, Port>();
@@ -142,6 +147,9 @@ export class VrrpNode {
   /** The state each sync group last notified, by group name. */
   private readonly groupStates = new Map<string, string>();
   private stopped = false;
+  /** Ports opened by prepare() or emptied during a reload, not (yet) used by an instance. */
+  private readonly spare = new Map<string, Port>();
+  private reloading = false;
   private readonly run: (spec: ScriptSpec, o: RunScriptOptions) => Promise<ScriptOutcome>;
 
   constructor(private readonly o: VrrpNodeOptions) {
@@ -153,10 +161,7 @@ export class VrrpNode {
     this.config = config;
     if (config.vrrpInstances.length === 0) return;
     const lacking = this.o.host.missingCapabilities();
-    if (lacking.length > 0) {
-      throw new SysError(SysErrorCode.PERMISSION, `VRRP needs ${lacking.join(' and ')} (raw sockets and gratuitous ARP need CAP_NET_RAW, virtual addresses CAP_NET_ADMIN): ` +
-        `run as root or grant them (setcap cap_net_raw,cap_net_admin+ep, or AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN in the systemd unit)`);
-    }
+    if (lacking.length > 0) throw permissionError(lacking);
     this.watch = this.o.host.watchLinks(() => this.linksChanged());
     this.syncScripts();
     try {
@@ -186,6 +191,16 @@ export class VrrpNode {
     const prev = this.config;
     this.config = config;
     if (!prev || this.stopped) return;
+    this.reloading = true;
+    try {
+      this.reloadNow(config);
+    } finally {
+      this.reloading = false;
+      this.closeSpares();
+    }
+  }
+
+  private reloadNow(config: FulcrumConfig): void {
     if (!this.watch && config.vrrpInstances.length > 0) this.watch = this.o.host.watchLinks(() => this.linksChanged());
     this.syncScripts();
     const wanted = new Map(config.vrrpInstances.map((c) => [c.name, c]));
@@ -231,6 +246,7 @@ export class VrrpNode {
     for (const s of this.scripts.values()) this.o.clock.cancel(s.timer);
     for (const p of this.ports.values()) p.channel.close();
     this.ports.clear();
+    this.closeSpares();
     this.watch?.close();
     this.watch = null;
     await Promise.all([...this.insts.values()].map((i) => i.notify));
@@ -273,18 +289,18 @@ export class VrrpNode {
   }
 
   /** The group adverts go to: global_defs' vrrp_mcast_group4/6, else RFC 5798's. */
-  private multicastGroup(cfg: VrrpInstance): string {
-    return cfg.family === 'inet' ? this.config?.global.vrrpMcastGroup4 ?? D.VRRP_MCAST_GROUP4 : this.config?.global.vrrpMcastGroup6 ?? D.VRRP_MCAST_GROUP6;
+  private multicastGroup(cfg: VrrpInstance, config: FulcrumConfig | null = this.config): string {
+    return cfg.family === 'inet' ? config?.global.vrrpMcastGroup4 ?? D.VRRP_MCAST_GROUP4 : config?.global.vrrpMcastGroup6 ?? D.VRRP_MCAST_GROUP6;
   }
 
   /** Our source address: configured, else the interface's first address of the family that is not a VIP (IPv6: link-local). */
-  private sourceOf(cfg: VrrpInstance): string | null {
+  private sourceOf(cfg: VrrpInstance, config: FulcrumConfig | null = this.config): string | null {
     const conf = cfg.mcastSrcIp ?? cfg.unicastSrcIp;
     if (conf !== undefined) return conf;
     if (cfg.interface === undefined) return null;
     const link = this.o.host.link(cfg.interface);
     if (!link) return null;
-    const vips = this.managedAddresses();
+    const vips = vrrpAddresses(config);
     const cands = link.addresses.filter((a) => a.family === cfg.family && !vips.has(addressKey(a.address)));
     const pick = cfg.family === 'inet6' ? cands.find((a) => ipaddr.parse(a.address).range() === 'linkLocal') : cands[0];
     return pick?.address ?? null;
@@ -301,21 +317,37 @@ export class VrrpNode {
     this.attach(i);
   }
 
-  /** Find the source address and join the instance to its port (opening it if needed). */
+  /** Where an instance's adverts go and come from: its port's key, source and group (null: no source address yet). */
+  private portOf(cfg: VrrpInstance, config: FulcrumConfig | null = this.config): { key: string; source: string; group: string | undefined } | null {
+    const source = this.sourceOf(cfg, config);
+    if (source === null) return null;
+    const group = cfg.unicastPeers.length > 0 ? undefined : this.multicastGroup(cfg, config);
+    return { key: `${cfg.family}|${cfg.interface ?? ''}|${source}|${group ?? 'unicast'}`, source, group };
+  }
+
+  /** Open a port's channel (throws a SysError when the socket cannot be had). */
+  private openPort(cfg: VrrpInstance, at: { key: string; source: string; group: string | undefined }): Port {
+    const ifname = cfg.interface ?? null;
+    let p: Port | null = null;
+    const ch = this.o.host.openVrrp({ family: cfg.family, ifname: cfg.interface, group: at.group, source: at.source }, (pkt) => {
+      // A spare port (prepared, not yet used) hears nothing on behalf of an instance.
+      if (p && this.ports.get(p.key) === p) this.receive(p, pkt);
+    });
+    p = { key: at.key, ifname, group: at.group, channel: ch, instances: new Map() };
+    return p;
+  }
+
+  /** Find the source address and join the instance to its port (a prepared one, or opened now). */
   private attach(i: Inst): void {
-    const source = this.sourceOf(i.cfg);
-    if (source === null) return;
+    const at = this.portOf(i.cfg);
+    if (at === null) return;
+    const { key, source } = at;
     i.source = source;
     i.fsm = this.fsmConfig(i.cfg, source);
-    const group = i.cfg.unicastPeers.length > 0 ? undefined : this.multicastGroup(i.cfg);
-    const key = `${i.cfg.family}|${i.cfg.interface ?? ''}|${source}|${group ?? 'unicast'}`;
     let port = this.ports.get(key);
     if (!port) {
-      const ifname = i.cfg.interface ?? null;
-      let p: Port | null = null;
-      const ch = this.o.host.openVrrp({ family: i.cfg.family, ifname: i.cfg.interface, group, source }, (pkt) => { if (p) this.receive(p, pkt); });
-      p = { key, ifname, group, channel: ch, instances: new Map() };
-      port = p;
+      port = this.spare.get(key) ?? this.openPort(i.cfg, at);
+      this.spare.delete(key);
       this.ports.set(key, port);
     }
     const other = port.instances.get(i.cfg.vrid);
@@ -333,9 +365,63 @@ export class VrrpNode {
     p.instances.delete(i.cfg.vrid);
     i.port = null;
     if (p.instances.size === 0) {
-      p.channel.close();
       this.ports.delete(p.key);
+      // During a reload an emptied port is kept for an instance that may need it again
+      // (reopening could fail); whatever is left spare is closed when the reload ends.
+      if (this.reloading) this.spare.set(p.key, p);
+      else p.channel.close();
     }
+  }
+
+  private closeSpares(): void {
+    for (const p of this.spare.values()) p.channel.close();
+    this.spare.clear();
+  }
+
+  /**
+   * The first phase of a start or reload: check and open everything `config` needs that
+   * is not open yet — the part that can fail (no capability, a socket that cannot be
+   * bound). Throws, with nothing changed, when it cannot; else `commit` (start/reload with
+   * what was opened, which cannot fail for want of a socket) or `abort` (close it again).
+   */
+  prepare(config: FulcrumConfig): { commit(): void; abort(): void } {
+    if (this.stopped) throw new SysError(SysErrorCode.FAILED, 'VRRP is stopped');
+    const first = this.config === null || this.insts.size === 0 && this.ports.size === 0 && this.watch === null;
+    if (config.vrrpInstances.length > 0) {
+      const lacking = this.o.host.missingCapabilities();
+      if (lacking.length > 0) throw permissionError(lacking);
+    }
+    const opened: Port[] = [];
+    try {
+      for (const cfg of config.vrrpInstances) {
+        const i = this.insts.get(cfg.name);
+        if (i && i.port && sameIdentity(i.cfg, cfg)) continue;
+        const at = this.portOf(cfg, config);
+        if (at === null || this.ports.has(at.key) || this.spare.has(at.key)) continue;
+        const p = this.openPort(cfg, at);
+        opened.push(p);
+        this.spare.set(at.key, p);
+      }
+    } catch (err: unknown) {
+      for (const p of opened) {
+        p.channel.close();
+        this.spare.delete(p.key);
+      }
+      throw err;
+    }
+    return {
+      commit: () => {
+        if (first) this.start(config);
+        else this.reload(config);
+        this.closeSpares();
+      },
+      abort: () => {
+        for (const p of opened) {
+          p.channel.close();
+          this.spare.delete(p.key);
+        }
+      },
+    };
   }
 
   private removeInstance(i: Inst): void {

@@ -5,12 +5,12 @@
 import { DiagnosticSink, type Diagnostic } from '../../errors/index.js';
 import type { VirtualServer } from '../../model/types.js';
 import { parseIpvsadmLine, splitLine, type IpvsCommand } from './parse.js';
-import { applyIpvsCommand, EMPTY_TABLE, tableToVirtualServers, type IpvsTable } from './table.js';
+import { EMPTY_TABLE, IpvsTableIndex, tableToVirtualServers, type IpvsTable } from './table.js';
 
 export type { ArgToken, IpvsCommand, ServerOptions, ServiceId, ServiceOptions } from './parse.js';
 export { joinArgs, parseHostPort, parseIpvsadmLine, splitLine } from './parse.js';
 export type { IpvsService, IpvsTable, IpvsTimeouts } from './table.js';
-export { applyIpvsCommand, EMPTY_TABLE, formatIpvsSave, ipvsRealServer, ipvsVirtualServer, METHOD_FLAG, serviceIdKey, tableToVirtualServers } from './table.js';
+export { applyIpvsCommand, EMPTY_TABLE, IpvsTableIndex, formatIpvsSave, ipvsRealServer, ipvsVirtualServer, METHOD_FLAG, serviceIdKey, tableToVirtualServers } from './table.js';
 export { formatConnections, formatList, formatTimeouts, IPVS_VERSION_LINE, type ListFormat } from './list.js';
 
 export interface IpvsadmRulesResult {
@@ -29,7 +29,7 @@ export interface IpvsadmRulesResult {
 export function parseIpvsadmRules(text: string, file = '<input>', start: IpvsTable = EMPTY_TABLE): IpvsadmRulesResult {
   const sink = new DiagnosticSink();
   const commands: IpvsCommand[] = [];
-  let table = start;
+  const index = new IpvsTableIndex(start);
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
     let line = (lines[i] as string).replace(/\r$/, '');
@@ -40,7 +40,8 @@ export function parseIpvsadmRules(text: string, file = '<input>', start: IpvsTab
     const cmd = parseIpvsadmLine(words, sink);
     if (!cmd) continue;
     commands.push(cmd);
-    table = applyIpvsCommand(table, cmd, sink);
+    index.apply(cmd, sink);
   }
+  const table = index.toTable();
   return { commands, table, virtualServers: tableToVirtualServers(table), diagnostics: sink.items, ok: !sink.hasErrors };
 }

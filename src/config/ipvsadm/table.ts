@@ -35,74 +35,94 @@ function serverKey(s: { address: string; port: number }): string {
   return formatHostPort(s.address, s.port);
 }
 
-/** Apply one command. Errors go to `sink` and return the table unchanged. */
-export function applyIpvsCommand(table: IpvsTable, cmd: IpvsCommand, sink: DiagnosticSink): IpvsTable {
-  const fail = (msg: string, code: DiagnosticCode = DiagnosticCode.CONTRADICTION): IpvsTable => {
-    sink.error(code, msg, cmd.loc);
-    return table;
-  };
-  const missing = (msg: string): IpvsTable => fail(msg, DiagnosticCode.NOT_FOUND);
-  const findIdx = (id: ServiceId): number => table.services.findIndex((s) => serviceIdKey(s.id) === serviceIdKey(id));
-  switch (cmd.op) {
-    case 'add-service':
-      if (findIdx(cmd.service) >= 0) return fail('Service already exists');
-      return { ...table, services: [...table.services, { id: cmd.service, options: cmd.options, servers: [] }] };
-    case 'edit-service': {
-      const i = findIdx(cmd.service);
-      if (i < 0) return missing('No such service');
-      const services = table.services.slice();
-      services[i] = { ...(services[i] as IpvsService), options: cmd.options };
-      return { ...table, services };
-    }
-    case 'delete-service': {
-      const i = findIdx(cmd.service);
-      if (i < 0) return missing('No such service');
-      return { ...table, services: table.services.filter((_, k) => k !== i) };
-    }
-    case 'add-server':
-    case 'edit-server':
-    case 'delete-server': {
-      const i = findIdx(cmd.service);
-      if (i < 0) return missing('Service not defined');
-      const svc = table.services[i] as IpvsService;
-      const key = serverKey(cmd.server);
-      const j = svc.servers.findIndex((s) => serverKey(s) === key);
-      let servers: ServerOptions[];
-      if (cmd.op === 'add-server') {
-        if (j >= 0) return fail('Destination already exists');
-        servers = [...svc.servers, cmd.server];
-      } else if (cmd.op === 'edit-server') {
-        if (j < 0) return missing('No such destination');
-        servers = svc.servers.slice();
-        servers[j] = cmd.server;
-      } else {
-        if (j < 0) return missing('No such destination');
-        servers = svc.servers.filter((_, k) => k !== j);
-      }
-      const services = table.services.slice();
-      services[i] = { ...svc, servers };
-      return { ...table, services };
-    }
-    case 'clear':
-      return { ...table, services: [] };
-    case 'set':
-      // 0 leaves a timeout unchanged, as in ipvsadm.
-      return {
-        ...table,
-        timeouts: {
-          tcp: cmd.tcp || table.timeouts.tcp,
-          tcpfin: cmd.tcpfin || table.timeouts.tcpfin,
-          udp: cmd.udp || table.timeouts.udp,
-        },
-      };
-    case 'zero':
-      if (cmd.service && findIdx(cmd.service) < 0) return missing('No such service');
-      return table;
-    case 'save':
-    case 'restore':
-    case 'list':
-      return table;
+/**
+ * A mutable IPVS table indexed by service key: what a batch of commands is checked and
+ * applied against, each command O(1) (an `ipvsadm -R` of thousands of lines is linear).
+ * `apply` follows ipvsadm's rules and messages; a refused command changes nothing.
+ */
+export class IpvsTableIndex {
+  /** Insertion-ordered, as ipvsadm lists services. */
+  private readonly services = new Map<string, { id: ServiceId; options: ServiceOptions; servers: Map<string, ServerOptions> }>();
+  timeouts: IpvsTimeouts;
+
+  constructor(table: IpvsTable = EMPTY_TABLE) {
+    this.timeouts = table.timeouts;
+    for (const s of table.services) this.services.set(serviceIdKey(s.id), { id: s.id, options: s.options, servers: new Map(s.servers.map((r) => [serverKey(r), r])) });
   }
+
+  has(key: string): boolean {
+    return this.services.has(key);
+  }
+
+  /** Service keys in table order. */
+  keys(): string[] {
+    return [...this.services.keys()];
+  }
+
+  /** Apply `cmd`; false (and an error in `sink`) when ipvsadm would refuse it. */
+  apply(cmd: IpvsCommand, sink: DiagnosticSink): boolean {
+    const fail = (msg: string, code: DiagnosticCode = DiagnosticCode.CONTRADICTION): boolean => {
+      sink.error(code, msg, cmd.loc);
+      return false;
+    };
+    const missing = (msg: string): boolean => fail(msg, DiagnosticCode.NOT_FOUND);
+    switch (cmd.op) {
+      case 'add-service': {
+        const key = serviceIdKey(cmd.service);
+        if (this.services.has(key)) return fail('Service already exists');
+        this.services.set(key, { id: cmd.service, options: cmd.options, servers: new Map() });
+        return true;
+      }
+      case 'edit-service': {
+        const s = this.services.get(serviceIdKey(cmd.service));
+        if (!s) return missing('No such service');
+        s.options = cmd.options;
+        return true;
+      }
+      case 'delete-service':
+        return this.services.delete(serviceIdKey(cmd.service)) || missing('No such service');
+      case 'add-server':
+      case 'edit-server':
+      case 'delete-server': {
+        const s = this.services.get(serviceIdKey(cmd.service));
+        if (!s) return missing('Service not defined');
+        const key = serverKey(cmd.server);
+        const has = s.servers.has(key);
+        if (cmd.op === 'add-server') {
+          if (has) return fail('Destination already exists');
+          s.servers.set(key, cmd.server);
+        } else if (!has) return missing('No such destination');
+        else if (cmd.op === 'edit-server') s.servers.set(key, cmd.server);
+        else s.servers.delete(key);
+        return true;
+      }
+      case 'clear':
+        this.services.clear();
+        return true;
+      case 'set':
+        // 0 leaves a timeout unchanged, as in ipvsadm.
+        this.timeouts = { tcp: cmd.tcp || this.timeouts.tcp, tcpfin: cmd.tcpfin || this.timeouts.tcpfin, udp: cmd.udp || this.timeouts.udp };
+        return true;
+      case 'zero':
+        if (cmd.service && !this.services.has(serviceIdKey(cmd.service))) return missing('No such service');
+        return true;
+      case 'save':
+      case 'restore':
+      case 'list':
+        return true;
+    }
+  }
+
+  /** An immutable snapshot. */
+  toTable(): IpvsTable {
+    return { timeouts: this.timeouts, services: [...this.services.values()].map((s) => ({ id: s.id, options: s.options, servers: [...s.servers.values()] })) };
+  }
+}
+
+/** Apply one command to an immutable table. Errors go to `sink` and return the table unchanged. */
+export function applyIpvsCommand(table: IpvsTable, cmd: IpvsCommand, sink: DiagnosticSink): IpvsTable {
+  const x = new IpvsTableIndex(table);
+  return x.apply(cmd, sink) ? x.toTable() : table;
 }
 
 /** The table in the shared model; keepalived-only settings take their defaults. */

@@ -60,7 +60,7 @@ export function reportUnreadBlocks(root: readonly AstNode[], sink: DiagnosticSin
       sink.error(DiagnosticCode.SYNTAX, 'takes no block; write one statement per line', n.open, n.keyword.text,
         'a value on the same line, and each keyword on its own line');
     }
-    stack.push(...n.block);
+    for (const c of n.block) stack.push(c); // not push(...): a block may hold 100k+ lines
   }
 }
 
