@@ -6,6 +6,7 @@
  * (unavailable). Equalizer dialect: one integer −1..100. HAProxy dialect: `up N%` with
  * N = 100 − load, or `down` when unavailable (a command's own agent-check words pass through).
  */
+import { supervise } from '../errors/index.js';
 import net from 'node:net';
 import { describeOutcome, runScript } from '../notify/script.js';
 import { computeLoad, readSample, type LoadSample, type LoadWeights } from './load.js';
@@ -62,7 +63,7 @@ export class AgentServer {
 
   async start(): Promise<number> {
     await this.sample();
-    this.timer = setInterval(() => void this.sample(), this.o.intervalMs);
+    this.timer = setInterval(() => supervise('agent', this.sample()), this.o.intervalMs);
     this.server = net.createServer((s) => this.answer(s));
     await new Promise<void>((resolve, reject) => {
       this.server?.once('error', reject);

@@ -200,9 +200,11 @@ function limitConnections(server: http.Server, limits: ApiLimits, where: string)
   const bySource = new Map<string, number>();
   let open = 0;
   server.on('connection', (sock: net.Socket) => {
+    // A unix socket's peers have no address: there only the total applies.
     const src = sock.remoteAddress ?? 'local';
     const n = bySource.get(src) ?? 0;
-    if (open >= limits.connections || n >= limits.perSource) {
+    const perSource = sock.remoteAddress === undefined ? Infinity : limits.perSource;
+    if (open >= limits.connections || n >= perSource) {
       stats.refused++;
       reportFailure('api', FailureCode.API_LIMIT, `${where}: refused a connection from ${src}: ${open >= limits.connections ? `${limits.connections} connections open` : `${limits.perSource} connections from that address`}`, { source: src });
       sock.destroy();

@@ -182,6 +182,7 @@ export class StatusBoard {
       case 'api':
         return this.push({ kind: 'daemon', severity: 'info', message: `control API on ${[e.socket, e.url].filter(Boolean).join(' and ')}` });
       case 'stopped':
+      case 'ready':
         return;
     }
   }

@@ -73,7 +73,7 @@ export async function runAgent(o: AgentCliOptions, io: Io, signals: SignalSource
     const stop = (): void => {
       signals.removeListener('SIGTERM', stop);
       signals.removeListener('SIGINT', stop);
-      void server.stop().then(() => resolve(0));
+      server.stop().then(() => resolve(0), () => resolve(1));
     };
     signals.on('SIGTERM', stop);
     signals.on('SIGINT', stop);

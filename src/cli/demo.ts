@@ -132,7 +132,7 @@ export async function runDemo(o: DemoCliOptions, io: Io, signals: SignalSource =
     const onSig = (): void => {
       signals.removeListener('SIGINT', onSig);
       signals.removeListener('SIGTERM', onSig);
-      void cleanup().then(() => resolve(0));
+      cleanup().then(() => resolve(0), () => resolve(1));
     };
     signals.on('SIGINT', onSig);
     signals.on('SIGTERM', onSig);

@@ -173,10 +173,16 @@ export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = p
     ...(quiet ? { health: { notifier: { serverChanged: () => undefined, quorumChanged: () => undefined, idle: () => Promise.resolve() } } } : {}),
   });
   const board = new StatusBoard().attach();
+  // A SIGHUP before the daemon is ready must not end it (the default action): remember it
+  // and reload once it is.
+  let earlyHup = false;
+  const onEarlyHup = (): void => { earlyHup = true; };
+  signals.on('SIGHUP', onEarlyHup);
   const limit = raiseFileLimit();
   if (limit && limit.after.soft !== limit.before.soft) publishDaemon({ type: 'notice', message: `file descriptor limit raised from ${limit.before.soft} to ${limit.after.soft} (the hard limit)` });
   const started = await daemon.start();
   if (!started.ok) {
+    signals.removeListener('SIGHUP', onEarlyHup);
     for (const e of started.errors) io.err(`fulcrum run: ${e}`);
     io.err(`fulcrum run: not started (${o.file})`);
     detach();
@@ -196,6 +202,7 @@ export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = p
         socketPath: api.socketPath, listen: api.listen, token: api.token, open: api.open, dashboardDir: dashboardDir(),
       });
     } catch (err: unknown) {
+      signals.removeListener('SIGHUP', onEarlyHup);
       io.err(`fulcrum run: ${err instanceof Error ? err.message : String(err)}`);
       await daemon.stop('api-failed');
       detach();
@@ -232,7 +239,10 @@ export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = p
     const onTerm = (): void => stop('SIGTERM');
     const onInt = (): void => stop('SIGINT');
     signals.on('SIGHUP', onHup);
+    signals.removeListener('SIGHUP', onEarlyHup);
     signals.on('SIGTERM', onTerm);
     signals.on('SIGINT', onInt);
+    publishDaemon({ type: 'ready' });
+    if (earlyHup) onHup();
   });
 }

@@ -10,6 +10,8 @@ export type DaemonEvent =
   | { readonly type: 'reload-rejected'; readonly errors: readonly string[] }
   | { readonly type: 'stopping'; readonly signal: string; readonly connections: number; readonly drainMs: number }
   | { readonly type: 'stopped' }
+  /** Configuration applied, the API listening, signals handled: what a supervisor waits for. */
+  | { readonly type: 'ready' }
   | { readonly type: 'notice'; readonly message: string }
   /** Where the control API listens. */
   | { readonly type: 'api'; readonly socket: string | null; readonly url: string | null }

@@ -67,6 +67,9 @@ export function attachLogger(log: Logger): () => void {
       case 'stopped':
         log.info({ event: 'stopped' }, 'stopped');
         return;
+      case 'ready':
+        log.info({ event: 'ready' }, 'ready: SIGHUP reloads, SIGTERM stops');
+        return;
       case 'notice':
         log.warn({ event: 'notice' }, e.message);
         return;

@@ -12,6 +12,7 @@
  * Reload keeps state by key: a checker whose configuration is unchanged keeps its runner
  * (state, schedule); new checkers start fresh (up, or down with alpha).
  */
+import { supervise } from '../errors/index.js';
 import { channel } from 'node:diagnostics_channel';
 import { endpointKey, realServerKey } from '../model/keys.js';
 import type { Checker as CheckerConfig, FulcrumConfig, RealServer, VirtualServer } from '../model/types.js';
@@ -222,9 +223,15 @@ export class HealthMonitor {
         });
       }
       this.evaluate(e);
-      entry.timer = this.clock.setTimer(() => void run(), a.interval * 1000);
     };
-    entry.timer = this.clock.setTimer(() => void run(), Math.floor(this.clock.random() * a.interval * 1000));
+    // Whatever one probe does (a prober that throws included), the next is scheduled: an
+    // agent loop never stops for good; a failure is reported.
+    const loop = (): void => {
+      supervise('agent', run().finally(() => {
+        if (!entry.stopped && entry.timer === null) entry.timer = this.clock.setTimer(loop, a.interval * 1000);
+      }));
+    };
+    entry.timer = this.clock.setTimer(loop, Math.floor(this.clock.random() * a.interval * 1000));
   }
 
   private stopAgent(a: AgentEntry): void {

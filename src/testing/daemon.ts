@@ -106,7 +106,8 @@ export async function startDaemon(config: string, opts: { args?: string[]; spawn
   if (opts.waitStarted ?? true) {
     try {
       await Promise.race([
-        d.waitLog((l) => l.event === 'started', 15000, 'the daemon to start'),
+        // 'ready': configuration applied, API listening, SIGHUP handled.
+        d.waitLog((l) => l.event === 'ready', 15000, 'the daemon to be ready'),
         exited.then((code) => { throw new Error(`daemon exited ${code}: ${d.stderr}`); }),
       ]);
     } catch (err: unknown) {

@@ -8,4 +8,6 @@ import { loadKeepalivedConfig } from '../keepalived/index.js';
 
 const { file, configId } = workerData as { file: string; configId?: string };
 const r = loadKeepalivedConfig(file, configId !== undefined ? { configId } : {});
-parentPort?.postMessage(r);
+// A refused configuration is not sent back (only its diagnostics): a bomb's best-effort
+// model could be huge, and copying it into the daemon's thread is work for nothing.
+parentPort?.postMessage(r.ok ? r : { ...r, config: { ...r.config, virtualServers: [], vrrpInstances: [], virtualServerGroups: [] } });

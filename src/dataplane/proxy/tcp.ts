@@ -17,6 +17,7 @@ import type { ConnectionEntry, ListenAddress } from '../types.js';
 import { countIn, countOut } from '../stats.js';
 import type { ServerState, ServiceRuntime, Session } from './context.js';
 import { proxyHeader, unmapAddress } from './proxy-protocol.js';
+import { FailureCode, reportFailure } from '../../errors/index.js';
 
 type TcpState = 'SYN_SENT' | 'ESTABLISHED' | 'FIN_WAIT' | 'CLOSE_WAIT' | 'CLOSED';
 
@@ -94,21 +95,35 @@ export class TcpConnection implements Session {
     up.on('close', this.onUpClose);
   }
 
-  /** The attempt on `this.dest` failed before it connected: try another server, or give up. */
-  private retry(reason: string): void {
+  /** Drop the connect attempt in progress (unaccounted); the server it was on, or null. */
+  private dropAttempt(): Dest | null {
     const d = this.dest;
     const up = this.up;
-    if (d === null || up === null) return;
-    const svc = this.svc;
+    if (d === null || up === null) return null;
     up.removeListener('close', this.onUpClose);
     up.removeListener('error', this.onUpError);
     up.on('error', ignore);
     up.destroy();
     this.up = null;
     this.upClosed = true;
-    const now = svc.now();
-    svc.sched.finish(d, this.caddr, false, now);
+    this.svc.sched.finish(d, this.caddr, false, this.svc.now());
     this.dest = null;
+    return d;
+  }
+
+  /** Abandon the attempt in progress and reset the client (no other server is tried). */
+  private giveUp(): void {
+    if (this.dropAttempt() === null) return;
+    if (!this.clientClosed) this.client.resetAndDestroy();
+    this.maybeFinish();
+  }
+
+  /** The attempt on `this.dest` failed before it connected: try another server, or give up. */
+  private retry(reason: string): void {
+    const svc = this.svc;
+    const d = this.dropAttempt();
+    if (d === null) return;
+    const now = svc.now();
     const tried = this.tried ?? (this.tried = new Set());
     tried.add(d);
     const next = this.clientClosed || tried.size >= svc.tunables.connectAttempts
@@ -166,6 +181,14 @@ export class TcpConnection implements Session {
 
   private readonly onUpError = (err: Error): void => {
     if (this.state === 'SYN_SENT') {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EMFILE' || code === 'ENFILE') {
+        // Not the real server's fault, and every other server would fail the same way:
+        // the process is out of descriptors. Reported (rate-limited), not retried.
+        reportFailure('proxy', FailureCode.FD_EXHAUSTED, `connecting to a real server of ${this.svc.spec.key} failed: ${code} (out of file descriptors: raise the limit, e.g. LimitNOFILE= in the unit)`, { service: this.svc.spec.key, errno: code });
+        this.giveUp();
+        return;
+      }
       this.retry(errorText(err));
       return;
     }
