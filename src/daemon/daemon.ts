@@ -587,7 +587,8 @@ export class Daemon {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.drainTimer) clearTimeout(this.drainTimer);
     this.health.stop();
-    const conns = this.opts.plane.connections().length;
+    let conns = 0;
+    for (const svc of this.opts.plane.stats()) for (const r of svc.servers) conns += r.active + r.inactive;
     // VRRP goes first: masters send priority 0 so the peer takes over within its skew.
     // close() stops accepting before it first yields, so 'stopping' is logged once no new
     // connection can arrive.

@@ -62,7 +62,12 @@ export class FakeDataPlane implements DataPlane {
     }));
   }
 
-  connections(): ConnectionEntry[] {
+  connections(): Promise<ConnectionEntry[]> {
+    return Promise.resolve(this.connectionList());
+  }
+
+  /** The connection table, now. */
+  connectionList(): ConnectionEntry[] {
     return [];
   }
 

@@ -131,8 +131,8 @@ export class RoutingDataPlane implements DataPlane {
     return this.built.flatMap((p) => p.stats());
   }
 
-  connections(): ConnectionEntry[] {
-    return this.built.flatMap((p) => p.connections());
+  async connections(): Promise<ConnectionEntry[]> {
+    return (await Promise.all(this.built.map((p) => p.connections()))).flat();
   }
 
   zero(service?: string): boolean {

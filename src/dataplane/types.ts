@@ -50,6 +50,8 @@ export interface ServiceSpec {
   readonly timeouts: Timeouts;
   /** Full NAT (kernel NAT only): connections reach the real servers from this director address. */
   readonly snat?: string | null | undefined;
+  /** Its slot in the workers' shared state (set by the workers plane for its workers only). */
+  readonly slot?: number | undefined;
 }
 
 /** A real server of a service. `key` is model/keys.realServerKey (`addr:port`). */
@@ -66,6 +68,8 @@ export interface ServerSpec {
   readonly proxyProtocol?: ProxyProtocolVersion | undefined;
   /** The server agent's last load reading (−1..100) for the agent scheduler; absent = none. */
   readonly agentLoad?: number | undefined;
+  /** Its slot in the workers' shared state (set by the workers plane for its workers only). */
+  readonly slot?: number | undefined;
 }
 
 export type PlanOp =
@@ -182,7 +186,8 @@ export interface DataPlane {
   readonly held: HeldTable;
   apply(plan: Plan): Promise<ApplyResult>;
   stats(): ServiceStats[];
-  connections(): ConnectionEntry[];
+  /** The connection table (ipvsadm -L -c); asynchronous: workers are asked for theirs. */
+  connections(): Promise<ConnectionEntry[]>;
   /**
    * `ipvsadm -Z`: zero the counters and rate estimates of one service (by key) or of all.
    * False when the service is not there.

@@ -20,23 +20,30 @@ export function overhead(d: Dest): number {
   return d.active * 256 + d.inactive;
 }
 
+/** Change `d`'s counts; the total after. Shared cells add atomically (see Dest.cells). */
+function addConns(d: Dest, active: number, inactive: number): number {
+  if (d.cells) return d.cells.add(active, inactive);
+  d.active += active;
+  d.inactive += inactive;
+  return d.active + d.inactive;
+}
+
+function setOverloaded(d: Dest, on: boolean): void {
+  if (d.cells) d.cells.setOverloaded(on);
+  else d.overloaded = on;
+}
+
 /** A new connection is bound to `d` (IPVS ip_vs_bind_dest): count it, maybe set OVERLOAD. */
 export function bindConn(d: Dest, active: boolean): void {
-  if (active) d.active++;
-  else d.inactive++;
-  if (d.uthreshold !== 0 && d.active + d.inactive >= d.uthreshold) d.overloaded = true;
+  const total = addConns(d, active ? 1 : 0, active ? 0 : 1);
+  if (d.uthreshold !== 0 && total >= d.uthreshold) setOverloaded(d, true);
 }
 
 /** A connection moved between established (active) and other states. */
 export function setConnActive(d: Dest, wasActive: boolean, nowActive: boolean): void {
   if (wasActive === nowActive) return;
-  if (nowActive) {
-    d.inactive--;
-    d.active++;
-  } else {
-    d.active--;
-    d.inactive++;
-  }
+  if (nowActive) addConns(d, 1, -1);
+  else addConns(d, -1, 1);
 }
 
 /**
@@ -44,15 +51,13 @@ export function setConnActive(d: Dest, wasActive: boolean, nowActive: boolean): 
  * threshold; with no lower threshold, below 3/4 of the upper one; with neither, at once.
  */
 export function unbindConn(d: Dest, wasActive: boolean): void {
-  if (wasActive) d.active--;
-  else d.inactive--;
-  const total = d.active + d.inactive;
+  const total = addConns(d, wasActive ? -1 : 0, wasActive ? 0 : -1);
   if (d.lthreshold !== 0) {
-    if (total < d.lthreshold) d.overloaded = false;
+    if (total < d.lthreshold) setOverloaded(d, false);
   } else if (d.uthreshold !== 0) {
-    if (total * 4 < d.uthreshold * 3) d.overloaded = false;
+    if (total * 4 < d.uthreshold * 3) setOverloaded(d, false);
   } else {
-    d.overloaded = false;
+    setOverloaded(d, false);
   }
 }
 

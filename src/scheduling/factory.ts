@@ -19,8 +19,8 @@ export const ALL_SCHEDULERS: readonly AnySchedulerName[] = [
 export function createScheduler(name: AnySchedulerName, opts: SchedulerOptions = {}): Scheduler {
   const flags: readonly SchedFlag[] = opts.flags ?? [];
   switch (name) {
-    case 'rr': return new RoundRobin();
-    case 'wrr': return new WeightedRoundRobin();
+    case 'rr': return new RoundRobin(opts.position);
+    case 'wrr': return new WeightedRoundRobin(opts.position);
     case 'lc': return new LeastConnection();
     case 'wlc': return new WeightedLeastConnection();
     case 'sed': return new ShortestExpectedDelay();

@@ -28,7 +28,25 @@ interface Template {
   expiresAt: number;
 }
 
-export class PersistenceTable {
+/**
+ * Where a service's templates live: this process's own table (PersistenceTable), or a table
+ * shared by every data-plane worker (dataplane/shared), so a client sticks to one server
+ * whichever worker accepts it.
+ */
+export interface TemplateStore {
+  lookup(key: string, now: number): Dest | null;
+  /** False when the template could not be kept (a full shared table): the connection goes on without it. */
+  bind(key: string, dest: Dest, timeout: number, now: number): boolean;
+  release(key: string, dest: Dest, now: number): void;
+  sweep(now: number): number;
+  countFor(dest: Dest): number;
+  readonly size: number;
+  clear(): void;
+  /** The server each template points at (key → dest key), for the simulator and tests. */
+  snapshot(): Map<string, string>;
+}
+
+export class PersistenceTable implements TemplateStore {
   private readonly templates = new Map<string, Template>();
   constructor(private readonly opts: PersistenceOptions = { expireQuiescentTemplate: false }) {}
 
@@ -48,7 +66,7 @@ export class PersistenceTable {
   }
 
   /** A new connection goes through (or creates) the template. */
-  bind(key: string, dest: Dest, timeout: number, now: number): void {
+  bind(key: string, dest: Dest, timeout: number, now: number): boolean {
     const t = this.templates.get(key);
     if (t && t.dest === dest) {
       t.lastUse = now;
@@ -58,6 +76,7 @@ export class PersistenceTable {
     } else {
       this.templates.set(key, { dest, timeout, lastUse: now, control: 1, expiresAt: now + timeout });
     }
+    return true;
   }
 
   /** A connection the template controlled has ended. */

@@ -7,14 +7,20 @@ import { realServerKey } from '../model/keys.js';
 import type { Persistence, Protocol, RealServer, SchedFlag, ServiceEndpoint, VirtualServer } from '../model/types.js';
 import { bindConn, eligible, makeDest, overhead, unbindConn } from './dest.js';
 import { maskAddress } from '../model/address.js';
-import { PersistenceTable } from './persistence.js';
+import { PersistenceTable, type TemplateStore } from './persistence.js';
 import { createScheduler } from './factory.js';
-import type { AnySchedulerName, Dest, FlowKey, Scheduler } from './types.js';
+import type { AnySchedulerName, Dest, FlowKey, Scheduler, SharedPosition } from './types.js';
 
 export interface ServiceSchedulerOptions {
   readonly scheduler?: AnySchedulerName;
   readonly random?: () => number;
   readonly expireQuiescentTemplate?: boolean;
+  /** Where templates live (default: a PersistenceTable of this scheduler's own). */
+  readonly templates?: TemplateStore;
+  /** How a destination is made (default makeDest: counts in plain fields). */
+  readonly makeDest?: (rs: ServerFields) => Dest;
+  /** rr/wrr: a position shared with other workers. */
+  readonly position?: SharedPosition;
 }
 
 /**
@@ -40,10 +46,10 @@ export interface SchedulableService {
   readonly persistence: Persistence | null;
 }
 
-type ServerFields = Pick<RealServer, 'family' | 'address' | 'port' | 'weight' | 'uthreshold' | 'lthreshold'> & { readonly agentLoad?: number | undefined };
+export type ServerFields = Pick<RealServer, 'family' | 'address' | 'port' | 'weight' | 'uthreshold' | 'lthreshold'> & { readonly agentLoad?: number | undefined };
 
 export class ServiceScheduler {
-  readonly templates: PersistenceTable;
+  readonly templates: TemplateStore;
   private sched: Scheduler;
   private list: Dest[] = [];
   private readonly byKey = new Map<string, Dest>();
@@ -51,15 +57,22 @@ export class ServiceScheduler {
   /** persistenceScope(vs), computed once: it is part of every template key. */
   private scope: string;
   private readonly random: (() => number) | undefined;
+  private readonly makeDest: (rs: ServerFields) => Dest;
+  private readonly position: SharedPosition | undefined;
 
   constructor(vs: SchedulableService & { readonly realServers?: readonly ServerFields[] }, opts: ServiceSchedulerOptions = {}) {
     this.vs = vs;
     this.scope = persistenceScope(vs);
     this.random = opts.random;
-    this.sched = createScheduler(opts.scheduler ?? vs.scheduler, { flags: vs.schedFlags, random: opts.random });
-    this.templates = new PersistenceTable({ expireQuiescentTemplate: opts.expireQuiescentTemplate ?? false });
+    this.makeDest = opts.makeDest ?? makeDest;
+    this.position = opts.position;
+    this.sched = createScheduler(opts.scheduler ?? vs.scheduler, { flags: vs.schedFlags, random: opts.random, position: opts.position });
+    this.templates = opts.templates ?? new PersistenceTable({ expireQuiescentTemplate: opts.expireQuiescentTemplate ?? false });
     this.setServers(vs.realServers ?? []);
   }
+
+  /** New connections that got no template because the (shared) table was full. */
+  templatesRefused = 0;
 
   get scheduler(): Scheduler {
     return this.sched;
@@ -73,7 +86,7 @@ export class ServiceScheduler {
   reconfigure(vs: SchedulableService): void {
     const flagsChanged = vs.schedFlags.join() !== this.vs.schedFlags.join();
     if (vs.scheduler !== this.vs.scheduler || flagsChanged) {
-      this.sched = createScheduler(vs.scheduler, { flags: vs.schedFlags, random: this.random });
+      this.sched = createScheduler(vs.scheduler, { flags: vs.schedFlags, random: this.random, position: this.position });
       this.sched.update(this.list);
     }
     if (!vs.persistence) this.templates.clear();
@@ -103,7 +116,7 @@ export class ServiceScheduler {
         d.lthreshold = rs.lthreshold;
         d.available = true;
       } else {
-        d = makeDest(rs);
+        d = this.makeDest(rs);
         this.byKey.set(key, d);
       }
       if (rs.agentLoad !== undefined) d.agentLoad = rs.agentLoad;
@@ -147,7 +160,7 @@ export class ServiceScheduler {
     }
     if (d === null) d = this.sched.pick(flow, now);
     if (d === null) return null;
-    if (p) this.templates.bind(tkey, d, p.timeout, now);
+    if (p && !this.templates.bind(tkey, d, p.timeout, now)) this.templatesRefused++;
     bindConn(d, active);
     return d;
   }
@@ -179,7 +192,7 @@ export class ServiceScheduler {
     }
     if (d === null) return null;
     const p = this.vs.persistence;
-    if (p) this.templates.bind(PersistenceTable.key(this.scope, maskAddress(client, p.prefixLength)), d, p.timeout, now);
+    if (p && !this.templates.bind(PersistenceTable.key(this.scope, maskAddress(client, p.prefixLength)), d, p.timeout, now)) this.templatesRefused++;
     bindConn(d, active);
     return d;
   }

@@ -33,6 +33,30 @@ export interface Dest {
   available: boolean;
   /** Latest server-agent load: -1 unavailable, 0..100, or NaN when unknown. */
   agentLoad: number;
+  /**
+   * Where the connection counts live when several event loops schedule onto the same
+   * destination (the data-plane workers): every change goes through these cells, atomically,
+   * and `active`/`inactive`/`overloaded` read them. Absent: plain fields, one loop.
+   */
+  readonly cells?: ConnCells | undefined;
+}
+
+/** Shared connection counts of one destination (see Dest.cells). */
+export interface ConnCells {
+  /** Add to active and inactive; returns the total (active + inactive) after. */
+  add(active: number, inactive: number): number;
+  setOverloaded(on: boolean): void;
+}
+
+/**
+ * A scheduler's rotating position (rr's last pick, wrr's index and current weight) kept
+ * where every worker sees it, so round robin is exact over all of them. `exclusive` runs
+ * `fn` with the position to itself (a short critical section: no I/O inside).
+ */
+export interface SharedPosition {
+  exclusive<T>(fn: (cells: Int32Array, at: number) => T): T;
+  /** An atomically incremented counter (rr). */
+  next(): number;
 }
 
 /**
@@ -57,6 +81,8 @@ export interface SchedulerOptions {
   readonly lblcExpiration?: number;
   /** mh: lookup table size, a prime; default the smallest of IPVS's primes ≥ 100·N. */
   readonly mhTableSize?: number;
+  /** rr/wrr: the position shared with the other workers (default: this scheduler's own). */
+  readonly position?: SharedPosition | undefined;
 }
 
 export interface Scheduler {

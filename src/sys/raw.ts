@@ -13,16 +13,18 @@ import { AF_INET, AF_INET6, EAGAIN, loadLibc, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_
 export { SysError, SysErrorCode } from './errors.js';
 
 /** A sockaddr_in / sockaddr_in6 for `address` (port 0: raw sockets have none; `scopeId` = interface index for link-local IPv6). */
-export function sockaddr(family: Family, address: string, scopeId = 0): Buffer {
+export function sockaddr(family: Family, address: string, scopeId = 0, port = 0): Buffer {
   const bytes = ipaddr.parse(address).toByteArray();
   if (family === 'inet') {
     const sa = Buffer.alloc(16);
     sa.writeUInt16LE(AF_INET, 0);
+    sa.writeUInt16BE(port, 2);
     Buffer.from(bytes).copy(sa, 4);
     return sa;
   }
   const sa = Buffer.alloc(28);
   sa.writeUInt16LE(AF_INET6, 0);
+  sa.writeUInt16BE(port, 2);
   Buffer.from(bytes).copy(sa, 8);
   sa.writeUInt32LE(scopeId, 24);
   return sa;

@@ -631,7 +631,12 @@ export class NftDataPlane implements DataPlane {
     });
   }
 
-  connections(): ConnectionEntry[] {
+  connections(): Promise<ConnectionEntry[]> {
+    return Promise.resolve(this.connectionList());
+  }
+
+  /** The connection table, now. */
+  connectionList(): ConnectionEntry[] {
     const out: ConnectionEntry[] = [];
     for (const c of this.conns) {
       const b = this.backends.get(c.mark);

@@ -28,6 +28,11 @@ export interface ProxyTunables {
    * socket that the kernel hands connections from (`fulcrum run --workers N`).
    */
   readonly exclusive: boolean;
+  /**
+   * Listen with SO_REUSEPORT: one socket per data-plane worker on the same address, the
+   * kernel spreading connections over them (`fulcrum run --workers N`).
+   */
+  readonly reusePort: boolean;
 }
 
 export const DEFAULT_TUNABLES: ProxyTunables = {
@@ -37,6 +42,7 @@ export const DEFAULT_TUNABLES: ProxyTunables = {
   udpPendingLimit: 64,
   udpSessionLimit: 16384,
   exclusive: true,
+  reusePort: false,
 };
 
 /** The plane-wide UDP session budget (see ProxyTunables.udpSessionLimit). */

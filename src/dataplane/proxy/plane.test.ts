@@ -230,7 +230,7 @@ test('proxy: UDP request/response, sessions keyed by client, idle timeout', asyn
       assert.equal(ra1.toString('latin1').split(':')[0], ra2.toString('latin1').split(':')[0], 'one client, one session, one server');
       assert.notEqual(ra1.toString('latin1').split(':')[0], rb1.toString('latin1').split(':')[0], 'rr: the next client gets the other server');
       assert.ok(ra1.subarray(5).equals(q));
-      assert.equal(plane.connections().filter((c) => c.state === 'UDP').length, 2);
+      assert.equal(plane.connectionList().filter((c) => c.state === 'UDP').length, 2);
       const st = plane.stats()[0]!;
       assert.equal(st.counters.conns, 2);
       assert.equal(st.counters.inPkts, 3);
@@ -238,7 +238,7 @@ test('proxy: UDP request/response, sessions keyed by client, idle timeout', asyn
       assert.deepEqual(st.servers.map((s) => s.inactive), [1, 1], 'UDP sessions count as inactive, as in IPVS');
       clock += 31;
       plane.tick();
-      assert.equal(plane.connections().length, 0, 'idle sessions expire after the UDP timeout');
+      assert.equal(plane.connectionList().length, 0, 'idle sessions expire after the UDP timeout');
       assert.deepEqual(plane.stats()[0]!.servers.map((s) => s.inactive), [0, 0]);
       const ra3 = await udpRequest(port, q, { socket: a });
       assert.ok(ra3.length > 0, 'a new session after expiry');
@@ -274,7 +274,7 @@ test('proxy: UDP sessions are capped; past the cap new clients are dropped and c
     assert.ok(failures.some((f) => (f as { code: string }).code === 'E_UDP_SESSION_LIMIT'));
     // The sessions that exist still answer.
     for (const c of clients.slice(0, 3)) assert.ok((await udpRequest(port, q, { socket: c })).equals(q));
-    assert.equal(plane.connections().length, 3);
+    assert.equal(plane.connectionList().length, 3);
     // Once they expire, there is room again.
     clock += 31;
     plane.tick();
@@ -335,13 +335,13 @@ test('proxy: a connect that hangs is retried elsewhere after the connect timeout
     const svc = serviceSpec('127.0.0.1', port, 'proxy', { scheduler: 'rr', timeouts: { tcp: 60, tcpfin: 10, udp: 30 } });
     await addService(plane, svc, [{ port: deadPort, weight: 1 }, { port: rs.port, weight: 1 }]);
     const c = await openSocket(port);
-    await waitFor(() => plane.connections()[0]?.state === 'SYN_SENT', 2000, 'connecting upstream');
+    await waitFor(() => plane.connectionList()[0]?.state === 'SYN_SENT', 2000, 'connecting upstream');
     plane.tick();
-    assert.equal(plane.connections()[0]?.state, 'SYN_SENT', 'not yet timed out');
+    assert.equal(plane.connectionList()[0]?.state, 'SYN_SENT', 'not yet timed out');
     clock += 2;
     plane.tick();
     assert.equal(await readLine(c), 'good', 'retried on the other server after the connect timeout');
-    assert.equal(plane.connections()[0]?.state, 'ESTABLISHED');
+    assert.equal(plane.connectionList()[0]?.state, 'ESTABLISHED');
     clock += 59;
     plane.tick();
     assert.equal(plane.sessionCount, 1, 'not idle long enough');

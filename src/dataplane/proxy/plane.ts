@@ -22,6 +22,11 @@ import { DEFAULT_TUNABLES, type ProxyEvent, type ProxyTunables, type ServerState
 import { TcpConnection } from './tcp.js';
 import { ReadBufferPool } from './buffers.js';
 import { UdpListener } from './udp.js';
+import { nodeHasReusePort, reusePortSocket } from '../../sys/reuseport.js';
+import { SharedDest, type SharedState } from '../shared/state.js';
+import { makeDest } from '../../scheduling/dest.js';
+import type { ServerFields } from '../../scheduling/service.js';
+import { realServerKey } from '../../model/keys.js';
 import { FailureCode, reportFailure } from '../../errors/index.js';
 
 /** diagnostics_channel name for ProxyEvent messages. */
@@ -29,17 +34,87 @@ export const PROXY_CHANNEL = 'fulcrum:proxy';
 const events = channel(PROXY_CHANNEL);
 
 export interface ProxyDataPlaneOptions {
-  /** Monotonic clock in seconds (default: performance.now). */
+  /** Monotonic clock in seconds (default: performance.now; in a worker, the shared clock). */
   readonly now?: () => number;
+  /** The workers' shared scheduling state, when this plane is one data-plane worker. */
+  readonly shared?: SharedState;
   readonly tunables?: Partial<ProxyTunables>;
   /** Random source for twos (tests). */
   readonly random?: () => number;
 }
 
-type Listener = { readonly kind: 'tcp'; readonly server: net.Server } | { readonly kind: 'udp'; readonly udp: UdpListener };
+/**
+ * One listening socket. It belongs to a service once attached; a listener opened ahead of
+ * its service (phase one of a plan across workers) holds what it accepts — a short queue of
+ * paused sockets, datagrams dropped — until it is attached or closed.
+ */
+class Listener {
+  target: ProxyService | null = null;
+  private readonly held: net.Socket[] = [];
+
+  constructor(readonly l: ListenAddress, readonly sock: { readonly kind: 'tcp'; readonly server: net.Server } | { readonly kind: 'udp'; readonly udp: UdpListener }) {}
+
+  /** A TCP connection arrived (paused: nothing is read before a real server accepts). */
+  connection(sock: net.Socket, vfold: number): void {
+    const svc = this.target;
+    if (svc) TcpConnection.accept(svc, sock, this.l, vfold);
+    else if (this.held.length < 4096) this.held.push(sock);
+    else sock.destroy();
+  }
+
+  attach(svc: ProxyService): void {
+    this.target = svc;
+    if (this.sock.kind === 'udp') this.sock.udp.setService(svc);
+    const vfold = addrFold(this.l.address);
+    for (const s of this.held.splice(0)) if (!s.destroyed) TcpConnection.accept(svc, s, this.l, vfold);
+  }
+
+  close(): void {
+    for (const s of this.held.splice(0)) s.destroy();
+    if (this.sock.kind === 'tcp') this.sock.server.close();
+    else this.sock.udp.close();
+  }
+}
 
 function listenKey(l: ListenAddress): string {
   return formatHostPort(l.address, l.port);
+}
+
+/** Open a listening socket for `protocol` on `l` (SO_REUSEPORT when the tunables say so). */
+async function openListener(l: ListenAddress, protocol: string, tunables: ProxyTunables): Promise<Listener> {
+  if (protocol === 'udp') {
+    const udp = new UdpListener(null, l, tunables.reusePort);
+    await udp.bind();
+    return new Listener(l, { kind: 'udp', udp });
+  }
+  const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true, noDelay: true, highWaterMark: tunables.highWaterMark });
+  const lst = new Listener(l, { kind: 'tcp', server });
+  const vfold = addrFold(l.address);
+  server.on('connection', (sock: net.Socket) => lst.connection(sock, vfold));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    const done = (): void => {
+      server.removeListener('error', reject);
+      // Errors after listen() come from accept (EMFILE, ENFILE, ENOBUFS): the listener
+      // stays open and accepts again once the cause clears; each one is reported.
+      server.on('error', (err: NodeJS.ErrnoException) => reportAcceptError(err, protocol, l));
+      resolve();
+    };
+    const common = { backlog: 4096, ipv6Only: l.family === 'inet6' };
+    if (!tunables.reusePort) server.listen({ host: l.address, port: l.port, ...common }, done);
+    else if (nodeHasReusePort()) server.listen({ host: l.address, port: l.port, ...common, reusePort: true } as net.ListenOptions, done);
+    else {
+      let fd: number;
+      try {
+        fd = reusePortSocket(l.family, 'tcp', l.address, l.port);
+      } catch (err: unknown) {
+        reject(err);
+        return;
+      }
+      server.listen({ fd, backlog: common.backlog }, done);
+    }
+  });
+  return lst;
 }
 
 class ProxyService implements ServiceRuntime {
@@ -52,7 +127,17 @@ class ProxyService implements ServiceRuntime {
   readonly servers = new Map<string, ServerState>();
 
   constructor(public spec: ServiceSpec, private readonly plane: ProxyDataPlane, random: (() => number) | undefined) {
-    this.sched = new ServiceScheduler(spec, { random });
+    const st = plane.shared;
+    const slot = spec.slot;
+    // With workers, counts, the rr/wrr position and templates live in the shared state.
+    this.sched = st && slot !== undefined
+      ? new ServiceScheduler(spec, {
+        random,
+        position: st.position(slot),
+        templates: st.templateStore(slot, (s) => plane.destBySlot.get(s)),
+        makeDest: (rs) => plane.sharedDest(st, rs),
+      })
+      : new ServiceScheduler(spec, { random });
     this.est = new RateEstimator(this.counters, plane.now());
   }
 
@@ -92,8 +177,9 @@ class ProxyService implements ServiceRuntime {
   }
 
   /**
-   * Open every listener in `ls` that is not open yet. All or nothing: on the first
-   * failure the ones opened here are closed again and the failure is returned.
+   * Open every listener in `ls` that is not open yet (taking one prepared for it when there
+   * is). All or nothing: on the first failure the ones opened here are closed again and the
+   * failure is returned.
    */
   async openListeners(ls: readonly ListenAddress[]): Promise<{ code: DataPlaneErrorCode; message: string } | null> {
     const opened: string[] = [];
@@ -101,7 +187,9 @@ class ProxyService implements ServiceRuntime {
       const k = listenKey(l);
       if (this.listeners.has(k)) continue;
       try {
-        await this.openListener(l);
+        const lst = this.plane.takePrepared(this.spec.key, l) ?? await openListener(l, this.spec.protocol, this.tunables);
+        lst.attach(this);
+        this.listeners.set(k, lst);
         opened.push(k);
       } catch (err: unknown) {
         for (const o of opened) this.closeListener(o);
@@ -111,35 +199,18 @@ class ProxyService implements ServiceRuntime {
     return null;
   }
 
-  private async openListener(l: ListenAddress): Promise<void> {
-    if (this.spec.protocol === 'udp') {
-      const udp = new UdpListener(this, l, this.tunables.exclusive);
-      await udp.bind();
-      this.listeners.set(listenKey(l), { kind: 'udp', udp });
-      return;
-    }
-    const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true, noDelay: true, highWaterMark: this.tunables.highWaterMark });
-    const vfold = addrFold(l.address);
-    server.on('connection', (sock: net.Socket) => TcpConnection.accept(this, sock, l, vfold));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ host: l.address, port: l.port, exclusive: this.tunables.exclusive, backlog: 4096, ipv6Only: l.family === 'inet6' }, () => {
-        server.removeListener('error', reject);
-        // Errors after listen() come from accept (EMFILE, ENFILE, ENOBUFS): the listener
-        // stays open and accepts again once the cause clears; each one is reported.
-        server.on('error', (err: NodeJS.ErrnoException) => reportAcceptError(err, this.spec.protocol, l));
-        resolve();
-      });
-    });
-    this.listeners.set(listenKey(l), { kind: 'tcp', server });
-  }
-
   closeListener(key: string): void {
     const l = this.listeners.get(key);
     if (!l) return;
     this.listeners.delete(key);
-    if (l.kind === 'tcp') l.server.close();
-    else l.udp.close();
+    l.close();
+  }
+
+  /** Datagrams its UDP listeners dropped. */
+  dropped(): number {
+    let n = 0;
+    for (const l of this.listeners.values()) if (l.sock.kind === 'udp') n += l.sock.udp.dropped;
+    return n;
   }
 
   closeAllListeners(): void {
@@ -168,8 +239,16 @@ export class ProxyDataPlane implements DataPlane {
   private readonly random: (() => number) | undefined;
   private ticks = 0;
 
+  /** The workers' shared scheduling state (this plane runs in a worker); null in a single loop. */
+  readonly shared: SharedState | null;
+  /** This worker's destinations by shared slot (templates point at slots). */
+  readonly destBySlot = new Map<number, Dest>();
+  /** Listeners opened by `prepare`, by service and address, until a commit adopts them. */
+  private readonly prepared = new Map<string, Listener>();
+
   constructor(opts: ProxyDataPlaneOptions = {}) {
-    this.now = opts.now ?? ((): number => performance.now() / 1000);
+    this.shared = opts.shared ?? null;
+    this.now = opts.now ?? (this.shared ? this.shared.now : ((): number => performance.now() / 1000));
     this.tunables = { ...DEFAULT_TUNABLES, ...opts.tunables };
     this.random = opts.random;
     this.coarse = this.now();
@@ -177,7 +256,7 @@ export class ProxyDataPlane implements DataPlane {
     this.timer.unref();
   }
 
-  /** Once a second: the coarse clock, UDP idle expiry, rate estimators, template sweep. */
+  /** Once a second: the coarse clock, UDP idle expiry, rate estimators, template sweep; in a worker, its counters into the shared state. */
   tick(): void {
     const now = this.now();
     this.coarse = now;
@@ -189,6 +268,79 @@ export class ProxyDataPlane implements DataPlane {
       if (this.ticks % 10 === 0) svc.sched.templates.sweep(now);
     }
     for (const svc of this.retired) if (svc.sessions.size === 0) this.retired.delete(svc);
+    this.publish();
+  }
+
+  /** This worker's counters into the shared state (the control plane sums the workers'). */
+  publish(): void {
+    const st = this.shared;
+    if (!st) return;
+    for (const svc of this.services.values()) {
+      if (svc.spec.slot !== undefined) st.publishCounters(st.limits.dests + svc.spec.slot, svc.counters, svc.dropped());
+      for (const s of svc.servers.values()) if (s.spec.slot !== undefined) st.publishCounters(s.spec.slot, s.counters);
+    }
+  }
+
+  /** A destination counted in the shared state (its slot comes with its spec). */
+  sharedDest(st: SharedState, rs: ServerFields): Dest {
+    const slot = (rs as ServerSpec).slot;
+    if (slot === undefined) return makeDest(rs);
+    const d = new SharedDest(st, slot, realServerKey(rs), rs.family, rs.address, rs.port, addrFold(rs.address), rs);
+    this.destBySlot.set(slot, d);
+    return d;
+  }
+
+  /** A listener `prepare` opened for this service and address, handed over once. */
+  takePrepared(service: string, l: ListenAddress): Listener | undefined {
+    const k = `${service}|${listenKey(l)}`;
+    const lst = this.prepared.get(k);
+    this.prepared.delete(k);
+    return lst;
+  }
+
+  /**
+   * Phase one of a plan applied by several workers: open what its service ops will listen
+   * on — the part that can fail — without serving yet. The failures, by op index (nothing of
+   * a failed op stays open).
+   */
+  async prepare(plan: Plan): Promise<Map<number, { code: DataPlaneErrorCode; message: string }>> {
+    const failures = new Map<number, { code: DataPlaneErrorCode; message: string }>();
+    for (const [i, op] of plan.ops.entries()) {
+      if (op.op !== 'add-service' && op.op !== 'edit-service') continue;
+      const spec = op.service;
+      if (spec.method !== 'proxy' || spec.protocol === 'sctp') continue;
+      const have = this.services.get(spec.key)?.listeners;
+      const opened: string[] = [];
+      for (const l of spec.listen) {
+        const k = `${spec.key}|${listenKey(l)}`;
+        if (have?.has(listenKey(l)) || this.prepared.has(k)) continue;
+        try {
+          this.prepared.set(k, await openListener(l, spec.protocol, this.tunables));
+          opened.push(k);
+        } catch (err: unknown) {
+          for (const o of opened) {
+            this.prepared.get(o)?.close();
+            this.prepared.delete(o);
+          }
+          failures.set(i, listenFailure(l, spec.protocol, err));
+          break;
+        }
+      }
+    }
+    return failures;
+  }
+
+  /** Phase two: apply the plan but the ops in `skip`; what `prepare` opened is used or closed. */
+  async commit(plan: Plan, skip: ReadonlySet<number>): Promise<ApplyResult> {
+    const r = await this.apply({ ops: plan.ops.filter((_, i) => !skip.has(i)) });
+    this.abort();
+    return r;
+  }
+
+  /** Close whatever `prepare` opened and no commit took. */
+  abort(): void {
+    for (const l of this.prepared.values()) l.close();
+    this.prepared.clear();
   }
 
   private *allServices(): Iterable<ProxyService> {
@@ -266,6 +418,8 @@ export class ProxyDataPlane implements DataPlane {
         const svc = this.services.get(op.service);
         const entry = this.table.services.get(op.service);
         if (!svc || !entry) return null;
+        const slot = entry.servers.get(op.key)?.slot;
+        if (slot !== undefined) this.destBySlot.delete(slot);
         const next = new Map(entry.servers);
         next.delete(op.key);
         svc.servers.delete(op.key);
@@ -308,7 +462,7 @@ export class ProxyDataPlane implements DataPlane {
         spec: svc.spec,
         counters: { ...svc.counters },
         rates: svc.est.rates(),
-        dropped: [...svc.listeners.values()].reduce((n, l) => n + (l.kind === 'udp' ? l.udp.dropped : 0), 0),
+        dropped: svc.dropped(),
         servers: [...entry.servers.values()].map((spec) => {
           const d = svc.sched.dest(spec.key);
           const st = svc.servers.get(spec.key);
@@ -338,7 +492,12 @@ export class ProxyDataPlane implements DataPlane {
     return true;
   }
 
-  connections(): ConnectionEntry[] {
+  connections(): Promise<ConnectionEntry[]> {
+    return Promise.resolve(this.connectionList());
+  }
+
+  /** The connection table, now. */
+  connectionList(): ConnectionEntry[] {
     const now = this.coarse;
     const out: ConnectionEntry[] = [];
     for (const svc of this.allServices()) for (const s of svc.sessions) out.push(s.entry(now));

@@ -18,6 +18,7 @@ import { countIn, countOut } from '../stats.js';
 import type { ServerState, ServiceRuntime, Session } from './context.js';
 import { unmapAddress } from './proxy-protocol.js';
 import { FailureCode, reportFailure } from '../../errors/index.js';
+import { nodeHasReusePort, reusePortSocket } from '../../sys/reuseport.js';
 
 export class UdpListener {
   readonly socket: dgram.Socket;
@@ -26,33 +27,53 @@ export class UdpListener {
   /** Datagrams dropped: no server, queue full, or send failure. */
   dropped = 0;
 
-  constructor(private readonly svc: ServiceRuntime, readonly listen: ListenAddress, private readonly exclusive = true) {
-    this.socket = dgram.createSocket({ type: listen.family === 'inet' ? 'udp4' : 'udp6' });
+  /** `svc` null: opened ahead of its service (see ProxyDataPlane.prepare); datagrams are dropped until setService. */
+  constructor(private svc: ServiceRuntime | null, readonly listen: ListenAddress, private readonly reusePort = false) {
+    const type = listen.family === 'inet' ? 'udp4' : 'udp6';
+    this.socket = dgram.createSocket(reusePort && nodeHasReusePort() ? { type, reusePort: true } as dgram.SocketOptions : { type });
     this.vfold = addrFold(listen.address);
     this.socket.on('message', this.onMessage);
+  }
+
+  setService(svc: ServiceRuntime): void {
+    this.svc = svc;
   }
 
   bind(): Promise<void> {
     return new Promise((resolve, reject) => {
       const onError = (err: Error): void => reject(err);
       this.socket.once('error', onError);
-      this.socket.bind({ address: this.listen.address, port: this.listen.port, exclusive: this.exclusive }, () => {
+      const done = (): void => {
         this.socket.removeListener('error', onError);
         this.socket.on('error', () => { this.dropped++; });
         resolve();
-      });
+      };
+      if (this.reusePort && !nodeHasReusePort()) {
+        let fd: number;
+        try {
+          fd = reusePortSocket(this.listen.family, 'udp', this.listen.address, this.listen.port);
+        } catch (err: unknown) {
+          reject(err);
+          return;
+        }
+        this.socket.bind({ fd }, done);
+      } else this.socket.bind({ address: this.listen.address, port: this.listen.port, exclusive: true }, done);
     });
   }
 
   /** Stop: replies can no longer reach clients without the socket, so sessions end too. */
   close(): void {
-    for (const s of [...this.svc.sessions]) if (s instanceof UdpSession && s.listenerIs(this)) s.end();
+    if (this.svc) for (const s of [...this.svc.sessions]) if (s instanceof UdpSession && s.listenerIs(this)) s.end();
     this.socket.close();
   }
 
   private readonly onMessage = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
     const svc = this.svc;
-    let s = this.svc.spec.ops ? undefined : this.byClient.get(rinfo.address)?.get(rinfo.port);
+    if (svc === null) {
+      this.dropped++;
+      return;
+    }
+    let s = svc.spec.ops ? undefined : this.byClient.get(rinfo.address)?.get(rinfo.port);
     if (s === undefined) {
       const budget = svc.udpBudget;
       if (budget.used >= svc.tunables.udpSessionLimit) {

@@ -1,0 +1,120 @@
+/**
+ * The userspace proxy on worker threads under one control plane: the DataPlane compliance
+ * suite, exact wrr over the workers together, persistence across workers, a plan that one
+ * worker cannot prepare applied by none, a worker crash contained and repaired.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { dataPlaneCompliance, serverSpec, serviceSpec } from '../compliance.js';
+import { DataPlaneErrorCode } from '../types.js';
+import { fetchText, freePort, startServer, waitFor, type TestServer } from '../../testing/net.js';
+import { WorkersDataPlane } from './plane.js';
+
+async function make(workers = 2): Promise<WorkersDataPlane> {
+  const p = new WorkersDataPlane({ workers, faults: true, limits: { services: 64, dests: 256, templateBuckets: 1024 } });
+  await p.ready();
+  return p;
+}
+
+dataPlaneCompliance('workers (2)', async () => ({ plane: await make(), freePort: () => freePort(), address: '127.0.0.1', method: 'proxy' }));
+
+async function withServers<T>(names: string[], fn: (s: TestServer[]) => Promise<T>): Promise<T> {
+  const servers: TestServer[] = [];
+  try {
+    for (const n of names) servers.push(await startServer(n));
+    return await fn(servers);
+  } finally {
+    for (const s of servers) await s.close();
+  }
+}
+
+test('workers: wrr 3:2:1 over 600 connections is exact over both workers together; counters are their sum', () => withServers(['a', 'b', 'c'], async (rs) => {
+  const plane = await make();
+  try {
+    const port = await freePort();
+    const svc = serviceSpec('127.0.0.1', port, 'proxy');
+    const r = await plane.apply({ ops: [{ op: 'add-service', service: svc }, ...rs.map((s, i) => ({ op: 'add-server' as const, service: svc.key, server: serverSpec('127.0.0.1', s.port, 3 - i, 'proxy') }))] });
+    assert.deepEqual(r.failed, []);
+    const seen: Record<string, number> = {};
+    for (let i = 0; i < 600; i++) {
+      const n = (await fetchText(port)).trim();
+      seen[n] = (seen[n] ?? 0) + 1;
+    }
+    assert.deepEqual(seen, { a: 300, b: 200, c: 100 });
+    await new Promise((res) => setTimeout(res, 1200)); // every worker publishes its counters once a second
+    const st = plane.stats()[0];
+    assert.equal(st?.counters.conns, 600);
+    assert.deepEqual(st?.servers.map((x) => x.counters.conns), [300, 200, 100]);
+    assert.ok(plane.workers().every((w) => w.alive));
+  } finally {
+    await plane.close(0);
+  }
+}));
+
+test('workers: persistence holds whichever worker accepts — 20 clients × 6 connections, each on one real server', () => withServers(['a', 'b', 'c'], async (rs) => {
+  const plane = await make();
+  try {
+    const port = await freePort();
+    const svc = serviceSpec('127.0.0.1', port, 'proxy', { persistence: { timeout: 300, netmask: '255.255.255.255', prefixLength: 32 } });
+    await plane.apply({ ops: [{ op: 'add-service', service: svc }, ...rs.map((s) => ({ op: 'add-server' as const, service: svc.key, server: serverSpec('127.0.0.1', s.port, 1, 'proxy') }))] });
+    const by = new Map<string, Set<string>>();
+    for (let round = 0; round < 6; round++) {
+      for (let c = 0; c < 20; c++) {
+        const from = `127.0.3.${10 + c}`;
+        const n = await new Promise<string>((resolve, reject) => {
+          const s = net.connect({ port, host: '127.0.0.1', localAddress: from });
+          let buf = '';
+          s.on('data', (d) => { buf += d.toString(); });
+          s.on('end', () => resolve(buf.trim()));
+          s.on('error', reject);
+        });
+        const set = by.get(from) ?? new Set<string>();
+        set.add(n);
+        by.set(from, set);
+      }
+    }
+    for (const [c, set] of by) assert.equal(set.size, 1, `${c} stayed on one server (${[...set].join(',')})`);
+    const spread = new Set([...by.values()].map((s) => [...s][0]));
+    assert.equal(spread.size, 3, 'and the clients are spread over all three');
+    assert.equal(plane.stats()[0]?.servers.reduce((n, x) => n + x.persistent, 0), 20, 'one template per client, shared');
+  } finally {
+    await plane.close(0);
+  }
+}));
+
+test('workers: a service one worker cannot listen for is refused by all (no worker serves half a change)', async () => {
+  const plane = await make();
+  const blocker = net.createServer();
+  try {
+    const port = await freePort();
+    await new Promise<void>((r) => blocker.listen({ port, host: '127.0.0.1', exclusive: true }, r));
+    const svc = serviceSpec('127.0.0.1', port, 'proxy');
+    const r = await plane.apply({ ops: [{ op: 'add-service', service: svc }, { op: 'add-server', service: svc.key, server: serverSpec('127.0.0.1', 1, 1, 'proxy') }] });
+    assert.deepEqual(r.applied, []);
+    assert.equal(r.failed[0]?.code, DataPlaneErrorCode.LISTEN);
+    assert.equal(r.failed[1]?.code, DataPlaneErrorCode.NO_SERVICE, 'its server depended on it');
+    assert.equal(plane.held.services.size, 0);
+  } finally {
+    blocker.close();
+    await plane.close(0);
+  }
+});
+
+test('workers: a worker that throws is restarted, the other serves meanwhile, its connections are counted as lost', () => withServers(['a', 'b'], async (rs) => {
+  const plane = await make();
+  try {
+    const port = await freePort();
+    const svc = serviceSpec('127.0.0.1', port, 'proxy', { scheduler: 'rr' });
+    await plane.apply({ ops: [{ op: 'add-service', service: svc }, ...rs.map((s) => ({ op: 'add-server' as const, service: svc.key, server: serverSpec('127.0.0.1', s.port, 1, 'proxy') }))] });
+    assert.equal(plane.crash(0), true);
+    await waitFor(() => (plane.workers()[0]?.restarts ?? 0) === 1, 5000, 'worker 0 to be restarted');
+    let ok = 0;
+    for (let i = 0; i < 40; i++) if ((await fetchText(port).catch(() => '')).trim() !== '') ok++;
+    assert.equal(ok, 40, 'served throughout and after');
+    await waitFor(() => plane.workers().every((w) => w.alive), 5000, 'both workers alive again');
+    assert.equal(plane.held.services.size, 1, 'the table is unchanged');
+  } finally {
+    await plane.close(0);
+  }
+}));

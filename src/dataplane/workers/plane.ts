@@ -1,0 +1,526 @@
+/**
+ * WorkersDataPlane: the userspace proxy on N worker threads under one control plane.
+ *
+ * The control plane (this object, on the daemon's thread) holds the table — the one source
+ * of truth the director diffs against — and hands out slots in the shared scheduling state
+ * (shared/state.ts). Each worker runs a ProxyDataPlane that only relays: it listens with
+ * SO_REUSEPORT beside the others (the kernel spreads connections, no central accept) and
+ * schedules through the shared state, so connection counts, thresholds, rr/wrr positions
+ * and persistence templates are those of one director.
+ *
+ * A plan is a two-phase transaction over the workers: every worker prepares (opens the
+ * listeners the plan needs — the only part that can fail), then all commit the same ops, so
+ * a reload or runtime change is in effect on every worker or on none. Counters, rates and
+ * connection counts are read from the shared state (every worker publishes its counters
+ * once a second); the connection table is asked of every worker.
+ *
+ * A worker that throws or dies is restarted without touching the others: its connections are
+ * taken out of the shared counts and counted as lost, its counters folded into a base so
+ * totals never go back, and the new worker is given the whole table before it listens.
+ */
+import { channel } from 'node:diagnostics_channel';
+import { Worker } from 'node:worker_threads';
+import { FailureCode, reportFailure } from '../../errors/index.js';
+import type { ForwardingMethod } from '../../model/types.js';
+import { DEFAULT_TUNABLES, type ProxyTunables } from '../proxy/context.js';
+import { allocateShared, COUNTER_FIELDS, DEFAULT_SHARED_LIMITS, SharedState, type SharedLimits } from '../shared/state.js';
+import { newCounters, RateEstimator, ZERO_RATES } from '../stats.js';
+import { SpecTable } from '../table.js';
+import {
+  DataPlaneErrorCode, type ApplyResult, type ConnectionEntry, type Counters, type DataPlane, type HeldTable, type OpFailure, type Plan, type PlanOp,
+  type ServerSpec, type ServiceSpec, type ServiceStats,
+} from '../types.js';
+import type { FromWorker, ToWorker, WorkerInit } from './protocol.js';
+
+export interface WorkersDataPlaneOptions {
+  readonly workers: number;
+  readonly tunables?: Partial<ProxyTunables>;
+  readonly limits?: Partial<Omit<SharedLimits, 'workers'>>;
+  /** Let tests crash a worker on purpose (FULCRUM_FAULT_INJECTION=1). */
+  readonly faults?: boolean;
+  /** Milliseconds a worker has to answer a phase of a plan before it is taken for dead. */
+  readonly replyMs?: number;
+}
+
+/** What the control plane knows of each worker. */
+export interface WorkerStatus {
+  readonly index: number;
+  readonly threadId: number | null;
+  readonly alive: boolean;
+  readonly restarts: number;
+  /** Sessions it relays now (as it last reported). */
+  readonly sessions: number;
+}
+
+interface Slot {
+  readonly worker: number;
+  thread: Worker | null;
+  ready: boolean;
+  restarts: number;
+  sessions: number;
+  /** Replies awaited from this worker, by request id. */
+  readonly waiting: Map<number, (m: FromWorker | null) => void>;
+}
+
+class SlotPool {
+  private readonly free: number[] = [];
+  private next = 0;
+  constructor(private readonly size: number, readonly what: string) {}
+  take(): number | null {
+    const s = this.free.pop();
+    if (s !== undefined) return s;
+    return this.next < this.size ? this.next++ : null;
+  }
+  give(s: number): void {
+    this.free.push(s);
+  }
+}
+
+export class WorkersDataPlane implements DataPlane {
+  readonly name = 'proxy';
+  readonly methods: readonly ForwardingMethod[] = ['proxy'];
+  private readonly table = new SpecTable();
+  private readonly state: SharedState;
+  private readonly slots: Slot[] = [];
+  private readonly init: Omit<WorkerInit, 'index'>;
+  private readonly serviceSlots = new SlotPool(0, 'services');
+  private readonly destSlots = new SlotPool(0, 'real servers');
+  /** Slot of each service by key, and of each real server by `service|server`. */
+  private readonly serviceSlot = new Map<string, number>();
+  private readonly destSlot = new Map<string, number>();
+  /** Real-server slots removed from the table whose connections have not all ended yet. */
+  private readonly retiring = new Set<number>();
+  /** Counters of workers that died, and the counts at the last `-Z`, by counter row. */
+  private readonly base: Float64Array;
+  private readonly zeroBase: Float64Array;
+  /** Counters and rate estimators by counter row (dest slot, or dests + service slot). */
+  private readonly rows = new Map<number, { c: Counters; est: RateEstimator; dropped: number }>();
+  private queue: Promise<unknown> = Promise.resolve();
+  private nextId = 1;
+  private closed = false;
+  /** Set as close() begins: no worker is restarted any more. */
+  private closing = false;
+  private readonly timer: NodeJS.Timeout;
+  /** Connections lost with workers that died. */
+  lostConnections = 0;
+
+  constructor(private readonly o: WorkersDataPlaneOptions) {
+    const limits: SharedLimits = { ...DEFAULT_SHARED_LIMITS, ...o.limits, workers: o.workers };
+    this.state = new SharedState(allocateShared(limits), -1);
+    this.serviceSlots = new SlotPool(limits.services, 'services');
+    this.destSlots = new SlotPool(limits.dests, 'real servers');
+    const rowsPerWorker = (limits.dests + limits.services) * COUNTER_FIELDS;
+    this.base = new Float64Array(rowsPerWorker);
+    this.zeroBase = new Float64Array(rowsPerWorker);
+    const tunables: ProxyTunables = { ...DEFAULT_TUNABLES, ...o.tunables, reusePort: true };
+    // The session cap is the whole director's: each worker gets its share.
+    this.init = { buffers: this.state.buffers, tunables: { ...tunables, udpSessionLimit: Math.max(1, Math.floor(tunables.udpSessionLimit / o.workers)) }, faults: o.faults ?? false };
+    for (let w = 0; w < o.workers; w++) {
+      const slot: Slot = { worker: w, thread: null, ready: false, restarts: 0, sessions: 0, waiting: new Map() };
+      this.slots.push(slot);
+      this.spawn(slot);
+    }
+    this.timer = setInterval(() => this.tick(), 1000);
+    this.timer.unref();
+  }
+
+  get held(): HeldTable {
+    return this.table;
+  }
+
+  /** Every worker up and listening for plans. */
+  async ready(): Promise<void> {
+    for (let i = 0; i < 500 && this.slots.some((s) => !s.ready); i++) await new Promise((r) => setTimeout(r, 10));
+  }
+
+  private spawn(slot: Slot): void {
+    const t = new Worker(new URL('./worker.js', import.meta.url), { workerData: { ...this.init, index: slot.worker } satisfies WorkerInit });
+    slot.thread = t;
+    slot.ready = false;
+    t.on('message', (m: FromWorker) => this.fromWorker(slot, m));
+    t.on('error', (err: Error) => reportFailure('workers', FailureCode.WORKER, `data-plane worker ${slot.worker} failed: ${err.message}`, { worker: slot.worker }));
+    t.once('exit', (code) => this.exited(slot, t, code));
+  }
+
+  private fromWorker(slot: Slot, m: FromWorker): void {
+    switch (m.t) {
+      case 'ready':
+        slot.ready = true;
+        return;
+      case 'event':
+        channel(m.channel).publish(m.message);
+        return;
+      case 'load':
+        slot.sessions = m.sessions;
+        return;
+      case 'prepared':
+      case 'done':
+      case 'connections': {
+        const w = slot.waiting.get(m.id);
+        slot.waiting.delete(m.id);
+        w?.(m);
+        return;
+      }
+    }
+  }
+
+  private exited(slot: Slot, t: Worker, code: number): void {
+    if (slot.thread !== t) return;
+    slot.thread = null;
+    slot.ready = false;
+    for (const w of slot.waiting.values()) w(null);
+    slot.waiting.clear();
+    if (this.closing) return;
+    const lost = this.state.forgetWorker(slot.worker, this.base);
+    this.lostConnections += lost;
+    slot.restarts++;
+    slot.sessions = 0;
+    reportFailure('workers', FailureCode.WORKER, `data-plane worker ${slot.worker} exited (${code}) with ${lost} connection(s), which are lost; restarting it`, { worker: slot.worker, lost });
+    const delay = Math.min(5000, 100 * 2 ** Math.min(6, slot.restarts - 1));
+    setTimeout(() => {
+      if (this.closing) return;
+      this.spawn(slot);
+      // The new worker gets the whole table (as one plan) before it serves anything.
+      this.serial(() => this.resync(slot)).catch((err: unknown) => reportFailure('workers', FailureCode.WORKER, err));
+    }, delay).unref();
+  }
+
+  private async resync(slot: Slot): Promise<void> {
+    for (let i = 0; i < 500 && slot.thread && !slot.ready; i++) await new Promise((r) => setTimeout(r, 10));
+    if (!slot.thread || !slot.ready) return;
+    const ops: PlanOp[] = [];
+    for (const e of this.table.services.values()) {
+      ops.push({ op: 'add-service', service: this.withServiceSlot(e.spec) });
+      for (const r of e.servers.values()) ops.push({ op: 'add-server', service: e.spec.key, server: this.withDestSlot(e.spec.key, r) });
+    }
+    const plan = { ops };
+    const id = this.nextId++;
+    const prepared = await this.ask(slot, { t: 'prepare', id, plan });
+    const skip = prepared && prepared.t === 'prepared' ? prepared.failures.map((f) => f.index) : [];
+    for (const i of skip) {
+      const op = plan.ops[i];
+      if (op?.op === 'add-service') reportFailure('workers', FailureCode.WORKER, `restarted worker ${slot.worker} cannot listen for ${op.service.key}`, { worker: slot.worker });
+    }
+    await this.ask(slot, { t: 'commit', id, plan, skip });
+  }
+
+  /** Send `m` and wait for the worker's answer (null: it died or did not answer within `timeoutMs`). */
+  private ask(slot: Slot, m: ToWorker & { id: number }, timeoutMs = this.o.replyMs ?? 10_000): Promise<FromWorker | null> {
+    const t = slot.thread;
+    if (!t || !slot.ready) return Promise.resolve(null);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        slot.waiting.delete(m.id);
+        resolve(null);
+      }, timeoutMs);
+      slot.waiting.set(m.id, (r) => {
+        clearTimeout(timer);
+        resolve(r);
+      });
+      t.postMessage(m);
+    });
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(fn, fn);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private withServiceSlot(spec: ServiceSpec): ServiceSpec {
+    const slot = this.serviceSlot.get(spec.key);
+    return slot === undefined ? spec : { ...spec, slot };
+  }
+
+  private withDestSlot(service: string, r: ServerSpec): ServerSpec {
+    const slot = this.destSlot.get(`${service}|${r.key}`);
+    return slot === undefined ? r : { ...r, slot };
+  }
+
+  apply(plan: Plan): Promise<ApplyResult> {
+    return this.serial(() => this.applyNow(plan));
+  }
+
+  /** Why this plane cannot take `op` beyond the table's rules, or null. */
+  private refuse(op: PlanOp): OpFailure | null {
+    const fail = (message: string): OpFailure => ({ op, code: DataPlaneErrorCode.UNSUPPORTED, message });
+    if (op.op === 'add-service' || op.op === 'edit-service') {
+      if (op.service.method !== 'proxy') return fail(`service ${op.service.key} uses ${op.service.method.toUpperCase()} forwarding, which the userspace proxy cannot do: it needs the kernel (nftables) data plane; use lb_kind PROXY to run without it`);
+      if (op.service.protocol === 'sctp' || op.service.listen.length === 0) return fail(`the userspace proxy cannot serve ${op.service.key}: it needs TCP or UDP on explicit addresses and ports`);
+    }
+    if ((op.op === 'add-server' || op.op === 'edit-server') && op.server.method !== 'proxy') {
+      return fail(`real server ${op.server.key} uses ${op.server.method.toUpperCase()} forwarding, which the userspace proxy cannot do: it needs the kernel (nftables) data plane; use lb_kind PROXY to run without it`);
+    }
+    return null;
+  }
+
+  private async applyNow(plan: Plan): Promise<ApplyResult> {
+    if (this.closed) return { applied: [], failed: plan.ops.map((op) => ({ op, code: DataPlaneErrorCode.CLOSED, message: 'data plane is closed' })) };
+    // 1. What the table accepts, in order; slots for what is new.
+    const failed = new Map<number, OpFailure>();
+    const taken: { kind: 'service' | 'dest'; key: string; slot: number }[] = [];
+    const draft = cloneTable(this.table);
+    const sent: PlanOp[] = [];
+    const index: number[] = [];
+    for (const [i, op] of plan.ops.entries()) {
+      const f = draft.check(op) ?? this.refuse(op) ?? this.allocate(op, taken);
+      if (f) {
+        failed.set(i, f);
+        continue;
+      }
+      draft.commit(op);
+      sent.push(this.annotate(op));
+      index.push(i);
+    }
+    const release = (): void => {
+      for (const t of taken) {
+        if (t.kind === 'service') {
+          this.serviceSlot.delete(t.key);
+          this.serviceSlots.give(t.slot);
+        } else {
+          this.destSlot.delete(t.key);
+          this.destSlots.give(t.slot);
+        }
+      }
+    };
+    if (sent.length === 0) {
+      release();
+      return { applied: [], failed: [...failed.values()] };
+    }
+    // 2. Every worker prepares; an op any of them cannot prepare is skipped by all.
+    const id = this.nextId++;
+    const live = this.slots.filter((s) => s.thread && s.ready);
+    const wire: Plan = { ops: sent };
+    const answers = await Promise.all(live.map((s) => this.ask(s, { t: 'prepare', id, plan: wire })));
+    const skip = new Set<number>();
+    for (const a of answers) {
+      if (a?.t !== 'prepared') continue;
+      for (const f of a.failures) {
+        if (skip.has(f.index)) continue;
+        skip.add(f.index);
+        failed.set(index[f.index] as number, { op: plan.ops[index[f.index] as number] as PlanOp, code: f.code, message: f.message });
+      }
+    }
+    // What depended on a skipped op (servers of a service that could not listen) goes too.
+    const final = cloneTable(this.table);
+    for (const [k, op] of sent.entries()) {
+      if (skip.has(k)) continue;
+      const f = final.check(op);
+      if (f) {
+        skip.add(k);
+        failed.set(index[k] as number, { ...f, op: plan.ops[index[k] as number] as PlanOp });
+        continue;
+      }
+      final.commit(op);
+    }
+    // 3. Every worker commits the same ops.
+    await Promise.all(live.map((s) => this.ask(s, { t: 'commit', id, plan: wire, skip: [...skip] })));
+    const applied: PlanOp[] = [];
+    for (const [k, op] of sent.entries()) {
+      if (skip.has(k)) continue;
+      const original = plan.ops[index[k] as number] as PlanOp;
+      this.table.commit(original);
+      this.committed(original);
+      applied.push(original);
+    }
+    // Slots of skipped adds go back.
+    for (const t of taken) {
+      const stillUsed = t.kind === 'service' ? this.table.services.has(t.key) : this.table.services.get(t.key.split('|')[0] as string)?.servers.has(t.key.slice(t.key.indexOf('|') + 1));
+      if (stillUsed) continue;
+      if (t.kind === 'service') {
+        this.serviceSlot.delete(t.key);
+        this.serviceSlots.give(t.slot);
+      } else {
+        this.destSlot.delete(t.key);
+        this.destSlots.give(t.slot);
+      }
+    }
+    return { applied, failed: [...failed.entries()].sort((a, b) => a[0] - b[0]).map(([, f]) => f) };
+  }
+
+  /** A slot for what `op` adds (null when it has one or needs none); a failure when none is left. */
+  private allocate(op: PlanOp, taken: { kind: 'service' | 'dest'; key: string; slot: number }[]): OpFailure | null {
+    if (op.op === 'add-service' && !this.serviceSlot.has(op.service.key)) {
+      const s = this.serviceSlots.take();
+      if (s === null) return { op, code: DataPlaneErrorCode.UNSUPPORTED, message: `more than ${this.state.limits.services} proxied services` };
+      this.state.resetService(s);
+      this.serviceSlot.set(op.service.key, s);
+      taken.push({ kind: 'service', key: op.service.key, slot: s });
+    }
+    if (op.op === 'add-server') {
+      const key = `${op.service}|${op.server.key}`;
+      if (this.destSlot.has(key)) return null;
+      const s = this.destSlots.take();
+      if (s === null) return { op, code: DataPlaneErrorCode.UNSUPPORTED, message: `more than ${this.state.limits.dests} proxied real servers` };
+      this.state.resetDest(s);
+      this.rows.delete(s);
+      this.destSlot.set(key, s);
+      taken.push({ kind: 'dest', key, slot: s });
+    }
+    return null;
+  }
+
+  /** The op as the workers need it: specs carry their shared slots. */
+  private annotate(op: PlanOp): PlanOp {
+    switch (op.op) {
+      case 'add-service':
+      case 'edit-service':
+        return { ...op, service: this.withServiceSlot(op.service) };
+      case 'add-server':
+      case 'edit-server':
+        return { ...op, server: this.withDestSlot(op.service, op.server) };
+      default:
+        return op;
+    }
+  }
+
+  /** Bookkeeping once an op is in effect: removed servers' slots retire when idle. */
+  private committed(op: PlanOp): void {
+    if (op.op === 'remove-server') {
+      const key = `${op.service}|${op.key}`;
+      const s = this.destSlot.get(key);
+      this.destSlot.delete(key);
+      if (s !== undefined) this.retiring.add(s);
+    } else if (op.op === 'remove-service') {
+      for (const [key, s] of [...this.destSlot]) {
+        if (!key.startsWith(`${op.key}|`)) continue;
+        this.destSlot.delete(key);
+        this.retiring.add(s);
+      }
+      const s = this.serviceSlot.get(op.key);
+      this.serviceSlot.delete(op.key);
+      // A service slot is reset when taken again; its servers' slots retire on their own.
+      if (s !== undefined) this.serviceSlots.give(s);
+    }
+  }
+
+  /** Once a second: counters and rates from the shared state; idle retired slots freed. */
+  private tick(): void {
+    const now = this.state.now();
+    for (const s of [...this.retiring]) {
+      const c = this.state.destCounts(s);
+      if (c.active + c.inactive > 0) continue;
+      this.retiring.delete(s);
+      this.state.resetDest(s);
+      this.rows.delete(s);
+      this.destSlots.give(s);
+    }
+    for (const [row, r] of this.rows) {
+      r.dropped = this.readRow(row, r.c);
+      r.est.tick(now);
+    }
+  }
+
+  private readRow(row: number, into: Counters): number {
+    const dropped = this.state.counterSum(row, into, this.base);
+    const z = row * COUNTER_FIELDS;
+    into.conns -= this.zeroBase[z] as number;
+    into.inPkts -= this.zeroBase[z + 1] as number;
+    into.outPkts -= this.zeroBase[z + 2] as number;
+    into.inBytes -= this.zeroBase[z + 3] as number;
+    into.outBytes -= this.zeroBase[z + 4] as number;
+    return dropped - (this.zeroBase[z + 5] as number);
+  }
+
+  /** The counters of a row, read now, with its rate estimator (made on first use). */
+  private row(row: number): { c: Counters; est: RateEstimator; dropped: number } {
+    let r = this.rows.get(row);
+    if (!r) {
+      const c = newCounters();
+      const dropped = this.readRow(row, c);
+      r = { c, est: new RateEstimator(c, this.state.now()), dropped };
+      this.rows.set(row, r);
+    } else r.dropped = this.readRow(row, r.c);
+    return r;
+  }
+
+  stats(): ServiceStats[] {
+    const templates = this.state.templateCounts();
+    const dests = this.state.limits.dests;
+    const out: ServiceStats[] = [];
+    for (const e of this.table.services.values()) {
+      const ss = this.serviceSlot.get(e.spec.key);
+      const svc = ss === undefined ? null : this.row(dests + ss);
+      out.push({
+        spec: e.spec,
+        counters: svc ? { ...svc.c } : newCounters(),
+        rates: svc ? svc.est.rates() : ZERO_RATES,
+        dropped: svc?.dropped ?? 0,
+        servers: [...e.servers.values()].map((spec) => {
+          const ds = this.destSlot.get(`${e.spec.key}|${spec.key}`);
+          if (ds === undefined) return { spec, active: 0, inactive: 0, persistent: 0, counters: newCounters(), rates: ZERO_RATES };
+          const r = this.row(ds);
+          const n = this.state.destCounts(ds);
+          return { spec, active: n.active, inactive: n.inactive, persistent: templates.get(ds) ?? 0, counters: { ...r.c }, rates: r.est.rates() };
+        }),
+      });
+    }
+    return out;
+  }
+
+  async connections(): Promise<ConnectionEntry[]> {
+    const id = this.nextId++;
+    const answers = await Promise.all(this.slots.map((s) => this.ask(s, { t: 'connections', id })));
+    return answers.flatMap((a) => (a?.t === 'connections' ? [...a.entries] : []));
+  }
+
+  zero(service?: string): boolean {
+    if (service !== undefined && !this.table.services.has(service)) return false;
+    const dests = this.state.limits.dests;
+    const rows: number[] = [];
+    for (const e of this.table.services.values()) {
+      if (service !== undefined && e.spec.key !== service) continue;
+      const ss = this.serviceSlot.get(e.spec.key);
+      if (ss !== undefined) rows.push(dests + ss);
+      for (const r of e.servers.values()) {
+        const ds = this.destSlot.get(`${e.spec.key}|${r.key}`);
+        if (ds !== undefined) rows.push(ds);
+      }
+    }
+    const now = this.state.now();
+    const c = newCounters();
+    for (const row of rows) {
+      const dropped = this.state.counterSum(row, c, this.base);
+      const z = row * COUNTER_FIELDS;
+      this.zeroBase.set([c.conns, c.inPkts, c.outPkts, c.inBytes, c.outBytes, dropped], z);
+      const r = this.rows.get(row);
+      if (r) {
+        r.dropped = this.readRow(row, r.c);
+        r.est.zero(now);
+      }
+    }
+    return true;
+  }
+
+  /** Each worker: alive, restarts, sessions. */
+  workers(): WorkerStatus[] {
+    return this.slots.map((s) => ({ index: s.worker, threadId: s.thread?.threadId ?? null, alive: s.thread !== null && s.ready, restarts: s.restarts, sessions: s.sessions }));
+  }
+
+  /** Fault injection: make worker `index` throw (only with `faults`). */
+  crash(index: number): boolean {
+    const s = this.slots[index];
+    if (!s?.thread || !this.o.faults) return false;
+    s.thread.postMessage({ t: 'crash' } satisfies ToWorker);
+    return true;
+  }
+
+  async close(drainMs: number): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    this.table.close();
+    clearInterval(this.timer);
+    await this.serial(async () => {
+      this.closed = true;
+      const id = this.nextId++;
+      await Promise.all(this.slots.map((s) => this.ask(s, { t: 'close', id, drainMs }, drainMs + 5000).then(() => undefined)));
+      await Promise.all(this.slots.map((s) => s.thread?.terminate()));
+    });
+  }
+}
+
+function cloneTable(t: SpecTable): SpecTable {
+  const c = new SpecTable();
+  for (const [k, e] of t.services) c.services.set(k, { spec: e.spec, servers: new Map(e.servers) });
+  return c;
+}
