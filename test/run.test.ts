@@ -196,30 +196,6 @@ test('run: clear refusals — DR without the kernel plane or without CAP_NET_ADM
   }
 });
 
-test('run --workers 2: both processes serve one listening socket; persistence is refused; SIGTERM stops all', () => withServers(2, 'name', async (rs) => {
-  const port = await freePort();
-  const persistent = await startDaemon(conf(port, rs.map((s) => ({ port: s.port, weight: 1 })), 'persistence_timeout 60'), { args: ['--workers', '2'], waitStarted: false });
-  try {
-    assert.equal(await persistent.waitExit(), 1);
-    assert.match(persistent.stderr, /is persistent, and persistence templates are per process/);
-  } finally {
-    await persistent.cleanup();
-  }
-  const d = await startDaemon(conf(port, rs.map((s) => ({ port: s.port, weight: 1 }))), { args: ['--workers', '2'] });
-  try {
-    await d.waitLog((l) => l.event === 'started' && d.logs.filter((x) => x.event === 'started').length === 2, 10000, 'both workers');
-    const pids = new Set(d.logs.filter((l) => l.event === 'started').map((l) => l['pid']));
-    assert.equal(pids.size, 2, 'two worker processes');
-    const got: string[] = [];
-    for (let i = 0; i < 40; i++) got.push((await fetchText(port)).trim());
-    assert.deepEqual(Object.keys(tally(got)).sort(), ['rs1', 'rs2']);
-    d.signal('SIGTERM');
-    assert.equal(await d.waitExit(10000), 0);
-  } finally {
-    await d.cleanup();
-  }
-}));
-
 test('demo: the quick start command starts real servers and the director and shows the wrr split', async () => {
   const { main } = await import('../src/cli/main.js');
   const out: string[] = [];
@@ -231,7 +207,7 @@ test('demo: the quick start command starts real servers and the director and sho
   assert.match(text, /curl -s http:\/\/127\.0\.0\.1:8080\//);
 });
 
-test('run: VRRP without CAP_NET_RAW / CAP_NET_ADMIN is refused with the capabilities named; VRRP with --workers too', async () => {
+test('run: VRRP without CAP_NET_RAW / CAP_NET_ADMIN is refused with the capabilities named', async () => {
   // Root drops both capabilities with setpriv; any other user lacks them anyway.
   const prefix = process.getuid?.() === 0 ? ['setpriv', '--bounding-set=-net_raw,-net_admin', '--inh-caps=-net_raw,-net_admin'] : [];
   const vrrp = 'vrrp_instance VI_1 {\n interface lo\n virtual_router_id 9\n priority 100\n virtual_ipaddress {\n 192.0.2.9/32\n }\n}\n';
@@ -243,12 +219,5 @@ test('run: VRRP without CAP_NET_RAW / CAP_NET_ADMIN is refused with the capabili
     assert.doesNotMatch(d.stderr, /\n\s+at /, 'no stack trace');
   } finally {
     await d.cleanup();
-  }
-  const w = await startDaemon(vrrp, { waitStarted: false, args: ['--workers', '2'] });
-  try {
-    assert.equal(await w.waitExit(), 1);
-    assert.match(w.stderr, /VRRP runs in one process, and the listeners on its addresses follow it; run with --workers 1/);
-  } finally {
-    await w.cleanup();
   }
 });

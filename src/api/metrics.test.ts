@@ -5,6 +5,8 @@ import { createMetrics, StatusBoard, type StatusView } from './index.js';
 const view = (over: Partial<StatusView> = {}): StatusView => ({
   plane: 'proxy', at: 0, vrrp: [], vrrpDrops: {}, drains: [], runtime: { changes: 2, stale: ['x'], where: 'mem' },
   reloads: { ok: 3, failed: 1, lastOkAt: 2_000_000, lastFailedAt: 1_000_000 },
+  workers: [{ index: 0, threadId: 7, alive: true, restarts: 1, sessions: 12 }, { index: 1, threadId: 8, alive: true, restarts: 0, sessions: 3 }],
+  lostConnections: 5,
   services: [{
     key: 'tcp 10.0.0.1:80', protocol: 'tcp', scheduler: 'wrr', flags: [], persistence: null, method: 'proxy', active: true, quorum: 1, dropped: 4,
     counters: { conns: 10, inPkts: 20, outPkts: 30, inBytes: 400, outBytes: 5000 }, rates: { cps: 1, inPps: 2, outPps: 3, inBps: 40, outBps: 500 },

@@ -140,6 +140,16 @@ export function createMetrics(view: () => StatusView, board: StatusBoard, defaul
   readCounter<'component' | 'code'>('fulcrum_internal_failures_total', 'Internal failures (kernel reads and transactions, accept errors, scripts that could not run, background tasks) by component and stable code', ['component', 'code'], (e) => {
     for (const f of board.failures.list()) e({ component: f.component, code: f.code }, f.count);
   });
+  readGauge<'worker'>('fulcrum_dataplane_worker_up', '1 while the data-plane worker thread is running (userspace proxy with --workers > 1)', ['worker'], (e) => {
+    for (const w of v().workers) e({ worker: String(w.index) }, w.alive ? 1 : 0);
+  });
+  readGauge<'worker'>('fulcrum_dataplane_worker_sessions', 'Sessions (connections, UDP flows) the worker relays now', ['worker'], (e) => {
+    for (const w of v().workers) e({ worker: String(w.index) }, w.sessions);
+  });
+  readCounter<'worker'>('fulcrum_dataplane_worker_restarts_total', 'Times the data-plane worker died and was restarted', ['worker'], (e) => {
+    for (const w of v().workers) e({ worker: String(w.index) }, w.restarts);
+  });
+  readCounter<never>('fulcrum_dataplane_lost_connections_total', 'Connections lost with data-plane workers that died', [], (e) => e({}, v().lostConnections));
   readGauge<never>('fulcrum_runtime_changes', 'Runtime changes (fulcrum adm, API) laid over the configuration file', [], (e) => e({}, v().runtime.changes));
   readGauge<never>('fulcrum_runtime_stale_changes', 'Runtime changes the configuration file gives no target', [], (e) => e({}, v().runtime.stale.length));
   readGauge<'service' | 'server'>('fulcrum_drain_remaining_connections', 'Connections and templates still holding a drain', srvL, (e) => {

@@ -60,6 +60,12 @@ export interface ApiOptions {
   readonly dashboardDir?: string | null;
   /** Connection caps, deadlines and body size (default DEFAULT_API_LIMITS). */
   readonly limits?: Partial<ApiLimits>;
+  /**
+   * Fault injection for tests (FULCRUM_FAULT_INJECTION=1 in the environment): POST
+   * /v1/debug/stall stalls the control plane, POST /v1/debug/workers/:n/crash crashes a
+   * data-plane worker. Never on otherwise.
+   */
+  readonly faults?: boolean;
 }
 
 export interface RunningApi {
@@ -377,6 +383,20 @@ function buildApp(o: ApiOptions, transport: 'unix' | 'tcp'): FastifyInstance {
     if (!out.ok) return changed(out, reply);
     return { ok: true, drains: out.drains ?? [] };
   });
+
+  if (o.faults) {
+    app.post<{ Body: { ms: number } }>('/v1/debug/stall', { schema: { body: { type: 'object', required: ['ms'], additionalProperties: false, properties: { ms: { type: 'integer', minimum: 1, maximum: 60_000 } } } } }, async (req) => {
+      // A CPU stall of the control plane's thread: nothing here yields until it is over.
+      const until = performance.now() + req.body.ms;
+      while (performance.now() < until) { /* busy */ }
+      return { ok: true, stalledMs: req.body.ms };
+    });
+    app.post<{ Params: { n: string } }>('/v1/debug/workers/:n/crash', async (req, reply) => {
+      const plane = d.plane as { crashWorker?: (n: number) => boolean };
+      if (!plane.crashWorker?.(Number(req.params.n))) return reply.status(404).send({ error: { code: ApiErrorCode.NOT_FOUND, message: `no data-plane worker ${req.params.n}` } });
+      return { ok: true };
+    });
+  }
 
   // Prometheus
   app.get('/metrics', async (_req, reply) => {

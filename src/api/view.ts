@@ -4,6 +4,7 @@
  * what the health board knows (in or out, since when, why). A real server the director took
  * out of the table (down, without inhibit_on_failure) is still listed, with why.
  */
+import type { WorkerStatus } from '../dataplane/index.js';
 import type { InstanceStatus } from '../vrrp/index.js';
 import type { Daemon, DrainStatus } from '../daemon/index.js';
 import { ZERO_RATES, type Counters, type Rates, type ServerStats } from '../dataplane/index.js';
@@ -68,6 +69,10 @@ export interface StatusView {
   readonly runtime: { readonly changes: number; readonly stale: readonly string[]; readonly where: string };
   readonly drains: readonly DrainStatus[];
   readonly reloads: { readonly ok: number; readonly failed: number; readonly lastOkAt: number; readonly lastFailedAt: number };
+  /** The userspace proxy's worker threads (empty when it runs on the daemon's loop). */
+  readonly workers: readonly WorkerStatus[];
+  /** Connections lost with data-plane workers that died. */
+  readonly lostConnections: number;
 }
 
 const NO_COUNTERS: Counters = { conns: 0, inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0 };
@@ -121,11 +126,12 @@ export function statusView(daemon: Pick<Daemon, 'configuration' | 'plane' | 'run
     plane: daemon.plane.name,
     at: now,
     services,
-    // The node's clock is monotonic (performance.now); the view speaks wall-clock time.
-    vrrp: daemon.vrrpStatus().map((v) => ({ ...v, since: Math.round(now - (performance.now() - v.since)) })),
+    vrrp: daemon.vrrpStatus(),
     vrrpDrops: daemon.vrrpDrops(),
     runtime: { changes: rt.overlay.services.length + rt.overlay.servers.length, stale: rt.stale, where: rt.where },
     drains: daemon.drains(),
     reloads: { ...daemon.reloads },
+    workers: daemon.plane.workers?.() ?? [],
+    lostConnections: daemon.plane.lostConnections?.() ?? 0,
   };
 }

@@ -67,7 +67,7 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
     .option('-i, --config-id <ID>', "keepalived's config-id for @conditional lines")
     .option('--drain-timeout <SECONDS>', 'on stop, how long connections may finish', '10')
     .option('--log-level <LEVEL>', 'fatal|error|warn|info|debug|trace|silent', 'info')
-    .option('--workers <N>', 'proxy processes sharing the listening sockets (multi-core)', '1')
+    .option('--workers <N>', 'userspace-proxy worker threads, each listening with SO_REUSEPORT (default: the cores available; 1 relays on the daemon\'s own loop)')
     .option('--api-socket <PATH>', "control API unix socket (mode 0600), or 'none' (default /run/fulcrum/fulcrum.sock as root, else $XDG_RUNTIME_DIR/fulcrum.sock)")
     .option('--api-listen <HOST:PORT>', 'also serve the API, /metrics and the dashboard over TCP (needs --api-token-file)')
     .option('--api-token-file <FILE>', 'bearer token TCP requests to /v1 must carry')

@@ -4,7 +4,6 @@
  * SIGINT stop gracefully (stop accepting, let connections finish for --drain-timeout
  * seconds, exit 0); a second SIGTERM/SIGINT closes what is left at once.
  */
-import cluster from 'node:cluster';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,8 +13,7 @@ import { createMetrics, startApi, statusView, StatusBoard, type OpenPart, type R
 import { parseHostPort } from '../config/ipvsadm/index.js';
 import { formatHostPort } from '../model/address.js';
 import { FileRuntimeStore } from '../runtime/index.js';
-import { runPrimary, workerConflicts } from './workers.js';
-import { ProxyDataPlane, RoutingDataPlane, type DataPlane } from '../dataplane/index.js';
+import { ProxyDataPlane, RoutingDataPlane, WorkersDataPlane, type DataPlane } from '../dataplane/index.js';
 import { NftDataPlane } from '../dataplane/nft/index.js';
 import { commandKernelHost, commandNft, defaultNft, libNft, raiseFileLimit } from '../sys/index.js';
 import { threadConfigLoader } from '../config/index.js';
@@ -101,14 +99,16 @@ export interface SignalSource {
 }
 
 /**
- * The director's data plane: the userspace proxy for `lb_kind PROXY`, the nftables plane for
+ * The director's data plane: the userspace proxy for `lb_kind PROXY` — on this event loop
+ * with one worker, on `workers` worker threads otherwise — and the nftables plane for
  * NAT/DR/TUN (built when a first kernel service arrives).
  */
-export function directorPlane(o: { exclusive: boolean; keepForwarding: boolean; nft: 'lib' | 'cmd' | 'auto' | 'none'; udpSessions?: number }): DataPlane {
-  const tunables = { exclusive: o.exclusive, ...(o.udpSessions !== undefined ? { udpSessionLimit: o.udpSessions } : {}) };
-  if (o.nft === 'none') return new ProxyDataPlane({ tunables });
+export function directorPlane(o: { workers: number; keepForwarding: boolean; nft: 'lib' | 'cmd' | 'auto' | 'none'; udpSessions?: number; faults?: boolean }): DataPlane {
+  const tunables = o.udpSessions !== undefined ? { udpSessionLimit: o.udpSessions } : {};
+  const proxy = (): DataPlane => (o.workers > 1 ? new WorkersDataPlane({ workers: o.workers, tunables, faults: o.faults ?? false }) : new ProxyDataPlane({ tunables }));
+  if (o.nft === 'none') return proxy();
   return new RoutingDataPlane([
-    { methods: ['proxy'], make: () => new ProxyDataPlane({ tunables }) },
+    { methods: ['proxy'], make: proxy },
     {
       methods: ['nat', 'dr', 'tun'],
       make: () => new NftDataPlane({
@@ -118,6 +118,11 @@ export function directorPlane(o: { exclusive: boolean; keepForwarding: boolean; 
       }),
     },
   ], 'proxy+nftables');
+}
+
+/** How many data-plane workers by default: the cores this process may use. */
+export function defaultWorkers(): number {
+  return Math.max(1, Math.min(64, os.availableParallelism()));
 }
 
 export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = process, logFd = 1): Promise<number> {
@@ -135,18 +140,10 @@ export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = p
     io.err(`fulcrum run: ${api}`);
     return 2;
   }
-  const workers = Number(o.workers ?? '1');
+  const workers = o.workers === undefined ? defaultWorkers() : Number(o.workers);
   if (!Number.isInteger(workers) || workers < 1 || workers > 64) {
-    io.err(`fulcrum run: --workers: '${o.workers}' is not a number of processes (1–64)`);
+    io.err(`fulcrum run: --workers: '${o.workers}' is not a number of data-plane workers (1–64)`);
     return 2;
-  }
-  if (workers > 1 && cluster.isPrimary) {
-    const conflicts = workerConflicts(o.file, o.configId);
-    if (conflicts.length > 0) {
-      for (const c of conflicts) io.err(`fulcrum run: ${c}`);
-      return 1;
-    }
-    return runPrimary(workers, io, signals);
   }
   const log = createLogger(o.logLevel as LogLevel, logFd);
   const detach = attachLogger(log);
@@ -159,10 +156,8 @@ export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = p
     io.err(`fulcrum run: --udp-sessions: '${o.udpSessions}' is not a positive number of sessions`);
     return 2;
   }
-  const plane = directorPlane({ exclusive: cluster.isPrimary, keepForwarding: o.keepForwarding === true, nft: (o.nft ?? 'auto') as 'lib' | 'cmd' | 'auto' | 'none', udpSessions });
-  // Every worker checks health for its own proxy; only the first runs notify scripts and
-  // sends mail, so one transition is announced once.
-  const quiet = cluster.isWorker && cluster.worker?.id !== 1;
+  const faults = process.env['FULCRUM_FAULT_INJECTION'] === '1';
+  const plane = directorPlane({ workers, keepForwarding: o.keepForwarding === true, nft: (o.nft ?? 'auto') as 'lib' | 'cmd' | 'auto' | 'none', udpSessions, faults });
   const daemon = new Daemon({
     configFile: o.file, configId: o.configId, plane, drainMs: drain * 1000,
     runtime: new FileRuntimeStore(o.stateFile ?? defaultPaths().state),
@@ -170,7 +165,6 @@ export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = p
     loader: threadConfigLoader(),
     vrrpRunner: (onHeld) => new ProcessVrrpRunner(onHeld),
     allowEmpty: o.allowEmpty === true,
-    ...(quiet ? { health: { notifier: { serverChanged: () => undefined, quorumChanged: () => undefined, idle: () => Promise.resolve() } } } : {}),
   });
   const board = new StatusBoard().attach();
   // A SIGHUP before the daemon is ready must not end it (the default action): remember it
@@ -190,16 +184,12 @@ export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = p
     await plane.close(0);
     return 1;
   }
-  // The API, /metrics and the dashboard show one process's table: with --workers they are
-  // not served (each worker has its own proxy and counters).
   let apiServer: RunningApi | null = null;
-  if (cluster.isWorker) {
-    if (cluster.worker?.id === 1) publishDaemon({ type: 'notice', message: 'with --workers the control API, /metrics and the dashboard are not served; runtime changes in the state file still apply at start' });
-  } else if (api.socketPath || api.listen) {
+  if (api.socketPath || api.listen) {
     try {
       apiServer = await startApi({
         daemon, board, metrics: createMetrics(() => statusView(daemon, board), board),
-        socketPath: api.socketPath, listen: api.listen, token: api.token, open: api.open, dashboardDir: dashboardDir(),
+        socketPath: api.socketPath, listen: api.listen, token: api.token, open: api.open, dashboardDir: dashboardDir(), faults,
       });
     } catch (err: unknown) {
       signals.removeListener('SIGHUP', onEarlyHup);
@@ -211,7 +201,6 @@ export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = p
     }
     publishDaemon({ type: 'api', socket: apiServer.socketPath, url: apiServer.tcp ? `http://${formatHostPort(apiServer.tcp.host, apiServer.tcp.port)}/` : null });
   }
-  process.send?.({ ready: true });
   return new Promise<number>((resolve) => {
     // Keeps the event loop alive even when no listener is open (nothing configured yet).
     const keepAlive = setInterval(() => undefined, 1 << 30);
@@ -231,8 +220,6 @@ export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = p
         signals.removeListener('SIGINT', onInt);
         clearInterval(keepAlive);
         detach();
-        // A cluster worker's IPC channel would keep it alive: let go of the primary.
-        if (cluster.isWorker) cluster.worker?.disconnect();
         resolve(0);
       }));
     };

@@ -11,4 +11,4 @@ export { ProxyDataPlane, PROXY_CHANNEL, type ProxyDataPlaneOptions } from './pro
 export { DEFAULT_TUNABLES, type ProxyTunables, type ProxyEvent } from './proxy/context.js';
 export { proxyHeader, parseProxyHeader, unmapAddress, type ParsedProxyHeader } from './proxy/proxy-protocol.js';
 export { RoutingDataPlane, type PlaneSlot } from './routing.js';
-export { WorkersDataPlane, type WorkerStatus, type WorkersDataPlaneOptions } from './workers/plane.js';
+export { WorkersDataPlane, type WorkersDataPlaneOptions } from './workers/plane.js';

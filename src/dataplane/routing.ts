@@ -8,7 +8,7 @@ import type { ForwardingMethod } from '../model/types.js';
 import { SpecTable } from './table.js';
 import {
   DataPlaneErrorCode, type ApplyResult, type ConnectionEntry, type DataPlane, type HeldTable, type OpFailure, type Plan, type PlanOp,
-  type ServiceStats,
+  type ServiceStats, type WorkerStatus,
 } from './types.js';
 
 export interface PlaneSlot {
@@ -142,6 +142,19 @@ export class RoutingDataPlane implements DataPlane {
     }
     const i = this.owner.get(service);
     return i === undefined ? false : this.plane(i).zero(service);
+  }
+
+  workers(): WorkerStatus[] {
+    return this.built.flatMap((p) => p.workers?.() ?? []);
+  }
+
+  lostConnections(): number {
+    return this.built.reduce((n, p) => n + (p.lostConnections?.() ?? 0), 0);
+  }
+
+  /** Fault injection: crash data-plane worker `n` (false when there is none, or faults are off). */
+  crashWorker(n: number): boolean {
+    return this.built.some((p) => (p as { crashWorker?: (n: number) => boolean }).crashWorker?.(n) === true);
   }
 
   async close(drainMs: number): Promise<void> {

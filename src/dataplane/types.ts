@@ -198,4 +198,18 @@ export interface DataPlane {
    * closed. Resolves when the plane holds no sockets.
    */
   close(drainMs: number): Promise<void>;
+  /** Planes that relay on worker threads: each worker's state. */
+  workers?(): WorkerStatus[];
+  /** Planes that relay on worker threads: connections lost with workers that died. */
+  lostConnections?(): number;
+}
+
+/** A data-plane worker as the control plane sees it. */
+export interface WorkerStatus {
+  readonly index: number;
+  readonly threadId: number | null;
+  readonly alive: boolean;
+  readonly restarts: number;
+  /** Sessions it relays now (as it last reported). */
+  readonly sessions: number;
 }

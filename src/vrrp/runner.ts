@@ -24,6 +24,7 @@ export interface VrrpRunner {
   prepare(config: FulcrumConfig): Promise<VrrpTransaction>;
   /** Virtual addresses held now (instances in MASTER), as addressKey spells them. */
   held(): ReadonlySet<string>;
+  /** Each instance, `since` in milliseconds since the Unix epoch. */
   status(): InstanceStatus[];
   drops(): Readonly<Record<string, number>>;
   /** Masters say goodbye (priority 0), addresses go, notify_stop runs. */
@@ -65,7 +66,10 @@ export class LocalVrrpRunner implements VrrpRunner {
   }
 
   status(): InstanceStatus[] {
-    return this.node?.status() ?? [];
+    // The node's clock is monotonic (performance.now in this process); readers get wall-clock time.
+    const now = Date.now();
+    const mono = performance.now();
+    return (this.node?.status() ?? []).map((v) => ({ ...v, since: Math.round(now - (mono - v.since)) }));
   }
 
   drops(): Readonly<Record<string, number>> {

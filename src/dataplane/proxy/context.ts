@@ -24,11 +24,6 @@ export interface ProxyTunables {
    */
   readonly udpSessionLimit: number;
   /**
-   * Listen exclusively (the default). False lets cluster workers share one listening
-   * socket that the kernel hands connections from (`fulcrum run --workers N`).
-   */
-  readonly exclusive: boolean;
-  /**
    * Listen with SO_REUSEPORT: one socket per data-plane worker on the same address, the
    * kernel spreading connections over them (`fulcrum run --workers N`).
    */
@@ -41,7 +36,6 @@ export const DEFAULT_TUNABLES: ProxyTunables = {
   highWaterMark: 64 * 1024,
   udpPendingLimit: 64,
   udpSessionLimit: 16384,
-  exclusive: true,
   reusePort: false,
 };
 

@@ -107,7 +107,7 @@ test('workers: a worker that throws is restarted, the other serves meanwhile, it
     const port = await freePort();
     const svc = serviceSpec('127.0.0.1', port, 'proxy', { scheduler: 'rr' });
     await plane.apply({ ops: [{ op: 'add-service', service: svc }, ...rs.map((s) => ({ op: 'add-server' as const, service: svc.key, server: serverSpec('127.0.0.1', s.port, 1, 'proxy') }))] });
-    assert.equal(plane.crash(0), true);
+    assert.equal(plane.crashWorker(0), true);
     await waitFor(() => (plane.workers()[0]?.restarts ?? 0) === 1, 5000, 'worker 0 to be restarted');
     let ok = 0;
     for (let i = 0; i < 40; i++) if ((await fetchText(port).catch(() => '')).trim() !== '') ok++;

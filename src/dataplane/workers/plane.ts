@@ -28,7 +28,7 @@ import { newCounters, RateEstimator, ZERO_RATES } from '../stats.js';
 import { SpecTable } from '../table.js';
 import {
   DataPlaneErrorCode, type ApplyResult, type ConnectionEntry, type Counters, type DataPlane, type HeldTable, type OpFailure, type Plan, type PlanOp,
-  type ServerSpec, type ServiceSpec, type ServiceStats,
+  type ServerSpec, type ServiceSpec, type ServiceStats, type WorkerStatus,
 } from '../types.js';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.js';
 
@@ -40,16 +40,6 @@ export interface WorkersDataPlaneOptions {
   readonly faults?: boolean;
   /** Milliseconds a worker has to answer a phase of a plan before it is taken for dead. */
   readonly replyMs?: number;
-}
-
-/** What the control plane knows of each worker. */
-export interface WorkerStatus {
-  readonly index: number;
-  readonly threadId: number | null;
-  readonly alive: boolean;
-  readonly restarts: number;
-  /** Sessions it relays now (as it last reported). */
-  readonly sessions: number;
 }
 
 interface Slot {
@@ -102,7 +92,11 @@ export class WorkersDataPlane implements DataPlane {
   private closing = false;
   private readonly timer: NodeJS.Timeout;
   /** Connections lost with workers that died. */
-  lostConnections = 0;
+  private lost = 0;
+
+  lostConnections(): number {
+    return this.lost;
+  }
 
   constructor(private readonly o: WorkersDataPlaneOptions) {
     const limits: SharedLimits = { ...DEFAULT_SHARED_LIMITS, ...o.limits, workers: o.workers };
@@ -128,10 +122,15 @@ export class WorkersDataPlane implements DataPlane {
     return this.table;
   }
 
-  /** Every worker up and listening for plans. */
-  async ready(): Promise<void> {
-    for (let i = 0; i < 500 && this.slots.some((s) => !s.ready); i++) await new Promise((r) => setTimeout(r, 10));
+  /** Every worker started at construction up (or given up on after 10 s); plans wait for it. */
+  ready(): Promise<void> {
+    this.started ??= (async () => {
+      for (let i = 0; i < 1000 && this.slots.some((s) => s.thread !== null && !s.ready); i++) await new Promise((r) => setTimeout(r, 10));
+    })();
+    return this.started;
   }
+
+  private started: Promise<void> | null = null;
 
   private spawn(slot: Slot): void {
     const t = new Worker(new URL('./worker.js', import.meta.url), { workerData: { ...this.init, index: slot.worker } satisfies WorkerInit });
@@ -172,7 +171,7 @@ export class WorkersDataPlane implements DataPlane {
     slot.waiting.clear();
     if (this.closing) return;
     const lost = this.state.forgetWorker(slot.worker, this.base);
-    this.lostConnections += lost;
+    this.lost += lost;
     slot.restarts++;
     slot.sessions = 0;
     reportFailure('workers', FailureCode.WORKER, `data-plane worker ${slot.worker} exited (${code}) with ${lost} connection(s), which are lost; restarting it`, { worker: slot.worker, lost });
@@ -255,6 +254,7 @@ export class WorkersDataPlane implements DataPlane {
   }
 
   private async applyNow(plan: Plan): Promise<ApplyResult> {
+    await this.ready();
     if (this.closed) return { applied: [], failed: plan.ops.map((op) => ({ op, code: DataPlaneErrorCode.CLOSED, message: 'data plane is closed' })) };
     // 1. What the table accepts, in order; slots for what is new.
     const failed = new Map<number, OpFailure>();
@@ -498,7 +498,7 @@ export class WorkersDataPlane implements DataPlane {
   }
 
   /** Fault injection: make worker `index` throw (only with `faults`). */
-  crash(index: number): boolean {
+  crashWorker(index: number): boolean {
     const s = this.slots[index];
     if (!s?.thread || !this.o.faults) return false;
     s.thread.postMessage({ t: 'crash' } satisfies ToWorker);

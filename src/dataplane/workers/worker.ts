@@ -42,11 +42,11 @@ port.on('message', (m: ToWorker) => {
       send({ t: 'connections', id: m.id, entries: plane.connectionList() });
       return;
     case 'close':
-      plane.close(m.drainMs).finally(() => {
+      plane.close(m.drainMs).catch(() => undefined).finally(() => {
         plane.publish();
         send({ t: 'done', id: m.id });
         port.close();
-      });
+      }).catch(() => undefined);
       return;
     case 'crash':
       // Fault injection (tests): an uncaught exception, as a bug would throw.
