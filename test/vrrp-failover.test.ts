@@ -7,7 +7,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { withTempDir } from '../src/testing/index.js';
 import { isRoot, testLab } from '../src/testing/netns.js';
-import { measureFailover } from '../src/testing/vrrp-lab.js';
+import path from 'node:path';
+import { apiRequest } from '../src/api/client.js';
+import { logEvent, measureFailover, sleep, startFulcrum, startObserver, vrrpInstance, type Proc } from '../src/testing/vrrp-lab.js';
+import type { Lab } from '../src/testing/netns.js';
 
 const skip = isRoot() ? false : 'needs root (network namespaces, raw sockets); CI runs as root';
 const PREFIX = `fvf${process.pid % 10000}`;
@@ -27,5 +30,72 @@ test('sub-second failover: the client loop through a Fulcrum pair sees at most 4
     // The master's last advert came at most one interval before the crash, so the backup
     // cannot have taken over sooner than Master_Down_Interval − advert_int after it.
     assert.ok(r.outageMs >= r.expectedMs - 100, `outage ${r.outageMs} ms is shorter than the master-down interval allows: the backup did not wait`);
+  });
+});
+
+/** Two directors with `--workers 2`, VRRPv3 at advert 0.1 and a proxied service on the VIP; d1 MASTER. */
+async function workersPair(lab: Lab, dir: string, vip: string): Promise<{ d1: Proc & { socket: string }; d2: Proc & { socket: string } }> {
+  lab.host('c', vip.replace(/\.\d+$/, '.9'));
+  lab.host('d1', vip.replace(/\.\d+$/, '.2'));
+  lab.host('d2', vip.replace(/\.\d+$/, '.3'));
+  const conf = (priority: number): string => vrrpInstance({ vrid: 71, priority, version: 3, advert: 0.1, vip: `${vip}/24` })
+    + `virtual_server ${vip} 8080 {\n  lb_algo rr\n  lb_kind PROXY\n  real_server 127.0.0.1 9000 {\n    weight 1\n  }\n}\n`;
+  const env = { ...process.env, FULCRUM_FAULT_INJECTION: '1' };
+  const procs: (Proc & { socket: string })[] = [];
+  for (const [i, host] of (['d1', 'd2'] as const).entries()) {
+    lab.spawn(host, process.execPath, ['-e', `require('net').createServer((s)=>s.end(${JSON.stringify(`${host}\n`)})).listen(9000,'127.0.0.1')`]);
+    const p = startFulcrum(lab, host, dir, conf(i === 0 ? 254 : 250), ['--workers', '2'], env);
+    await p.waitLine(logEvent('vrrp-transition', { to: i === 0 ? 'MASTER' : 'BACKUP' }), 10_000);
+    procs.push(p);
+  }
+  return { d1: procs[0] as Proc & { socket: string }, d2: procs[1] as Proc & { socket: string } };
+}
+
+/** Listening sockets on `port` in a host's namespace (one per data-plane worker). */
+function listeners(lab: Lab, host: string, port: number): number {
+  return lab.exec(host, 'ss', ['-Hltn', `sport = :${port}`]).split('\n').filter((l) => l.trim() !== '').length;
+}
+
+test('--workers 2 with VRRP: the backup takes over and opens the VIP listener on every worker', { skip, timeout: 90_000 }, async (t) => {
+  const lab = testLab(t, `${PREFIX}w`);
+  await withTempDir(async (dir) => {
+    const vip = '10.67.0.100';
+    const { d2 } = await workersPair(lab, dir, vip);
+    assert.equal(listeners(lab, 'd1', 8080), 2, 'the master listens on the VIP in both workers');
+    assert.equal(listeners(lab, 'd2', 8080), 0, 'the backup does not');
+    lab.crash('d1');
+    await d2.waitLine(logEvent('vrrp-transition', { to: 'MASTER' }), 5000);
+    let n = 0;
+    for (let i = 0; i < 100 && n < 2; i++) {
+      n = listeners(lab, 'd2', 8080);
+      if (n < 2) await sleep(20);
+    }
+    assert.equal(n, 2, 'both of the new master\'s workers listen on the VIP');
+    let ok = 0;
+    for (let i = 0; i < 20; i++) if (lab.exec('c', process.execPath, ['-e', `const s=require('net').connect(8080,'${vip}');s.on('data',(d)=>{process.stdout.write(d);s.destroy()});s.on('error',()=>process.exit(1))`]).trim() === 'd2') ok++;
+    assert.equal(ok, 20, 'and it answers');
+    const st = await apiRequest<{ workers: { alive: boolean }[] }>({ socketPath: path.join(dir, 'd2.sock') }, 'GET', '/v1/status');
+    assert.equal(st.body.workers.filter((w) => w.alive).length, 2);
+  });
+});
+
+test('a 10-second CPU stall of the master\'s control plane: VRRP keeps advertising (its own process), the backup never takes over', { skip, timeout: 90_000 }, async (t) => {
+  const lab = testLab(t, `${PREFIX}s`);
+  await withTempDir(async (dir) => {
+    const vip = '10.68.0.100';
+    const { d2 } = await workersPair(lab, dir, vip);
+    const obs = startObserver(lab, 'c');
+    await obs.next((a) => a.vrid === 71, 5000);
+    const d2From = d2.lines.length;
+    const stall = await apiRequest({ socketPath: path.join(dir, 'd1.sock') }, 'POST', '/v1/debug/stall', { ms: 10_000 }, { timeoutMs: 30_000 });
+    assert.equal(stall.status, 200);
+    const d1ip = lab.hosts.get('d1')?.ipv4;
+    const during = obs.adverts.filter((a) => a.vrid === 71 && a.src === d1ip);
+    const gaps = during.slice(1).map((a, i) => a.t - (during[i] as { t: number }).t);
+    const worst = Math.max(...gaps.slice(-90));
+    t.diagnostic(`${during.length} adverts from the master; worst gap ${worst.toFixed(0)} ms during the control-plane stall (advert_int 100 ms, master down after ~310 ms)`);
+    assert.ok(during.length >= 90, `the master advertised throughout (${during.length})`);
+    assert.ok(worst < 300, `no gap that would let the backup take over (${worst.toFixed(0)} ms)`);
+    assert.ok(!d2.lines.slice(d2From).some(logEvent('vrrp-transition', { to: 'MASTER' })), 'the backup stayed BACKUP');
   });
 });

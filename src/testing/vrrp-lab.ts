@@ -84,12 +84,12 @@ ${o.extra ?? ''}
 }
 
 /** `fulcrum run` in a lab host with its API socket and state in `dir`. */
-export function startFulcrum(lab: Lab, host: string, dir: string, config: string, extra: readonly string[] = []): Proc & { socket: string } {
+export function startFulcrum(lab: Lab, host: string, dir: string, config: string, extra: readonly string[] = [], env?: NodeJS.ProcessEnv): Proc & { socket: string } {
   const conf = path.join(dir, `${host}.conf`);
   fs.writeFileSync(conf, config);
   const socket = path.join(dir, `${host}.sock`);
   fs.rmSync(socket, { force: true });
-  const child = lab.spawn(host, process.execPath, [path.join(repoRoot(), 'bin', 'fulcrum.js'), 'run', '-f', conf, '--api-socket', socket, '--state-file', path.join(dir, `${host}.json`), '--drain-timeout', '0', ...extra]);
+  const child = lab.spawn(host, process.execPath, [path.join(repoRoot(), 'bin', 'fulcrum.js'), 'run', '-f', conf, '--api-socket', socket, '--state-file', path.join(dir, `${host}.json`), '--drain-timeout', '0', ...extra], env);
   return { ...track(child), socket };
 }
 
