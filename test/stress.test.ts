@@ -15,7 +15,7 @@
  *    serves again once they are free;
  *  - a configuration bomb refused on reload does not stall relaying.
  */
-import { test } from 'node:test';
+import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -71,7 +71,19 @@ ${servers.map((s, i) => `  real_server 127.0.0.1 ${s.port} { weight ${weights[i]
   };
 }
 
-const count = (d: RunningDaemon, event: string): number => d.logs.filter((l) => l.event === event).length;
+/** Log lines of `event`; a rejected reload logs one line per error and then its summary (with `errors`): only summaries count. */
+/** Loads started by a test, stopped whatever happens (a failed assertion must not leave a loop running). */
+const loads: { stop(): Promise<unknown> }[] = [];
+function bounded(port: number, o: Parameters<typeof startLoad>[1] = {}): ReturnType<typeof startLoad> {
+  const l = startLoad(port, o);
+  loads.push(l);
+  return l;
+}
+afterEach(async () => {
+  for (const l of loads.splice(0)) await l.stop();
+});
+
+const count = (d: RunningDaemon, event: string): number => d.logs.filter((l) => l.event === event && (event !== 'reload-rejected' || typeof l['errors'] === 'number')).length;
 
 async function waitCount(d: RunningDaemon, event: string, n: number, timeoutMs = 15_000): Promise<void> {
   const end = Date.now() + timeoutMs;
@@ -85,7 +97,7 @@ test('300 live changes under load: 0 failed requests, every long-lived connectio
   const r = await rig();
   try {
     const held = await holdConnections(r.vport, 6, 150);
-    const load = startLoad(r.vport, { concurrency: 3, gapMs: 2 });
+    const load = bounded(r.vport, { concurrency: 3, gapMs: 2 });
     let spare: 'out' | 'in' | 'draining' = 'out';
     let reloads = count(r.daemon, 'reloaded');
     const spareKey = `127.0.0.1:${r.spare.port}`;
@@ -108,9 +120,12 @@ test('300 live changes under load: 0 failed requests, every long-lived connectio
           break;
         case 3:
           if (spare === 'draining') {
-            // A drain removes the server once idle (or at its 1 s deadline): wait for it.
-            const end = Date.now() + 10_000;
-            while ((await apiRequest<unknown[]>(r.tcp, 'GET', '/v1/drains')).body.length > 0 && Date.now() < end) await new Promise((x) => setTimeout(x, 50));
+            // A drain removes the server once idle (or at its 1 s deadline). Until then this
+            // turn's change is a weight edit instead.
+            if ((await apiRequest<unknown[]>(r.tcp, 'GET', '/v1/drains')).body.length > 0) {
+              res = await apiRequest(r.tcp, 'PATCH', `/v1/services/${encodeURIComponent(r.key)}/servers/${encodeURIComponent(rs)}`, { weight: w(i + 2) });
+              break;
+            }
             spare = 'out';
           }
           res = spare === 'in'
@@ -148,7 +163,7 @@ test('10 broken reloads: each rejected with a located error, 0 failed requests, 
   const r = await rig();
   try {
     const dir = r.daemon.dir;
-    const load = startLoad(r.vport, { concurrency: 2, gapMs: 2 });
+    const load = bounded(r.vport, { concurrency: 2, gapMs: 2 });
     const good = fs.readFileSync(r.daemon.configFile, 'utf8');
     const big = `# padding\n${'#'.repeat(100)}\n`.repeat(200_000);
     const broken: [string, string | Buffer, RegExp][] = [
@@ -168,7 +183,10 @@ test('10 broken reloads: each rejected with a located error, 0 failed requests, 
       fs.writeFileSync(r.daemon.configFile, text);
       r.daemon.signal('SIGHUP');
       await waitCount(r.daemon, 'reload-rejected', rejected + 1, 60_000);
-      const lines = r.daemon.logs.filter((l) => l.event === 'reload-rejected').slice(-3).map((l) => l.msg);
+      // This rejection's lines: those since the previous summary.
+      const all = r.daemon.logs.filter((l) => l.event === 'reload-rejected');
+      const prev = all.slice(0, -1).map((l) => typeof l['errors'] === 'number').lastIndexOf(true);
+      const lines = all.slice(prev + 1).map((l) => l.msg);
       assert.ok(lines.some((m) => located.test(m)), `${what}: ${lines.join(' | ')}`);
       rejected = count(r.daemon, 'reload-rejected');
     }
@@ -189,7 +207,7 @@ test('1,000 hostile API requests: the daemon serves, memory stays bounded, the s
   const r = await rig();
   const slow: net.Socket[] = [];
   try {
-    const load = startLoad(r.vport, { concurrency: 2, gapMs: 5 });
+    const load = bounded(r.vport, { concurrency: 2, gapMs: 5 });
     const rss0 = r.daemon.rss();
     const bare: ApiTarget = { url: (r.tcp as { url: string }).url };
     /** Answers by kind of request, by status (0: no answer — refused or reset). */
@@ -289,11 +307,11 @@ test('1,100 slow unauthenticated clients on the TCP API at a 1,024-descriptor li
       s.write('GET /v1/status HTTP/1.1\r\nX-Never-Ending: a');
       slow.push(s);
     }
-    const load = startLoad(r.vport, { concurrency: 4, limit: 2000 });
+    const load = bounded(r.vport, { concurrency: 4, limit: 2000 });
     // They keep trickling while the load runs.
     const trickle = setInterval(() => { for (const s of slow) if (!s.destroyed) s.write('a'); }, 200);
     const report = await load.stop().then(async () => {
-      const l2 = startLoad(r.vport, { concurrency: 4, limit: 2000 });
+      const l2 = bounded(r.vport, { concurrency: 4, limit: 2000 });
       while (l2.report.ok + l2.report.failed < 2000) await new Promise((res) => setTimeout(res, 50));
       return l2.stop();
     });
@@ -323,7 +341,7 @@ test('descriptors exhausted under the proxy: accept errors are logged and counte
     assert.equal(r.daemon.logs.filter((l) => l.event === 'connect-failed').length, 0, 'not blamed on the real servers');
     for (const s of hogs) s.destroy();
     await new Promise((res) => setTimeout(res, 500));
-    const load = startLoad(r.vport, { concurrency: 2, limit: 100 });
+    const load = bounded(r.vport, { concurrency: 2, limit: 100 });
     while (load.report.ok + load.report.failed < 100) await new Promise((res) => setTimeout(res, 20));
     const report = await load.stop();
     assert.deepEqual(report.errors, []);
@@ -340,7 +358,7 @@ test('a configuration bomb refused on reload does not stall relaying', { timeout
     const lines = [`virtual_server 127.0.0.1 ${r.vport} {`, '  lb_kind PROXY'];
     for (let i = 0; i < 160_000; i++) lines.push(`  real_server 10.${1 + (i >> 16)}.${(i >> 8) & 255}.${i & 255} 80 { weight 1 }`);
     lines.push('  lb_algo no-such-scheduler', '}');
-    const load = startLoad(r.vport, { concurrency: 2, gapMs: 1 });
+    const load = bounded(r.vport, { concurrency: 2, gapMs: 1 });
     await new Promise((res) => setTimeout(res, 300));
     r.daemon.writeConfig(`${lines.join('\n')}\n`);
     r.daemon.signal('SIGHUP');

@@ -12,7 +12,7 @@
  *    connections fail;
  *  - a 10-second CPU stall of the control plane: relaying goes on without a gap.
  */
-import { test } from 'node:test';
+import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import path from 'node:path';
@@ -21,6 +21,17 @@ import { runAdm } from '../src/cli/adm.js';
 import { startDaemon, type RunningDaemon } from '../src/testing/daemon.js';
 import { freePort, openSocket, startServer, waitFor, type TestServer } from '../src/testing/net.js';
 import { startLoad } from '../src/testing/load.js';
+
+/** Loads started by a test, stopped whatever happens (a failed assertion must not leave a loop running). */
+const loads: { stop(): Promise<unknown> }[] = [];
+function bounded(port: number, o: Parameters<typeof startLoad>[1] = {}): ReturnType<typeof startLoad> {
+  const l = startLoad(port, o);
+  loads.push(l);
+  return l;
+}
+afterEach(async () => {
+  for (const l of loads.splice(0)) await l.stop();
+});
 
 async function adm(d: RunningDaemon, args: string[]): Promise<string[]> {
   const out: string[] = [];
@@ -161,7 +172,7 @@ ${rs.map((s) => `  real_server 127.0.0.1 ${s.port} { weight 1 }`).join('\n')}
 `, { args: ['--workers', '2'], spawn: { env: { ...process.env, FULCRUM_FAULT_INJECTION: '1' } } });
   const unix = { socketPath: path.join(d.dir, 'fulcrum.sock') };
   try {
-    const load = startLoad(port, { concurrency: 4 });
+    const load = bounded(port, { concurrency: 4 });
     await new Promise((r) => setTimeout(r, 500));
     const crash = await apiRequest(unix, 'POST', '/v1/debug/workers/0/crash');
     assert.equal(crash.status, 200);
@@ -193,7 +204,7 @@ ${rs.map((s) => `  real_server 127.0.0.1 ${s.port} { weight 1 }`).join('\n')}
 `, { args: ['--workers', '2'], spawn: { env: { ...process.env, FULCRUM_FAULT_INJECTION: '1' } } });
   const unix = { socketPath: path.join(d.dir, 'fulcrum.sock') };
   try {
-    const load = startLoad(port, { concurrency: 1, gapMs: 5 });
+    const load = bounded(port, { concurrency: 1, gapMs: 5 });
     await new Promise((r) => setTimeout(r, 300));
     const t0 = performance.now();
     const stall = await apiRequest(unix, 'POST', '/v1/debug/stall', { ms: 10_000 }, { timeoutMs: 30_000 });

@@ -108,7 +108,8 @@ export function directorPlane(o: { workers: number; keepForwarding: boolean; nft
   const proxy = (): DataPlane => (o.workers > 1 ? new WorkersDataPlane({ workers: o.workers, tunables, faults: o.faults ?? false }) : new ProxyDataPlane({ tunables }));
   if (o.nft === 'none') return proxy();
   return new RoutingDataPlane([
-    { methods: ['proxy'], make: proxy },
+    // Built at once: worker threads take a moment to start, and a takeover must not wait for them.
+    { methods: ['proxy'], make: proxy, eager: true },
     {
       methods: ['nat', 'dr', 'tun'],
       make: () => new NftDataPlane({

@@ -593,8 +593,11 @@ export class Daemon {
     // close() stops accepting before it first yields, so 'stopping' is logged once no new
     // connection can arrive.
     const vrrp = this.vrrp.stop();
-    this.stopping = Promise.all([vrrp, this.opts.plane.close(this.opts.drainMs)]).then(() => publishDaemon({ type: 'stopped' }));
-    publishDaemon({ type: 'stopping', signal, connections: conns, drainMs: this.opts.drainMs });
+    // 'stopping' is published once no new connection can arrive: listeners closed (at once
+    // on this loop; workers confirm it).
+    const accepting = this.opts.plane.stopAccepting?.() ?? Promise.resolve();
+    const announced = accepting.catch(() => undefined).then(() => publishDaemon({ type: 'stopping', signal, connections: conns, drainMs: this.opts.drainMs }));
+    this.stopping = Promise.all([vrrp, this.opts.plane.close(this.opts.drainMs), announced]).then(() => publishDaemon({ type: 'stopped' }));
     return this.stopping;
   }
 

@@ -13,8 +13,13 @@ import {
 
 export interface PlaneSlot {
   readonly methods: readonly ForwardingMethod[];
-  /** The plane, built when a first service needs it. */
+  /** The plane, built when a first service needs it (or at once when `eager`). */
   readonly make: () => DataPlane;
+  /**
+   * Build it with the routing plane: for a plane that takes time to start (worker threads)
+   * and that a VRRP takeover must not wait for.
+   */
+  readonly eager?: boolean;
 }
 
 export class RoutingDataPlane implements DataPlane {
@@ -32,7 +37,7 @@ export class RoutingDataPlane implements DataPlane {
   constructor(private readonly slots: readonly PlaneSlot[], name = 'routing') {
     this.name = name;
     this.methods = [...new Set(slots.flatMap((s) => s.methods))];
-    this.planes = slots.map(() => null);
+    this.planes = slots.map((s) => (s.eager ? s.make() : null));
   }
 
   /** The planes built so far (for stats and tests). */
@@ -142,6 +147,10 @@ export class RoutingDataPlane implements DataPlane {
     }
     const i = this.owner.get(service);
     return i === undefined ? false : this.plane(i).zero(service);
+  }
+
+  async stopAccepting(): Promise<void> {
+    await Promise.all(this.built.map((p) => p.stopAccepting?.()));
   }
 
   workers(): WorkerStatus[] {

@@ -198,6 +198,11 @@ export interface DataPlane {
    * closed. Resolves when the plane holds no sockets.
    */
   close(drainMs: number): Promise<void>;
+  /**
+   * Stop accepting new connections now (listeners closed), before a drain. Planes whose
+   * close() already does that before its first await need not have it.
+   */
+  stopAccepting?(): Promise<void>;
   /** Planes that relay on worker threads: each worker's state. */
   workers?(): WorkerStatus[];
   /** Planes that relay on worker threads: connections lost with workers that died. */

@@ -151,7 +151,7 @@ export function commandKernelHost(o: { netns?: string | undefined; tunnel?: Tunn
       return { device, kind: kind ?? 'vxlan' };
     },
     async removeTunnel(device) {
-      await ipDo(['link', 'del', device]).catch(() => undefined);
+      await ipDo(['link', 'del', device]);
     },
     conntrack: () => readProc('/proc/net/nf_conntrack'),
     async forwarding(family) {
@@ -169,23 +169,33 @@ export class FakeKernelHost implements KernelHost {
   conntrackText = '';
   /** Make conntrack() reject with this (a failed read). */
   conntrackFailure: Error | null = null;
+  /** Make a call fail: return an error for the call's name and argument (null: it succeeds). */
+  fail: ((call: 'routeDevice' | 'addressDevice' | 'ensureTunnel' | 'removeTunnel', arg: string) => Error | null) | null = null;
   forwardingOn = true;
 
   routeDevice(address: string): Promise<string | null> {
+    const err = this.fail?.('routeDevice', address);
+    if (err) return Promise.reject(err);
     return Promise.resolve(this.routes.get(address) ?? this.routes.get('default') ?? null);
   }
 
   addressDevice(address: string): Promise<string | null> {
+    const err = this.fail?.('addressDevice', address);
+    if (err) return Promise.reject(err);
     return Promise.resolve(this.addresses.get(address) ?? null);
   }
 
   ensureTunnel(remote: string): Promise<{ device: string; kind: TunnelKind }> {
+    const err = this.fail?.('ensureTunnel', remote);
+    if (err) return Promise.reject(err);
     const device = tunnelDevice(remote);
     this.tunnels.add(device);
     return Promise.resolve({ device, kind: 'vxlan' });
   }
 
   removeTunnel(device: string): Promise<void> {
+    const err = this.fail?.('removeTunnel', device);
+    if (err) return Promise.reject(err);
     this.tunnels.delete(device);
     return Promise.resolve();
   }

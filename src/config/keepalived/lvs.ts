@@ -15,7 +15,7 @@ import {
   type VirtualServer, type VirtualServerGroup,
 } from '../../model/types.js';
 import type { AstNode } from './ast.js';
-import { dispatch, type Handler } from './dispatch.js';
+import { dispatch, dispatchWith, type Handler } from './dispatch.js';
 import type { Values } from './values.js';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -347,45 +347,62 @@ function proxyProtocolVersion(v: Values, n: AstNode): ProxyProtocolVersion | und
   return w === undefined ? undefined : w === 'v1' ? 1 : 2;
 }
 
+/** What a real_server block sets while it is read (one static handler table serves every server). */
+interface RsState {
+  readonly v: Values;
+  readonly t: TimingOverrides;
+  weight: number;
+  m: { method: ForwardingMethod; tunnel?: TunnelSpec | undefined };
+  uthreshold: number;
+  lthreshold: number;
+  inhibitOnFailure: boolean;
+  notifyUp: ScriptSpec | undefined;
+  notifyDown: ScriptSpec | undefined;
+  virtualhost: string | undefined;
+  agent: AgentProbe | undefined;
+  proxyProtocol: ProxyProtocolVersion | undefined;
+  smtpAlert: boolean | undefined;
+  readonly checkerNodes: [AstNode, CheckerType][];
+}
+
+const RS_HANDLERS: Readonly<Record<string, (x: AstNode, s: RsState) => void>> = (() => {
+  const h: Record<string, (x: AstNode, s: RsState) => void> = {};
+  // Timing keywords: the same handlers as at the other levels, bound to this server's overrides.
+  for (const k of Object.keys(timingHandlers(null as unknown as Values, {}))) h[k] = (x, s) => (timingHandlers(s.v, s.t)[k] as Handler)(x);
+  for (const ct of CHECKER_TYPES) h[ct] = (x, s) => { s.checkerNodes.push([x, ct]); };
+  Object.assign(h, {
+    weight: (x: AstNode, s: RsState) => { s.weight = s.v.int(x, 0, 0, D.MAX_WEIGHT) ?? s.weight; },
+    lb_kind: (x: AstNode, s: RsState) => { s.m = method(s.v, x) ?? s.m; },
+    lvs_method: (x: AstNode, s: RsState) => { s.m = method(s.v, x) ?? s.m; },
+    uthreshold: (x: AstNode, s: RsState) => { s.uthreshold = s.v.int(x, 0, 0, 2147483647) ?? s.uthreshold; },
+    lthreshold: (x: AstNode, s: RsState) => { s.lthreshold = s.v.int(x, 0, 0, 2147483647) ?? s.lthreshold; },
+    inhibit_on_failure: (x: AstNode, s: RsState) => { s.inhibitOnFailure = s.v.optBool(x) ?? s.inhibitOnFailure; },
+    notify_up: (x: AstNode, s: RsState) => { s.notifyUp = s.v.script(x); },
+    notify_down: (x: AstNode, s: RsState) => { s.notifyDown = s.v.script(x); },
+    smtp_alert: (x: AstNode, s: RsState) => { s.smtpAlert = s.v.optBool(x) ?? true; },
+    virtualhost: (x: AstNode, s: RsState) => { s.virtualhost = s.v.string(x); },
+    fulcrum_agent: (x: AstNode, s: RsState) => { s.agent = compileAgent(s.v, x); },
+    proxy_protocol: (x: AstNode, s: RsState) => { s.proxyProtocol = proxyProtocolVersion(s.v, x) ?? s.proxyProtocol; },
+  });
+  return h;
+})();
+
 function compileRealServer(v: Values, n: AstNode, vs: VsDefaults): RealServer | undefined {
   const hp = hostPort(v, n, vs.port);
-  const t: TimingOverrides = {};
-  let weight = D.DEFAULT_WEIGHT;
-  let m: { method: ForwardingMethod; tunnel?: TunnelSpec | undefined } = { method: vs.method, tunnel: vs.tunnel };
-  let uthreshold = 0;
-  let lthreshold = 0;
-  let inhibitOnFailure = vs.inhibitOnFailure;
-  let notifyUp: ScriptSpec | undefined;
-  let notifyDown: ScriptSpec | undefined;
-  let virtualhost = vs.virtualhost;
-  let agent = vs.agent;
-  let proxyProtocol = vs.proxyProtocol;
-  let smtpAlert = vs.smtpAlert;
-  const checkerNodes: [AstNode, CheckerType][] = [];
-  const checkerHandlers: Record<string, Handler> = {};
-  for (const ct of CHECKER_TYPES) checkerHandlers[ct] = (x) => { checkerNodes.push([x, ct]); };
-  dispatch(v.needBlock(n) ?? [], 'real_server', {
-    ...timingHandlers(v, t),
-    ...checkerHandlers,
-    weight: (x) => { weight = v.int(x, 0, 0, D.MAX_WEIGHT) ?? weight; },
-    lb_kind: (x) => { m = method(v, x) ?? m; },
-    lvs_method: (x) => { m = method(v, x) ?? m; },
-    uthreshold: (x) => { uthreshold = v.int(x, 0, 0, 2147483647) ?? uthreshold; },
-    lthreshold: (x) => { lthreshold = v.int(x, 0, 0, 2147483647) ?? lthreshold; },
-    inhibit_on_failure: (x) => { inhibitOnFailure = v.optBool(x) ?? inhibitOnFailure; },
-    notify_up: (x) => { notifyUp = v.script(x); },
-    notify_down: (x) => { notifyDown = v.script(x); },
-    smtp_alert: (x) => { smtpAlert = v.optBool(x) ?? true; },
-    virtualhost: (x) => { virtualhost = v.string(x); },
-    fulcrum_agent: (x) => { agent = compileAgent(v, x); },
-    proxy_protocol: (x) => { proxyProtocol = proxyProtocolVersion(v, x) ?? proxyProtocol; },
-  }, v.sink, RS_IGNORED);
+  const s: RsState = {
+    v, t: {}, weight: D.DEFAULT_WEIGHT, m: { method: vs.method, tunnel: vs.tunnel }, uthreshold: 0, lthreshold: 0,
+    inhibitOnFailure: vs.inhibitOnFailure, notifyUp: undefined, notifyDown: undefined, virtualhost: vs.virtualhost,
+    agent: vs.agent, proxyProtocol: vs.proxyProtocol, smtpAlert: vs.smtpAlert, checkerNodes: [],
+  };
+  dispatchWith(v.needBlock(n) ?? [], 'real_server', RS_HANDLERS, s, v.sink, RS_IGNORED);
   if (!hp) return undefined;
+  const { weight, m, uthreshold, lthreshold, inhibitOnFailure, notifyUp, notifyDown, smtpAlert, virtualhost, agent, proxyProtocol } = s;
   if (uthreshold > 0 && lthreshold > uthreshold) {
     v.sink.error(DiagnosticCode.CONTRADICTION, `lthreshold ${lthreshold} is above uthreshold ${uthreshold}`, n.keyword.loc, 'lthreshold', 'lthreshold < uthreshold');
   }
-  const inherited = merge(vs.timing, t);
-  const checkers = checkerNodes
+  // Most servers set no timing of their own: they share the service's (no copy per server).
+  const inherited = Object.keys(s.t).length === 0 ? vs.timing : merge(vs.timing, s.t);
+  const checkers = s.checkerNodes
     .map(([x, ct]) => compileChecker(v, x, ct, inherited, { virtualhost }))
     .filter((c): c is Checker => c !== undefined);
   return {

@@ -171,3 +171,33 @@ test('ingress chain names: every valid device name becomes an nft identifier and
   }
   assert.equal(ingressChain('eth0'), 'in_eth0', 'plain names unchanged (existing tables are taken over)');
 });
+
+test('every host call the plane makes can fail: a failed route, address or tunnel lookup refuses the plan with nothing changed, and a retry applies it; a failed tunnel removal at stop is reported', async () => {
+  const { nft, host, plane } = setup();
+  const f = failures();
+  try {
+    for (const call of ['routeDevice', 'addressDevice', 'ensureTunnel'] as const) {
+      host.fail = (c) => (c === call ? new Error(`${call} failed`) : null);
+      const tsvc = serviceSpec(VIP, 90, call === 'ensureTunnel' ? 'tun' : 'dr');
+      const rs = serverSpec('10.80.0.21', 90, 1, call === 'ensureTunnel' ? 'tun' : 'dr');
+      const before = nft.runs.length;
+      const r = await plane.apply({ ops: [{ op: 'add-service', service: tsvc }, { op: 'add-server', service: tsvc.key, server: rs }] });
+      assert.deepEqual(r.applied, [], call);
+      assert.ok(r.failed.every((x) => x.code === DataPlaneErrorCode.KERNEL), `${call}: ${r.failed.map((x) => x.code).join()}`);
+      assert.equal(nft.runs.length, before, `${call}: no transaction was sent`);
+      assert.equal(plane.stats().length, 0, `${call}: nothing in the table`);
+      host.fail = null;
+      const ok = await plane.apply({ ops: [{ op: 'add-service', service: tsvc }, { op: 'add-server', service: tsvc.key, server: rs }] });
+      assert.deepEqual(ok.failed, [], call);
+      await plane.apply({ ops: [{ op: 'remove-service', key: tsvc.key }] });
+    }
+    await plane.apply({ ops: [{ op: 'add-service', service: serviceSpec(VIP, 91, 'tun') }, { op: 'add-server', service: `tcp ${VIP}:91`, server: serverSpec('10.80.0.22', 91, 1, 'tun') }] });
+    host.fail = (c) => (c === 'removeTunnel' ? new Error('EBUSY') : null);
+    await plane.close(0);
+    assert.ok(f.list.some((x) => x.component === 'nftables' && /EBUSY/.test(x.message)), 'the failed removal is reported');
+  } finally {
+    f.stop();
+    host.fail = null;
+    await plane.close(0);
+  }
+});

@@ -700,7 +700,7 @@ export class NftDataPlane implements DataPlane {
       const cmds: string[] = [];
       for (const kind of ['inet', 'netdev'] as const) if (this.loaded[kind]) cmds.push(`delete table ${kind} ${TABLE_NAME}`);
       if (cmds.length > 0) await this.o.nft.run(cmds).catch((err: unknown) => reportFailure('nftables', FailureCode.NFT_TRANSACTION, err, { what: 'delete tables at stop' }));
-      for (const t of tunnels) await this.o.host.removeTunnel(t);
+      for (const t of tunnels) await this.o.host.removeTunnel(t).catch((err: unknown) => reportFailure('nftables', errorCode(err) ?? FailureCode.TASK, err, { what: `remove tunnel ${t}` }));
     });
   }
 

@@ -511,7 +511,8 @@ export class ProxyDataPlane implements DataPlane {
     return n;
   }
 
-  async close(drainMs: number): Promise<void> {
+  /** Close every listener now; open connections go on (they finish or are closed by close()). */
+  stopAccepting(): Promise<void> {
     if (!this.table.isClosed) {
       this.table.close();
       for (const svc of this.services.values()) {
@@ -519,7 +520,13 @@ export class ProxyDataPlane implements DataPlane {
         this.retired.add(svc);
       }
       this.services.clear();
+      this.abort();
     }
+    return Promise.resolve();
+  }
+
+  async close(drainMs: number): Promise<void> {
+    await this.stopAccepting();
     const deadline = Date.now() + drainMs;
     while (this.sessionCount > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, Math.min(50, Math.max(1, deadline - Date.now()))));

@@ -505,12 +505,20 @@ export class WorkersDataPlane implements DataPlane {
     return true;
   }
 
-  async close(drainMs: number): Promise<void> {
-    if (this.closing) return;
+  /** Every worker closes its listeners now (not queued behind plans): no new connection after this resolves. */
+  async stopAccepting(): Promise<void> {
     this.closing = true;
     this.table.close();
+    const id = this.nextId++;
+    await Promise.all(this.slots.map((s) => this.ask(s, { t: 'stop-accepting', id })));
+  }
+
+  async close(drainMs: number): Promise<void> {
+    if (this.closed) return;
+    await this.stopAccepting();
     clearInterval(this.timer);
     await this.serial(async () => {
+      if (this.closed) return;
       this.closed = true;
       const id = this.nextId++;
       await Promise.all(this.slots.map((s) => this.ask(s, { t: 'close', id, drainMs }, drainMs + 5000).then(() => undefined)));

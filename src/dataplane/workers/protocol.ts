@@ -21,6 +21,8 @@ export type ToWorker =
   | { readonly t: 'commit'; readonly id: number; readonly plan: Plan; readonly skip: readonly number[] }
   | { readonly t: 'abort'; readonly id: number }
   | { readonly t: 'connections'; readonly id: number }
+  /** Close the listeners now (connections go on). */
+  | { readonly t: 'stop-accepting'; readonly id: number }
   | { readonly t: 'close'; readonly id: number; readonly drainMs: number }
   | { readonly t: 'crash' };
 

@@ -41,6 +41,10 @@ port.on('message', (m: ToWorker) => {
     case 'connections':
       send({ t: 'connections', id: m.id, entries: plane.connectionList() });
       return;
+    case 'stop-accepting':
+      plane.stopAccepting();
+      send({ t: 'done', id: m.id });
+      return;
     case 'close':
       plane.close(m.drainMs).catch(() => undefined).finally(() => {
         plane.publish();
