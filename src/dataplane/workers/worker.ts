@@ -42,8 +42,7 @@ port.on('message', (m: ToWorker) => {
       send({ t: 'connections', id: m.id, entries: plane.connectionList() });
       return;
     case 'stop-accepting':
-      plane.stopAccepting();
-      send({ t: 'done', id: m.id });
+      plane.stopAccepting().then(() => send({ t: 'done', id: m.id }), () => send({ t: 'done', id: m.id }));
       return;
     case 'close':
       plane.close(m.drainMs).catch(() => undefined).finally(() => {
