@@ -17,24 +17,25 @@
  * removing it, or crashed) is taken over, not replaced: its maps are read back, services
  * keep the ids they had, so the kernel's connection and persistence entries stay valid.
  */
-import type { Family, ForwardingMethod } from '../../model/types.js';
+import type { ForwardingMethod } from '../../model/types.js';
 import { addCounters, newCounters, RateEstimator, zeroCounters, ZERO_RATES } from '../stats.js';
 import { SpecTable, type TableEntry } from '../table.js';
 import {
   DataPlaneErrorCode, DEFAULT_TIMEOUTS, type ApplyResult, type ConnectionEntry, type Counters, type DataPlane, type HeldTable,
-  type OpFailure, type Plan, type PlanOp, type ServerSpec, type ServiceSpec, type ServiceStats, type Timeouts,
+  type OpFailure, type Plan, type PlanOp, type ServiceStats, type Timeouts,
 } from '../types.js';
 import type { KernelHost } from '../../sys/kernel-host.js';
 import type { Nft } from '../../sys/nft.js';
 import {
-  backendMark, buildModel, emptyModel, hex, sharedKeys, sharedModel, MAX_SERVER_INDEX, MAX_SERVICE_ID, SERVER_BITS, SERVICE_MASK, TABLE_NAME,
-  type ElementMap, type KernelModel, type PlaneServer, type PlaneService, type TableKind,
+  backendMark, emptyModel, MAX_SERVER_INDEX, MAX_SERVICE_ID, SERVER_BITS, SERVICE_MASK, TABLE_NAME,
+  type ElementMap, type KernelModel, type TableKind,
 } from './model.js';
 import {
-  DEFAULT_LIMITS, demandChainCommands, elementDelta, ingressCommands, ingressDevice, staticSets, tableCommands, timeoutCommands, type RulesetLimits,
+  DEFAULT_LIMITS, elementDelta, ingressDevice, staticSets, tableCommands, type RulesetLimits,
 } from './ruleset.js';
-import { slotShape, slotTable, type MemberLoad } from './slots.js';
+import { slotShape } from './slots.js';
 import { modelElements, parseConntrack, parseSets, readSet, type ElementRecord, type KernelConn } from './read.js';
+import { familyOf, kindOf, mergeModel, planSync, type Backend, type Fragment, type HostQuestion, type PlaneState, type ServiceState, type SyncCommit } from './planner.js';
 import { errorCode, FailureCode, FulcrumError, reportFailure } from '../../errors/index.js';
 
 export interface NftDataPlaneOptions {
@@ -50,32 +51,8 @@ export interface NftDataPlaneOptions {
 }
 
 const KERNEL_METHODS: readonly ForwardingMethod[] = ['nat', 'dr', 'tun'];
-const kindOf = (m: ForwardingMethod): TableKind => (m === 'nat' ? 'inet' : 'netdev');
-const familyOf = (s: ServiceSpec): Family => (s.endpoint.kind === 'group' ? (s.listen[0]?.family ?? 'inet') : s.endpoint.family);
 
-interface Backend {
-  readonly service: number;
-  /** The key of the service it belongs to (a backend never changes service). */
-  readonly serviceKey: string;
-  readonly index: number;
-  spec: ServerSpec;
-  device: string | null;
-  trashed: boolean;
-  readonly counters: Counters;
-  readonly base: Counters;
-  readonly est: RateEstimator;
-  active: number;
-  inactive: number;
-  recent: number;
-}
 
-interface ServiceState {
-  readonly id: number;
-  readonly counters: Counters;
-  readonly est: RateEstimator;
-  dropped: number;
-  dropBase: number;
-}
 
 export class NftDataPlane implements DataPlane {
   readonly name = 'nftables';
@@ -104,7 +81,7 @@ export class NftDataPlane implements DataPlane {
   /** Each service's part of the applied model, so a change diffs only the services it touches. */
   private fragments = new Map<string, Fragment>();
   /** Adopted ids already given back to their services during this takeover. */
-  private readonly claimed = new Set<number>();
+  private claimed = new Set<number>();
 
   constructor(private readonly o: NftDataPlaneOptions) {
     this.now = o.now ?? (() => Date.now() / 1000);
@@ -181,250 +158,81 @@ export class NftDataPlane implements DataPlane {
   }
 
   /**
-   * Bring the kernel to `draft`: ids for new services and servers, egress devices, the
-   * model, and one transaction with the difference. On success the plane's bookkeeping
-   * moves to the draft; on failure nothing moved (ids handed out are simply reused later).
+   * Bring the kernel to `draft` — the executor around the pure planner (planner.ts): ask the
+   * host what the planner needs (egress devices, tunnels, address and route devices), send
+   * the one transaction it plans through the Nft boundary, and commit the state it planned.
+   * On failure nothing moved (ids handed out are simply reused later).
    */
   private async sync(draft: SpecTable, fromPlan: boolean, dirty: ReadonlySet<string> | null = null): Promise<void> {
     if (!this.loaded.inet && !this.loaded.netdev) await this.adopt();
     // After a takeover the first delta is against what the kernel holds, whole.
     const only = this.adopted === null ? dirty : null;
-    const t0 = this.now();
-    // The next fragments and backends: copies of the applied ones with the touched services
-    // rebuilt (whole: every service rebuilt). Untouched services cost nothing but the copy.
-    const fragments = only === null ? new Map<string, Fragment>() : new Map(this.fragments);
-    const pending = only === null ? new Map<number, Backend>() : new Map(this.backends);
-    const refs = only === null ? new Map<string, number>() : new Map(this.sharedRefs);
-    let taken: Set<number> | null = null;
-    const takenIds = (): Set<number> => (taken ??= this.idsInUse());
-    const devices = new Map<string, string>();
-    const built: PlaneService[] = [];
-    const removed: string[] = [];
-    const touchedShared = new Set<string>();
-    const hashOf = (x: PlaneService): string => slotShape(x.spec.scheduler, x.spec.schedFlags).hash;
-    for (const key of only ?? draft.services.keys()) {
-      const old = this.fragments.get(key);
-      // The service's backends as they stand (live and trashed), out of the next set until rebuilt.
-      const known: Backend[] = [];
-      if (old) {
-        for (const r of old.svc.servers) {
-          const m = backendMark(old.svc.id, r.index);
-          const b = this.backends.get(m);
-          if (b) known.push(b);
-          pending.delete(m);
-        }
-        for (const k of sharedKeys(old.svc)) {
-          refs.set(k, (refs.get(k) ?? 0) - 1);
-          touchedShared.add(k);
-        }
+    const now = this.now();
+    const answers = new Map<string, string | null | Error>();
+    for (let round = 0; ; round++) {
+      const plan = planSync({ state: this.planeState(), draft, only, answers, now, ...(this.o.limits ? { limits: this.o.limits } : {}) });
+      if ('cmds' in plan) {
+        if (plan.cmds.length > 0) await this.o.nft.run(plan.cmds);
+        this.commitSync(plan.commit, draft, fromPlan, now);
+        return;
       }
-      const entry = draft.services.get(key);
-      if (!entry) {
-        fragments.delete(key);
-        removed.push(key);
-        continue;
-      }
-      const spec = entry.spec;
-      const id = this.services.get(key)?.id ?? this.allocateService(spec, takenIds());
-      if (taken !== null) (taken as Set<number>).add(id);
-      const kind = kindOf(spec.method);
-      const servers: PlaneServer[] = [];
-      const used = new Set<number>();
-      for (const r of entry.servers.values()) {
-        const prev = known.find((b) => b.spec.key === r.key && !b.trashed) ?? known.find((b) => b.spec.key === r.key);
-        const index = prev?.index ?? this.allocateIndex(id, r, known, used);
-        used.add(index);
-        // A server keeps the device it was resolved to; a new one is resolved once per address.
-        let device: string | null = null;
-        if (kind === 'netdev') {
-          const cacheKey = `${r.method} ${r.address}`;
-          device = prev && prev.device !== null && prev.spec.method === r.method ? prev.device : devices.get(cacheKey) ?? null;
-          if (device === null) {
-            device = await this.egressDevice(r);
-            devices.set(cacheKey, device);
-          }
-        }
-        const b = prev ?? this.newBackend(id, key, index, r, t0);
-        pending.set(backendMark(id, index), { ...b, spec: r, device, trashed: false } as Backend);
-        servers.push({ index, spec: r, device, trashed: false });
-      }
-      // DR/TUN servers that left keep forwarding their connections until those end.
-      for (const b of known) {
-        if (used.has(b.index)) continue;
-        if (kind !== 'netdev' || !this.hasConnections(backendMark(id, b.index))) continue;
-        used.add(b.index);
-        pending.set(backendMark(id, b.index), { ...b, trashed: true } as Backend);
-        servers.push({ index: b.index, spec: b.spec, device: b.device, trashed: true });
-      }
-      const live = servers.filter((x) => !x.trashed);
-      const members = live.map((x) => ({ ref: backendMark(id, x.index), address: x.spec.address, port: x.spec.port, weight: x.spec.weight }));
-      const load = new Map<number, MemberLoad>();
-      for (const x of live) {
-        const b = this.backends.get(backendMark(id, x.index));
-        if (b) load.set(backendMark(id, x.index), { ref: backendMark(id, x.index), active: b.active, inactive: b.inactive, recent: b.recent, agentLoad: x.spec.agentLoad ?? Number.NaN });
-      }
-      const svc: PlaneService = {
-        id, spec, family: familyOf(spec), kind, servers,
-        slots: slotTable(spec.scheduler, spec.schedFlags, members, load),
-        snat: kind === 'inet' ? spec.snat ?? null : null,
-      };
-      built.push(svc);
-      fragments.set(key, { svc, model: buildModel([svc], hashOf), ingress: old?.ingress ?? null });
-      for (const k of sharedKeys(svc)) {
-        refs.set(k, (refs.get(k) ?? 0) + 1);
-        touchedShared.add(k);
-      }
+      if (round >= 4) throw new Error('the kernel plane could not resolve the devices it needs');
+      for (const q of plan.need) answers.set(q.key, await this.askHost(q));
     }
-    for (const [k, n] of refs) if (n <= 0) refs.delete(k);
-    // The new whole model, and the delta: whole (first load, takeover) or per changed service.
-    // Whole: a model of everything against the applied one. Per service: only the services
-    // this change touched, and `applied` is patched once the kernel took the transaction.
-    let whole: KernelModel | null = null;
-    const changed: [KernelModel, KernelModel][] = [];
-    const model = emptyModel();
-    if (only === null) {
-      whole = model;
-      for (const f of fragments.values()) mergeModel(model, emptyModel(), f.model);
-      mergeModel(model, emptyModel(), sharedModel(refs.keys()));
-      changed.push([this.applied, model]);
+  }
+
+  /** What the plane holds, for the planner (read only). */
+  private planeState(): PlaneState {
+    return {
+      services: this.services, backends: this.backends, sharedRefs: this.sharedRefs, applied: this.applied, loaded: this.loaded,
+      adopted: this.adopted, ingress: this.ingress, timeouts: this.timeouts, nextId: this.nextId, fragments: this.fragments, claimed: this.claimed,
+    };
+  }
+
+  /** One host question; an error is an answer (the planner refuses the plan with it). */
+  private async askHost(q: HostQuestion): Promise<string | null | Error> {
+    try {
+      switch (q.kind) {
+        case 'egress':
+          return q.server.method === 'tun' ? (await this.o.host.ensureTunnel(q.server.address, q.server.family)).device : await this.o.host.routeDevice(q.server.address);
+        case 'addr':
+          return await this.o.host.addressDevice(q.address);
+        case 'route':
+          return await this.o.host.routeDevice(q.address);
+      }
+    } catch (err: unknown) {
+      return err instanceof Error ? err : new Error(String(err));
+    }
+  }
+
+  /** The kernel took the transaction: move the bookkeeping to what was planned. */
+  private commitSync(c: SyncCommit, draft: SpecTable, fromPlan: boolean, now: number): void {
+    if (c.whole) {
+      for (const kind of ['inet', 'netdev'] as const) for (const ch of this.applied.chains[kind]) c.whole.chains[kind].add(ch);
+      this.applied = c.whole;
     } else {
-      for (const key of only) {
-        const before = this.fragments.get(key)?.model ?? emptyModel();
-        const after = fragments.get(key)?.model ?? emptyModel();
-        for (const kind of ['inet', 'netdev'] as const) for (const c of after.chains[kind]) model.chains[kind].add(c);
-        changed.push([before, after]);
-      }
-      // Shared elements: only those whose users went from none to some, or from some to none.
-      const gone = [...touchedShared].filter((k) => this.sharedRefs.has(k) && !refs.has(k));
-      const fresh = [...touchedShared].filter((k) => !this.sharedRefs.has(k) && refs.has(k));
-      changed.push([sharedModel(gone), sharedModel(fresh)]);
+      for (const [a, b] of c.changed) mergeModel(this.applied, a, b);
     }
-    const ingress = new Set<string>();
-    const lookups = new Map<string, string | null>();
-    for (const x of built) {
-      if (x.kind !== 'netdev') continue;
-      const f = fragments.get(x.spec.key) as Fragment;
-      // Resolved again only when what they depend on changed (not for a weight change).
-      const key = ingressKey(x);
-      if (f.ingress?.key !== key) f.ingress = { key, devices: await this.ingressDevices(x, lookups) };
-      for (const d of f.ingress.devices) ingress.add(d);
-    }
-    const first = draft.services.values().next();
-    const timeouts = first.done === true ? this.timeouts : first.value.spec.timeouts;
-    const cmds: string[] = [];
-    const need = { inet: this.loaded.inet || built.some((x) => x.kind === 'inet'), netdev: this.loaded.netdev || built.some((x) => x.kind === 'netdev') };
-    for (const kind of ['inet', 'netdev'] as const) {
-      if (need[kind] && !this.loaded[kind]) cmds.push(...tableCommands(kind, timeouts, this.o.limits ?? DEFAULT_LIMITS));
-      else if (kind === 'netdev' && this.loaded.netdev && !sameTimeouts(timeouts, this.timeouts)) cmds.push(...timeoutCommands(timeouts));
-      for (const c of model.chains[kind]) if (!this.applied.chains[kind].has(c)) cmds.push(...demandChainCommands(kind, c));
-    }
-    for (const d of ingress) if (!this.ingress.has(d)) cmds.push(...ingressCommands(d));
-    for (const [a, b] of changed) cmds.push(...elementDelta('inet', a.inet, b.inet), ...elementDelta('netdev', a.netdev, b.netdev));
-    if (cmds.length > 0) await this.o.nft.run(cmds);
-    // Committed: move the bookkeeping.
-    if (whole) {
-      for (const kind of ['inet', 'netdev'] as const) for (const c of this.applied.chains[kind]) whole.chains[kind].add(c);
-      this.applied = whole;
-    } else {
-      for (const [a, b] of changed) mergeModel(this.applied, a, b);
-    }
-    for (const kind of ['inet', 'netdev'] as const) if (need[kind]) this.loaded[kind] = true;
-    for (const d of ingress) this.ingress.add(d);
-    this.fragments = fragments;
-    this.backends = pending;
-    this.sharedRefs = refs;
-    this.timeouts = timeouts;
-    for (const k of removed) this.services.delete(k);
-    if (only === null) for (const k of [...this.services.keys()]) if (!draft.services.has(k)) this.services.delete(k);
-    for (const x of built) {
+    for (const kind of c.loadedKinds) this.loaded[kind] = true;
+    for (const d of c.ingressAdded) this.ingress.add(d);
+    this.fragments = c.fragments;
+    this.backends = c.backends;
+    this.sharedRefs = c.sharedRefs;
+    this.timeouts = c.timeouts;
+    this.nextId = c.nextId;
+    this.claimed = new Set(c.claimed);
+    for (const k of c.removed) this.services.delete(k);
+    if (c.wholeRebuild) for (const k of [...this.services.keys()]) if (!draft.services.has(k)) this.services.delete(k);
+    for (const x of c.built) {
       if (!this.services.has(x.spec.key)) {
         const counters = newCounters();
-        this.services.set(x.spec.key, { id: x.id, counters, est: new RateEstimator(counters, t0), dropped: 0, dropBase: 0 });
+        this.services.set(x.spec.key, { id: x.id, counters, est: new RateEstimator(counters, now), dropped: 0, dropBase: 0 });
       }
     }
     if (fromPlan) {
       this.adopted = null;
       this.claimed.clear();
     }
-  }
-
-  /** Every service id in use: services, backends still forwarding, a leftover table's. */
-  private idsInUse(): Set<number> {
-    const ids = new Set<number>();
-    for (const x of this.services.values()) ids.add(x.id);
-    for (const b of this.backends.values()) ids.add(b.service);
-    for (const id of this.adopted?.ids.values() ?? []) ids.add(id);
-    return ids;
-  }
-
-  /** A new service's id: the one it had in a leftover table, else the next free one. `taken` holds every id in use. */
-  private allocateService(spec: ServiceSpec, taken: Set<number>): number {
-    const adopted = this.adopted?.ids.get(listenKey(spec));
-    if (adopted !== undefined && ![...this.services.values()].some((x) => x.id === adopted) && !this.claimed.has(adopted)) {
-      this.claimed.add(adopted);
-      return adopted;
-    }
-    for (let tries = 0; tries < MAX_SERVICE_ID; tries++) {
-      const id = this.nextId;
-      this.nextId = this.nextId >= MAX_SERVICE_ID ? 1 : this.nextId + 1;
-      if (!taken.has(id)) return id;
-    }
-    throw new Error('no free service id');
-  }
-
-  private allocateIndex(id: number, r: ServerSpec, known: readonly Backend[], used: Set<number>): number {
-    const adopted = this.adopted?.backends.get(`${id}|${r.address}|${r.port}`) ?? this.adopted?.backends.get(`${id}|${r.address}|`);
-    const taken = new Set([...known.map((b) => b.index), ...used]);
-    if (adopted !== undefined && !taken.has(adopted)) return adopted;
-    for (let i = 1; i <= MAX_SERVER_INDEX; i++) if (!taken.has(i)) return i;
-    throw new Error(`service id ${id}: no free real-server index`);
-  }
-
-  private newBackend(service: number, serviceKey: string, index: number, spec: ServerSpec, now: number): Backend {
-    const counters = newCounters();
-    return {
-      service, serviceKey, index, spec, device: null, trashed: false, counters, base: newCounters(), est: new RateEstimator(counters, now),
-      active: 0, inactive: 0, recent: 0,
-    };
-  }
-
-  private hasConnections(mark: number): boolean {
-    const b = this.backends.get(mark);
-    return b !== undefined && b.active + b.inactive > 0;
-  }
-
-  private async egressDevice(r: ServerSpec): Promise<string> {
-    if (r.method === 'tun') return (await this.o.host.ensureTunnel(r.address, r.family)).device;
-    const dev = await this.o.host.routeDevice(r.address);
-    if (dev === null) throw new Error(`real server ${r.key}: no route to it (DR needs the real server on a directly connected network)`);
-    return dev;
-  }
-
-  /**
-   * DR/TUN services are classified where their packets arrive: the device holding the VIP
-   * and, for a VRRP address, the device VRRP puts it on; else the way to their servers.
-   */
-  private async ingressDevices(s: PlaneService, cache: Map<string, string | null>): Promise<string[]> {
-    const look = async (kind: 'addr' | 'route', address: string): Promise<string | null> => {
-      const k = `${kind} ${address}`;
-      if (!cache.has(k)) cache.set(k, kind === 'addr' ? await this.o.host.addressDevice(address) : await this.o.host.routeDevice(address));
-      return cache.get(k) ?? null;
-    };
-    const out = new Set<string>();
-    for (const l of s.spec.listen) {
-      const d = await look('addr', l.address);
-      if (d !== null && d !== 'lo') out.add(d);
-      // A VRRP address: where it will be when MASTER, held here or not.
-      if (l.device !== undefined) out.add(l.device);
-    }
-    if (out.size === 0) {
-      for (const r of s.servers) {
-        if (r.spec.method !== 'dr') continue;
-        const d = await look('route', r.spec.address);
-        if (d !== null) out.add(d);
-      }
-    }
-    return [...out];
   }
 
   /** Read an existing `fulcrum` table back (takeover): its elements become the applied model. */
@@ -712,43 +520,10 @@ export class NftDataPlane implements DataPlane {
   }
 }
 
-/** into := into − before + after (element maps and chains). */
-function mergeModel(into: KernelModel, before: KernelModel, after: KernelModel): void {
-  for (const kind of ['inet', 'netdev'] as const) {
-    const m = into[kind];
-    for (const [set, els] of before[kind]) for (const k of els.keys()) m.get(set)?.delete(k);
-    for (const [set, els] of after[kind]) {
-      let t = m.get(set);
-      if (!t) m.set(set, (t = new Map()));
-      for (const [k, v] of els) t.set(k, v);
-    }
-    for (const c of after.chains[kind]) into.chains[kind].add(c);
-  }
-}
 
-/** Each service's part of the applied model, and the ingress devices it was classified on. */
-interface Fragment {
-  readonly svc: PlaneService;
-  readonly model: KernelModel;
-  ingress: { readonly key: string; readonly devices: readonly string[] } | null;
-}
 
-/** What a service's ingress devices depend on: its listen addresses and its DR servers' addresses. */
-function ingressKey(s: PlaneService): string {
-  return [...s.spec.listen.map((l) => `${l.address}@${l.device ?? ''}`), '|', ...s.servers.filter((r) => r.spec.method === 'dr').map((r) => r.spec.address)].join(' ');
-}
 
-function sameTimeouts(a: Timeouts, b: Timeouts): boolean {
-  return a.tcp === b.tcp && a.tcpfin === b.tcpfin && a.udp === b.udp;
-}
 
-/** How an adopted service is recognised: its first listen key (as the svc maps hold it). */
-function listenKey(spec: ServiceSpec): string {
-  if (spec.endpoint.kind === 'fwmark') return `fw${hex(spec.endpoint.mark)}`;
-  const l = spec.listen[0];
-  if (!l) return '';
-  return l.port === 0 ? `${l.address} . ${spec.protocol}` : `${l.address} . ${spec.protocol} . ${l.port}`;
-}
 
 function cloneTable(t: SpecTable): SpecTable {
   const c = new SpecTable();
