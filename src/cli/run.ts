@@ -15,10 +15,10 @@ import { formatHostPort } from '../model/address.js';
 import { FileRuntimeStore } from '../runtime/index.js';
 import { ProxyDataPlane, RoutingDataPlane, WorkersDataPlane, type DataPlane } from '../dataplane/index.js';
 import { NftDataPlane } from '../dataplane/nft/index.js';
-import { commandKernelHost, commandNft, defaultNft, libNft, raiseFileLimit } from '../sys/index.js';
+import { commandKernelHost, commandNft, defaultNft, libNft, raiseFileLimit, watchFileLimit } from '../sys/index.js';
 import { threadConfigLoader } from '../config/index.js';
 import { ProcessVrrpRunner } from '../vrrp/process/runner.js';
-import { supervise } from '../errors/index.js';
+import { FailureCode, reportFailure, supervise } from '../errors/index.js';
 import { DEFAULT_TUNABLES } from '../dataplane/proxy/context.js';
 import type { Io } from './check.js';
 
@@ -175,9 +175,12 @@ export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = p
   signals.on('SIGHUP', onEarlyHup);
   const limit = raiseFileLimit();
   if (limit && limit.after.soft !== limit.before.soft) publishDaemon({ type: 'notice', message: `file descriptor limit raised from ${limit.before.soft} to ${limit.after.soft} (the hard limit)` });
+  const unwatch = watchFileLimit((open, max) => reportFailure('process', FailureCode.FD_EXHAUSTED,
+    `${open} of ${max} file descriptors in use: new connections are refused (raise LimitNOFILE / ulimit -n)`, { open, limit: max }));
   const started = await daemon.start();
   if (!started.ok) {
     signals.removeListener('SIGHUP', onEarlyHup);
+    unwatch();
     for (const e of started.errors) io.err(`fulcrum run: ${e}`);
     io.err(`fulcrum run: not started (${o.file})`);
     detach();
@@ -194,6 +197,7 @@ export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = p
       });
     } catch (err: unknown) {
       signals.removeListener('SIGHUP', onEarlyHup);
+      unwatch();
       io.err(`fulcrum run: ${err instanceof Error ? err.message : String(err)}`);
       await daemon.stop('api-failed');
       detach();
@@ -220,6 +224,7 @@ export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = p
         signals.removeListener('SIGTERM', onTerm);
         signals.removeListener('SIGINT', onInt);
         clearInterval(keepAlive);
+        unwatch();
         detach();
         resolve(0);
       }));

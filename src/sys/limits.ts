@@ -3,6 +3,7 @@
  * common soft limit of 1,024 runs out long before the hard limit does, so `fulcrum run`
  * raises the soft limit to the hard one at start (as HAProxy and nginx do), and says so.
  */
+import fs from 'node:fs';
 import { loadLibc, RLIMIT_NOFILE } from './libc.js';
 
 export interface FileLimit {
@@ -32,4 +33,37 @@ export function raiseFileLimit(cap = 1 << 20): { before: FileLimit; after: FileL
   b.writeBigUInt64LE(BigInt(before.hard), 8);
   if (loadLibc().setrlimit(RLIMIT_NOFILE, b) !== 0) return { before, after: before };
   return { before, after: fileLimit() ?? before };
+}
+
+/** Descriptors this process has open now (/proc/self/fd), or null where that cannot be read. */
+export function openFileCount(): number | null {
+  try {
+    return fs.readdirSync('/proc/self/fd').length;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Watch descriptor use: libuv answers EMFILE on accept by accepting and closing the pending
+ * connections itself (its "EMFILE trick") and tells Node nothing, so running out is seen
+ * here instead — `onExhausted(open, limit)` whenever use is within `reserve` of the soft
+ * limit. Checked every second while above half the limit, every 5 s below. Returns stop().
+ */
+export function watchFileLimit(onExhausted: (open: number, limit: number) => void, reserve = 16): () => void {
+  let timer: NodeJS.Timeout | null = null;
+  const check = (): void => {
+    const lim = fileLimit();
+    const open = openFileCount();
+    let next = 5000;
+    if (lim && open !== null) {
+      if (open >= lim.soft - reserve) onExhausted(open, lim.soft);
+      if (open * 2 >= lim.soft) next = 1000;
+    }
+    timer = setTimeout(check, next);
+    timer.unref();
+  };
+  timer = setTimeout(check, 1000);
+  timer.unref();
+  return () => { if (timer) clearTimeout(timer); };
 }
