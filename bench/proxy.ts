@@ -4,10 +4,11 @@
  * proxy under test on core 0, nginx and the load generator (wrk) on core 1.
  *
  * Measured per proxy: keep-alive requests/s, new connections/s (Connection: close), bulk
- * MB/s on a 1 MiB body, p50/p99 latency (keep-alive), and proxy CPU-seconds per request
- * (utime+stime from /proc over the run). Runs alternate Fulcrum/HAProxy per scenario.
- * Then scaling: Fulcrum --workers 1 vs 2 and HAProxy nbthread 1 vs 2, everything sharing
- * both cores (a 2-core machine cannot give the proxy 2 cores of its own).
+ * MB/s on a 1 MiB body, p50/p99 latency, and proxy CPU-seconds per request (utime+stime of
+ * every thread, from /proc, over the run). Runs alternate Fulcrum/HAProxy per scenario.
+ * Each scenario twice: on one core (Fulcrum --workers 1 against HAProxy nbthread 1), and
+ * with 2 workers against nbthread 2, everything sharing both cores (a 2-core machine cannot
+ * give the proxy 2 cores of its own).
  *
  * Run: npm run bench:proxy   (BENCH_SECONDS=N to change the run length; default 10)
  * Needs haproxy, nginx and wrk (installed with apt-get when missing and running as root).
@@ -188,19 +189,18 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   try {
     const b = nginx.ports;
+    // One core: the proxy on core 0, nginx and wrk on core 1.
     const one = [(): Promise<Proxy> => startFulcrum(dir, b, '0', 1), (): Promise<Proxy> => startHaproxy(dir, b, '0', 1)];
-    const ka: Run = (port, sec) => wrk(`http://127.0.0.1:${port}/`, 50, [], '1', sec);
-    const close: Run = (port, sec) => wrk(`http://127.0.0.1:${port}/`, 50, ['-H', 'Connection: close'], '1', sec);
-    const bulk: Run = (port, sec) => wrk(`http://127.0.0.1:${port}/1m`, 8, [], '1', sec);
-    rows.push(...await measure(one, 'keep-alive requests/s', ka, (r) => r.rps, 'req/s'));
-    rows.push(...await measure(one, 'new connections/s', close, (r) => r.rps, 'conn/s'));
-    rows.push(...await measure(one, 'bulk 1 MiB', bulk, (r) => r.mbps, 'MB/s'));
-    const two = [
-      (): Promise<Proxy> => startFulcrum(dir, b, '0,1', 1), (): Promise<Proxy> => startFulcrum(dir, b, '0,1', 2),
-      (): Promise<Proxy> => startHaproxy(dir, b, '0,1', 1), (): Promise<Proxy> => startHaproxy(dir, b, '0,1', 2),
+    // Two workers against two threads: everything shares both cores (a 2-core machine cannot
+    // give the proxy two cores of its own), the same for both proxies.
+    const two = [(): Promise<Proxy> => startFulcrum(dir, b, '0,1', 2), (): Promise<Proxy> => startHaproxy(dir, b, '0,1', 2)];
+    const scenarios: [string, (cpus: string) => Run, (r: WrkResult) => number, string][] = [
+      ['keep-alive requests/s', (cpus) => (port, sec) => wrk(`http://127.0.0.1:${port}/`, 50, [], cpus, sec), (r) => r.rps, 'req/s'],
+      ['new connections/s', (cpus) => (port, sec) => wrk(`http://127.0.0.1:${port}/`, 50, ['-H', 'Connection: close'], cpus, sec), (r) => r.rps, 'conn/s'],
+      ['bulk 1 MiB', (cpus) => (port, sec) => wrk(`http://127.0.0.1:${port}/1m`, 8, [], cpus, sec), (r) => r.mbps, 'MB/s'],
     ];
-    const ka2: Run = (port, sec) => wrk(`http://127.0.0.1:${port}/`, 100, [], '0,1', sec);
-    rows.push(...await measure(two, 'scaling: keep-alive req/s, all on 2 shared cores', ka2, (r) => r.rps, 'req/s'));
+    for (const [name, run, pick, unit] of scenarios) rows.push(...await measure(one, `${name} (1 core)`, run('1'), pick, unit));
+    for (const [name, run, pick, unit] of scenarios) rows.push(...await measure(two, `${name} (2 workers / 2 threads)`, run('0,1'), pick, unit));
   } finally {
     await nginx.stop();
     fs.rmSync(dir, { recursive: true, force: true });
@@ -208,19 +208,16 @@ async function main(): Promise<void> {
   const byScenario = new Map<string, Row[]>();
   for (const r of rows) byScenario.set(r.scenario, [...(byScenario.get(r.scenario) ?? []), r]);
   console.log(`\nProxy benchmark — ${os.cpus()[0]?.model ?? 'cpu'} ×${os.cpus().length}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}, ${SECONDS} s per run, median of ${REPS}\n`);
-  console.log('| scenario | proxy | result | p50 | p99 | CPU µs/request | ratio Fulcrum/HAProxy |');
+  console.log('| scenario | proxy | result | p50 | p99 | CPU µs/request | Fulcrum/HAProxy: result, CPU/request, p99 |');
   console.log('| --- | --- | --- | --- | --- | --- | --- |');
   for (const [scenario, rs] of byScenario) {
-    const hap = rs.find((r) => r.proxy === 'HAProxy');
+    const hap = rs.find((r) => r.proxy.startsWith('HAProxy'));
     for (const r of rs) {
-      const ratio = hap && r.proxy.startsWith('Fulcrum') && !r.proxy.includes('×') ? (r.value / hap.value).toFixed(2) + '×' : '';
+      const ratio = hap && r.proxy.startsWith('Fulcrum')
+        ? `${(r.value / hap.value).toFixed(2)}×, ${(r.cpuPerReq / hap.cpuPerReq).toFixed(2)}×, ${(r.p99 / hap.p99).toFixed(2)}×` : '';
       console.log(`| ${scenario} | ${r.proxy} | ${r.value.toFixed(1)} ${r.unit} | ${r.p50.toFixed(2)} ms | ${r.p99.toFixed(2)} ms | ${(r.cpuPerReq * 1e6).toFixed(1)} | ${ratio} |`);
     }
   }
-  const ka = byScenario.get('keep-alive requests/s');
-  const f = ka?.find((r) => r.proxy === 'Fulcrum');
-  const h = ka?.find((r) => r.proxy === 'HAProxy');
-  if (f && h) console.log(`\np99 ratio (keep-alive): ${(f.p99 / h.p99).toFixed(2)}×; CPU per request ratio: ${(f.cpuPerReq / h.cpuPerReq).toFixed(2)}×`);
 }
 
 main().catch((err: unknown) => {

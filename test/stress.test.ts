@@ -24,7 +24,7 @@ import { apiRequest, type ApiTarget } from '../src/api/client.js';
 import { parseOverlay } from '../src/runtime/store.js';
 import { startDaemon, type RunningDaemon } from '../src/testing/daemon.js';
 import { freePort, startServer, type TestServer } from '../src/testing/net.js';
-import { holdConnections, startLoad } from '../src/testing/load.js';
+import { holdConnections, loadPool } from '../src/testing/load.js';
 
 const TOKEN = 'stress-test-token-0123456789abcdef';
 
@@ -73,15 +73,8 @@ ${servers.map((s, i) => `  real_server 127.0.0.1 ${s.port} { weight ${weights[i]
 
 /** Log lines of `event`; a rejected reload logs one line per error and then its summary (with `errors`): only summaries count. */
 /** Loads started by a test, stopped whatever happens (a failed assertion must not leave a loop running). */
-const loads: { stop(): Promise<unknown> }[] = [];
-function bounded(port: number, o: Parameters<typeof startLoad>[1] = {}): ReturnType<typeof startLoad> {
-  const l = startLoad(port, o);
-  loads.push(l);
-  return l;
-}
-afterEach(async () => {
-  for (const l of loads.splice(0)) await l.stop();
-});
+const loads = loadPool();
+afterEach(() => loads.stopAll());
 
 const count = (d: RunningDaemon, event: string): number => d.logs.filter((l) => l.event === event && (event !== 'reload-rejected' || typeof l['errors'] === 'number')).length;
 
@@ -97,7 +90,7 @@ test('300 live changes under load: 0 failed requests, every long-lived connectio
   const r = await rig();
   try {
     const held = await holdConnections(r.vport, 6, 150);
-    const load = bounded(r.vport, { concurrency: 3, gapMs: 2 });
+    const load = loads.start(r.vport, { concurrency: 3, gapMs: 2 });
     let spare: 'out' | 'in' | 'draining' = 'out';
     let reloads = count(r.daemon, 'reloaded');
     const spareKey = `127.0.0.1:${r.spare.port}`;
@@ -163,7 +156,7 @@ test('10 broken reloads: each rejected with a located error, 0 failed requests, 
   const r = await rig();
   try {
     const dir = r.daemon.dir;
-    const load = bounded(r.vport, { concurrency: 2, gapMs: 2 });
+    const load = loads.start(r.vport, { concurrency: 2, gapMs: 2 });
     const good = fs.readFileSync(r.daemon.configFile, 'utf8');
     const big = `# padding\n${'#'.repeat(100)}\n`.repeat(200_000);
     const broken: [string, string | Buffer, RegExp][] = [
@@ -207,7 +200,7 @@ test('1,000 hostile API requests: the daemon serves, memory stays bounded, the s
   const r = await rig();
   const slow: net.Socket[] = [];
   try {
-    const load = bounded(r.vport, { concurrency: 2, gapMs: 5 });
+    const load = loads.start(r.vport, { concurrency: 2, gapMs: 5 });
     const rss0 = r.daemon.rss();
     const bare: ApiTarget = { url: (r.tcp as { url: string }).url };
     /** Answers by kind of request, by status (0: no answer — refused or reset). */
@@ -307,11 +300,11 @@ test('1,100 slow unauthenticated clients on the TCP API at a 1,024-descriptor li
       s.write('GET /v1/status HTTP/1.1\r\nX-Never-Ending: a');
       slow.push(s);
     }
-    const load = bounded(r.vport, { concurrency: 4, limit: 2000 });
+    const load = loads.start(r.vport, { concurrency: 4, limit: 2000 });
     // They keep trickling while the load runs.
     const trickle = setInterval(() => { for (const s of slow) if (!s.destroyed) s.write('a'); }, 200);
     const report = await load.stop().then(async () => {
-      const l2 = bounded(r.vport, { concurrency: 4, limit: 2000 });
+      const l2 = loads.start(r.vport, { concurrency: 4, limit: 2000 });
       while (l2.report.ok + l2.report.failed < 2000) await new Promise((res) => setTimeout(res, 50));
       return l2.stop();
     });
@@ -341,7 +334,7 @@ test('descriptors exhausted under the proxy: accept errors are logged and counte
     assert.equal(r.daemon.logs.filter((l) => l.event === 'connect-failed').length, 0, 'not blamed on the real servers');
     for (const s of hogs) s.destroy();
     await new Promise((res) => setTimeout(res, 500));
-    const load = bounded(r.vport, { concurrency: 2, limit: 100 });
+    const load = loads.start(r.vport, { concurrency: 2, limit: 100 });
     while (load.report.ok + load.report.failed < 100) await new Promise((res) => setTimeout(res, 20));
     const report = await load.stop();
     assert.deepEqual(report.errors, []);
@@ -358,7 +351,7 @@ test('a configuration bomb refused on reload does not stall relaying', { timeout
     const lines = [`virtual_server 127.0.0.1 ${r.vport} {`, '  lb_kind PROXY'];
     for (let i = 0; i < 160_000; i++) lines.push(`  real_server 10.${1 + (i >> 16)}.${(i >> 8) & 255}.${i & 255} 80 { weight 1 }`);
     lines.push('  lb_algo no-such-scheduler', '}');
-    const load = bounded(r.vport, { concurrency: 2, gapMs: 1 });
+    const load = loads.start(r.vport, { concurrency: 2, gapMs: 1 });
     await new Promise((res) => setTimeout(res, 300));
     r.daemon.writeConfig(`${lines.join('\n')}\n`);
     r.daemon.signal('SIGHUP');

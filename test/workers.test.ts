@@ -20,18 +20,11 @@ import { apiRequest } from '../src/api/client.js';
 import { runAdm } from '../src/cli/adm.js';
 import { startDaemon, type RunningDaemon } from '../src/testing/daemon.js';
 import { freePort, openSocket, startServer, waitFor, type TestServer } from '../src/testing/net.js';
-import { startLoad } from '../src/testing/load.js';
+import { loadPool } from '../src/testing/load.js';
 
 /** Loads started by a test, stopped whatever happens (a failed assertion must not leave a loop running). */
-const loads: { stop(): Promise<unknown> }[] = [];
-function bounded(port: number, o: Parameters<typeof startLoad>[1] = {}): ReturnType<typeof startLoad> {
-  const l = startLoad(port, o);
-  loads.push(l);
-  return l;
-}
-afterEach(async () => {
-  for (const l of loads.splice(0)) await l.stop();
-});
+const loads = loadPool();
+afterEach(() => loads.stopAll());
 
 async function adm(d: RunningDaemon, args: string[]): Promise<string[]> {
   const out: string[] = [];
@@ -39,6 +32,19 @@ async function adm(d: RunningDaemon, args: string[]): Promise<string[]> {
   const code = await runAdm(['--socket', path.join(d.dir, 'fulcrum.sock'), ...args], io);
   assert.equal(code, 0, out.join('\n'));
   return out;
+}
+
+/** Two echo servers behind an rr service, `--workers 2`, fault injection on. */
+async function faultyDirector(): Promise<{ rs: TestServer[]; port: number; d: RunningDaemon; unix: { socketPath: string } }> {
+  const rs = await servers(2, 'name-echo');
+  const port = await freePort();
+  const d = await startDaemon(`virtual_server 127.0.0.1 ${port} {
+  lb_algo rr
+  lb_kind PROXY
+${rs.map((s) => `  real_server 127.0.0.1 ${s.port} { weight 1 }`).join('\n')}
+}
+`, { args: ['--workers', '2'], spawn: { env: { ...process.env, FULCRUM_FAULT_INJECTION: '1' } } });
+  return { rs, port, d, unix: { socketPath: path.join(d.dir, 'fulcrum.sock') } };
 }
 
 async function servers(n: number, mode: 'name' | 'name-echo' = 'name'): Promise<TestServer[]> {
@@ -162,17 +168,9 @@ test('--workers 2: health probes reach the real server once per delay_loop, not 
 });
 
 test('--workers 2: a worker killed under load — the other serves, it is restarted, only its own connections fail', { timeout: 120_000 }, async (t) => {
-  const rs = await servers(2, 'name-echo');
-  const port = await freePort();
-  const d = await startDaemon(`virtual_server 127.0.0.1 ${port} {
-  lb_algo rr
-  lb_kind PROXY
-${rs.map((s) => `  real_server 127.0.0.1 ${s.port} { weight 1 }`).join('\n')}
-}
-`, { args: ['--workers', '2'], spawn: { env: { ...process.env, FULCRUM_FAULT_INJECTION: '1' } } });
-  const unix = { socketPath: path.join(d.dir, 'fulcrum.sock') };
+  const { rs, port, d, unix } = await faultyDirector();
   try {
-    const load = bounded(port, { concurrency: 4 });
+    const load = loads.start(port, { concurrency: 4 });
     await new Promise((r) => setTimeout(r, 500));
     const crash = await apiRequest(unix, 'POST', '/v1/debug/workers/0/crash');
     assert.equal(crash.status, 200);
@@ -194,17 +192,9 @@ ${rs.map((s) => `  real_server 127.0.0.1 ${s.port} { weight 1 }`).join('\n')}
 });
 
 test('--workers 2: a 10-second CPU stall of the control plane — relaying goes on, no request waits 100 ms', { timeout: 120_000 }, async (t) => {
-  const rs = await servers(2, 'name-echo');
-  const port = await freePort();
-  const d = await startDaemon(`virtual_server 127.0.0.1 ${port} {
-  lb_algo rr
-  lb_kind PROXY
-${rs.map((s) => `  real_server 127.0.0.1 ${s.port} { weight 1 }`).join('\n')}
-}
-`, { args: ['--workers', '2'], spawn: { env: { ...process.env, FULCRUM_FAULT_INJECTION: '1' } } });
-  const unix = { socketPath: path.join(d.dir, 'fulcrum.sock') };
+  const { rs, port, d, unix } = await faultyDirector();
   try {
-    const load = bounded(port, { concurrency: 1, gapMs: 5 });
+    const load = loads.start(port, { concurrency: 1, gapMs: 5 });
     await new Promise((r) => setTimeout(r, 300));
     const t0 = performance.now();
     const stall = await apiRequest(unix, 'POST', '/v1/debug/stall', { ms: 10_000 }, { timeoutMs: 30_000 });

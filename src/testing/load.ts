@@ -94,6 +94,24 @@ class Lines {
   }
 }
 
+/**
+ * Loads a test starts, to stop whatever happens: `const loads = loadPool(); afterEach(() =>
+ * loads.stopAll());` — a failed assertion must not leave a request loop running.
+ */
+export function loadPool(): { start: typeof startLoad; stopAll(): Promise<void> } {
+  const running: { stop(): Promise<unknown> }[] = [];
+  return {
+    start: (port, o) => {
+      const l = startLoad(port, o);
+      running.push(l);
+      return l;
+    },
+    stopAll: async () => {
+      for (const l of running.splice(0)) await l.stop();
+    },
+  };
+}
+
 export interface HeldConnection {
   readonly server: string;
   /** Exchanges that failed (no echo, or the connection broke). */

@@ -52,6 +52,9 @@ interface Slot {
   readonly waiting: Map<number, (m: FromWorker | null) => void>;
 }
 
+/** A slot handed out while a plan is prepared. */
+type Taken = { readonly kind: 'service'; readonly service: string; readonly slot: number } | { readonly kind: 'dest'; readonly service: string; readonly server: string; readonly slot: number };
+
 class SlotPool {
   private readonly free: number[] = [];
   private next = 0;
@@ -258,7 +261,7 @@ export class WorkersDataPlane implements DataPlane {
     if (this.closed) return { applied: [], failed: plan.ops.map((op) => ({ op, code: DataPlaneErrorCode.CLOSED, message: 'data plane is closed' })) };
     // 1. What the table accepts, in order; slots for what is new.
     const failed = new Map<number, OpFailure>();
-    const taken: { kind: 'service' | 'dest'; key: string; slot: number }[] = [];
+    const taken: Taken[] = [];
     const draft = cloneTable(this.table);
     const sent: PlanOp[] = [];
     const index: number[] = [];
@@ -272,19 +275,8 @@ export class WorkersDataPlane implements DataPlane {
       sent.push(this.annotate(op));
       index.push(i);
     }
-    const release = (): void => {
-      for (const t of taken) {
-        if (t.kind === 'service') {
-          this.serviceSlot.delete(t.key);
-          this.serviceSlots.give(t.slot);
-        } else {
-          this.destSlot.delete(t.key);
-          this.destSlots.give(t.slot);
-        }
-      }
-    };
     if (sent.length === 0) {
-      release();
+      this.releaseUnused(taken);
       return { applied: [], failed: [...failed.values()] };
     }
     // 2. Every worker prepares; an op any of them cannot prepare is skipped by all.
@@ -323,29 +315,33 @@ export class WorkersDataPlane implements DataPlane {
       this.committed(original);
       applied.push(original);
     }
-    // Slots of skipped adds go back.
-    for (const t of taken) {
-      const stillUsed = t.kind === 'service' ? this.table.services.has(t.key) : this.table.services.get(t.key.split('|')[0] as string)?.servers.has(t.key.slice(t.key.indexOf('|') + 1));
-      if (stillUsed) continue;
-      if (t.kind === 'service') {
-        this.serviceSlot.delete(t.key);
-        this.serviceSlots.give(t.slot);
-      } else {
-        this.destSlot.delete(t.key);
-        this.destSlots.give(t.slot);
-      }
-    }
+    this.releaseUnused(taken);
     return { applied, failed: [...failed.entries()].sort((a, b) => a[0] - b[0]).map(([, f]) => f) };
   }
 
+  /** Slots handed out for a plan whose op did not end up in the table (skipped, refused) go back. */
+  private releaseUnused(taken: readonly Taken[]): void {
+    for (const t of taken) {
+      if (t.kind === 'service') {
+        if (this.table.services.has(t.service)) continue;
+        this.serviceSlot.delete(t.service);
+        this.serviceSlots.give(t.slot);
+      } else {
+        if (this.table.services.get(t.service)?.servers.has(t.server)) continue;
+        this.destSlot.delete(`${t.service}|${t.server}`);
+        this.destSlots.give(t.slot);
+      }
+    }
+  }
+
   /** A slot for what `op` adds (null when it has one or needs none); a failure when none is left. */
-  private allocate(op: PlanOp, taken: { kind: 'service' | 'dest'; key: string; slot: number }[]): OpFailure | null {
+  private allocate(op: PlanOp, taken: Taken[]): OpFailure | null {
     if (op.op === 'add-service' && !this.serviceSlot.has(op.service.key)) {
       const s = this.serviceSlots.take();
       if (s === null) return { op, code: DataPlaneErrorCode.UNSUPPORTED, message: `more than ${this.state.limits.services} proxied services` };
       this.state.resetService(s);
       this.serviceSlot.set(op.service.key, s);
-      taken.push({ kind: 'service', key: op.service.key, slot: s });
+      taken.push({ kind: 'service', service: op.service.key, slot: s });
     }
     if (op.op === 'add-server') {
       const key = `${op.service}|${op.server.key}`;
@@ -355,7 +351,7 @@ export class WorkersDataPlane implements DataPlane {
       this.state.resetDest(s);
       this.rows.delete(s);
       this.destSlot.set(key, s);
-      taken.push({ kind: 'dest', key, slot: s });
+      taken.push({ kind: 'dest', service: op.service, server: op.server.key, slot: s });
     }
     return null;
   }
