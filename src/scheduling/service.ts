@@ -71,6 +71,15 @@ export class ServiceScheduler {
     this.setServers(vs.realServers ?? []);
   }
 
+  /** Does scheduling look at the client (source hashing, persistence)? Else callers need not read its address. */
+  get usesClient(): boolean {
+    return this.vs.persistence !== null || this.sched.name === 'sh' || this.sched.name === 'mh';
+  }
+
+  get persistent(): boolean {
+    return this.vs.persistence !== null;
+  }
+
   /** New connections that got no template because the (shared) table was full. */
   templatesRefused = 0;
 

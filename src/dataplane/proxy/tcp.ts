@@ -40,27 +40,44 @@ export class TcpConnection implements Session {
   private bulk = false;
   private readonly flow: FlowKey;
 
+  /** The client's address and port, read once when first needed (each read is a getpeername() call). */
+  private peer: { readonly address: string; readonly port: number } | null = null;
+  /** The client address persistence keys on ('' when the service is not persistent). */
+  private readonly sticky: string;
+
   constructor(
     private readonly svc: ServiceRuntime,
     private readonly client: net.Socket,
-    private readonly caddr: string,
-    private readonly cport: number,
     private readonly vaddr: ListenAddress,
     vfold: number,
   ) {
     this.lastActive = svc.coarseNow();
-    this.flow = { saddrFold: addrFold(caddr), sport: cport, daddrFold: vfold, dport: vaddr.port };
+    // Only source hashing (sh, mh) and persistence look at the client: for the others its
+    // address is not even read here (a system call per connection saved); listings, the
+    // PROXY protocol and reports read it when they need it.
+    const needs = svc.sched.usesClient;
+    this.flow = needs
+      ? { saddrFold: addrFold(this.caddr), sport: this.cport, daddrFold: vfold, dport: vaddr.port }
+      : { saddrFold: 0, sport: 0, daddrFold: vfold, dport: vaddr.port };
+    this.sticky = svc.sched.persistent ? this.caddr : '';
+  }
+
+  private get caddr(): string {
+    return (this.peer ??= this.readPeer()).address;
+  }
+
+  private get cport(): number {
+    return (this.peer ??= this.readPeer()).port;
+  }
+
+  private readPeer(): { address: string; port: number } {
+    const ra = this.client.remoteAddress;
+    return ra === undefined ? { address: '', port: 0 } : { address: unmapAddress(ra), port: this.client.remotePort ?? 0 };
   }
 
   /** Take over an accepted (paused) client socket; `vfold` is addrFold(vaddr.address). */
   static accept(svc: ServiceRuntime, client: net.Socket, vaddr: ListenAddress, vfold: number): void {
-    const ra = client.remoteAddress;
-    const rp = client.remotePort;
-    if (ra === undefined || rp === undefined) {
-      client.destroy();
-      return;
-    }
-    new TcpConnection(svc, client, unmapAddress(ra), rp, vaddr, vfold).start();
+    new TcpConnection(svc, client, vaddr, vfold).start();
   }
 
   private start(): void {
@@ -69,7 +86,7 @@ export class TcpConnection implements Session {
     svc.sessions.add(this);
     this.client.on('error', this.onClientError);
     this.client.on('close', this.onClientClose);
-    const d = svc.sched.schedule(this.flow, this.caddr, svc.now(), false);
+    const d = svc.sched.schedule(this.flow, this.sticky, svc.now(), false);
     if (d === null) {
       svc.report({ type: 'no-server', service: svc.spec.key, client: { family: this.vaddr.family, address: this.caddr, port: this.cport } });
       this.client.resetAndDestroy();
@@ -106,7 +123,7 @@ export class TcpConnection implements Session {
     up.destroy();
     this.up = null;
     this.upClosed = true;
-    this.svc.sched.finish(d, this.caddr, false, this.svc.now());
+    this.svc.sched.finish(d, this.sticky, false, this.svc.now());
     this.dest = null;
     return d;
   }
@@ -127,7 +144,7 @@ export class TcpConnection implements Session {
     const tried = this.tried ?? (this.tried = new Set());
     tried.add(d);
     const next = this.clientClosed || tried.size >= svc.tunables.connectAttempts
-      ? null : svc.sched.reschedule(this.flow, this.caddr, now, tried, false);
+      ? null : svc.sched.reschedule(this.flow, this.sticky, now, tried, false);
     svc.report({ type: 'connect-failed', service: svc.spec.key, server: d.key, error: reason, retrying: next !== null });
     if (next === null) {
       if (!this.clientClosed) this.client.resetAndDestroy();
@@ -251,7 +268,7 @@ export class TcpConnection implements Session {
       this.svc.buffers.give(this.own);
       this.own = null;
     }
-    if (this.dest !== null) this.svc.sched.finish(this.dest, this.caddr, this.active, this.svc.now());
+    if (this.dest !== null) this.svc.sched.finish(this.dest, this.sticky, this.active, this.svc.now());
     this.svc.sessions.delete(this);
   }
 
