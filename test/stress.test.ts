@@ -86,7 +86,7 @@ async function waitCount(d: RunningDaemon, event: string, n: number, timeoutMs =
   }
 }
 
-test('300 live changes under load: 0 failed requests, every long-lived connection intact', { timeout: 240_000 }, async () => {
+test('300 live changes under load: 0 failed requests, every long-lived connection intact', { timeout: 240_000 }, async (t) => {
   const r = await rig();
   try {
     const held = await holdConnections(r.vport, 6, 150);
@@ -141,6 +141,7 @@ test('300 live changes under load: 0 failed requests, every long-lived connectio
     }
     const report = await load.stop();
     const conns = await held.close();
+    t.diagnostic(`${report.ok} requests during 300 changes, ${report.failed} failed; ${conns.length} long-lived connections, ${conns.reduce((n, c) => n + c.exchanges, 0)} exchanges, ${conns.reduce((n, c) => n + c.failures, 0)} broken`);
     assert.deepEqual(report.errors, [], 'no request failed');
     assert.equal(report.failed, 0);
     assert.ok(report.ok > 300, `requests served during the changes (${report.ok})`);
@@ -152,7 +153,7 @@ test('300 live changes under load: 0 failed requests, every long-lived connectio
   }
 });
 
-test('10 broken reloads: each rejected with a located error, 0 failed requests, the running table unchanged', { timeout: 180_000 }, async () => {
+test('10 broken reloads: each rejected with a located error, 0 failed requests, the running table unchanged', { timeout: 180_000 }, async (t) => {
   const r = await rig();
   try {
     const dir = r.daemon.dir;
@@ -184,6 +185,7 @@ test('10 broken reloads: each rejected with a located error, 0 failed requests, 
       rejected = count(r.daemon, 'reload-rejected');
     }
     const report = await load.stop();
+    t.diagnostic(`${report.ok} requests during 10 rejected reloads, ${report.failed} failed`);
     assert.deepEqual(report.errors, []);
     assert.equal(report.failed, 0);
     assert.equal(count(r.daemon, 'reloaded'), 0);
@@ -196,7 +198,7 @@ test('10 broken reloads: each rejected with a located error, 0 failed requests, 
   }
 });
 
-test('1,000 hostile API requests: the daemon serves, memory stays bounded, the state file stays valid', { timeout: 180_000 }, async () => {
+test('1,000 hostile API requests: the daemon serves, memory stays bounded, the state file stays valid', { timeout: 180_000 }, async (t) => {
   const r = await rig();
   const slow: net.Socket[] = [];
   try {
@@ -251,6 +253,7 @@ test('1,000 hostile API requests: the daemon serves, memory stays bounded, the s
     assert.deepEqual(report.errors, []);
     assert.equal(report.failed, 0);
     const rss = r.daemon.rss();
+    t.diagnostic(`${report.ok} proxied requests meanwhile, ${report.failed} failed; RSS ${Math.round(rss0 / 1048576)} → ${Math.round(rss / 1048576)} MiB; answers ${seen}`);
     assert.ok(rss - rss0 < 400 * 1024 * 1024, `memory bounded: RSS ${Math.round(rss0 / 1048576)} → ${Math.round(rss / 1048576)} MiB`);
     const state = fs.readFileSync(path.join(r.daemon.dir, 'runtime.json'), 'utf8');
     assert.doesNotThrow(() => parseOverlay(state, 'runtime.json'));
@@ -289,7 +292,7 @@ test('kill -9 right after acknowledged runtime changes: the restart has every on
   }
 });
 
-test('1,100 slow unauthenticated clients on the TCP API at a 1,024-descriptor limit: the proxy keeps serving, refusals are counted', { timeout: 120_000 }, async () => {
+test('1,100 slow unauthenticated clients on the TCP API at a 1,024-descriptor limit: the proxy keeps serving, refusals are counted', { timeout: 120_000 }, async (t) => {
   const r = await rig({ prefix: ['prlimit', '--nofile=1024:1024', '--'] });
   const slow: net.Socket[] = [];
   try {
@@ -313,6 +316,7 @@ test('1,100 slow unauthenticated clients on the TCP API at a 1,024-descriptor li
     assert.equal(report.failed, 0, 'no proxied request failed');
     const m = await apiRequest(r.unix, 'GET', '/metrics');
     const refused = Number(/^fulcrum_internal_failures_total\{component="api",code="E_API_LIMIT"\} (\d+)$/m.exec(m.text)?.[1] ?? 0);
+    t.diagnostic(`${report.ok} of ${report.ok + report.failed} proxied requests answered while 1,100 slow clients tried the API; ${refused} API connections refused`);
     assert.ok(refused >= 1000, `connections over the caps were refused and counted (${refused})`);
     assert.ok(r.daemon.logs.some((l) => l.event === 'internal-failure' && l['code'] === 'E_API_LIMIT'), 'and logged with the stable code');
   } finally {
@@ -345,7 +349,7 @@ test('descriptors exhausted under the proxy: accept errors are logged and counte
   }
 });
 
-test('a configuration bomb refused on reload does not stall relaying', { timeout: 180_000 }, async () => {
+test('a configuration bomb refused on reload does not stall relaying', { timeout: 180_000 }, async (t) => {
   const r = await rig();
   try {
     const lines = [`virtual_server 127.0.0.1 ${r.vport} {`, '  lb_kind PROXY'];
@@ -358,6 +362,7 @@ test('a configuration bomb refused on reload does not stall relaying', { timeout
     await r.daemon.waitLog((l) => l.event === 'reload-rejected', 120_000, 'the bomb to be refused');
     await new Promise((res) => setTimeout(res, 300));
     const report = await load.stop();
+    t.diagnostic(`${report.ok} requests while a 160,000-line file was read and refused; worst ${report.maxLatencyMs.toFixed(1)} ms`);
     assert.deepEqual(report.errors, []);
     assert.ok(report.maxLatencyMs < 1000, `relaying never stalled for a second (worst request ${Math.round(report.maxLatencyMs)} ms; 3.7 s before the reader moved off the main thread)`);
   } finally {

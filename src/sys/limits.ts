@@ -35,12 +35,16 @@ export function raiseFileLimit(cap = 1 << 20): { before: FileLimit; after: FileL
   return { before, after: fileLimit() ?? before };
 }
 
-/** Descriptors this process has open now (/proc/self/fd), or null where that cannot be read. */
+/**
+ * Descriptors this process has open now (/proc/self/fd); Infinity when not even that can be
+ * opened for want of descriptors (EMFILE/ENFILE: exhausted); null where it cannot be read.
+ */
 export function openFileCount(): number | null {
   try {
     return fs.readdirSync('/proc/self/fd').length;
-  } catch {
-    return null;
+  } catch (err: unknown) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'EMFILE' || code === 'ENFILE' ? Infinity : null;
   }
 }
 
@@ -57,7 +61,7 @@ export function watchFileLimit(onExhausted: (open: number, limit: number) => voi
     const open = openFileCount();
     let next = 5000;
     if (lim && open !== null) {
-      if (open >= lim.soft - reserve) onExhausted(open, lim.soft);
+      if (open >= lim.soft - reserve) onExhausted(Math.min(open, lim.soft), lim.soft);
       if (open * 2 >= lim.soft) next = 1000;
     }
     timer = setTimeout(check, next);
