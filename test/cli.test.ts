@@ -23,6 +23,18 @@ describe('fulcrum check', () => {
     assert.equal(fulcrum('check', '-q', '-f', seedConf).err, '');
   });
 
+  it('reads a 160,000-line block without overflowing the stack (issue 17: "Maximum call stack size exceeded")', async () => {
+    await withTempDir((dir) => {
+      const lines = ['virtual_server 127.0.0.1 80 {', '  lb_kind PROXY'];
+      for (let i = 0; i < 160_000; i++) lines.push(`  real_server 10.${1 + (i >> 16)}.${(i >> 8) & 255}.${i & 255} 80 { weight 1 }`);
+      lines.push('}');
+      writeTree(dir, { 'big.conf': `${lines.join('\n')}\n` });
+      const r = spawnSync(process.execPath, [path.join(root, 'bin', 'fulcrum.js'), 'check', '-f', path.join(dir, 'big.conf')], { encoding: 'utf8', timeout: 120_000 });
+      assert.equal(r.status, 0, r.stderr.slice(0, 500));
+      assert.match(r.stdout, /1 virtual server \(160000 real servers\)/);
+    });
+  });
+
   it('--dump prints the normalized model', () => {
     const r = fulcrum('check', '-f', seedConf, '--dump');
     assert.equal(r.code, 0, r.err);
