@@ -18,7 +18,7 @@
  * unreadable one is set aside (renamed), and entries the planes cannot apply are kept but
  * not applied, and reported, like stale ones.
  */
-import { FulcrumError, DiagnosticCode, formatDiagnostic, formatLocation, supervise, errorMessage } from '../errors/index.js';
+import { DiagnosticCode, errorCode, errorMessage, FailureCode, formatDiagnostic, formatLocation, reportFailure, supervise } from '../errors/index.js';
 import { inProcessConfigLoader, type ConfigLoader } from '../config/index.js';
 import { serviceKey } from '../model/keys.js';
 import type { FulcrumConfig } from '../model/types.js';
@@ -371,7 +371,9 @@ export class Daemon {
         await tx.abort();
         return this.rejectReload(fatal.map((f) => f.message));
       }
-      await tx.commit();
+      // The data plane took it: the reload is committed. A VRRP process that dies right now
+      // is restarted on this configuration; the failure is reported, not the reload's.
+      await tx.commit().catch((err: unknown) => reportFailure('vrrp', errorCode(err) ?? FailureCode.WORKER, err));
       this.announceStale();
       this.scheduleRetry(r.failed);
       this.health.setConfig(eff.config);

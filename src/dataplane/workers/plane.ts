@@ -308,7 +308,7 @@ export class WorkersDataPlane implements DataPlane {
     // 3. Every worker commits the same ops.
     await Promise.all(live.map((s) => this.ask(s, { t: 'commit', id, plan: wire, skip: [...skip] })));
     const applied: PlanOp[] = [];
-    for (const [k, op] of sent.entries()) {
+    for (let k = 0; k < sent.length; k++) {
       if (skip.has(k)) continue;
       const original = plan.ops[index[k] as number] as PlanOp;
       this.table.commit(original);
