@@ -131,13 +131,24 @@ export function closedPort(type: 'tcp' | 'udp' = 'tcp'): Promise<number> {
 
 /** Start a child process and wait until `ready()` says it serves; killed on close. */
 export async function startDaemonProcess(cmd: string, args: string[], ready: () => Promise<boolean>, timeoutMs = 10_000): Promise<{ child: ChildProcess; close: () => Promise<void> }> {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  // Its own process group: a daemon's workers (nginx's) die with it instead of outliving the test.
+  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   let stderr = '';
   child.stderr?.on('data', (c: Buffer) => { stderr += c.toString(); });
   const close = (): Promise<void> => new Promise((r) => {
-    if (child.exitCode !== null || child.signalCode !== null) return r();
-    child.once('exit', () => r());
-    child.kill('SIGKILL');
+    const group = (): void => {
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // the group is already gone
+      }
+    };
+    if (child.exitCode !== null || child.signalCode !== null) {
+      group();
+      return r();
+    }
+    child.once('exit', () => { group(); r(); });
+    group();
   });
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
