@@ -24,6 +24,13 @@ export class SpecTable {
     return this.closed;
   }
 
+  /** A draft: the same entries, whose server maps can change without touching this table. */
+  clone(): SpecTable {
+    const c = new SpecTable();
+    for (const [k, e] of this.services) c.services.set(k, { spec: e.spec, servers: new Map(e.servers) });
+    return c;
+  }
+
   /** Why `op` cannot apply to the table as it is, or null when it can. */
   check(op: PlanOp): OpFailure | null {
     const fail = (code: DataPlaneErrorCode, message: string): OpFailure => ({ op, code, message });

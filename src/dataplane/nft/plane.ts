@@ -19,7 +19,7 @@
  */
 import type { ForwardingMethod } from '../../model/types.js';
 import { addCounters, newCounters, RateEstimator, zeroCounters, ZERO_RATES } from '../stats.js';
-import { SpecTable, type TableEntry } from '../table.js';
+import { SpecTable } from '../table.js';
 import {
   DataPlaneErrorCode, DEFAULT_TIMEOUTS, type ApplyResult, type ConnectionEntry, type Counters, type DataPlane, type HeldTable,
   type OpFailure, type Plan, type PlanOp, type ServiceStats, type Timeouts,
@@ -131,7 +131,7 @@ export class NftDataPlane implements DataPlane {
     if (this.table.isClosed || this.closed) {
       return { applied: [], failed: plan.ops.map((op) => ({ op, code: DataPlaneErrorCode.CLOSED, message: 'data plane is closed' })) };
     }
-    const draft = cloneTable(this.table);
+    const draft = this.table.clone();
     const accepted: PlanOp[] = [];
     const failed: OpFailure[] = [];
     for (const op of plan.ops) {
@@ -401,7 +401,7 @@ export class NftDataPlane implements DataPlane {
       const spec = this.table.services.get(key)?.spec;
       if (spec && slotShape(spec.scheduler, spec.schedFlags).dynamic) dirty.add(key);
     }
-    if (dirty.size > 0) await this.sync(cloneTable(this.table), false, dirty);
+    if (dirty.size > 0) await this.sync(this.table.clone(), false, dirty);
   }
 
   /** The conntrack table's text; a failed read rejects (E_CONNTRACK_READ). */
@@ -518,15 +518,4 @@ export class NftDataPlane implements DataPlane {
     if (this.loaded.inet) n += parseConntrack(await this.conntrack()).filter((c) => this.backends.has(c.mark)).length;
     return n;
   }
-}
-
-
-
-
-
-
-function cloneTable(t: SpecTable): SpecTable {
-  const c = new SpecTable();
-  for (const [k, e] of t.services) c.services.set(k, { spec: e.spec, servers: new Map(e.servers) } satisfies TableEntry);
-  return c;
 }

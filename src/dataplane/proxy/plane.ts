@@ -367,11 +367,8 @@ export class ProxyDataPlane implements DataPlane {
   private async effect(op: PlanOp): Promise<OpFailure | null> {
     switch (op.op) {
       case 'add-service': {
-        const bad = this.unsupported(op, op.service.method, `service ${op.service.key}`);
+        const bad = proxyRefusal(op);
         if (bad) return bad;
-        if (op.service.protocol === 'sctp' || op.service.listen.length === 0) {
-          return { op, code: DataPlaneErrorCode.UNSUPPORTED, message: `the userspace proxy cannot serve ${op.service.key}: it needs TCP or UDP on explicit addresses and ports` };
-        }
         const svc = new ProxyService(op.service, this, this.random);
         const failure = await svc.openListeners(op.service.listen);
         if (failure) return { op, ...failure };
@@ -381,7 +378,7 @@ export class ProxyDataPlane implements DataPlane {
       case 'edit-service': {
         const svc = this.services.get(op.service.key);
         if (!svc) return null;
-        const bad = this.unsupported(op, op.service.method, `service ${op.service.key}`);
+        const bad = proxyRefusal(op);
         if (bad) return bad;
         const failure = await svc.openListeners(op.service.listen);
         if (failure) return { op, ...failure };
@@ -401,7 +398,7 @@ export class ProxyDataPlane implements DataPlane {
       }
       case 'add-server':
       case 'edit-server': {
-        const bad = this.unsupported(op, op.server.method, `real server ${op.server.key}`);
+        const bad = proxyRefusal(op);
         if (bad) return bad;
         const svc = this.services.get(op.service);
         const entry = this.table.services.get(op.service);
@@ -445,13 +442,7 @@ export class ProxyDataPlane implements DataPlane {
     }
   }
 
-  private unsupported(op: PlanOp, method: ForwardingMethod, what: string): OpFailure | null {
-    if (method === 'proxy') return null;
-    return {
-      op, code: DataPlaneErrorCode.UNSUPPORTED,
-      message: `${what} uses ${method.toUpperCase()} forwarding, which the userspace proxy cannot do: it needs the kernel (nftables) data plane; use lb_kind PROXY to run without it`,
-    };
-  }
+
 
   stats(): ServiceStats[] {
     const out: ServiceStats[] = [];
@@ -566,4 +557,30 @@ export function reportAcceptError(err: NodeJS.ErrnoException, protocol: string, 
   reportFailure('proxy', fd ? FailureCode.FD_EXHAUSTED : FailureCode.ACCEPT,
     `accept on ${protocol} ${formatHostPort(l.address, l.port)} failed: ${err.code ?? err.message}${fd ? ' (out of file descriptors: raise the limit, e.g. LimitNOFILE= in the unit)' : ''}`,
     { listen: formatHostPort(l.address, l.port), errno: err.code ?? '' });
+}
+
+/**
+ * Why the userspace proxy cannot take `op` at all (whatever it holds), or null: a service or
+ * real server forwarding in the kernel, a service not on explicit TCP/UDP addresses. Every
+ * proxy plane (one loop or workers) refuses the same ops with the same words.
+ */
+export function proxyRefusal(op: PlanOp): OpFailure | null {
+  const fail = (what: string, method: ForwardingMethod): OpFailure => ({
+    op, code: DataPlaneErrorCode.UNSUPPORTED,
+    message: `${what} uses ${method.toUpperCase()} forwarding, which the userspace proxy cannot do: it needs the kernel (nftables) data plane; use lb_kind PROXY to run without it`,
+  });
+  switch (op.op) {
+    case 'add-service':
+    case 'edit-service':
+      if (op.service.method !== 'proxy') return fail(`service ${op.service.key}`, op.service.method);
+      if (op.op === 'add-service' && (op.service.protocol === 'sctp' || op.service.listen.length === 0)) {
+        return { op, code: DataPlaneErrorCode.UNSUPPORTED, message: `the userspace proxy cannot serve ${op.service.key}: it needs TCP or UDP on explicit addresses and ports` };
+      }
+      return null;
+    case 'add-server':
+    case 'edit-server':
+      return op.server.method !== 'proxy' ? fail(`real server ${op.server.key}`, op.server.method) : null;
+    default:
+      return null;
+  }
 }

@@ -117,3 +117,15 @@ test('a full template table is refused (the connection goes on without persisten
   for (let i = 0; i < 6; i++) assert.ok(w.schedule(flow(i), `192.0.2.${i}`, 0));
   assert.equal(w.templatesRefused, 2, '4 ways in one bucket: the 5th and 6th clients get none');
 });
+
+test('retired slots are reset together: their counts, and every template pointing at them, in one pass', () => {
+  const { a, main } = setup('rr', { timeout: 60, netmask: '255.255.255.255', prefixLength: 32 });
+  const d1 = a.schedule(flow(1), '192.0.2.1', 0) as SharedDest;
+  const d2 = a.schedule(flow(2), '192.0.2.2', 0) as SharedDest;
+  a.finish(d1, '192.0.2.1', true, 1);
+  a.finish(d2, '192.0.2.2', true, 1);
+  assert.equal(main.templateCounts(2).size, 2);
+  main.resetDests([d1.slot, d2.slot]);
+  assert.equal(main.templateCounts(2).size, 0, 'no template points at a slot that may be handed out again');
+  assert.deepEqual([d1.slot, d2.slot].map((s) => main.destCounts(s).active + main.destCounts(s).inactive), [0, 0]);
+});

@@ -160,16 +160,23 @@ export class SharedState {
     this.zeroCounters(this.limits.dests + slot);
   }
 
-  /** A destination slot starts fresh (counts, flags, counters; templates pointing at it go). */
-  resetDest(slot: number): void {
-    for (let k = 0; k < DEST_STRIDE; k++) Atomics.store(this.dests, slot * DEST_STRIDE + k, 0);
-    for (let w = 0; w < this.limits.workers; w++) {
-      const at = (w * this.limits.dests + slot) * WORKER_DEST_STRIDE;
-      Atomics.store(this.workerDests, at, 0);
-      Atomics.store(this.workerDests, at + 1, 0);
+  /**
+   * Destination slots that are free again start fresh: counts, flags, counters, and the
+   * templates pointing at them — one pass over the template table for all of them.
+   */
+  resetDests(slots: readonly number[]): void {
+    if (slots.length === 0) return;
+    for (const slot of slots) {
+      for (let k = 0; k < DEST_STRIDE; k++) Atomics.store(this.dests, slot * DEST_STRIDE + k, 0);
+      for (let w = 0; w < this.limits.workers; w++) {
+        const at = (w * this.limits.dests + slot) * WORKER_DEST_STRIDE;
+        Atomics.store(this.workerDests, at, 0);
+        Atomics.store(this.workerDests, at + 1, 0);
+      }
+      this.zeroCounters(slot);
     }
-    this.zeroCounters(slot);
-    this.forgetTemplates((e) => this.templates[e + T_DEST] === slot + 1);
+    const gone = new Set(slots.map((s) => s + 1));
+    this.forgetTemplates((e) => gone.has(this.templates[e + T_DEST] as number));
   }
 
   zeroCounters(row: number): void {

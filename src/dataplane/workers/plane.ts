@@ -23,6 +23,7 @@ import { Worker } from 'node:worker_threads';
 import { FailureCode, reportFailure } from '../../errors/index.js';
 import type { ForwardingMethod } from '../../model/types.js';
 import { DEFAULT_TUNABLES, type ProxyTunables } from '../proxy/context.js';
+import { proxyRefusal } from '../proxy/plane.js';
 import { allocateShared, COUNTER_FIELDS, DEFAULT_SHARED_LIMITS, SharedState, type SharedLimits } from '../shared/state.js';
 import { newCounters, RateEstimator, ZERO_RATES } from '../stats.js';
 import { SpecTable } from '../table.js';
@@ -58,7 +59,7 @@ type Taken = { readonly kind: 'service'; readonly service: string; readonly slot
 class SlotPool {
   private readonly free: number[] = [];
   private next = 0;
-  constructor(private readonly size: number, readonly what: string) {}
+  constructor(private readonly size: number) {}
   take(): number | null {
     const s = this.free.pop();
     if (s !== undefined) return s;
@@ -76,8 +77,8 @@ export class WorkersDataPlane implements DataPlane {
   private readonly state: SharedState;
   private readonly slots: Slot[] = [];
   private readonly init: Omit<WorkerInit, 'index'>;
-  private readonly serviceSlots = new SlotPool(0, 'services');
-  private readonly destSlots = new SlotPool(0, 'real servers');
+  private readonly serviceSlots: SlotPool;
+  private readonly destSlots: SlotPool;
   /** Slot of each service by key, and of each real server by `service|server`. */
   private readonly serviceSlot = new Map<string, number>();
   private readonly destSlot = new Map<string, number>();
@@ -104,8 +105,8 @@ export class WorkersDataPlane implements DataPlane {
   constructor(private readonly o: WorkersDataPlaneOptions) {
     const limits: SharedLimits = { ...DEFAULT_SHARED_LIMITS, ...o.limits, workers: o.workers };
     this.state = new SharedState(allocateShared(limits), -1);
-    this.serviceSlots = new SlotPool(limits.services, 'services');
-    this.destSlots = new SlotPool(limits.dests, 'real servers');
+    this.serviceSlots = new SlotPool(limits.services);
+    this.destSlots = new SlotPool(limits.dests);
     const rowsPerWorker = (limits.dests + limits.services) * COUNTER_FIELDS;
     this.base = new Float64Array(rowsPerWorker);
     this.zeroBase = new Float64Array(rowsPerWorker);
@@ -243,30 +244,17 @@ export class WorkersDataPlane implements DataPlane {
     return this.serial(() => this.applyNow(plan));
   }
 
-  /** Why this plane cannot take `op` beyond the table's rules, or null. */
-  private refuse(op: PlanOp): OpFailure | null {
-    const fail = (message: string): OpFailure => ({ op, code: DataPlaneErrorCode.UNSUPPORTED, message });
-    if (op.op === 'add-service' || op.op === 'edit-service') {
-      if (op.service.method !== 'proxy') return fail(`service ${op.service.key} uses ${op.service.method.toUpperCase()} forwarding, which the userspace proxy cannot do: it needs the kernel (nftables) data plane; use lb_kind PROXY to run without it`);
-      if (op.service.protocol === 'sctp' || op.service.listen.length === 0) return fail(`the userspace proxy cannot serve ${op.service.key}: it needs TCP or UDP on explicit addresses and ports`);
-    }
-    if ((op.op === 'add-server' || op.op === 'edit-server') && op.server.method !== 'proxy') {
-      return fail(`real server ${op.server.key} uses ${op.server.method.toUpperCase()} forwarding, which the userspace proxy cannot do: it needs the kernel (nftables) data plane; use lb_kind PROXY to run without it`);
-    }
-    return null;
-  }
-
   private async applyNow(plan: Plan): Promise<ApplyResult> {
     await this.ready();
     if (this.closed) return { applied: [], failed: plan.ops.map((op) => ({ op, code: DataPlaneErrorCode.CLOSED, message: 'data plane is closed' })) };
     // 1. What the table accepts, in order; slots for what is new.
     const failed = new Map<number, OpFailure>();
     const taken: Taken[] = [];
-    const draft = cloneTable(this.table);
+    const draft = this.table.clone();
     const sent: PlanOp[] = [];
     const index: number[] = [];
     for (const [i, op] of plan.ops.entries()) {
-      const f = draft.check(op) ?? this.refuse(op) ?? this.allocate(op, taken);
+      const f = draft.check(op) ?? proxyRefusal(op) ?? this.allocate(op, taken);
       if (f) {
         failed.set(i, f);
         continue;
@@ -294,7 +282,7 @@ export class WorkersDataPlane implements DataPlane {
       }
     }
     // What depended on a skipped op (servers of a service that could not listen) goes too.
-    const final = cloneTable(this.table);
+    const final = this.table.clone();
     for (const [k, op] of sent.entries()) {
       if (skip.has(k)) continue;
       const f = final.check(op);
@@ -348,7 +336,7 @@ export class WorkersDataPlane implements DataPlane {
       if (this.destSlot.has(key)) return null;
       const s = this.destSlots.take();
       if (s === null) return { op, code: DataPlaneErrorCode.UNSUPPORTED, message: `more than ${this.state.limits.dests} proxied real servers` };
-      this.state.resetDest(s);
+      // Slots in the pool are clean: fresh, or reset when they retired (resetDests).
       this.rows.delete(s);
       this.destSlot.set(key, s);
       taken.push({ kind: 'dest', service: op.service, server: op.server.key, slot: s });
@@ -393,11 +381,16 @@ export class WorkersDataPlane implements DataPlane {
   /** Once a second: counters and rates from the shared state; idle retired slots freed. */
   private tick(): void {
     const now = this.state.now();
+    const idle: number[] = [];
     for (const s of [...this.retiring]) {
       const c = this.state.destCounts(s);
       if (c.active + c.inactive > 0) continue;
       this.retiring.delete(s);
-      this.state.resetDest(s);
+      idle.push(s);
+    }
+    // Reset before they can be handed out again (a fresh slot is clean already).
+    this.state.resetDests(idle);
+    for (const s of idle) {
       this.rows.delete(s);
       this.destSlots.give(s);
     }
@@ -521,10 +514,4 @@ export class WorkersDataPlane implements DataPlane {
       await Promise.all(this.slots.map((s) => s.thread?.terminate()));
     });
   }
-}
-
-function cloneTable(t: SpecTable): SpecTable {
-  const c = new SpecTable();
-  for (const [k, e] of t.services) c.services.set(k, { spec: e.spec, servers: new Map(e.servers) });
-  return c;
 }
