@@ -7,6 +7,11 @@ const view = (over: Partial<StatusView> = {}): StatusView => ({
   reloads: { ok: 3, failed: 1, lastOkAt: 2_000_000, lastFailedAt: 1_000_000 },
   workers: [{ index: 0, threadId: 7, alive: true, restarts: 1, sessions: 12 }, { index: 1, threadId: 8, alive: true, restarts: 0, sessions: 3 }],
   lostConnections: 5,
+  sync: {
+    role: 'backup', config: { interface: 'eth1', syncid: 7, maxlen: 1472, group: '224.0.0.81', port: 8848, ttl: 1 },
+    sent: { messages: 0, entries: 0, errors: 0, tracked: 0 }, received: { messages: 12, entries: 400, peer: '10.0.0.9', lastAt: 1_700_000 },
+    installed: 390, unchanged: 4, queued: 0, refused: { syncid: 2, 'no-server': 6 }, lag: { send: null, install: 0.04 },
+  },
   services: [{
     key: 'tcp 10.0.0.1:80', protocol: 'tcp', scheduler: 'wrr', flags: [], persistence: null, method: 'proxy', active: true, quorum: 1, dropped: 4,
     counters: { conns: 10, inPkts: 20, outPkts: 30, inBytes: 400, outBytes: 5000 }, rates: { cps: 1, inPps: 2, outPps: 3, inBps: 40, outBps: 500 },
@@ -27,6 +32,12 @@ test('metrics: names end in _total or a unit, the real server is a label, values
   board.foldHealth({ type: 'probe', service: 'tcp 10.0.0.1:80', server: '10.0.0.2:80', checker: 'TCP_CHECK', ok: true, latencyMs: 40 });
   const { text, contentType } = await m.scrape();
   assert.match(contentType, /^text\/plain; version=0\.0\.4/);
+  assert.match(text, /^fulcrum_sync_role\{role="backup"\} 1$/m);
+  assert.match(text, /^fulcrum_sync_messages_total\{direction="received"\} 12$/m);
+  assert.match(text, /^fulcrum_sync_entries_total\{direction="received"\} 400$/m);
+  assert.match(text, /^fulcrum_sync_installed_total 390$/m);
+  assert.match(text, /^fulcrum_sync_refused_total\{reason="syncid"\} 2$/m);
+  assert.match(text, /^fulcrum_sync_lag_seconds\{side="install"\} 0\.04$/m);
   const S = 'service="tcp 10.0.0.1:80"';
   const R = `${S},server="10.0.0.2:80"`;
   for (const line of [

@@ -51,6 +51,30 @@ export function createMetrics(view: () => StatusView, board: StatusBoard, defaul
   const dirL = ['service', 'direction'] as const;
   const srvDirL = ['service', 'server', 'direction'] as const;
 
+  // Connection sync.
+  const sync = (): StatusView['sync'] => v().sync;
+  readGauge<'role'>('fulcrum_sync_role', 'Connection sync role: 1 for the one it runs (master, backup, master+backup, stopped)', ['role'], (e) => {
+    for (const r of ['master', 'backup', 'master+backup', 'stopped'] as const) e({ role: r }, sync().role === r ? 1 : 0);
+  });
+  readCounter<'direction'>('fulcrum_sync_messages_total', 'Connection sync datagrams sent and received (accepted)', ['direction'], (e) => {
+    e({ direction: 'sent' }, sync().sent.messages);
+    e({ direction: 'received' }, sync().received.messages);
+  });
+  readCounter<'direction'>('fulcrum_sync_entries_total', 'Connection sync entries sent and received', ['direction'], (e) => {
+    e({ direction: 'sent' }, sync().sent.entries);
+    e({ direction: 'received' }, sync().received.entries);
+  });
+  readCounter<never>('fulcrum_sync_installed_total', 'Synchronised flows written to the data plane', [], (e) => e({}, sync().installed));
+  readCounter<never>('fulcrum_sync_send_errors_total', 'Connection sync datagrams that could not be sent', [], (e) => e({}, sync().sent.errors));
+  readCounter<'reason'>('fulcrum_sync_refused_total', 'Connection sync datagrams or entries refused, by reason (bad-size, syncid, truncated, no-service, overflow, …)', ['reason'], (e) => {
+    for (const [reason, n] of Object.entries(sync().refused)) e({ reason }, n);
+  });
+  readGauge<'side'>('fulcrum_sync_lag_seconds', 'Connection sync lag: send = a master\'s read of the plane to its last datagram; install = a backup\'s oldest arrival to installed', ['side'], (e) => {
+    const l = sync().lag;
+    if (l.send !== null) e({ side: 'send' }, l.send);
+    if (l.install !== null) e({ side: 'install' }, l.install);
+  });
+
   const instL = ['instance'] as const;
   type InstLabels = (typeof instL)[number];
   const eachVrrp = (f: (i: StatusView['vrrp'][number]) => void): void => { for (const i of v().vrrp) f(i); };

@@ -14,13 +14,14 @@
  *   is a 400 naming the field.
  */
 import fs from 'node:fs';
+import { SYNC_DEFAULT_GROUP, SYNC_DEFAULT_MAXLEN, SYNC_DEFAULT_PORT, SYNC_DEFAULT_TTL } from '../sync/index.js';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import fastifyStatic from '@fastify/static';
-import { DiagnosticSink, FailureCode, FulcrumError, formatDiagnostic, reportFailure } from '../errors/index.js';
+import { DiagnosticSink, errorMessage, FailureCode, FulcrumError, formatDiagnostic, reportFailure } from '../errors/index.js';
 import { formatHostPort } from '../model/address.js';
 import { formatIpvsSave, joinArgs, METHOD_FLAG, parseIpvsadmLine, serviceIdKey, splitLine, type IpvsCommand } from '../config/ipvsadm/index.js';
 import type { Daemon, ChangeOutcome } from '../daemon/index.js';
@@ -41,7 +42,7 @@ export const ApiErrorCode = {
 } as const;
 
 /** What the API needs of the daemon. */
-export type ApiDaemon = Pick<Daemon, 'configuration' | 'plane' | 'runtime' | 'drains' | 'reloads' | 'change' | 'forgetRuntime' | 'drain' | 'reload' | 'vrrpStatus' | 'vrrpDrops'>;
+export type ApiDaemon = Pick<Daemon, 'configuration' | 'plane' | 'runtime' | 'drains' | 'reloads' | 'change' | 'forgetRuntime' | 'drain' | 'reload' | 'vrrpStatus' | 'vrrpDrops' | 'sync' | 'syncControl'>;
 
 export type OpenPart = 'metrics' | 'dashboard';
 
@@ -119,6 +120,15 @@ const SCHEMAS = {
     properties: { commands: { type: 'array', minItems: 1, maxItems: 100000, items: { type: 'string', maxLength: 4096 } } },
   },
   zero: { type: ['object', 'null'], additionalProperties: false, properties: { service: { type: 'string', maxLength: 200 } } },
+  sync: {
+    type: 'object', additionalProperties: false, required: ['action', 'role'],
+    properties: {
+      action: { type: 'string', enum: ['start', 'stop'] }, role: { type: 'string', enum: ['master', 'backup'] },
+      interface: { type: 'string', minLength: 1, maxLength: 15, pattern: '^[^/\\s:]+$' }, syncid: { type: 'integer', minimum: 0, maximum: 255 },
+      maxlen: { type: 'integer', minimum: 44, maximum: 65507 }, group: { type: 'string', pattern: '^2(2[4-9]|3[0-9])\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}$' },
+      port: { type: 'integer', minimum: 1, maximum: 65535 }, ttl: { type: 'integer', minimum: 1, maximum: 255 },
+    },
+  },
   drain: {
     type: 'object', additionalProperties: false, required: ['server'],
     properties: { server: { type: 'string', maxLength: 80 }, service: { type: 'string', maxLength: 200 }, deadline: { type: 'number', exclusiveMinimum: 0, maximum: 31536000 } },
@@ -146,6 +156,9 @@ export function parseCommands(lines: readonly string[], what: string): IpvsComma
     const cmd = parseIpvsadmLine(splitLine(line, what, i + 1), sink);
     const err = sink.items.find((d) => d.severity === 'error');
     if (!cmd || err) throw new ApiError(400, ApiErrorCode.BAD_REQUEST, err ? formatDiagnostic(err) : `${what}:${i + 1}: empty command`, { index: i });
+    if (cmd.op === 'start-daemon' || cmd.op === 'stop-daemon') {
+      throw new ApiError(400, ApiErrorCode.BAD_REQUEST, `${what}:${i + 1}: the sync daemon is not part of the table: use POST /v1/sync`, { index: i });
+    }
     if (cmd.op === 'list' || cmd.op === 'save' || cmd.op === 'restore') {
       throw new ApiError(400, ApiErrorCode.BAD_REQUEST, `${what}:${i + 1}: ${cmd.op} is a read: use GET /v1/stats or GET /v1/ipvsadm`, { index: i });
     }
@@ -329,6 +342,7 @@ function buildApp(o: ApiOptions, transport: 'unix' | 'tcp'): FastifyInstance {
     return { where: r.where, overlay: r.overlay, stale: r.stale, description: describeOverlay(r.overlay) };
   });
   app.get('/v1/drains', async () => d.drains());
+  app.get('/v1/sync', async () => d.sync.status());
   app.get<{ Querystring: { since?: string } }>('/v1/events', async (req) => o.board.timeline(Number(req.query.since ?? 0) || 0));
 
   // Changes
@@ -377,6 +391,20 @@ function buildApp(o: ApiOptions, transport: 'unix' | 'tcp'): FastifyInstance {
     return { ok: true };
   });
   app.delete('/v1/runtime', async (req, reply) => changed(await d.forgetRuntime(source(req)), reply));
+  // ipvsadm --start-daemon / --stop-daemon
+  app.post<{ Body: { action: 'start' | 'stop'; role: 'master' | 'backup'; interface?: string; syncid?: number; maxlen?: number; group?: string; port?: number; ttl?: number } }>(
+    '/v1/sync', { schema: { body: SCHEMAS.sync } }, async (req, reply) => {
+      const b = req.body;
+      if (b.action === 'start' && b.interface === undefined) throw new ApiError(400, ApiErrorCode.BAD_REQUEST, 'body/interface: --start-daemon needs --mcast-interface');
+      try {
+        return await d.syncControl(b.action, b.role, b.interface === undefined ? undefined : {
+          interface: b.interface, syncid: b.syncid ?? 0, maxlen: b.maxlen ?? SYNC_DEFAULT_MAXLEN, group: b.group ?? SYNC_DEFAULT_GROUP,
+          port: b.port ?? SYNC_DEFAULT_PORT, ttl: b.ttl ?? SYNC_DEFAULT_TTL,
+        });
+      } catch (err: unknown) {
+        return reply.status(409).send({ error: { code: ApiErrorCode.REFUSED, message: errorMessage(err) } });
+      }
+    });
   app.post<{ Body: { server: string; service?: string; deadline?: number } }>('/v1/drains', { schema: { body: SCHEMAS.drain } }, async (req, reply) => {
     const deadline = Date.now() + (req.body.deadline ?? 600) * 1000;
     const out = await d.drain(req.body.server, req.body.service, deadline, source(req));

@@ -5,6 +5,7 @@
  * out of the table (down, without inhibit_on_failure) is still listed, with why.
  */
 import type { WorkerStatus } from '../dataplane/index.js';
+import type { SyncStatus } from '../sync/index.js';
 import type { InstanceStatus } from '../vrrp/index.js';
 import type { Daemon, DrainStatus } from '../daemon/index.js';
 import { ZERO_RATES, type Counters, type Rates, type ServerStats } from '../dataplane/index.js';
@@ -73,11 +74,13 @@ export interface StatusView {
   readonly workers: readonly WorkerStatus[];
   /** Connections lost with data-plane workers that died. */
   readonly lostConnections: number;
+  /** Connection sync between directors (role 'stopped' when not configured). */
+  readonly sync: SyncStatus;
 }
 
 const NO_COUNTERS: Counters = { conns: 0, inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0 };
 
-export function statusView(daemon: Pick<Daemon, 'configuration' | 'plane' | 'runtime' | 'drains' | 'reloads' | 'vrrpStatus' | 'vrrpDrops'>, board: StatusBoard, now = Date.now()): StatusView {
+export function statusView(daemon: Pick<Daemon, 'configuration' | 'plane' | 'runtime' | 'drains' | 'reloads' | 'vrrpStatus' | 'vrrpDrops' | 'sync'>, board: StatusBoard, now = Date.now()): StatusView {
   const config = daemon.configuration;
   const stats = new Map(daemon.plane.stats().map((s) => [s.spec.key, s]));
   const services: ServiceView[] = [];
@@ -133,5 +136,6 @@ export function statusView(daemon: Pick<Daemon, 'configuration' | 'plane' | 'run
     reloads: { ...daemon.reloads },
     workers: daemon.plane.workers?.() ?? [],
     lostConnections: daemon.plane.lostConnections?.() ?? 0,
+    sync: daemon.sync.status(),
   };
 }

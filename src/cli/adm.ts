@@ -20,6 +20,7 @@ import {
 } from '../config/ipvsadm/index.js';
 import type { ConnectionEntry, ServiceStats, Timeouts } from '../dataplane/index.js';
 import type { DrainStatus } from '../daemon/index.js';
+import type { SyncStatus } from '../sync/index.js';
 import { apiRequest, type ApiResponse, type ApiTarget } from '../api/client.js';
 import { defaultPaths } from './run.js';
 import type { Io } from './check.js';
@@ -29,7 +30,9 @@ export const ADM_USAGE = `Usage: fulcrum adm [--socket PATH | --url URL --token-
        fulcrum adm runtime [--forget]
 ipvsadm commands: -A -E -D (services: -t/-u/-f, -s, -p [timeout], -M, -b, -o), -a -e -d (real servers:
 -r, -g/-m/-i/--proxy, -w, -x, -y), -C, -Z, -L/-l [-n] [--stats|--rate|--exact|--thresholds|
---persistent-conn|--timeout] [-c], -S [-n], -R (reads stdin), --set tcp tcpfin udp.`;
+--persistent-conn|--timeout|--daemon] [-c], -S [-n], -R (reads stdin), --set tcp tcpfin udp,
+--start-daemon master|backup --mcast-interface IF [--syncid N] [--sync-maxlen N] [--mcast-group ADDR]
+[--mcast-port P] [--mcast-ttl T], --stop-daemon master|backup.`;
 
 export interface AdmDeps {
   /** Standard input for -R. */
@@ -67,6 +70,17 @@ function errorOf(r: ApiResponse): string {
   const b = r.body as { error?: { message?: string; errors?: string[] } } | string;
   if (typeof b === 'object' && b !== null && b.error?.message) return [b.error.message, ...(b.error.errors ?? [])].join('\n');
   return `HTTP ${r.status}: ${r.text.slice(0, 200)}`;
+}
+
+/**
+ * `ipvsadm -L --daemon`: one line per running role, as ipvsadm prints them
+ * (`master sync daemon (mcast=eth0, syncid=1, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)`).
+ */
+export function formatDaemons(s: SyncStatus): string[] {
+  const c = s.config;
+  if (!c) return [];
+  const roles = s.role === 'master+backup' ? ['master', 'backup'] : s.role === 'stopped' ? [] : [s.role];
+  return roles.map((r) => `${r} sync daemon (mcast=${c.interface}, syncid=${c.syncid}, maxlen=${c.maxlen}, group=${c.group}, port=${c.port}, ttl=${c.ttl})`);
 }
 
 export async function runAdm(argv: readonly string[], io: Io, deps: AdmDeps = {}): Promise<number> {
@@ -147,8 +161,22 @@ async function ipvsadm(words: readonly string[], target: ApiTarget, io: Io, deps
   const cmd = parseLine(words, io);
   if (!cmd) return 2;
   switch (cmd.op) {
+    case 'start-daemon':
+    case 'stop-daemon': {
+      const body = cmd.op === 'start-daemon' ? { action: 'start', role: cmd.role, ...cmd.sync } : { action: 'stop', role: cmd.role };
+      const r = await apiRequest<SyncStatus>(target, 'POST', '/v1/sync', body);
+      if (r.status !== 200) {
+        io.err(errorOf(r));
+        return 1;
+      }
+      return 0;
+    }
     case 'list': {
       const f = cmd.flags;
+      if (f.has('daemon')) {
+        for (const l of formatDaemons(await get<SyncStatus>(target, '/v1/sync'))) io.out(l);
+        return 0;
+      }
       if (f.has('timeout')) {
         io.out(formatTimeouts(await get<Timeouts>(target, '/v1/timeouts')));
         return 0;

@@ -32,6 +32,8 @@ import { ScriptAndMailNotifier, smtpMailer } from '../notify/index.js';
 import { publishDaemon } from './events.js';
 import { METHOD_FLAG, serviceIdKey, type IpvsCommand } from '../config/ipvsadm/index.js';
 import { formatHostPort } from '../model/address.js';
+import { SyncDaemon, type SyncConfig, type SyncStatus } from '../sync/index.js';
+import { udpSyncTransport, type SyncTransport } from '../sys/sync-socket.js';
 import {
   applyOverlay, EMPTY_OVERLAY, ipvsView, MemoryRuntimeStore, OverlayRecorder, changesTable,
   type OverlayResult, type RuntimeOverlay, type RuntimeStore,
@@ -55,6 +57,8 @@ export interface DaemonOptions {
   readonly vrrp?: Partial<Omit<VrrpNodeOptions, 'onHeldChange'>>;
   /** How VRRP runs (given the held-address callback); default: on this loop with `vrrp`'s wiring. */
   readonly vrrpRunner?: (onHeld: (held: ReadonlySet<string>) => void) => VrrpRunner;
+  /** Connection sync wiring (transport, intervals) — tests; the default is UDP multicast. */
+  readonly sync?: { readonly transport?: SyncTransport; readonly sendIntervalMs?: number; readonly installIntervalMs?: number };
   /** How the configuration file is read (default: on this thread). */
   readonly loader?: ConfigLoader;
   /** Accept a configuration with no virtual server and no VRRP instance (runtime changes only). */
@@ -158,6 +162,10 @@ export class Daemon {
   private closing = false;
   /** Reload outcomes since start (for metrics). */
   readonly reloads = { ok: 0, failed: 0, lastOkAt: 0, lastFailedAt: 0 };
+  /** Connection sync between directors (lvs_sync_daemon / ipvsadm --start-daemon). */
+  readonly sync: SyncDaemon;
+  /** The sync daemon as `fulcrum adm --start-daemon` set it (over the file's), or null. */
+  private syncRuntime: SyncConfig | 'stopped' | null = null;
 
   constructor(private readonly opts: DaemonOptions) {
     this.store = opts.runtime ?? new MemoryRuntimeStore();
@@ -175,7 +183,15 @@ export class Daemon {
         supervise('director', this.director.observeMany(batch).then((r) => this.scheduleRetry(r.failed)));
       },
     });
+    this.sync = new SyncDaemon({
+      plane: opts.plane,
+      transport: opts.sync?.transport ?? udpSyncTransport,
+      instanceState: (name) => this.vrrp.status().find((i) => i.name === name)?.state ?? null,
+      ...(opts.sync?.sendIntervalMs !== undefined ? { sendIntervalMs: opts.sync.sendIntervalMs } : {}),
+      ...(opts.sync?.installIntervalMs !== undefined ? { installIntervalMs: opts.sync.installIntervalMs } : {}),
+    });
     const onHeld = (): void => {
+      supervise('sync', this.sync.followRole());
       if (this.closing) return;
       supervise('director', this.director.setGate((spec) => this.served(spec)).then((r) => this.scheduleRetry(r.failed)));
     };
@@ -332,6 +348,7 @@ export class Daemon {
     this.announceStale();
     this.scheduleRetry(r.failed);
     this.health.setConfig(eff.config);
+    this.applySync();
     this.scheduleDrainCheck();
     publishDaemon({ type: 'started', services: eff.config.virtualServers.length, plane: this.opts.plane.name });
     return { ok: true, errors: [] };
@@ -377,6 +394,7 @@ export class Daemon {
       this.announceStale();
       this.scheduleRetry(r.failed);
       this.health.setConfig(eff.config);
+      this.applySync();
       this.reloads.ok++;
       this.reloads.lastOkAt = Date.now();
       publishDaemon({ type: 'reloaded', ops: r.applied.length, failed: r.failed.length });
@@ -595,6 +613,7 @@ export class Daemon {
     // close() stops accepting before it first yields, so 'stopping' is logged once no new
     // connection can arrive.
     const vrrp = this.vrrp.stop();
+    supervise('sync', this.sync.stop());
     // 'stopping' is published once no new connection can arrive: listeners closed (at once
     // on this loop; workers confirm it).
     const accepting = this.opts.plane.stopAccepting?.() ?? Promise.resolve();
@@ -611,6 +630,51 @@ export class Daemon {
       supervise('director', this.director.reconcile().then((r) => this.scheduleRetry(r.failed)));
     }, this.opts.retryMs ?? 5000);
     this.retryTimer.unref();
+  }
+
+  /**
+   * The sync daemon as the configuration (or `--start-daemon`) asks. Sockets that cannot be
+   * opened yet (the interface has no address) are reported and retried by the sync daemon;
+   * they never fail a start or a reload, as keepalived carries on without its sync daemon.
+   */
+  private applySync(): void {
+    const file = this.config?.global.lvsSyncDaemon;
+    const rt = this.syncRuntime;
+    const cfg: SyncConfig | null = rt === 'stopped' ? null : rt ?? (file ? {
+      interface: file.interface, instance: file.instance, syncid: file.syncid, maxlen: file.maxlen, group: file.group, port: file.port, ttl: file.ttl,
+    } : null);
+    supervise('sync', this.sync.configure(cfg).catch((err: unknown) => reportFailure('sync', errorCode(err) ?? FailureCode.SYNC_SOCKET, err)));
+  }
+
+  /**
+   * `ipvsadm --start-daemon ROLE …` / `--stop-daemon ROLE`: set one role of the sync daemon
+   * at run time (over the file's lvs_sync_daemon until stopped). Rejects, with the sync
+   * daemon as it was, when its sockets cannot be opened.
+   */
+  async syncControl(action: 'start' | 'stop', role: 'master' | 'backup', cfg?: Omit<SyncConfig, 'master' | 'backup' | 'instance'>): Promise<SyncStatus> {
+    const prev = this.syncRuntime;
+    const cur = this.sync.status().config;
+    const base = cur && cur.instance === undefined ? cur : null;
+    const running = (r: 'master' | 'backup'): boolean => (base ? (r === 'master' ? base.master ?? true : base.backup ?? true) : false);
+    let next: SyncConfig | 'stopped';
+    if (action === 'start') {
+      if (!cfg) throw new Error('--start-daemon needs --mcast-interface');
+      next = { ...cfg, master: role === 'master' || running('master'), backup: role === 'backup' || running('backup') };
+    } else {
+      if (!base || !running(role)) throw new Error(`no ${role} sync daemon is running`);
+      const master = role === 'master' ? false : running('master');
+      const backup = role === 'backup' ? false : running('backup');
+      next = master || backup ? { ...base, master, backup } : 'stopped';
+    }
+    this.syncRuntime = next;
+    try {
+      await this.sync.configure(next === 'stopped' ? null : next);
+    } catch (err: unknown) {
+      this.syncRuntime = prev;
+      this.applySync();
+      throw err;
+    }
+    return this.sync.status();
   }
 
   /** VRRP's state, one entry per instance (empty without VRRP). */

@@ -8,7 +8,7 @@ import type { ForwardingMethod } from '../model/types.js';
 import { SpecTable } from './table.js';
 import {
   DataPlaneErrorCode, type ApplyResult, type ConnectionEntry, type DataPlane, type HeldTable, type OpFailure, type Plan, type PlanOp,
-  type ServiceStats, type WorkerStatus,
+  type ServiceStats, type SyncedFlow, type SyncInstallRefusal, type SyncInstallResult, type WorkerStatus,
 } from './types.js';
 
 export interface PlaneSlot {
@@ -134,6 +134,36 @@ export class RoutingDataPlane implements DataPlane {
 
   stats(): ServiceStats[] {
     return this.built.flatMap((p) => p.stats());
+  }
+
+  async syncExport(): Promise<SyncedFlow[]> {
+    return (await Promise.all(this.built.map((p) => (p.syncExport ? p.syncExport() : Promise.resolve([]))))).flat();
+  }
+
+  /** Each flow goes to the plane of its forwarding method; flows no built plane takes are refused. */
+  async syncInstall(flows: readonly SyncedFlow[]): Promise<SyncInstallResult> {
+    const by = new Map<number, SyncedFlow[]>();
+    const refused = new Map<SyncInstallRefusal, number>();
+    for (const f of flows) {
+      const i = this.slotFor(f.method);
+      const p = i < 0 ? null : this.planes[i];
+      if (!p?.syncInstall) {
+        refused.set(p ? 'unsupported' : 'no-service', (refused.get(p ? 'unsupported' : 'no-service') ?? 0) + 1);
+        continue;
+      }
+      let l = by.get(i);
+      if (!l) by.set(i, (l = []));
+      l.push(f);
+    }
+    let installed = 0;
+    let unchanged = 0;
+    for (const [i, l] of by) {
+      const r = await (this.planes[i] as DataPlane & { syncInstall: NonNullable<DataPlane['syncInstall']> }).syncInstall(l);
+      installed += r.installed;
+      unchanged += r.unchanged;
+      for (const [k, n] of r.refused) refused.set(k, (refused.get(k) ?? 0) + n);
+    }
+    return { installed, unchanged, refused };
   }
 
   async connections(): Promise<ConnectionEntry[]> {

@@ -207,6 +207,51 @@ export interface DataPlane {
   workers?(): WorkerStatus[];
   /** Planes that relay on worker threads: connections lost with workers that died. */
   lostConnections?(): number;
+  /**
+   * Connection synchronisation (src/sync): the flows and persistence templates this plane
+   * can hand to another director, read now. Planes that hold nothing another director
+   * could continue (a proxied TCP connection cannot move) do not have it.
+   */
+  syncExport?(): Promise<SyncedFlow[]>;
+  /** Install flows another director synchronised, so that they continue here after a takeover. */
+  syncInstall?(flows: readonly SyncedFlow[]): Promise<SyncInstallResult>;
+}
+
+/** The state of a synchronised flow, as much as a receiver needs. */
+export type SyncedState = 'established' | 'closing' | 'other';
+
+/**
+ * One connection or persistence template as directors synchronise it, independent of the
+ * wire (src/sync/translate.ts maps it to IPVS's sync entry) and of the plane.
+ */
+export interface SyncedFlow {
+  readonly template: boolean;
+  readonly protocol: Protocol;
+  readonly family: Family;
+  readonly method: ForwardingMethod;
+  /** The client (a template: the client's network, masked by the service's netmask). */
+  readonly client: string;
+  readonly cport: number;
+  /** The service: its address and port; a fwmark service: its mark (address unspecified). */
+  readonly virtual: string;
+  readonly vport: number;
+  readonly fwmark: number;
+  readonly server: string;
+  readonly dport: number;
+  readonly state: SyncedState;
+  /** Seconds a receiver keeps it without a refresh. */
+  readonly timeout: number;
+}
+
+/** Why a synchronised flow was not installed (stable; the label of its counter). */
+export type SyncInstallRefusal = 'no-service' | 'no-server' | 'unsupported' | 'full';
+
+export interface SyncInstallResult {
+  /** Written to the plane's tables (new, moved to another server, or refreshed). */
+  readonly installed: number;
+  /** Already held with the same server and enough time left: nothing written. */
+  readonly unchanged: number;
+  readonly refused: ReadonlyMap<SyncInstallRefusal, number>;
 }
 
 /** A data-plane worker as the control plane sees it. */

@@ -42,6 +42,12 @@ export const FailureCode = {
   VRRP: 'E_VRRP',
   /** The control API refused a client for a resource limit. */
   API_LIMIT: 'E_API_LIMIT',
+  /** Connection sync: a datagram could not be sent (the flows go again next round). */
+  SYNC_SEND: 'E_SYNC_SEND',
+  /** Connection sync: synchronised flows could not be installed in the data plane. */
+  SYNC_INSTALL: 'E_SYNC_INSTALL',
+  /** Connection sync: the multicast sockets could not be opened. */
+  SYNC_SOCKET: 'E_SYNC_SOCKET',
 } as const;
 
 export interface InternalFailure {

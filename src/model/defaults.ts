@@ -52,3 +52,9 @@ export const DEFAULT_AGENT_TIMEOUT = 2;
 /** UDP_CHECK reply length bounds. */
 export const UDP_MIN_REPLY_LENGTH = 0;
 export const UDP_MAX_REPLY_LENGTH = 255;
+
+/** IPVS's sync daemon (ip_vs_sync.c): multicast group, port, TTL; sync_maxlen for a 1500-byte MTU. */
+export const LVS_SYNC_GROUP = '224.0.0.81';
+export const LVS_SYNC_PORT = 8848;
+export const LVS_SYNC_TTL = 1;
+export const LVS_SYNC_MAXLEN = 1472;

@@ -402,6 +402,20 @@ export interface GlobalDefs {
   readonly lvsTimeouts: LvsTimeouts;
   readonly scriptUser?: { readonly user: string; readonly group?: string | undefined } | undefined;
   readonly enableScriptSecurity: boolean;
+  /** `lvs_sync_daemon`: connection sync between directors (src/sync). */
+  readonly lvsSyncDaemon?: LvsSyncDaemon | undefined;
+}
+
+/** keepalived's `lvs_sync_daemon IF [INSTANCE | inst INSTANCE] [id N] [maxlen N] [port P] [ttl T] [group ADDR]`. */
+export interface LvsSyncDaemon {
+  readonly interface: string;
+  readonly instance?: string | undefined;
+  readonly syncid: number;
+  readonly maxlen: number;
+  readonly port: number;
+  readonly ttl: number;
+  readonly group: string;
+  readonly loc: SourceLocation;
 }
 
 /** The validated, normalized configuration: what the director wants to be true. */

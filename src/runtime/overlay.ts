@@ -280,6 +280,8 @@ export class OverlayRecorder {
       case 'list':
       case 'save':
       case 'restore':
+      case 'start-daemon':
+      case 'stop-daemon':
         return { ok: true };
     }
     this.changed = true;

@@ -171,7 +171,9 @@ export class FakeNft implements Nft {
       if (!s) return 'No such file or directory (set)';
       for (const e of splitElements(m[5] as string)) {
         const i = s.kind === 'map' ? e.lastIndexOf(' : ') : -1;
-        const key = i >= 0 ? e.slice(0, i) : e;
+        // `key timeout 30s`: the element's own timeout (read back as its expiry).
+        const tm = / timeout (\d+)s$/.exec(i >= 0 ? e.slice(0, i) : e);
+        const key = (i >= 0 ? e.slice(0, i) : e).replace(/ timeout \d+s$/, '');
         if (m[1] === 'delete') {
           if (!s.elems.delete(key)) return `No such file or directory (element ${key})`;
           continue;
@@ -179,7 +181,7 @@ export class FakeNft implements Nft {
         const value = i >= 0 ? e.slice(i + 3) : '';
         const old = s.elems.get(key);
         if (old && old.value !== value) return `File exists (element ${key})`;
-        s.elems.set(key, { value, expires: 0, counter: null });
+        s.elems.set(key, { value, expires: tm ? Number(tm[1]) : old?.expires ?? 0, counter: null });
       }
       return null;
     }

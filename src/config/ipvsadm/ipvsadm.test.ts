@@ -14,6 +14,28 @@ const errs = (text: string): [string, number | undefined, number | undefined, st
   parseIpvsadmRules(text, 'rules').diagnostics.filter((d) => d.severity === 'error').map((d) => [d.code, d.loc?.line, d.loc?.col, d.message]);
 
 describe('ipvsadm grammar', () => {
+  it('--start-daemon / --stop-daemon / -L --daemon, with IPVS\'s defaults and located errors', () => {
+    const a = one('ipvsadm --start-daemon master --mcast-interface eth1 --syncid 7').cmd;
+    assert.deepEqual(a && a.op === 'start-daemon' ? [a.role, a.sync] : null, ['master', { interface: 'eth1', syncid: 7, maxlen: 1472, group: '224.0.0.81', port: 8848, ttl: 1 }]);
+    const b = one('--start-daemon=backup --mcast-interface=eth1 --sync-maxlen 1400 --mcast-group 239.0.0.9 --mcast-port 9000 --mcast-ttl 3').cmd;
+    assert.deepEqual(b && b.op === 'start-daemon' ? [b.role, b.sync] : null, ['backup', { interface: 'eth1', syncid: 0, maxlen: 1400, group: '239.0.0.9', port: 9000, ttl: 3 }]);
+    assert.deepEqual(one('--stop-daemon backup').cmd, { op: 'stop-daemon', role: 'backup', loc: { file: 'cmd', line: 1, col: 1 } });
+    const l = one('-L --daemon').cmd;
+    assert.ok(l?.op === 'list' && l.flags.has('daemon'));
+    for (const [line, re] of [
+      ['--start-daemon leader --mcast-interface eth1', /illegal start-daemon parameter/],
+      ['--start-daemon master', /needs --mcast-interface/],
+      ['--start-daemon master --mcast-interface eth1 --syncid 300', /illegal syncid/],
+      ['--start-daemon master --mcast-interface eth1 --mcast-group 10.1.1.1', /illegal multicast group/],
+      ['--start-daemon master --mcast-interface eth1 -t 10.0.0.1:80', /illegal option --tcp-service/],
+    ] as const) {
+      const r = one(line);
+      const e = r.sink.items.find((d) => d.severity === 'error');
+      assert.match(e?.message ?? '', re, line);
+      assert.ok((e?.loc?.col ?? 0) >= 1, line);
+    }
+  });
+
   it('parses the seed rules from the source documents: PPC, PCC (port 0) and fwmark services', () => {
     const text = fs.readFileSync(path.join(repoRoot(), 'test', 'fixtures', 'seed', 'seed-ipvsadm-rules.txt'), 'utf8');
     const r = parseIpvsadmRules(text, 'seed');

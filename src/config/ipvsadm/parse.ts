@@ -50,7 +50,19 @@ export type IpvsCommand =
   | { readonly op: 'clear' | 'save' | 'restore'; readonly loc: SourceLocation }
   | { readonly op: 'zero'; readonly service?: ServiceId | undefined; readonly loc: SourceLocation }
   | { readonly op: 'list'; readonly service?: ServiceId | undefined; readonly flags: ReadonlySet<string>; readonly loc: SourceLocation }
-  | { readonly op: 'set'; readonly tcp: number; readonly tcpfin: number; readonly udp: number; readonly loc: SourceLocation };
+  | { readonly op: 'set'; readonly tcp: number; readonly tcpfin: number; readonly udp: number; readonly loc: SourceLocation }
+  | { readonly op: 'start-daemon'; readonly role: 'master' | 'backup'; readonly sync: DaemonOptions; readonly loc: SourceLocation }
+  | { readonly op: 'stop-daemon'; readonly role: 'master' | 'backup'; readonly loc: SourceLocation };
+
+/** `--start-daemon`'s settings (ipvsadm's defaults: syncid 0, IPVS's group, port and TTL). */
+export interface DaemonOptions {
+  readonly interface: string;
+  readonly syncid: number;
+  readonly maxlen: number;
+  readonly group: string;
+  readonly port: number;
+  readonly ttl: number;
+}
 
 /** Option table: long name, short letter, and whether it takes an argument. */
 const OPTIONS: readonly { long: string; short?: string; arg: 'none' | 'required' | 'optional' }[] = [
@@ -67,6 +79,15 @@ const OPTIONS: readonly { long: string; short?: string; arg: 'none' | 'required'
   { long: 'list', short: 'l', arg: 'none' },
   { long: 'zero', short: 'Z', arg: 'none' },
   { long: 'set', arg: 'none' },
+  { long: 'start-daemon', arg: 'required' },
+  { long: 'stop-daemon', arg: 'required' },
+  { long: 'mcast-interface', arg: 'required' },
+  { long: 'syncid', arg: 'required' },
+  { long: 'sync-maxlen', arg: 'required' },
+  { long: 'mcast-group', arg: 'required' },
+  { long: 'mcast-port', arg: 'required' },
+  { long: 'mcast-ttl', arg: 'required' },
+  { long: 'daemon', arg: 'none' },
   { long: 'tcp-service', short: 't', arg: 'required' },
   { long: 'udp-service', short: 'u', arg: 'required' },
   { long: 'sctp-service', arg: 'required' },
@@ -106,7 +127,7 @@ const BY_LONG = new Map(OPTIONS.map((o) => [o.long, o]));
 const COMMANDS: Record<string, IpvsCommand['op']> = {
   'add-service': 'add-service', 'edit-service': 'edit-service', 'delete-service': 'delete-service',
   clear: 'clear', restore: 'restore', save: 'save', 'add-server': 'add-server', 'edit-server': 'edit-server',
-  'delete-server': 'delete-server', list: 'list', zero: 'zero', set: 'set',
+  'delete-server': 'delete-server', list: 'list', zero: 'zero', set: 'set', 'start-daemon': 'start-daemon', 'stop-daemon': 'stop-daemon',
 };
 /** Port names ipvsadm prints without -n, for the common services. */
 const SERVICE_PORTS: Record<string, number> = {
@@ -252,7 +273,7 @@ export function parseIpvsadmLine(words: readonly ArgToken[], sink: DiagnosticSin
   const cmds = opts.filter((o) => COMMANDS[o.name] !== undefined);
   if (cmds.length !== 1) {
     sink.error(DiagnosticCode.MISSING, cmds.length === 0 ? 'no command given' : `more than one command (${cmds.map((c) => c.at.text).join(' ')})`,
-      (cmds[1] ?? cmds[0])?.at.loc ?? lineLoc, undefined, 'exactly one of -A -E -D -a -e -d -C -S -R -L -Z --set');
+      (cmds[1] ?? cmds[0])?.at.loc ?? lineLoc, undefined, 'exactly one of -A -E -D -a -e -d -C -S -R -L -Z --set --start-daemon --stop-daemon');
     return undefined;
   }
   const cmd = cmds[0] as Opt;
@@ -276,12 +297,14 @@ export function parseIpvsadmLine(words: readonly ArgToken[], sink: DiagnosticSin
   const SERVICE_OPTS = ['scheduler', 'sched-flags', 'persistent', 'netmask', 'ops', 'ipv6'];
   const SERVER_OPTS = ['real-server', 'gatewaying', 'ipip', 'masquerading', 'proxy', 'weight', 'u-threshold', 'l-threshold',
     'tun-type', 'tun-port', 'tun-nocsum', 'tun-csum', 'tun-remcsum', 'ipv6'];
-  const LIST_OPTS = ['numeric', 'connection', 'timeout', 'stats', 'rate', 'thresholds', 'persistent-conn', 'exact', 'sort', 'nosort'];
+  const LIST_OPTS = ['numeric', 'connection', 'timeout', 'stats', 'rate', 'thresholds', 'persistent-conn', 'exact', 'sort', 'nosort', 'daemon'];
+  const DAEMON_OPTS = ['mcast-interface', 'syncid', 'sync-maxlen', 'mcast-group', 'mcast-port', 'mcast-ttl'];
   const SVC_SEL = ['tcp-service', 'udp-service', 'sctp-service', 'fwmark-service'];
   const allowed: Record<IpvsCommand['op'], string[]> = {
     'add-service': [...SVC_SEL, ...SERVICE_OPTS], 'edit-service': [...SVC_SEL, ...SERVICE_OPTS], 'delete-service': [...SVC_SEL, 'ipv6'],
     'add-server': [...SVC_SEL, ...SERVER_OPTS], 'edit-server': [...SVC_SEL, ...SERVER_OPTS], 'delete-server': [...SVC_SEL, 'real-server', 'ipv6'],
     clear: [], save: ['numeric'], restore: [], zero: [...SVC_SEL, 'ipv6'], list: [...SVC_SEL, 'ipv6', ...LIST_OPTS], set: [],
+    'start-daemon': DAEMON_OPTS, 'stop-daemon': [],
   };
   for (const o of opts) {
     if (o === cmd) continue;
@@ -450,6 +473,50 @@ export function parseIpvsadmLine(words: readonly ArgToken[], sink: DiagnosticSin
     case 'list':
       result = { op, service, flags: new Set(opts.filter((o) => LIST_OPTS.includes(o.name)).map((o) => o.name)), loc: lineLoc };
       break;
+    case 'start-daemon':
+    case 'stop-daemon': {
+      const t = cmd.value as ArgToken;
+      const role = t.text === 'master' || t.text === 'backup' ? t.text : undefined;
+      if (!role) {
+        sink.error(DiagnosticCode.BAD_VALUE, `illegal start-daemon parameter specified: '${t.text}'`, t.loc, cmd.at.text, 'master or backup');
+        break;
+      }
+      if (op === 'stop-daemon') {
+        result = { op, role, loc: lineLoc };
+        break;
+      }
+      const ifo = get('mcast-interface');
+      if (!ifo?.value) {
+        sink.error(DiagnosticCode.MISSING, '--start-daemon needs --mcast-interface', cmd.at.loc, cmd.at.text, '--mcast-interface IF');
+        break;
+      }
+      const ifname = ifo.value.text;
+      if (ifname.length > 15 || !/^[^/\s:]+$/.test(ifname)) {
+        sink.error(DiagnosticCode.BAD_VALUE, `illegal multicast interface name specified: '${ifname}'`, ifo.value.loc, ifo.at.text, 'an interface name (1..15 characters)');
+        break;
+      }
+      const num = (name: string, min: number, max: number, dflt: number, what: string): number | undefined => {
+        const o = get(name);
+        return o ? int(o, min, max, what) : dflt;
+      };
+      const syncid = num('syncid', 0, 255, 0, 'syncid');
+      const maxlen = num('sync-maxlen', 44, 65507, D.LVS_SYNC_MAXLEN, 'sync maxlen');
+      const port = num('mcast-port', 1, 65535, D.LVS_SYNC_PORT, 'multicast port');
+      const ttl = num('mcast-ttl', 1, 255, D.LVS_SYNC_TTL, 'multicast TTL');
+      let group: string = D.LVS_SYNC_GROUP;
+      const go = get('mcast-group');
+      if (go?.value) {
+        const ip = parseIp(go.value.text);
+        if (!ip || ip.family !== 'inet' || !/^(22[4-9]|23\d)\./.test(ip.address)) {
+          sink.error(DiagnosticCode.BAD_VALUE, `illegal multicast group specified: '${go.value.text}'`, go.value.loc, go.at.text, 'an IPv4 multicast address (224.0.0.0/4)');
+          break;
+        }
+        group = ip.address;
+      }
+      if (syncid === undefined || maxlen === undefined || port === undefined || ttl === undefined) break;
+      result = { op, role, sync: { interface: ifname, syncid, maxlen, group, port, ttl }, loc: lineLoc };
+      break;
+    }
     case 'set': {
       // --set tcp tcpfin udp: three positional numbers follow --set in ipvsadm.
       const vals = setVals;

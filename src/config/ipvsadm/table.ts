@@ -109,6 +109,8 @@ export class IpvsTableIndex {
       case 'save':
       case 'restore':
       case 'list':
+      case 'start-daemon':
+      case 'stop-daemon':
         return true;
     }
   }

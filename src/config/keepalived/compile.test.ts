@@ -9,6 +9,34 @@ const codes = (ds: Diagnostic[]): [string, number | undefined, string | undefine
 const vs = (body: string, head = '10.0.0.1 80'): string => `virtual_server ${head} {\n${body}\n}\n`;
 
 describe('keepalived.conf → model', () => {
+  it('lvs_sync_daemon: interface, instance (positional or inst), options with IPVS\'s defaults; every bad value located', () => {
+    const inst = 'vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 1\n priority 100\n virtual_ipaddress { 10.0.0.1 }\n}\n';
+    const g = (line: string): string => `global_defs {\n ${line}\n}\n${inst}`;
+    const plain = parseText(g('lvs_sync_daemon eth1'));
+    assert.deepEqual(errorsOf(plain), []);
+    const { loc: _loc, ...d } = plain.config?.global.lvsSyncDaemon ?? { loc: null };
+    assert.deepEqual(d, { interface: 'eth1', instance: undefined, syncid: 0, maxlen: 1472, port: 8848, ttl: 1, group: '224.0.0.81' });
+    const full = parseText(g('lvs_sync_daemon eth1 VI_1 id 7 maxlen 1400 port 9000 ttl 2 group 239.1.1.1')).config?.global.lvsSyncDaemon;
+    assert.deepEqual([full?.instance, full?.syncid, full?.maxlen, full?.port, full?.ttl, full?.group], ['VI_1', 7, 1400, 9000, 2, '239.1.1.1']);
+    assert.equal(parseText(g('lvs_sync_daemon eth1 inst VI_1')).config?.global.lvsSyncDaemon?.instance, 'VI_1');
+    for (const [line, col, re] of [
+      ['lvs_sync_daemon eth1 VI_2', 2, /unknown vrrp_instance 'VI_2'/],
+      ['lvs_sync_daemon eth1 VI_1 id 256', 31, /256/],
+      ['lvs_sync_daemon eth1 ttl 0', 27, /0/],
+      ['lvs_sync_daemon eth1 group 10.0.0.1', 29, /not an IPv4 multicast address/],
+      ['lvs_sync_daemon eth1 VI_1 color red', 28, /unknown lvs_sync_daemon option 'color'/],
+      ['lvs_sync_daemon bad/if', 18, /is not an interface name/],
+      ['lvs_sync_daemon eth1 VI_1 port', 33, /missing/],
+    ] as const) {
+      const r = parseText(g(line));
+      assert.equal(r.ok, false, line);
+      const e = errorsOf(r)[0];
+      assert.match(e?.message ?? '', re, line);
+      assert.equal(e?.loc?.line, 2, line);
+      assert.equal(e?.loc?.col, col, `${line}: ${e?.message}`);
+    }
+  });
+
   it('interface names are checked as the kernel checks them, each a located error', () => {
     const inst = (iface: string, extra = ''): string => `vrrp_instance V {\n interface ${iface}\n virtual_router_id 1\n priority 100\n virtual_ipaddress { 10.0.0.1 ${extra} }\n}\n`;
     for (const bad of ['averyveryverylongname', 'eth0/1', 'eth:0', '"a b"', '".."', '"x\'y"']) {

@@ -48,6 +48,10 @@ export function compileConfig(root: readonly AstNode[], sink: DiagnosticSink): F
   const compiled = vsNodes.map((n) => compileVirtualServer(v, n)).filter((c): c is VirtualServer => c !== undefined);
 
   checkVrrp(vrrpInstances, vrrpScripts, vrrpSyncGroups, sink);
+  const sync = global.lvsSyncDaemon;
+  if (sync?.instance !== undefined && !vrrpInstances.some((i) => i.name === sync.instance)) {
+    sink.error(DiagnosticCode.REFERENCE, `lvs_sync_daemon follows unknown vrrp_instance '${sync.instance}'`, sync.loc, 'lvs_sync_daemon', 'the name of a vrrp_instance');
+  }
   const virtualServers = checkLvs(compiled, virtualServerGroups, trackFiles, sink);
   reportUnreadBlocks(root, sink);
   return { global, trackFiles, vrrpScripts, vrrpSyncGroups, vrrpInstances, virtualServerGroups, virtualServers };

@@ -5,8 +5,9 @@
 import { DiagnosticCode } from '../../errors/index.js';
 import { maxPrefix, netmaskToPrefix, parseIp } from '../../model/address.js';
 import * as D from '../../model/defaults.js';
+import type { SourceLocation } from '../../errors/index.js';
 import type {
-  Family, GlobalDefs, NotifyScripts, ScriptSpec, TrackedInterface, TrackedScript, TrackFile, UnicastPeer,
+  Family, GlobalDefs, LvsSyncDaemon, NotifyScripts, ScriptSpec, TrackedInterface, TrackedScript, TrackFile, UnicastPeer,
   VirtualIp, VrrpInstance, VrrpScript, VrrpSyncGroup,
 } from '../../model/types.js';
 import type { AstNode } from './ast.js';
@@ -17,7 +18,7 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 const GLOBAL_IGNORED = new Set([
   'smtp_alert_vrrp', 'checker_log_all_failures', 'no_email_faults',
-  'default_interface', 'lvs_sync_daemon', 'lvs_flush', 'lvs_flush_onstop', 'vrrp_garp_master_delay',
+  'default_interface', 'lvs_flush', 'lvs_flush_onstop', 'vrrp_garp_master_delay',
   'vrrp_garp_master_repeat', 'vrrp_garp_lower_prio_delay', 'vrrp_garp_lower_prio_repeat',
   'vrrp_garp_master_refresh', 'vrrp_garp_master_refresh_repeat', 'vrrp_garp_interval', 'vrrp_gna_interval',
   'vrrp_lower_prio_no_advert', 'vrrp_higher_prio_send_advert', 'vrrp_iptables', 'vrrp_ipsets', 'vrrp_check_unicast_src',
@@ -158,9 +159,66 @@ export function compileGlobalDefs(v: Values, nodes: readonly AstNode[]): GlobalD
         if (user !== undefined) g.scriptUser = { user, group };
       },
       enable_script_security: (n) => { g.enableScriptSecurity = v.optBool(n) ?? false; },
+      lvs_sync_daemon: (n) => { g.lvsSyncDaemon = lvsSyncDaemon(v, n) ?? g.lvsSyncDaemon; },
     }, v.sink, GLOBAL_IGNORED);
   }
   return g;
+}
+
+const SYNC_OPTIONS = new Set(['inst', 'id', 'maxlen', 'port', 'ttl', 'group']);
+
+/**
+ * `lvs_sync_daemon IF [INSTANCE] [inst INSTANCE] [id 0..255] [maxlen 1..65507] [port P]
+ * [ttl 1..255] [group ADDR]` — keepalived names the instance positionally; `inst` is
+ * accepted too. Defaults are IPVS's (group 224.0.0.81, port 8848, TTL 1, syncid 0).
+ */
+function lvsSyncDaemon(v: Values, n: AstNode): LvsSyncDaemon | undefined {
+  const ifname = v.ifname(n, 0);
+  let instance: string | undefined;
+  let syncid = 0;
+  let maxlen = D.LVS_SYNC_MAXLEN;
+  let port = D.LVS_SYNC_PORT;
+  let ttl = D.LVS_SYNC_TTL;
+  let group = D.LVS_SYNC_GROUP;
+  let ok = ifname !== undefined;
+  for (let i = 1; i < n.args.length; i++) {
+    const t = n.args[i] as { text: string; loc: SourceLocation };
+    if (!SYNC_OPTIONS.has(t.text)) {
+      if (i === 1) {
+        instance = t.text;
+        continue;
+      }
+      v.sink.error(DiagnosticCode.BAD_VALUE, `unknown lvs_sync_daemon option '${t.text}'`, t.loc, 'lvs_sync_daemon', 'inst NAME, id N, maxlen N, port P, ttl T, group ADDR');
+      ok = false;
+      continue;
+    }
+    const k = t.text;
+    const val = v.arg(n, ++i, k === 'inst' ? 'a vrrp_instance name' : k === 'group' ? 'a multicast address' : 'a number');
+    if (!val) {
+      ok = false;
+      continue;
+    }
+    const num = (min: number, max: number): number | undefined => v.intToken(val, `lvs_sync_daemon ${k}`, min, max);
+    let x: number | undefined;
+    switch (k) {
+      case 'inst': instance = val.text; break;
+      case 'id': x = num(0, 255); if (x !== undefined) syncid = x; else ok = false; break;
+      case 'maxlen': x = num(1, 65507); if (x !== undefined) maxlen = x; else ok = false; break;
+      case 'port': x = num(1, 65535); if (x !== undefined) port = x; else ok = false; break;
+      case 'ttl': x = num(1, 255); if (x !== undefined) ttl = x; else ok = false; break;
+      case 'group': {
+        const ip = v.ipToken(val, 'lvs_sync_daemon group');
+        if (ip && !(ip.family === 'inet' && /^(22[4-9]|23\d)\./.test(ip.address))) {
+          v.sink.error(DiagnosticCode.BAD_VALUE, `'${val.text}' is not an IPv4 multicast address (224.0.0.0/4)`, val.loc, 'lvs_sync_daemon group', 'e.g. 224.0.0.81');
+          ok = false;
+        } else if (ip) group = ip.address;
+        else ok = false;
+        break;
+      }
+    }
+  }
+  if (!ok || ifname === undefined) return undefined;
+  return { interface: ifname, instance, syncid, maxlen, port, ttl, group, loc: n.keyword.loc };
 }
 
 export function compileTrackFile(v: Values, node: AstNode): TrackFile | undefined {

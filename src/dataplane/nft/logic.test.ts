@@ -201,3 +201,65 @@ test('every host call the plane makes can fail: a failed route, address or tunne
     await plane.close(0);
   }
 });
+
+test('sync: the plane exports its DR flows and templates with the service and server they use, and installs another director\'s by address', async () => {
+  const a = setup();
+  const b = setup();
+  try {
+    // The backup knows the same service, but its ids differ: another service came first.
+    const other = serviceSpec('10.80.0.2', 81, 'dr');
+    await b.plane.apply({ ops: [{ op: 'add-service', service: other }, { op: 'add-service', service: svc }, { op: 'add-server', service: svc.key, server: r2 }, { op: 'add-server', service: svc.key, server: r1 }] });
+    await a.plane.apply({ ops: [{ op: 'add-service', service: svc }, { op: 'add-server', service: svc.key, server: r1 }, { op: 'add-server', service: svc.key, server: r2 }] });
+    const m1 = markOf(a.nft, r1.address);
+    a.nft.kernelSet('netdev', 'conn4', '0x00001000 . 10.9.9.9 . 40000', m1, { expires: 800 });
+    a.nft.kernelSet('netdev', 'conn4', '0x00001000 . 10.9.9.8 . 40001', m1, { expires: 100 });
+    a.nft.kernelSet('netdev', 'closing4', '0x00001000 . 10.9.9.8 . 40001', '', { expires: 100 });
+    a.nft.kernelSet('netdev', 'persist4', '0x00001000 . 10.9.9.0', m1, { expires: 300 });
+    const flows = await a.plane.syncExport();
+    assert.deepEqual(flows.map((f) => [f.template, f.client, f.cport, f.virtual, f.vport, f.server, f.dport, f.state, f.timeout, f.method]).sort(), [
+      [false, '10.9.9.8', 40001, VIP, 80, '10.80.0.11', 80, 'closing', 120, 'dr'],
+      [false, '10.9.9.9', 40000, VIP, 80, '10.80.0.11', 80, 'established', 900, 'dr'],
+      [true, '10.9.9.0', 0, VIP, 80, '10.80.0.11', 80, 'other', 900, 'dr'],
+    ].sort());
+    const unknown = { ...flows[0] as (typeof flows)[number], virtual: '10.80.0.99' };
+    const gone = { ...flows[0] as (typeof flows)[number], server: '10.80.0.13', client: '10.9.9.7' };
+    const r = await b.plane.syncInstall([...flows, unknown, gone]);
+    assert.equal(r.installed, 3);
+    assert.deepEqual([...r.refused], [['no-service', 1], ['no-server', 1]]);
+    // On the backup the service is id 2 and r1 its second server: the entries carry its marks.
+    const bm1 = markOf(b.nft, r1.address);
+    assert.equal(bm1, '0x00002002');
+    const conns = b.nft.elements('netdev', 'conn4');
+    assert.equal(conns.get('0x00002000 . 10.9.9.9 . 40000'), bm1);
+    assert.equal(conns.get('0x00002000 . 10.9.9.8 . 40001'), bm1);
+    assert.ok(b.nft.elements('netdev', 'closing4').has('0x00002000 . 10.9.9.8 . 40001'));
+    assert.equal(b.nft.elements('netdev', 'persist4').get('0x00002000 . 10.9.9.0'), bm1);
+    // A refresh soon after changes nothing in the kernel; a flow that moved is rewritten.
+    const runs = b.nft.runs.length;
+    const again = await b.plane.syncInstall(flows);
+    assert.deepEqual([again.installed, again.unchanged], [0, 3]);
+    assert.equal(b.nft.runs.length, runs, 'no transaction for an unchanged refresh');
+    const moved = flows.map((f) => (f.cport === 40000 ? { ...f, server: '10.80.0.12' } : f));
+    assert.equal((await b.plane.syncInstall(moved)).installed, 1);
+    assert.equal(b.nft.elements('netdev', 'conn4').get('0x00002000 . 10.9.9.9 . 40000'), markOf(b.nft, r2.address));
+  } finally {
+    await a.plane.close(0);
+    await b.plane.close(0);
+  }
+});
+
+test('sync: when the kernel holds an entry the plane did not write, the install reads the maps and writes again; NAT and IPv6 are refused as unsupported', async () => {
+  const { nft, plane } = setup();
+  try {
+    await plane.apply({ ops: [{ op: 'add-service', service: svc }, { op: 'add-server', service: svc.key, server: r1 }, { op: 'add-server', service: svc.key, server: r2 }] });
+    // Traffic here made an entry for this flow, towards r2.
+    nft.kernelSet('netdev', 'conn4', '0x00001000 . 10.9.9.9 . 40000', markOf(nft, r2.address), { expires: 900 });
+    const flow = { template: false, protocol: 'tcp' as const, family: 'inet' as const, method: 'dr' as const, client: '10.9.9.9', cport: 40000, virtual: VIP, vport: 80, fwmark: 0, server: r1.address, dport: 80, state: 'established' as const, timeout: 900 };
+    const r = await plane.syncInstall([flow, { ...flow, method: 'nat', cport: 1 }, { ...flow, family: 'inet6', cport: 2 }]);
+    assert.equal(r.installed, 1);
+    assert.deepEqual([...r.refused], [['unsupported', 2]]);
+    assert.equal(nft.elements('netdev', 'conn4').get('0x00001000 . 10.9.9.9 . 40000'), markOf(nft, r1.address), 'the master\'s choice wins');
+  } finally {
+    await plane.close(0);
+  }
+});

@@ -21,13 +21,13 @@ import type { ForwardingMethod } from '../../model/types.js';
 import { addCounters, newCounters, RateEstimator, zeroCounters, ZERO_RATES } from '../stats.js';
 import { SpecTable } from '../table.js';
 import {
-  DataPlaneErrorCode, DEFAULT_TIMEOUTS, type ApplyResult, type ConnectionEntry, type Counters, type DataPlane, type HeldTable,
-  type OpFailure, type Plan, type PlanOp, type ServiceStats, type Timeouts,
+  DataPlaneErrorCode, DEFAULT_TIMEOUTS, type ServiceSpec, type ApplyResult, type ConnectionEntry, type Counters, type DataPlane, type HeldTable,
+  type OpFailure, type Plan, type PlanOp, type ServiceStats, type SyncedFlow, type SyncInstallRefusal, type SyncInstallResult, type Timeouts,
 } from '../types.js';
 import type { KernelHost } from '../../sys/kernel-host.js';
 import type { Nft } from '../../sys/nft.js';
 import {
-  backendMark, emptyModel, MAX_SERVER_INDEX, MAX_SERVICE_ID, SERVER_BITS, SERVICE_MASK, TABLE_NAME,
+  backendMark, emptyModel, hex, serviceMark, MAX_SERVER_INDEX, MAX_SERVICE_ID, SERVER_BITS, SERVICE_MASK, TABLE_NAME,
   type ElementMap, type KernelModel, type TableKind,
 } from './model.js';
 import {
@@ -36,7 +36,7 @@ import {
 import { slotShape } from './slots.js';
 import { modelElements, parseConntrack, parseSets, readSet, type ElementRecord, type KernelConn } from './read.js';
 import { familyOf, kindOf, mergeModel, planSync, type Backend, type Fragment, type HostQuestion, type PlaneState, type ServiceState, type SyncCommit } from './planner.js';
-import { errorCode, FailureCode, FulcrumError, reportFailure } from '../../errors/index.js';
+import { errorCode, errorMessage, FailureCode, FulcrumError, reportFailure } from '../../errors/index.js';
 
 export interface NftDataPlaneOptions {
   readonly nft: Nft;
@@ -509,6 +509,158 @@ export class NftDataPlane implements DataPlane {
       for (const kind of ['inet', 'netdev'] as const) if (this.loaded[kind]) cmds.push(`delete table ${kind} ${TABLE_NAME}`);
       if (cmds.length > 0) await this.o.nft.run(cmds).catch((err: unknown) => reportFailure('nftables', FailureCode.NFT_TRANSACTION, err, { what: 'delete tables at stop' }));
       for (const t of tunnels) await this.o.host.removeTunnel(t).catch((err: unknown) => reportFailure('nftables', errorCode(err) ?? FailureCode.TASK, err, { what: `remove tunnel ${t}` }));
+    });
+  }
+
+  /** Flows installed from another director: element key → value and when it lapses (seconds). */
+  private readonly synced = new Map<string, { value: string; until: number }>();
+
+  /**
+   * The DR/TUN flows and persistence templates of IPv4 services, read from the kernel now
+   * (conn4, closing4, persist4), for connection sync. NAT flows live in conntrack and IPv6
+   * flows under a hashed key: neither is exported (see docs/operations.md).
+   */
+  syncExport(): Promise<SyncedFlow[]> {
+    return this.serial(async () => {
+      if (this.closed || !this.loaded.netdev) return [];
+      const closing = await readSet(this.o.nft, 'netdev', 'closing4');
+      const flows = await readSet(this.o.nft, 'netdev', 'conn4');
+      const templates = await readSet(this.o.nft, 'netdev', 'persist4');
+      const out: SyncedFlow[] = [];
+      const t = this.timeouts;
+      const describe = (beMark: number): { spec: ServiceSpec; b: Backend } | null => {
+        const b = this.backends.get(beMark);
+        const spec = b ? this.table.services.get(b.serviceKey)?.spec : undefined;
+        return b && spec ? { spec, b } : null;
+      };
+      const where = (spec: ServiceSpec): { virtual: string; vport: number; fwmark: number } =>
+        spec.endpoint.kind === 'fwmark'
+          ? { virtual: '0.0.0.0', vport: 0, fwmark: spec.endpoint.mark }
+          : { virtual: spec.listen[0]?.address ?? '0.0.0.0', vport: spec.listen[0]?.port ?? 0, fwmark: 0 };
+      for (const r of flows.values()) {
+        const d = describe(Number(r.valueParts[0]));
+        if (!d) continue;
+        const udp = d.spec.protocol === 'udp';
+        const state = udp ? 'other' as const : closing.has(r.key) ? 'closing' as const : 'established' as const;
+        out.push({
+          template: false, protocol: d.spec.protocol, family: 'inet', method: d.b.spec.method,
+          client: r.keyParts[1] ?? '', cport: Number(r.keyParts[2] ?? 0), ...where(d.spec),
+          server: d.b.spec.address, dport: d.b.spec.port, state,
+          timeout: state === 'closing' ? t.tcpfin : udp ? t.udp : t.tcp,
+        });
+      }
+      for (const r of templates.values()) {
+        const d = describe(Number(r.valueParts[0]));
+        if (!d || d.spec.method === 'nat') continue;
+        out.push({
+          template: true, protocol: d.spec.protocol, family: 'inet', method: d.b.spec.method,
+          client: r.keyParts[1] ?? '', cport: 0, ...where(d.spec),
+          server: d.b.spec.address, dport: d.b.spec.port, state: 'other', timeout: d.spec.persistence?.timeout ?? t.tcp,
+        });
+      }
+      return out;
+    });
+  }
+
+  /**
+   * Install flows another director synchronised: each is matched to the local service (by
+   * protocol, address and port, or fwmark) and real server (address and port) and written
+   * to conn4 (and closing4) or persist4 with its timeout. A flow already held with the same
+   * server and more than half its timeout left is not rewritten, so a refresh costs nothing
+   * in the kernel until it matters. One transaction per call.
+   *
+   * nftables refuses to `add` a key it holds with another value and to `delete` one it
+   * does not hold, so the plane writes from what it knows the kernel holds (what it
+   * installed); when the kernel disagrees (the transaction is refused: traffic here made
+   * an entry, or one lapsed), it reads the two maps once and writes again from that.
+   */
+  syncInstall(flows: readonly SyncedFlow[]): Promise<SyncInstallResult> {
+    return this.serial(async () => {
+      const refused = new Map<SyncInstallRefusal, number>();
+      const refuse = (r: SyncInstallRefusal): void => { refused.set(r, (refused.get(r) ?? 0) + 1); };
+      if (this.closed || !this.loaded.netdev) {
+        for (let i = 0; i < flows.length; i++) refuse('no-service');
+        return { installed: 0, unchanged: 0, refused };
+      }
+      const byAddr = new Map<string, number>();
+      const servers = new Map<number, Map<string, number>>();
+      for (const f of this.fragments.values()) {
+        if (f.svc.kind !== 'netdev' || f.svc.family !== 'inet') continue;
+        const sp = f.svc.spec;
+        if (sp.endpoint.kind === 'fwmark') byAddr.set(`fw|${sp.endpoint.mark}`, f.svc.id);
+        for (const l of sp.listen) byAddr.set(`${sp.protocol}|${l.address}|${l.port}`, f.svc.id);
+        servers.set(f.svc.id, new Map(f.svc.servers.filter((x) => !x.trashed).map((x) => [`${x.spec.address}|${x.spec.port}`, backendMark(f.svc.id, x.index)])));
+      }
+      const now = this.now();
+      for (const [k, e] of this.synced) if (e.until <= now) this.synced.delete(k);
+      // Each flow → its element (set, key, value, timeout, closing).
+      const wanted = new Map<string, { set: string; key: string; value: string; timeout: number; closing: boolean }>();
+      for (const f of flows) {
+        if (f.family !== 'inet' || f.method === 'nat') {
+          refuse('unsupported');
+          continue;
+        }
+        const id = f.fwmark !== 0 ? byAddr.get(`fw|${f.fwmark}`) : byAddr.get(`${f.protocol}|${f.virtual}|${f.vport}`);
+        if (id === undefined) {
+          refuse('no-service');
+          continue;
+        }
+        const be = servers.get(id)?.get(`${f.server}|${f.dport}`);
+        if (be === undefined) {
+          refuse('no-server');
+          continue;
+        }
+        const set = f.template ? 'persist4' : 'conn4';
+        const key = f.template ? `${hex(serviceMark(id))} . ${f.client}` : `${hex(serviceMark(id))} . ${f.client} . ${f.cport}`;
+        wanted.set(`${set} ${key}`, { set, key, value: hex(be), timeout: Math.max(1, Math.min(Math.round(f.timeout), 86400 * 365)), closing: f.state === 'closing' });
+      }
+      const limit = (this.o.limits ?? DEFAULT_LIMITS).connections;
+      const plan = (): { cmds: string[]; installed: number; unchanged: number; full: number; next: Map<string, { value: string; until: number }> } => {
+        const cmds: string[] = [];
+        const next = new Map<string, { value: string; until: number }>();
+        let installed = 0;
+        let unchanged = 0;
+        let full = 0;
+        for (const [id, w] of wanted) {
+          const held = this.synced.get(id);
+          if (held && held.value === w.value && held.until - now > w.timeout / 2) {
+            unchanged++;
+            continue;
+          }
+          if (!held && this.synced.size + next.size >= limit) {
+            full++;
+            continue;
+          }
+          const t = `netdev ${TABLE_NAME} ${w.set}`;
+          if (held) cmds.push(`delete element ${t} { ${w.key} }`);
+          cmds.push(`add element ${t} { ${w.key} timeout ${w.timeout}s : ${w.value} }`);
+          if (w.closing) cmds.push(`add element netdev ${TABLE_NAME} closing4 { ${w.key} timeout ${w.timeout}s }`);
+          next.set(id, { value: w.value, until: now + w.timeout });
+          installed++;
+        }
+        return { cmds, installed, unchanged, full, next };
+      };
+      let p = plan();
+      if (p.cmds.length > 0) {
+        try {
+          await this.o.nft.run(p.cmds);
+        } catch (first: unknown) {
+          // The kernel holds something else than we knew: learn what, and write once more.
+          for (const k of [...this.synced.keys()]) if (k.startsWith('conn4 ') || k.startsWith('persist4 ')) this.synced.delete(k);
+          for (const set of ['conn4', 'persist4']) {
+            for (const r of (await readSet(this.o.nft, 'netdev', set)).values()) this.synced.set(`${set} ${r.key}`, { value: r.value, until: now + r.expires });
+          }
+          p = plan();
+          try {
+            if (p.cmds.length > 0) await this.o.nft.run(p.cmds);
+          } catch (err: unknown) {
+            throw new FulcrumError(FailureCode.NFT_TRANSACTION, `installing ${p.installed} synchronised flows failed: ${errorMessage(err)} (first attempt: ${errorMessage(first)})`, { cause: err });
+          }
+        }
+      }
+      for (const [k, v] of p.next) this.synced.set(k, v);
+      if (p.full > 0) refused.set('full', p.full);
+      return { installed: p.installed, unchanged: p.unchanged, refused };
     });
   }
 

@@ -1,0 +1,4 @@
+export * from './codec.js';
+export * from './engine.js';
+export * from './translate.js';
+export * from './daemon.js';
