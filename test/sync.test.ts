@@ -75,14 +75,40 @@ interface Pair {
 }
 
 const VIP = '10.62.0.100';
+const NAT_VIP = '10.63.1.100';
 
-async function directorPair(t: { after(fn: () => Promise<void>): void }, prefix: string, dir: string, o: { algo: string; sync: boolean; persistence?: number }): Promise<Pair> {
+/**
+ * Two directors (d1 MASTER at priority 254, d2 BACKUP at 250; VRRPv3, advert 0.1), two
+ * real servers with a line echo server on 7000 and HTTP on 80, a client. DR: everything on
+ * 10.62.0.0/24, the VIP on the real servers' lo. NAT: the client on 10.63.1.0/24, the real
+ * servers on 10.63.0.0/24 routing through a second VRRP address (10.63.0.254) that moves
+ * with the VIP.
+ */
+async function directorPair(t: { after(fn: () => Promise<void>): void }, prefix: string, dir: string, o: { algo: string; sync: boolean; persistence?: number; kind?: 'DR' | 'NAT' }): Promise<Pair & { vip: string }> {
   ensureKernelTools();
   const lab = testLab(t, prefix);
-  for (const [name, n] of [['c', 1], ['d1', 2], ['d2', 3], ['r1', 11], ['r2', 12]] as const) lab.host(name, `10.62.0.${n}`);
+  const nat = o.kind === 'NAT';
+  const vip = nat ? NAT_VIP : VIP;
+  const servers = nat ? ['10.63.0.11', '10.63.0.12'] : ['10.62.0.11', '10.62.0.12'];
+  if (nat) {
+    lab.host('c', '10.63.1.1');
+    for (const [d, n] of [['d1', 2], ['d2', 3]] as const) {
+      lab.host(d, `10.63.0.${n}`);
+      addAddress(lab, d, `10.63.1.${n}`, 24);
+      lab.exec(d, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+    }
+    for (const [r, n] of [['r1', 11], ['r2', 12]] as const) {
+      lab.host(r, `10.63.0.${n}`);
+      lab.exec(r, 'ip', ['route', 'add', 'default', 'via', '10.63.0.254']);
+    }
+  } else {
+    for (const [name, n] of [['c', 1], ['d1', 2], ['d2', 3], ['r1', 11], ['r2', 12]] as const) lab.host(name, `10.62.0.${n}`);
+    for (const r of ['r1', 'r2']) {
+      const out = realserver(lab, r, ['start', '--vip', VIP]);
+      assert.equal(out.code, 0, out.out);
+    }
+  }
   for (const r of ['r1', 'r2']) {
-    const out = realserver(lab, r, ['start', '--vip', VIP]);
-    assert.equal(out.code, 0, out.out);
     echoServer(lab, r, 7000);
     httpServer(lab, r, 80);
   }
@@ -90,23 +116,22 @@ async function directorPair(t: { after(fn: () => Promise<void>): void }, prefix:
     await listening(lab, r, 7000);
     await listening(lab, r, 80);
   }
-  const svc = (port: number): string => `virtual_server ${VIP} ${port} {\n  delay_loop 1\n  lb_algo ${o.algo}\n  lb_kind DR\n  protocol TCP\n`
+  const svc = (port: number): string => `virtual_server ${vip} ${port} {\n  delay_loop 1\n  lb_algo ${o.algo}\n  lb_kind ${o.kind ?? 'DR'}\n  protocol TCP\n`
     + (o.persistence ? `  persistence_timeout ${o.persistence}\n` : '')
-    + ['10.62.0.11', '10.62.0.12'].map((a) => `  real_server ${a} ${port} {\n    weight 1\n    TCP_CHECK {\n      connect_timeout 1\n    }\n  }\n`).join('') + '}\n';
+    + servers.map((a) => `  real_server ${a} ${port} {\n    weight 1\n    TCP_CHECK {\n      connect_timeout 1\n    }\n  }\n`).join('') + '}\n';
   const conf = (priority: number): string =>
     (o.sync ? 'global_defs {\n  lvs_sync_daemon eth0 VI_1 id 7\n}\n' : '')
-    + vrrpInstance({ vrid: 62, priority, version: 3, advert: 0.1, vip: `${VIP}/32` }) + svc(7000) + svc(80);
+    + vrrpInstance({ vrid: 62, priority, version: 3, advert: 0.1, vip: nat ? `${vip}/32\n    10.63.0.254/24` : `${vip}/32` }) + svc(7000) + svc(80);
   const procs: (Proc & { socket: string })[] = [];
   for (const [i, host] of (['d1', 'd2'] as const).entries()) {
     const p = startFulcrum(lab, host, dir, conf(i === 0 ? 254 : 250));
     await p.waitLine(logEvent('vrrp-transition', { to: i === 0 ? 'MASTER' : 'BACKUP' }), 15_000);
     procs.push(p);
   }
-  await until(() => curl(lab, 'c', `http://${VIP}/`) !== null, 20_000, 'the service answers through the master', 100);
-  return { lab, d1: procs[0] as Proc & { socket: string }, d2: procs[1] as Proc & { socket: string } };
+  await until(() => curl(lab, 'c', `http://${vip}/`) !== null, 20_000, 'the service answers through the master', 100);
+  return { lab, vip, d1: procs[0] as Proc & { socket: string }, d2: procs[1] as Proc & { socket: string } };
 }
 
-/** The director's sync status; the API socket may not be up yet right after the start, so wait for it. */
 async function syncStatus(socket: string): Promise<SyncStatus> {
   for (let i = 0; ; i++) {
     try {
@@ -119,9 +144,9 @@ async function syncStatus(socket: string): Promise<SyncStatus> {
 }
 
 /** 50 long-lived connections; the master crashes once the backup holds them (with sync) or after 3 s. */
-async function crashUnderLoad(p: Pair, withSync: boolean): Promise<{ n: number; broken: number; reasons: string[]; by: Record<string, number>; lines: number; installed: number }> {
+async function crashUnderLoad(p: Pair & { vip: string }, withSync: boolean): Promise<{ n: number; broken: number; reasons: string[]; by: Record<string, number>; lines: number; installed: number }> {
   const { lab, d1, d2 } = p;
-  const client = lab.spawn('c', process.execPath, ['-e', longLived(VIP, 7000, 50, 100, 6)]);
+  const client = lab.spawn('c', process.execPath, ['-e', longLived(p.vip, 7000, 50, 100, 6)]);
   let out = '';
   client.stdout?.on('data', (b: Buffer) => { out += b.toString(); });
   await until(() => out.includes('connected') || out.includes('error'), 20_000, 'the client\'s 50 connections', 50);
@@ -160,6 +185,21 @@ for (const algo of ['wrr', 'lc']) {
     assert.equal(st.received.peer, '10.62.0.2');
   }));
 }
+
+test('sync (wrr, NAT): the master crashes under 50 long-lived connections and all 50 continue: the backup holds their conntrack entries with the NAT', { skip, timeout: 150_000 }, (t) => withTempDir(async (dir) => {
+  const pair = await directorPair(t, `${PREFIX}n`, dir, { algo: 'wrr', sync: true, kind: 'NAT' });
+  const r = await crashUnderLoad(pair, true);
+  t.diagnostic(`NAT: ${r.n - r.broken}/${r.n} connections continued after the takeover (backup had installed ${r.installed}); servers ${JSON.stringify(r.by)}${r.broken ? `; broken: ${r.reasons.join(', ')}` : ''}`);
+  assert.equal(r.n, 50);
+  assert.equal(r.broken, 0, `broken connections: ${r.reasons.join(', ')}`);
+}));
+
+test('sync baseline (wrr, NAT, no lvs_sync_daemon): how many of 50 connections break at a takeover', { skip, timeout: 150_000 }, (t) => withTempDir(async (dir) => {
+  const pair = await directorPair(t, `${PREFIX}m`, dir, { algo: 'wrr', sync: false, kind: 'NAT' });
+  const r = await crashUnderLoad(pair, false);
+  t.diagnostic(`NAT baseline without sync: ${r.broken}/${r.n} connections broke at the takeover (${r.reasons.slice(0, 3).join(', ')})`);
+  assert.equal(r.n, 50);
+}));
 
 test('sync baseline (wrr, DR, no lvs_sync_daemon): how many of 50 connections break at a takeover', { skip, timeout: 150_000 }, (t) => withTempDir(async (dir) => {
   const pair = await directorPair(t, `${PREFIX}b`, dir, { algo: 'wrr', sync: false });

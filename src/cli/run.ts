@@ -5,6 +5,7 @@
  * seconds, exit 0); a second SIGTERM/SIGINT closes what is left at once.
  */
 import fs from 'node:fs';
+import { ffiConntrack } from '../sys/ctnetlink.js';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -115,6 +116,7 @@ export function directorPlane(o: { workers: number; keepForwarding: boolean; nft
       make: () => new NftDataPlane({
         nft: o.nft === 'lib' ? libNft() : o.nft === 'cmd' ? commandNft() : defaultNft(),
         host: commandKernelHost(),
+        conntrack: ffiConntrack,
         keepOnClose: o.keepForwarding,
       }),
     },

@@ -244,7 +244,7 @@ export interface SyncedFlow {
 }
 
 /** Why a synchronised flow was not installed (stable; the label of its counter). */
-export type SyncInstallRefusal = 'no-service' | 'no-server' | 'unsupported' | 'full';
+export type SyncInstallRefusal = 'no-service' | 'no-server' | 'unsupported' | 'full' | 'kernel';
 
 export interface SyncInstallResult {
   /** Written to the plane's tables (new, moved to another server, or refreshed). */

@@ -263,3 +263,50 @@ test('sync: when the kernel holds an entry the plane did not write, the install 
     await plane.close(0);
   }
 });
+
+test('sync (NAT): conntrack\'s NAT connections are exported with their real server; installed through the conntrack writer with the backup\'s own mark; full NAT is not', async () => {
+  const { FakeConntrack } = await import('../../sys/ctnetlink.js');
+  const nsvc = serviceSpec(VIP, 80, 'nat');
+  const n1 = serverSpec('10.80.0.11', 8080, 1, 'nat');
+  const n2 = serverSpec('10.80.0.12', 8080, 1, 'nat');
+  const master = setup();
+  const ct = new FakeConntrack();
+  const backup = (() => {
+    const nft = new FakeNft();
+    const host = new FakeKernelHost();
+    host.routes.set('default', 'eth0');
+    host.addresses.set(VIP, 'eth0');
+    return { nft, host, plane: new NftDataPlane({ nft, host, pollMs: 3_600_000, conntrack: ct }) };
+  })();
+  try {
+    await master.plane.apply({ ops: [{ op: 'add-service', service: nsvc }, { op: 'add-server', service: nsvc.key, server: n1 }, { op: 'add-server', service: nsvc.key, server: n2 }] });
+    await backup.plane.apply({ ops: [{ op: 'add-service', service: serviceSpec('10.80.0.2', 81, 'nat') }, { op: 'add-service', service: nsvc }, { op: 'add-server', service: nsvc.key, server: n2 }, { op: 'add-server', service: nsvc.key, server: n1 }] });
+    master.host.conntrackText = [
+      'ipv4     2 tcp      6 431999 ESTABLISHED src=10.9.9.9 dst=10.80.0.1 sport=40000 dport=80 src=10.80.0.12 dst=10.9.9.9 sport=8080 dport=40000 [ASSURED] mark=4098 zone=0 use=2',
+      'ipv4     2 tcp      6 100 TIME_WAIT src=10.9.9.8 dst=10.80.0.1 sport=40001 dport=80 src=10.80.0.11 dst=10.9.9.8 sport=8080 dport=40001 [ASSURED] mark=4097 zone=0 use=2',
+      'ipv4     2 tcp      6 50 SYN_RECV src=10.9.9.7 dst=10.80.0.1 sport=40002 dport=80 src=10.80.0.11 dst=10.9.9.7 sport=8080 dport=40002 mark=4097 zone=0 use=2',
+      'ipv4     2 tcp      6 50 ESTABLISHED src=10.9.9.6 dst=10.1.1.1 sport=1 dport=22 src=10.1.1.1 dst=10.9.9.6 sport=22 dport=1 [ASSURED] mark=0 zone=0 use=2',
+    ].join('\n');
+    const flows = await master.plane.syncExport();
+    assert.deepEqual(flows.map((f) => [f.method, f.client, f.cport, f.virtual, f.vport, f.server, f.dport, f.state]).sort(), [
+      ['nat', '10.9.9.8', 40001, VIP, 80, '10.80.0.11', 8080, 'closing'],
+      ['nat', '10.9.9.9', 40000, VIP, 80, '10.80.0.12', 8080, 'established'],
+    ], 'half-open and unmarked connections are not synchronised');
+    const r = await backup.plane.syncInstall(flows);
+    assert.equal(r.installed, 2);
+    const e = ct.entries.get('tcp 10.9.9.9:40000 10.80.0.1:80');
+    // On the backup the service is id 2 and n2 its first server: mark 0x2001.
+    assert.deepEqual([e?.server, e?.dport, e?.mark, e?.tcpState], ['10.80.0.12', 8080, 0x2001, 3]);
+    assert.equal(ct.entries.get('tcp 10.9.9.8:40001 10.80.0.1:80')?.tcpState, 4, 'closing → FIN_WAIT');
+    // A refresh right after is not written again.
+    const again = await backup.plane.syncInstall(flows);
+    assert.deepEqual([again.installed, again.unchanged], [0, 2]);
+    // Full NAT: the real server sees this director's address, which the backup does not have.
+    await backup.plane.apply({ ops: [{ op: 'edit-service', service: { ...nsvc, snat: '10.80.0.2' } }] });
+    const full = await backup.plane.syncInstall(flows.map((f) => ({ ...f, cport: f.cport + 10 })));
+    assert.deepEqual([full.installed, full.refused.get('unsupported')], [0, 2]);
+  } finally {
+    await master.plane.close(0);
+    await backup.plane.close(0);
+  }
+});

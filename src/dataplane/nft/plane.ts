@@ -25,6 +25,7 @@ import {
   type OpFailure, type Plan, type PlanOp, type ServiceStats, type SyncedFlow, type SyncInstallRefusal, type SyncInstallResult, type Timeouts,
 } from '../types.js';
 import type { KernelHost } from '../../sys/kernel-host.js';
+import { CtTcpState, type ConntrackWriter, type CtNatEntry } from '../../sys/ctnetlink.js';
 import type { Nft } from '../../sys/nft.js';
 import {
   backendMark, emptyModel, hex, serviceMark, MAX_SERVER_INDEX, MAX_SERVICE_ID, SERVER_BITS, SERVICE_MASK, TABLE_NAME,
@@ -48,6 +49,8 @@ export interface NftDataPlaneOptions {
   readonly limits?: RulesetLimits;
   /** Seconds, for the rate estimators. */
   readonly now?: () => number;
+  /** Where synchronised NAT connections are written (ctnetlink); without it NAT flows are not installed. */
+  readonly conntrack?: ConntrackWriter;
 }
 
 const KERNEL_METHODS: readonly ForwardingMethod[] = ['nat', 'dr', 'tun'];
@@ -522,10 +525,11 @@ export class NftDataPlane implements DataPlane {
    */
   syncExport(): Promise<SyncedFlow[]> {
     return this.serial(async () => {
-      if (this.closed || !this.loaded.netdev) return [];
-      const closing = await readSet(this.o.nft, 'netdev', 'closing4');
-      const flows = await readSet(this.o.nft, 'netdev', 'conn4');
-      const templates = await readSet(this.o.nft, 'netdev', 'persist4');
+      if (this.closed || !this.loaded.netdev && !this.loaded.inet) return [];
+      const none = new Map<string, ElementRecord>();
+      const closing = this.loaded.netdev ? await readSet(this.o.nft, 'netdev', 'closing4') : none;
+      const flows = this.loaded.netdev ? await readSet(this.o.nft, 'netdev', 'conn4') : none;
+      const templates = this.loaded.netdev ? await readSet(this.o.nft, 'netdev', 'persist4') : none;
       const out: SyncedFlow[] = [];
       const t = this.timeouts;
       const describe = (beMark: number): { spec: ServiceSpec; b: Backend } | null => {
@@ -548,6 +552,21 @@ export class NftDataPlane implements DataPlane {
           server: d.b.spec.address, dport: d.b.spec.port, state,
           timeout: state === 'closing' ? t.tcpfin : udp ? t.udp : t.tcp,
         });
+      }
+      if (this.loaded.inet) {
+        // NAT connections from conntrack (full NAT excepted: its source address is this director's).
+        for (const c of parseConntrack(await this.conntrack())) {
+          const d = describe(c.mark);
+          if (!d || d.b.spec.method !== 'nat' || d.spec.snat || c.family !== 'inet' || !c.client || !c.virtual || !c.server) continue;
+          const udp = d.spec.protocol === 'udp';
+          const state = udp ? 'other' as const : c.state === 'ESTABLISHED' ? 'established' as const : 'closing' as const;
+          if (!udp && !['ESTABLISHED', 'FIN_WAIT', 'CLOSE_WAIT', 'LAST_ACK', 'TIME_WAIT'].includes(c.state)) continue;
+          out.push({
+            template: false, protocol: d.spec.protocol, family: 'inet', method: 'nat',
+            client: c.client.address, cport: c.client.port, virtual: c.virtual.address, vport: c.virtual.port, fwmark: 0,
+            server: c.server.address, dport: c.server.port, state, timeout: state === 'closing' ? t.tcpfin : udp ? t.udp : t.tcp,
+          });
+        }
       }
       for (const r of templates.values()) {
         const d = describe(Number(r.valueParts[0]));
@@ -578,25 +597,30 @@ export class NftDataPlane implements DataPlane {
     return this.serial(async () => {
       const refused = new Map<SyncInstallRefusal, number>();
       const refuse = (r: SyncInstallRefusal): void => { refused.set(r, (refused.get(r) ?? 0) + 1); };
-      if (this.closed || !this.loaded.netdev) {
+      if (this.closed || !this.loaded.netdev && !this.loaded.inet) {
         for (let i = 0; i < flows.length; i++) refuse('no-service');
         return { installed: 0, unchanged: 0, refused };
       }
       const byAddr = new Map<string, number>();
       const servers = new Map<number, Map<string, number>>();
+      const specs = new Map<number, ServiceSpec>();
       for (const f of this.fragments.values()) {
-        if (f.svc.kind !== 'netdev' || f.svc.family !== 'inet') continue;
+        if (f.svc.family !== 'inet') continue;
         const sp = f.svc.spec;
+        specs.set(f.svc.id, sp);
         if (sp.endpoint.kind === 'fwmark') byAddr.set(`fw|${sp.endpoint.mark}`, f.svc.id);
         for (const l of sp.listen) byAddr.set(`${sp.protocol}|${l.address}|${l.port}`, f.svc.id);
         servers.set(f.svc.id, new Map(f.svc.servers.filter((x) => !x.trashed).map((x) => [`${x.spec.address}|${x.spec.port}`, backendMark(f.svc.id, x.index)])));
       }
       const now = this.now();
       for (const [k, e] of this.synced) if (e.until <= now) this.synced.delete(k);
-      // Each flow → its element (set, key, value, timeout, closing).
+      // Each flow → its element (set, key, value, timeout, closing), or a NAT connection.
       const wanted = new Map<string, { set: string; key: string; value: string; timeout: number; closing: boolean }>();
+      const nat: CtNatEntry[] = [];
+      const natIds: string[] = [];
+      let natUnchanged = 0;
       for (const f of flows) {
-        if (f.family !== 'inet' || f.method === 'nat') {
+        if (f.family !== 'inet' || f.method === 'nat' && (f.template || !this.o.conntrack)) {
           refuse('unsupported');
           continue;
         }
@@ -608,6 +632,26 @@ export class NftDataPlane implements DataPlane {
         const be = servers.get(id)?.get(`${f.server}|${f.dport}`);
         if (be === undefined) {
           refuse('no-server');
+          continue;
+        }
+        const svcSpec = specs.get(id);
+        if ((f.method === 'nat') !== (svcSpec?.method === 'nat') || f.method === 'nat' && svcSpec?.snat) {
+          refuse(f.method === 'nat' && svcSpec?.snat ? 'unsupported' : 'no-service');
+          continue;
+        }
+        if (f.method === 'nat') {
+          const ident = `ct ${f.protocol} ${f.client}:${f.cport} ${f.virtual}:${f.vport}`;
+          const held = this.synced.get(ident);
+          const timeout = Math.max(1, Math.min(Math.round(f.timeout), 86400 * 365));
+          if (held && held.value === hex(be) && held.until - now > timeout / 2) {
+            natUnchanged++;
+            continue;
+          }
+          nat.push({
+            family: 'inet', protocol: f.protocol, client: f.client, cport: f.cport, virtual: f.virtual, vport: f.vport, server: f.server, dport: f.dport,
+            mark: be, timeout, ...(f.protocol === 'tcp' ? { tcpState: f.state === 'closing' ? CtTcpState.FIN_WAIT : CtTcpState.ESTABLISHED } : {}),
+          });
+          natIds.push(ident);
           continue;
         }
         const set = f.template ? 'persist4' : 'conn4';
@@ -660,7 +704,18 @@ export class NftDataPlane implements DataPlane {
       }
       for (const [k, v] of p.next) this.synced.set(k, v);
       if (p.full > 0) refused.set('full', p.full);
-      return { installed: p.installed, unchanged: p.unchanged, refused };
+      let natInstalled = 0;
+      if (nat.length > 0 && this.o.conntrack) {
+        const r = await this.o.conntrack.natEntries(nat);
+        natInstalled = r.created + r.refreshed;
+        if (r.failed > 0) {
+          refused.set('kernel', (refused.get('kernel') ?? 0) + r.failed);
+          reportFailure('nftables', FailureCode.SYNC_INSTALL, new Error(`ctnetlink refused ${r.failed} of ${nat.length} NAT connections (errno ${r.firstError ?? '?'})`));
+        }
+        // What the kernel took is known held; a refused entry is tried again at its next refresh.
+        if (r.failed === 0) nat.forEach((e, i) => this.synced.set(natIds[i] as string, { value: hex(e.mark), until: now + e.timeout }));
+      }
+      return { installed: p.installed + natInstalled, unchanged: p.unchanged + natUnchanged, refused };
     });
   }
 

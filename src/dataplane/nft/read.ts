@@ -20,6 +20,10 @@ export interface KernelConn {
   readonly family: Family;
   readonly client?: ListenAddress;
   readonly virtual?: ListenAddress;
+  /** NAT: where the reply comes from (the real server, from the reply tuple). */
+  readonly server?: ListenAddress;
+  /** NAT: the protocol's name as conntrack prints it (tcp, udp, sctp). */
+  readonly protocol?: string;
 }
 
 type Json = unknown;
@@ -144,8 +148,13 @@ export function parseConntrack(textIn: string): KernelConn[] {
     const dst = field(line, 'dst');
     const sport = Number(field(line, 'sport') ?? 0);
     const dport = Number(field(line, 'dport') ?? 0);
+    // The reply tuple follows the original one: its source is the real server.
+    const second = src !== undefined ? line.indexOf(' src=', line.indexOf(' src=') + 1) : -1;
+    const rsrc = second > 0 ? field(line, 'src', second) : undefined;
+    const rsport = second > 0 ? Number(field(line, 'sport', second) ?? 0) : 0;
     out.push({
-      mark, state, expires, family,
+      mark, state, expires, family, protocol: proto,
+      ...(rsrc ? { server: { family, address: rsrc, port: rsport } } : {}),
       ...(src ? { client: { family, address: src, port: sport } } : {}),
       ...(dst ? { virtual: { family, address: dst, port: dport } } : {}),
     });
