@@ -152,3 +152,32 @@ test('adm: drain shows progress and removes the server; unreachable daemon and b
   assert.equal(code, 1);
   assert.match(err.join(''), /cannot reach the fulcrum API at .*gone\.sock: is `fulcrum run` running\?/);
 });
+
+test('adm: --start-daemon / -L --daemon / --stop-daemon run the sync daemon as ipvsadm does; a bad interface is refused and nothing starts', async () => {
+  const d = await startDaemon(EMPTY, { args: ['--allow-empty'] });
+  try {
+    await d.waitLog((l) => l.event === 'api', 10000, 'the API');
+    assert.deepEqual(await ok(d, ['-L', '--daemon']), []);
+    const bad = await adm(d, ['--start-daemon', 'master', '--mcast-interface', 'nosuchif0']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.err.join('\n'), /sync interface nosuchif0 does not exist/);
+    assert.deepEqual(await ok(d, ['-L', '--daemon']), [], 'nothing started');
+    await ok(d, ['--start-daemon', 'master', '--mcast-interface', 'lo', '--syncid', '5']);
+    assert.deepEqual(await ok(d, ['-L', '--daemon']), ['master sync daemon (mcast=lo, syncid=5, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)']);
+    await ok(d, ['--start-daemon', 'backup', '--mcast-interface', 'lo', '--syncid', '5']);
+    assert.deepEqual(await ok(d, ['-L', '--daemon']), [
+      'master sync daemon (mcast=lo, syncid=5, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)',
+      'backup sync daemon (mcast=lo, syncid=5, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)',
+    ]);
+    await ok(d, ['--stop-daemon', 'master']);
+    assert.deepEqual(await ok(d, ['-L', '--daemon']), ['backup sync daemon (mcast=lo, syncid=5, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)']);
+    await ok(d, ['--stop-daemon', 'backup']);
+    assert.deepEqual(await ok(d, ['-L', '--daemon']), []);
+    const again = await adm(d, ['--stop-daemon', 'backup']);
+    assert.equal(again.code, 1);
+    assert.match(again.err.join('\n'), /no backup sync daemon is running/);
+    await d.waitLog((l) => l.event === 'sync-role' && l['to'] === 'stopped', 5000, 'the role change logged');
+  } finally {
+    await d.cleanup();
+  }
+});

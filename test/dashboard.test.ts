@@ -21,7 +21,11 @@ test('dashboard: headless Chromium shows the down server with its probe evidence
   const dead = await closedPort();
   const vport = await freePort();
   const apiPort = await freePort();
-  const conf = `virtual_server 127.0.0.1 ${vport} {
+  // Connection sync on lo (multicast stays on the loopback): the panel shows its role and channel.
+  const conf = `global_defs {
+  lvs_sync_daemon lo id 3
+}
+virtual_server 127.0.0.1 ${vport} {
   delay_loop 1
   lb_algo wrr
   lb_kind PROXY
@@ -73,6 +77,7 @@ test('dashboard: headless Chromium shows the down server with its probe evidence
     assert.match(await svc.locator('.totals').innerText(), /^5 connections/);
     await page.locator('#events li[data-kind="health"]').first().waitFor({ timeout: 10_000 });
     assert.match(await page.locator('#events').innerText(), new RegExp(`127\\.0\\.0\\.1:${dead}[^]*out of rotation: TCP_CHECK down`));
+    assert.match(await page.locator('#sync').innerText(), /master\+backup lo → 224\.0\.0\.81:8848 · syncid 3/);
     const shot = await page.screenshot({ fullPage: true });
     assert.deepEqual([...shot.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'a PNG');
     assert.ok(shot.length > 20_000, `a rendered page, not a blank one (${shot.length} bytes)`);

@@ -145,6 +145,18 @@ function render(s: UiState): void {
       ` · since ${ago(v.since, now)}${v.reason ? ` (${v.reason})` : ''}`,
       v.faults.length > 0 ? el('span', { class: 'bad' }, ` · ${v.faults.join('; ')}`) : '',
       Object.keys(v.drops).length > 0 ? el('span', { class: 'muted' }, ` · dropped ${Object.entries(v.drops).map(([r, n]) => `${n} ${r}`).join(', ')}`) : ''))));
+  const sy = st.sync;
+  const refused = Object.entries(sy.refused);
+  byId('sync').replaceChildren(sy.config === null
+    ? el('p', { class: 'muted' }, 'No lvs_sync_daemon.')
+    : el('p', { class: 'sync' },
+      el('span', { class: `badge ${sy.role === 'stopped' ? 'down' : sy.role === 'backup' ? 'drain' : 'up'}` }, sy.role), ' ',
+      `${sy.config.interface} → ${sy.config.group}:${sy.config.port} · syncid ${sy.config.syncid}${sy.config.instance ? ` · follows ${sy.config.instance}` : ''}`,
+      ` · sent ${sy.sent.entries} entries in ${sy.sent.messages} messages${sy.sent.errors ? ` (${sy.sent.errors} errors)` : ''}`,
+      ` · received ${sy.received.entries}${sy.received.peer ? ` from ${sy.received.peer}` : ''}, installed ${sy.installed}`,
+      sy.lag.send !== null ? ` · send lag ${(sy.lag.send * 1000).toFixed(0)} ms` : '',
+      sy.lag.install !== null ? ` · install lag ${(sy.lag.install * 1000).toFixed(0)} ms` : '',
+      refused.length > 0 ? el('span', { class: 'bad' }, ` · refused ${refused.map(([r, n]) => `${n} ${r}`).join(', ')}`) : ''));
   byId('events').replaceChildren(...[...events].reverse().slice(0, 100).map((e) =>
     el('li', { class: `ev ${e.severity}`, 'data-kind': e.kind },
       el('time', { datetime: new Date(e.at).toISOString() }, new Date(e.at).toLocaleTimeString()),

@@ -36,7 +36,7 @@ export interface ServerHealth {
   checkers: Record<string, CheckerStatus>;
 }
 
-export type TimelineKind = 'health' | 'check' | 'agent' | 'reload' | 'runtime' | 'drain' | 'quorum' | 'daemon' | 'vrrp' | 'failure';
+export type TimelineKind = 'health' | 'check' | 'agent' | 'reload' | 'runtime' | 'drain' | 'quorum' | 'daemon' | 'vrrp' | 'failure' | 'sync';
 
 export interface TimelineEvent {
   readonly id: number;
@@ -177,6 +177,8 @@ export class StatusBoard {
         return this.push({ kind: 'drain', severity: e.outcome === 'deadline' ? 'warning' : 'info', service: e.service, server: e.server, message: `removed after draining (${e.outcome})` });
       case 'stopping':
         return this.push({ kind: 'daemon', severity: 'info', message: `stopping on ${e.signal}` });
+      case 'sync-role':
+        return this.push({ kind: 'sync', severity: 'info', message: `connection sync: ${e.from} → ${e.to} on ${e.interface}${e.instance ? ` (following ${e.instance})` : ''}` });
       case 'notice':
         return this.push({ kind: 'daemon', severity: 'warning', message: e.message });
       case 'api':

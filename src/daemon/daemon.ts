@@ -187,6 +187,7 @@ export class Daemon {
       plane: opts.plane,
       transport: opts.sync?.transport ?? udpSyncTransport,
       instanceState: (name) => this.vrrp.status().find((i) => i.name === name)?.state ?? null,
+      onRole: (from, to, c) => publishDaemon({ type: 'sync-role', from, to, interface: c?.interface ?? '', instance: c?.instance ?? null, syncid: c?.syncid ?? 0 }),
       ...(opts.sync?.sendIntervalMs !== undefined ? { sendIntervalMs: opts.sync.sendIntervalMs } : {}),
       ...(opts.sync?.installIntervalMs !== undefined ? { installIntervalMs: opts.sync.installIntervalMs } : {}),
     });

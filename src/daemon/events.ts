@@ -21,7 +21,10 @@ export type DaemonEvent =
   | { readonly type: 'runtime-rejected'; readonly source: string; readonly commands: readonly string[]; readonly reason: string }
   | { readonly type: 'drain-started'; readonly service: string; readonly server: string; readonly deadline: number }
   /** A drained server was removed: idle, at its deadline (with what was left), or gone from the table. */
-  | { readonly type: 'drained'; readonly service: string; readonly server: string; readonly outcome: 'idle' | 'deadline' | 'gone'; readonly connections: number; readonly templates: number };
+  | { readonly type: 'drained'; readonly service: string; readonly server: string; readonly outcome: 'idle' | 'deadline' | 'gone'; readonly connections: number; readonly templates: number }
+
+  /** The connection-sync daemon changed role (VRRP moved, a start or stop, sockets opened at last). */
+  | { readonly type: 'sync-role'; readonly from: string; readonly to: string; readonly interface: string; readonly instance: string | null; readonly syncid: number };
 
 export function publishDaemon(e: DaemonEvent): void {
   if (ch.hasSubscribers) ch.publish(e);

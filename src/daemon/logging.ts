@@ -85,6 +85,10 @@ export function attachLogger(log: Logger): () => void {
       case 'drain-started':
         log.info({ event: 'drain-started', service: e.service, server: e.server, deadline: new Date(e.deadline).toISOString() }, `${e.service}: draining ${e.server} (weight 0) until ${new Date(e.deadline).toISOString()}`);
         return;
+      case 'sync-role':
+        log.info({ event: 'sync-role', from: e.from, to: e.to, interface: e.interface, instance: e.instance, syncid: e.syncid },
+          `connection sync: ${e.from} → ${e.to} on ${e.interface} (syncid ${e.syncid}${e.instance ? `, following ${e.instance}` : ''})`);
+        return;
       case 'drained':
         (e.outcome === 'deadline' ? log.warn.bind(log) : log.info.bind(log))({ event: 'drained', service: e.service, server: e.server, outcome: e.outcome, connections: e.connections, templates: e.templates },
           `${e.service}: ${e.server} removed after draining (${e.outcome}${e.outcome === 'deadline' ? `: ${e.connections} connection(s), ${e.templates} template(s) left` : ''})`);

@@ -58,3 +58,14 @@ export const LVS_SYNC_GROUP = '224.0.0.81';
 export const LVS_SYNC_PORT = 8848;
 export const LVS_SYNC_TTL = 1;
 export const LVS_SYNC_MAXLEN = 1472;
+/**
+ * Fulcrum's sync masters send every flow they hold at least this often (seconds), so that a
+ * director that starts listening has the whole table after one cycle.
+ */
+export const LVS_SYNC_FULL_CYCLE = 30;
+/**
+ * A VRRP instance that lvs_sync_daemon follows obeys a lower-priority master this long
+ * after it (re)enters BACKUP (seconds; as preempt_delay, which it never shortens): one full
+ * sync cycle and a margin, so a returning master takes over only once it holds the table.
+ */
+export const LVS_SYNC_PREEMPT_HOLD = LVS_SYNC_FULL_CYCLE + 2;

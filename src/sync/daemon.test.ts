@@ -42,8 +42,12 @@ test('sender: new flows go at once, unchanged ones at half their timeout (or the
   assert.equal(s.due([flow(1, { server: '10.0.2.12' }), f[1] as SyncedFlow], 11).length, 1, 'a flow that moved goes again');
   assert.equal(s.due([flow(1, { server: '10.0.2.12', state: 'closing' })], 12).length, 1, 'a state change goes again');
   assert.equal(s.size, 1, 'a flow the plane no longer holds is forgotten');
-  assert.equal(s.due([flow(1, { server: '10.0.2.12', state: 'closing' })], 12 + 449).length, 0);
-  assert.equal(s.due([flow(1, { server: '10.0.2.12', state: 'closing' })], 12 + 450).length, 1, 'refreshed at half of 900 s');
+  assert.equal(s.due([flow(1, { server: '10.0.2.12', state: 'closing' })], 12 + 29).length, 0);
+  assert.equal(s.due([flow(1, { server: '10.0.2.12', state: 'closing' })], 12 + 30).length, 1, 'every flow goes once per full cycle (30 s)');
+  const long = new SyncSender({ fullCycleSec: 10_000 });
+  long.due([flow(1)], 0);
+  assert.equal(long.due([flow(1)], 449).length, 0);
+  assert.equal(long.due([flow(1)], 450).length, 1, 'and at half its timeout');
   const short = new SyncSender({ refreshSec: 30 });
   short.due([flow(1)], 0);
   assert.equal(short.due([flow(1)], 30).length, 1, 'sync_refresh_period shorter than half the timeout');

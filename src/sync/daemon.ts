@@ -73,6 +73,8 @@ export interface SyncDaemonOptions {
   readonly installIntervalMs?: number;
   readonly timeouts?: () => Timeouts;
   readonly maxPending?: number;
+  /** Told every role change (the daemon logs it and puts it on the timeline). */
+  readonly onRole?: (from: SyncRole, to: SyncRole, config: SyncConfig | null) => void;
 }
 
 export class SyncDaemon {
@@ -175,7 +177,9 @@ export class SyncDaemon {
       this.listener = null;
       this.retireReceiver();
     }
+    const from = this.role;
     this.role = want;
+    this.o.onRole?.(from, want, c);
   }
 
   private retireReceiver(): void {
@@ -285,7 +289,9 @@ export class SyncDaemon {
     this.listener?.close();
     this.listener = null;
     this.retireReceiver();
+    const from = this.role;
     this.role = 'stopped';
+    if (from !== 'stopped') this.o.onRole?.(from, 'stopped', this.cfg);
   }
 
   /** Stop (the daemon's stop, `--stop-daemon`). */

@@ -2,8 +2,9 @@
  * What to send and what to install (pure, clock passed in).
  *
  * SyncSender: given the plane's flows now, the ones to send — a flow the backups have not
- * been told about, one whose server or state changed, and one due for a refresh (after half
- * its timeout, or `refreshSec` when that is shorter: IPVS's sync_refresh_period). It keeps
+ * been told about, one whose server or state changed, and one due for a refresh: after half
+ * its timeout, `refreshSec` (IPVS's sync_refresh_period) or the full cycle (30 s), whichever
+ * comes first — so a director that starts listening holds the whole table one cycle later. It keeps
  * one record per flow the plane holds, so its memory is the plane's table, whatever the rate.
  *
  * SyncReceiver: the backup's side — datagrams decoded, refused by reason, flows queued by
@@ -11,12 +12,15 @@
  * past the bound is dropped and counted, never queued.
  */
 import type { SyncedFlow, Timeouts } from '../dataplane/types.js';
+import { LVS_SYNC_FULL_CYCLE } from '../model/defaults.js';
 import { decodeMessage, type SyncRefusal } from './codec.js';
 import { flowKey, fromEntry, type TranslateRefusal } from './translate.js';
 
 export interface SenderOptions {
-  /** Resend a flow at least this often (seconds); 0: at half its timeout (at least 10 s). */
+  /** Resend a flow at least this often (seconds; IPVS's sync_refresh_period); 0: no more than the full cycle asks. */
   readonly refreshSec?: number | undefined;
+  /** Every flow goes at least once per this many seconds (default LVS_SYNC_FULL_CYCLE). */
+  readonly fullCycleSec?: number | undefined;
 }
 
 export class SyncSender {
@@ -40,8 +44,10 @@ export class SyncSender {
       const k = flowKey(f);
       seen.add(k);
       const t = this.told.get(k);
+      // Half its timeout keeps the backup's copy alive; the full cycle bounds how long a
+      // director that just started listening waits for the whole table.
       const half = Math.max(10, f.timeout / 2);
-      const every = this.o.refreshSec ? Math.min(this.o.refreshSec, half) : half;
+      const every = Math.min(this.o.refreshSec || Infinity, half, this.o.fullCycleSec ?? LVS_SYNC_FULL_CYCLE);
       if (t && t.server === f.server && t.dport === f.dport && t.state === f.state && now - t.at < every) continue;
       this.told.set(k, { server: f.server, dport: f.dport, state: f.state, at: now });
       out.push(f);

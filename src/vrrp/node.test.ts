@@ -104,6 +104,35 @@ test('election by priority, VIP takeover with gratuitous ARPs, failover timed by
   }
 });
 
+test('lvs_sync_daemon following the instance: a returning master obeys the lower-priority master for one full sync cycle (32 s), then preempts', async () => {
+  const r = rig(2);
+  try {
+    const sync = 'global_defs {\n lvs_sync_daemon eth0 VI_1\n}\n';
+    const a = conf(sync + instance({ priority: 200 }));
+    r.nodes[0]!.start(a);
+    r.nodes[1]!.start(conf(sync + instance({ priority: 100 })));
+    await r.clock.advance(40_000);
+    assert.deepEqual(r.states(), ['MASTER', 'BACKUP'], 'no master at start: no hold (the hold only obeys a lower master)');
+    await r.nodes[0]!.stop();
+    await r.clock.advance(1000);
+    assert.equal(r.states()[1], 'MASTER');
+    const again = new VrrpNode({ host: r.hosts[0]!, clock: r.clock, onHeldChange: () => undefined });
+    r.nodes[0] = again;
+    const back = r.clock.now();
+    again.start(a);
+    await r.clock.advance(30_000);
+    assert.deepEqual(r.states(), ['BACKUP', 'MASTER'], 'still receiving the table 30 s after its return');
+    await r.clock.advance(6_000);
+    assert.deepEqual(r.states(), ['MASTER', 'BACKUP'], 'takes over once the cycle is over');
+    const took = again.status()[0]!.since - back;
+    assert.ok(took >= 32_000 && took < 36_000, `took over ${took} ms after its return`);
+    await again.stop();
+    await r.nodes[1]!.stop();
+  } finally {
+    r.done();
+  }
+});
+
 test('graceful stop sends priority 0: the backup takes over after the skew alone; preemption on return, none with nopreempt', async () => {
   for (const nopreempt of [false, true]) {
     const r = rig(2);

@@ -285,7 +285,10 @@ export class VrrpNode {
   }
 
   private fsmConfig(cfg: VrrpInstance, source: string): FsmConfig {
-    return { version: cfg.version, intervalCs: intervalCs(cfg), nopreempt: cfg.nopreempt && cfg.initialState === 'BACKUP', preemptDelayMs: cfg.preemptDelay * 1000, address: source };
+    // The instance lvs_sync_daemon follows holds preemption for one full sync cycle (see
+    // LVS_SYNC_PREEMPT_HOLD): a returning master takes over once it holds the connections.
+    const hold = this.config?.global.lvsSyncDaemon?.instance === cfg.name ? D.LVS_SYNC_PREEMPT_HOLD : 0;
+    return { version: cfg.version, intervalCs: intervalCs(cfg), nopreempt: cfg.nopreempt && cfg.initialState === 'BACKUP', preemptDelayMs: Math.max(cfg.preemptDelay, hold) * 1000, address: source };
   }
 
   /** The group adverts go to: global_defs' vrrp_mcast_group4/6, else RFC 5798's. */
