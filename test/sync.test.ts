@@ -36,7 +36,7 @@ const conns = [];
 let up = 0;
 for (let i = 0; i < ${n}; i++) {
   const c = { s: net.connect(${port}, ${JSON.stringify(vip)}), server: null, broken: null, buf: '', sent: 0, got: 0, lastAnswer: Date.now() };
-  c.s.on('connect', () => { if (++up === ${n}) console.log('connected'); });
+  c.s.on('connect', () => { if (++up === ${n}) { console.log('connected'); setTimeout(finish, ${seconds * 1000}); } });
   c.s.on('data', (d) => {
     c.buf += d; let k;
     while ((k = c.buf.indexOf('\\n')) >= 0) {
@@ -59,12 +59,13 @@ const t = setInterval(() => {
     c.s.write('line ' + (c.sent++) + '\\n');
   }
 }, ${gapMs});
-setTimeout(() => {
+function finish() {
   done = true; clearInterval(t);
+  for (const c of conns) if (!c.broken && Date.now() - c.lastAnswer > 1000) c.broken = 'stalled: no answer in the last second';
   const by = {}; for (const c of conns) by[c.server] = (by[c.server] || 0) + 1;
   console.log(JSON.stringify({ n: conns.length, broken: conns.filter((c) => c.broken).length, reasons: conns.filter((c) => c.broken).map((c) => c.broken).slice(0, 5), by, lines: conns.reduce((a, c) => a + c.got, 0) }));
   for (const c of conns) c.s.destroy();
-}, ${seconds * 1000} + 10000);
+}
 `;
 }
 
@@ -146,7 +147,7 @@ async function syncStatus(socket: string): Promise<SyncStatus> {
 /** 50 long-lived connections; the master crashes once the backup holds them (with sync) or after 3 s. */
 async function crashUnderLoad(p: Pair & { vip: string }, withSync: boolean): Promise<{ n: number; broken: number; reasons: string[]; by: Record<string, number>; lines: number; installed: number }> {
   const { lab, d1, d2 } = p;
-  const client = lab.spawn('c', process.execPath, ['-e', longLived(p.vip, 7000, 50, 100, 6)]);
+  const client = lab.spawn('c', process.execPath, ['-e', longLived(p.vip, 7000, 50, 100, 8)]);
   let out = '';
   client.stdout?.on('data', (b: Buffer) => { out += b.toString(); });
   await until(() => out.includes('connected') || out.includes('error'), 20_000, 'the client\'s 50 connections', 50);

@@ -9,7 +9,7 @@ const view = (over: Partial<StatusView> = {}): StatusView => ({
   lostConnections: 5,
   sync: {
     role: 'backup', config: { interface: 'eth1', syncid: 7, maxlen: 1472, group: '224.0.0.81', port: 8848, ttl: 1 },
-    sent: { messages: 0, entries: 0, errors: 0, tracked: 0 }, received: { messages: 12, entries: 400, peer: '10.0.0.9', lastAt: 1_700_000 },
+    sent: { messages: 0, entries: 0, bytes: 0, errors: 0, tracked: 0 }, received: { messages: 12, entries: 400, bytes: 5000, peer: '10.0.0.9', lastAt: 1_700_000 },
     installed: 390, unchanged: 4, queued: 0, refused: { syncid: 2, 'no-server': 6 }, lag: { send: null, install: 0.04 },
   },
   services: [{
@@ -36,6 +36,7 @@ test('metrics: names end in _total or a unit, the real server is a label, values
   assert.match(text, /^fulcrum_sync_messages_total\{direction="received"\} 12$/m);
   assert.match(text, /^fulcrum_sync_entries_total\{direction="received"\} 400$/m);
   assert.match(text, /^fulcrum_sync_installed_total 390$/m);
+  assert.match(text, /^fulcrum_sync_bytes_total\{direction="received"\} 5000$/m);
   assert.match(text, /^fulcrum_sync_refused_total\{reason="syncid"\} 2$/m);
   assert.match(text, /^fulcrum_sync_lag_seconds\{side="install"\} 0\.04$/m);
   const S = 'service="tcp 10.0.0.1:80"';

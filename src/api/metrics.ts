@@ -64,6 +64,10 @@ export function createMetrics(view: () => StatusView, board: StatusBoard, defaul
     e({ direction: 'sent' }, sync().sent.entries);
     e({ direction: 'received' }, sync().received.entries);
   });
+  readCounter<'direction'>('fulcrum_sync_bytes_total', 'Connection sync bytes (UDP payload) sent and received', ['direction'], (e) => {
+    e({ direction: 'sent' }, sync().sent.bytes);
+    e({ direction: 'received' }, sync().received.bytes);
+  });
   readCounter<never>('fulcrum_sync_installed_total', 'Synchronised flows written to the data plane', [], (e) => e({}, sync().installed));
   readCounter<never>('fulcrum_sync_send_errors_total', 'Connection sync datagrams that could not be sent', [], (e) => e({}, sync().sent.errors));
   readCounter<'reason'>('fulcrum_sync_refused_total', 'Connection sync datagrams or entries refused, by reason (bad-size, syncid, truncated, no-service, overflow, …)', ['reason'], (e) => {

@@ -121,12 +121,21 @@ export class SyncReceiver {
     return this.pending.size;
   }
 
-  /** Take what is queued (for one install), and when the oldest of it arrived. */
-  take(): { flows: SyncedFlow[]; since: number | null } {
-    const flows = [...this.pending.values()];
+  /** Take up to `max` queued flows (oldest first, for one install), and when the oldest of all arrived. */
+  take(max = Infinity): { flows: SyncedFlow[]; since: number | null } {
     const since = this.oldest;
-    this.pending = new Map();
-    this.oldest = null;
+    if (max >= this.pending.size) {
+      const flows = [...this.pending.values()];
+      this.pending = new Map();
+      this.oldest = null;
+      return { flows, since };
+    }
+    const flows: SyncedFlow[] = [];
+    for (const [k, f] of this.pending) {
+      if (flows.length >= max) break;
+      flows.push(f);
+      this.pending.delete(k);
+    }
     return { flows, since };
   }
 }

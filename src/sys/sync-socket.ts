@@ -70,7 +70,9 @@ export const udpSyncTransport: SyncTransport = {
   },
   async openListener(o, onMessage) {
     const local = interfaceAddress(o.ifname);
-    const s = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+    // As large a receive buffer as the kernel allows (net.core.rmem_max caps it): a backup
+    // that is busy writing its plane must not lose the master's datagrams meanwhile.
+    const s = dgram.createSocket({ type: 'udp4', reuseAddr: true, recvBufferSize: 16 << 20 });
     try {
       // Bound to the group: only datagrams sent to it arrive here.
       await bindSocket(s, o.port, o.group);

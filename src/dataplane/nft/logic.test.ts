@@ -215,6 +215,9 @@ test('sync: the plane exports its DR flows and templates with the service and se
     a.nft.kernelSet('netdev', 'conn4', '0x00001000 . 10.9.9.8 . 40001', m1, { expires: 100 });
     a.nft.kernelSet('netdev', 'closing4', '0x00001000 . 10.9.9.8 . 40001', '', { expires: 100 });
     a.nft.kernelSet('netdev', 'persist4', '0x00001000 . 10.9.9.0', m1, { expires: 300 });
+    assert.deepEqual(await a.plane.syncExport(), [], 'connections come from the poll, which has not run; no persistent service: no templates');
+    await a.plane.apply({ ops: [{ op: 'edit-service', service: { ...svc, persistence: { timeout: 900, netmask: '255.255.255.0', prefixLength: 24 } } }] });
+    await a.plane.poll();
     const flows = await a.plane.syncExport();
     assert.deepEqual(flows.map((f) => [f.template, f.client, f.cport, f.virtual, f.vport, f.server, f.dport, f.state, f.timeout, f.method]).sort(), [
       [false, '10.9.9.8', 40001, VIP, 80, '10.80.0.11', 80, 'closing', 120, 'dr'],
@@ -287,6 +290,7 @@ test('sync (NAT): conntrack\'s NAT connections are exported with their real serv
       'ipv4     2 tcp      6 50 SYN_RECV src=10.9.9.7 dst=10.80.0.1 sport=40002 dport=80 src=10.80.0.11 dst=10.9.9.7 sport=8080 dport=40002 mark=4097 zone=0 use=2',
       'ipv4     2 tcp      6 50 ESTABLISHED src=10.9.9.6 dst=10.1.1.1 sport=1 dport=22 src=10.1.1.1 dst=10.9.9.6 sport=22 dport=1 [ASSURED] mark=0 zone=0 use=2',
     ].join('\n');
+    await master.plane.poll();
     const flows = await master.plane.syncExport();
     assert.deepEqual(flows.map((f) => [f.method, f.client, f.cport, f.virtual, f.vport, f.server, f.dport, f.state]).sort(), [
       ['nat', '10.9.9.8', 40001, VIP, 80, '10.80.0.11', 8080, 'closing'],

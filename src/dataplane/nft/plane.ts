@@ -278,16 +278,28 @@ export class NftDataPlane implements DataPlane {
     this.nextId = maxId + 1 > MAX_SERVICE_ID ? 1 : maxId + 1;
   }
 
+  /**
+   * Poll about once a second; when a poll takes long (listing 100,000 connections takes
+   * nft seconds), the next waits twice as long as it took, so the plane's queue stays free
+   * for plans and synchronised flows at least half the time.
+   */
   private startPoll(): void {
     if (this.timer || this.closed) return;
-    this.timer = setInterval(() => {
-      // A failed poll changes nothing (see poll) and is reported; the next one tries again.
-      this.serial(() => this.poll()).catch((err: unknown) => {
-        this.pollFailures++;
-        reportFailure('nftables', errorCode(err) ?? FailureCode.NFT_READ, err);
-      });
-    }, this.o.pollMs ?? 1000);
-    this.timer.unref();
+    const every = this.o.pollMs ?? 1000;
+    const next = (ms: number): void => {
+      this.timer = setTimeout(() => {
+        const t0 = Date.now();
+        // A failed poll changes nothing (see poll) and is reported; the next one tries again.
+        this.serial(() => this.poll()).catch((err: unknown) => {
+          this.pollFailures++;
+          reportFailure('nftables', errorCode(err) ?? FailureCode.NFT_READ, err);
+        }).finally(() => {
+          if (!this.closed) next(Math.max(every, 2 * (Date.now() - t0)));
+        });
+      }, ms);
+      this.timer.unref();
+    };
+    next(every);
   }
 
   /** Polls that failed (a read or the resulting transaction) since start. */
@@ -488,7 +500,7 @@ export class NftDataPlane implements DataPlane {
   close(drainMs: number): Promise<void> {
     if (this.closed) return Promise.resolve();
     this.closed = true;
-    if (this.timer) clearInterval(this.timer);
+    if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     return this.serial(async () => {
       // Forward what is in flight for up to drainMs (new flows too: with VRRP, traffic has
@@ -519,17 +531,18 @@ export class NftDataPlane implements DataPlane {
   private readonly synced = new Map<string, { value: string; until: number }>();
 
   /**
-   * The DR/TUN flows and persistence templates of IPv4 services, read from the kernel now
-   * (conn4, closing4, persist4), for connection sync. NAT flows live in conntrack and IPv6
-   * flows under a hashed key: neither is exported (see docs/operations.md).
+   * The IPv4 flows for connection sync: DR/TUN entries (conn4) and NAT connections
+   * (conntrack) as the last poll read them, and the DR/TUN persistence templates (persist4)
+   * read now. IPv6 DR flows (hashed keys) and full-NAT connections are not exported (see
+   * docs/operations.md).
    */
   syncExport(): Promise<SyncedFlow[]> {
     return this.serial(async () => {
       if (this.closed || !this.loaded.netdev && !this.loaded.inet) return [];
-      const none = new Map<string, ElementRecord>();
-      const closing = this.loaded.netdev ? await readSet(this.o.nft, 'netdev', 'closing4') : none;
-      const flows = this.loaded.netdev ? await readSet(this.o.nft, 'netdev', 'conn4') : none;
-      const templates = this.loaded.netdev ? await readSet(this.o.nft, 'netdev', 'persist4') : none;
+      // Connections come from the last poll (reading conn4 and conntrack again would double
+      // the plane's largest cost); templates, which the poll does not read, are read here.
+      const persistent = [...this.table.services.values()].some((e) => e.spec.persistence !== null && e.spec.method !== 'nat');
+      const templates = this.loaded.netdev && persistent ? await readSet(this.o.nft, 'netdev', 'persist4') : new Map<string, ElementRecord>();
       const out: SyncedFlow[] = [];
       const t = this.timeouts;
       const describe = (beMark: number): { spec: ServiceSpec; b: Backend } | null => {
@@ -541,32 +554,30 @@ export class NftDataPlane implements DataPlane {
         spec.endpoint.kind === 'fwmark'
           ? { virtual: '0.0.0.0', vport: 0, fwmark: spec.endpoint.mark }
           : { virtual: spec.listen[0]?.address ?? '0.0.0.0', vport: spec.listen[0]?.port ?? 0, fwmark: 0 };
-      for (const r of flows.values()) {
-        const d = describe(Number(r.valueParts[0]));
-        if (!d) continue;
+      for (const c of this.conns) {
+        const d = describe(c.mark);
+        if (!d || c.family !== 'inet' || !c.client) continue;
         const udp = d.spec.protocol === 'udp';
-        const state = udp ? 'other' as const : closing.has(r.key) ? 'closing' as const : 'established' as const;
-        out.push({
-          template: false, protocol: d.spec.protocol, family: 'inet', method: d.b.spec.method,
-          client: r.keyParts[1] ?? '', cport: Number(r.keyParts[2] ?? 0), ...where(d.spec),
-          server: d.b.spec.address, dport: d.b.spec.port, state,
-          timeout: state === 'closing' ? t.tcpfin : udp ? t.udp : t.tcp,
-        });
-      }
-      if (this.loaded.inet) {
-        // NAT connections from conntrack (full NAT excepted: its source address is this director's).
-        for (const c of parseConntrack(await this.conntrack())) {
-          const d = describe(c.mark);
-          if (!d || d.b.spec.method !== 'nat' || d.spec.snat || c.family !== 'inet' || !c.client || !c.virtual || !c.server) continue;
-          const udp = d.spec.protocol === 'udp';
-          const state = udp ? 'other' as const : c.state === 'ESTABLISHED' ? 'established' as const : 'closing' as const;
-          if (!udp && !['ESTABLISHED', 'FIN_WAIT', 'CLOSE_WAIT', 'LAST_ACK', 'TIME_WAIT'].includes(c.state)) continue;
+        if (d.b.spec.method !== 'nat') {
+          // DR/TUN (conn4): the poll read the state from closing4.
+          const state = udp ? 'other' as const : c.state === 'FIN_WAIT' ? 'closing' as const : 'established' as const;
           out.push({
-            template: false, protocol: d.spec.protocol, family: 'inet', method: 'nat',
-            client: c.client.address, cport: c.client.port, virtual: c.virtual.address, vport: c.virtual.port, fwmark: 0,
-            server: c.server.address, dport: c.server.port, state, timeout: state === 'closing' ? t.tcpfin : udp ? t.udp : t.tcp,
+            template: false, protocol: d.spec.protocol, family: 'inet', method: d.b.spec.method,
+            client: c.client.address, cport: c.client.port, ...where(d.spec),
+            server: d.b.spec.address, dport: d.b.spec.port, state, timeout: state === 'closing' ? t.tcpfin : udp ? t.udp : t.tcp,
           });
+          continue;
         }
+        // NAT (conntrack), full NAT excepted: its source address is this director's. Half-open
+        // connections are not synchronised (IPVS syncs established and closing states only).
+        if (d.spec.snat || !c.virtual || !c.server) continue;
+        if (!udp && !['ESTABLISHED', 'FIN_WAIT', 'CLOSE_WAIT', 'LAST_ACK', 'TIME_WAIT'].includes(c.state)) continue;
+        const state = udp ? 'other' as const : c.state === 'ESTABLISHED' ? 'established' as const : 'closing' as const;
+        out.push({
+          template: false, protocol: d.spec.protocol, family: 'inet', method: 'nat',
+          client: c.client.address, cport: c.client.port, virtual: c.virtual.address, vport: c.virtual.port, fwmark: 0,
+          server: c.server.address, dport: c.server.port, state, timeout: state === 'closing' ? t.tcpfin : udp ? t.udp : t.tcp,
+        });
       }
       for (const r of templates.values()) {
         const d = describe(Number(r.valueParts[0]));
