@@ -13,6 +13,7 @@
 import { spawn } from 'node:child_process';
 import koffi from 'koffi';
 import { SysError, SysErrorCode } from './errors.js';
+import { dumpSetElements, type RawElement } from './nft-dump.js';
 
 export interface Nft {
   readonly name: string;
@@ -20,6 +21,12 @@ export interface Nft {
   run(commands: readonly string[]): Promise<void>;
   /** `nft -j list <what>` → the parsed `nftables` array (empty when the object is absent). */
   list(what: string): Promise<readonly Record<string, unknown>[]>;
+  /**
+   * A set's elements as the kernel stores them (netlink dump), for large dynamic maps;
+   * empty when the set is absent. Implementations that cannot (the binary in another
+   * namespace, the fake) do not have it, and readers fall back to `list`.
+   */
+  dumpElements?(family: 'inet' | 'netdev', table: string, set: string): Promise<readonly RawElement[]>;
 }
 
 export class NftError extends SysError {
@@ -138,6 +145,8 @@ export function libNft(): Nft {
       const rc = await l.run(jsonCtx, `list ${what}`);
       return listOutcome(what, rc === 0, rc === 0 ? '' : l.error(jsonCtx), rc === 0 ? l.output(jsonCtx) : '');
     }),
+    // Same namespace as the library: the process's own.
+    dumpElements: (family, table, set) => queue(() => Promise.resolve(dumpSetElements(family, table, set))),
   };
 }
 

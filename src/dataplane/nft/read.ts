@@ -6,7 +6,9 @@
  */
 import type { Family } from '../../model/types.js';
 import type { ListenAddress } from '../types.js';
+import os from 'node:os';
 import type { Nft } from '../../sys/nft.js';
+import type { RawElement } from '../../sys/nft-dump.js';
 import { hex, type TableKind, TABLE_NAME } from './model.js';
 import { objectKind } from './ruleset.js';
 import { errorMessage, FailureCode, FulcrumError } from '../../errors/index.js';
@@ -99,6 +101,45 @@ export function parseSets(objs: readonly Record<string, unknown>[]): Map<string,
   return out;
 }
 
+/** Byte layouts of the large dynamic maps, read through the netlink dump (Nft.elements). */
+const LAYOUTS: Readonly<Record<string, { readonly key: readonly string[]; readonly value: readonly string[] }>> = {
+  conn4: { key: ['mark', 'ipv4_addr', 'inet_service'], value: ['mark'] },
+  closing4: { key: ['mark', 'ipv4_addr', 'inet_service'], value: [] },
+  persist4: { key: ['mark', 'ipv4_addr'], value: ['mark'] },
+};
+const SIZES: Readonly<Record<string, number>> = { mark: 4, ipv4_addr: 4, inet_service: 2 };
+const LE = os.endianness() === 'LE';
+
+/** Register bytes → the parts as the model writes them (marks in host order, in hex). */
+function registerParts(types: readonly string[], b: Buffer): string[] | null {
+  const out: string[] = [];
+  let at = 0;
+  for (const t of types) {
+    const n = SIZES[t] ?? 0;
+    if (at + n > b.length) return null;
+    if (t === 'mark') out.push(hex(LE ? b.readUInt32LE(at) : b.readUInt32BE(at)));
+    else if (t === 'ipv4_addr') out.push(`${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`);
+    else out.push(String(b.readUInt16BE(at)));
+    at += (n + 3) & ~3;
+  }
+  return out;
+}
+
+/** Raw elements of a set with a known layout → element records (pure). */
+export function recordsOf(set: string, raw: readonly RawElement[]): Map<string, ElementRecord> {
+  const layout = LAYOUTS[set];
+  const out = new Map<string, ElementRecord>();
+  if (!layout) return out;
+  for (const e of raw) {
+    const keyParts = registerParts(layout.key, e.key);
+    const valueParts = layout.value.length > 0 && e.data ? registerParts(layout.value, e.data) : [];
+    if (!keyParts || !valueParts) continue;
+    const key = keyParts.join(' . ');
+    out.set(key, { key, keyParts, value: valueParts.join(' . '), valueParts, expires: Math.floor(e.expiresMs / 1000), counter: e.counter });
+  }
+  return out;
+}
+
 /**
  * One set's or map's elements. A failed read rejects (FulcrumError E_NFT_READ with the
  * cause): it never reads as "empty", so nothing is ever concluded — let alone deleted —
@@ -108,6 +149,9 @@ export function parseSets(objs: readonly Record<string, unknown>[]): Map<string,
 export async function readSet(nft: Nft, kind: TableKind, set: string): Promise<Map<string, ElementRecord>> {
   let objs: readonly Record<string, unknown>[];
   try {
+    // The large dynamic maps straight from netlink where the boundary can: nft's listing
+    // costs seconds per 100,000 elements.
+    if (nft.dumpElements && LAYOUTS[set]) return recordsOf(set, await nft.dumpElements(kind, TABLE_NAME, set));
     objs = await nft.list(`${objectKind(kind, set)} ${kind} ${TABLE_NAME} ${set}`);
   } catch (err: unknown) {
     throw new FulcrumError(FailureCode.NFT_READ, `reading ${kind} ${TABLE_NAME} ${set} failed: ${errorMessage(err)}`, { cause: err });
