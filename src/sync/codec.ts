@@ -160,7 +160,43 @@ export interface RefusedMessage {
   readonly detail: string;
 }
 
+/** A dotted quad's four bytes, or null (the common case, without ipaddr.js's general parser). */
+function quad(a: string): number[] | null {
+  const out = [0, 0, 0, 0];
+  let part = 0;
+  let digits = 0;
+  for (let i = 0; i < a.length; i++) {
+    const c = a.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || ++part > 3) return null;
+      digits = 0;
+    } else if (c >= 48 && c <= 57 && digits < 3) {
+      out[part] = (out[part] as number) * 10 + c - 48;
+      if ((out[part] as number) > 255) return null;
+      digits++;
+    } else {
+      return null;
+    }
+  }
+  return part === 3 && digits > 0 ? out : null;
+}
+
+/** An address into `buf` at `at` (IPv4 dotted quads without allocating). */
+function writeAddr(buf: Buffer, at: number, family: Family, a: string): void {
+  const q = family === 'inet' ? quad(a) : null;
+  if (q) {
+    buf[at] = q[0] as number;
+    buf[at + 1] = q[1] as number;
+    buf[at + 2] = q[2] as number;
+    buf[at + 3] = q[3] as number;
+    return;
+  }
+  addrBytes(family, a).copy(buf, at);
+}
+
 function addrBytes(family: Family, a: string): Buffer {
+  const q = family === 'inet' ? quad(a) : null;
+  if (q) return Buffer.from(q);
   const p = ipaddr.parse(a);
   if (family === 'inet') {
     const v4 = p.kind() === 'ipv4' ? (p as ipaddr.IPv4) : (p as ipaddr.IPv6).toIPv4Address();
@@ -171,6 +207,7 @@ function addrBytes(family: Family, a: string): Buffer {
 }
 
 function addrText(b: Buffer): string {
+  if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
   return ipaddr.fromByteArray([...b]).toString();
 }
 
@@ -200,9 +237,9 @@ function writeEntry(buf: Buffer, at: number, e: SyncEntry): number {
   buf.writeUInt32BE(e.fwmark >>> 0, at + 16);
   buf.writeUInt32BE(e.timeout >>> 0, at + 20);
   const w = e.family === 'inet6' ? 16 : 4;
-  addrBytes(e.family, e.caddr).copy(buf, at + 24);
-  addrBytes(e.family, e.vaddr).copy(buf, at + 24 + w);
-  addrBytes(e.family, e.daddr).copy(buf, at + 24 + 2 * w);
+  writeAddr(buf, at + 24, e.family, e.caddr);
+  writeAddr(buf, at + 24 + w, e.family, e.vaddr);
+  writeAddr(buf, at + 24 + 2 * w, e.family, e.daddr);
   let p = at + 24 + 3 * w;
   if (e.seq) {
     buf.writeUInt8(OPT_SEQ, p);
@@ -238,6 +275,7 @@ export function entryProblem(e: SyncEntry): string | null {
     if (!Number.isInteger(v) || v < 0 || v > max) return `${name} ${v} is out of range 0..${max}`;
   }
   for (const [name, a] of [['caddr', e.caddr], ['vaddr', e.vaddr], ['daddr', e.daddr]] as const) {
+    if (e.family === 'inet' && quad(a)) continue;
     if (!ipaddr.isValid(a)) return `${name} ${a} is not an address`;
     const k = ipaddr.parse(a).kind();
     if (e.family === 'inet' && k === 'ipv6' && !(ipaddr.parse(a) as ipaddr.IPv6).isIPv4MappedAddress()) return `${name} ${a} is not IPv4`;

@@ -14,6 +14,7 @@
 import ipaddr from 'ipaddr.js';
 import type { Family } from '../model/types.js';
 import { SysError, SysErrorCode, sysFailure } from './errors.js';
+import { attr } from './netlink.js';
 import { AF_INET, AF_INET6, AF_NETLINK, EAGAIN, loadLibc, MSG_DONTWAIT, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_RAW } from './libc.js';
 
 const NETLINK_NETFILTER = 12;
@@ -75,14 +76,6 @@ export interface CtNatEntry {
   readonly tcpState?: number | undefined;
 }
 
-function attr(type: number, data: Buffer): Buffer {
-  const len = 4 + data.length;
-  const b = Buffer.alloc((len + 3) & ~3);
-  b.writeUInt16LE(len, 0);
-  b.writeUInt16LE(type, 2);
-  data.copy(b, 4);
-  return b;
-}
 const nest = (type: number, parts: readonly Buffer[]): Buffer => attr(type | NLA_F_NESTED, Buffer.concat(parts));
 const u8 = (n: number): Buffer => Buffer.from([n & 255]);
 const be16 = (n: number): Buffer => { const b = Buffer.alloc(2); b.writeUInt16BE(n); return b; };

@@ -41,7 +41,8 @@ export interface AddressSpec {
 
 const SCOPES: Record<string, number> = { global: 0, site: 200, link: 253, host: 254, nowhere: 255 };
 
-function attr(type: number, data: Buffer): Buffer {
+/** One netlink attribute (length, type, payload, padded to 4 bytes). */
+export function attr(type: number, data: Buffer): Buffer {
   const len = 4 + data.length;
   const b = Buffer.alloc((len + 3) & ~3);
   b.writeUInt16LE(len, 0);

@@ -7,6 +7,7 @@
  * timeout; the kernel produces a dump as it is read).
  */
 import { SysError, SysErrorCode, sysFailure } from './errors.js';
+import { attr } from './netlink.js';
 import { AF_NETLINK, loadLibc, SOCK_CLOEXEC, SOCK_RAW, SOL_SOCKET } from './libc.js';
 
 const NETLINK_NETFILTER = 12;
@@ -47,14 +48,6 @@ export interface RawElement {
   readonly counter: { readonly packets: number; readonly bytes: number } | null;
 }
 
-function attr(type: number, data: Buffer): Buffer {
-  const len = 4 + data.length;
-  const b = Buffer.alloc((len + 3) & ~3);
-  b.writeUInt16LE(len, 0);
-  b.writeUInt16LE(type, 2);
-  data.copy(b, 4);
-  return b;
-}
 
 /** The dump request for one set. */
 export function setElementsRequest(family: keyof typeof NFPROTO, table: string, set: string, seq: number): Buffer {
