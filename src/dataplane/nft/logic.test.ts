@@ -305,6 +305,13 @@ test('sync (NAT): conntrack\'s NAT connections are exported with their real serv
     // A refresh right after is not written again.
     const again = await backup.plane.syncInstall(flows);
     assert.deepEqual([again.installed, again.unchanged], [0, 2]);
+    // NAT persistence templates live in the inet table's persist4, on both directors.
+    await master.plane.apply({ ops: [{ op: 'edit-service', service: { ...nsvc, persistence: { timeout: 600, netmask: '255.255.255.255', prefixLength: 32 } } }] });
+    master.nft.kernelSet('inet', 'persist4', '0x00001000 . 10.9.9.9', '0x00001002', { expires: 500 });
+    const tpl = (await master.plane.syncExport()).filter((f) => f.template);
+    assert.deepEqual(tpl.map((f) => [f.method, f.client, f.server, f.dport, f.timeout]), [['nat', '10.9.9.9', '10.80.0.12', 8080, 600]]);
+    assert.equal((await backup.plane.syncInstall(tpl)).installed, 1);
+    assert.equal(backup.nft.elements('inet', 'persist4').get('0x00002000 . 10.9.9.9'), '0x00002001');
     // Full NAT: the real server sees this director's address, which the backup does not have.
     await backup.plane.apply({ ops: [{ op: 'edit-service', service: { ...nsvc, snat: '10.80.0.2' } }] });
     const full = await backup.plane.syncInstall(flows.map((f) => ({ ...f, cport: f.cport + 10 })));

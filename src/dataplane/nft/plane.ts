@@ -532,8 +532,8 @@ export class NftDataPlane implements DataPlane {
 
   /**
    * The IPv4 flows for connection sync: DR/TUN entries (conn4) and NAT connections
-   * (conntrack) as the last poll read them, and the DR/TUN persistence templates (persist4)
-   * read now. IPv6 DR flows (hashed keys) and full-NAT connections are not exported (see
+   * (conntrack) as the last poll read them, and the persistence templates (persist4 of
+   * both tables) read now. IPv6 DR flows (hashed keys) and full-NAT connections are not exported (see
    * docs/operations.md).
    */
   syncExport(): Promise<SyncedFlow[]> {
@@ -541,8 +541,12 @@ export class NftDataPlane implements DataPlane {
       if (this.closed || !this.loaded.netdev && !this.loaded.inet) return [];
       // Connections come from the last poll (reading conn4 and conntrack again would double
       // the plane's largest cost); templates, which the poll does not read, are read here.
-      const persistent = [...this.table.services.values()].some((e) => e.spec.persistence !== null && e.spec.method !== 'nat');
-      const templates = this.loaded.netdev && persistent ? await readSet(this.o.nft, 'netdev', 'persist4') : new Map<string, ElementRecord>();
+      const persistent = (nat: boolean): boolean => [...this.table.services.values()].some((e) => e.spec.persistence !== null && (e.spec.method === 'nat') === nat);
+      const none = new Map<string, ElementRecord>();
+      const templates = [
+        ...(this.loaded.netdev && persistent(false) ? await readSet(this.o.nft, 'netdev', 'persist4') : none).values(),
+        ...(this.loaded.inet && persistent(true) ? await readSet(this.o.nft, 'inet', 'persist4') : none).values(),
+      ];
       const out: SyncedFlow[] = [];
       const t = this.timeouts;
       const describe = (beMark: number): { spec: ServiceSpec; b: Backend } | null => {
@@ -579,9 +583,9 @@ export class NftDataPlane implements DataPlane {
           server: c.server.address, dport: c.server.port, state, timeout: state === 'closing' ? t.tcpfin : udp ? t.udp : t.tcp,
         });
       }
-      for (const r of templates.values()) {
+      for (const r of templates) {
         const d = describe(Number(r.valueParts[0]));
-        if (!d || d.spec.method === 'nat') continue;
+        if (!d || d.spec.snat) continue;
         out.push({
           template: true, protocol: d.spec.protocol, family: 'inet', method: d.b.spec.method,
           client: r.keyParts[1] ?? '', cport: 0, ...where(d.spec),
@@ -626,12 +630,12 @@ export class NftDataPlane implements DataPlane {
       const now = this.now();
       for (const [k, e] of this.synced) if (e.until <= now) this.synced.delete(k);
       // Each flow → its element (set, key, value, timeout, closing), or a NAT connection.
-      const wanted = new Map<string, { set: string; key: string; value: string; timeout: number; closing: boolean }>();
+      const wanted = new Map<string, { kind: TableKind; set: string; key: string; value: string; timeout: number; closing: boolean }>();
       const nat: CtNatEntry[] = [];
       const natIds: string[] = [];
       let natUnchanged = 0;
       for (const f of flows) {
-        if (f.family !== 'inet' || f.method === 'nat' && (f.template || !this.o.conntrack)) {
+        if (f.family !== 'inet' || f.method === 'nat' && !f.template && !this.o.conntrack) {
           refuse('unsupported');
           continue;
         }
@@ -650,7 +654,7 @@ export class NftDataPlane implements DataPlane {
           refuse(f.method === 'nat' && svcSpec?.snat ? 'unsupported' : 'no-service');
           continue;
         }
-        if (f.method === 'nat') {
+        if (f.method === 'nat' && !f.template) {
           const ident = `ct ${f.protocol} ${f.client}:${f.cport} ${f.virtual}:${f.vport}`;
           const held = this.synced.get(ident);
           const timeout = Math.max(1, Math.min(Math.round(f.timeout), 86400 * 365));
@@ -665,9 +669,11 @@ export class NftDataPlane implements DataPlane {
           natIds.push(ident);
           continue;
         }
+        // NAT templates live in the inet table's persist4, DR/TUN ones and flows in netdev's.
+        const kind: TableKind = f.method === 'nat' ? 'inet' : 'netdev';
         const set = f.template ? 'persist4' : 'conn4';
         const key = f.template ? `${hex(serviceMark(id))} . ${f.client}` : `${hex(serviceMark(id))} . ${f.client} . ${f.cport}`;
-        wanted.set(`${set} ${key}`, { set, key, value: hex(be), timeout: Math.max(1, Math.min(Math.round(f.timeout), 86400 * 365)), closing: f.state === 'closing' });
+        wanted.set(`${kind} ${set} ${key}`, { kind, set, key, value: hex(be), timeout: Math.max(1, Math.min(Math.round(f.timeout), 86400 * 365)), closing: f.state === 'closing' });
       }
       const limit = (this.o.limits ?? DEFAULT_LIMITS).connections;
       const plan = (): { cmds: string[]; installed: number; unchanged: number; full: number; next: Map<string, { value: string; until: number }> } => {
@@ -694,15 +700,15 @@ export class NftDataPlane implements DataPlane {
             full++;
             continue;
           }
-          if (held) push(dels, w.set, w.key);
-          push(adds, w.set, `${w.key} timeout ${w.timeout}s : ${w.value}`);
-          if (w.closing) push(adds, 'closing4', `${w.key} timeout ${w.timeout}s`);
+          if (held) push(dels, `${w.kind} ${TABLE_NAME} ${w.set}`, w.key);
+          push(adds, `${w.kind} ${TABLE_NAME} ${w.set}`, `${w.key} timeout ${w.timeout}s : ${w.value}`);
+          if (w.closing) push(adds, `netdev ${TABLE_NAME} closing4`, `${w.key} timeout ${w.timeout}s`);
           next.set(id, { value: w.value, until: now + w.timeout });
           installed++;
         }
         const cmds = [
-          ...[...dels].map(([set, els]) => `delete element netdev ${TABLE_NAME} ${set} { ${els.join(', ')} }`),
-          ...[...adds].map(([set, els]) => `add element netdev ${TABLE_NAME} ${set} { ${els.join(', ')} }`),
+          ...[...dels].map(([where, els]) => `delete element ${where} { ${els.join(', ')} }`),
+          ...[...adds].map(([where, els]) => `add element ${where} { ${els.join(', ')} }`),
         ];
         return { cmds, installed, unchanged, full, next };
       };
@@ -712,9 +718,10 @@ export class NftDataPlane implements DataPlane {
           await this.o.nft.run(p.cmds);
         } catch (first: unknown) {
           // The kernel holds something else than we knew: learn what, and write once more.
-          for (const k of [...this.synced.keys()]) if (k.startsWith('conn4 ') || k.startsWith('persist4 ')) this.synced.delete(k);
-          for (const set of ['conn4', 'persist4']) {
-            for (const r of (await readSet(this.o.nft, 'netdev', set)).values()) this.synced.set(`${set} ${r.key}`, { value: r.value, until: now + r.expires });
+          for (const k of [...this.synced.keys()]) if (!k.startsWith('ct ')) this.synced.delete(k);
+          for (const [kind, set] of [['netdev', 'conn4'], ['netdev', 'persist4'], ['inet', 'persist4']] as const) {
+            if (!this.loaded[kind]) continue;
+            for (const r of (await readSet(this.o.nft, kind, set)).values()) this.synced.set(`${kind} ${set} ${r.key}`, { value: r.value, until: now + r.expires });
           }
           p = plan();
           try {
