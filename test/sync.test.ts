@@ -85,7 +85,7 @@ const NAT_VIP = '10.63.1.100';
  * servers on 10.63.0.0/24 routing through a second VRRP address (10.63.0.254) that moves
  * with the VIP.
  */
-async function directorPair(t: { after(fn: () => Promise<void>): void }, prefix: string, dir: string, o: { algo: string; sync: boolean; persistence?: number; kind?: 'DR' | 'NAT' }): Promise<Pair & { vip: string }> {
+async function directorPair(t: { after(fn: () => Promise<void>): void }, prefix: string, dir: string, o: { algo: string; sync: boolean; persistence?: number; kind?: 'DR' | 'NAT'; extra?: string }): Promise<Pair & { vip: string }> {
   ensureKernelTools();
   const lab = testLab(t, prefix);
   const nat = o.kind === 'NAT';
@@ -118,7 +118,7 @@ async function directorPair(t: { after(fn: () => Promise<void>): void }, prefix:
     await listening(lab, r, 80);
   }
   const svc = (port: number): string => `virtual_server ${vip} ${port} {\n  delay_loop 1\n  lb_algo ${o.algo}\n  lb_kind ${o.kind ?? 'DR'}\n  protocol TCP\n`
-    + (o.persistence ? `  persistence_timeout ${o.persistence}\n` : '')
+    + (o.persistence ? `  persistence_timeout ${o.persistence}\n` : '') + (o.extra ?? '')
     + servers.map((a) => `  real_server ${a} ${port} {\n    weight 1\n    TCP_CHECK {\n      connect_timeout 1\n    }\n  }\n`).join('') + '}\n';
   const conf = (priority: number): string =>
     (o.sync ? 'global_defs {\n  lvs_sync_daemon eth0 VI_1 id 7\n}\n' : '')
@@ -285,4 +285,18 @@ test('sync: a persistence template follows the takeover; the sync traffic decode
   const after = new Map(clients.map((a) => [a, ask(a)]));
   t.diagnostic(`templates: before ${JSON.stringify([...before])}, after ${JSON.stringify([...after])}`);
   assert.deepEqual([...after], [...before], 'every client kept its real server across the takeover');
+}));
+
+test('identical hashing (mh with mh-port, DR, no sync): both directors hash with the same explicit seed, so every flow keeps its real server across a takeover', { skip, timeout: 150_000 }, (t) => withTempDir(async (dir) => {
+  // mh-port hashes the client's port too: the 50 connections spread over both servers.
+  const pair = await directorPair(t, `${PREFIX}h`, dir, { algo: 'mh', sync: false, extra: '  mh-port\n' });
+  for (const d of ['d1', 'd2']) {
+    const chain = pair.lab.exec(d, 'nft', ['list', 'chain', 'netdev', 'fulcrum', 's4_mhp']);
+    assert.match(chain, /jhash ip saddr \. th sport mod \d+ seed 0x46554c43/, `${d}'s slot hash is seeded: ${chain}`);
+  }
+  const r = await crashUnderLoad(pair, false);
+  t.diagnostic(`mh without sync: ${r.n - r.broken}/${r.n} connections continued after the takeover; servers ${JSON.stringify(r.by)}${r.broken ? `; broken: ${r.reasons.join(', ')}` : ''}`);
+  assert.equal(r.n, 50);
+  assert.equal(Object.keys(r.by).length, 2, `the flows spread over both servers: ${JSON.stringify(r.by)}`);
+  assert.equal(r.broken, 0, `broken connections: ${r.reasons.join(', ')}`);
 }));

@@ -255,7 +255,9 @@ export class NftDataPlane implements DataPlane {
       for (const c of listing) {
         const name = (c['chain'] as { name?: string } | undefined)?.name;
         if (name === undefined) continue;
-        if (/^[spuo][46]_/.test(name)) this.applied.chains[kind].add(name);
+        // Slot chains (`s4_mh`) are written again at the first transaction, so a table an
+        // older Fulcrum left gets this version's rules (its hashes seeded).
+        if (/^[puo][46]_/.test(name)) this.applied.chains[kind].add(name);
         const device = ingressDevice(name);
         if (device !== null) this.ingress.add(device);
       }

@@ -18,7 +18,7 @@
 import type { Family } from '../../model/types.js';
 import type { Timeouts } from '../types.js';
 import { HASH_SLOTS, MH_SLOTS, RR_SLOTS } from './slots.js';
-import { TABLE_NAME, type ElementMap, type TableKind } from './model.js';
+import { hex, TABLE_NAME, type ElementMap, type TableKind } from './model.js';
 
 /** Sizes of the kernel's dynamic maps (maximum elements). */
 export interface RulesetLimits {
@@ -208,12 +208,22 @@ export function maskText(family: Family, prefix: number): string | null {
   return groups.join(':').replace(/(:0)+$/, '::');
 }
 
-const HASH_KEYS: Record<string, (p: string) => [string, number]> = {
-  sh: (p) => [`jhash ${p} saddr`, HASH_SLOTS],
-  shp: (p) => [`jhash ${p} saddr . th sport`, HASH_SLOTS],
-  dh: (p) => [`jhash ${p} daddr`, HASH_SLOTS],
-  mh: (p) => [`jhash ${p} saddr`, MH_SLOTS],
-  mhp: (p) => [`jhash ${p} saddr . th sport`, MH_SLOTS],
+/**
+ * Every slot hash is seeded explicitly, with the same seed on every director: without a
+ * seed the kernel draws a random one per rule, and two directors with the same
+ * configuration would send the same flow to different slots — a flow that moves to another
+ * director (a VRRP takeover without sync, an ECMP change) would change real server.
+ */
+export const HASH_SEED = 0x46554c43;
+/** `jhash <fields> mod <n> seed <HASH_SEED>` (nft takes the seed after the modulus). */
+const seeded = (fields: string, mod: number): string => `jhash ${fields} mod ${mod} seed ${hex(HASH_SEED)}`;
+
+const HASH_KEYS: Record<string, (p: string) => string> = {
+  sh: (p) => seeded(`${p} saddr`, HASH_SLOTS),
+  shp: (p) => seeded(`${p} saddr . th sport`, HASH_SLOTS),
+  dh: (p) => seeded(`${p} daddr`, HASH_SLOTS),
+  mh: (p) => seeded(`${p} saddr`, MH_SLOTS),
+  mhp: (p) => seeded(`${p} saddr . th sport`, MH_SLOTS),
 };
 
 /**
@@ -234,13 +244,12 @@ export function demandChain(kind: TableKind, name: string): string[] {
           `tcp flags & (syn | ack) == syn ${r} set ${r} . numgen inc mod ${RR_SLOTS} map @slots return`,
           `meta l4proto != tcp ${r} set ${r} . numgen inc mod ${RR_SLOTS} map @slots return`,
           // A TCP packet of a connection the table does not know (after a restart): hash it.
-          `${r} set ${r} . jhash ${p} saddr . th sport mod ${RR_SLOTS} map @slots`,
+          `${r} set ${r} . ${seeded(`${p} saddr . th sport`, RR_SLOTS)} map @slots`,
         ];
       }
       const h = HASH_KEYS[rest];
       if (!h) throw new Error(`unknown slot hash ${rest}`);
-      const [expr, size] = h(p);
-      return [`${r} set ${r} . ${expr} mod ${size} map @slots`];
+      return [`${r} set ${r} . ${h(p)} map @slots`];
     }
     case 'p':
     case 'u': {
