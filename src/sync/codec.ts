@@ -80,8 +80,6 @@ export const TcpState = {
   NONE: 0, ESTABLISHED: 1, SYN_SENT: 2, SYN_RECV: 3, FIN_WAIT: 4, TIME_WAIT: 5, CLOSE: 6, CLOSE_WAIT: 7, LAST_ACK: 8, LISTEN: 9, SYNACK: 10,
 } as const;
 const STATES: Readonly<Record<number, number>> = { 6: 11, 17: 1, 132: 13 };
-/** Template states (IP_VS_CTPL_S_LAST). */
-const TEMPLATE_STATES = 2;
 
 export const IPPROTO = { IP: 0, TCP: 6, UDP: 17, SCTP: 132 } as const;
 

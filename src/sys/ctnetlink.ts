@@ -14,8 +14,8 @@
 import ipaddr from 'ipaddr.js';
 import type { Family } from '../model/types.js';
 import { SysError, SysErrorCode, sysFailure } from './errors.js';
-import { attr } from './netlink.js';
-import { AF_INET, AF_INET6, AF_NETLINK, EAGAIN, loadLibc, MSG_DONTWAIT, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_RAW } from './libc.js';
+import { acks, attr, netlinkSocket, sendToKernel } from './netlink.js';
+import { AF_INET, AF_INET6, EAGAIN, loadLibc, MSG_DONTWAIT } from './libc.js';
 
 const NETLINK_NETFILTER = 12;
 const NFNL_SUBSYS_CTNETLINK = 1;
@@ -124,18 +124,6 @@ export function conntrackMessage(e: CtNatEntry, seq: number, create: boolean): B
   return Buffer.concat([h, body]);
 }
 
-/** Every NLMSG_ERROR ack in `b`: sequence number → errno (0 = success). */
-export function acks(b: Buffer): Map<number, number> {
-  const out = new Map<number, number>();
-  for (let off = 0; off + 16 <= b.length;) {
-    const len = b.readUInt32LE(off);
-    if (len < 16) break;
-    if (b.readUInt16LE(off + 4) === 2 && len >= 20) out.set(b.readUInt32LE(off + 8), -b.readInt32LE(off + 16));
-    off += (len + 3) & ~3;
-  }
-  return out;
-}
-
 export interface CtResult {
   readonly created: number;
   readonly refreshed: number;
@@ -153,27 +141,10 @@ export interface ConntrackWriter {
 let seqNo = 1;
 const BATCH = 64;
 
-function socket(): number {
-  const c = loadLibc();
-  const fd = c.socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_NETFILTER);
-  if (fd < 0) throw sysFailure('opening ctnetlink', c.errno(), 'CAP_NET_ADMIN');
-  const sa = Buffer.alloc(12);
-  sa.writeUInt16LE(AF_NETLINK, 0);
-  if (c.bind(fd, sa, sa.length) < 0) {
-    const e = c.errno();
-    c.close(fd);
-    throw sysFailure('binding ctnetlink', e, 'CAP_NET_ADMIN');
-  }
-  return fd;
-}
-
 /** Send `msgs` in one datagram; the errno of each by its sequence number. */
 function exchange(fd: number, msgs: readonly { seq: number; buf: Buffer }[]): Map<number, number> {
   const c = loadLibc();
-  const out = Buffer.concat(msgs.map((m) => m.buf));
-  const to = Buffer.alloc(12);
-  to.writeUInt16LE(AF_NETLINK, 0);
-  if (c.sendto(fd, out, out.length, 0, to, to.length) < 0) throw sysFailure('sending to ctnetlink', c.errno(), 'CAP_NET_ADMIN');
+  sendToKernel(fd, Buffer.concat(msgs.map((m) => m.buf)), 'sending to ctnetlink');
   // ctnetlink handles each request inside sendto: the acks are already queued.
   const got = new Map<number, number>();
   const buf = Buffer.alloc(65536);
@@ -192,7 +163,7 @@ function exchange(fd: number, msgs: readonly { seq: number; buf: Buffer }[]): Ma
 
 export const ffiConntrack: ConntrackWriter = {
   natEntries(entries) {
-    const fd = socket();
+    const fd = netlinkSocket('opening ctnetlink', { protocol: NETLINK_NETFILTER });
     const c = loadLibc();
     let created = 0;
     let refreshed = 0;

@@ -75,24 +75,34 @@ export function addressMessage(op: 'add' | 'remove', a: AddressSpec, ifindex: nu
   return Buffer.concat([h, body]);
 }
 
-/** The errno in an NLMSG_ERROR ack for `seq` (0 = success), or null when none is in `b`. */
-export function ackErrno(b: Buffer, seq: number): number | null {
+/** Every NLMSG_ERROR ack in `b`: sequence number → errno (0 = success). */
+export function acks(b: Buffer): Map<number, number> {
+  const out = new Map<number, number>();
   for (let off = 0; off + 16 <= b.length;) {
     const len = b.readUInt32LE(off);
     if (len < 16) break;
-    if (b.readUInt16LE(off + 4) === NLMSG_ERROR && b.readUInt32LE(off + 8) === seq && len >= 20) return -b.readInt32LE(off + 16);
+    if (b.readUInt16LE(off + 4) === NLMSG_ERROR && len >= 20) out.set(b.readUInt32LE(off + 8), -b.readInt32LE(off + 16));
     off += (len + 3) & ~3;
   }
-  return null;
+  return out;
 }
 
-function netlinkSocket(groups: number, what: string): number {
+/** The errno in an NLMSG_ERROR ack for `seq` (0 = success), or null when none is in `b`. */
+export function ackErrno(b: Buffer, seq: number): number | null {
+  return acks(b).get(seq) ?? null;
+}
+
+/**
+ * A bound netlink socket of `protocol` (rtnetlink by default), subscribed to `groups`;
+ * non-blocking unless `blocking`. Failures name `what` and the capability it needs.
+ */
+export function netlinkSocket(what: string, o: { protocol?: number; groups?: number; blocking?: boolean } = {}): number {
   const c = loadLibc();
-  const fd = c.socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE);
+  const fd = c.socket(AF_NETLINK, SOCK_RAW | (o.blocking ? 0 : SOCK_NONBLOCK) | SOCK_CLOEXEC, o.protocol ?? NETLINK_ROUTE);
   if (fd < 0) throw sysFailure(what, c.errno(), 'CAP_NET_ADMIN');
   const sa = Buffer.alloc(12);
   sa.writeUInt16LE(AF_NETLINK, 0);
-  sa.writeUInt32LE(groups, 8);
+  sa.writeUInt32LE(o.groups ?? 0, 8);
   if (c.bind(fd, sa, sa.length) < 0) {
     const e = c.errno();
     c.close(fd);
@@ -101,19 +111,28 @@ function netlinkSocket(groups: number, what: string): number {
   return fd;
 }
 
+const KERNEL = ((): Buffer => {
+  const to = Buffer.alloc(12);
+  to.writeUInt16LE(AF_NETLINK, 0);
+  return to;
+})();
+
+/** Send `msg` to the kernel on a netlink socket; a refusal names `what`. */
+export function sendToKernel(fd: number, msg: Buffer, what: string): void {
+  const c = loadLibc();
+  if (c.sendto(fd, msg, msg.length, 0, KERNEL, KERNEL.length) < 0) throw sysFailure(what, c.errno(), 'CAP_NET_ADMIN');
+}
+
 let seq = 1;
 
 /** Add (replace) or remove one address; "already there" and "already gone" are success. */
 export function netlinkAddress(op: 'add' | 'remove', a: AddressSpec, ifindex: number): void {
   const c = loadLibc();
   const what = `${op === 'add' ? 'adding' : 'removing'} ${a.address}/${a.prefixLength} ${op === 'add' ? 'to' : 'from'} ${a.ifname}`;
-  const fd = netlinkSocket(0, what);
+  const fd = netlinkSocket(what);
   try {
     const s = seq++;
-    const msg = addressMessage(op, a, ifindex, s);
-    const to = Buffer.alloc(12);
-    to.writeUInt16LE(AF_NETLINK, 0);
-    if (c.sendto(fd, msg, msg.length, 0, to, to.length) < 0) throw sysFailure(what, c.errno(), 'CAP_NET_ADMIN');
+    sendToKernel(fd, addressMessage(op, a, ifindex, s), what);
     // rtnetlink handles the request inside sendto: the ack is already queued.
     const buf = Buffer.alloc(4096);
     for (let i = 0; i < 8; i++) {
@@ -137,7 +156,7 @@ export function netlinkAddress(op: 'add' | 'remove', a: AddressSpec, ifindex: nu
 /** Call `onChange` (coalesced to once per event-loop turn) on any link or address change. */
 export function openLinkWatch(onChange: () => void): { close(): void } {
   const c = loadLibc();
-  const fd = netlinkSocket(RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR, 'watching network links');
+  const fd = netlinkSocket('watching network links', { groups: RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR });
   const buf = Buffer.alloc(16384);
   let closed = false;
   let queued = false;

@@ -7,8 +7,8 @@
  * timeout; the kernel produces a dump as it is read).
  */
 import { SysError, SysErrorCode, sysFailure } from './errors.js';
-import { attr } from './netlink.js';
-import { AF_NETLINK, loadLibc, SOCK_CLOEXEC, SOCK_RAW, SOL_SOCKET } from './libc.js';
+import { attr, netlinkSocket, sendToKernel } from './netlink.js';
+import { loadLibc, SOL_SOCKET } from './libc.js';
 
 const NETLINK_NETFILTER = 12;
 const NFNL_SUBSYS_NFTABLES = 10;
@@ -143,8 +143,9 @@ let seq = 1;
  */
 export function dumpSetElements(family: keyof typeof NFPROTO, table: string, set: string): RawElement[] {
   const c = loadLibc();
-  const fd = c.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
-  if (fd < 0) throw sysFailure('opening nf_tables netlink', c.errno(), 'CAP_NET_ADMIN');
+  const what = `listing ${family} ${table} ${set}`;
+  // Blocking, bounded by a receive timeout: the kernel produces the dump as it is read.
+  const fd = netlinkSocket(what, { protocol: NETLINK_NETFILTER, blocking: true });
   try {
     const tv = Buffer.alloc(16);
     tv.writeBigInt64LE(5n, 0);
@@ -152,23 +153,19 @@ export function dumpSetElements(family: keyof typeof NFPROTO, table: string, set
     const rb = Buffer.alloc(4);
     rb.writeInt32LE(4 << 20);
     c.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, rb, 4);
-    const s = seq++;
-    const req = setElementsRequest(family, table, set, s);
-    const to = Buffer.alloc(12);
-    to.writeUInt16LE(AF_NETLINK, 0);
-    if (c.sendto(fd, req, req.length, 0, to, to.length) < 0) throw sysFailure(`listing ${family} ${table} ${set}`, c.errno(), 'CAP_NET_ADMIN');
+    sendToKernel(fd, setElementsRequest(family, table, set, seq++), what);
     const out: RawElement[] = [];
     const buf = Buffer.alloc(1 << 20);
     for (let reads = 0; reads < 1_000_000; reads++) {
       const n = c.recvfrom(fd, buf, buf.length, 0, null, null);
-      if (n < 0) throw sysFailure(`listing ${family} ${table} ${set}`, c.errno(), 'CAP_NET_ADMIN');
+      if (n < 0) throw sysFailure(what, c.errno(), 'CAP_NET_ADMIN');
       const r = parseSetElements(buf.subarray(0, n));
       for (const e of r.elements) out.push(e);
       if (r.errno === ENOENT) return [];
-      if (r.errno !== null) throw new SysError(SysErrorCode.FAILED, `listing ${family} ${table} ${set}: errno ${r.errno}`, r.errno);
+      if (r.errno !== null) throw new SysError(SysErrorCode.FAILED, `${what}: errno ${r.errno}`, r.errno);
       if (r.done) return out;
     }
-    throw new SysError(SysErrorCode.FAILED, `listing ${family} ${table} ${set}: the dump did not end`);
+    throw new SysError(SysErrorCode.FAILED, `${what}: the dump did not end`);
   } finally {
     c.close(fd);
   }
