@@ -142,7 +142,7 @@ export class RoutingDataPlane implements DataPlane {
 
   /** Each flow goes to the plane of its forwarding method; flows no built plane takes are refused. */
   async syncInstall(flows: readonly SyncedFlow[]): Promise<SyncInstallResult> {
-    const by = new Map<number, SyncedFlow[]>();
+    const by = new Map<DataPlane, SyncedFlow[]>();
     const refused = new Map<SyncInstallRefusal, number>();
     for (const f of flows) {
       const i = this.slotFor(f.method);
@@ -151,14 +151,15 @@ export class RoutingDataPlane implements DataPlane {
         refused.set(p ? 'unsupported' : 'no-service', (refused.get(p ? 'unsupported' : 'no-service') ?? 0) + 1);
         continue;
       }
-      let l = by.get(i);
-      if (!l) by.set(i, (l = []));
+      let l = by.get(p);
+      if (!l) by.set(p, (l = []));
       l.push(f);
     }
     let installed = 0;
     let unchanged = 0;
-    for (const [i, l] of by) {
-      const r = await (this.planes[i] as DataPlane & { syncInstall: NonNullable<DataPlane['syncInstall']> }).syncInstall(l);
+    for (const [p, l] of by) {
+      if (!p.syncInstall) continue;
+      const r = await p.syncInstall(l);
       installed += r.installed;
       unchanged += r.unchanged;
       for (const [k, n] of r.refused) refused.set(k, (refused.get(k) ?? 0) + n);

@@ -652,6 +652,7 @@ export class NftDataPlane implements DataPlane {
           continue;
         }
         const svcSpec = specs.get(id);
+        const timeout = Math.max(1, Math.min(Math.round(f.timeout), 86400 * 365));
         if ((f.method === 'nat') !== (svcSpec?.method === 'nat') || f.method === 'nat' && svcSpec?.snat) {
           refuse(f.method === 'nat' && svcSpec?.snat ? 'unsupported' : 'no-service');
           continue;
@@ -659,7 +660,6 @@ export class NftDataPlane implements DataPlane {
         if (f.method === 'nat' && !f.template) {
           const ident = `ct ${f.protocol} ${f.client}:${f.cport} ${f.virtual}:${f.vport}`;
           const held = this.synced.get(ident);
-          const timeout = Math.max(1, Math.min(Math.round(f.timeout), 86400 * 365));
           if (held && held.value === hex(be) && held.until - now > timeout / 2) {
             natUnchanged++;
             continue;
@@ -675,7 +675,7 @@ export class NftDataPlane implements DataPlane {
         const kind: TableKind = f.method === 'nat' ? 'inet' : 'netdev';
         const set = f.template ? 'persist4' : 'conn4';
         const key = f.template ? `${hex(serviceMark(id))} . ${f.client}` : `${hex(serviceMark(id))} . ${f.client} . ${f.cport}`;
-        wanted.set(`${kind} ${set} ${key}`, { kind, set, key, value: hex(be), timeout: Math.max(1, Math.min(Math.round(f.timeout), 86400 * 365)), closing: f.state === 'closing' });
+        wanted.set(`${kind} ${set} ${key}`, { kind, set, key, value: hex(be), timeout, closing: f.state === 'closing' });
       }
       const limit = (this.o.limits ?? DEFAULT_LIMITS).connections;
       const plan = (): { cmds: string[]; installed: number; unchanged: number; full: number; next: Map<string, { value: string; until: number }> } => {

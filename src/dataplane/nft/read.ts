@@ -24,8 +24,6 @@ export interface KernelConn {
   readonly virtual?: ListenAddress;
   /** NAT: where the reply comes from (the real server, from the reply tuple). */
   readonly server?: ListenAddress;
-  /** NAT: the protocol's name as conntrack prints it (tcp, udp, sctp). */
-  readonly protocol?: string;
 }
 
 type Json = unknown;
@@ -197,7 +195,7 @@ export function parseConntrack(textIn: string): KernelConn[] {
     const rsrc = second > 0 ? field(line, 'src', second) : undefined;
     const rsport = second > 0 ? Number(field(line, 'sport', second) ?? 0) : 0;
     out.push({
-      mark, state, expires, family, protocol: proto,
+      mark, state, expires, family,
       ...(rsrc ? { server: { family, address: rsrc, port: rsport } } : {}),
       ...(src ? { client: { family, address: src, port: sport } } : {}),
       ...(dst ? { virtual: { family, address: dst, port: dport } } : {}),
