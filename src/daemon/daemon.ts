@@ -36,7 +36,7 @@ import { SyncDaemon, type SyncConfig, type SyncStatus } from '../sync/index.js';
 import { udpSyncTransport, type SyncTransport } from '../sys/sync-socket.js';
 import {
   applyOverlay, EMPTY_OVERLAY, ipvsView, MemoryRuntimeStore, OverlayRecorder, changesTable,
-  type OverlayResult, type RuntimeOverlay, type RuntimeStore,
+  type DrainEntry, type OverlayResult, type RuntimeOverlay, type RuntimeStore,
 } from '../runtime/index.js';
 
 export interface DaemonOptions {
@@ -144,6 +144,8 @@ export class Daemon {
   readonly health: HealthMonitor;
   private retryTimer: NodeJS.Timeout | null = null;
   private drainTimer: NodeJS.Timeout | null = null;
+  /** Drains being removed right now: still reported until the data plane has applied the removal. */
+  private finishing: readonly DrainEntry[] = [];
   private stopping: Promise<void> | null = null;
   /** The configuration file as last loaded (without runtime changes). */
   private base: FulcrumConfig | null = null;
@@ -552,7 +554,7 @@ export class Daemon {
   /** Drains in progress with what still holds them (connections, persistence templates). */
   drains(): DrainStatus[] {
     const stats = this.opts.plane.stats();
-    return this.overlay.drains.map((d) => {
+    return [...this.overlay.drains, ...this.finishing].map((d) => {
       const st = stats.find((s) => s.spec.key === d.service)?.servers.find((x) => x.spec.key === d.server);
       return { ...d, active: st?.active ?? 0, inactive: st?.inactive ?? 0, templates: st?.persistent ?? 0 };
     });
@@ -590,7 +592,8 @@ export class Daemon {
       const finished = (x: { service: string; server: string }): boolean => done.some(({ d }) => d.service === x.service && d.server === x.server);
       const recorded = rec.overlay;
       const overlay: RuntimeOverlay = { ...recorded, drains: recorded.drains.filter((x) => !finished(x)) };
-      const r = await this.commitOverlay(base, overlay);
+      this.finishing = this.overlay.drains.filter(finished);
+      const r = await this.commitOverlay(base, overlay).finally(() => { this.finishing = []; });
       if ('refused' in r) {
         publishDaemon({ type: 'notice', message: `${r.refused}; drains stay in progress` });
         return;
