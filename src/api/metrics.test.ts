@@ -12,6 +12,12 @@ const view = (over: Partial<StatusView> = {}): StatusView => ({
     sent: { messages: 0, entries: 0, bytes: 0, errors: 0, tracked: 0 }, received: { messages: 12, entries: 400, bytes: 5000, peer: '10.0.0.9', lastAt: 1_700_000 },
     installed: 390, unchanged: 4, queued: 0, refused: { syncid: 2, 'no-server': 6 }, lag: { send: null, install: 0.04 },
   },
+  bgp: {
+    enabled: true, speaker: { name: 'gobgpd (pid 7)', up: true, error: null, localAs: 65001, routerId: '10.0.1.2' },
+    sessions: [{ neighbor: '10.0.1.1', remoteAs: 65000, state: 'established', upSince: 1_600_000, received: 0 }, { neighbor: '10.0.1.9', remoteAs: 65000, state: 'active', upSince: null, received: 0 }],
+    routes: [{ prefix: '10.99.99.99/32', wanted: true, announced: true, reason: 'tcp 10.99.99.99:80 has quorum', nextHop: null, communities: [], med: null, since: 1_650_000 }],
+    counters: { announced: 3, withdrawn: 2, failures: 1 },
+  },
   services: [{
     key: 'tcp 10.0.0.1:80', protocol: 'tcp', scheduler: 'wrr', flags: [], persistence: null, method: 'proxy', active: true, quorum: 1, dropped: 4,
     counters: { conns: 10, inPkts: 20, outPkts: 30, inBytes: 400, outBytes: 5000 }, rates: { cps: 1, inPps: 2, outPps: 3, inBps: 40, outBps: 500 },
@@ -33,6 +39,14 @@ test('metrics: names end in _total or a unit, the real server is a label, values
   const { text, contentType } = await m.scrape();
   assert.match(contentType, /^text\/plain; version=0\.0\.4/);
   assert.match(text, /^fulcrum_sync_role\{role="backup"\} 1$/m);
+  assert.match(text, /^fulcrum_bgp_speaker_up 1$/m);
+  assert.match(text, /^fulcrum_bgp_session_up\{neighbor="10\.0\.1\.1"\} 1$/m);
+  assert.match(text, /^fulcrum_bgp_session_up\{neighbor="10\.0\.1\.9"\} 0$/m);
+  assert.match(text, /^fulcrum_bgp_session_established_timestamp_seconds\{neighbor="10\.0\.1\.1"\} 1600$/m);
+  assert.doesNotMatch(text, /^fulcrum_bgp_session_established_timestamp_seconds\{neighbor="10\.0\.1\.9"\}/m);
+  assert.match(text, /^fulcrum_bgp_route_announced\{prefix="10\.99\.99\.99\/32"\} 1$/m);
+  assert.match(text, /^fulcrum_bgp_route_changes_total\{action="withdraw"\} 2$/m);
+  assert.match(text, /^fulcrum_bgp_failures_total 1$/m);
   assert.match(text, /^fulcrum_sync_messages_total\{direction="received"\} 12$/m);
   assert.match(text, /^fulcrum_sync_entries_total\{direction="received"\} 400$/m);
   assert.match(text, /^fulcrum_sync_installed_total 390$/m);

@@ -53,6 +53,25 @@ export function createMetrics(view: () => StatusView, board: StatusBoard, defaul
 
   // Connection sync.
   const sync = (): StatusView['sync'] => v().sync;
+  const bgp = (): StatusView['bgp'] => v().bgp;
+  readGauge<never>('fulcrum_bgp_speaker_up', 'BGP speaker (gobgpd) answering: 1, else 0 (absent without fulcrum_bgp)', [], (e) => {
+    const sp = bgp().speaker;
+    if (sp) e({}, sp.up ? 1 : 0);
+  });
+  readGauge<'neighbor'>('fulcrum_bgp_session_up', 'BGP session with a neighbour established: 1, else 0', ['neighbor'], (e) => {
+    for (const s of bgp().sessions) e({ neighbor: s.neighbor }, s.state === 'established' ? 1 : 0);
+  });
+  readGauge<'neighbor'>('fulcrum_bgp_session_established_timestamp_seconds', 'When the BGP session came up (Unix time; absent while down)', ['neighbor'], (e) => {
+    for (const s of bgp().sessions) if (s.upSince !== null) e({ neighbor: s.neighbor }, s.upSince / 1000);
+  });
+  readGauge<'prefix'>('fulcrum_bgp_route_announced', 'A VIP route the speaker originates now: 1, withdrawn: 0', ['prefix'], (e) => {
+    for (const r of bgp().routes) e({ prefix: r.prefix }, r.announced ? 1 : 0);
+  });
+  readCounter<'action'>('fulcrum_bgp_route_changes_total', 'Routes the speaker accepted to announce or withdraw', ['action'], (e) => {
+    e({ action: 'announce' }, bgp().counters.announced);
+    e({ action: 'withdraw' }, bgp().counters.withdrawn);
+  });
+  readCounter<never>('fulcrum_bgp_failures_total', 'BGP speaker calls that failed (unreachable, refused), each retried with backoff', [], (e) => e({}, bgp().counters.failures));
   readGauge<'role'>('fulcrum_sync_role', 'Connection sync role: 1 for the one it runs (master, backup, master+backup, stopped)', ['role'], (e) => {
     for (const r of ['master', 'backup', 'master+backup', 'stopped'] as const) e({ role: r }, sync().role === r ? 1 : 0);
   });

@@ -42,7 +42,7 @@ export const ApiErrorCode = {
 } as const;
 
 /** What the API needs of the daemon. */
-export type ApiDaemon = Pick<Daemon, 'configuration' | 'plane' | 'runtime' | 'drains' | 'reloads' | 'change' | 'forgetRuntime' | 'drain' | 'reload' | 'vrrpStatus' | 'vrrpDrops' | 'sync' | 'syncControl'>;
+export type ApiDaemon = Pick<Daemon, 'configuration' | 'plane' | 'runtime' | 'drains' | 'reloads' | 'change' | 'forgetRuntime' | 'drain' | 'reload' | 'vrrpStatus' | 'vrrpDrops' | 'sync' | 'syncControl' | 'bgp'>;
 
 export type OpenPart = 'metrics' | 'dashboard';
 
@@ -343,6 +343,7 @@ function buildApp(o: ApiOptions, transport: 'unix' | 'tcp'): FastifyInstance {
   });
   app.get('/v1/drains', async () => d.drains());
   app.get('/v1/sync', async () => d.sync.status());
+  app.get('/v1/bgp', async () => d.bgp.status());
   app.get<{ Querystring: { since?: string } }>('/v1/events', async (req) => o.board.timeline(Number(req.query.since ?? 0) || 0));
 
   // Changes

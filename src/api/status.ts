@@ -36,7 +36,7 @@ export interface ServerHealth {
   checkers: Record<string, CheckerStatus>;
 }
 
-export type TimelineKind = 'health' | 'check' | 'agent' | 'reload' | 'runtime' | 'drain' | 'quorum' | 'daemon' | 'vrrp' | 'failure' | 'sync';
+export type TimelineKind = 'health' | 'check' | 'agent' | 'reload' | 'runtime' | 'drain' | 'quorum' | 'daemon' | 'vrrp' | 'failure' | 'sync' | 'bgp';
 
 export interface TimelineEvent {
   readonly id: number;
@@ -177,6 +177,12 @@ export class StatusBoard {
         return this.push({ kind: 'drain', severity: e.outcome === 'deadline' ? 'warning' : 'info', service: e.service, server: e.server, message: `removed after draining (${e.outcome})` });
       case 'stopping':
         return this.push({ kind: 'daemon', severity: 'info', message: `stopping on ${e.signal}` });
+      case 'bgp-session':
+        return this.push({ kind: 'bgp', severity: e.to === 'established' ? 'info' : 'warning', message: `BGP neighbor ${e.neighbor}: ${e.from} → ${e.to}` });
+      case 'bgp-route':
+        return this.push({ kind: 'bgp', severity: e.announced ? 'info' : 'warning', message: `${e.announced ? 'announced' : 'withdrew'} ${e.prefix} (${e.reason})` });
+      case 'bgp-speaker':
+        return this.push({ kind: 'bgp', severity: e.up ? 'info' : 'error', message: `BGP speaker ${e.name} ${e.up ? 'up' : `down: ${e.reason}`}` });
       case 'sync-role':
         return this.push({ kind: 'sync', severity: 'info', message: `connection sync: ${e.from} → ${e.to} on ${e.interface}${e.instance ? ` (following ${e.instance})` : ''}` });
       case 'notice':

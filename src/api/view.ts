@@ -6,6 +6,7 @@
  */
 import type { WorkerStatus } from '../dataplane/index.js';
 import type { SyncStatus } from '../sync/index.js';
+import type { BgpStatus } from '../bgp/index.js';
 import type { InstanceStatus } from '../vrrp/index.js';
 import type { Daemon, DrainStatus } from '../daemon/index.js';
 import { ZERO_RATES, type Counters, type Rates, type ServerStats } from '../dataplane/index.js';
@@ -76,11 +77,13 @@ export interface StatusView {
   readonly lostConnections: number;
   /** Connection sync between directors (role 'stopped' when not configured). */
   readonly sync: SyncStatus;
+  /** BGP: the speaker, its sessions and every route it can announce (enabled false without fulcrum_bgp). */
+  readonly bgp: BgpStatus;
 }
 
 const NO_COUNTERS: Counters = { conns: 0, inPkts: 0, outPkts: 0, inBytes: 0, outBytes: 0 };
 
-export function statusView(daemon: Pick<Daemon, 'configuration' | 'plane' | 'runtime' | 'drains' | 'reloads' | 'vrrpStatus' | 'vrrpDrops' | 'sync'>, board: StatusBoard, now = Date.now()): StatusView {
+export function statusView(daemon: Pick<Daemon, 'configuration' | 'plane' | 'runtime' | 'drains' | 'reloads' | 'vrrpStatus' | 'vrrpDrops' | 'sync' | 'bgp'>, board: StatusBoard, now = Date.now()): StatusView {
   const config = daemon.configuration;
   const stats = new Map(daemon.plane.stats().map((s) => [s.spec.key, s]));
   const services: ServiceView[] = [];
@@ -137,5 +140,6 @@ export function statusView(daemon: Pick<Daemon, 'configuration' | 'plane' | 'run
     workers: daemon.plane.workers?.() ?? [],
     lostConnections: daemon.plane.lostConnections?.() ?? 0,
     sync: daemon.sync.status(),
+    bgp: daemon.bgp.status(),
   };
 }

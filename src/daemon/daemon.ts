@@ -21,7 +21,7 @@
 import { DiagnosticCode, errorCode, errorMessage, FailureCode, formatDiagnostic, formatLocation, reportFailure, supervise } from '../errors/index.js';
 import { inProcessConfigLoader, type ConfigLoader } from '../config/index.js';
 import { serviceKey } from '../model/keys.js';
-import type { FulcrumConfig } from '../model/types.js';
+import type { BgpConfig, FulcrumConfig } from '../model/types.js';
 import { Director, type ReconcileResult } from '../director/index.js';
 import { DataPlaneErrorCode, type DataPlane, type OpFailure, type ServiceSpec } from '../dataplane/index.js';
 import { systemClock } from '../health/index.js';
@@ -34,6 +34,8 @@ import { METHOD_FLAG, serviceIdKey, type IpvsCommand } from '../config/ipvsadm/i
 import { formatHostPort } from '../model/address.js';
 import { SyncDaemon, type SyncConfig, type SyncStatus } from '../sync/index.js';
 import { udpSyncTransport, type SyncTransport } from '../sys/sync-socket.js';
+import { BgpErrorCode, BgpSpeaker, type Announcer } from '../bgp/index.js';
+import { GoBgpAnnouncer } from '../sys/gobgp.js';
 import {
   applyOverlay, EMPTY_OVERLAY, ipvsView, MemoryRuntimeStore, OverlayRecorder, changesTable,
   type DrainEntry, type OverlayResult, type RuntimeOverlay, type RuntimeStore,
@@ -59,6 +61,8 @@ export interface DaemonOptions {
   readonly vrrpRunner?: (onHeld: (held: ReadonlySet<string>) => void) => VrrpRunner;
   /** Connection sync wiring (transport, intervals) — tests; the default is UDP multicast. */
   readonly sync?: { readonly transport?: SyncTransport; readonly sendIntervalMs?: number; readonly installIntervalMs?: number };
+  /** The BGP speaker for a fulcrum_bgp block (tests: a fake); default GoBGP. */
+  readonly announcer?: (cfg: BgpConfig) => Announcer;
   /** How the configuration file is read (default: on this thread). */
   readonly loader?: ConfigLoader;
   /** Accept a configuration with no virtual server and no VRRP instance (runtime changes only). */
@@ -168,6 +172,8 @@ export class Daemon {
   readonly sync: SyncDaemon;
   /** The sync daemon as `fulcrum adm --start-daemon` set it (over the file's), or null. */
   private syncRuntime: SyncConfig | 'stopped' | null = null;
+  /** VIPs announced over BGP (fulcrum_bgp, announce bgp). */
+  readonly bgp: BgpSpeaker;
 
   constructor(private readonly opts: DaemonOptions) {
     this.store = opts.runtime ?? new MemoryRuntimeStore();
@@ -193,6 +199,15 @@ export class Daemon {
       ...(opts.sync?.sendIntervalMs !== undefined ? { sendIntervalMs: opts.sync.sendIntervalMs } : {}),
       ...(opts.sync?.installIntervalMs !== undefined ? { installIntervalMs: opts.sync.installIntervalMs } : {}),
     });
+    this.bgp = new BgpSpeaker({
+      makeAnnouncer: opts.announcer ?? ((b) => new GoBgpAnnouncer(b.speaker.kind === 'api'
+        ? { api: `${b.speaker.host.includes(':') ? `[${b.speaker.host}]` : b.speaker.host}:${b.speaker.port}` }
+        : { gobgpd: b.speaker.path, log: (line) => publishDaemon({ type: 'notice', message: `gobgpd: ${line}` }) })),
+      inputs: () => ({ services: this.director.serviceStates(), instanceState: (name) => this.vrrp.status().find((i) => i.name === name)?.state ?? null }),
+      onEvent: (e) => publishDaemon(e),
+    });
+    // Quorum, the plane's refusals and VRRP's gate all end in a reconcile: BGP follows it.
+    this.director.onReconciled = () => supervise('bgp', this.bgp.kick());
     const onHeld = (): void => {
       supervise('sync', this.sync.followRole());
       if (this.closing) return;
@@ -352,6 +367,7 @@ export class Daemon {
     this.scheduleRetry(r.failed);
     this.health.setConfig(eff.config);
     this.applySync();
+    supervise('bgp', this.bgp.setConfig(eff.config));
     this.scheduleDrainCheck();
     publishDaemon({ type: 'started', services: eff.config.virtualServers.length, plane: this.opts.plane.name });
     return { ok: true, errors: [] };
@@ -398,6 +414,7 @@ export class Daemon {
       this.scheduleRetry(r.failed);
       this.health.setConfig(eff.config);
       this.applySync();
+      supervise('bgp', this.bgp.setConfig(eff.config));
       this.reloads.ok++;
       this.reloads.lastOkAt = Date.now();
       publishDaemon({ type: 'reloaded', ops: r.applied.length, failed: r.failed.length });
@@ -440,6 +457,7 @@ export class Daemon {
     }
     this.scheduleRetry(r.failed);
     this.health.setConfig(eff.config);
+    supervise('bgp', this.bgp.setConfig(eff.config));
     return { ops: r.applied.length, failed: r.failed.map((f) => f.message) };
   }
 
@@ -618,12 +636,32 @@ export class Daemon {
     // connection can arrive.
     const vrrp = this.vrrp.stop();
     supervise('sync', this.sync.stop());
+    // BGP: withdraw first and keep forwarding for the grace period, so the routers move
+    // the flows away before the listeners close.
+    const grace = this.bgpGrace();
     // 'stopping' is published once no new connection can arrive: listeners closed (at once
     // on this loop; workers confirm it).
-    const accepting = this.opts.plane.stopAccepting?.() ?? Promise.resolve();
+    const accepting = grace.then(() => this.opts.plane.stopAccepting?.());
     const announced = accepting.catch(() => undefined).then(() => publishDaemon({ type: 'stopping', signal, connections: conns, drainMs: this.opts.drainMs }));
-    this.stopping = Promise.all([vrrp, this.opts.plane.close(this.opts.drainMs), announced]).then(() => publishDaemon({ type: 'stopped' }));
+    const closed = grace.then(() => this.opts.plane.close(this.opts.drainMs));
+    this.stopping = Promise.all([vrrp, closed, announced])
+      .then(() => this.bgp.stop().catch((err: unknown) => reportFailure('bgp', errorCode(err) ?? BgpErrorCode.SPEAKER, err)))
+      .then(() => publishDaemon({ type: 'stopped' }));
     return this.stopping;
+  }
+
+  /** On a clean stop: withdraw every announced route, then wait fulcrum_bgp's shutdown_grace. */
+  private async bgpGrace(): Promise<void> {
+    const b = this.config?.bgp;
+    const n = this.bgp.status().routes.filter((r) => r.announced).length;
+    if (!b || n === 0) return;
+    try {
+      await this.bgp.withdrawAll();
+    } catch (err: unknown) {
+      reportFailure('bgp', errorCode(err) ?? BgpErrorCode.SPEAKER, err);
+    }
+    publishDaemon({ type: 'notice', message: `withdrew ${n} BGP route(s); forwarding ${b.shutdownGrace} s more before closing (shutdown_grace)` });
+    await new Promise((r) => setTimeout(r, b.shutdownGrace * 1000));
   }
 
   private scheduleRetry(failed: readonly OpFailure[]): void {

@@ -1,4 +1,5 @@
 import { channel } from 'node:diagnostics_channel';
+import type { BgpEvent } from '../bgp/index.js';
 
 /** diagnostics_channel name for DaemonEvent messages. */
 export const DAEMON_CHANNEL = 'fulcrum:daemon';
@@ -24,7 +25,9 @@ export type DaemonEvent =
   | { readonly type: 'drained'; readonly service: string; readonly server: string; readonly outcome: 'idle' | 'deadline' | 'gone'; readonly connections: number; readonly templates: number }
 
   /** The connection-sync daemon changed role (VRRP moved, a start or stop, sockets opened at last). */
-  | { readonly type: 'sync-role'; readonly from: string; readonly to: string; readonly interface: string; readonly instance: string | null; readonly syncid: number };
+  | { readonly type: 'sync-role'; readonly from: string; readonly to: string; readonly interface: string; readonly instance: string | null; readonly syncid: number }
+  /** BGP: a session changed state, a route was announced or withdrawn (with why), the speaker went up or down. */
+  | BgpEvent;
 
 export function publishDaemon(e: DaemonEvent): void {
   if (ch.hasSubscribers) ch.publish(e);

@@ -85,6 +85,16 @@ export function attachLogger(log: Logger): () => void {
       case 'drain-started':
         log.info({ event: 'drain-started', service: e.service, server: e.server, deadline: new Date(e.deadline).toISOString() }, `${e.service}: draining ${e.server} (weight 0) until ${new Date(e.deadline).toISOString()}`);
         return;
+      case 'bgp-session':
+        (e.to === 'established' ? log.info.bind(log) : log.warn.bind(log))({ event: 'bgp-session', neighbor: e.neighbor, from: e.from, to: e.to },
+          `BGP neighbor ${e.neighbor}: ${e.from} → ${e.to}`);
+        return;
+      case 'bgp-route':
+        log.info({ event: 'bgp-route', prefix: e.prefix, announced: e.announced, reason: e.reason }, `BGP: ${e.announced ? 'announced' : 'withdrew'} ${e.prefix} (${e.reason})`);
+        return;
+      case 'bgp-speaker':
+        (e.up ? log.info.bind(log) : log.warn.bind(log))({ event: 'bgp-speaker', up: e.up, speaker: e.name, reason: e.reason }, `BGP speaker ${e.name} is ${e.up ? 'up' : `down: ${e.reason}`}`);
+        return;
       case 'sync-role':
         log.info({ event: 'sync-role', from: e.from, to: e.to, interface: e.interface, instance: e.instance, syncid: e.syncid },
           `connection sync: ${e.from} → ${e.to} on ${e.interface} (syncid ${e.syncid}${e.instance ? `, following ${e.instance}` : ''})`);

@@ -8,7 +8,7 @@
  * the plane's table can drift from it.
  */
 import { channel } from 'node:diagnostics_channel';
-import type { FulcrumConfig, VirtualServer } from '../model/types.js';
+import type { Family, FulcrumConfig, VirtualServer } from '../model/types.js';
 import type { DataPlane, OpFailure, PlanOp, ServiceSpec } from '../dataplane/types.js';
 import { computeDesired, observationKey, type Observation } from './desired.js';
 import { diffTables } from './plan.js';
@@ -29,8 +29,24 @@ export interface ReconcileResult {
   readonly failed: readonly OpFailure[];
 }
 
+/** A service as the last reconcile left it: what BGP announcements are decided from. */
+export interface ServiceState {
+  readonly key: string;
+  readonly vs: VirtualServer;
+  /** Its addresses (a group's ranges expanded). */
+  readonly listen: readonly { readonly family: Family; readonly address: string }[];
+  readonly quorumUp: boolean;
+  /** Let through the gate (VRRP: its address is held here). */
+  readonly served: boolean;
+  /** The data plane holds it (an apply it refused leaves this false). */
+  readonly held: boolean;
+}
+
 export class Director {
   private config: FulcrumConfig | null = null;
+  private states: readonly ServiceState[] = [];
+  /** Told after every reconcile (the BGP announcer follows the services' states). */
+  onReconciled: (() => void) | null = null;
   private readonly observations = new Map<string, Observation>();
   private readonly quorum = new Map<string, boolean>();
   private queue: Promise<unknown> = Promise.resolve();
@@ -81,6 +97,11 @@ export class Director {
     });
   }
 
+  /** Every configured service as the last reconcile left it. */
+  serviceStates(): readonly ServiceState[] {
+    return this.states;
+  }
+
   /** Reconcile again (e.g. to retry ops the plane refused). */
   reconcile(): Promise<ReconcileResult> {
     return this.serial(() => this.run());
@@ -116,12 +137,24 @@ export class Director {
     // Against what the plane says it holds: one source of truth, so an op that failed
     // halfway (a move between planes that removed but could not add) is simply re-planned.
     const plan = diffTables(this.plane.held, { services: served });
-    if (plan.ops.length === 0 && this.lastFailures.length === 0) return { applied: [], failed: [] };
+    if (plan.ops.length === 0 && this.lastFailures.length === 0) {
+      this.noteStates(desired, served);
+      return { applied: [], failed: [] };
+    }
     const r = await this.plane.apply(plan);
     for (const op of r.applied) publishOp(op);
     if (r.failed.length > 0) publish({ type: 'apply-failed', failures: r.failed.map((f) => ({ code: f.code, message: f.message })) });
     this.lastFailures = r.failed;
+    this.noteStates(desired, served);
     return r;
+  }
+
+  private noteStates(desired: ReturnType<typeof computeDesired>, served: ReadonlyMap<string, unknown>): void {
+    const held = this.plane.held.services;
+    this.states = [...desired].map(([key, d]) => ({
+      key, vs: d.vs, listen: d.spec.listen, quorumUp: d.quorumUp, served: served.has(key), held: held.has(key),
+    }));
+    this.onReconciled?.();
   }
 }
 

@@ -101,3 +101,30 @@ export function expandRange(first: string, last: string, limit: number): string[
     a = nextAddress(a);
   }
 }
+
+const toBig = (address: string): bigint => ipaddr.parse(address).toByteArray().reduce((n, b) => (n << 8n) | BigInt(b), 0n);
+function fromBig(n: bigint, bytes: number): string {
+  const out = new Array<number>(bytes);
+  for (let i = bytes - 1; i >= 0; i--) {
+    out[i] = Number(n & 0xffn);
+    n >>= 8n;
+  }
+  return ipaddr.fromByteArray(out).toString();
+}
+
+/** The fewest CIDR blocks that cover exactly `first`..`last` (same family, first ≤ last). */
+export function rangeToCidrs(first: string, last: string): { address: string; prefixLength: number }[] {
+  const bytes = ipaddr.parse(first).toByteArray().length;
+  const bits = bytes * 8;
+  let lo = toBig(first);
+  const hi = toBig(last);
+  const out: { address: string; prefixLength: number }[] = [];
+  while (lo <= hi) {
+    // The largest block aligned at lo that does not pass hi.
+    let size = 0;
+    while (size < bits && (lo & ((1n << BigInt(size + 1)) - 1n)) === 0n && lo + (1n << BigInt(size + 1)) - 1n <= hi) size++;
+    out.push({ address: fromBig(lo, bytes), prefixLength: bits - size });
+    lo += 1n << BigInt(size);
+  }
+  return out;
+}

@@ -69,3 +69,18 @@ export const LVS_SYNC_FULL_CYCLE = 30;
  * sync cycle and a margin, so a returning master takes over only once it holds the table.
  */
 export const LVS_SYNC_PREEMPT_HOLD = LVS_SYNC_FULL_CYCLE + 2;
+
+/** fulcrum_bgp: the port the BGP speaker accepts sessions on. */
+export const BGP_LISTEN_PORT = 179;
+/**
+ * fulcrum_bgp: seconds between withdrawing every route on a clean stop and closing the
+ * listeners: the routers move new flows away meanwhile, and established ones keep being
+ * forwarded until they do.
+ */
+export const BGP_SHUTDOWN_GRACE = 3;
+/** Well-known communities (RFC 1997), by the names operators write. */
+export const BGP_WELL_KNOWN_COMMUNITIES: Readonly<Record<string, number>> = {
+  'no-export': 0xffffff01,
+  'no-advertise': 0xffffff02,
+  'no-export-subconfed': 0xffffff03,
+};

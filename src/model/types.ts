@@ -259,6 +259,8 @@ export interface VirtualServer {
   /** Default PROXY protocol version for its real servers (PROXY forwarding, TCP only). */
   readonly proxyProtocol?: ProxyProtocolVersion | undefined;
   readonly realServers: readonly RealServer[];
+  /** `announce bgp …`: the virtual address is announced over BGP while the service has quorum. */
+  readonly announce?: Announce | undefined;
   readonly loc?: SourceLocation | undefined;
 }
 
@@ -333,6 +335,8 @@ export interface VrrpInstance {
   readonly garpMasterRepeat: number;
   readonly dontTrackPrimary: boolean;
   readonly accept: boolean;
+  /** `announce bgp …`: the instance's addresses are announced over BGP while it is MASTER. */
+  readonly announce?: Announce | undefined;
   readonly loc?: SourceLocation | undefined;
 }
 
@@ -418,6 +422,47 @@ export interface LvsSyncDaemon {
   readonly loc: SourceLocation;
 }
 
+/**
+ * `announce bgp [community ASN:N | no-export | no-advertise …] [med N] [next_hop ADDR]`
+ * on a virtual_server or a vrrp_instance (Fulcrum's extension, src/bgp).
+ */
+export interface Announce {
+  /** RFC 1997 communities as 32-bit values (ASN << 16 | N). */
+  readonly communities: readonly number[];
+  readonly med?: number | undefined;
+  /** Unset: the speaker's own address on each session (next-hop self). */
+  readonly nextHop?: string | undefined;
+  readonly loc: SourceLocation;
+}
+
+/** A BGP neighbour of `fulcrum_bgp` (the router that spreads the VIPs' flows by ECMP). */
+export interface BgpNeighbor {
+  readonly address: string;
+  readonly family: Family;
+  readonly remoteAs: number;
+  /** Seconds; unset = the speaker's default (GoBGP: 90). */
+  readonly holdTime?: number | undefined;
+  /** TCP MD5 (RFC 2385). */
+  readonly password?: string | undefined;
+  /** The neighbour's BGP port (179). */
+  readonly port: number;
+  readonly loc: SourceLocation;
+}
+
+/** Fulcrum's `fulcrum_bgp { … }` block: the BGP speaker that announces VIPs (src/bgp). */
+export interface BgpConfig {
+  readonly localAs: number;
+  readonly routerId: string;
+  readonly neighbors: readonly BgpNeighbor[];
+  /** Port the speaker accepts sessions on: 179, or -1 to only connect out. */
+  readonly listenPort: number;
+  /** Fulcrum's own gobgpd (the executable), or an operator's reached at its gRPC API. */
+  readonly speaker: { readonly kind: 'gobgpd'; readonly path: string } | { readonly kind: 'api'; readonly host: string; readonly port: number };
+  /** Seconds between withdrawing every route on a clean stop and closing (routers move flows away meanwhile). */
+  readonly shutdownGrace: number;
+  readonly loc: SourceLocation;
+}
+
 /** The validated, normalized configuration: what the director wants to be true. */
 export interface FulcrumConfig {
   readonly global: GlobalDefs;
@@ -427,4 +472,6 @@ export interface FulcrumConfig {
   readonly vrrpInstances: readonly VrrpInstance[];
   readonly virtualServerGroups: readonly VirtualServerGroup[];
   readonly virtualServers: readonly VirtualServer[];
+  /** `fulcrum_bgp { … }`: announce VIPs over BGP (unset: no BGP). */
+  readonly bgp?: BgpConfig | undefined;
 }

@@ -194,3 +194,53 @@ export function nftElements(lab: Lab, host: string, kind: 'inet' | 'netdev', set
     return '';
   }
 }
+
+/** A line echo server: each line comes back prefixed with the server's name. */
+export function echoServer(lab: Lab, host: string, port: number): void {
+  lab.spawn(host, process.execPath, ['-e', `require('net').createServer((s)=>{let b='';s.on('data',(d)=>{b+=d;let i;while((i=b.indexOf('\\n'))>=0){s.write(${JSON.stringify(host)}+' '+b.slice(0,i)+'\\n');b=b.slice(i+1)}});s.on('error',()=>{})}).listen(${port},'::')`]);
+}
+
+/**
+ * `n` connections to vip:port; once all are up it prints "connected", then each sends a
+ * line every `gapMs` for `seconds`. A connection is broken when it errors, closes, answers
+ * from another server, or leaves a line unanswered for 3 s. Prints one JSON line at the end.
+ */
+export function longLived(vip: string, port: number, n: number, gapMs: number, seconds: number): string {
+  return `
+const net = require('net');
+const conns = [];
+let up = 0;
+for (let i = 0; i < ${n}; i++) {
+  const c = { s: net.connect(${port}, ${JSON.stringify(vip)}), server: null, broken: null, buf: '', sent: 0, got: 0, lastAnswer: Date.now() };
+  c.s.on('connect', () => { if (++up === ${n}) { console.log('connected'); setTimeout(finish, ${seconds * 1000}); } });
+  c.s.on('data', (d) => {
+    c.buf += d; let k;
+    while ((k = c.buf.indexOf('\\n')) >= 0) {
+      const name = c.buf.slice(0, k).split(' ')[0]; c.buf = c.buf.slice(k + 1);
+      if (c.server === null) c.server = name; else if (name !== c.server && !c.broken) c.broken = 'moved to ' + name;
+      c.got++; c.lastAnswer = Date.now();
+    }
+  });
+  c.s.on('error', (e) => { if (!c.broken) c.broken = e.message; });
+  c.s.on('close', () => { if (!c.broken && !done) c.broken = 'closed'; });
+  conns.push(c);
+}
+let done = false;
+const started = Date.now();
+const t = setInterval(() => {
+  if (up < ${n}) { if (Date.now() - started > 10000) { console.log(JSON.stringify({ error: 'only ' + up + ' connected' })); process.exit(1); } return; }
+  for (const c of conns) {
+    if (c.broken) continue;
+    if (c.sent > c.got && Date.now() - c.lastAnswer > 3000) { c.broken = 'no answer for 3 s'; continue; }
+    c.s.write('line ' + (c.sent++) + '\\n');
+  }
+}, ${gapMs});
+function finish() {
+  done = true; clearInterval(t);
+  for (const c of conns) if (!c.broken && Date.now() - c.lastAnswer > 1000) c.broken = 'stalled: no answer in the last second';
+  const by = {}; for (const c of conns) by[c.server] = (by[c.server] || 0) + 1;
+  console.log(JSON.stringify({ n: conns.length, broken: conns.filter((c) => c.broken).length, reasons: conns.filter((c) => c.broken).map((c) => c.broken).slice(0, 5), by, lines: conns.reduce((a, c) => a + c.got, 0) }));
+  for (const c of conns) c.s.destroy();
+}
+`;
+}

@@ -10,6 +10,7 @@ import type {
 import type { AstNode } from './ast.js';
 import { dispatch, reportUnreadBlocks } from './dispatch.js';
 import { compileVirtualServer, compileVirtualServerGroup } from './lvs.js';
+import { compileBgp } from './bgp.js';
 import { Values } from './values.js';
 import { compileGlobalDefs, compileSyncGroup, compileTrackFile, compileVrrpInstance, compileVrrpScript } from './vrrp.js';
 
@@ -28,6 +29,7 @@ export function compileConfig(root: readonly AstNode[], sink: DiagnosticSink): F
   const instanceNodes: AstNode[] = [];
   const groupNodes: AstNode[] = [];
   const vsNodes: AstNode[] = [];
+  const bgpNodes: AstNode[] = [];
   dispatch(root, 'the top level', {
     global_defs: (n) => globals.push(n),
     track_file: (n) => trackFileNodes.push(n),
@@ -37,6 +39,7 @@ export function compileConfig(root: readonly AstNode[], sink: DiagnosticSink): F
     vrrp_instance: (n) => instanceNodes.push(n),
     virtual_server_group: (n) => groupNodes.push(n),
     virtual_server: (n) => vsNodes.push(n),
+    fulcrum_bgp: (n) => bgpNodes.push(n),
   }, sink, TOP_IGNORED);
 
   const global = compileGlobalDefs(v, globals);
@@ -53,8 +56,16 @@ export function compileConfig(root: readonly AstNode[], sink: DiagnosticSink): F
     sink.error(DiagnosticCode.REFERENCE, `lvs_sync_daemon follows unknown vrrp_instance '${sync.instance}'`, sync.loc, 'lvs_sync_daemon', 'the name of a vrrp_instance');
   }
   const virtualServers = checkLvs(compiled, virtualServerGroups, trackFiles, sink);
+  for (const extra of bgpNodes.slice(1)) {
+    sink.error(DiagnosticCode.DUPLICATE, `fulcrum_bgp is already declared at ${formatLocation((bgpNodes[0] as AstNode).keyword.loc)}`, extra.keyword.loc, 'fulcrum_bgp');
+  }
+  const bgp = bgpNodes[0] ? compileBgp(v, bgpNodes[0]) : undefined;
+  const announcing = [...virtualServers, ...vrrpInstances].find((x) => x.announce !== undefined);
+  if (announcing?.announce && !bgp && bgpNodes.length === 0) {
+    sink.error(DiagnosticCode.REFERENCE, 'announce bgp needs a fulcrum_bgp { … } block (the BGP speaker and its neighbours)', announcing.announce.loc, 'announce', 'fulcrum_bgp { local_as … router_id … neighbor … }');
+  }
   reportUnreadBlocks(root, sink);
-  return { global, trackFiles, vrrpScripts, vrrpSyncGroups, vrrpInstances, virtualServerGroups, virtualServers };
+  return { global, trackFiles, vrrpScripts, vrrpSyncGroups, vrrpInstances, virtualServerGroups, virtualServers, ...(bgp ? { bgp } : {}) };
 }
 
 /** Drop undefined results and report names declared twice (the first one wins). */

@@ -9,7 +9,7 @@ import { cidrBounds, compareAddresses, maxPrefix, netmaskToPrefix, parseIp, pref
 import * as D from '../../model/defaults.js';
 import {
   SCHEDULER_NAMES, isSchedulerName,
-  type AgentProbe, type Checker, type CheckerConnection, type CheckerTiming, type CheckerType, type Family,
+  type AgentProbe, type Announce, type Checker, type CheckerConnection, type CheckerTiming, type CheckerType, type Family,
   type ForwardingMethod, type GroupMember, type HttpUrl, type Persistence, type Protocol, type ProxyProtocolVersion, type RealServer,
   type SchedFlag, type SchedulerName, type ScriptSpec, type ServiceEndpoint, type SorryServer, type TunnelSpec,
   type VirtualServer, type VirtualServerGroup,
@@ -17,6 +17,7 @@ import {
 import type { AstNode } from './ast.js';
 import { dispatch, dispatchWith, type Handler } from './dispatch.js';
 import type { Values } from './values.js';
+import { compileAnnounce } from './bgp.js';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
@@ -468,6 +469,7 @@ export function compileVirtualServer(v: Values, n: AstNode): VirtualServer | und
   let ops = false;
   let fullnatSource: string | undefined;
   let virtualhost: string | undefined;
+  let announce: Announce | undefined;
   let agent: AgentProbe | undefined;
   let proxyProtocol: ProxyProtocolVersion | undefined;
   let smtpAlert: boolean | undefined;
@@ -494,6 +496,7 @@ export function compileVirtualServer(v: Values, n: AstNode): VirtualServer | und
       if (p) protocol = p.toLowerCase() as Protocol;
     },
     quorum: (x) => { quorum = v.int(x, 0, 0, 2147483647) ?? quorum; },
+    announce: (x) => { announce = compileAnnounce(v, x) ?? announce; },
     hysteresis: (x) => { hysteresis = v.int(x, 0, 0, 2147483647) ?? hysteresis; },
     quorum_up: (x) => { quorumUp = v.script(x); },
     quorum_down: (x) => { quorumDown = v.script(x); },
@@ -538,8 +541,12 @@ export function compileVirtualServer(v: Values, n: AstNode): VirtualServer | und
   const vs: VirtualServer = {
     endpoint: endpointFinal, protocol, scheduler, schedFlags: [...flags].sort(), method: m.method, tunnel: m.tunnel,
     persistence, ops, ...(fullnatSource !== undefined ? { fullnatSource } : {}), delayLoop: t.delayLoop ?? D.DEFAULT_DELAY_LOOP, quorum, hysteresis, quorumUp, quorumDown, sorryServer,
-    inhibitOnFailure, alpha: t.alpha ?? false, omega, haSuspend, virtualhost, proxyProtocol, realServers, loc: n.keyword.loc,
+    inhibitOnFailure, alpha: t.alpha ?? false, omega, haSuspend, virtualhost, proxyProtocol, realServers,
+    ...(announce ? { announce } : {}), loc: n.keyword.loc,
   };
+  if (announce && endpointFinal.kind === 'fwmark') {
+    v.sink.error(DiagnosticCode.CONTRADICTION, 'a firewall-mark service has no address to announce', announce.loc, 'announce', 'announce bgp on a virtual_server IP PORT, a group of addresses, or a vrrp_instance');
+  }
   return vs;
 }
 

@@ -7,12 +7,13 @@ import { maxPrefix, netmaskToPrefix, parseIp } from '../../model/address.js';
 import * as D from '../../model/defaults.js';
 import type { SourceLocation } from '../../errors/index.js';
 import type {
-  Family, GlobalDefs, LvsSyncDaemon, NotifyScripts, ScriptSpec, TrackedInterface, TrackedScript, TrackFile, UnicastPeer,
+  Announce, Family, GlobalDefs, LvsSyncDaemon, NotifyScripts, ScriptSpec, TrackedInterface, TrackedScript, TrackFile, UnicastPeer,
   VirtualIp, VrrpInstance, VrrpScript, VrrpSyncGroup,
 } from '../../model/types.js';
 import type { AstNode } from './ast.js';
 import { dispatch, type Handler } from './dispatch.js';
 import type { Values } from './values.js';
+import { compileAnnounce } from './bgp.js';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
@@ -390,6 +391,7 @@ export function compileVrrpInstance(v: Values, node: AstNode, global: GlobalDefs
   let garpMasterRepeat = D.DEFAULT_GARP_MASTER_REPEAT;
   let dontTrackPrimary = false;
   let accept = true;
+  let announce: Announce | undefined;
   const notify: Mutable<NotifyScripts> = {};
   const addrList = (n: AstNode, where: string): VirtualIp[] =>
     (v.needBlock(n) ?? []).map((l) => virtualIp(v, l, where)).filter((x): x is VirtualIp => x !== undefined);
@@ -458,6 +460,7 @@ export function compileVrrpInstance(v: Values, node: AstNode, global: GlobalDefs
     dont_track_primary: () => { dontTrackPrimary = true; },
     accept: () => { accept = true; },
     no_accept: () => { accept = false; },
+    announce: (n) => { announce = compileAnnounce(v, n) ?? announce; },
     native_ipv6: (n) => { v.sink.warn(DiagnosticCode.DEPRECATED, 'deprecated: the family follows the virtual addresses', n.keyword.loc, 'native_ipv6'); },
     ...notifyHandlers(v, notify),
   }, v.sink, INSTANCE_IGNORED);
@@ -527,6 +530,6 @@ export function compileVrrpInstance(v: Values, node: AstNode, global: GlobalDefs
     name, initialState: state, interface: iface, family, vrid, priority, advertInt, version: ver, nopreempt, preemptDelay,
     auth, virtualIpAddresses: vips, excludedIpAddresses: evips, unicastSrcIp, mcastSrcIp, unicastPeers: peers,
     trackInterfaces: ti, trackScripts: ts, notify: freezeNotify(notify), garpMasterDelay, garpMasterRepeat,
-    dontTrackPrimary, accept, loc: node.keyword.loc,
+    dontTrackPrimary, accept, ...(announce ? { announce } : {}), loc: node.keyword.loc,
   };
 }
