@@ -27,3 +27,42 @@ test('GoBGP: a missing gobgpd is a clear error naming the Debian package', async
   });
   await a.close();
 });
+
+test('GoBGP: a gobgpd that dies is restarted and its routes announced again; the failure is reported, nothing else waits', async () => {
+  const { BgpSpeaker } = await import('../src/bgp/index.js');
+  const { parseText } = await import('../src/testing/index.js');
+  const { FAILURE_CHANNEL } = await import('../src/errors/index.js');
+  const { subscribe, unsubscribe } = await import('node:diagnostics_channel');
+  const parsed = parseText(`fulcrum_bgp {\n local_as 65001\n router_id 10.255.0.1\n listen_port -1\n neighbor 127.61.9.1 {\n  remote_as 65000\n  port 1791\n }\n}\nvirtual_server 127.61.9.10 80 {\n lb_kind PROXY\n announce bgp\n real_server 127.0.0.1 80 {\n }\n}\n`);
+  const config = parsed.config ?? assert.fail('config');
+  const vs = config.virtualServers[0] ?? assert.fail('vs');
+  const failures: string[] = [];
+  const onFailure = (m: unknown): void => { failures.push((m as { code: string }).code); };
+  subscribe(FAILURE_CHANNEL, onFailure);
+  const announcer = new GoBgpAnnouncer({ gobgpd });
+  const sp = new BgpSpeaker({
+    makeAnnouncer: () => announcer,
+    inputs: () => ({ services: [{ key: 'tcp 127.61.9.10:80', vs, listen: [{ family: 'inet', address: '127.61.9.10' }], quorumUp: true, served: true, held: true }], instanceState: () => null }),
+    pollMs: 100, retryMs: { first: 100, max: 400 },
+  });
+  try {
+    await sp.setConfig(config);
+    assert.deepEqual((await announcer.routes()).map((r) => r.prefix), ['127.61.9.10/32']);
+    const pid = Number(/pid (\d+)/.exec(announcer.name)?.[1]);
+    assert.ok(pid > 0, announcer.name);
+    process.kill(pid, 'SIGKILL');
+    const until = Date.now() + 15_000;
+    for (;;) {
+      const st = sp.status();
+      const again = /pid (\d+)/.exec(st.speaker?.name ?? '')?.[1];
+      if (st.speaker?.up === true && again !== undefined && Number(again) !== pid && st.routes[0]?.announced === true) break;
+      if (Date.now() > until) assert.fail(`not restarted: ${JSON.stringify(st)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.deepEqual((await announcer.routes()).map((r) => r.prefix), ['127.61.9.10/32'], 'the new gobgpd originates the route again');
+    assert.ok(failures.includes(BgpErrorCode.SPEAKER), failures.join(', '));
+  } finally {
+    unsubscribe(FAILURE_CHANNEL, onFailure);
+    await sp.stop();
+  }
+});

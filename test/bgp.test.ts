@@ -7,82 +7,18 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
-import { isRoot, testLab, until, type Lab } from '../src/testing/netns.js';
-import { curl, echoServer, ensureKernelTools, httpServer, listening, longLived, realserver } from '../src/testing/lvs-lab.js';
-import { startFulcrum, type Proc } from '../src/testing/vrrp-lab.js';
+import { isRoot, testLab, until } from '../src/testing/netns.js';
+import { curl, echoServer, httpServer, longLived } from '../src/testing/lvs-lab.js';
+import type { Proc } from '../src/testing/vrrp-lab.js';
 import { withTempDir } from '../src/testing/index.js';
-import { ensureCommand } from '../src/testing/peers.js';
+import { BGP_VIP, bgpLab, hopsOf, nextHops, type DirectorName } from '../src/testing/bgp-lab.js';
 import { apiRequest } from '../src/api/client.js';
 import type { BgpStatus } from '../src/bgp/index.js';
 import type { ServiceStats } from '../src/dataplane/index.js';
 
 const skip = isRoot() ? false : 'needs root (network namespaces, nftables, BGP on port 179); CI runs as root';
 const PREFIX = `fbg${process.pid % 10000}`;
-const VIP = '10.99.0.100';
-const NET = '10.64.0';
-const DIRECTORS = { d1: 2, d2: 3, d3: 4, d4: 5 } as const;
-type Director = keyof typeof DIRECTORS;
-
-function birdConfig(dir: string): string {
-  return `log "${dir}/bird.log" all;
-router id ${NET}.1;
-protocol device { scan time 1; }
-protocol direct { ipv4; interface "eth0"; }
-protocol kernel {
-  ipv4 { import none; export where source = RTS_BGP; };
-  merge paths on;
-  learn off;
-  scan time 1;
-}
-${Object.entries(DIRECTORS).map(([d, n]) => `protocol bgp ${d} {
-  local ${NET}.1 as 65000;
-  neighbor ${NET}.${n} as 65001;
-  hold time 3;
-  connect retry time 1;
-  error wait time 1, 2;
-  ipv4 { import all; export none; };
-}`).join('\n')}
-`;
-}
-
-function directorConfig(hostN: number): string {
-  const svc = (port: number): string => `virtual_server ${VIP} ${port} {
-  delay_loop 1
-  lb_algo mh
-  mh-port
-  lb_kind DR
-  protocol TCP
-  announce bgp community 65001:100
-${['11', '12'].map((r) => `  real_server ${NET}.${r} ${port} {
-    weight 1
-    TCP_CHECK {
-      connect_timeout 1
-      retry 0
-    }
-  }`).join('\n')}
-}
-`;
-  return `fulcrum_bgp {
-  local_as 65001
-  router_id ${NET}.${hostN}
-  neighbor ${NET}.1 {
-    remote_as 65000
-    hold_time 3
-  }
-  shutdown_grace 2
-}
-${svc(7000)}${svc(80)}`;
-}
-
-/** The router's next hops for the VIP (empty when it has no route). */
-function nextHops(lab: Lab): string[] {
-  const out = lab.exec('rt', 'ip', ['-4', 'route', 'show', `${VIP}/32`]);
-  return [...out.matchAll(/(?:nexthop )?via (\d+\.\d+\.\d+\.\d+)/g)].map((m) => m[1] as string).sort();
-}
-
-const hopsOf = (...ds: Director[]): string[] => ds.map((d) => `${NET}.${DIRECTORS[d]}`).sort();
+const VIP = BGP_VIP;
 
 async function bgpStatus(socket: string): Promise<BgpStatus> {
   return (await apiRequest<BgpStatus>({ socketPath: socket }, 'GET', '/v1/bgp')).body;
@@ -135,35 +71,10 @@ function lines(p: Proc['child']): { next(pred: (l: string) => boolean, ms: numbe
 }
 
 test('BGP + ECMP: three directors announce the VIP through gobgpd; BIRD spreads flows over all three; a SIGKILLed director and a fourth one that joins break no flow; health gates the announcement; a clean stop fails no request', { skip, timeout: 240_000 }, (t) => withTempDir(async (dir) => {
-  ensureKernelTools();
-  const bird = ensureCommand('bird', 'bird2');
-  ensureCommand('gobgpd', 'gobgpd');
   const lab = testLab(t, PREFIX);
-  lab.host('rt', `${NET}.1`);
-  for (const [d, n] of Object.entries(DIRECTORS)) lab.host(d, `${NET}.${n}`);
-  for (const [r, n] of [['r1', 11], ['r2', 12]] as const) lab.host(r, `${NET}.${n}`);
-  lab.host('c', `${NET}.100`);
-  lab.exec('rt', 'sysctl', ['-qw', 'net.ipv4.ip_forward=1', 'net.ipv4.fib_multipath_hash_policy=1', 'net.ipv4.conf.all.send_redirects=0', 'net.ipv4.conf.eth0.send_redirects=0']);
-  lab.exec('c', 'ip', ['route', 'add', `${VIP}/32`, 'via', `${NET}.1`]);
-  for (const r of ['r1', 'r2']) {
-    const out = realserver(lab, r, ['start', '--vip', VIP]);
-    assert.equal(out.code, 0, out.out);
-    echoServer(lab, r, 7000);
-    httpServer(lab, r, 80);
-  }
-  for (const r of ['r1', 'r2']) {
-    await listening(lab, r, 7000);
-    await listening(lab, r, 80);
-  }
-  fs.writeFileSync(path.join(dir, 'bird.conf'), birdConfig(dir));
-  lab.spawn('rt', bird, ['-f', '-c', path.join(dir, 'bird.conf'), '-s', path.join(dir, 'bird.ctl'), '-P', path.join(dir, 'bird.pid')]);
-
-  const procs = new Map<Director, Proc & { socket: string }>();
-  const start = (d: Director): Proc & { socket: string } => {
-    const p = startFulcrum(lab, d, dir, directorConfig(DIRECTORS[d]));
-    procs.set(d, p);
-    return p;
-  };
+  const L = await bgpLab(lab, dir);
+  const procs = L.procs;
+  const start = L.start;
   const t0 = Date.now();
   for (const d of ['d1', 'd2', 'd3'] as const) start(d);
   await until(() => nextHops(lab).length === 3, 30_000, 'the router to have three next hops for the VIP', 50);
@@ -219,7 +130,7 @@ test('BGP + ECMP: three directors announce the VIP through gobgpd; BIRD spreads 
 
   // Health: r2 fails its check everywhere → out of rotation, the VIP stays announced.
   lab.crash('r2');
-  const live = (d: Director): Promise<string[]> => apiRequest<ServiceStats[]>({ socketPath: (procs.get(d) as { socket: string }).socket }, 'GET', '/v1/stats')
+  const live = (d: DirectorName): Promise<string[]> => apiRequest<ServiceStats[]>({ socketPath: (procs.get(d) as { socket: string }).socket }, 'GET', '/v1/stats')
     .then((r) => r.body.filter((s) => s.spec.key === `tcp ${VIP}:80`).flatMap((s) => s.servers.filter((x) => x.spec.weight > 0).map((x) => x.spec.address)));
   for (const d of ['d1', 'd2', 'd4'] as const) {
     for (let i = 0; ; i++) {

@@ -22,10 +22,23 @@ test('dashboard: headless Chromium shows the down server with its probe evidence
   const vport = await freePort();
   const apiPort = await freePort();
   // Connection sync on lo (multicast stays on the loopback): the panel shows its role and channel.
+  // BGP through Fulcrum's own gobgpd; its neighbour is a loopback address nothing listens on.
+  ensureCommand('gobgpd', 'gobgpd');
   const conf = `global_defs {
   lvs_sync_daemon lo id 3
 }
+fulcrum_bgp {
+  local_as 65001
+  router_id 10.255.0.1
+  listen_port -1
+  shutdown_grace 0
+  neighbor 127.61.9.1 {
+    remote_as 65000
+    port 1791
+  }
+}
 virtual_server 127.0.0.1 ${vport} {
+  announce bgp
   delay_loop 1
   lb_algo wrr
   lb_kind PROXY
@@ -78,6 +91,11 @@ virtual_server 127.0.0.1 ${vport} {
     await page.locator('#events li[data-kind="health"]').first().waitFor({ timeout: 10_000 });
     assert.match(await page.locator('#events').innerText(), new RegExp(`127\\.0\\.0\\.1:${dead}[^]*out of rotation: TCP_CHECK down`));
     assert.match(await page.locator('#sync').innerText(), /master\+backup lo → 224\.0\.0\.81:8848 · syncid 3/);
+    await page.locator('#bgp .bgp-route').filter({ hasText: 'announced' }).waitFor({ timeout: 15_000 });
+    const bgpText = await page.locator('#bgp').innerText();
+    assert.match(bgpText, /speaker up\s+gobgpd \(pid \d+\) · AS 65001 · router id 10\.255\.0\.1/);
+    assert.match(bgpText, /neighbor 127\.61\.9\.1 AS 65000/);
+    assert.match(bgpText, new RegExp(`announced\\s+127\\.0\\.0\\.1/32 · tcp 127\\.0\\.0\\.1:${vport} has quorum`));
     const shot = await page.screenshot({ fullPage: true });
     assert.deepEqual([...shot.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'a PNG');
     assert.ok(shot.length > 20_000, `a rendered page, not a blank one (${shot.length} bytes)`);

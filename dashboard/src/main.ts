@@ -157,6 +157,21 @@ function render(s: UiState): void {
       sy.lag.send !== null ? ` · send lag ${(sy.lag.send * 1000).toFixed(0)} ms` : '',
       sy.lag.install !== null ? ` · install lag ${(sy.lag.install * 1000).toFixed(0)} ms` : '',
       refused.length > 0 ? el('span', { class: 'bad' }, ` · refused ${refused.map(([r, n]) => `${n} ${r}`).join(', ')}`) : ''));
+  const bgp = st.bgp;
+  byId('bgp').replaceChildren(...(!bgp.enabled
+    ? [el('p', { class: 'muted' }, 'No fulcrum_bgp.')]
+    : [
+      el('p', { class: 'bgp' },
+        el('span', { class: `badge ${bgp.speaker?.up === true ? 'up' : 'down'}` }, bgp.speaker?.up === true ? 'speaker up' : 'speaker down'), ' ',
+        `${bgp.speaker?.name ?? 'starting'} · AS ${bgp.speaker?.localAs ?? '?'} · router id ${bgp.speaker?.routerId ?? '?'}`,
+        bgp.speaker?.error ? el('span', { class: 'bad' }, ` · ${bgp.speaker.error}`) : ''),
+      ...bgp.sessions.map((s) => el('p', { class: 'bgp-session' },
+        el('span', { class: `badge ${s.state === 'established' ? 'up' : 'down'}` }, s.state), ' ',
+        `neighbor ${s.neighbor} AS ${s.remoteAs}${s.upSince !== null ? ` · up ${ago(s.upSince, now)}` : ''}`)),
+      ...bgp.routes.map((r) => el('p', { class: 'bgp-route' },
+        el('span', { class: `badge ${r.announced ? 'up' : 'down'}` }, r.announced ? 'announced' : 'withdrawn'), ' ',
+        el('strong', {}, r.prefix), ` · ${r.reason}${r.since ? ` · since ${ago(r.since, now)}` : ''}`)),
+    ]));
   byId('events').replaceChildren(...[...events].reverse().slice(0, 100).map((e) =>
     el('li', { class: `ev ${e.severity}`, 'data-kind': e.kind },
       el('time', { datetime: new Date(e.at).toISOString() }, new Date(e.at).toLocaleTimeString()),

@@ -285,6 +285,12 @@ export class BgpSpeaker {
         if (from !== s.state) this.o.onEvent?.({ type: 'bgp-session', neighbor: s.neighbor, from, to: s.state });
       }
       this.sessionList = list;
+      // A speaker that lost its neighbours (an operator's gobgpd restarted) is configured again.
+      const have = new Set(list.map((x) => x.neighbor));
+      if (this.config?.neighbors.some((n) => !have.has(n.address))) {
+        this.configured = '';
+        await this.kick();
+      }
       this.schedulePoll();
     } catch (err: unknown) {
       this.setSpeaker(false, errorMessage(err));

@@ -52,6 +52,13 @@ export interface ServiceSpec {
   readonly snat?: string | null | undefined;
   /** Its slot in the workers' shared state (set by the workers plane for its workers only). */
   readonly slot?: number | undefined;
+  /**
+   * Neighbours its packets also arrive from (the BGP routers of an `announce bgp`
+   * service): DR/TUN classify on the device of the route to each as well.
+   */
+  readonly arriveFrom?: readonly string[] | undefined;
+  /** The kernel plane's slot-hash seed (`hash_seed`), when not the default. */
+  readonly hashSeed?: number | undefined;
 }
 
 /** A real server of a service. `key` is model/keys.realServerKey (`addr:port`). */

@@ -19,6 +19,7 @@
  * the sorry server (weight 1) is put in; `sorry_server_inhibit` keeps the sorry server
  * present at weight 0 while the service is up.
  */
+import * as D from '../model/defaults.js';
 import { endpointKey, realServerKey } from '../model/keys.js';
 import { expandRange } from '../model/address.js';
 import { instanceAddresses, type Family, type FulcrumConfig, type RealServer, type VirtualServer, type VirtualServerGroup } from '../model/types.js';
@@ -98,7 +99,7 @@ export function timeoutsOf(cfg: FulcrumConfig): Timeouts {
   };
 }
 
-export function serviceSpecOf(vs: VirtualServer, groups: ReadonlyMap<string, VirtualServerGroup>, timeouts: Timeouts, vrrp: ReadonlyMap<string, string> = new Map()): ServiceSpec {
+export function serviceSpecOf(vs: VirtualServer, groups: ReadonlyMap<string, VirtualServerGroup>, timeouts: Timeouts, vrrp: ReadonlyMap<string, string> = new Map(), neighbors: readonly string[] = [], hashSeed?: number): ServiceSpec {
   return {
     key: endpointKey(vs.endpoint, vs.protocol),
     endpoint: vs.endpoint,
@@ -111,6 +112,8 @@ export function serviceSpecOf(vs: VirtualServer, groups: ReadonlyMap<string, Vir
     ops: vs.ops,
     ...(vs.fullnatSource !== undefined ? { snat: vs.fullnatSource } : {}),
     timeouts,
+    ...(vs.announce && neighbors.length > 0 ? { arriveFrom: neighbors } : {}),
+    ...(hashSeed !== undefined && hashSeed !== D.HASH_SEED ? { hashSeed } : {}),
   };
 }
 
@@ -147,9 +150,10 @@ export function computeDesired(input: DesiredInput): Desired {
   const groups = new Map(input.config.virtualServerGroups.map((g) => [g.name, g]));
   const timeouts = timeoutsOf(input.config);
   const vrrp = vrrpDevices(input.config);
+  const neighbors = input.config.bgp?.neighbors.map((n) => n.address) ?? [];
   const out = new Map<string, DesiredService>();
   for (const vs of input.config.virtualServers) {
-    const spec = serviceSpecOf(vs, groups, timeouts, vrrp);
+    const spec = serviceSpecOf(vs, groups, timeouts, vrrp, neighbors, input.config.global.hashSeed);
     const live: ServerSpec[] = [];
     const inhibited: ServerSpec[] = [];
     let liveWeight = 0;

@@ -84,3 +84,12 @@ export const BGP_WELL_KNOWN_COMMUNITIES: Readonly<Record<string, number>> = {
   'no-advertise': 0xffffff02,
   'no-export-subconfed': 0xffffff03,
 };
+
+/**
+ * The kernel plane's slot-hash seed when `hash_seed` is not set: the same on every director,
+ * so a flow any of them hashes goes to the same slot. A constant, not derived from the
+ * services: a seed that changed with the configuration would move every flow to another
+ * real server on the reload that added a service, and directors reloading seconds apart
+ * would disagree meanwhile.
+ */
+export const HASH_SEED = 0x46554c43;

@@ -408,6 +408,8 @@ export interface GlobalDefs {
   readonly enableScriptSecurity: boolean;
   /** `lvs_sync_daemon`: connection sync between directors (src/sync). */
   readonly lvsSyncDaemon?: LvsSyncDaemon | undefined;
+  /** `hash_seed N` (Fulcrum): the seed of every kernel-plane slot hash; unset = D.HASH_SEED. */
+  readonly hashSeed?: number | undefined;
 }
 
 /** keepalived's `lvs_sync_daemon IF [INSTANCE | inst INSTANCE] [id N] [maxlen N] [port P] [ttl T] [group ADDR]`. */

@@ -186,9 +186,16 @@ export class GoBgpAnnouncer implements Announcer {
     return `gobgpd${this.child?.pid !== undefined && this.exited === null ? ` (pid ${this.child.pid})` : ''}`;
   }
 
-  /** The API client; Fulcrum's own gobgpd is (re)started when it is not running. */
-  private api(): Promise<GobgpClient> {
+  /**
+   * The API client. Only `configure` (start) (re)starts Fulcrum's own gobgpd: any other
+   * call on a speaker that is gone fails, so the caller reconfigures a fresh one instead of
+   * reading an empty, unconfigured speaker.
+   */
+  private api(start = false): Promise<GobgpClient> {
     if (this.client && (this.o.api !== undefined || (this.child && this.exited === null))) return Promise.resolve(this.client);
+    if (!start && this.starting === null) {
+      return Promise.reject(new FulcrumError(BgpErrorCode.SPEAKER, `${this.o.gobgpd ?? 'gobgpd'} ${this.exited ?? 'is not running'}`));
+    }
     this.starting ??= this.open().finally(() => { this.starting = null; });
     return this.starting;
   }
@@ -232,13 +239,15 @@ export class GoBgpAnnouncer implements Announcer {
     child.stdout?.on('data', onLine);
     child.stderr?.on('data', onLine);
     const gone = new Promise<never>((_resolve, reject) => {
+      // Only this child's end marks the speaker gone (an older one may report late).
       child.once('error', (err: NodeJS.ErrnoException) => {
-        this.exited = errorMessage(err);
+        if (this.child === child) this.exited = errorMessage(err);
         reject(new FulcrumError(BgpErrorCode.SPEAKER, `${exe} could not start: ${errorMessage(err)}`, { cause: err }));
       });
       child.once('exit', (code, signal) => {
-        this.exited = `exited (${signal ?? `code ${code ?? '?'}`})${tail.length ? `: ${tail.join(' | ')}` : ''}`;
-        reject(new FulcrumError(BgpErrorCode.SPEAKER, `${exe} ${this.exited}`));
+        const why = `exited (${signal ?? `code ${code ?? '?'}`})${tail.length ? `: ${tail.join(' | ')}` : ''}`;
+        if (this.child === child) this.exited = why;
+        reject(new FulcrumError(BgpErrorCode.SPEAKER, `${exe} ${why}`));
       });
     });
     gone.catch(() => undefined);
@@ -271,7 +280,7 @@ export class GoBgpAnnouncer implements Announcer {
   }
 
   async configure(cfg: SpeakerConfig): Promise<void> {
-    const c = await this.api();
+    const c = await this.api(true);
     const g = { asn: cfg.localAs, router_id: cfg.routerId, listen_port: cfg.listenPort };
     const gkey = JSON.stringify(g);
     if (this.global !== gkey) {

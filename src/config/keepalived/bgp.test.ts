@@ -25,6 +25,17 @@ describe('fulcrum_bgp and announce bgp', () => {
     assert.deepEqual(inst.config?.vrrpInstances[0]?.announce?.communities, []);
   });
 
+  it('hash_seed in global_defs: decimal or 0x hex, 32 bits, a located error otherwise', () => {
+    assert.equal(parseText(`global_defs {\n hash_seed 0x2a\n}\n${BGP}${VS}`).config?.global.hashSeed, 42);
+    assert.equal(parseText(`global_defs {\n hash_seed 4294967295\n}\n${BGP}${VS}`).config?.global.hashSeed, 0xffffffff);
+    assert.equal(parseText(BGP + VS).config?.global.hashSeed, undefined);
+    for (const bad of ['4294967296', '0x123456789', 'seed', '-1']) {
+      const e = errorsOf(parseText(`global_defs {\n hash_seed ${bad}\n}\n${BGP}${VS}`))[0];
+      assert.match(e?.message ?? '', /is not a 32-bit seed/, bad);
+      assert.deepEqual([e?.loc?.line, e?.loc?.col], [2, 12]);
+    }
+  });
+
   it('every bad value is a located error', () => {
     for (const [text, line, col, re] of [
       [BGP.replace('local_as 65001', 'local_as 0'), 2, 11, /out of range/],

@@ -161,6 +161,15 @@ export function compileGlobalDefs(v: Values, nodes: readonly AstNode[]): GlobalD
       },
       enable_script_security: (n) => { g.enableScriptSecurity = v.optBool(n) ?? false; },
       lvs_sync_daemon: (n) => { g.lvsSyncDaemon = lvsSyncDaemon(v, n) ?? g.lvsSyncDaemon; },
+      hash_seed: (n) => {
+        const t = v.arg(n, 0, 'a 32-bit seed (decimal or 0x hex)');
+        if (!t) return;
+        const x = /^0x[0-9a-f]{1,8}$/i.test(t.text) ? Number.parseInt(t.text.slice(2), 16) : /^[0-9]{1,10}$/.test(t.text) ? Number(t.text) : NaN;
+        if (!(x >= 0 && x <= 0xffffffff)) {
+          v.sink.error(DiagnosticCode.BAD_VALUE, `'${t.text}' is not a 32-bit seed`, t.loc, 'hash_seed', 'an integer 0..4294967295, decimal or 0x hex');
+        } else g.hashSeed = x;
+        v.extra(n, 1);
+      },
     }, v.sink, GLOBAL_IGNORED);
   }
   return g;

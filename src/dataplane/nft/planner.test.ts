@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { serverSpec, serviceSpec } from '../compliance.js';
 import { SpecTable } from '../table.js';
 import { DEFAULT_TIMEOUTS } from '../types.js';
-import { emptyModel } from './model.js';
+import { emptyModel, hex } from './model.js';
+import { demandChain, HASH_SEED } from './ruleset.js';
 import { mergeModel, planSync, type PlaneState, type SyncCommit } from './planner.js';
 
 const empty: PlaneState = {
@@ -79,4 +80,49 @@ test('planner: the input state is never changed', () => {
   const snapshot = JSON.stringify({ b: [...st.backends.keys()], f: [...st.fragments.keys()], r: [...st.sharedRefs], n: st.nextId, a: [...st.applied.netdev].map(([k, v]) => [k, [...v]]) });
   planSync({ state: st, draft: table([5, 0, 3]), only: new Set(['tcp 10.90.0.1:80']), answers: new Map([['egress dr 10.90.0.13', 'eth1']]), now: 2 });
   assert.equal(JSON.stringify({ b: [...st.backends.keys()], f: [...st.fragments.keys()], r: [...st.sharedRefs], n: st.nextId, a: [...st.applied.netdev].map(([k, v]) => [k, [...v]]) }), snapshot);
+});
+
+test('planner: a DR service announced over BGP is classified on its VIP\'s device and on the device of the route to each neighbour', () => {
+  const draft = new SpecTable();
+  const svc = serviceSpec('10.90.0.1', 80, 'dr', { arriveFrom: ['10.80.0.1'] });
+  draft.commit({ op: 'add-service', service: svc });
+  draft.commit({ op: 'add-server', service: svc.key, server: serverSpec('10.90.0.11', 80, 1, 'dr') });
+  // The VIP is not held here (null): the servers' link and the router's link both classify.
+  const answers = new Map<string, string | null>([['egress dr 10.90.0.11', 'eth1'], ['addr 10.90.0.1', null], ['route 10.90.0.11', 'eth1'], ['route 10.80.0.1', 'uplink0']]);
+  const asked: string[] = [];
+  let p = planSync({ state: empty, draft, only: null, answers: new Map(), now: 0 });
+  const known = new Map<string, string | null>();
+  for (let i = 0; 'need' in p && i < 4; i++) {
+    for (const x of p.need) {
+      asked.push(x.key);
+      known.set(x.key, answers.get(x.key) ?? null);
+    }
+    p = planSync({ state: empty, draft, only: null, answers: known, now: 0 });
+  }
+  assert.ok('cmds' in p, JSON.stringify(p));
+  assert.ok(asked.includes('route 10.80.0.1'), `the neighbour's route was asked: ${asked.join(', ')}`);
+  const chains = p.cmds.filter((c) => c.startsWith('add chain netdev fulcrum in_')).map((c) => c.split(' ')[4]).sort();
+  assert.deepEqual(chains, ['in_eth1', 'in_uplink0']);
+});
+
+test('planner: hash_seed names the slot chain and seeds its hash; the default seed keeps the plain name; a chain is rebuilt from its name alone', () => {
+  const chainsFor = (hashSeed?: number): string[] => {
+    const draft = new SpecTable();
+    const svc = serviceSpec('10.90.0.1', 80, 'dr', { scheduler: 'mh', schedFlags: ['flag-2'], ...(hashSeed !== undefined ? { hashSeed } : {}) });
+    draft.commit({ op: 'add-service', service: svc });
+    draft.commit({ op: 'add-server', service: svc.key, server: serverSpec('10.90.0.11', 80, 1, 'dr') });
+    const answers = new Map<string, string | null>([['egress dr 10.90.0.11', 'eth1'], ['addr 10.90.0.1', 'eth0']]);
+    const p = planSync({ state: empty, draft, only: null, answers, now: 0 });
+    assert.ok('cmds' in p);
+    return p.cmds.filter((c) => / s4_/.test(c));
+  };
+  const plain = chainsFor();
+  assert.ok(plain.some((c) => c.startsWith('add chain netdev fulcrum s4_mhp')), plain.join('\n'));
+  assert.ok(plain.some((c) => c.includes(`seed ${hex(HASH_SEED)}`)), plain.join('\n'));
+  const custom = chainsFor(42);
+  assert.ok(custom.some((c) => c.startsWith('add chain netdev fulcrum s4_mhp_0000002a')), custom.join('\n'));
+  assert.ok(custom.some((c) => /jhash ip saddr \. th sport mod \d+ seed 0x0000002a/.test(c)), custom.join('\n'));
+  assert.ok(!custom.some((c) => c.includes(hex(HASH_SEED))), 'the default seed is not used');
+  assert.deepEqual(demandChain('netdev', 's4_mhp_0000002a'), demandChain('netdev', 's4_mhp').map((r) => r.replace(hex(HASH_SEED), '0x0000002a')));
+  assert.throws(() => demandChain('netdev', 's4_mhp_xyz'), /unknown slot hash/);
 });

@@ -17,7 +17,7 @@ import {
   backendMark, buildModel, emptyModel, hex, sharedKeys, sharedModel, MAX_SERVER_INDEX, MAX_SERVICE_ID,
   type KernelModel, type PlaneServer, type PlaneService, type TableKind,
 } from './model.js';
-import { DEFAULT_LIMITS, demandChainCommands, elementDelta, ingressCommands, tableCommands, timeoutCommands, type RulesetLimits } from './ruleset.js';
+import { DEFAULT_LIMITS, demandChainCommands, elementDelta, ingressCommands, seededHash, tableCommands, timeoutCommands, type RulesetLimits } from './ruleset.js';
 import { slotShape, slotTable, type MemberLoad } from './slots.js';
 
 export const kindOf = (m: ForwardingMethod): TableKind => (m === 'nat' ? 'inet' : 'netdev');
@@ -142,7 +142,7 @@ export function mergeModel(into: KernelModel, before: KernelModel, after: Kernel
 
 /** What a service's ingress devices depend on: its listen addresses and its DR servers' addresses. */
 function ingressKey(s: PlaneService): string {
-  return [...s.spec.listen.map((l) => `${l.address}@${l.device ?? ''}`), '|', ...s.servers.filter((r) => r.spec.method === 'dr').map((r) => r.spec.address)].join(' ');
+  return [...s.spec.listen.map((l) => `${l.address}@${l.device ?? ''}`), '|', ...s.servers.filter((r) => r.spec.method === 'dr').map((r) => r.spec.address), '|', ...(s.spec.arriveFrom ?? [])].join(' ');
 }
 
 function sameTimeouts(a: Timeouts, b: Timeouts): boolean {
@@ -216,7 +216,7 @@ export function planSync(input: PlanSyncInput): SyncPlan {
   const built: PlaneService[] = [];
   const removed: string[] = [];
   const touchedShared = new Set<string>();
-  const hashOf = (x: PlaneService): string => slotShape(x.spec.scheduler, x.spec.schedFlags).hash;
+  const hashOf = (x: PlaneService): string => seededHash(slotShape(x.spec.scheduler, x.spec.schedFlags).hash, x.spec.hashSeed);
   const newIds = new Map<string, number>();
   for (const key of only ?? draft.services.keys()) {
     const old = st.fragments.get(key);
@@ -314,6 +314,12 @@ export function planSync(input: PlanSyncInput): SyncPlan {
         if (d === undefined) missing = true;
         else if (d !== null) out.add(d);
       }
+    }
+    // Announced over BGP: the routers send its packets on the link towards them as well.
+    for (const n of x.spec.arriveFrom ?? []) {
+      const d = answer({ kind: 'route', key: lookKey('route', n), address: n });
+      if (d === undefined) missing = true;
+      else if (d !== null && d !== 'lo') out.add(d);
     }
     return missing ? undefined : [...out];
   };

@@ -15,6 +15,7 @@
  * device) is added once and never rewritten. Deleting the table would wipe the connection
  * and persistence maps: nothing here ever does that while forwarding.
  */
+import * as D from '../../model/defaults.js';
 import type { Family } from '../../model/types.js';
 import type { Timeouts } from '../types.js';
 import { HASH_SLOTS, MH_SLOTS, RR_SLOTS } from './slots.js';
@@ -214,17 +215,26 @@ export function maskText(family: Family, prefix: number): string | null {
  * configuration would send the same flow to different slots — a flow that moves to another
  * director (a VRRP takeover without sync, an ECMP change) would change real server.
  */
-export const HASH_SEED = 0x46554c43;
-/** `jhash <fields> mod <n> seed <HASH_SEED>` (nft takes the seed after the modulus). */
-const seeded = (fields: string, mod: number): string => `jhash ${fields} mod ${mod} seed ${hex(HASH_SEED)}`;
+export const HASH_SEED = D.HASH_SEED;
+/** `jhash <fields> mod <n> seed <seed>` (nft takes the seed after the modulus). */
+const seeded = (fields: string, mod: number, seed: number): string => `jhash ${fields} mod ${mod} seed ${hex(seed)}`;
 
-const HASH_KEYS: Record<string, (p: string) => string> = {
-  sh: (p) => seeded(`${p} saddr`, HASH_SLOTS),
-  shp: (p) => seeded(`${p} saddr . th sport`, HASH_SLOTS),
-  dh: (p) => seeded(`${p} daddr`, HASH_SLOTS),
-  mh: (p) => seeded(`${p} saddr`, MH_SLOTS),
-  mhp: (p) => seeded(`${p} saddr . th sport`, MH_SLOTS),
+const HASH_KEYS: Record<string, (p: string, seed: number) => string> = {
+  sh: (p, seed) => seeded(`${p} saddr`, HASH_SLOTS, seed),
+  shp: (p, seed) => seeded(`${p} saddr . th sport`, HASH_SLOTS, seed),
+  dh: (p, seed) => seeded(`${p} daddr`, HASH_SLOTS, seed),
+  mh: (p, seed) => seeded(`${p} saddr`, MH_SLOTS, seed),
+  mhp: (p, seed) => seeded(`${p} saddr . th sport`, MH_SLOTS, seed),
 };
+
+/**
+ * The slot chain's hash name: the scheduler's (`mh`), with `_<seed in 8 hex digits>` when
+ * `hash_seed` sets another seed — the seed is in the name, so a takeover rebuilds the rules
+ * from the name alone and services with different seeds never share a chain.
+ */
+export function seededHash(hash: string, seed: number | undefined): string {
+  return seed === undefined || seed === HASH_SEED ? hash : `${hash}_${seed.toString(16).padStart(8, '0')}`;
+}
 
 /**
  * The rules of a chain added on demand, from its name alone: `s4_rr` (slot choice),
@@ -239,17 +249,21 @@ export function demandChain(kind: TableKind, name: string): string[] {
   const family: Family = f === '4' ? 'inet' : 'inet6';
   switch (what) {
     case 's': {
-      if (rest === 'rr') {
+      const sm = /^([a-z]+)(?:_([0-9a-f]{8}))?$/.exec(rest);
+      if (!sm) throw new Error(`unknown slot hash ${rest}`);
+      const base = sm[1] as string;
+      const seed = sm[2] === undefined ? HASH_SEED : Number.parseInt(sm[2], 16);
+      if (base === 'rr') {
         return [
           `tcp flags & (syn | ack) == syn ${r} set ${r} . numgen inc mod ${RR_SLOTS} map @slots return`,
           `meta l4proto != tcp ${r} set ${r} . numgen inc mod ${RR_SLOTS} map @slots return`,
           // A TCP packet of a connection the table does not know (after a restart): hash it.
-          `${r} set ${r} . ${seeded(`${p} saddr . th sport`, RR_SLOTS)} map @slots`,
+          `${r} set ${r} . ${seeded(`${p} saddr . th sport`, RR_SLOTS, seed)} map @slots`,
         ];
       }
-      const h = HASH_KEYS[rest];
+      const h = HASH_KEYS[base];
       if (!h) throw new Error(`unknown slot hash ${rest}`);
-      return [`${r} set ${r} . ${h(p)} map @slots`];
+      return [`${r} set ${r} . ${h(p, seed)} map @slots`];
     }
     case 'p':
     case 'u': {
