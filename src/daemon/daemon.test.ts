@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { FakeDataPlane } from '../dataplane/fake.js';
+import { FakeAnnouncer } from '../bgp/index.js';
 import { DataPlaneErrorCode } from '../dataplane/types.js';
 import { FakeClock } from '../health/index.js';
 import { FakeSegment, type FakeHost } from '../sys/index.js';
@@ -200,3 +201,31 @@ test('the memory store sets aside by forgetting (for tests and --state-file-less
   const m = new MemoryRuntimeStore();
   assert.equal(m.setAside(), null);
 });
+
+test('bgp: the VIP is announced once the service is up, withdrawn when a runtime change takes its quorum, and withdrawn before the plane closes on a stop', () => withTempDir(async (dir) => {
+  const announcer = new FakeAnnouncer();
+  const bgp = 'fulcrum_bgp {\n local_as 65001\n router_id 10.0.0.2\n neighbor 10.0.0.254 {\n  remote_as 65000\n }\n shutdown_grace 0.05\n}\n';
+  await rig(dir, bgp + vs([1, 1], 'announce bgp'), { announcer: () => announcer }, async (r) => {
+    await r.daemon.start();
+    const wait = async (pred: () => boolean, what: string): Promise<void> => {
+      for (let i = 0; i < 200 && !pred(); i++) await new Promise((res) => setTimeout(res, 5));
+      assert.ok(pred(), what);
+    };
+    await wait(() => announcer.calls.includes('announce 10.0.0.1/32'), `announced: ${announcer.calls.join(', ')}`);
+    assert.match(JSON.stringify(r.daemon.bgp.status().routes), /"reason":"tcp 10\.0\.0\.1:80 has quorum"/);
+    const out = await r.daemon.change([cmd('-e -t 10.0.0.1:80 -r 10.0.1.1:80 -m -w 0'), cmd('-e -t 10.0.0.1:80 -r 10.0.1.2:80 -m -w 0')], 'test');
+    assert.equal(out.ok, true);
+    await wait(() => announcer.calls.includes('withdraw 10.0.0.1/32'), `withdrawn: ${announcer.calls.join(', ')}`);
+    assert.ok(r.events.some((e) => e.type === 'bgp-route' && !e.announced && /has no quorum/.test(e.reason)), 'the withdraw is an event with its reason');
+    await r.daemon.change([cmd('-e -t 10.0.0.1:80 -r 10.0.1.1:80 -m -w 1')], 'test');
+    await wait(() => announcer.calls.filter((c) => c === 'announce 10.0.0.1/32').length === 2, 'announced again');
+    // A stop: the withdraw comes first, the plane closes after the grace.
+    let closedAt = -1;
+    const close = r.plane.close.bind(r.plane);
+    r.plane.close = () => { closedAt = announcer.calls.length; return close(); };
+    await r.daemon.stop();
+    const w = announcer.calls.lastIndexOf('withdraw 10.0.0.1/32');
+    assert.ok(w >= 0 && closedAt > w, `withdrawn (call ${w}) before the plane closed (after call ${closedAt}): ${announcer.calls.join(', ')}`);
+    assert.equal(announcer.closed, true);
+  });
+}));

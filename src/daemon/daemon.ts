@@ -22,8 +22,8 @@ import { DiagnosticCode, errorCode, errorMessage, FailureCode, formatDiagnostic,
 import { inProcessConfigLoader, type ConfigLoader } from '../config/index.js';
 import { serviceKey } from '../model/keys.js';
 import type { BgpConfig, FulcrumConfig } from '../model/types.js';
-import { Director, type ReconcileResult } from '../director/index.js';
-import { DataPlaneErrorCode, type DataPlane, type OpFailure, type ServiceSpec } from '../dataplane/index.js';
+import { Director, timeoutsOf, type ReconcileResult } from '../director/index.js';
+import { DataPlaneErrorCode, DEFAULT_TIMEOUTS, type DataPlane, type OpFailure, type ServiceSpec } from '../dataplane/index.js';
 import { systemClock } from '../health/index.js';
 import { ffiHostNetwork } from '../sys/index.js';
 import { addressKey, LocalVrrpRunner, vrrpAddresses, type InstanceStatus, type VrrpNodeOptions, type VrrpRunner, type VrrpTransaction } from '../vrrp/index.js';
@@ -196,6 +196,8 @@ export class Daemon {
       transport: opts.sync?.transport ?? udpSyncTransport,
       instanceState: (name) => this.vrrp.status().find((i) => i.name === name)?.state ?? null,
       onRole: (from, to, c) => publishDaemon({ type: 'sync-role', from, to, interface: c?.interface ?? '', instance: c?.instance ?? null, syncid: c?.syncid ?? 0 }),
+      // Version-0 entries carry no timeout: they get the configured lvs_timeouts.
+      timeouts: () => (this.config ? timeoutsOf(this.config) : DEFAULT_TIMEOUTS),
       ...(opts.sync?.sendIntervalMs !== undefined ? { sendIntervalMs: opts.sync.sendIntervalMs } : {}),
       ...(opts.sync?.installIntervalMs !== undefined ? { installIntervalMs: opts.sync.installIntervalMs } : {}),
     });
