@@ -91,7 +91,7 @@ test('BGP + ECMP: three directors announce the VIP through gobgpd; BIRD spreads 
   await until(() => curl(lab, 'c', `http://${VIP}/`) !== null, 20_000, 'the VIP to answer', 100);
 
   // 300 long-lived flows spread over the three directors.
-  const client = lab.spawn('c', process.execPath, ['-e', longLived(VIP, 7000, 300, 250, 24)]);
+  const client = lab.spawn('c', process.execPath, ['-e', longLived(VIP, 7000, 300, 250, 18)]);
   const out = lines(client);
   await out.next((l) => l === 'connected', 20_000);
   // The kernel plane reads its counters on its poll: wait for them to show the flows.
@@ -105,7 +105,7 @@ test('BGP + ECMP: three directors announce the VIP through gobgpd; BIRD spreads 
   for (const n of spread) assert.ok(n > 0, `every director scheduled connections: ${spread.join(' / ')}`);
 
   // SIGKILL d3 (every process in its namespace): its sessions close, the router withdraws it.
-  await new Promise((r) => setTimeout(r, 2000));
+  await new Promise((r) => setTimeout(r, 1500));
   const tk = Date.now();
   lab.crash('d3');
   await until(() => nextHops(lab).length === 2, 15_000, 'the router to drop the dead director', 20);
@@ -115,7 +115,7 @@ test('BGP + ECMP: three directors announce the VIP through gobgpd; BIRD spreads 
   assert.deepEqual(nextHops(lab), hopsOf('d1', 'd2'));
 
   // A fourth director joins under the same load.
-  await new Promise((r) => setTimeout(r, 3000));
+  await new Promise((r) => setTimeout(r, 1000));
   const tj = Date.now();
   start('d4');
   await until(() => nextHops(lab).length === 3, 30_000, 'the router to add the fourth director', 50);
@@ -125,6 +125,7 @@ test('BGP + ECMP: three directors announce the VIP through gobgpd; BIRD spreads 
   t.diagnostic(`300 flows: ${result.broken} broken (${result.reasons.join(', ')}); servers ${JSON.stringify(result.by)}; ${result.lines} lines answered`);
   const d4conns = await connections((procs.get('d4') as { socket: string }).socket);
   t.diagnostic(`flows d4 forwarded after joining: it scheduled ${d4conns} of them`);
+  t.diagnostic(`flows the router moved off the dead d3: the ${spread[2] ?? 0} it had scheduled; broken among all 300: ${result.broken}`);
   assert.equal(result.n, 300);
   assert.equal(result.broken, 0, `no flow broke: ${result.reasons.join(', ')}`);
 

@@ -4,14 +4,16 @@
  * testable in-process.
  */
 import { Command, CommanderError } from 'commander';
-import { runCheck, type Io } from './check.js';
-import { runSim, type SimCliOptions } from './sim.js';
-import { runRun, type RunCliOptions } from './run.js';
-import { runDemo, type DemoCliOptions } from './demo.js';
-import { runGenhash, type GenhashOptions } from './genhash.js';
-import { runAgent, type AgentCliOptions } from './agent.js';
-import { runAdm } from './adm.js';
-import { runRealServer, type RealServerOptions } from './realserver.js';
+import type { Io } from './check.js';
+import type { SimCliOptions } from './sim.js';
+import type { RunCliOptions } from './run.js';
+import type { DemoCliOptions } from './demo.js';
+import type { GenhashOptions } from './genhash.js';
+import type { AgentCliOptions } from './agent.js';
+import type { RealServerOptions } from './realserver.js';
+
+// Each subcommand is loaded when it runs: `fulcrum adm` must not load the daemon, nor
+// `fulcrum check` the data planes (start-up time is what an operator's `watch` pays).
 
 export const VERSION = '0.1.0';
 
@@ -22,7 +24,7 @@ const stdio: Io = {
 
 export async function main(argv: readonly string[], io: Io = stdio): Promise<number> {
   // ipvsadm's grammar is not commander's: `adm` takes its arguments as they are.
-  if (argv[0] === 'adm') return runAdm(argv.slice(1), io);
+  if (argv[0] === 'adm') return (await import('./adm.js')).runAdm(argv.slice(1), io);
   let code = 0;
   const program = new Command('fulcrum')
     .description('Layer-4 load balancer and HA director (LVS + keepalived, in TypeScript)')
@@ -39,8 +41,8 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
     .option('--locations', 'with --dump: include file:line:col of each object')
     .option('-i, --config-id <ID>', "keepalived's config-id for @conditional lines (default: short host name)")
     .option('-q, --quiet', 'print errors only, not warnings')
-    .action((o: { file?: string; ipvsadm?: string; dump?: boolean; locations?: boolean; configId?: string; quiet?: boolean }) => {
-      code = runCheck(o, io);
+    .action(async (o: { file?: string; ipvsadm?: string; dump?: boolean; locations?: boolean; configId?: string; quiet?: boolean }) => {
+      code = (await import('./check.js')).runCheck(o, io);
     });
 
   const collect = (v: string, prev: string[]): string[] => [...prev, v];
@@ -57,8 +59,8 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
     .option('-s, --scheduler <NAME>', "override the service's scheduler")
     .option('--seed <N>', 'random seed (twos)', '1')
     .option('-i, --config-id <ID>', "keepalived's config-id for @conditional lines")
-    .action((o: SimCliOptions) => {
-      code = runSim(o, io);
+    .action(async (o: SimCliOptions) => {
+      code = (await import('./sim.js')).runSim(o, io);
     });
 
   program.command('run')
@@ -78,7 +80,7 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
     .option('--allow-empty', 'run a configuration that defines no virtual_server and no vrrp_instance (everything from runtime changes); refused otherwise, so an empty or truncated file cannot remove every service')
     .option('--udp-sessions <N>', 'most UDP sessions the proxy holds at once; datagrams from new clients past it are dropped and counted', '16384')
     .action(async (o: RunCliOptions) => {
-      code = await runRun(o, io);
+      code = await (await import('./run.js')).runRun(o, io);
     });
 
   program.command('adm')
@@ -92,7 +94,7 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
     .option('--requests <N>', 'requests to send through each virtual server', '12')
     .option('--exit', 'stop after the requests instead of waiting for Ctrl-C')
     .action(async (o: DemoCliOptions) => {
-      code = await runDemo(o, io);
+      code = await (await import('./demo.js')).runDemo(o, io);
     });
 
   program.command('genhash')
@@ -107,7 +109,7 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
     .option('-t, --timeout <SECONDS>', 'give up after', '5')
     .option('-v, --verbose', 'also print the status and headers')
     .action(async (o: GenhashOptions) => {
-      code = await runGenhash(o, io);
+      code = await (await import('./genhash.js')).runGenhash(o, io);
     });
 
   program.command('realserver')
@@ -117,8 +119,8 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
     .option('--mode <MODE>', 'dr or tun', 'dr')
     .option('--interface <DEV>', 'the interface facing the director (default: the default route\'s)')
     .option('--state-dir <DIR>', 'where start records what it changed, for stop', '/run/fulcrum')
-    .action((action: string, o: RealServerOptions) => {
-      code = runRealServer(action, o, io);
+    .action(async (action: string, o: RealServerOptions) => {
+      code = (await import('./realserver.js')).runRealServer(action, o, io);
     });
 
   program.command('agent')
@@ -135,7 +137,7 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
     .option('--probe-wait <SECONDS>', "how long to wait for the director's probe string before answering", '0.1')
     .option('--log-level <LEVEL>', 'fatal|error|warn|info|debug', 'info')
     .action(async (o: AgentCliOptions) => {
-      code = await runAgent(o, io);
+      code = await (await import('./agent.js')).runAgent(o, io);
     });
 
   try {
