@@ -5,7 +5,7 @@
  * it; FakeAnnouncer (fake.ts) runs the same compliance suite (compliance.ts), so another
  * speaker (ExaBGP, BIRD, FRR) can be added behind it later.
  */
-import type { Family } from '../model/types.js';
+import type { BgpNeighbor, Family } from '../model/types.js';
 
 /** A route Fulcrum originates: a VIP as a host route (or a group's CIDR block). */
 export interface BgpRoute {
@@ -21,13 +21,8 @@ export interface BgpRoute {
   readonly med?: number | undefined;
 }
 
-export interface SpeakerNeighbor {
-  readonly address: string;
-  readonly remoteAs: number;
-  readonly holdTime?: number | undefined;
-  readonly password?: string | undefined;
-  readonly port: number;
-}
+/** A neighbour as the speaker needs it: fulcrum_bgp's, without where it was written. */
+export type SpeakerNeighbor = Pick<BgpNeighbor, 'address' | 'remoteAs' | 'holdTime' | 'password' | 'port'>;
 
 /** The speaker's own configuration: identity and sessions. */
 export interface SpeakerConfig {
