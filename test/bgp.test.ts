@@ -75,8 +75,12 @@ test('BGP + ECMP: three directors announce the VIP through gobgpd; BIRD spreads 
   const L = await bgpLab(lab, dir);
   const procs = L.procs;
   const start = L.start;
+  // d2 tracks a dummy interface (track_interface): taking it down withdraws d2's routes
+  // while its BGP session stays up.
+  lab.exec('d2', 'ip', ['link', 'add', 'trk0', 'type', 'dummy']);
+  lab.exec('d2', 'ip', ['link', 'set', 'trk0', 'up']);
   const t0 = Date.now();
-  for (const d of ['d1', 'd2', 'd3'] as const) start(d);
+  for (const d of ['d1', 'd2', 'd3'] as const) start(d, d === 'd2' ? '  track_interface trk0\n' : '');
   await until(() => nextHops(lab).length === 3, 30_000, 'the router to have three next hops for the VIP', 50);
   t.diagnostic(`three next hops on the router ${Date.now() - t0} ms after the directors started: ${nextHops(lab).join(', ')}`);
   assert.deepEqual(nextHops(lab), hopsOf('d1', 'd2', 'd3'));
@@ -89,6 +93,16 @@ test('BGP + ECMP: three directors announce the VIP through gobgpd; BIRD spreads 
   assert.equal(st.sessions[0]?.state, 'established', JSON.stringify(st.sessions));
   assert.deepEqual(st.routes.map((r) => [r.prefix, r.announced, r.communities]), [[`${VIP}/32`, true, [65001 * 65536 + 100]]]);
   await until(() => curl(lab, 'c', `http://${VIP}/`) !== null, 20_000, 'the VIP to answer', 100);
+  const ti = Date.now();
+  lab.exec('d2', 'ip', ['link', 'set', 'trk0', 'down']);
+  await until(() => nextHops(lab).length === 2, 10_000, 'd2 to withdraw when its tracked interface goes down', 20);
+  t.diagnostic(`track_interface: d2 withdrawn ${Date.now() - ti} ms after trk0 went down (links are read every second)`);
+  assert.deepEqual(nextHops(lab), hopsOf('d1', 'd3'));
+  const st2a = await bgpStatus(L.socket('d2'));
+  assert.equal(st2a.sessions[0]?.state, 'established', 'the session stays up');
+  assert.match(st2a.routes[0]?.reason ?? '', /interface trk0 down \(track_interface\)/);
+  lab.exec('d2', 'ip', ['link', 'set', 'trk0', 'up']);
+  await until(() => nextHops(lab).length === 3, 10_000, 'd2 to announce again once trk0 is up', 20);
 
   // 300 long-lived flows spread over the three directors.
   const client = lab.spawn('c', process.execPath, ['-e', longLived(VIP, 7000, 300, 250, 18)]);

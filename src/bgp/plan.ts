@@ -26,6 +26,8 @@ export interface AnnounceInputs {
   readonly services: readonly ServiceState[];
   /** A VRRP instance's state (MASTER, BACKUP, FAULT, …), null when it is not running. */
   readonly instanceState: (name: string) => string | null;
+  /** fulcrum_bgp's track_interface entries that are down now: every route is withdrawn. */
+  readonly downInterfaces?: readonly string[] | undefined;
 }
 
 const hostLength = (f: Family): number => (f === 'inet' ? 32 : 128);
@@ -75,8 +77,13 @@ export function decideRoutes(config: FulcrumConfig, input: AnnounceInputs): Map<
       note(routeOf(vip.family, vip.address, hostLength(vip.family), a), up, `${inst.name} is ${state ?? 'not running'}`);
     }
   }
+  const down = input.downInterfaces ?? [];
   const out = new Map<string, RouteDecision>();
   for (const [prefix, e] of acc) {
+    if (down.length > 0) {
+      out.set(prefix, { route: e.route, announce: false, reason: `${down.map((d) => `interface ${d}`).join(', ')} down (track_interface)` });
+      continue;
+    }
     const announce = e.up.length > 0;
     out.set(prefix, { route: e.route, announce, reason: (announce ? e.up : e.down).join('; ') });
   }

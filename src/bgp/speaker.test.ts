@@ -134,3 +134,20 @@ test('speaker: fulcrum_bgp removed by a reload withdraws and closes the speaker'
   assert.deepEqual(sp.status(), { enabled: false, speaker: null, sessions: [], routes: [], counters: { announced: 1, withdrawn: 0, failures: 0 } });
   await sp.stop();
 });
+
+test('speaker: a track_interface that goes down withdraws every route with the reason; back up, they return', async () => {
+  const cfg = config(CONF.replace(' neighbor 10.0.1.1 {', ' track_interface eth1\n neighbor 10.0.1.1 {'));
+  assert.deepEqual(cfg.bgp?.trackInterfaces, ['eth1']);
+  const fake = new FakeAnnouncer();
+  let up = true;
+  const sp = new BgpSpeaker({ makeAnnouncer: () => fake, inputs: () => ({ services: states(cfg), instanceState: () => 'MASTER' }), linkUp: (i) => i !== 'eth1' || up, pollMs: 60_000 });
+  await sp.setConfig(cfg);
+  assert.deepEqual(sp.status().routes.map((r) => r.announced), [true, true]);
+  up = false;
+  await sp.kick();
+  assert.deepEqual(sp.status().routes.map((r) => [r.announced, r.reason]), [[false, 'interface eth1 down (track_interface)'], [false, 'interface eth1 down (track_interface)']]);
+  up = true;
+  await sp.kick();
+  assert.deepEqual(sp.status().routes.map((r) => r.announced), [true, true]);
+  await sp.stop();
+});

@@ -50,6 +50,8 @@ export interface BgpSpeakerOptions {
   /** How often sessions are read (ms). */
   readonly pollMs?: number | undefined;
   readonly retryMs?: { readonly first: number; readonly max: number } | undefined;
+  /** Whether an interface is up (administratively, with carrier), for track_interface. */
+  readonly linkUp?: ((ifname: string) => boolean) | undefined;
 }
 
 const speakerKey = (b: BgpConfig): string => JSON.stringify(b.speaker);
@@ -74,6 +76,8 @@ export class BgpSpeaker {
   private retryTimer: NodeJS.Timeout | null = null;
   private pollTimer: NodeJS.Timeout | null = null;
   private backoff: number;
+  /** track_interface entries found down at the last look. */
+  private down: readonly string[] = [];
 
   constructor(private readonly o: BgpSpeakerOptions) {
     this.backoff = o.retryMs?.first ?? 1000;
@@ -190,7 +194,8 @@ export class BgpSpeaker {
       if (old) await old.close().catch((err: unknown) => this.fail(err, 'closing the previous speaker'));
     }
     const a = this.announcer;
-    const decisions = decideRoutes(this.full, this.o.inputs());
+    this.down = this.downNow();
+    const decisions = decideRoutes(this.full, { ...this.o.inputs(), downInterfaces: this.down });
     this.decisions = decisions;
     try {
       const sc = speakerConfigOf(b);
@@ -264,6 +269,11 @@ export class BgpSpeaker {
     this.retryTimer.unref();
   }
 
+  private downNow(): string[] {
+    const up = this.o.linkUp;
+    return up ? (this.config?.trackInterfaces ?? []).filter((i) => !up(i)) : [];
+  }
+
   /** Read the sessions every pollMs; a change is an event; a speaker that stopped answering is reconciled (restarted). */
   private schedulePoll(): void {
     if (this.pollTimer || this.closed) return;
@@ -277,6 +287,8 @@ export class BgpSpeaker {
   private async poll(): Promise<void> {
     const a = this.announcer;
     if (!a || this.closed) return;
+    // A tracked interface that went down or came back changes every decision.
+    if (this.downNow().join(' ') !== this.down.join(' ')) await this.kick();
     try {
       const list = await a.sessions();
       const before = new Map(this.sessionList.map((s) => [s.neighbor, s.state]));

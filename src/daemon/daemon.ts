@@ -25,7 +25,7 @@ import type { BgpConfig, FulcrumConfig } from '../model/types.js';
 import { Director, timeoutsOf, type ReconcileResult } from '../director/index.js';
 import { DataPlaneErrorCode, DEFAULT_TIMEOUTS, type DataPlane, type OpFailure, type ServiceSpec } from '../dataplane/index.js';
 import { systemClock } from '../health/index.js';
-import { ffiHostNetwork } from '../sys/index.js';
+import { ffiHostNetwork, readLink } from '../sys/index.js';
 import { addressKey, LocalVrrpRunner, vrrpAddresses, type InstanceStatus, type VrrpNodeOptions, type VrrpRunner, type VrrpTransaction } from '../vrrp/index.js';
 import { HealthMonitor, publishHealth, type HealthMonitorOptions } from '../health/index.js';
 import { ScriptAndMailNotifier, smtpMailer } from '../notify/index.js';
@@ -207,6 +207,7 @@ export class Daemon {
         : { gobgpd: b.speaker.path, log: (line) => publishDaemon({ type: 'notice', message: `gobgpd: ${line}` }) })),
       inputs: () => ({ services: this.director.serviceStates(), instanceState: (name) => this.vrrp.status().find((i) => i.name === name)?.state ?? null }),
       onEvent: (e) => publishDaemon(e),
+      linkUp: (name) => readLink(name)?.up ?? false,
     });
     // Quorum, the plane's refusals and VRRP's gate all end in a reconcile: BGP follows it.
     this.director.onReconciled = () => supervise('bgp', this.bgp.kick());

@@ -462,6 +462,8 @@ export interface BgpConfig {
   readonly speaker: { readonly kind: 'gobgpd'; readonly path: string } | { readonly kind: 'api'; readonly host: string; readonly port: number };
   /** Seconds between withdrawing every route on a clean stop and closing (routers move flows away meanwhile). */
   readonly shutdownGrace: number;
+  /** `track_interface`: while any of these is down (no carrier, or admin down) every route is withdrawn. */
+  readonly trackInterfaces: readonly string[];
   readonly loc: SourceLocation;
 }
 

@@ -40,7 +40,7 @@ ${Object.entries(DIRECTORS).map(([d, n]) => `protocol bgp ${d} {
 }
 
 /** A director's configuration: `ports` services on the VIP, each announcing it. */
-export function directorConfig(hostN: number, ports: readonly number[] = [7000, 80]): string {
+export function directorConfig(hostN: number, ports: readonly number[] = [7000, 80], bgpExtra = ''): string {
   const svc = (port: number): string => `virtual_server ${BGP_VIP} ${port} {
   delay_loop 1
   lb_algo mh
@@ -65,7 +65,7 @@ ${['11', '12'].map((r) => `  real_server ${NET}.${r} ${port} {
     hold_time 3
   }
   shutdown_grace 2
-}
+${bgpExtra}}
 ${ports.map(svc).join('')}`;
 }
 
@@ -79,7 +79,8 @@ export const hopsOf = (...ds: DirectorName[]): string[] => ds.map((d) => `${NET}
 
 export interface BgpLab {
   readonly procs: Map<DirectorName, Proc & { socket: string }>;
-  start(d: DirectorName): Proc & { socket: string };
+  /** Start `fulcrum run` on a director; `bgpExtra` goes into its fulcrum_bgp block. */
+  start(d: DirectorName, bgpExtra?: string): Proc & { socket: string };
   socket(d: DirectorName): string;
 }
 
@@ -109,8 +110,8 @@ export async function bgpLab(lab: Lab, dir: string, ports: readonly number[] = [
   const procs = new Map<DirectorName, Proc & { socket: string }>();
   return {
     procs,
-    start(d) {
-      const p = startFulcrum(lab, d, dir, directorConfig(DIRECTORS[d], ports));
+    start(d, bgpExtra = '') {
+      const p = startFulcrum(lab, d, dir, directorConfig(DIRECTORS[d], ports, bgpExtra));
       procs.set(d, p);
       return p;
     },

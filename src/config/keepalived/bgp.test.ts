@@ -15,6 +15,8 @@ describe('fulcrum_bgp and announce bgp', () => {
     assert.deepEqual(b?.speaker, { kind: 'gobgpd', path: '/usr/bin/gobgpd' });
     assert.equal(b?.listenPort, 179);
     assert.equal(b?.shutdownGrace, 3);
+    assert.deepEqual(b?.trackInterfaces, []);
+    assert.deepEqual(parseText(BGP.replace(' gobgpd', ' track_interface eth1 eth2\n track_interface {\n  eth3\n  eth1\n }\n gobgpd') + VS).config?.bgp?.trackInterfaces, ['eth1', 'eth2', 'eth3']);
     assert.deepEqual(b?.neighbors.map(({ loc: _l, ...n }) => n), [{ address: '10.0.1.1', family: 'inet', remoteAs: 65000, holdTime: 9, password: 'secret', port: 179 }]);
     const a = r.config?.virtualServers[0]?.announce;
     assert.deepEqual([a?.communities, a?.med, a?.nextHop], [[65000 * 65536 + 100, 0xffffff01], 10, '10.0.1.2']);
@@ -50,6 +52,7 @@ describe('fulcrum_bgp and announce bgp', () => {
       [VS, 4, 2, /needs a fulcrum_bgp/],
       [BGP + 'virtual_server fwmark 7 {\n announce bgp\n real_server 10.0.2.1 80 {\n }\n}\n', 12, 2, /no address to announce/],
       [BGP.replace(' gobgpd', ' neighbor 10.0.1.1 {\n  remote_as 65002\n }\n gobgpd'), 9, 2, /neighbor 10\.0\.1\.1 is already declared/],
+      [BGP.replace(' gobgpd', ' track_interface eth1 bad/if\n gobgpd'), 9, 23, /is not an interface name/],
     ] as const) {
       const r = parseText(text);
       assert.equal(r.ok, false, text);

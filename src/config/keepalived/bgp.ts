@@ -21,6 +21,7 @@ export function compileBgp(v: Values, node: AstNode): BgpConfig | undefined {
   let speaker: BgpConfig['speaker'] = { kind: 'gobgpd', path: 'gobgpd' };
   let shutdownGrace = D.BGP_SHUTDOWN_GRACE;
   const neighbors: BgpNeighbor[] = [];
+  const tracked: string[] = [];
   let ok = true;
   const bad = (): void => { ok = false; };
   dispatch(v.needBlock(node) ?? [], 'fulcrum_bgp', {
@@ -39,6 +40,16 @@ export function compileBgp(v: Values, node: AstNode): BgpConfig | undefined {
     gobgpd: (n) => { const p = v.string(n); if (p === undefined) bad(); else speaker = { kind: 'gobgpd', path: p }; v.extra(n, 1); },
     api: (n) => { const a = apiTarget(v, n); if (a) speaker = a; else bad(); },
     neighbor: (n) => { const nb = neighbor(v, n); if (nb) neighbors.push(nb); else bad(); },
+    // `track_interface eth1 eth2`, or keepalived's block form `track_interface { eth1 … }`.
+    track_interface: (n) => {
+      const words = [...n.args, ...(n.block !== null ? (v.needBlock(n) ?? []).flatMap((l) => [l.keyword, ...l.args]) : [])];
+      if (words.length === 0) v.arg(n, 0, 'interface names');
+      for (const w of words) {
+        const name = v.ifnameToken(w, 'track_interface');
+        if (name === undefined) bad();
+        else if (!tracked.includes(name)) tracked.push(name);
+      }
+    },
   }, v.sink);
   if (localAs === undefined && ok) {
     v.sink.error(DiagnosticCode.MISSING, 'fulcrum_bgp needs local_as', node.keyword.loc, 'fulcrum_bgp', 'local_as ASN');
@@ -61,7 +72,7 @@ export function compileBgp(v: Values, node: AstNode): BgpConfig | undefined {
     } else seen.set(nb.address, nb);
   }
   if (!ok || localAs === undefined || routerId === undefined) return undefined;
-  return { localAs, routerId, neighbors, listenPort, speaker, shutdownGrace, loc: node.keyword.loc };
+  return { localAs, routerId, neighbors, listenPort, speaker, shutdownGrace, trackInterfaces: tracked, loc: node.keyword.loc };
 }
 
 function apiTarget(v: Values, n: AstNode): BgpConfig['speaker'] | undefined {
