@@ -271,10 +271,31 @@ vrrp_instance C { interface eth0
     assert.deepEqual(warningsOf(r).map((d) => d.keyword), ['auth_pass', 'advert_int', 'authentication', 'version']);
   });
 
+  it('keepalived repairs, with a located warning: a DR/TUN real server\'s port, alpha/omega arguments, a VIP listed twice, ADDR/PREFIX sources and peers, brd +/- and broadcast', () => {
+    for (const kind of ['DR', 'TUN']) {
+      const r = parseText(vs(`lb_kind ${kind}\nreal_server 10.1.0.1 8080 { }`));
+      assert.deepEqual(errorsOf(r), []);
+      assert.equal(r.config?.virtualServers[0]?.realServers[0]?.port, 80);
+      assert.deepEqual(codes(warningsOf(r)), [['W_ADJUSTED', 3, 'real_server']]);
+    }
+    const ao = parseText(vs('alpha no\nomega off\nreal_server 10.1.0.1 80 { }'));
+    assert.deepEqual([ao.config?.virtualServers[0]?.alpha, ao.config?.virtualServers[0]?.omega], [true, true]);
+    assert.deepEqual(codes(warningsOf(ao)), [['W_IGNORED', 2, 'alpha'], ['W_IGNORED', 3, 'omega']]);
+    const inst = (body: string): string => `vrrp_instance V {\n interface eth0\n virtual_router_id 1\n${body}\n}\n`;
+    const twice = parseText(inst(' virtual_ipaddress {\n  10.0.0.9/24\n  10.0.0.9/32 dev eth1\n }'));
+    assert.deepEqual(twice.config?.vrrpInstances[0]?.virtualIpAddresses.map((x) => [x.address, x.prefixLength]), [['10.0.0.9', 24]]);
+    assert.deepEqual(codes(warningsOf(twice)), [['W_ADJUSTED', 4, 'virtual_ipaddress']]);
+    const src = parseText(inst(' unicast_src_ip 10.0.0.2/24\n mcast_src_ip 10.0.0.2/24\n unicast_peer {\n  10.0.0.3/24\n }\n virtual_ipaddress { 10.0.0.9 }'));
+    assert.deepEqual(errorsOf(src), []);
+    const i0 = src.config?.vrrpInstances[0];
+    assert.deepEqual([i0?.unicastSrcIp, i0?.mcastSrcIp, i0?.unicastPeers.map((p) => p.address)], ['10.0.0.2', '10.0.0.2', ['10.0.0.3']]);
+    const brd = parseText(inst(' virtual_ipaddress {\n  10.0.0.9/24 brd +\n  10.0.1.9/24 brd -\n  10.0.2.9/24 broadcast 10.0.2.255\n }'));
+    assert.deepEqual(errorsOf(brd), []);
+    assert.deepEqual(brd.config?.vrrpInstances[0]?.virtualIpAddresses.map((x) => x.brd), ['10.0.0.255', undefined, '10.0.2.255']);
+  });
+
   it('rejects contradictions with located errors', () => {
     const cases: [string, string, number, string][] = [
-      [vs('lb_kind DR\nreal_server 10.1.0.1 8080 { }'), 'E_CONTRADICTION', 3, 'real_server'],
-      [vs('lb_kind TUN\nreal_server 10.1.0.1 8080 { }'), 'E_CONTRADICTION', 3, 'real_server'],
       ['vrrp_instance V { interface eth0\n virtual_router_id 256\n virtual_ipaddress { 10.0.0.1 } }', 'E_RANGE', 2, 'virtual_router_id'],
       ['vrrp_instance V { interface eth0\n virtual_router_id 0 }', 'E_RANGE', 2, 'virtual_router_id'],
       ['vrrp_instance V { interface eth0\n state BACKUP\n priority 255\n virtual_router_id 1\n virtual_ipaddress { 10.0.0.1 } }', 'E_CONTRADICTION', 3, 'priority'],

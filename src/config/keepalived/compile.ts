@@ -121,6 +121,28 @@ function checkVrrp(instances: VrrpInstance[], scripts: VrrpScript[], groups: Vrr
   }
 }
 
+/**
+ * DR and TUN cannot map ports: a real server written with another port than the virtual
+ * server's gets the virtual server's, with a warning — keepalived does the same (and
+ * ipvsadm, and Fulcrum's --ipvsadm path).
+ */
+function drPortsReset(vs: VirtualServer, sink: DiagnosticSink): VirtualServer {
+  const ep = vs.endpoint;
+  if (ep.kind !== 'address' || ep.port === 0) return vs;
+  const wrong = (rs: VirtualServer['realServers'][number]): boolean => (rs.method === 'dr' || rs.method === 'tun') && rs.port !== ep.port;
+  if (!vs.realServers.some(wrong)) return vs;
+  return {
+    ...vs,
+    realServers: vs.realServers.map((rs) => {
+      if (!wrong(rs)) return rs;
+      sink.warn(DiagnosticCode.ADJUSTED,
+        `${rs.method.toUpperCase()} cannot map ports: real server ${realServerKey(rs)} gets the virtual server's port ${ep.port} (as keepalived does; use NAT or PROXY to map ports)`,
+        rs.loc, 'real_server');
+      return { ...rs, port: ep.port };
+    }),
+  };
+}
+
 function checkLvs(
   compiled: VirtualServer[], groups: VirtualServerGroup[], trackFiles: TrackFile[], sink: DiagnosticSink,
 ): VirtualServer[] {
@@ -128,7 +150,8 @@ function checkLvs(
   const trackFileNames = new Set(trackFiles.map((t) => t.name));
   const seen = new Map<string, VirtualServer>();
   const out: VirtualServer[] = [];
-  for (const vs of compiled) {
+  for (const written of compiled) {
+    const vs = drPortsReset(written, sink);
     const key = serviceKey(vs);
     const prev = seen.get(key);
     if (prev) {
@@ -179,11 +202,6 @@ function checkLvs(
         const first = rsSeen.get(rk);
         sink.error(DiagnosticCode.DUPLICATE, `real server ${rk} is already in ${key}${first ? ` (at ${formatLocation(first)})` : ''}`, rs.loc, 'real_server');
       } else rsSeen.set(rk, rs.loc);
-      if ((rs.method === 'dr' || rs.method === 'tun') && ep.kind === 'address' && ep.port !== 0 && rs.port !== ep.port) {
-        sink.error(DiagnosticCode.CONTRADICTION,
-          `${rs.method.toUpperCase()} cannot map ports: real server ${rk} uses port ${rs.port} but the virtual server listens on ${ep.port}`,
-          rs.loc, 'real_server', `port ${ep.port} (or NAT/PROXY forwarding for port mapping)`);
-      }
       if (vsFamily && rs.method !== 'tun' && rs.method !== 'proxy' && rs.family !== vsFamily) {
         sink.error(DiagnosticCode.CONTRADICTION, `real server ${rk} is ${rs.family} but the virtual server is ${vsFamily}`, rs.loc, 'real_server',
           'the same address family (only TUN and PROXY may cross families)');

@@ -43,7 +43,7 @@ function timingHandlers(v: Values, t: TimingOverrides): Record<string, Handler> 
     nb_get_retry: retry,
     nb_sget_retry: retry,
     delay_before_retry: (n) => { t.delayBeforeRetry = v.timer(n, 0, 0, 86400) ?? t.delayBeforeRetry; },
-    alpha: (n) => { t.alpha = v.optBool(n) ?? t.alpha; },
+    alpha: (n) => { t.alpha = onIgnoringArgument(v, n); },
     log_all_failures: (n) => { t.logAllFailures = v.optBool(n) ?? t.logAllFailures; },
     rise: (n) => { t.rise = v.int(n, 0, 1, 1000) ?? t.rise; },
   };
@@ -434,6 +434,16 @@ function endpoint(v: Values, n: AstNode): ServiceEndpoint | undefined {
   return { kind: 'address', family: ip.family, address: ip.address, port };
 }
 
+/**
+ * `alpha` / `omega`: keepalived takes no argument and ignores one if written (`alpha no`
+ * still turns it on) — so does Fulcrum, with a warning saying so.
+ */
+function onIgnoringArgument(v: Values, n: AstNode): true {
+  const t = n.args[0];
+  if (t !== undefined) v.sink.warn(DiagnosticCode.IGNORED, `takes no argument; keepalived ignores '${t.text}' and turns ${n.keyword.text} on`, t.loc, n.keyword.text);
+  return true;
+}
+
 /** `persistence_granularity`: an IPv4 netmask, or a prefix length (`/64` or `64`). */
 function granularity(v: Values, n: AstNode): { prefixLength: number; netmask: string } | undefined {
   const t = v.arg(n, 0, 'a netmask (255.255.255.0) or prefix length');
@@ -504,7 +514,7 @@ export function compileVirtualServer(v: Values, n: AstNode): VirtualServer | und
     sorry_server_inhibit: (x) => { sorryInhibit = v.optBool(x) ?? sorryInhibit; },
     sorry_server_lvs_method: (x) => { sorryMethod = method(v, x)?.method; },
     inhibit_on_failure: (x) => { inhibitOnFailure = v.optBool(x) ?? inhibitOnFailure; },
-    omega: (x) => { omega = v.optBool(x) ?? omega; },
+    omega: (x) => { omega = onIgnoringArgument(v, x); },
     ha_suspend: (x) => { haSuspend = v.optBool(x) ?? haSuspend; },
     smtp_alert: (x) => { smtpAlert = v.optBool(x) ?? true; },
     virtualhost: (x) => { virtualhost = v.string(x); },

@@ -23,6 +23,24 @@ describe('keepalived preprocessing', () => {
     });
   });
 
+  it('substitutes parameters in include paths (${_PWD}, ${SUB}), as keepalived does', async () => {
+    await withTempDir((dir) => {
+      writeTree(dir, {
+        'main.conf': '$SUB=conf.d\ninclude ${_PWD}/${SUB}/*.conf\n',
+        'conf.d/a.conf': 'virtual_server 10.0.0.1 80 { real_server 10.1.0.1 80 { } }\n',
+      });
+      const r = loadKeepalivedConfig(path.join(dir, 'main.conf'), { configId: 't', env: {} });
+      assert.deepEqual([errorsOf(r), warningsOf(r)], [[], []]);
+      assert.equal(r.config.virtualServers.length, 1);
+    });
+  });
+
+  it('a comment-only line inside a multi-line $PARAM definition is skipped; the definition goes on', () => {
+    const r = parseText('$RS= \\\n  # the first server\n  real_server 10.1.0.1 80 { \\\n! and a comment\n  weight 2 \\\n  }\nvirtual_server 10.0.0.1 80 {\n  $RS\n}\n');
+    assert.deepEqual(errorsOf(r), []);
+    assert.deepEqual(r.config?.virtualServers[0]?.realServers.map((x) => [x.address, x.weight]), [['10.1.0.1', 2]]);
+  });
+
   it('locates diagnostics in included files', async () => {
     await withTempDir((dir) => {
       writeTree(dir, { 'main.conf': '\ninclude inc.conf\n', 'inc.conf': 'virtual_server 10.0.0.1 80 {\n  lb_algo nope\n}\n' });

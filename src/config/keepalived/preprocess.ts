@@ -229,7 +229,10 @@ export class Preprocessor {
         let value = body.trimEnd().slice(0, -1);
         while (i + 1 < raw.length) {
           i++;
-          let next = stripComment((raw[i] as string).replace(/\r$/, ''));
+          const rawNext = (raw[i] as string).replace(/\r$/, '');
+          // A comment-only line inside the definition is skipped; the definition goes on.
+          if (/^\s*[#!]/.test(rawNext)) continue;
+          let next = stripComment(rawNext);
           const more = next.trimEnd().endsWith('\\');
           if (more) next = next.trimEnd().slice(0, -1);
           value += '\n' + next;
@@ -249,6 +252,10 @@ export class Preprocessor {
     let name = m[2] as string;
     const tloc: SourceLocation = { ...loc, col: (m[1] as string).length + 1 };
     if (/^(["']).*\1$/.test(name)) name = name.slice(1, -1);
+    // Parameters in the path (`include ${_PWD}/conf.d/*.conf`) are substituted first.
+    const sub = this.substitute(name, { text: name, loc: tloc, dir: path.dirname(file) });
+    if (sub === null) return;
+    name = sub.trim();
     if (name === '') {
       this.sink.error(DiagnosticCode.MISSING, 'include needs a file name or pattern', loc, word, 'include FILENAME');
       return;

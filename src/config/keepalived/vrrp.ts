@@ -3,7 +3,7 @@
  * model objects, with keepalived.conf(5)'s defaults.
  */
 import { DiagnosticCode } from '../../errors/index.js';
-import { maxPrefix, netmaskToPrefix, parseIp } from '../../model/address.js';
+import { cidrBounds, maxPrefix, netmaskToPrefix, parseIp } from '../../model/address.js';
 import * as D from '../../model/defaults.js';
 import type { SourceLocation } from '../../errors/index.js';
 import type {
@@ -314,7 +314,13 @@ export function compileSyncGroup(v: Values, node: AstNode): VrrpSyncGroup | unde
   return { name, group, trackInterfaces: ti, trackScripts: ts, notify: freezeNotify(notify), loc: node.keyword.loc };
 }
 
-/** One `virtual_ipaddress` line: `ADDR[/MASK] [brd X] [dev X] [scope X] [label X] …`. */
+/** `unicast_src_ip` / `mcast_src_ip ADDR[/PREFIX]`: keepalived drops the prefix. */
+function sourceIp(v: Values, n: AstNode): string | undefined {
+  const t = v.arg(n, 0, 'an IP address');
+  return t ? v.ipToken({ ...t, text: t.text.replace(/\/\d{1,3}$/, '') }, n.keyword.text)?.address : undefined;
+}
+
+/** One `virtual_ipaddress` line: `ADDR[/MASK] [brd X|+|-] [broadcast X] [dev X] [scope X] [label X] …`. */
 function virtualIp(v: Values, line: AstNode, where: string): VirtualIp | undefined {
   const text = line.keyword.text;
   const slash = text.indexOf('/');
@@ -352,10 +358,14 @@ function virtualIp(v: Values, line: AstNode, where: string): VirtualIp | undefin
       }
       case 'label': vip.label = val(); break;
       case 'scope': vip.scope = val(); break;
-      case 'brd': {
+      case 'brd':
+      case 'broadcast': {
+        // `+`: the prefix's broadcast address (host bits set); `-`: none (ip-address(8)).
         const b = val();
-        if (b !== undefined && !parseIp(b)) v.sink.error(DiagnosticCode.BAD_VALUE, `'${b}' is not an address`, args[i]?.loc, 'brd');
-        vip.brd = b;
+        if (b === '+') vip.brd = ip.family === 'inet' && prefixLength < 31 ? cidrBounds(ip.address, prefixLength).last : undefined;
+        else if (b === '-') vip.brd = undefined;
+        else if (b !== undefined && !parseIp(b)) v.sink.error(DiagnosticCode.BAD_VALUE, `'${b}' is not an address, + or -`, args[i]?.loc, k);
+        else vip.brd = b;
         break;
       }
       case 'no_track': vip.noTrack = true; break;
@@ -442,13 +452,21 @@ export function compileVrrpInstance(v: Values, node: AstNode, global: GlobalDefs
         v.sink.error(DiagnosticCode.MISSING, 'auth_pass without auth_type', n.keyword.loc, 'authentication', 'auth_type PASS');
       }
     },
-    virtual_ipaddress: (n) => { vips = [...vips, ...addrList(n, 'virtual_ipaddress')]; },
+    virtual_ipaddress: (n) => {
+      // An address listed twice: keepalived keeps the first.
+      for (const x of addrList(n, 'virtual_ipaddress')) {
+        if (vips.some((y) => y.address === x.address)) {
+          v.sink.warn(DiagnosticCode.ADJUSTED, `${x.address} is listed twice; the first is kept (as keepalived does)`, n.keyword.loc, 'virtual_ipaddress');
+        } else vips.push(x);
+      }
+    },
     virtual_ipaddress_excluded: (n) => { evips = [...evips, ...addrList(n, 'virtual_ipaddress_excluded')]; },
-    unicast_src_ip: (n) => { unicastSrcIp = v.ip(n, 0)?.address; },
-    mcast_src_ip: (n) => { mcastSrcIp = v.ip(n, 0)?.address; },
+    unicast_src_ip: (n) => { unicastSrcIp = sourceIp(v, n); },
+    mcast_src_ip: (n) => { mcastSrcIp = sourceIp(v, n); },
     unicast_peer: (n) => {
       for (const l of v.needBlock(n) ?? []) {
-        const ip = v.ipToken(l.keyword, 'unicast_peer');
+        // keepalived drops a /PREFIX after a peer's address.
+        const ip = v.ipToken({ ...l.keyword, text: l.keyword.text.replace(/\/\d{1,3}$/, '') }, 'unicast_peer');
         const peer: { address: string; minTtl?: number; maxTtl?: number } = { address: ip?.address ?? '' };
         for (let i = 0; i < l.args.length; i++) {
           const k = l.args[i]?.text;
