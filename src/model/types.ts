@@ -139,7 +139,7 @@ export interface SmtpCheck extends CheckerBase { readonly type: 'SMTP_CHECK'; re
 export interface DnsCheck extends CheckerBase {
   readonly type: 'DNS_CHECK';
   readonly conn: CheckerConnection;
-  readonly queryType: 'A' | 'NS' | 'CNAME' | 'SOA' | 'MX' | 'TXT' | 'AAAA';
+  readonly queryType: 'A' | 'NS' | 'CNAME' | 'SOA' | 'MX' | 'TXT' | 'AAAA' | 'RRSIG' | 'DNSKEY';
   readonly name: string;
 }
 export interface MiscCheck extends CheckerBase {

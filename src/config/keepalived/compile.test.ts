@@ -294,6 +294,40 @@ vrrp_instance C { interface eth0
     assert.deepEqual(brd.config?.vrrpInstances[0]?.virtualIpAddresses.map((x) => x.brd), ['10.0.0.255', undefined, '10.0.2.255']);
   });
 
+  it('keepalived\'s own keywords are never reported as unknown: each ignored one says why; a typo is still unknown, with a suggestion', () => {
+    const r = parseText('global_defs {\n umask 0022\n enable_dbus\n vrrp_cpu_affinity 1\n enable_snmp_vrrp\n vrrp_netlink_cmd_rcv_bufs 1024\n}\nvrrp_instance V {\n interface eth0\n virtual_router_id 1\n priorty 100\n track_bfd {\n  b1\n }\n virtual_ipaddress { 10.0.0.9 }\n}\n');
+    const w = warningsOf(r).map((d) => [d.code, d.keyword, d.message]);
+    assert.deepEqual(w.map((x) => [x[0], x[1]]), [
+      ['W_IGNORED', 'umask'], ['W_IGNORED', 'enable_dbus'], ['W_IGNORED', 'vrrp_cpu_affinity'], ['W_IGNORED', 'enable_snmp_vrrp'],
+      ['W_IGNORED', 'vrrp_netlink_cmd_rcv_bufs'], ['W_UNKNOWN_KEYWORD', 'priorty'], ['W_IGNORED', 'track_bfd'],
+    ]);
+    assert.match(String(w[1]?.[2]), /DBus is not implemented/);
+    assert.match(String(w[2]?.[2]), /tunes keepalived's own processes/);
+    assert.match(String(w[3]?.[2]), /SNMP is not implemented/);
+    assert.match(String(w[5]?.[2]), /did you mean 'priority'/);
+    assert.match(String(w[6]?.[2]), /BFD is not implemented/);
+  });
+
+  it('auth_hmac is refused, never ignored (the instance would run with no authentication)', () => {
+    for (const [body, line] of [[' auth_hmac {\n  key k\n }', 4], [' authentication {\n  auth_hmac sha256\n }', 5], [' authentication {\n  auth_type HMAC\n }', 5]] as const) {
+      const r = parseText(`vrrp_instance V {\n interface eth0\n virtual_router_id 1\n${body}\n virtual_ipaddress { 10.0.0.9 }\n}\n`);
+      assert.equal(r.ok, false, body);
+      const e = errorsOf(r)[0];
+      assert.deepEqual([e?.code, e?.loc?.line], ['E_UNSUPPORTED', line], body);
+      assert.match(e?.message ?? '', /HMAC authentication is not implemented/);
+    }
+  });
+
+  it('DNS_CHECK type: every type in keepalived\'s table (check_dns.c), case-insensitive', () => {
+    for (const t of ['A', 'NS', 'CNAME', 'SOA', 'MX', 'TXT', 'AAAA', 'RRSIG', 'DNSKEY']) {
+      const r = parseText(vs(`real_server 10.1.0.1 53 {\n DNS_CHECK {\n  type ${t.toLowerCase()}\n }\n}`));
+      assert.deepEqual(errorsOf(r), [], t);
+      const c = r.config?.virtualServers[0]?.realServers[0]?.checkers[0];
+      assert.equal(c?.type === 'DNS_CHECK' ? c.queryType : null, t);
+    }
+    assert.deepEqual(codes(errorsOf(parseText(vs('real_server 10.1.0.1 53 {\n DNS_CHECK {\n  type PTR\n }\n}')))), [['E_BAD_VALUE', 4, 'type']]);
+  });
+
   it('rejects contradictions with located errors', () => {
     const cases: [string, string, number, string][] = [
       ['vrrp_instance V { interface eth0\n virtual_router_id 256\n virtual_ipaddress { 10.0.0.1 } }', 'E_RANGE', 2, 'virtual_router_id'],

@@ -6,6 +6,7 @@
 import { DiagnosticCode, type DiagnosticSink } from '../../errors/index.js';
 import type { AstNode } from './ast.js';
 import { Values } from './values.js';
+import { ignoredReason, KEEPALIVED_KEYWORDS } from './known.js';
 
 export type Handler = (node: AstNode) => void;
 
@@ -50,8 +51,9 @@ export function dispatchWith<S>(
       }
       handled.add(node);
       h(node, state);
-    } else if (ignored.has(kw)) {
-      sink.warn(DiagnosticCode.IGNORED, `keepalived keyword has no effect in Fulcrum (${where})`, node.keyword.loc, kw);
+    } else if (ignored.has(kw) || KEEPALIVED_KEYWORDS.has(kw)) {
+      // keepalived's keyword, not a typo: say why it does nothing here.
+      sink.warn(DiagnosticCode.IGNORED, `${ignoredReason(kw)} (in ${where}); ignored`, node.keyword.loc, kw);
     } else {
       const near = suggest(kw, Object.keys(handlers));
       sink.warn(DiagnosticCode.UNKNOWN_KEYWORD, `unknown keyword in ${where}, ignored${near ? `; did you mean '${near}'?` : ''}`,

@@ -9,7 +9,7 @@ import { cidrBounds, compareAddresses, maxPrefix, netmaskToPrefix, parseIp, pref
 import * as D from '../../model/defaults.js';
 import {
   SCHEDULER_NAMES, isSchedulerName,
-  type AgentProbe, type Announce, type Checker, type CheckerConnection, type CheckerTiming, type CheckerType, type Family,
+  type AgentProbe, type Announce, type Checker, type DnsCheck, type CheckerConnection, type CheckerTiming, type CheckerType, type Family,
   type ForwardingMethod, type GroupMember, type HttpUrl, type Persistence, type Protocol, type ProxyProtocolVersion, type RealServer,
   type SchedFlag, type SchedulerName, type ScriptSpec, type ServiceEndpoint, type SorryServer, type TunnelSpec,
   type VirtualServer, type VirtualServerGroup,
@@ -234,12 +234,13 @@ function compileChecker(
       return { type, conn, timing: done(), loc, heloName };
     }
     case 'DNS_CHECK': {
-      type Q = 'A' | 'NS' | 'CNAME' | 'SOA' | 'MX' | 'TXT' | 'AAAA';
+      type Q = DnsCheck['queryType'];
       let queryType: Q = 'SOA';
       let name = '.';
       dispatch(block, type, {
         ...connHandlers, ...timing,
-        type: (x) => { queryType = v.oneOf(x, 0, ['A', 'NS', 'CNAME', 'SOA', 'MX', 'TXT', 'AAAA'] as const) ?? queryType; },
+        // keepalived's table (check_dns.c): these nine types.
+        type: (x) => { queryType = v.oneOf(x, 0, ['A', 'NS', 'CNAME', 'SOA', 'MX', 'TXT', 'AAAA', 'RRSIG', 'DNSKEY'] as const) ?? queryType; },
         name: (x) => { name = v.string(x) ?? name; },
       }, v.sink);
       return { type, conn, timing: done(), loc, queryType, name };

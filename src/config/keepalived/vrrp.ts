@@ -314,6 +314,12 @@ export function compileSyncGroup(v: Values, node: AstNode): VrrpSyncGroup | unde
   return { name, group, trackInterfaces: ti, trackScripts: ts, notify: freezeNotify(notify), loc: node.keyword.loc };
 }
 
+function refuseHmac(v: Values, n: AstNode): void {
+  if (n.block !== null) v.needBlock(n); // its block is part of what is refused, not a second error
+  v.sink.error(DiagnosticCode.UNSUPPORTED, 'HMAC authentication is not implemented: refusing to run the instance without the authentication its configuration asks for',
+    n.keyword.loc, n.keyword.text, 'auth_type PASS or AH, or no authentication');
+}
+
 /** `unicast_src_ip` / `mcast_src_ip ADDR[/PREFIX]`: keepalived drops the prefix. */
 function sourceIp(v: Values, n: AstNode): string | undefined {
   const t = v.arg(n, 0, 'an IP address');
@@ -428,12 +434,18 @@ export function compileVrrpInstance(v: Values, node: AstNode, global: GlobalDefs
     nopreempt: () => { nopreempt = true; },
     preempt: () => { nopreempt = false; },
     preempt_delay: (n) => { preemptDelay = v.timer(n, 0, 0, 1000) ?? preemptDelay; },
+    // Ignoring an authentication scheme would run the instance with none: refused instead.
+    auth_hmac: (n) => { refuseHmac(v, n); },
     authentication: (n) => {
       authLoc = n.keyword.loc;
       let type: 'PASS' | 'AH' | undefined;
       let pass: string | undefined;
       dispatch(v.needBlock(n) ?? [], 'authentication', {
-        auth_type: (a) => { type = v.oneOf(a, 0, ['PASS', 'AH'] as const); },
+        auth_type: (a) => {
+          if (/^hmac/i.test(a.args[0]?.text ?? '')) refuseHmac(v, a);
+          else type = v.oneOf(a, 0, ['PASS', 'AH'] as const);
+        },
+        auth_hmac: (a) => { refuseHmac(v, a); },
         auth_pass: (a) => {
           pass = v.string(a);
           if (pass !== undefined && pass.length > D.VRRP_AUTH_PASS_LEN) {
