@@ -75,9 +75,10 @@ test('BGP + ECMP: three directors announce the VIP through gobgpd; BIRD spreads 
   const L = await bgpLab(lab, dir);
   const procs = L.procs;
   const start = L.start;
-  // d2 tracks a dummy interface (track_interface): taking it down withdraws d2's routes
-  // while its BGP session stays up.
-  lab.exec('d2', 'ip', ['link', 'add', 'trk0', 'type', 'dummy']);
+  // d2 tracks a link of its own (track_interface; a veth pair, this kernel has no dummy
+  // driver): taking it down withdraws d2's routes while its BGP session stays up.
+  lab.exec('d2', 'ip', ['link', 'add', 'trk0', 'type', 'veth', 'peer', 'name', 'trk1']);
+  lab.exec('d2', 'ip', ['link', 'set', 'trk1', 'up']);
   lab.exec('d2', 'ip', ['link', 'set', 'trk0', 'up']);
   const t0 = Date.now();
   for (const d of ['d1', 'd2', 'd3'] as const) start(d, d === 'd2' ? '  track_interface trk0\n' : '');

@@ -350,17 +350,32 @@ vrrp_instance C { interface eth0
 
   it('rejects duplicates and dangling references', () => {
     const cases: [string, [string, number, string][]][] = [
-      [vs('real_server 10.1.0.1 80 { }\nreal_server 10.1.0.1 80 { }'), [['E_DUPLICATE', 3, 'real_server']]],
       [vs('') + vs(''), [['E_DUPLICATE', 4, 'virtual_server']]],
       [vs('') + vs('protocol UDP'), []],
       ['vrrp_instance A { interface eth0\n virtual_router_id 5\n virtual_ipaddress { 10.0.0.1 } }\nvrrp_instance B { interface eth0\n virtual_router_id 5\n virtual_ipaddress { 10.0.0.2 } }',
         [['E_DUPLICATE', 4, 'virtual_router_id']]],
-      ['vrrp_instance A { interface eth0\n virtual_router_id 5\n virtual_ipaddress { 10.0.0.1 }\n track_script { nope } }', [['E_REFERENCE', 1, 'track_script']]],
       ['vrrp_sync_group G { group { A B } }\nvrrp_instance A { interface eth0\n virtual_router_id 5\n virtual_ipaddress { 10.0.0.1 } }', [['E_REFERENCE', 1, 'group']]],
       [vs('', 'group NOPE'), [['E_REFERENCE', 1, 'virtual_server group']]],
       [vs('real_server 10.1.0.1 80 { FILE_CHECK { track_file nope } }'), [['E_REFERENCE', 2, 'track_file']]],
     ];
     for (const [text, want] of cases) assert.deepEqual(codes(errorsOf(parseText(text))), want, text);
+  });
+
+  it('repairs what keepalived repairs, each with a located warning: state EQUAL, garp_master_repeat 0, a v3 advert_int too long, a real server listed twice, a track_script or vrrp_script without its script', () => {
+    const inst = (body: string): string => `vrrp_instance V {\n interface eth0\n virtual_router_id 1\n${body}\n virtual_ipaddress { 10.0.0.9 }\n}\n`;
+    const r = parseText(inst(' state EQUAL\n garp_master_repeat 0\n version 3\n advert_int 100\n track_script {\n  nope\n  chk\n }'));
+    assert.deepEqual(errorsOf(r), []);
+    const i = r.config?.vrrpInstances[0];
+    assert.deepEqual([i?.initialState, i?.garpMasterRepeat, i?.advertInt, i?.trackScripts.map((t) => t.name)], ['BACKUP', 1, 40.95, []]);
+    assert.deepEqual(codes(warningsOf(r)), [['W_ADJUSTED', 4, 'state'], ['W_ADJUSTED', 5, 'garp_master_repeat'], ['W_ADJUSTED', 7, 'advert_int'], ['W_ADJUSTED', 1, 'track_script'], ['W_ADJUSTED', 1, 'track_script']]);
+    const noScript = parseText(`vrrp_script chk {\n interval 1\n}\n${inst(' track_script {\n  chk\n }')}`);
+    assert.deepEqual(errorsOf(noScript), []);
+    assert.deepEqual([noScript.config?.vrrpScripts.length, noScript.config?.vrrpInstances[0]?.trackScripts.length], [0, 0]);
+    assert.deepEqual(codes(warningsOf(noScript)), [['W_ADJUSTED', 1, 'vrrp_script'], ['W_ADJUSTED', 4, 'track_script']]);
+    const twice = parseText(vs('real_server 10.1.0.1 80 {\n weight 3\n}\nreal_server 10.1.0.1 80 {\n weight 5\n}'));
+    assert.deepEqual(errorsOf(twice), []);
+    assert.deepEqual(twice.config?.virtualServers[0]?.realServers.map((x) => x.weight), [3]);
+    assert.deepEqual(codes(warningsOf(twice)), [['W_ADJUSTED', 5, 'real_server']]);
   });
 
   it('rejects bad values with what was expected', () => {

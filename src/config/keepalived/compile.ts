@@ -5,7 +5,7 @@
 import { DiagnosticCode, formatLocation, type DiagnosticSink, type SourceLocation } from '../../errors/index.js';
 import { realServerKey, serviceKey } from '../../model/keys.js';
 import type {
-  FulcrumConfig, TrackFile, VirtualServer, VirtualServerGroup, VrrpInstance, VrrpScript, VrrpSyncGroup,
+  FulcrumConfig, TrackedScript, TrackFile, VirtualServer, VirtualServerGroup, VrrpInstance, VrrpScript, VrrpSyncGroup,
 } from '../../model/types.js';
 import type { AstNode } from './ast.js';
 import { dispatch, reportUnreadBlocks } from './dispatch.js';
@@ -45,8 +45,9 @@ export function compileConfig(root: readonly AstNode[], sink: DiagnosticSink): F
   const global = compileGlobalDefs(v, globals);
   const trackFiles = unique(trackFileNodes.map((n) => compileTrackFile(v, n)), 'track_file', sink);
   const vrrpScripts = unique(scriptNodes.map((n) => compileVrrpScript(v, n)), 'vrrp_script', sink);
-  const vrrpInstances = unique(instanceNodes.map((n) => compileVrrpInstance(v, n, global)), 'vrrp_instance', sink);
-  const vrrpSyncGroups = unique(syncNodes.map((n) => compileSyncGroup(v, n)), 'vrrp_sync_group', sink);
+  const scriptNames = new Set(vrrpScripts.map((s) => s.name));
+  const vrrpInstances = unique(instanceNodes.map((n) => compileVrrpInstance(v, n, global)), 'vrrp_instance', sink).map((i) => knownScripts(i, 'vrrp_instance', scriptNames, sink));
+  const vrrpSyncGroups = unique(syncNodes.map((n) => compileSyncGroup(v, n)), 'vrrp_sync_group', sink).map((g) => knownScripts(g, 'vrrp_sync_group', scriptNames, sink));
   const virtualServerGroups = unique(groupNodes.map((n) => compileVirtualServerGroup(v, n)), 'virtual_server_group', sink);
   const compiled = vsNodes.map((n) => compileVirtualServer(v, n)).filter((c): c is VirtualServer => c !== undefined);
 
@@ -83,6 +84,21 @@ function unique<T extends { name: string; loc?: SourceLocation | undefined }>(
   return [...seen.values()];
 }
 
+/**
+ * A track_script naming no vrrp_script (or one removed for having no script) is dropped
+ * with a located warning: keepalived ignores it too, so the file keeps working as it did.
+ */
+function knownScripts<T extends { readonly name: string; readonly trackScripts: readonly TrackedScript[]; readonly loc?: SourceLocation | undefined }>(
+  x: T, what: string, scripts: ReadonlySet<string>, sink: DiagnosticSink,
+): T {
+  const missing = x.trackScripts.filter((ts) => !scripts.has(ts.name));
+  if (missing.length === 0) return x;
+  for (const m of missing) {
+    sink.warn(DiagnosticCode.ADJUSTED, `${what} '${x.name}' tracks unknown vrrp_script '${m.name}': ignored (as keepalived does)`, x.loc, 'track_script', 'the name of a vrrp_script block');
+  }
+  return { ...x, trackScripts: x.trackScripts.filter((ts) => scripts.has(ts.name)) };
+}
+
 function checkVrrp(instances: VrrpInstance[], scripts: VrrpScript[], groups: VrrpSyncGroup[], sink: DiagnosticSink): void {
   const scriptNames = new Set(scripts.map((s) => s.name));
   const byVrid = new Map<string, VrrpInstance>();
@@ -95,11 +111,6 @@ function checkVrrp(instances: VrrpInstance[], scripts: VrrpScript[], groups: Vrr
         `virtual_router_id ${inst.vrid} on ${inst.interface ?? 'the unicast path'} is already used by '${prev.name}'${prev.loc ? ` at ${formatLocation(prev.loc)}` : ''}`,
         inst.loc, 'virtual_router_id');
     } else byVrid.set(key, inst);
-    for (const ts of inst.trackScripts) {
-      if (!scriptNames.has(ts.name)) {
-        sink.error(DiagnosticCode.REFERENCE, `vrrp_instance '${inst.name}' tracks unknown vrrp_script '${ts.name}'`, inst.loc, 'track_script', 'the name of a vrrp_script block');
-      }
-    }
   }
   const instNames = new Set(instances.map((i) => i.name));
   const member = new Map<string, string>();
@@ -112,11 +123,6 @@ function checkVrrp(instances: VrrpInstance[], scripts: VrrpScript[], groups: Vrr
       if (other !== undefined) {
         sink.error(DiagnosticCode.CONTRADICTION, `vrrp_instance '${name}' is in both '${other}' and '${g.name}'`, g.loc, 'group', 'each instance in at most one sync group');
       } else member.set(name, g.name);
-    }
-    for (const ts of g.trackScripts) {
-      if (!scriptNames.has(ts.name)) {
-        sink.error(DiagnosticCode.REFERENCE, `vrrp_sync_group '${g.name}' tracks unknown vrrp_script '${ts.name}'`, g.loc, 'track_script');
-      }
     }
   }
 }
@@ -143,6 +149,22 @@ function drPortsReset(vs: VirtualServer, sink: DiagnosticSink): VirtualServer {
   };
 }
 
+/** A real server listed twice in a virtual server: the first is kept, as keepalived does. */
+function oneOfEachServer(vs: VirtualServer, sink: DiagnosticSink): VirtualServer {
+  const seen = new Map<string, SourceLocation | undefined>();
+  const kept = vs.realServers.filter((rs) => {
+    const k = realServerKey(rs);
+    if (!seen.has(k)) {
+      seen.set(k, rs.loc);
+      return true;
+    }
+    const first = seen.get(k);
+    sink.warn(DiagnosticCode.ADJUSTED, `real server ${k} is already in ${serviceKey(vs)}${first ? ` (at ${formatLocation(first)})` : ''}: this one is removed (as keepalived does)`, rs.loc, 'real_server');
+    return false;
+  });
+  return kept.length === vs.realServers.length ? vs : { ...vs, realServers: kept };
+}
+
 function checkLvs(
   compiled: VirtualServer[], groups: VirtualServerGroup[], trackFiles: TrackFile[], sink: DiagnosticSink,
 ): VirtualServer[] {
@@ -151,7 +173,7 @@ function checkLvs(
   const seen = new Map<string, VirtualServer>();
   const out: VirtualServer[] = [];
   for (const written of compiled) {
-    const vs = drPortsReset(written, sink);
+    const vs = oneOfEachServer(drPortsReset(written, sink), sink);
     const key = serviceKey(vs);
     const prev = seen.get(key);
     if (prev) {
@@ -195,13 +217,8 @@ function checkLvs(
       }
     }
     const vsFamily = ep.kind === 'group' ? undefined : ep.family;
-    const rsSeen = new Map<string, SourceLocation | undefined>();
     for (const rs of vs.realServers) {
       const rk = realServerKey(rs);
-      if (rsSeen.has(rk)) {
-        const first = rsSeen.get(rk);
-        sink.error(DiagnosticCode.DUPLICATE, `real server ${rk} is already in ${key}${first ? ` (at ${formatLocation(first)})` : ''}`, rs.loc, 'real_server');
-      } else rsSeen.set(rk, rs.loc);
       if (vsFamily && rs.method !== 'tun' && rs.method !== 'proxy' && rs.family !== vsFamily) {
         sink.error(DiagnosticCode.CONTRADICTION, `real server ${rk} is ${rs.family} but the virtual server is ${vsFamily}`, rs.loc, 'real_server',
           'the same address family (only TUN and PROXY may cross families)');

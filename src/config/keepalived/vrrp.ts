@@ -291,7 +291,7 @@ export function compileVrrpScript(v: Values, node: AstNode): VrrpScript | undefi
   }, v.sink);
   if (name === undefined) return undefined;
   if (!script) {
-    v.sink.error(DiagnosticCode.MISSING, `vrrp_script '${name}' has no 'script'`, node.keyword.loc, 'vrrp_script', 'script PATH');
+    v.sink.warn(DiagnosticCode.ADJUSTED, `vrrp_script '${name}' has no 'script': removed, and instances tracking it track nothing (as keepalived does)`, node.keyword.loc, 'vrrp_script', 'script PATH');
     return undefined;
   }
   if (user.user !== undefined) script = { ...script, user: user.user, group: user.group };
@@ -424,7 +424,10 @@ export function compileVrrpInstance(v: Values, node: AstNode, global: GlobalDefs
   dispatch(v.needBlock(node) ?? [], 'vrrp_instance', {
     state: (n) => {
       stateLoc = n.args[0]?.loc ?? n.keyword.loc;
-      state = v.oneOf(n, 0, ['MASTER', 'BACKUP'] as const) ?? state;
+      const t = v.arg(n, 0, 'MASTER|BACKUP');
+      const w = t?.text.toUpperCase();
+      if (w === 'MASTER' || w === 'BACKUP') state = w;
+      else if (t) v.sink.warn(DiagnosticCode.ADJUSTED, `unknown state '${t.text}': BACKUP (as keepalived does)`, t.loc, 'state', 'MASTER|BACKUP');
     },
     interface: (n) => { iface = v.ifname(n); },
     virtual_router_id: (n) => { vrid = v.int(n, 0, 1, 255); },
@@ -495,7 +498,11 @@ export function compileVrrpInstance(v: Values, node: AstNode, global: GlobalDefs
     track_interface: (n) => { ti = [...ti, ...trackInterfaces(v, n)]; },
     track_script: (n) => { ts = [...ts, ...trackScripts(v, n)]; },
     garp_master_delay: (n) => { garpMasterDelay = v.timer(n, 0, 0, 255) ?? garpMasterDelay; },
-    garp_master_repeat: (n) => { garpMasterRepeat = v.int(n, 0, 1, 255) ?? garpMasterRepeat; },
+    garp_master_repeat: (n) => {
+      const x = v.int(n, 0, 0, 255);
+      if (x === 0) v.sink.warn(DiagnosticCode.ADJUSTED, '0 gratuitous ARPs would announce nothing: 1 (as keepalived does)', n.args[0]?.loc, 'garp_master_repeat');
+      garpMasterRepeat = x === undefined ? garpMasterRepeat : Math.max(1, x);
+    },
     dont_track_primary: () => { dontTrackPrimary = true; },
     accept: () => { accept = true; },
     no_accept: () => { accept = false; },
@@ -531,7 +538,8 @@ export function compileVrrpInstance(v: Values, node: AstNode, global: GlobalDefs
     advertInt = rounded;
   } else if (ver === 3) {
     if (advertInt > D.VRRP3_MAX_ADVERT_INT) {
-      v.sink.error(DiagnosticCode.RANGE, `${advertInt} s is longer than VRRPv3 allows`, advertLoc, 'advert_int', `at most ${D.VRRP3_MAX_ADVERT_INT}`);
+      v.sink.warn(DiagnosticCode.ADJUSTED, `${advertInt} s is longer than VRRPv3 allows: ${D.VRRP3_MAX_ADVERT_INT} (as keepalived does)`, advertLoc, 'advert_int', `at most ${D.VRRP3_MAX_ADVERT_INT}`);
+      advertInt = D.VRRP3_MAX_ADVERT_INT;
     }
     const cs = Math.round(advertInt * 100) / 100;
     if (cs !== advertInt) {
