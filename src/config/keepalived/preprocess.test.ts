@@ -41,6 +41,17 @@ describe('keepalived preprocessing', () => {
     assert.deepEqual(r.config?.virtualServers[0]?.realServers.map((x) => [x.address, x.weight]), [['10.1.0.1', 2]]);
   });
 
+  it('~SEQ with spaces around its parentheses and arguments, and a generator right after a block\'s {', () => {
+    for (const text of [
+      'vrrp_instance V {\n interface lo\n virtual_router_id 1\n virtual_ipaddress {\n~SEQ ( ID , 1 , 2 ) 10.0.0.$ID\n }\n}\n',
+      'vrrp_instance V {\n interface lo\n virtual_router_id 1\n virtual_ipaddress { ~SEQ(ID,1,2) 10.0.0.$ID\n }\n}\n',
+    ]) {
+      const r = parseText(text);
+      assert.deepEqual(errorsOf(r), [], text);
+      assert.deepEqual(r.config?.vrrpInstances[0]?.virtualIpAddresses.map((x) => x.address), ['10.0.0.1', '10.0.0.2'], text);
+    }
+  });
+
   it('locates diagnostics in included files', async () => {
     await withTempDir((dir) => {
       writeTree(dir, { 'main.conf': '\ninclude inc.conf\n', 'inc.conf': 'virtual_server 10.0.0.1 80 {\n  lb_algo nope\n}\n' });

@@ -61,7 +61,9 @@ export interface PreprocessResult {
 
 const INCLUDE_WORDS = new Set(['include', 'includer', 'includem', 'includew', 'includeb', 'includea']);
 const DEF_RE = /^\s*\$([A-Za-z_][A-Za-z0-9_]*)=(.*)$/s;
-const GEN_RE = /^\s*~(SEQx?|LST)\(/;
+const GEN_RE = /^\s*~(SEQx?|LST)\s*\(/;
+/** A generator after a block's `{` on the same line: keepalived reads the rest as a line of its own. */
+const GEN_AFTER_BRACE_RE = /^([^"'~]*\{)\s*(~(?:SEQx?|LST)\s*\(.*)$/;
 const MAX_SUBST_ROUNDS = 64;
 const MAX_LINE_CHARS = 1_000_000;
 
@@ -303,6 +305,12 @@ export class Preprocessor {
         continue;
       }
 
+      const split = GEN_AFTER_BRACE_RE.exec(text);
+      if (split) {
+        queue.push({ text: split[2] as string, loc: item.loc, dir: item.dir });
+        queue.push({ text: split[1] as string, loc: item.loc, dir: item.dir });
+        continue;
+      }
       const gen = GEN_RE.exec(text);
       if (gen) {
         const expanded = this.expandGenerator(text, item);
@@ -335,7 +343,7 @@ export class Preprocessor {
 
   /** `~SEQ(var, [start,] [step,] end) rest` and `~LST(var, v1, v2…) rest` → definition + line pairs. */
   private expandGenerator(text: string, item: Pending): Pending[] | null {
-    const m = /^\s*~(SEQx?|LST)\(/.exec(text) as RegExpExecArray;
+    const m = GEN_RE.exec(text) as RegExpExecArray;
     const kind = m[1] as string;
     // Find the matching ')' honouring braces.
     let depth = 0;
