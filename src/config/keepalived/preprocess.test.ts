@@ -52,6 +52,15 @@ describe('keepalived preprocessing', () => {
     }
   });
 
+  it('an @id or comment prefix that comes from a parameter is read as written (keepalived.conf(5)\'s $IF_MAIN idiom)', () => {
+    const text = `$IF_MAIN=@main\n$IF_OTHER=@^main\n$NOTE=\${_HASH}\nvrrp_instance V {\n interface eth0\n virtual_router_id 1\n priority 100\n $IF_MAIN priority 240\n $IF_OTHER priority 50\n $NOTE priority 7\n virtual_ipaddress { 10.0.0.9 }\n}\n`;
+    const main = parseText(text, { configId: 'main' });
+    assert.deepEqual(errorsOf(main), []);
+    assert.equal(main.config.vrrpInstances[0]?.priority, 240);
+    const other = parseText(text, { configId: 'backup' });
+    assert.equal(other.config.vrrpInstances[0]?.priority, 50);
+  });
+
   it('locates diagnostics in included files', async () => {
     await withTempDir((dir) => {
       writeTree(dir, { 'main.conf': '\ninclude inc.conf\n', 'inc.conf': 'virtual_server 10.0.0.1 80 {\n  lb_algo nope\n}\n' });

@@ -72,6 +72,8 @@ interface Pending {
   readonly loc: SourceLocation;
   /** Directory of the file the text came from (for ${_PWD}). */
   readonly dir: string;
+  /** Already the result of a substitution that was read again (never twice). */
+  readonly again?: boolean;
 }
 
 /** Locate a byte offset in text as 1-based line and column. */
@@ -320,6 +322,15 @@ export class Preprocessor {
 
       const substituted = this.substitute(text, item);
       if (substituted === null) continue;
+      if (substituted !== text && !item.again) {
+        // A prefix that came from a parameter counts as written: `$IF_MAIN=@main` then
+        // `$IF_MAIN priority 240` is conditional; a line that now starts a comment is one.
+        if (/^\s*[#!]/.test(substituted)) continue;
+        if (/^\s*@/.test(substituted)) {
+          queue.push({ text: substituted, loc: item.loc, dir: item.dir, again: true });
+          continue;
+        }
+      }
       if (substituted.includes('\n')) {
         // A multi-line parameter: each of its lines is processed again, in order.
         const parts = substituted.split('\n');
