@@ -318,6 +318,17 @@ vrrp_instance C { interface eth0
     }
   });
 
+  it('SMTP_CHECK host { … } blocks: each host is a checker of its own, the block\'s settings their defaults', () => {
+    const r = parseText(vs('real_server 10.1.0.1 25 {\n SMTP_CHECK {\n  connect_timeout 5\n  helo_name mx.test\n  connect_port 2525\n  host {\n   connect_ip 10.1.0.5\n  }\n  host {\n   connect_ip 10.1.0.6\n   connect_port 25\n   bindto 10.0.0.2\n  }\n }\n}', '10.0.0.1 25'));
+    assert.deepEqual(errorsOf(r), []);
+    assert.deepEqual(warningsOf(r), []);
+    const cs = r.config?.virtualServers[0]?.realServers[0]?.checkers ?? [];
+    assert.deepEqual(cs.map((c) => [c.type, c.type === 'SMTP_CHECK' ? c.heloName : '', c.type === 'SMTP_CHECK' ? c.conn : null, c.timing.connectTimeout, c.loc?.line]), [
+      ['SMTP_CHECK', 'mx.test', { connectPort: 2525, connectIp: '10.1.0.5' }, 5, 7],
+      ['SMTP_CHECK', 'mx.test', { connectPort: 25, connectIp: '10.1.0.6', bindto: '10.0.0.2' }, 5, 10],
+    ]);
+  });
+
   it('DNS_CHECK type: every type in keepalived\'s table (check_dns.c), case-insensitive', () => {
     for (const t of ['A', 'NS', 'CNAME', 'SOA', 'MX', 'TXT', 'AAAA', 'RRSIG', 'DNSKEY']) {
       const r = parseText(vs(`real_server 10.1.0.1 53 {\n DNS_CHECK {\n  type ${t.toLowerCase()}\n }\n}`));

@@ -145,9 +145,14 @@ function compileAgent(v: Values, n: AstNode): AgentProbe {
 const HEX_RE = /^[0-9a-fA-FxX\s]*$/;
 
 /** A checker block, with timing resolved against the inherited overrides. */
+/** The fields of `o` that are set (a host's settings over its checker's). */
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, x]) => x !== undefined)) as Partial<T>;
+}
+
 function compileChecker(
   v: Values, n: AstNode, type: CheckerType, inherited: TimingOverrides, hostDefaults: { virtualhost?: string | undefined },
-): Checker | undefined {
+): Checker | Checker[] | undefined {
   const t: TimingOverrides = {};
   const conn: Mutable<CheckerConnection> = {};
   const connHandlers: Record<string, Handler> = {
@@ -229,9 +234,30 @@ function compileChecker(
       };
     }
     case 'SMTP_CHECK': {
+      // Each `host { connect_ip … connect_port … bindto … }` is a checker of its own, as in
+      // keepalived (the real server is up while every one of them passes); the block's own
+      // connection settings are their defaults.
       let heloName = 'localhost';
-      dispatch(block, type, { ...connHandlers, ...timing, helo_name: (x) => { heloName = v.string(x) ?? heloName; } }, v.sink);
-      return { type, conn, timing: done(), loc, heloName };
+      const hosts: { conn: Mutable<CheckerConnection>; loc: SourceLocation }[] = [];
+      dispatch(block, type, {
+        ...connHandlers, ...timing,
+        helo_name: (x) => { heloName = v.string(x) ?? heloName; },
+        host: (x) => {
+          const h: Mutable<CheckerConnection> = {};
+          dispatch(v.needBlock(x) ?? [], 'host', {
+            connect_ip: (y) => { h.connectIp = v.ip(y, 0)?.address; },
+            connect_port: (y) => { h.connectPort = v.int(y, 0, 1, 65535); },
+            bindto: (y) => { h.bindto = v.ip(y, 0)?.address; },
+            bind_port: (y) => { h.bindPort = v.int(y, 0, 1, 65535); },
+            bind_if: (y) => { h.bindIf = v.ifname(y); },
+            fwmark: (y) => { h.fwmark = v.int(y, 0, 1, 0xffffffff); },
+          }, v.sink);
+          hosts.push({ conn: h, loc: x.keyword.loc });
+        },
+      }, v.sink);
+      const timingDone = done();
+      if (hosts.length === 0) return { type, conn, timing: timingDone, loc, heloName };
+      return hosts.map((h) => ({ type, conn: { ...conn, ...definedOnly(h.conn) }, timing: timingDone, loc: h.loc, heloName }));
     }
     case 'DNS_CHECK': {
       type Q = DnsCheck['queryType'];
@@ -405,8 +431,7 @@ function compileRealServer(v: Values, n: AstNode, vs: VsDefaults): RealServer | 
   // Most servers set no timing of their own: they share the service's (no copy per server).
   const inherited = Object.keys(s.t).length === 0 ? vs.timing : merge(vs.timing, s.t);
   const checkers = s.checkerNodes
-    .map(([x, ct]) => compileChecker(v, x, ct, inherited, { virtualhost }))
-    .filter((c): c is Checker => c !== undefined);
+    .flatMap(([x, ct]) => compileChecker(v, x, ct, inherited, { virtualhost }) ?? []);
   return {
     ...hp, weight, method: m.method, tunnel: m.tunnel, uthreshold, lthreshold, inhibitOnFailure,
     alpha: inherited.alpha ?? false, notifyUp, notifyDown, smtpAlert, virtualhost, proxyProtocol, checkers, agent, loc: n.keyword.loc,
