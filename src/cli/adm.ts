@@ -22,7 +22,7 @@ import type { ConnectionEntry, ServiceStats, Timeouts } from '../dataplane/index
 import type { DrainStatus } from '../daemon/index.js';
 import type { SyncStatus } from '../sync/index.js';
 import { apiRequest, type ApiResponse, type ApiTarget } from '../api/client.js';
-import { defaultPaths } from './run.js';
+import { defaultPaths } from './paths.js';
 import type { Io } from './check.js';
 
 export const ADM_USAGE = `Usage: fulcrum adm [--socket PATH | --url URL --token-file FILE] <ipvsadm arguments>

@@ -22,6 +22,9 @@ import { ProcessVrrpRunner } from '../vrrp/process/runner.js';
 import { FailureCode, reportFailure, supervise } from '../errors/index.js';
 import { DEFAULT_TUNABLES } from '../dataplane/proxy/context.js';
 import type { Io } from './check.js';
+import { defaultPaths } from './paths.js';
+
+export { defaultPaths };
 
 export interface RunCliOptions {
   readonly file: string;
@@ -38,17 +41,6 @@ export interface RunCliOptions {
   readonly nft?: string | undefined;
   readonly allowEmpty?: boolean | undefined;
   readonly udpSessions?: string | undefined;
-}
-
-/**
- * Where the API socket and the state file go by default: system paths for root; for anyone
- * else the user's runtime and state directories (XDG), so `fulcrum run` works unprivileged.
- */
-export function defaultPaths(env: NodeJS.ProcessEnv = process.env, uid = process.getuid?.() ?? 0): { socket: string; state: string } {
-  if (uid === 0) return { socket: '/run/fulcrum/fulcrum.sock', state: '/var/lib/fulcrum/runtime.json' };
-  const runtime = env['XDG_RUNTIME_DIR'] || path.join(os.tmpdir(), `fulcrum-${uid}`);
-  const state = env['XDG_STATE_HOME'] || path.join(env['HOME'] || os.homedir(), '.local', 'state');
-  return { socket: path.join(runtime, 'fulcrum.sock'), state: path.join(state, 'fulcrum', 'runtime.json') };
 }
 
 /** The built dashboard, next to the compiled sources (dist/dashboard). */
