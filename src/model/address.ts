@@ -128,3 +128,21 @@ export function rangeToCidrs(first: string, last: string): { address: string; pr
   }
   return out;
 }
+
+/** The number of set bits of an IPv4 netmask, contiguous or not; null when it is not one. */
+export function maskBits(mask: string): number | null {
+  if (!ipaddr.IPv4.isValidFourPartDecimal(mask)) return null;
+  return ipaddr.IPv4.parse(mask).octets.reduce((n, o) => n + (o.toString(2).match(/1/g)?.length ?? 0), 0);
+}
+
+/** `address` AND an IPv4 netmask (any bits: `10.1.2.3` & `255.0.255.0` → `10.0.2.0`). */
+export function andMask(address: string, mask: string): string {
+  const a = ipaddr.parse(address).toByteArray();
+  const m = ipaddr.IPv4.parse(mask).octets;
+  return ipaddr.fromByteArray(a.map((b, i) => b & (m[i] ?? 0))).toString();
+}
+
+/** The address a persistence template is kept under: the client masked as the service says. */
+export function persistenceAddress(client: string, p: { readonly prefixLength: number; readonly mask?: string | undefined }): string {
+  return p.mask !== undefined && !client.includes(':') ? andMask(client, p.mask) : maskAddress(client, p.prefixLength);
+}

@@ -55,6 +55,11 @@ export interface Persistence {
   readonly prefixLength: number;
   /** The netmask as written, normalized (dotted quad for IPv4, `/n` for IPv6). */
   readonly netmask: string;
+  /**
+   * An IPv4 netmask that is not contiguous (`255.0.255.0`), which ipvsadm and the kernel
+   * accept: clients are masked with it, and `prefixLength` is only its count of set bits.
+   */
+  readonly mask?: string | undefined;
 }
 
 /** A command to run, already split into arguments; never passed through a shell. */

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import type { VirtualServer } from '../model/types.js';
 import { flowOf, testDests } from './compliance.js';
 import { maskAddress } from '../model/index.js';
+import { persistenceAddress } from '../model/address.js';
 import { AgentWeightFeedback, PersistenceTable, ServiceScheduler, unbindConn, type Dest, type FlowKey } from './index.js';
 
 const vsBase = (over: Partial<VirtualServer>): VirtualServer => ({
@@ -21,6 +22,16 @@ describe('persistence templates', () => {
     assert.equal(maskAddress('192.168.7.200', 24), '192.168.7.0');
     assert.equal(maskAddress('192.168.7.200', 32), '192.168.7.200');
     assert.equal(maskAddress('2001:db8:1:2:3:4:5:6', 64), '2001:db8:1:2::');
+  });
+
+  it('a non-contiguous IPv4 mask (ipvsadm -M 255.0.255.0) masks each client with its bits', () => {
+    assert.equal(persistenceAddress('10.1.2.3', { prefixLength: 16, mask: '255.0.255.0' }), '10.0.2.0');
+    assert.equal(persistenceAddress('10.1.2.3', { prefixLength: 24 }), '10.1.2.0');
+    const s = new ServiceScheduler(vsBase({ persistence: { timeout: 300, prefixLength: 16, netmask: '255.0.255.0', mask: '255.0.255.0' } }));
+    const first = s.schedule(flowFrom(1, 1000), '10.1.2.3', 0);
+    // Same bits under the mask (10.x.2.y): the same server; other bits: round robin moves on.
+    assert.equal(s.schedule(flowFrom(2, 1000), '10.9.2.77', 1), first);
+    assert.notEqual(s.schedule(flowFrom(3, 1000), '10.1.3.3', 1), first);
   });
 
   it('expires `timeout` after last use once no connection remains (fake clock)', () => {

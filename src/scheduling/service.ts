@@ -6,7 +6,7 @@
 import { realServerKey } from '../model/keys.js';
 import type { Persistence, Protocol, RealServer, SchedFlag, ServiceEndpoint, VirtualServer } from '../model/types.js';
 import { bindConn, eligible, makeDest, overhead, unbindConn } from './dest.js';
-import { maskAddress } from '../model/address.js';
+import { persistenceAddress } from '../model/address.js';
 import { PersistenceTable, type TemplateStore } from './persistence.js';
 import { createScheduler } from './factory.js';
 import type { AnySchedulerName, Dest, FlowKey, Scheduler, SharedPosition } from './types.js';
@@ -164,7 +164,7 @@ export class ServiceScheduler {
     let d: Dest | null = null;
     let tkey = '';
     if (p) {
-      tkey = PersistenceTable.key(this.scope, maskAddress(client, p.prefixLength));
+      tkey = PersistenceTable.key(this.scope, persistenceAddress(client, p));
       d = this.templates.lookup(tkey, now);
     }
     if (d === null) d = this.sched.pick(flow, now);
@@ -181,7 +181,7 @@ export class ServiceScheduler {
   finish(d: Dest, client: string, wasActive: boolean, now: number): void {
     unbindConn(d, wasActive);
     const p = this.vs.persistence;
-    if (p) this.templates.release(PersistenceTable.key(this.scope, maskAddress(client, p.prefixLength)), d, now);
+    if (p) this.templates.release(PersistenceTable.key(this.scope, persistenceAddress(client, p)), d, now);
   }
 
   /**
@@ -201,7 +201,7 @@ export class ServiceScheduler {
     }
     if (d === null) return null;
     const p = this.vs.persistence;
-    if (p && !this.templates.bind(PersistenceTable.key(this.scope, maskAddress(client, p.prefixLength)), d, p.timeout, now)) this.templatesRefused++;
+    if (p && !this.templates.bind(PersistenceTable.key(this.scope, persistenceAddress(client, p)), d, p.timeout, now)) this.templatesRefused++;
     bindConn(d, active);
     return d;
   }

@@ -81,6 +81,10 @@ describe('ipvsadm grammar', () => {
     const p = one('-A -t 10.0.0.1:80 -M 255.255.0.0 -p');
     assert.ok(p.cmd?.op === 'add-service');
     assert.equal(p.cmd.options.persistence?.prefixLength, 16);
+    // Any IPv4 netmask, as ipvsadm and the kernel take it.
+    const nc = one('-A -t 10.0.0.1:80 -M 255.0.255.0 -p');
+    assert.ok(nc.cmd?.op === 'add-service');
+    assert.deepEqual(nc.cmd.options.persistence, { timeout: 300, prefixLength: 16, netmask: '255.0.255.0', mask: '255.0.255.0' });
     const set = one('ipvsadm --set 900 120 300');
     assert.ok(set.cmd?.op === 'set');
     assert.deepEqual([set.cmd.tcp, set.cmd.tcpfin, set.cmd.udp], [900, 120, 300]);
@@ -131,6 +135,7 @@ describe('ipvsadm grammar', () => {
       '-A -u [2001:db8::1]:53 -s sh -b sh-port -o',
       '-a -u [2001:db8::1]:53 -r [2001:db8::2]:53 -i --tun-type gue --tun-port 6080 -w 1',
       '-A -f 8 -s mh -b mh-fallback -p 600',
+      '-A -t 172.16.100.2:80 -s rr -p 60 -M 255.0.255.0',
       '-a -f 8 -r 10.0.0.5:0 -g -w 3',
     ].join('\n');
     const first = parseIpvsadmRules(text, 'a');

@@ -7,7 +7,7 @@
  * keepalived's (persistence 300 s; forwarding by direct routing; weight 1; scheduler wlc).
  */
 import { DiagnosticCode, type DiagnosticSink, type SourceLocation } from '../../errors/index.js';
-import { maxPrefix, netmaskToPrefix, parseIp, prefixToNetmask } from '../../model/address.js';
+import { maskBits, maxPrefix, netmaskToPrefix, parseIp, prefixToNetmask } from '../../model/address.js';
 import * as D from '../../model/defaults.js';
 import {
   IPVS_SCHEDULERS, isSchedulerName,
@@ -370,16 +370,24 @@ export function parseIpvsadmLine(words: readonly ArgToken[], sink: DiagnosticSin
       if (po) {
         const timeout = po.value ? int(po, 1, 2678400, 'timeout') : D.IPVSADM_PERSISTENCE_TIMEOUT;
         let prefixLength = maxPrefix(family);
+        // ipvsadm takes any IPv4 netmask, contiguous or not (the kernel ANDs it).
+        let mask: string | undefined;
         if (mo?.value) {
           const t = mo.value.text;
           const p = family === 'inet' ? netmaskToPrefix(t) : /^[0-9]{1,3}$/.test(t) ? Number(t) : null;
-          if (p === null || p < 1 || p > maxPrefix(family)) {
+          const bits = family === 'inet' && p === null ? maskBits(t) : null;
+          if (bits !== null && bits >= 1) {
+            prefixLength = bits;
+            mask = parseIp(t)?.address ?? t;
+          } else if (p === null || p < 1 || p > maxPrefix(family)) {
             sink.error(DiagnosticCode.BAD_VALUE, `illegal netmask specified: '${t}'`, mo.value.loc, mo.at.text,
               family === 'inet' ? 'a netmask like 255.255.255.0' : 'a prefix length 1..128');
           } else prefixLength = p;
         }
         if (timeout !== undefined) {
-          persistence = { timeout, prefixLength, netmask: family === 'inet' ? prefixToNetmask(prefixLength) : `/${prefixLength}` };
+          persistence = mask !== undefined
+            ? { timeout, prefixLength, netmask: mask, mask }
+            : { timeout, prefixLength, netmask: family === 'inet' ? prefixToNetmask(prefixLength) : `/${prefixLength}` };
         }
       } else if (mo) {
         sink.error(DiagnosticCode.CONTRADICTION, 'a netmask needs a persistent service (-p)', mo.at.loc, mo.at.text);

@@ -329,6 +329,14 @@ vrrp_instance C { interface eth0
     ]);
   });
 
+  it('persistence_granularity takes any IPv4 netmask, as keepalived and ipvsadm do', () => {
+    const r = parseText(vs('persistence_timeout 60\npersistence_granularity 255.0.255.0\nreal_server 10.1.0.1 80 { }'));
+    assert.deepEqual(errorsOf(r), []);
+    assert.deepEqual(r.config?.virtualServers[0]?.persistence, { timeout: 60, prefixLength: 16, netmask: '255.0.255.0', mask: '255.0.255.0' });
+    assert.deepEqual(parseText(vs('persistence_timeout 60\npersistence_granularity 255.255.0.0\nreal_server 10.1.0.1 80 { }')).config?.virtualServers[0]?.persistence, { timeout: 60, prefixLength: 16, netmask: '255.255.0.0' });
+    assert.deepEqual(codes(errorsOf(parseText(vs('persistence_timeout 60\npersistence_granularity 0.0.0.0\nreal_server 10.1.0.1 80 { }')))), [['E_BAD_VALUE', 3, 'persistence_granularity']]);
+  });
+
   it('DNS_CHECK type: every type in keepalived\'s table (check_dns.c), case-insensitive', () => {
     for (const t of ['A', 'NS', 'CNAME', 'SOA', 'MX', 'TXT', 'AAAA', 'RRSIG', 'DNSKEY']) {
       const r = parseText(vs(`real_server 10.1.0.1 53 {\n DNS_CHECK {\n  type ${t.toLowerCase()}\n }\n}`));

@@ -5,7 +5,7 @@
  * checkers.
  */
 import { DiagnosticCode, type SourceLocation } from '../../errors/index.js';
-import { cidrBounds, compareAddresses, maxPrefix, netmaskToPrefix, parseIp, prefixToNetmask } from '../../model/address.js';
+import { cidrBounds, compareAddresses, maskBits, maxPrefix, netmaskToPrefix, parseIp, prefixToNetmask } from '../../model/address.js';
 import * as D from '../../model/defaults.js';
 import {
   SCHEDULER_NAMES, isSchedulerName,
@@ -470,16 +470,24 @@ function onIgnoringArgument(v: Values, n: AstNode): true {
   return true;
 }
 
-/** `persistence_granularity`: an IPv4 netmask, or a prefix length (`/64` or `64`). */
-function granularity(v: Values, n: AstNode): { prefixLength: number; netmask: string } | undefined {
+/**
+ * `persistence_granularity`: an IPv4 netmask — any bits, as keepalived, ipvsadm and the
+ * kernel accept (`255.0.255.0`) — or a prefix length (`/64` or `64`).
+ */
+function granularity(v: Values, n: AstNode): { prefixLength: number; netmask: string; mask?: string } | undefined {
   const t = v.arg(n, 0, 'a netmask (255.255.255.0) or prefix length');
   if (!t) return undefined;
-  const plen = /^\/?[0-9]{1,3}$/.test(t.text) ? Number(t.text.replace('/', '')) : netmaskToPrefix(t.text);
-  if (plen === null || plen < 1 || plen > 128) {
-    v.sink.error(DiagnosticCode.BAD_VALUE, `'${t.text}' is not a netmask`, t.loc, 'persistence_granularity', 'a contiguous netmask like 255.255.255.0, or a prefix length');
-    return undefined;
+  if (/^\/?[0-9]{1,3}$/.test(t.text)) {
+    const plen = Number(t.text.replace('/', ''));
+    if (plen >= 1 && plen <= 128) return { prefixLength: plen, netmask: t.text };
+  } else {
+    const plen = netmaskToPrefix(t.text);
+    if (plen !== null && plen >= 1) return { prefixLength: plen, netmask: t.text };
+    const bits = maskBits(t.text);
+    if (plen === null && bits !== null && bits >= 1) return { prefixLength: bits, netmask: t.text, mask: t.text };
   }
-  return { prefixLength: plen, netmask: t.text };
+  v.sink.error(DiagnosticCode.BAD_VALUE, `'${t.text}' is not a netmask`, t.loc, 'persistence_granularity', 'a netmask like 255.255.255.0 (any bits), or a prefix length');
+  return undefined;
 }
 
 export function compileVirtualServer(v: Values, n: AstNode): VirtualServer | undefined {
@@ -489,7 +497,7 @@ export function compileVirtualServer(v: Values, n: AstNode): VirtualServer | und
   const flags = new Set<SchedFlag>();
   let m: { method: ForwardingMethod; tunnel?: TunnelSpec | undefined } = { method: 'nat' };
   let persistTimeout: number | undefined;
-  let gran: { prefixLength: number; netmask: string } | undefined;
+  let gran: { prefixLength: number; netmask: string; mask?: string } | undefined;
   let granLoc: SourceLocation | undefined;
   let protocol: Protocol = 'tcp';
   let quorum = D.DEFAULT_QUORUM;
@@ -566,11 +574,10 @@ export function compileVirtualServer(v: Values, n: AstNode): VirtualServer | und
   if (persistTimeout !== undefined && persistTimeout > 0) {
     const max = maxPrefix(family ?? 'inet');
     const plen = gran ? Math.min(gran.prefixLength, max) : max;
-    persistence = {
-      timeout: persistTimeout,
-      prefixLength: plen,
-      netmask: (family ?? 'inet') === 'inet' ? prefixToNetmask(plen) : `/${plen}`,
-    };
+    const v4 = (family ?? 'inet') === 'inet';
+    persistence = gran?.mask !== undefined && v4
+      ? { timeout: persistTimeout, prefixLength: plen, netmask: gran.mask, mask: gran.mask }
+      : { timeout: persistTimeout, prefixLength: plen, netmask: v4 ? prefixToNetmask(plen) : `/${plen}` };
   } else if (gran) {
     v.sink.warn(DiagnosticCode.IGNORED, 'persistence_granularity without persistence_timeout has no effect', granLoc, 'persistence_granularity');
   }

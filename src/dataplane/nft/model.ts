@@ -62,11 +62,16 @@ const fam = (f: Family): '4' | '6' => (f === 'inet' ? '4' : '6');
 
 /** The chain a slot hash uses, per family (`s4_rr`, `s6_sh`, …). */
 export const schedChain = (family: Family, hash: string): string => `s${fam(family)}_${hash}`;
-/** Persistence chains: lookup (`p4_24_360`) and refresh (`u4_24_360`). */
-export const persistChains = (family: Family, prefix: number, timeout: number): { lookup: string; refresh: string } => ({
-  lookup: `p${fam(family)}_${prefix}_${timeout}`,
-  refresh: `u${fam(family)}_${prefix}_${timeout}`,
-});
+/**
+ * Persistence chains: lookup (`p4_24_360`) and refresh (`u4_24_360`); a non-contiguous
+ * IPv4 mask is written as 8 hex digits (`p4_ff00ff00_360`).
+ */
+export const persistChains = (family: Family, p: { readonly prefixLength: number; readonly mask?: string | undefined; readonly timeout: number }): { lookup: string; refresh: string } => {
+  const m = p.mask !== undefined && family === 'inet'
+    ? p.mask.split('.').map((o) => Number(o).toString(16).padStart(2, '0')).join('')
+    : String(p.prefixLength);
+  return { lookup: `p${fam(family)}_${m}_${p.timeout}`, refresh: `u${fam(family)}_${m}_${p.timeout}` };
+};
 /** DR/TUN egress: `o4_eth0` forwards to `be4` through eth0. */
 export const egressChain = (family: Family, device: string): string => `o${fam(family)}_${device}`;
 
@@ -99,7 +104,7 @@ export function buildModel(services: readonly PlaneService[], hashOf: (s: PlaneS
     chains.add(sched);
     put(m, 'sched', mark, `jump ${sched}`);
     if (spec.persistence) {
-      const pc = persistChains(s.family, spec.persistence.prefixLength, spec.persistence.timeout);
+      const pc = persistChains(s.family, spec.persistence);
       chains.add(pc.lookup);
       chains.add(pc.refresh);
       put(m, 'pgroup', mark, `jump ${pc.lookup}`);

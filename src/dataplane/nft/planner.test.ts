@@ -126,3 +126,9 @@ test('planner: hash_seed names the slot chain and seeds its hash; the default se
   assert.deepEqual(demandChain('netdev', 's4_mhp_0000002a'), demandChain('netdev', 's4_mhp').map((r) => r.replace(hex(HASH_SEED), '0x0000002a')));
   assert.throws(() => demandChain('netdev', 's4_mhp_xyz'), /unknown slot hash/);
 });
+
+test('ruleset: a persistence chain with a non-contiguous IPv4 mask is named by the mask in hex and masks with it', () => {
+  assert.deepEqual(demandChain('inet', 'p4_ff00ff00_360'), ['ct mark set ct mark . (ip saddr & 255.0.255.0) map @persist4']);
+  assert.deepEqual(demandChain('inet', 'u4_ff00ff00_360'), ['update @persist4 { ct mark & 0xfffff000 . (ip saddr & 255.0.255.0) timeout 360s : ct mark }']);
+  assert.deepEqual(demandChain('inet', 'p4_24_360'), ['ct mark set ct mark . (ip saddr & 255.255.255.0) map @persist4']);
+});

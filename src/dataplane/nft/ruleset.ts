@@ -267,8 +267,11 @@ export function demandChain(kind: TableKind, name: string): string[] {
     }
     case 'p':
     case 'u': {
-      const [prefix, timeout] = rest.split('_').map(Number) as [number, number];
-      const mask = maskText(family, prefix);
+      const [maskPart, timeoutPart] = rest.split('_') as [string, string];
+      const timeout = Number(timeoutPart);
+      const mask = /^[0-9a-f]{8}$/.test(maskPart)
+        ? (maskPart.match(/../g) ?? []).map((h) => Number.parseInt(h, 16)).join('.')
+        : maskText(family, Number(maskPart));
       const src = mask === null ? `${p} saddr` : `(${p} saddr & ${mask})`;
       return what === 'p'
         ? [`${r} set ${r} . ${src} map @persist${f}`]
