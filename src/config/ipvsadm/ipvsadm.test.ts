@@ -81,6 +81,12 @@ describe('ipvsadm grammar', () => {
     const p = one('-A -t 10.0.0.1:80 -M 255.255.0.0 -p');
     assert.ok(p.cmd?.op === 'add-service');
     assert.equal(p.cmd.options.persistence?.prefixLength, 16);
+    // --pe sip: accepted, with the same warning keepalived's persistence_engine gets.
+    const sip = one('-A -u 10.0.0.1:5060 -s rr -p 60 --pe sip');
+    assert.ok(sip.cmd?.op === 'add-service');
+    assert.deepEqual(sip.sink.items.map((d) => [d.code, d.keyword]), [['W_IGNORED', '--pe']]);
+    assert.match(sip.sink.items[0]?.message ?? '', /SIP persistence engine \(persistence by Call-ID\) is not implemented/);
+    assert.deepEqual(one('-A -u 10.0.0.1:5060 -p 60 --pe rtsp').sink.items.map((d) => [d.code, d.message]), [['E_BAD_VALUE', "unknown persistence engine 'rtsp'"]]);
     // Any IPv4 netmask, as ipvsadm and the kernel take it.
     const nc = one('-A -t 10.0.0.1:80 -M 255.0.255.0 -p');
     assert.ok(nc.cmd?.op === 'add-service');

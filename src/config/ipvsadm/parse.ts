@@ -9,6 +9,7 @@
 import { DiagnosticCode, type DiagnosticSink, type SourceLocation } from '../../errors/index.js';
 import { maskBits, maxPrefix, netmaskToPrefix, parseIp, prefixToNetmask } from '../../model/address.js';
 import * as D from '../../model/defaults.js';
+import { persistenceEngine } from '../persistence-engine.js';
 import {
   IPVS_SCHEDULERS, isSchedulerName,
   type Family, type ForwardingMethod, type Persistence, type Protocol, type SchedFlag, type SchedulerName, type TunnelSpec,
@@ -111,6 +112,7 @@ const OPTIONS: readonly { long: string; short?: string; arg: 'none' | 'required'
   { long: 'tun-remcsum', arg: 'none' },
   { long: 'ipv6', short: '6', arg: 'none' },
   { long: 'ops', short: 'o', arg: 'none' },
+  { long: 'pe', arg: 'required' },
   { long: 'numeric', short: 'n', arg: 'none' },
   { long: 'connection', short: 'c', arg: 'none' },
   { long: 'timeout', arg: 'none' },
@@ -294,7 +296,7 @@ export function parseIpvsadmLine(words: readonly ArgToken[], sink: DiagnosticSin
   };
 
   // Which options each command accepts (ipvsadm's option compatibility table, simplified).
-  const SERVICE_OPTS = ['scheduler', 'sched-flags', 'persistent', 'netmask', 'ops', 'ipv6'];
+  const SERVICE_OPTS = ['scheduler', 'sched-flags', 'persistent', 'netmask', 'ops', 'ipv6', 'pe'];
   const SERVER_OPTS = ['real-server', 'gatewaying', 'ipip', 'masquerading', 'proxy', 'weight', 'u-threshold', 'l-threshold',
     'tun-type', 'tun-port', 'tun-nocsum', 'tun-csum', 'tun-remcsum', 'ipv6'];
   const LIST_OPTS = ['numeric', 'connection', 'timeout', 'stats', 'rate', 'thresholds', 'persistent-conn', 'exact', 'sort', 'nosort', 'daemon'];
@@ -396,6 +398,8 @@ export function parseIpvsadmLine(words: readonly ArgToken[], sink: DiagnosticSin
         sink.error(DiagnosticCode.CONTRADICTION, 'Zero port specified for non-persistent service', s0?.value?.loc ?? cmd.at.loc, s0?.at.text,
           'a port, or -p for an all-ports (PCC) service');
       }
+      const pe = get('pe');
+      if (pe?.value) persistenceEngine(pe.value.text, pe.value.loc, '--pe', sink);
       const ops = has('ops');
       if (ops && service?.kind === 'address' && service.protocol !== 'udp') {
         sink.error(DiagnosticCode.CONTRADICTION, 'One-Packet Scheduling is only for UDP services', cmd.at.loc, '--ops');
@@ -544,3 +548,4 @@ export function parseIpvsadmLine(words: readonly ArgToken[], sink: DiagnosticSin
   }
   return sink.errorCount > before ? undefined : result;
 }
+

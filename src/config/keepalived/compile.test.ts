@@ -337,6 +337,13 @@ vrrp_instance C { interface eth0
     assert.deepEqual(codes(errorsOf(parseText(vs('persistence_timeout 60\npersistence_granularity 0.0.0.0\nreal_server 10.1.0.1 80 { }')))), [['E_BAD_VALUE', 3, 'persistence_granularity']]);
   });
 
+  it('persistence_engine sip gets the same warning as ipvsadm --pe sip; another engine is an error', () => {
+    const r = parseText(vs('persistence_timeout 60\npersistence_engine sip\nreal_server 10.1.0.1 80 { }'));
+    assert.deepEqual(codes(warningsOf(r)), [['W_IGNORED', 3, 'persistence_engine']]);
+    assert.match(warningsOf(r)[0]?.message ?? '', /SIP persistence engine \(persistence by Call-ID\) is not implemented/);
+    assert.deepEqual(codes(errorsOf(parseText(vs('persistence_engine rtsp\nreal_server 10.1.0.1 80 { }')))), [['E_BAD_VALUE', 2, 'persistence_engine']]);
+  });
+
   it('DNS_CHECK type: every type in keepalived\'s table (check_dns.c), case-insensitive', () => {
     for (const t of ['A', 'NS', 'CNAME', 'SOA', 'MX', 'TXT', 'AAAA', 'RRSIG', 'DNSKEY']) {
       const r = parseText(vs(`real_server 10.1.0.1 53 {\n DNS_CHECK {\n  type ${t.toLowerCase()}\n }\n}`));

@@ -18,6 +18,7 @@ import type { AstNode } from './ast.js';
 import { dispatch, dispatchWith, type Handler } from './dispatch.js';
 import type { Values } from './values.js';
 import { compileAnnounce } from './bgp.js';
+import { persistenceEngine } from '../persistence-engine.js';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
@@ -531,6 +532,10 @@ export function compileVirtualServer(v: Values, n: AstNode): VirtualServer | und
     ops: () => { ops = true; },
     // Fulcrum: one-arm full NAT — NAT connections reach the real servers from this address.
     fullnat_source: (x) => { fullnatSource = v.ip(x, 0)?.address ?? fullnatSource; },
+    persistence_engine: (x) => {
+      const t = v.arg(x, 0, 'sip');
+      if (t) persistenceEngine(t.text, t.loc, 'persistence_engine', v.sink);
+    },
     persistence_timeout: (x) => {
       persistTimeout = x.args.length === 0 ? D.KEEPALIVED_PERSISTENCE_TIMEOUT : v.int(x, 0, 0, 2678400) ?? persistTimeout;
     },
