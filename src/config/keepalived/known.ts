@@ -78,5 +78,5 @@ export function ignoredReason(kw: string): string {
   if (/(?:_process_name|process_names|_cpu_affinity|_rlimit_|_rcv_bufs|_no_swap|_priority$|^umask$|_nice$)/.test(kw) || kw === 'process_name') {
     return "tunes keepalived's own processes; Fulcrum's are set by its service unit and run options";
   }
-  return 'a keepalived keyword Fulcrum does not implement';
+  return 'a keepalived keyword that Fulcrum does not act on here';
 }

@@ -61,6 +61,49 @@ describe('keepalived preprocessing', () => {
     assert.equal(other.config.vrrpInstances[0]?.priority, 50);
   });
 
+  it('keepalived.conf(5)\'s nested multi-line example ($RS inside $VS, $RS_NUM set between uses): two virtual servers of three real servers each', () => {
+    const text = `    $RS= \\
+    real_server 192.168.\${VS_NUM}.\${RS_NUM} 80 { \\
+        weight 1 \\
+        inhibit_on_failure \\
+        smtp_alert \\
+        MISC_CHECK { \\
+            misc_path "\${_PWD}/scripts/vs.sh RS_misc.\${INST}.\${VS_NUM}.\${RS_NUM}.0 10.0.\${VS_NUM}.4:80->192.168.\${VS_NUM}.\${RS_NUM}:80" \\
+        } \\
+        MISC_CHECK { \\
+            misc_path "\${_PWD}/scripts/vs.sh RS_misc.\${INST}.\${VS_NUM}.\${RS_NUM}.1 10.0.\${VS_NUM}.4:80->192.168.\${VS_NUM}.\${RS_NUM}:80" \\
+        } \\
+        notify_up "\${_PWD}/scripts/notify.sh RS_notify.\${INST}.\${VS_NUM}.\${RS_NUM} UP 10.0.\${VS_NUM}.4:80->192.168.\${VS_NUM}.\${RS_NUM}:80" \\
+        notify_down "\${_PWD}/scripts/notify.sh RS_notify.\${INST}.\${VS_NUM}.\${RS_NUM} DOWN 10.0.\${VS_NUM}.4:80->192.168.\${VS_NUM}.\${RS_NUM}:80" \\
+    }
+    $VS= \\
+    virtual_server 10.0.\${VS_NUM}.4 80 { \\
+        quorum 2 \\
+        quorum_up "\${_PWD}/scripts/notify.sh VS_notify.\${INST} UP 10.0.\${VS_NUM}.4:80" \\
+        quorum_down "\${_PWD}/scripts/notify.sh VS_notify.\${INST} DOWN 10.0.\${VS_NUM}.4:80" \\
+        $RS_NUM=1 \\
+        $RS \\
+        $RS_NUM=2 \\
+        $RS \\
+        $RS_NUM=3 \\
+        $RS \\
+    }
+    $VS_NUM=0
+    $ALPHA=alpha
+    $VS
+    $VS_NUM=1
+    $ALPHA=
+    $VS
+`;
+    const r = parseText(text);
+    assert.deepEqual(errorsOf(r), []);
+    assert.deepEqual(warningsOf(r), []);
+    assert.deepEqual(r.config?.virtualServers.map((v) => [v.endpoint.kind === 'address' ? v.endpoint.address : '', v.quorum, v.realServers.map((x) => `${x.address}/${x.checkers.length}`)]), [
+      ['10.0.0.4', 2, ['192.168.0.1/2', '192.168.0.2/2', '192.168.0.3/2']],
+      ['10.0.1.4', 2, ['192.168.1.1/2', '192.168.1.2/2', '192.168.1.3/2']],
+    ]);
+  });
+
   it('locates diagnostics in included files', async () => {
     await withTempDir((dir) => {
       writeTree(dir, { 'main.conf': '\ninclude inc.conf\n', 'inc.conf': 'virtual_server 10.0.0.1 80 {\n  lb_algo nope\n}\n' });

@@ -437,7 +437,10 @@ export class Preprocessor {
           return val;
         },
       );
-      if (!changed) return next;
+      // A multi-line value is not substituted further as a whole: its lines are read one
+      // by one, in order (keepalived does the same), so a `$X=…` inside it takes effect for
+      // the lines after it.
+      if (!changed || next.includes('\n')) return next;
       cur = next;
     }
     this.sink.error(DiagnosticCode.LIMIT, `parameter substitution does not terminate after ${MAX_SUBST_ROUNDS} rounds (a parameter refers to itself?)`, item.loc);
