@@ -104,6 +104,12 @@ describe('keepalived preprocessing', () => {
     ]);
   });
 
+  it('a parameter whose value is a ~SEQ line expands when used', () => {
+    const r = parseText('$SERVERS=~SEQ(N, 1, 3) real_server 10.1.0.$N 80 { }\nvirtual_server 10.0.0.1 80 {\n $SERVERS\n}\n');
+    assert.deepEqual(errorsOf(r), []);
+    assert.deepEqual(r.config?.virtualServers[0]?.realServers.map((x) => x.address), ['10.1.0.1', '10.1.0.2', '10.1.0.3']);
+  });
+
   it('locates diagnostics in included files', async () => {
     await withTempDir((dir) => {
       writeTree(dir, { 'main.conf': '\ninclude inc.conf\n', 'inc.conf': 'virtual_server 10.0.0.1 80 {\n  lb_algo nope\n}\n' });

@@ -326,7 +326,7 @@ export class Preprocessor {
         // A prefix that came from a parameter counts as written: `$IF_MAIN=@main` then
         // `$IF_MAIN priority 240` is conditional; a line that now starts a comment is one.
         if (/^\s*[#!]/.test(substituted)) continue;
-        if (/^\s*@/.test(substituted)) {
+        if (/^\s*@/.test(substituted) || GEN_RE.test(substituted)) {
           queue.push({ text: substituted, loc: item.loc, dir: item.dir, again: true });
           continue;
         }
@@ -440,7 +440,7 @@ export class Preprocessor {
       // A multi-line value is not substituted further as a whole: its lines are read one
       // by one, in order (keepalived does the same), so a `$X=…` inside it takes effect for
       // the lines after it.
-      if (!changed || next.includes('\n')) return next;
+      if (!changed || next.includes('\n') || GEN_RE.test(next)) return next;
       cur = next;
     }
     this.sink.error(DiagnosticCode.LIMIT, `parameter substitution does not terminate after ${MAX_SUBST_ROUNDS} rounds (a parameter refers to itself?)`, item.loc);
