@@ -106,7 +106,7 @@ test('BGP + ECMP: three directors announce the VIP through gobgpd; BIRD spreads 
   await until(() => nextHops(lab).length === 3, 10_000, 'd2 to announce again once trk0 is up', 20);
 
   // 300 long-lived flows spread over the three directors.
-  const client = lab.spawn('c', process.execPath, ['-e', longLived(VIP, 7000, 300, 250, 18)]);
+  const client = lab.spawn('c', process.execPath, ['-e', longLived(VIP, 7000, 300, 250, 16)]);
   const out = lines(client);
   await out.next((l) => l === 'connected', 20_000);
   // The kernel plane reads its counters on its poll: wait for them to show the flows.
@@ -141,6 +141,7 @@ test('BGP + ECMP: three directors announce the VIP through gobgpd; BIRD spreads 
   const d4conns = await connections((procs.get('d4') as { socket: string }).socket);
   t.diagnostic(`flows d4 forwarded after joining: it scheduled ${d4conns} of them`);
   t.diagnostic(`flows the router moved off the dead d3: the ${spread[2] ?? 0} it had scheduled; broken among all 300: ${result.broken}`);
+  assert.ok(d4conns > 0, 'the fourth director joined while the flows were running and forwarded some of them');
   assert.equal(result.n, 300);
   assert.equal(result.broken, 0, `no flow broke: ${result.reasons.join(', ')}`);
 
@@ -174,7 +175,7 @@ test('BGP + ECMP: three directors announce the VIP through gobgpd; BIRD spreads 
 
   // A clean stop of d1 under a request loop: withdraw, keep forwarding 2 s, then close.
   await until(() => curl(lab, 'c', `http://${VIP}/`) !== null, 10_000, 'the VIP to answer', 100);
-  const loop = lab.spawn('c', process.execPath, ['-e', requestLoop(`http://${VIP}/`, 8)]);
+  const loop = lab.spawn('c', process.execPath, ['-e', requestLoop(`http://${VIP}/`, 5)]);
   const loopOut = lines(loop);
   await new Promise((r) => setTimeout(r, 1500));
   const ts = Date.now();
@@ -184,5 +185,6 @@ test('BGP + ECMP: three directors announce the VIP through gobgpd; BIRD spreads 
   const loopResult = JSON.parse(await loopOut.next((l) => l.startsWith('{'), 30_000)) as { ok: number; failed: number; reasons: string[] };
   t.diagnostic(`request loop across the clean stop: ${loopResult.ok} ok, ${loopResult.failed} failed ${loopResult.reasons.join(', ')}`);
   assert.ok(loopResult.ok > 50, `requests went through: ${loopResult.ok}`);
+  // The loop outlived the stop's grace (2 s after the withdraw): it ran on the other two.
   assert.equal(loopResult.failed, 0, loopResult.reasons.join(', '));
 }));
