@@ -66,3 +66,55 @@ test('GoBGP: a gobgpd that dies is restarted and its routes announced again; the
     await sp.stop();
   }
 });
+
+/** An operator's gobgpd (started here, its API on a free loopback port). */
+async function operatorsGobgpd(): Promise<{ api: string; stop(): Promise<void> }> {
+  const { spawn } = await import('node:child_process');
+  const { freePort } = await import('../src/testing/net.js');
+  const port = await freePort();
+  const child = spawn(gobgpd, ['--api-hosts', `127.0.0.1:${port}`, '--log-level', 'warn', '--pprof-disable'], { stdio: 'ignore' });
+  return {
+    api: `127.0.0.1:${port}`,
+    stop: () => new Promise((resolve) => {
+      if (child.exitCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      child.kill('SIGKILL');
+    }),
+  };
+}
+
+announcerCompliance('GoBGP (an operator\'s gobgpd, api HOST:PORT)', async () => {
+  const g = await operatorsGobgpd();
+  const announcer = new GoBgpAnnouncer({ api: g.api });
+  return { announcer, neighbors: ['127.61.9.1', '127.61.9.2'], cleanup: async () => { await announcer.close(); await g.stop(); } };
+});
+
+test('GoBGP api mode: another AS on the operator\'s gobgpd is refused, its own neighbours are kept, ours are taken back at close', async () => {
+  const g = await operatorsGobgpd();
+  try {
+    const theirs = new GoBgpAnnouncer({ api: g.api });
+    await theirs.configure({ localAs: 65100, routerId: '10.255.0.7', listenPort: -1, neighbors: [{ address: '127.61.9.7', remoteAs: 65000, port: 1791 }] });
+    // Fulcrum against the operator's speaker: another AS is refused, nothing changed.
+    const mine = new GoBgpAnnouncer({ api: g.api });
+    await assert.rejects(mine.configure({ localAs: 65001, routerId: '10.255.0.1', listenPort: -1, neighbors: [] }), (err: unknown) => {
+      assert.equal((err as { code?: string }).code, BgpErrorCode.REFUSED);
+      assert.match((err as Error).message, /runs AS 65100 router id 10\.255\.0\.7; fulcrum_bgp says AS 65001/);
+      return true;
+    });
+    // Their own route is theirs: Fulcrum neither reads it back nor withdraws it.
+    const { routeOf } = await import('../src/bgp/index.js');
+    await theirs.announce(routeOf('inet', '10.77.0.1', 32, { communities: [], loc: { file: 't', line: 1, col: 1 } }));
+    // The same AS: our neighbour is added beside theirs; at close ours goes, theirs stays.
+    await mine.configure({ localAs: 65100, routerId: '10.255.0.7', listenPort: -1, neighbors: [{ address: '127.61.9.8', remoteAs: 65000, port: 1791 }] });
+    assert.deepEqual((await mine.sessions()).map((s) => s.neighbor).sort(), ['127.61.9.7', '127.61.9.8']);
+    assert.deepEqual(await mine.routes(), []);
+    await mine.announce(routeOf('inet', '10.99.0.1', 32, { communities: [], loc: { file: 't', line: 1, col: 1 } }));
+    assert.deepEqual((await mine.routes()).map((r) => r.prefix), ['10.99.0.1/32']);
+    await mine.close();
+    assert.deepEqual((await theirs.routes()).map((r) => r.prefix), ['10.77.0.1/32'], 'their route stays, ours is gone');
+    assert.deepEqual((await theirs.sessions()).map((s) => s.neighbor), ['127.61.9.7']);
+    await theirs.close();
+  } finally {
+    await g.stop();
+  }
+});

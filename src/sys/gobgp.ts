@@ -177,6 +177,8 @@ export class GoBgpAnnouncer implements Announcer {
   private starting: Promise<GobgpClient> | null = null;
   /** Neighbours this announcer added (an operator's speaker keeps its own). */
   private readonly added = new Set<string>();
+  /** Prefixes this announcer originated: on an operator's speaker, the only ones it reads back or withdraws. */
+  private readonly mine = new Set<string>();
   private global = '';
 
   constructor(private readonly o: GoBgpOptions) {}
@@ -205,6 +207,8 @@ export class GoBgpAnnouncer implements Announcer {
     this.client = null;
     this.global = '';
     this.added.clear();
+    // A new gobgpd of Fulcrum's own starts with an empty RIB.
+    if (this.o.api === undefined) this.mine.clear();
     if (this.o.api !== undefined) {
       const c = new GobgpClient(this.o.api);
       await this.ready(c, null);
@@ -330,7 +334,8 @@ export class GoBgpAnnouncer implements Announcer {
           if (str(path, 'neighbor_ip') !== '' && str(path, 'neighbor_ip') !== '<nil>') continue;
           if (path.is_withdraw === true) continue;
           const r = routeFrom(family, path);
-          if (r) out.push(r);
+          // An operator's speaker may originate routes of its own: never touch those.
+          if (r && (this.o.api === undefined || this.mine.has(r.prefix))) out.push(r);
         }
       }
     }
@@ -340,6 +345,7 @@ export class GoBgpAnnouncer implements Announcer {
   async announce(route: BgpRoute): Promise<void> {
     const c = await this.api();
     await c.unary('AddPath', { table_type: 'GLOBAL', path: pathOf(route) }, 'AddPathRequest', 'AddPathResponse');
+    this.mine.add(route.prefix);
   }
 
   async withdraw(prefix: string): Promise<void> {
@@ -349,6 +355,7 @@ export class GoBgpAnnouncer implements Announcer {
     if (!ip) throw new FulcrumError(BgpErrorCode.REFUSED, `'${prefix}' is not a prefix`);
     const r: BgpRoute = { prefix, family: ip.family, address: ip.address, prefixLength: Number(len), communities: [] };
     await c.unary('DeletePath', { table_type: 'GLOBAL', family: FAMILY[ip.family], path: pathOf(r) }, 'DeletePathRequest');
+    this.mine.delete(prefix);
   }
 
   async sessions(): Promise<BgpSession[]> {
