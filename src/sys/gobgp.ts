@@ -180,6 +180,7 @@ export class GoBgpAnnouncer implements Announcer {
   /** Prefixes this announcer originated: on an operator's speaker, the only ones it reads back or withdraws. */
   private readonly mine = new Set<string>();
   private global = '';
+  private closed = false;
 
   constructor(private readonly o: GoBgpOptions) {}
 
@@ -194,6 +195,7 @@ export class GoBgpAnnouncer implements Announcer {
    * reading an empty, unconfigured speaker.
    */
   private api(start = false): Promise<GobgpClient> {
+    if (this.closed) return Promise.reject(new FulcrumError(BgpErrorCode.SPEAKER, 'the BGP speaker is closed'));
     if (this.client && (this.o.api !== undefined || (this.child && this.exited === null))) return Promise.resolve(this.client);
     if (!start && this.starting === null) {
       return Promise.reject(new FulcrumError(BgpErrorCode.SPEAKER, `${this.o.gobgpd ?? 'gobgpd'} ${this.exited ?? 'is not running'}`));
@@ -221,6 +223,7 @@ export class GoBgpAnnouncer implements Announcer {
       throw new FulcrumError(BgpErrorCode.MISSING, `${exe} is not installed: install Debian's gobgpd package (apt-get install gobgpd), or name gobgpd's path (gobgpd PATH) or an operator's gobgpd (api HOST:PORT) in fulcrum_bgp`);
     }
     const port = await freePort();
+    if (this.closed) throw new FulcrumError(BgpErrorCode.SPEAKER, 'the BGP speaker is closed');
     const target = `127.0.0.1:${port}`;
     this.exited = null;
     const args = ['--api-hosts', target, '--log-level', this.o.logLevel ?? 'warn', '--log-plain', '--pprof-disable'];
@@ -380,6 +383,8 @@ export class GoBgpAnnouncer implements Announcer {
   }
 
   async close(): Promise<void> {
+    // A start under way finishes first, so what it spawned is stopped below.
+    await this.starting?.catch(() => undefined);
     const child = this.child;
     if (this.o.api !== undefined) {
       // An operator's gobgpd keeps running: take back what was put there.
@@ -389,6 +394,7 @@ export class GoBgpAnnouncer implements Announcer {
         for (const addr of this.added) await c.unary('DeletePeer', { address: addr }, 'DeletePeerRequest').catch(() => undefined);
       }
     }
+    this.closed = true;
     this.client?.close();
     this.client = null;
     this.child = null;
