@@ -31,7 +31,8 @@ const cases: Case[] = [
   { name: 'number out of range', files: { 'k.conf': `${VS}  real_server 10.0.1.1 80 {\n    weight 65536\n  }\n}\n` }, want: ['E_RANGE', 'k.conf', 4, 12] },
   { name: 'negative port', files: { 'k.conf': 'virtual_server 10.0.0.1 -80 {\n}\n' }, want: ['E_RANGE', 'k.conf', 1, 25] },
   { name: 'unknown lb_algo', files: { 'k.conf': 'virtual_server 10.0.0.1 80 {\n  lb_algo fastest\n}\n' }, want: ['E_BAD_VALUE', 'k.conf', 2, 11] },
-  { name: 'duplicate real servers', files: { 'k.conf': `${VS}  real_server 10.0.1.1 80 {\n  }\n  real_server 10.0.1.1 80 {\n  }\n}\n` }, want: ['E_DUPLICATE', 'k.conf', 5, 3] },
+  // (A real server listed twice is a located warning, as keepalived repairs it; a virtual server twice is an error.)
+  { name: 'duplicate virtual servers', files: { 'k.conf': `${VS}}\n${VS}}\n` }, want: ['E_DUPLICATE', 'k.conf', 4, 1] },
   { name: 'include loop', files: { 'k.conf': 'include a.conf\n', 'a.conf': 'include b.conf\n', 'b.conf': 'include a.conf\n' }, want: ['E_INCLUDE_LOOP', 'b.conf', 1, 9] },
   { name: 'self include', files: { 'k.conf': '\ninclude k.conf\n' }, want: ['E_INCLUDE_LOOP', 'k.conf', 2, 9] },
   { name: 'missing include', files: { 'k.conf': 'global_defs {\n}\ninclude /nonexistent/fulcrum/x.conf\n' }, want: ['E_FILE', 'k.conf', 3, 9] },
