@@ -146,6 +146,18 @@ function compileAgent(v: Values, n: AstNode): AgentProbe {
 const HEX_RE = /^[0-9a-fA-FxX\s]*$/;
 
 /** A checker block, with timing resolved against the inherited overrides. */
+/** Where a checker connects from and to: the same keywords in a checker and in SMTP_CHECK's `host`. */
+function connectionHandlers(v: Values, conn: Mutable<CheckerConnection>): Record<string, Handler> {
+  return {
+    connect_ip: (x) => { conn.connectIp = v.ip(x, 0)?.address; },
+    connect_port: (x) => { conn.connectPort = v.int(x, 0, 1, 65535); },
+    bindto: (x) => { conn.bindto = v.ip(x, 0)?.address; },
+    bind_port: (x) => { conn.bindPort = v.int(x, 0, 1, 65535); },
+    bind_if: (x) => { conn.bindIf = v.ifname(x); },
+    fwmark: (x) => { conn.fwmark = v.int(x, 0, 1, 0xffffffff); },
+  };
+}
+
 /** The fields of `o` that are set (a host's settings over its checker's). */
 function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, x]) => x !== undefined)) as Partial<T>;
@@ -156,14 +168,7 @@ function compileChecker(
 ): Checker | Checker[] | undefined {
   const t: TimingOverrides = {};
   const conn: Mutable<CheckerConnection> = {};
-  const connHandlers: Record<string, Handler> = {
-    connect_ip: (x) => { conn.connectIp = v.ip(x, 0)?.address; },
-    connect_port: (x) => { conn.connectPort = v.int(x, 0, 1, 65535); },
-    bindto: (x) => { conn.bindto = v.ip(x, 0)?.address; },
-    bind_port: (x) => { conn.bindPort = v.int(x, 0, 1, 65535); },
-    bind_if: (x) => { conn.bindIf = v.ifname(x); },
-    fwmark: (x) => { conn.fwmark = v.int(x, 0, 1, 0xffffffff); },
-  };
+  const connHandlers = connectionHandlers(v, conn);
   const timing = timingHandlers(v, t);
   const loc = n.keyword.loc;
   const block = v.needBlock(n) ?? [];
@@ -245,14 +250,7 @@ function compileChecker(
         helo_name: (x) => { heloName = v.string(x) ?? heloName; },
         host: (x) => {
           const h: Mutable<CheckerConnection> = {};
-          dispatch(v.needBlock(x) ?? [], 'host', {
-            connect_ip: (y) => { h.connectIp = v.ip(y, 0)?.address; },
-            connect_port: (y) => { h.connectPort = v.int(y, 0, 1, 65535); },
-            bindto: (y) => { h.bindto = v.ip(y, 0)?.address; },
-            bind_port: (y) => { h.bindPort = v.int(y, 0, 1, 65535); },
-            bind_if: (y) => { h.bindIf = v.ifname(y); },
-            fwmark: (y) => { h.fwmark = v.int(y, 0, 1, 0xffffffff); },
-          }, v.sink);
+          dispatch(v.needBlock(x) ?? [], 'host', connectionHandlers(v, h), v.sink);
           hosts.push({ conn: h, loc: x.keyword.loc });
         },
       }, v.sink);
