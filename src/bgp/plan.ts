@@ -11,7 +11,7 @@
  */
 import type { ServiceState } from '../director/index.js';
 import * as D from '../model/defaults.js';
-import { formatHostPort } from '../model/address.js';
+import { formatHostPort, maxPrefix } from '../model/address.js';
 import type { Announce, BgpConfig, Family, FulcrumConfig } from '../model/types.js';
 import type { BgpRoute, SpeakerConfig } from './types.js';
 
@@ -29,8 +29,6 @@ export interface AnnounceInputs {
   /** fulcrum_bgp's track_interface entries that are down now: every route is withdrawn. */
   readonly downInterfaces?: readonly string[] | undefined;
 }
-
-const hostLength = (f: Family): number => (f === 'inet' ? 32 : 128);
 
 export function routeOf(family: Family, address: string, prefixLength: number, a: Announce): BgpRoute {
   return {
@@ -65,7 +63,7 @@ export function decideRoutes(config: FulcrumConfig, input: AnnounceInputs): Map<
     for (const l of s.listen) {
       if (seen.has(l.address)) continue;
       seen.add(l.address);
-      note(routeOf(l.family, l.address, hostLength(l.family), a), up, why);
+      note(routeOf(l.family, l.address, maxPrefix(l.family), a), up, why);
     }
   }
   for (const inst of config.vrrpInstances) {
@@ -74,7 +72,7 @@ export function decideRoutes(config: FulcrumConfig, input: AnnounceInputs): Map<
     const state = input.instanceState(inst.name);
     const up = state === 'MASTER';
     for (const vip of inst.virtualIpAddresses) {
-      note(routeOf(vip.family, vip.address, hostLength(vip.family), a), up, `${inst.name} is ${state ?? 'not running'}`);
+      note(routeOf(vip.family, vip.address, maxPrefix(vip.family), a), up, `${inst.name} is ${state ?? 'not running'}`);
     }
   }
   const down = input.downInterfaces ?? [];

@@ -11,6 +11,7 @@ import type {
   VirtualIp, VrrpInstance, VrrpScript, VrrpSyncGroup,
 } from '../../model/types.js';
 import type { AstNode } from './ast.js';
+import type { Token } from './lexer.js';
 import { dispatch, type Handler } from './dispatch.js';
 import type { Values } from './values.js';
 import { compileAnnounce } from './bgp.js';
@@ -320,10 +321,15 @@ function refuseHmac(v: Values, n: AstNode): void {
     n.keyword.loc, n.keyword.text, 'auth_type PASS or AH, or no authentication');
 }
 
-/** `unicast_src_ip` / `mcast_src_ip ADDR[/PREFIX]`: keepalived drops the prefix. */
+/** An address written `ADDR[/PREFIX]` where keepalived drops the prefix (sources, peers). */
+function addressDroppingPrefix(v: Values, t: Token, keyword: string): string | undefined {
+  return v.ipToken({ ...t, text: t.text.replace(/\/\d{1,3}$/, '') }, keyword)?.address;
+}
+
+/** `unicast_src_ip` / `mcast_src_ip ADDR[/PREFIX]`. */
 function sourceIp(v: Values, n: AstNode): string | undefined {
   const t = v.arg(n, 0, 'an IP address');
-  return t ? v.ipToken({ ...t, text: t.text.replace(/\/\d{1,3}$/, '') }, n.keyword.text)?.address : undefined;
+  return t ? addressDroppingPrefix(v, t, n.keyword.text) : undefined;
 }
 
 /** One `virtual_ipaddress` line: `ADDR[/MASK] [brd X|+|-] [broadcast X] [dev X] [scope X] [label X] …`. */
@@ -480,9 +486,8 @@ export function compileVrrpInstance(v: Values, node: AstNode, global: GlobalDefs
     mcast_src_ip: (n) => { mcastSrcIp = sourceIp(v, n); },
     unicast_peer: (n) => {
       for (const l of v.needBlock(n) ?? []) {
-        // keepalived drops a /PREFIX after a peer's address.
-        const ip = v.ipToken({ ...l.keyword, text: l.keyword.text.replace(/\/\d{1,3}$/, '') }, 'unicast_peer');
-        const peer: { address: string; minTtl?: number; maxTtl?: number } = { address: ip?.address ?? '' };
+        const address = addressDroppingPrefix(v, l.keyword, 'unicast_peer');
+        const peer: { address: string; minTtl?: number; maxTtl?: number } = { address: address ?? '' };
         for (let i = 0; i < l.args.length; i++) {
           const k = l.args[i]?.text;
           if (k === 'min_ttl' || k === 'max_ttl') {
@@ -492,7 +497,7 @@ export function compileVrrpInstance(v: Values, node: AstNode, global: GlobalDefs
             v.sink.error(DiagnosticCode.BAD_VALUE, `unknown option '${k}'`, l.args[i]?.loc, 'unicast_peer', 'min_ttl N | max_ttl N');
           }
         }
-        if (ip) peers.push(peer);
+        if (address !== undefined) peers.push(peer);
       }
     },
     track_interface: (n) => { ti = [...ti, ...trackInterfaces(v, n)]; },
