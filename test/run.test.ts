@@ -221,3 +221,49 @@ test('run: VRRP without CAP_NET_RAW / CAP_NET_ADMIN is refused with the capabili
     await d.cleanup();
   }
 });
+
+test('run: systemd is told READY only once the listener is open, RELOADING/READY around a reload, STOPPING on stop', () => withServers(1, 'name', async (rs) => {
+  const { runRun } = await import('../src/cli/run.js');
+  const { FakeServiceManager } = await import('../src/sys/index.js');
+  const { EventEmitter } = await import('node:events');
+  const fs = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fulcrum-notify-run-'));
+  const port = await freePort();
+  const file = path.join(dir, 'fulcrum.conf');
+  fs.writeFileSync(file, conf(port, [{ port: rs[0]!.port, weight: 1 }]));
+  const signals = new EventEmitter();
+  const listening: boolean[] = [];
+  // What the listener answers at the moment each notification is sent.
+  const probe = async (): Promise<boolean> => fetchText(port, { timeoutMs: 1000 }).then((t) => t.trim() === 'rs1', () => false);
+  const manager = new FakeServiceManager();
+  const notify = manager.notify.bind(manager);
+  const ready = new Promise<void>((resolve) => {
+    manager.notify = (fields) => {
+      notify(fields);
+      if (fields['READY'] === '1') {
+        listening.push(false);
+        const i = listening.length - 1;
+        void probe().then((ok) => { listening[i] = ok; resolve(); });
+      }
+    };
+  });
+  const io = { out: () => undefined, err: () => undefined };
+  try {
+    const done = runRun({ file, drainTimeout: '1', logLevel: 'silent', workers: '1', nft: 'none', apiSocket: 'none', stateFile: path.join(dir, 'state.json') }, io, signals, 1, manager);
+    await ready;
+    assert.deepEqual(listening, [true], 'the port answered when READY=1 went out');
+    assert.equal(manager.sent[0]?.['READY'], '1');
+    assert.equal(manager.sent[0]?.['STATUS'], '1 virtual server(s), 1 real server(s), 0 VRRP instance(s)');
+    fs.writeFileSync(file, conf(port, [{ port: rs[0]!.port, weight: 2 }]));
+    signals.emit('SIGHUP');
+    for (let i = 0; i < 100 && manager.sent.length < 3; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(manager.sent.slice(1).map((f) => Object.keys(f)[0]), ['RELOADING', 'READY']);
+    signals.emit('SIGTERM');
+    assert.equal(await done, 0);
+    assert.equal(manager.sent.at(-1)?.['STOPPING'], '1');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}));

@@ -4,6 +4,7 @@
  * Warnings are printed either way. `--dump` prints the normalized model as JSON.
  */
 import fs from 'node:fs';
+import { defaultConfigFile } from './paths.js';
 import { formatDiagnostic, type Diagnostic } from '../errors/index.js';
 import { describeFsError } from '../config/keepalived/preprocess.js';
 import { loadKeepalivedConfig, parseIpvsadmRules } from '../config/index.js';
@@ -44,10 +45,18 @@ function report(diags: readonly Diagnostic[], io: Io, quiet: boolean): { errors:
   return { errors, warnings };
 }
 
-export function runCheck(opts: CheckOptions, io: Io): number {
-  if ((opts.file === undefined) === (opts.ipvsadm === undefined)) {
+export function runCheck(given: CheckOptions, io: Io, exists: (p: string) => boolean = (p) => fs.existsSync(p)): number {
+  if (given.file !== undefined && given.ipvsadm !== undefined) {
     io.err('fulcrum check: give exactly one of -f FILE (keepalived.conf) or --ipvsadm FILE');
     return 2;
+  }
+  let opts = given;
+  if (given.file === undefined && given.ipvsadm === undefined) {
+    // As `fulcrum run` does: the file the director would read.
+    const found = defaultConfigFile(exists);
+    io.err(`fulcrum check: ${found.said}`);
+    if (found.file === null) return 2;
+    opts = { ...given, file: found.file };
   }
   if (opts.ipvsadm !== undefined) {
     let text: string;

@@ -22,9 +22,12 @@ const stdio: Io = {
   err: (t) => process.stderr.write(t.endsWith('\n') ? t : `${t}\n`),
 };
 
-export async function main(argv: readonly string[], io: Io = stdio): Promise<number> {
-  // ipvsadm's grammar is not commander's: `adm` takes its arguments as they are.
-  if (argv[0] === 'adm') return (await import('./adm.js')).runAdm(argv.slice(1), io);
+/**
+ * The command line as commander sees it: the one source of `--help`, the manual page
+ * fulcrum(8) and the shell completions (see docs.ts), so none of them can drift. Actions
+ * report their exit code through `setCode`.
+ */
+export function buildProgram(io: Io, setCode: (code: number) => void): Command {
   let code = 0;
   const program = new Command('fulcrum')
     .description('Layer-4 load balancer and HA director (LVS + keepalived, in TypeScript)')
@@ -35,7 +38,7 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
 
   program.command('check')
     .description('validate a keepalived.conf (-f) or a file of ipvsadm lines (--ipvsadm)')
-    .option('-f, --file <FILE>', 'keepalived.conf to check (its includes are followed)')
+    .option('-f, --file <FILE>', 'keepalived.conf to check, its includes followed (default: /etc/fulcrum/fulcrum.conf, else /etc/keepalived/keepalived.conf)')
     .option('--ipvsadm <FILE>', 'a file of ipvsadm command lines or `ipvsadm -S` output')
     .option('--dump', 'print the normalized model as JSON')
     .option('--locations', 'with --dump: include file:line:col of each object')
@@ -65,7 +68,7 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
 
   program.command('run')
     .description('run the director in the foreground (SIGHUP reloads, SIGTERM/SIGINT stop gracefully)')
-    .requiredOption('-f, --file <FILE>', 'keepalived.conf to run')
+    .option('-f, --file <FILE>', 'keepalived.conf to run (default: /etc/fulcrum/fulcrum.conf, else /etc/keepalived/keepalived.conf; it says which)')
     .option('-i, --config-id <ID>', "keepalived's config-id for @conditional lines")
     .option('--drain-timeout <SECONDS>', 'on stop, how long connections may finish', '10')
     .option('--log-level <LEVEL>', 'fatal|error|warn|info|debug|trace|silent', 'info')
@@ -140,6 +143,15 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
       code = await (await import('./agent.js')).runAgent(o, io);
     });
 
+  program.hook('postAction', () => setCode(code));
+  return program;
+}
+
+export async function main(argv: readonly string[], io: Io = stdio): Promise<number> {
+  // ipvsadm's grammar is not commander's: `adm` takes its arguments as they are.
+  if (argv[0] === 'adm') return (await import('./adm.js')).runAdm(argv.slice(1), io);
+  let code = 0;
+  const program = buildProgram(io, (c) => { code = c; });
   try {
     await program.parseAsync([...argv], { from: 'user' });
   } catch (err: unknown) {

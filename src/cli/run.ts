@@ -16,18 +16,19 @@ import { formatHostPort } from '../model/address.js';
 import { FileRuntimeStore } from '../runtime/index.js';
 import { ProxyDataPlane, RoutingDataPlane, WorkersDataPlane, type DataPlane } from '../dataplane/index.js';
 import { NftDataPlane } from '../dataplane/nft/index.js';
-import { commandKernelHost, commandNft, defaultNft, libNft, raiseFileLimit, watchFileLimit } from '../sys/index.js';
+import { commandKernelHost, commandNft, defaultNft, libNft, raiseFileLimit, systemdNotifier, watchFileLimit, type ServiceManager } from '../sys/index.js';
 import { threadConfigLoader } from '../config/index.js';
 import { ProcessVrrpRunner } from '../vrrp/process/runner.js';
 import { FailureCode, reportFailure, supervise } from '../errors/index.js';
 import { DEFAULT_TUNABLES } from '../dataplane/proxy/context.js';
 import type { Io } from './check.js';
-import { defaultPaths } from './paths.js';
+import { defaultConfigFile, defaultPaths } from './paths.js';
 
 export { defaultPaths };
 
 export interface RunCliOptions {
-  readonly file: string;
+  /** keepalived.conf to run; without it, the first of DEFAULT_CONFIG_FILES that exists. */
+  readonly file?: string | undefined;
   readonly configId?: string | undefined;
   readonly drainTimeout: string;
   readonly logLevel: string;
@@ -120,7 +121,45 @@ export function defaultWorkers(): number {
   return Math.max(1, Math.min(64, os.availableParallelism()));
 }
 
-export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = process, logFd = 1): Promise<number> {
+/**
+ * systemd's notifier when `$NOTIFY_SOCKET` is set (Type=notify), else null. A malformed
+ * value is said once and the daemon runs on: systemd will time the start out and say so.
+ */
+function serviceManager(io: Io): ServiceManager | null {
+  try {
+    return systemdNotifier();
+  } catch (err: unknown) {
+    io.err(`fulcrum run: ${err instanceof Error ? err.message : String(err)}: systemd will not be told the daemon is ready`);
+    return null;
+  }
+}
+
+/** Tell the service manager; a failure is counted and logged, never fatal. */
+function tell(manager: ServiceManager | null, fields: Readonly<Record<string, string>>): void {
+  if (!manager) return;
+  try {
+    manager.notify(fields);
+  } catch (err: unknown) {
+    reportFailure('systemd', FailureCode.SD_NOTIFY, err);
+  }
+}
+
+/** The one-line STATUS= systemd shows in `systemctl status`. */
+function statusLine(daemon: Daemon): string {
+  const c = daemon.configuration;
+  if (!c) return 'no configuration';
+  const servers = c.virtualServers.reduce((n, vs) => n + vs.realServers.length, 0);
+  return `${c.virtualServers.length} virtual server(s), ${servers} real server(s), ${c.vrrpInstances.length} VRRP instance(s)`;
+}
+
+export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = process, logFd = 1, manager: ServiceManager | null = serviceManager(io)): Promise<number> {
+  let file = o.file;
+  if (file === undefined) {
+    const found = defaultConfigFile((p) => fs.existsSync(p));
+    io.err(`fulcrum run: ${found.said}`);
+    if (found.file === null) return 2;
+    file = found.file;
+  }
   const drain = Number(o.drainTimeout);
   if (!Number.isFinite(drain) || drain < 0) {
     io.err(`fulcrum run: --drain-timeout: '${o.drainTimeout}' is not a number of seconds`);
@@ -154,7 +193,7 @@ export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = p
   const faults = process.env['FULCRUM_FAULT_INJECTION'] === '1';
   const plane = directorPlane({ workers, keepForwarding: o.keepForwarding === true, nft: (o.nft ?? 'auto') as 'lib' | 'cmd' | 'auto' | 'none', udpSessions, faults });
   const daemon = new Daemon({
-    configFile: o.file, configId: o.configId, plane, drainMs: drain * 1000,
+    configFile: file, configId: o.configId, plane, drainMs: drain * 1000,
     runtime: new FileRuntimeStore(o.stateFile ?? defaultPaths().state),
     // The file is read off this thread (bounded in time and memory); VRRP runs in its own process.
     loader: threadConfigLoader(),
@@ -176,7 +215,7 @@ export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = p
     signals.removeListener('SIGHUP', onEarlyHup);
     unwatch();
     for (const e of started.errors) io.err(`fulcrum run: ${e}`);
-    io.err(`fulcrum run: not started (${o.file})`);
+    io.err(`fulcrum run: not started (${file})`);
     detach();
     board.close();
     await plane.close(0);
@@ -205,13 +244,18 @@ export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = p
     const keepAlive = setInterval(() => undefined, 1 << 30);
     let stopping = false;
     // A reload reports its own outcome (reloaded / reload-rejected); anything else it throws is an internal failure.
-    const onHup = (): void => { supervise('reload', daemon.reload()); };
+    // systemd learns of a reload (RELOADING=1) and of its end (READY=1), taken or rejected.
+    const onHup = (): void => {
+      tell(manager, { RELOADING: '1', STATUS: 'reloading' });
+      supervise('reload', daemon.reload().finally(() => tell(manager, { READY: '1', STATUS: statusLine(daemon) })));
+    };
     const stop = (signal: string): void => {
       if (stopping) {
         supervise('stop', plane.close(0));
         return;
       }
       stopping = true;
+      tell(manager, { STOPPING: '1', STATUS: `stopping (${signal})` });
       supervise('stop', Promise.all([daemon.stop(signal), apiServer?.close()]).finally(() => {
         board.close();
         signals.removeListener('SIGHUP', onHup);
@@ -230,6 +274,8 @@ export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = p
     signals.on('SIGTERM', onTerm);
     signals.on('SIGINT', onInt);
     publishDaemon({ type: 'ready' });
+    // Configuration applied, listeners and the API open: only now is the director ready.
+    tell(manager, { READY: '1', STATUS: statusLine(daemon) });
     if (earlyHup) onHup();
   });
 }

@@ -48,6 +48,8 @@ export const FailureCode = {
   SYNC_INSTALL: 'E_SYNC_INSTALL',
   /** Connection sync: the multicast sockets could not be opened. */
   SYNC_SOCKET: 'E_SYNC_SOCKET',
+  /** The service manager (systemd's NOTIFY_SOCKET) could not be told the daemon's state. */
+  SD_NOTIFY: 'E_SD_NOTIFY',
 } as const;
 
 export interface InternalFailure {

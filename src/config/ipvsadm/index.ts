@@ -8,7 +8,7 @@ import { parseIpvsadmLine, splitLine, type IpvsCommand } from './parse.js';
 import { EMPTY_TABLE, IpvsTableIndex, tableToVirtualServers, type IpvsTable } from './table.js';
 
 export type { ArgToken, IpvsCommand, ServerOptions, ServiceId, ServiceOptions } from './parse.js';
-export { joinArgs, parseHostPort, parseIpvsadmLine, splitLine } from './parse.js';
+export { IPVSADM_OPTIONS, joinArgs, parseHostPort, parseIpvsadmLine, splitLine } from './parse.js';
 export type { IpvsService, IpvsTable, IpvsTimeouts } from './table.js';
 export { applyIpvsCommand, EMPTY_TABLE, IpvsTableIndex, formatIpvsSave, ipvsRealServer, ipvsVirtualServer, METHOD_FLAG, serviceIdKey, tableToVirtualServers } from './table.js';
 export { formatConnections, formatList, formatTimeouts, IPVS_VERSION_LINE, type ListFormat } from './list.js';

@@ -66,7 +66,7 @@ export interface DaemonOptions {
 }
 
 /** Option table: long name, short letter, and whether it takes an argument. */
-const OPTIONS: readonly { long: string; short?: string; arg: 'none' | 'required' | 'optional' }[] = [
+export const IPVSADM_OPTIONS: readonly { long: string; short?: string; arg: 'none' | 'required' | 'optional' }[] = [
   { long: 'add-service', short: 'A', arg: 'none' },
   { long: 'edit-service', short: 'E', arg: 'none' },
   { long: 'delete-service', short: 'D', arg: 'none' },
@@ -124,8 +124,8 @@ const OPTIONS: readonly { long: string; short?: string; arg: 'none' | 'required'
   { long: 'sort', arg: 'none' },
   { long: 'nosort', arg: 'none' },
 ];
-const BY_SHORT = new Map(OPTIONS.filter((o) => o.short).map((o) => [o.short as string, o]));
-const BY_LONG = new Map(OPTIONS.map((o) => [o.long, o]));
+const BY_SHORT = new Map(IPVSADM_OPTIONS.filter((o) => o.short).map((o) => [o.short as string, o]));
+const BY_LONG = new Map(IPVSADM_OPTIONS.map((o) => [o.long, o]));
 const COMMANDS: Record<string, IpvsCommand['op']> = {
   'add-service': 'add-service', 'edit-service': 'edit-service', 'delete-service': 'delete-service',
   clear: 'clear', restore: 'restore', save: 'save', 'add-server': 'add-server', 'edit-server': 'edit-server',
