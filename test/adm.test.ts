@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { main } from '../src/cli/main.js';
 import { runAdm } from '../src/cli/adm.js';
+import type { NameSources } from '../src/cli/names.js';
 import { repoRoot } from '../src/testing/index.js';
 import { startDaemon, type RunningDaemon } from '../src/testing/daemon.js';
 import { freePort } from '../src/testing/net.js';
@@ -73,6 +74,25 @@ test('adm: -A/-a build a table whose -L -n, --stats, --rate, --thresholds and --
     await ok(d, ['--set', '100', '20', '30']);
     assert.deepEqual(await ok(d, ['-L', '--timeout']), ['Timeout (tcp tcpfin udp): 100 20 30']);
     assert.deepEqual(await ok(d, ['-L', '-n', '-c']), ['IPVS connection entries', 'pro expire state       source             virtual            destination']);
+
+    // Without -n, names as ipvsadm prints them: hosts file, then PTR (here: none answers), services by protocol.
+    let asked = 0;
+    const names = (): NameSources => ({
+      hosts: '127.61.0.1 lb-a.example\n127.61.1.1 rs-one\n', services: 'http-alt 8080/tcp\nmdns 5353/udp\ndomain 53/udp\n',
+      reverse: () => { asked++; return Promise.reject(new Error('no PTR')); }, cancel: () => undefined,
+    });
+    const out: string[] = [];
+    const io = { out: (t: string) => { out.push(...t.replace(/\n$/, '').split('\n')); }, err: (t: string) => { out.push(t); } };
+    assert.equal(await runAdm(['--socket', path.join(d.dir, 'fulcrum.sock'), '-L', '-t', '127.61.0.1:8080'], io, { names }), 0);
+    assert.deepEqual(out.slice(3), [
+      'TCP  lb-a.example:http-alt wrr',
+      '  -> rs-one:http-alt              Proxy   3      0          0         ',
+      '  -> 127.61.1.2:http-alt          Proxy   1      0          0         ',
+    ]);
+    assert.equal(asked, 1, 'one PTR query, for the one address the hosts file lacks');
+    out.length = 0;
+    assert.equal(await runAdm(['--socket', path.join(d.dir, 'fulcrum.sock'), '-L', '-u', '127.61.0.1:5353'], io, { names }), 0);
+    assert.deepEqual(out.slice(3, 4), ['UDP  lb-a.example:mdns rr ops']);
   } finally {
     await d.cleanup();
   }

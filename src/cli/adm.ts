@@ -23,6 +23,8 @@ import type { DrainStatus } from '../daemon/index.js';
 import type { SyncStatus } from '../sync/index.js';
 import { apiRequest, type ApiResponse, type ApiTarget } from '../api/client.js';
 import { defaultPaths } from './paths.js';
+import type { NameLookup } from '../config/ipvsadm/list.js';
+import type { NameSources } from './names.js';
 import type { Io } from './check.js';
 
 export const ADM_USAGE = `Usage: fulcrum adm [--socket PATH | --url URL --token-file FILE] <ipvsadm arguments>
@@ -39,6 +41,15 @@ export interface AdmDeps {
   readonly stdin?: () => string;
   /** Milliseconds between drain progress checks. */
   readonly pollMs?: number;
+  /** Where -L without -n finds names (default: /etc/hosts, /etc/services, DNS within 1 s). */
+  readonly names?: () => NameSources;
+}
+
+/** The names -L prints without -n; undefined with -n (numeric, no lookups at all). */
+async function listNames(numeric: boolean, addresses: Iterable<string>, deps: AdmDeps): Promise<NameLookup | undefined> {
+  if (numeric) return undefined;
+  const { resolveNames, systemNameSources } = await import('./names.js');
+  return resolveNames(addresses, deps.names?.() ?? systemNameSources(1000));
 }
 
 /** `10m`, `90s`, `1h`, `2h30m`, or plain seconds → seconds; null when it is none of these. */
@@ -182,7 +193,9 @@ async function ipvsadm(words: readonly string[], target: ApiTarget, io: Io, deps
         return 0;
       }
       if (f.has('connection')) {
-        for (const l of formatConnections(await get<ConnectionEntry[]>(target, '/v1/connections'))) io.out(l);
+        const conns = await get<ConnectionEntry[]>(target, '/v1/connections');
+        const names = await listNames(f.has('numeric'), conns.flatMap((c) => [c.client.address, c.virtual.address, c.server.replace(/^\[?([^\]]+?)\]?:\d+$/, '$1')]), deps);
+        for (const l of formatConnections(conns, names)) io.out(l);
         return 0;
       }
       let stats = await get<ServiceStats[]>(target, '/v1/stats');
@@ -194,7 +207,12 @@ async function ipvsadm(words: readonly string[], target: ApiTarget, io: Io, deps
           return 1;
         }
       }
+      const addresses = stats.flatMap((s) => [
+        ...(s.spec.endpoint.kind === 'address' ? [s.spec.endpoint.address] : s.spec.listen.map((l) => l.address)),
+        ...s.servers.map((d) => d.spec.address),
+      ]);
       const lines = formatList(stats, {
+        names: await listNames(f.has('numeric'), addresses, deps),
         stats: f.has('stats'), rate: f.has('rate'), thresholds: f.has('thresholds'), persistentConn: f.has('persistent-conn'), exact: f.has('exact'),
       });
       for (const l of lines) io.out(l);

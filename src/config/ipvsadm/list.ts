@@ -9,13 +9,22 @@
  *   TCP  10.0.0.210:80 rr
  *     -> 10.0.0.11:80                 Route   1      0          0
  *
- * Addresses are always numeric (Fulcrum does not resolve names; `-n` is accepted). Pure.
+ * Addresses and ports are numeric unless the caller hands a NameLookup (adm without `-n`
+ * resolves them first: cli/names.ts); a name that is not known prints numerically. Pure.
  */
 import ipaddr from 'ipaddr.js';
 import type { ForwardingMethod } from '../../model/types.js';
 import type { ConnectionEntry, ServerStats, ServiceStats, Timeouts } from '../../dataplane/types.js';
 
+/** Host and service names resolved beforehand (ipvsadm without -n). */
+export interface NameLookup {
+  host(address: string): string | undefined;
+  port(port: number, protocol: string): string | undefined;
+}
+
 export interface ListFormat {
+  /** Print names where known (ipvsadm without -n). */
+  readonly names?: NameLookup | undefined;
   readonly stats?: boolean;
   readonly rate?: boolean;
   readonly thresholds?: boolean;
@@ -45,8 +54,10 @@ export function largeNum(i: number, exact = false): string {
   return `${padL(String(Math.floor(n / 1_000_000_000_000)), 8)}T`;
 }
 
-export function hostPort(address: string, port: number): string {
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+export function hostPort(address: string, port: number, names?: NameLookup, protocol = 'tcp'): string {
+  const host = names?.host(address) ?? address;
+  const p = names?.port(port, protocol) ?? String(port);
+  return address.includes(':') ? `[${host}]:${p}` : `${host}:${p}`;
 }
 
 function protoName(p: string): string {
@@ -54,11 +65,12 @@ function protoName(p: string): string {
 }
 
 /** The service's name column: `TCP  1.2.3.4:80`, `FWM  7`, `FWM  7 IPv6`. */
-function serviceName(s: ServiceStats): string {
+function serviceName(s: ServiceStats, names?: NameLookup): string {
   const ep = s.spec.endpoint;
   if (ep.kind === 'fwmark') return `FWM  ${ep.mark}${ep.family === 'inet6' ? ' IPv6' : ''}`;
   const listen = s.spec.listen[0];
-  const name = ep.kind === 'address' ? hostPort(ep.address, ep.port) : listen ? hostPort(listen.address, listen.port) : `group ${ep.name}`;
+  const name = ep.kind === 'address' ? hostPort(ep.address, ep.port, names, s.spec.protocol)
+    : listen ? hostPort(listen.address, listen.port, names, s.spec.protocol) : `group ${ep.name}`;
   const full = `${protoName(s.spec.protocol)}  ${name}`;
   const v6 = ep.kind === 'address' ? ep.family === 'inet6' : name.startsWith('[');
   return v6 ? full : full.slice(0, 33);
@@ -72,8 +84,8 @@ function schedFlagNames(s: ServiceStats): string[] {
   return s.spec.schedFlags.map((f) => names[s.spec.scheduler]?.[f] ?? f);
 }
 
-function serviceLine(s: ServiceStats): string {
-  let line = `${serviceName(s)} ${s.spec.scheduler}`;
+function serviceLine(s: ServiceStats, names?: NameLookup): string {
+  let line = `${serviceName(s, names)} ${s.spec.scheduler}`;
   const flags = schedFlagNames(s);
   if (flags.length > 0) line += ` (${flags.join(',')})`;
   const p = s.spec.persistence;
@@ -87,8 +99,8 @@ function serviceLine(s: ServiceStats): string {
   return line;
 }
 
-function destName(s: ServiceStats, d: ServerStats): string {
-  const n = hostPort(d.spec.address, d.spec.port);
+function destName(s: ServiceStats, d: ServerStats, names?: NameLookup): string {
+  const n = hostPort(d.spec.address, d.spec.port, names, s.spec.protocol);
   return d.spec.family === 'inet6' ? n : n.slice(0, 28);
 }
 
@@ -142,16 +154,16 @@ export function formatList(services: readonly ServiceStats[], f: ListFormat = {}
   const out = [IPVS_VERSION_LINE, ...title(f)];
   const ex = f.exact === true;
   for (const s of [...services].sort(compareServices)) {
-    const name = serviceName(s);
+    const name = serviceName(s, f.names);
     if (f.stats) {
       const c = s.counters;
       out.push(padR(name, 33) + [c.conns, c.inPkts, c.outPkts, c.inBytes, c.outBytes].map((x) => largeNum(x, ex)).join(''));
     } else if (f.rate) {
       const r = s.rates;
       out.push(padR(name, 33) + [r.cps, r.inPps, r.outPps, r.inBps, r.outBps].map((x) => largeNum(x, ex)).join(''));
-    } else out.push(serviceLine(s));
+    } else out.push(serviceLine(s, f.names));
     for (const d of [...s.servers].sort(compareDests)) {
-      const dn = padR(destName(s, d), 28);
+      const dn = padR(destName(s, d, f.names), 28);
       if (f.stats) {
         const c = d.counters;
         out.push(`  -> ${dn}${[c.conns, c.inPkts, c.outPkts, c.inBytes, c.outBytes].map((x) => largeNum(x, ex)).join('')}`);
@@ -175,13 +187,20 @@ export function formatTimeouts(t: Timeouts): string {
   return `Timeout (tcp tcpfin udp): ${t.tcp} ${t.tcpfin} ${t.udp}`;
 }
 
-/** `ipvsadm -L -c -n`: the connection table. */
-export function formatConnections(conns: readonly ConnectionEntry[]): string[] {
+/** A connection's `ADDR:PORT` / `[ADDR]:PORT` destination with names, else as it is. */
+function serverName(server: string, names: NameLookup | undefined, protocol: string): string {
+  if (!names) return server;
+  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(server);
+  return m ? hostPort(m[1] as string, Number(m[2]), names, protocol) : server;
+}
+
+/** `ipvsadm -L -c -n` (or, with names, `-L -c`): the connection table. */
+export function formatConnections(conns: readonly ConnectionEntry[], names?: NameLookup): string[] {
   const out = ['IPVS connection entries', `pro expire ${padR('state', 11)} ${padR('source', 18)} ${padR('virtual', 18)} destination`];
   for (const c of conns) {
     const secs = Math.max(0, Math.floor(c.expires));
     const expire = `${String(Math.floor(secs / 60)).padStart(2, '0')}:${String(secs % 60).padStart(2, '0')}`;
-    out.push(`${padR(protoName(c.protocol), 3)} ${padR(expire, 6)} ${padR(c.state, 11)} ${padR(hostPort(c.client.address, c.client.port), 18)} ${padR(hostPort(c.virtual.address, c.virtual.port), 18)} ${c.server}`);
+    out.push(`${padR(protoName(c.protocol), 3)} ${padR(expire, 6)} ${padR(c.state, 11)} ${padR(hostPort(c.client.address, c.client.port, names, c.protocol), 18)} ${padR(hostPort(c.virtual.address, c.virtual.port, names, c.protocol), 18)} ${serverName(c.server, names, c.protocol)}`);
   }
   return out;
 }
