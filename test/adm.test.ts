@@ -12,7 +12,7 @@ import { runAdm } from '../src/cli/adm.js';
 import type { NameSources } from '../src/cli/names.js';
 import { repoRoot } from '../src/testing/index.js';
 import { startDaemon, type RunningDaemon } from '../src/testing/daemon.js';
-import { freePort } from '../src/testing/net.js';
+import { freePort, openSocket, readLine, startServer } from '../src/testing/net.js';
 
 interface Out { code: number; out: string[]; err: string[] }
 
@@ -166,6 +166,29 @@ test('adm: drain shows progress and removes the server; unreachable daemon and b
     assert.deepEqual([none.code, none.err], [1, ['No such destination: no service has real server 127.0.0.9:1']]);
   } finally {
     await d.cleanup();
+  }
+  {
+    // undrain: a drain held open by a connection is cancelled; the weight from before comes back.
+    const rs = await startServer('held', { mode: 'name-echo' });
+    const vport = await freePort();
+    const u = await startDaemon(`virtual_server 127.0.0.1 ${vport} {\n  lb_kind PROXY\n  real_server 127.0.0.1 ${rs.port} { weight 4 }\n}\n`);
+    const s = await openSocket(vport);
+    try {
+      await u.waitLog((l) => l.event === 'api', 10000, 'the API');
+      assert.equal(await readLine(s), 'held');
+      await ok(u, ['drain', `127.0.0.1:${rs.port}`, '--no-wait']);
+      assert.equal((await ok(u, ['-L', '-n'])).at(-1)?.trim().split(/\s+/)[3], '0');
+      assert.deepEqual(await ok(u, ['undrain', `127.0.0.1:${rs.port}`, '-t', `127.0.0.1:${vport}`]), [`127.0.0.1:${rs.port} in tcp 127.0.0.1:${vport}: drain cancelled, weight 4 restored`]);
+      assert.equal((await ok(u, ['-L', '-n'])).at(-1)?.trim().split(/\s+/)[3], '4');
+      s.write('on\n');
+      assert.equal(await readLine(s), 'on', 'the connection held through drain and undrain');
+      const again = await adm(u, ['undrain', `127.0.0.1:${rs.port}`]);
+      assert.deepEqual([again.code, again.err], [1, [`127.0.0.1:${rs.port} is not draining`]]);
+    } finally {
+      s.destroy();
+      await u.cleanup();
+      await rs.close();
+    }
   }
   const err: string[] = [];
   const code = await main(['adm', '--socket', path.join(d.dir, 'gone.sock'), '-L', '-n'], { out: () => undefined, err: (t) => { err.push(t); } });

@@ -1,10 +1,14 @@
 /**
- * The live dashboard: polls the daemon's read-only /ui/state once a second and renders
- * what is down and why first, then every virtual service with its real servers (health,
- * weight, agent load, connections, a traffic sparkline), VRRP, and the event timeline.
- * Traffic history for the sparklines is kept here, from the rates each poll returns.
+ * The live dashboard: polls the daemon's /ui/state once a second and renders what is down
+ * and why first, then every virtual service with its real servers (health, weight, agent
+ * load, connections, a traffic sparkline), VRRP, and the event timeline. Charts plot the
+ * daemon's own traffic history (/ui/history: the last 30 minutes survive a page reload).
+ * With the API token — never without — each real server can be drained, undrained or
+ * re-weighted, after a confirmation, through exactly the API requests `fulcrum adm` makes
+ * (POST/DELETE /v1/drains, POST /v1/ipvsadm with the `-e` line); the daemon's timeline
+ * shows each change and who made it.
  */
-import type { ServerView, ServiceView, StatusView, TimelineEvent } from '../../src/api/index.js';
+import type { HistorySeries, HistoryView, ServerView, ServiceView, StatusView, TimelineEvent } from '../../src/api/index.js';
 import './style.css';
 
 interface UiState {
@@ -83,6 +87,187 @@ function evidence(r: ServerView): string {
   return `${c.type}: ${c.detail ?? c.code ?? 'failed'}${c.status !== undefined ? ` (status ${c.status})` : ''}, ${c.latencyMs} ms`;
 }
 
+// --- Traffic history (from the daemon) and charts -----------------------------------
+
+const WINDOW = 360;
+const hist: { at: number[]; series: Map<string, { cps: (number | null)[]; bps: (number | null)[]; active: (number | null)[] }> } = { at: [], series: new Map() };
+
+/** Append what the daemon sampled since the last fetch; keep the window. */
+function mergeHistory(v: HistoryView): void {
+  if (v.at.length === 0) return;
+  const before = hist.at.length;
+  hist.at.push(...v.at);
+  const pad = (n: number): null[] => new Array<null>(n).fill(null);
+  for (const [key, s] of Object.entries(v.series) as [string, HistorySeries][]) {
+    const cur = hist.series.get(key) ?? { cps: pad(before), bps: pad(before), active: pad(before) };
+    cur.cps.push(...s.cps);
+    cur.bps.push(...s.bps);
+    cur.active.push(...s.active);
+    hist.series.set(key, cur);
+  }
+  for (const [key, cur] of hist.series) {
+    if (key in v.series) continue;
+    cur.cps.push(...pad(v.at.length));
+    cur.bps.push(...pad(v.at.length));
+    cur.active.push(...pad(v.at.length));
+  }
+  const drop = hist.at.length - WINDOW;
+  if (drop > 0) {
+    hist.at.splice(0, drop);
+    for (const cur of hist.series.values()) {
+      cur.cps.splice(0, drop);
+      cur.bps.splice(0, drop);
+      cur.active.splice(0, drop);
+    }
+  }
+}
+
+const COLORS = ['#2f5fd0', '#1a7f37', '#b26a00', '#8e24aa', '#c62828', '#00838f', '#5d4037', '#546e7a'];
+
+function fmtNum(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(1)}G`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)}M`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)}k`;
+  return n >= 10 || n === 0 ? String(Math.round(n)) : n.toFixed(1);
+}
+
+/** A line chart with axes: time along x (sample times), `fmt` on y, one polyline per line. */
+function chart(title: string, lines: readonly { label: string; values: readonly (number | null)[] }[], fmt: (n: number) => string): HTMLElement {
+  const ns = 'http://www.w3.org/2000/svg';
+  const W = 420;
+  const H = 130;
+  const L = 48;
+  const B = 18;
+  const T = 6;
+  const svg = document.createElementNS(ns, 'svg');
+  svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
+  svg.setAttribute('class', 'chart');
+  const n = hist.at.length;
+  const max = Math.max(1e-9, ...lines.flatMap((l) => l.values.filter((v): v is number => v !== null)));
+  const x = (i: number): number => L + (n <= 1 ? 0 : (i / (n - 1)) * (W - L - 4));
+  const y = (v: number): number => T + (1 - v / max) * (H - T - B);
+  const add = (tag: string, attrs: Record<string, string>, text?: string): void => {
+    const e = document.createElementNS(ns, tag);
+    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+    if (text !== undefined) e.textContent = text;
+    svg.append(e);
+  };
+  for (const f of [0, 0.5, 1]) {
+    add('line', { class: 'grid', x1: String(L), x2: String(W - 4), y1: String(y(max * f)), y2: String(y(max * f)) });
+    add('text', { class: 'ylabel', x: String(L - 4), y: String(y(max * f) + 3), 'text-anchor': 'end' }, max < 1e-6 ? '0' : fmt(max * f));
+  }
+  if (n > 0) {
+    const t = (i: number): string => new Date(hist.at[i] ?? 0).toLocaleTimeString();
+    add('text', { class: 'xlabel', x: String(L), y: String(H - 4), 'text-anchor': 'start' }, t(0));
+    add('text', { class: 'xlabel', x: String(W - 4), y: String(H - 4), 'text-anchor': 'end' }, t(n - 1));
+  }
+  lines.forEach((l, k) => {
+    // A gap (null: not in the table then) breaks the line.
+    const segs: string[][] = [[]];
+    l.values.forEach((v, i) => {
+      if (v === null) segs.push([]);
+      else segs[segs.length - 1]?.push(`${x(i).toFixed(1)},${y(v).toFixed(1)}`);
+    });
+    for (const seg of segs) if (seg.length > 0) add('polyline', { points: seg.length === 1 ? `${seg[0]} ${seg[0]}` : seg.join(' '), stroke: COLORS[k % COLORS.length] ?? '#000', 'data-series': l.label });
+  });
+  return el('figure', { class: 'chart-box', 'data-chart': title },
+    el('figcaption', {}, title, n > 0 ? el('span', { class: 'muted' }, ` · last ${span(((hist.at[n - 1] ?? 0) - (hist.at[0] ?? 0)) / 1000)}`) : ''),
+    svg,
+    el('div', { class: 'legend' }, ...lines.map((l, k) => el('span', {}, el('i', { style: `background:${COLORS[k % COLORS.length] ?? '#000'}` }), l.label))));
+}
+
+function span(seconds: number): string {
+  return seconds < 90 ? `${Math.round(seconds)} s` : `${Math.round(seconds / 60)} min`;
+}
+
+function charts(svc: ServiceView): HTMLElement {
+  const s = hist.series.get(svc.key);
+  const bps = (v: number): string => `${fmtBytes(v)}/s`;
+  return el('div', { class: 'charts' },
+    chart('New connections/s', [{ label: svc.key, values: s?.cps ?? [] }], fmtNum),
+    chart('Throughput per real server', svc.servers.map((r) => ({ label: r.key, values: hist.series.get(`${svc.key}|${r.key}`)?.bps ?? [] })), bps),
+    chart('Active connections per real server', svc.servers.map((r) => ({ label: r.key, values: hist.series.get(`${svc.key}|${r.key}`)?.active ?? [] })), fmtNum));
+}
+
+// --- Actions (with the token only) -------------------------------------------------
+
+/** The `-t/-u/-f` selector of a service key, as fulcrum adm writes it; null for a group. */
+function selector(key: string): string | null {
+  const m = /^(tcp|udp|sctp) (\S+)$/.exec(key);
+  if (m) return `${m[1] === 'tcp' ? '-t' : m[1] === 'udp' ? '-u' : '--sctp-service'} ${m[2] ?? ''}`;
+  const f = /^fwmark (\d+) (inet6?)$/.exec(key);
+  if (f) return `-f ${f[1] ?? ''}${f[2] === 'inet6' ? ' -6' : ''}`;
+  return null;
+}
+const METHOD: Record<string, string> = { proxy: '--proxy', nat: '-m', dr: '-g', tun: '-i' };
+
+interface Action { readonly what: string; readonly run: (weight: number) => Promise<Response>; readonly weight?: number }
+let pending: Action | null = null;
+
+function api(method: string, path: string, body: unknown): Promise<Response> {
+  const token = sessionStorage.getItem(TOKEN_KEY) ?? '';
+  return fetch(path, { method, cache: 'no-store', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+}
+
+function ask(a: Action): void {
+  pending = a;
+  byId('action-text').textContent = a.what;
+  const w = byId('action-weight-label');
+  w.hidden = a.weight === undefined;
+  if (a.weight !== undefined) (byId('action-weight') as HTMLInputElement).value = String(a.weight);
+  byId('action').hidden = false;
+}
+
+function setupActions(): void {
+  byId('action-cancel').addEventListener('click', () => {
+    pending = null;
+    byId('action').hidden = true;
+  });
+  byId('action-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const a = pending;
+    pending = null;
+    byId('action').hidden = true;
+    if (!a) return;
+    const weight = Number((byId('action-weight') as HTMLInputElement).value);
+    const result = byId('action-result');
+    if (a.weight !== undefined && !(Number.isInteger(weight) && weight >= 0)) {
+      result.className = 'bad';
+      result.textContent = `${a.what} — not sent: the weight must be a whole number, 0 or more`;
+      return;
+    }
+    result.className = '';
+    result.textContent = `${a.what} — sent…`;
+    a.run(weight).then(async (r) => {
+      const body = await r.json().catch(() => ({})) as { error?: { message?: string } };
+      result.className = r.ok ? 'ok' : 'bad';
+      result.textContent = r.ok ? `${a.what} — done` : `${a.what} — refused: ${body.error?.message ?? `HTTP ${r.status}`}`;
+    }, (err: unknown) => {
+      result.className = 'bad';
+      result.textContent = `${a.what} — failed: ${err instanceof Error ? err.message : String(err)}`;
+    });
+  });
+}
+
+function actionCell(svc: ServiceView, r: ServerView): HTMLTableCellElement {
+  const sel = selector(svc.key);
+  if (!sessionStorage.getItem(TOKEN_KEY) || sel === null || r.sorry) return el('td', { class: 'actions' });
+  const b = (label: string, act: string, a: Action): HTMLButtonElement => {
+    const e = el('button', { type: 'button', 'data-action': act }, label);
+    e.addEventListener('click', () => ask(a));
+    return e;
+  };
+  const body = { server: r.key, service: svc.key };
+  return el('td', { class: 'actions' },
+    r.draining
+      ? b('Undrain', 'undrain', { what: `Undrain ${r.key} in ${svc.key}: cancel its drain and restore its weight`, run: () => api('DELETE', 'v1/drains', body) })
+      : b('Drain', 'drain', { what: `Drain ${r.key} in ${svc.key}: weight 0 now, removed once its connections end (10 min at most)`, run: () => api('POST', 'v1/drains', { ...body, deadline: 600 }) }),
+    b('Weight…', 'weight', {
+      what: `Set the weight of ${r.key} in ${svc.key}`, weight: r.weight ?? r.configuredWeight,
+      run: (w) => api('POST', 'v1/ipvsadm', { commands: [`-e ${sel} -r ${r.key} ${METHOD[r.method] ?? '-g'} -w ${w}`] }),
+    }));
+}
+
 function serverRow(svc: ServiceView, r: ServerView, now: number): HTMLTableRowElement {
   const h = record(`${svc.key}|${r.key}`, r.rates.inBps + r.rates.outBps);
   const weight = r.weight === null ? '–' : r.weight === r.configuredWeight ? String(r.weight) : `${r.weight} (of ${r.configuredWeight})`;
@@ -94,7 +279,10 @@ function serverRow(svc: ServiceView, r: ServerView, now: number): HTMLTableRowEl
     el('td', { class: 'num' }, load),
     el('td', { class: 'num' }, `${r.active} / ${r.inactive}`),
     el('td', { class: 'traffic' }, sparkline(h), el('span', { class: 'rate' }, `${fmtBytes(r.rates.inBps + r.rates.outBps)}/s`)),
-    el('td', { class: 'why' }, r.state === 'down' ? `${evidence(r)} — ${ago(r.health.since, now)}` : r.health.checks.length > 0 ? `${r.health.checks.join(', ')} ok` : 'no health checks'),
+    el('td', { class: 'why' }, r.state === 'down' ? `${evidence(r)} — ${ago(r.health.since, now)}`
+      : r.draining ? `draining, removed at the latest ${new Date(r.draining.deadline).toLocaleTimeString()}`
+        : r.health.checks.length > 0 ? `${r.health.checks.join(', ')} ok` : 'no health checks'),
+    actionCell(svc, r),
   );
 }
 
@@ -109,8 +297,9 @@ function serviceCard(svc: ServiceView, now: number): HTMLElement {
       ` · in ${fmtBytes(svc.counters.inBytes)} out ${fmtBytes(svc.counters.outBytes)}`,
       svc.dropped > 0 ? ` · ${svc.dropped} dropped` : ''),
     el('table', {},
-      el('thead', {}, el('tr', {}, ...['State', 'Real server', 'Weight', 'Agent load', 'Active / inactive', 'Traffic', 'Health'].map((t) => el('th', {}, t)))),
+      el('thead', {}, el('tr', {}, ...['State', 'Real server', 'Weight', 'Agent load', 'Active / inactive', 'Traffic', 'Health', ''].map((t) => el('th', {}, t)))),
       el('tbody', {}, ...svc.servers.map((r) => serverRow(svc, r, now)))),
+    charts(svc),
   );
 }
 
@@ -211,7 +400,10 @@ function setupLogin(): void {
 async function poll(): Promise<void> {
   try {
     const token = sessionStorage.getItem(TOKEN_KEY);
-    const r = await fetch(`ui/state?since=${lastEventId}`, { cache: 'no-store', headers: token ? { authorization: `Bearer ${token}` } : {} });
+    const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+    const h = await fetch(`ui/history?since=${hist.at[hist.at.length - 1] ?? 0}`, { cache: 'no-store', headers });
+    if (h.ok) mergeHistory(await h.json() as HistoryView);
+    const r = await fetch(`ui/state?since=${lastEventId}`, { cache: 'no-store', headers });
     if (r.status === 401) {
       askForToken(token ? 'The token was refused.' : 'This director needs its API token.');
       document.body.dataset['state'] = 'locked';
@@ -222,6 +414,8 @@ async function poll(): Promise<void> {
     if (!r.ok) throw new Error(`HTTP ${r.status}`);
     render(await r.json() as UiState);
     document.body.dataset['state'] = 'live';
+    // Read-only without the token (an operator may open the dashboard with --api-open).
+    byId('readonly').hidden = token !== null && token !== '';
   } catch (err: unknown) {
     byId('summary').textContent = `cannot reach the director: ${err instanceof Error ? err.message : String(err)}`;
     document.body.dataset['state'] = 'offline';
@@ -231,4 +425,6 @@ async function poll(): Promise<void> {
 
 takeTokenFromHash();
 setupLogin();
+setupActions();
+byId('unlock').addEventListener('click', () => askForToken('Actions need the API token.'));
 poll().catch(() => undefined);

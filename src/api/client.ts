@@ -26,7 +26,11 @@ export const ClientErrorCode = {
 export function apiRequest<T = unknown>(target: ApiTarget, method: string, path: string, body?: unknown, opts: { timeoutMs?: number; raw?: string } = {}): Promise<ApiResponse<T>> {
   const payload = opts.raw ?? (body === undefined ? undefined : JSON.stringify(body));
   const headers: Record<string, string> = { accept: 'application/json' };
-  if (payload !== undefined) headers['content-type'] = 'application/json';
+  if (payload !== undefined) {
+    headers['content-type'] = 'application/json';
+    // Node sends a DELETE's body neither chunked nor with a length unless told: always say it.
+    headers['content-length'] = String(Buffer.byteLength(payload));
+  }
   if (target.token) headers['authorization'] = `Bearer ${target.token}`;
   const base: http.RequestOptions = 'socketPath' in target
     ? { socketPath: target.socketPath, path, method, headers }

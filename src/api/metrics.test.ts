@@ -22,7 +22,7 @@ const view = (over: Partial<StatusView> = {}): StatusView => ({
     key: 'tcp 10.0.0.1:80', protocol: 'tcp', scheduler: 'wrr', flags: [], persistence: null, method: 'proxy', active: true, quorum: 1, dropped: 4,
     counters: { conns: 10, inPkts: 20, outPkts: 30, inBytes: 400, outBytes: 5000 }, rates: { cps: 1, inPps: 2, outPps: 3, inBps: 40, outBps: 500 },
     servers: [{
-      key: '10.0.0.2:80', address: '10.0.0.2', port: 80, method: 'proxy', weight: 0, configuredWeight: 3, state: 'down', sorry: false,
+      key: '10.0.0.2:80', address: '10.0.0.2', port: 80, method: 'proxy', weight: 0, configuredWeight: 3, state: 'down', sorry: false, draining: null,
       active: 1, inactive: 2, templates: 5, counters: { conns: 7, inPkts: 1, outPkts: 1, inBytes: 100, outBytes: 900 }, rates: { cps: 0, inPps: 0, outPps: 0, inBps: 0, outBps: 0 },
       health: { alive: false, since: 1_500_000, reason: 'TCP_CHECK down', transitions: 2, checkers: [], checks: ['TCP_CHECK'] },
       agent: { reply: '35%', load: 35 },

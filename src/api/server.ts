@@ -29,6 +29,7 @@ import { describeOverlay, ipvsView } from '../runtime/index.js';
 import type { Metrics } from './metrics.js';
 import type { StatusBoard } from './status.js';
 import { statusView } from './view.js';
+import { TrafficHistory } from './history.js';
 
 export const ApiErrorCode = {
   BAD_REQUEST: 'E_API_BAD_REQUEST',
@@ -42,7 +43,7 @@ export const ApiErrorCode = {
 } as const;
 
 /** What the API needs of the daemon. */
-export type ApiDaemon = Pick<Daemon, 'configuration' | 'plane' | 'runtime' | 'drains' | 'reloads' | 'change' | 'forgetRuntime' | 'drain' | 'reload' | 'vrrpStatus' | 'vrrpDrops' | 'sync' | 'syncControl' | 'bgp'>;
+export type ApiDaemon = Pick<Daemon, 'configuration' | 'plane' | 'runtime' | 'drains' | 'reloads' | 'change' | 'forgetRuntime' | 'drain' | 'undrain' | 'reload' | 'vrrpStatus' | 'vrrpDrops' | 'sync' | 'syncControl' | 'bgp'>;
 
 export type OpenPart = 'metrics' | 'dashboard';
 
@@ -59,6 +60,8 @@ export interface ApiOptions {
   readonly open?: ReadonlySet<OpenPart>;
   /** Built dashboard (index.html + assets); null = not served. */
   readonly dashboardDir?: string | null;
+  /** Traffic history behind the dashboard's charts (GET /ui/history); none = an empty history. */
+  readonly history?: TrafficHistory;
   /** Connection caps, deadlines and body size (default DEFAULT_API_LIMITS). */
   readonly limits?: Partial<ApiLimits>;
   /**
@@ -132,6 +135,10 @@ const SCHEMAS = {
   drain: {
     type: 'object', additionalProperties: false, required: ['server'],
     properties: { server: { type: 'string', maxLength: 80 }, service: { type: 'string', maxLength: 200 }, deadline: { type: 'number', exclusiveMinimum: 0, maximum: 31536000 } },
+  },
+  undrain: {
+    type: 'object', additionalProperties: false, required: ['server'],
+    properties: { server: { type: 'string', maxLength: 80 }, service: { type: 'string', maxLength: 200 } },
   },
 } as const;
 
@@ -412,6 +419,12 @@ function buildApp(o: ApiOptions, transport: 'unix' | 'tcp'): FastifyInstance {
     if (!out.ok) return changed(out, reply);
     return { ok: true, drains: out.drains ?? [] };
   });
+  // Undrain: cancel a drain in progress and restore the weight it had (fulcrum adm undrain).
+  app.delete<{ Body: { server: string; service?: string } }>('/v1/drains', { schema: { body: SCHEMAS.undrain } }, async (req, reply) => {
+    const out = await d.undrain(req.body.server, req.body.service, source(req));
+    if (!out.ok) return changed(out, reply);
+    return { ok: true, restored: out.restored ?? [] };
+  });
 
   if (o.faults) {
     app.post<{ Body: { ms: number } }>('/v1/debug/stall', { schema: { body: { type: 'object', required: ['ms'], additionalProperties: false, properties: { ms: { type: 'integer', minimum: 1, maximum: 60_000 } } } } }, async (req) => {
@@ -437,6 +450,8 @@ function buildApp(o: ApiOptions, transport: 'unix' | 'tcp'): FastifyInstance {
   app.get<{ Querystring: { since?: string } }>('/ui/state', async (req) => ({
     status: statusView(d, o.board), events: o.board.timeline(Number(req.query.since ?? 0) || 0, 200),
   }));
+  const history = o.history ?? new TrafficHistory();
+  app.get<{ Querystring: { since?: string } }>('/ui/history', async (req) => history.view(Number(req.query.since ?? 0) || 0));
   if (o.dashboardDir) {
     void app.register(fastifyStatic, { root: path.resolve(o.dashboardDir), prefix: '/', index: ['index.html'], wildcard: true });
   }

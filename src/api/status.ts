@@ -173,6 +173,8 @@ export class StatusBoard {
         return this.push({ kind: 'runtime', severity: 'warning', message: `runtime change from ${e.source} refused: ${e.reason}` });
       case 'drain-started':
         return this.push({ kind: 'drain', severity: 'info', service: e.service, server: e.server, message: `draining until ${new Date(e.deadline).toISOString()}` });
+      case 'drain-cancelled':
+        return this.push({ kind: 'drain', severity: 'info', service: e.service, server: e.server, message: `drain cancelled by ${e.source}: weight ${e.weight} restored` });
       case 'drained':
         return this.push({ kind: 'drain', severity: e.outcome === 'deadline' ? 'warning' : 'info', service: e.service, server: e.server, message: `removed after draining (${e.outcome})` });
       case 'stopping':

@@ -24,6 +24,8 @@ export interface ServerView {
   readonly weight: number | null;
   readonly configuredWeight: number;
   readonly state: ServerState;
+  /** A drain in progress (fulcrum adm drain, the dashboard): removed once idle or at the deadline; undrain cancels it. */
+  readonly draining: { readonly deadline: number; readonly started: number } | null;
   readonly sorry: boolean;
   readonly active: number;
   readonly inactive: number;
@@ -86,6 +88,7 @@ const NO_COUNTERS: Counters = { conns: 0, inPkts: 0, outPkts: 0, inBytes: 0, out
 export function statusView(daemon: Pick<Daemon, 'configuration' | 'plane' | 'runtime' | 'drains' | 'reloads' | 'vrrpStatus' | 'vrrpDrops' | 'sync' | 'bgp'>, board: StatusBoard, now = Date.now()): StatusView {
   const config = daemon.configuration;
   const stats = new Map(daemon.plane.stats().map((s) => [s.spec.key, s]));
+  const drains = new Map(daemon.drains().map((d) => [`${d.service}|${d.server}`, d]));
   const services: ServiceView[] = [];
   for (const vs of config?.virtualServers ?? []) {
     const key = serviceKey(vs);
@@ -98,9 +101,11 @@ export function statusView(daemon: Pick<Daemon, 'configuration' | 'plane' | 'run
       const h = board.health(key, server);
       const alive = h?.alive ?? true;
       const weight = p ? p.spec.weight : null;
-      const state: ServerState = !alive ? 'down' : weight === null ? 'pending' : weight > 0 ? 'up' : o.configuredWeight === 0 ? 'quiescent' : 'drain';
+      const d = drains.get(`${key}|${server}`);
+      const state: ServerState = !alive ? 'down' : d ? 'drain' : weight === null ? 'pending' : weight > 0 ? 'up' : o.configuredWeight === 0 ? 'quiescent' : 'drain';
       return {
         key: server, address: o.address, port: o.port, method: o.method, weight, configuredWeight: o.configuredWeight, state, sorry: o.sorry,
+        draining: d ? { deadline: d.deadline, started: d.started } : null,
         active: p?.active ?? 0, inactive: p?.inactive ?? 0, templates: p?.persistent ?? 0,
         counters: p?.counters ?? NO_COUNTERS, rates: p?.rates ?? ZERO_RATES,
         health: {

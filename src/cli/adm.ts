@@ -7,6 +7,7 @@
  *   fulcrum adm -A|-E|-D|-a|-e|-d|-C|-Z|--set …     (one change, all or nothing)
  *   fulcrum adm -S [-n]  /  fulcrum adm -R < rules   (the save format round-trips)
  *   fulcrum adm drain RS [-t|-u|-f SERVICE] [--deadline 10m] [--no-wait]
+ *   fulcrum adm undrain RS [-t|-u|-f SERVICE]       (cancel a drain, restore the weight)
  *   fulcrum adm runtime [--forget]
  *
  * A command line is parsed here first, so a typo is reported with its position before
@@ -29,6 +30,7 @@ import type { Io } from './check.js';
 
 export const ADM_USAGE = `Usage: fulcrum adm [--socket PATH | --url URL --token-file FILE] <ipvsadm arguments>
        fulcrum adm drain RS [-t|-u SERVICE | -f MARK] [--deadline 10m] [--no-wait]
+       fulcrum adm undrain RS [-t|-u SERVICE | -f MARK]
        fulcrum adm runtime [--forget]
 ipvsadm commands: -A -E -D (services: -t/-u/-f, -s, -p [timeout], -M, -b, -o), -a -e -d (real servers:
 -r, -g/-m/-i/--proxy, -w, -x, -y), -C, -Z, -L/-l [-n] [--stats|--rate|--exact|--thresholds|
@@ -127,6 +129,7 @@ export async function runAdm(argv: readonly string[], io: Io, deps: AdmDeps = {}
   const target: ApiTarget = url !== undefined ? { url, token } : { socketPath, token };
   try {
     if (args[0] === 'drain') return await drain(args.slice(1), target, io, deps);
+    if (args[0] === 'undrain') return await undrain(args.slice(1), target, io);
     if (args[0] === 'runtime') return await runtime(args.slice(1), target, io);
     return await ipvsadm(args, target, io, deps);
   } catch (err: unknown) {
@@ -251,38 +254,70 @@ function fmtSeconds(s: number): string {
   return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : m > 0 ? `${m}m${String(t % 60).padStart(2, '0')}s` : `${t}s`;
 }
 
-async function drain(words: readonly string[], target: ApiTarget, io: Io, deps: AdmDeps): Promise<number> {
+/** The real server and optional service selector of `drain`/`undrain`; a number is an exit code. */
+function serverAndService(what: string, words: readonly string[], io: Io, extra: (w: string, next: () => string) => number | null): { server: string; service?: string } | number {
   let server: string | undefined;
   let service: string | undefined;
-  let deadline = 600;
-  let wait = true;
   for (let i = 0; i < words.length; i++) {
     const w = words[i] as string;
-    if (w === '--deadline') {
-      const d = parseDuration(words[++i] ?? '');
-      if (d === null || d <= 0) {
-        io.err(`fulcrum adm drain: --deadline: '${words[i] ?? ''}' is not a duration (e.g. 10m, 90s, 1h)`);
-        return 2;
-      }
-      deadline = d;
-    } else if (w === '--no-wait') wait = false;
-    else if (['-t', '-u', '-f', '--tcp-service', '--udp-service', '--fwmark-service'].includes(w)) {
+    const took = extra(w, () => words[++i] ?? '');
+    if (took === 0) continue;
+    if (took !== null) return took;
+    if (['-t', '-u', '-f', '--tcp-service', '--udp-service', '--fwmark-service'].includes(w)) {
       const sel = parseLine(['-L', w, words[++i] ?? ''], io);
       if (!sel || sel.op !== 'list' || !sel.service) return 2;
       service = serviceIdKey(sel.service);
     } else if (w.startsWith('-')) {
-      io.err(`fulcrum adm drain: unknown option '${w}'`);
+      io.err(`fulcrum adm ${what}: unknown option '${w}'`);
       return 2;
     } else if (server === undefined) server = w;
     else {
-      io.err(`fulcrum adm drain: one real server at a time ('${w}')`);
+      io.err(`fulcrum adm ${what}: one real server at a time ('${w}')`);
       return 2;
     }
   }
   if (server === undefined) {
-    io.err('fulcrum adm drain: which real server? (e.g. fulcrum adm drain 10.0.0.2:80 --deadline 10m)');
+    io.err(`fulcrum adm ${what}: which real server? (e.g. fulcrum adm ${what} 10.0.0.2:80${what === 'drain' ? ' --deadline 10m' : ''})`);
     return 2;
   }
+  return service === undefined ? { server } : { server, service };
+}
+
+/** `fulcrum adm undrain RS [-t|-u|-f SERVICE]`: cancel a drain in progress, restoring the weight it had. */
+async function undrain(words: readonly string[], target: ApiTarget, io: Io): Promise<number> {
+  const which = serverAndService('undrain', words, io, () => null);
+  if (typeof which === 'number') return which;
+  const r = await apiRequest<{ restored: { service: string; weight: number }[] }>(target, 'DELETE', '/v1/drains', which);
+  if (r.status !== 200) {
+    io.err(errorOf(r));
+    return r.status === 400 ? 2 : 1;
+  }
+  for (const x of r.body.restored) io.out(`${which.server} in ${x.service}: drain cancelled, weight ${x.weight} restored`);
+  return 0;
+}
+
+async function drain(words: readonly string[], target: ApiTarget, io: Io, deps: AdmDeps): Promise<number> {
+  let deadline = 600;
+  let wait = true;
+  const which = serverAndService('drain', words, io, (w, next) => {
+    if (w === '--deadline') {
+      const text = next();
+      const d = parseDuration(text);
+      if (d === null || d <= 0) {
+        io.err(`fulcrum adm drain: --deadline: '${text}' is not a duration (e.g. 10m, 90s, 1h)`);
+        return 2;
+      }
+      deadline = d;
+      return 0;
+    }
+    if (w === '--no-wait') {
+      wait = false;
+      return 0;
+    }
+    return null;
+  });
+  if (typeof which === 'number') return which;
+  const { server, service } = which;
   const r = await apiRequest<{ drains: DrainStatus[] }>(target, 'POST', '/v1/drains', { server, deadline, ...(service !== undefined ? { service } : {}) });
   if (r.status !== 200) {
     io.err(errorOf(r));

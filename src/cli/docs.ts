@@ -204,7 +204,7 @@ function specsOf(program: Command, admOptions: readonly string[]): CompletionSpe
     const fileOptions = c.options.filter((o) => /<(FILE|PATH)>/.test(o.flags)).flatMap((o) => [o.long, o.short]).filter((x): x is string => x !== undefined);
     // An argument documented as `a | b | c` is a choice.
     const words = c.registeredArguments.flatMap((a) => (/\|/.test(a.description) ? a.description.split('|').map((w) => w.trim()) : []));
-    if (c.name() === 'adm') return { name: 'adm', options: [...admOptions, '--socket', '--url', '--token-file', 'drain', 'runtime'], fileOptions: ['--socket', '--token-file'], words: [] };
+    if (c.name() === 'adm') return { name: 'adm', options: [...admOptions, '--socket', '--url', '--token-file', 'drain', 'undrain', 'runtime'], fileOptions: ['--socket', '--token-file'], words: [] };
     return { name: c.name(), options, fileOptions, words };
   });
 }

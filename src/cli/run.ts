@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Daemon, attachLogger, createLogger, publishDaemon, type LogLevel } from '../daemon/index.js';
-import { createMetrics, startApi, statusView, StatusBoard, type OpenPart, type RunningApi } from '../api/index.js';
+import { createMetrics, startApi, statusView, StatusBoard, TrafficHistory, type OpenPart, type RunningApi } from '../api/index.js';
 import { parseHostPort } from '../config/ipvsadm/index.js';
 import { formatHostPort } from '../model/address.js';
 import { FileRuntimeStore } from '../runtime/index.js';
@@ -222,15 +222,28 @@ export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = p
     return 1;
   }
   let apiServer: RunningApi | null = null;
+  // The dashboard's traffic history lives here, so a page reload keeps its charts.
+  // FULCRUM_HISTORY_STEP_MS (100–60000, default 5000) sets the sampling step; the window is 360 samples.
+  const step = Number(process.env['FULCRUM_HISTORY_STEP_MS'] ?? 5000);
+  const history = new TrafficHistory(Number.isInteger(step) && step >= 100 && step <= 60_000 ? step : 5000);
+  const sampler = setInterval(() => {
+    try {
+      history.record(Date.now(), daemon.plane.stats());
+    } catch (err: unknown) {
+      reportFailure('history', FailureCode.TASK, err);
+    }
+  }, history.stepMs);
+  sampler.unref();
   if (api.socketPath || api.listen) {
     try {
       apiServer = await startApi({
-        daemon, board, metrics: createMetrics(() => statusView(daemon, board), board),
+        daemon, board, history, metrics: createMetrics(() => statusView(daemon, board), board),
         socketPath: api.socketPath, listen: api.listen, token: api.token, open: api.open, dashboardDir: dashboardDir(), faults,
       });
     } catch (err: unknown) {
       signals.removeListener('SIGHUP', onEarlyHup);
       unwatch();
+      clearInterval(sampler);
       io.err(`fulcrum run: ${err instanceof Error ? err.message : String(err)}`);
       await daemon.stop('api-failed');
       detach();
@@ -262,6 +275,7 @@ export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = p
         signals.removeListener('SIGTERM', onTerm);
         signals.removeListener('SIGINT', onInt);
         clearInterval(keepAlive);
+        clearInterval(sampler);
         unwatch();
         detach();
         resolve(0);

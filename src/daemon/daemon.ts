@@ -552,9 +552,13 @@ export class Daemon {
       if (targets.length === 0) return { ok: false, reason: service ? 'No such destination' : `No such destination: no service has real server ${server}`, status: 'not-found' };
       const rec = new OverlayRecorder(this.overlay, base, eff);
       const now = Date.now();
+      const before = new Map<string, number>();
       for (const t of targets) {
         const r0 = t.servers.find((r) => formatHostPort(r.address, r.port) === server);
         if (!r0) continue;
+        // A drain of a drain keeps the weight the first one saved.
+        const key = serviceIdKey(t.id);
+        before.set(key, this.overlay.drains.find((d) => d.service === key && d.server === server)?.weight ?? r0.weight);
         const r = rec.record({ op: 'edit-server', service: t.id, server: { ...r0, weight: 0 }, loc: { file: source, line: 1, col: 1 } });
         if (!r.ok) return { ok: false, reason: r.message, status: 'conflict' };
       }
@@ -562,13 +566,49 @@ export class Daemon {
       const recorded = rec.overlay;
       const overlay: RuntimeOverlay = {
         ...recorded,
-        drains: [...recorded.drains.filter((d) => !(keys.has(d.service) && d.server === server)), ...[...keys].map((key) => ({ service: key, server, deadline, started: now }))],
+        drains: [...recorded.drains.filter((d) => !(keys.has(d.service) && d.server === server)),
+          ...[...keys].map((key) => ({ service: key, server, deadline, started: now, weight: before.get(key) ?? 1 }))],
       };
       const r = await this.commitOverlay(base, overlay);
       if ('refused' in r) return { ok: false, reason: r.refused, status: r.status };
       for (const key of keys) publishDaemon({ type: 'drain-started', service: key, server, deadline });
       this.scheduleDrainCheck();
       return { ok: true, ops: r.ops, failed: r.failed, drains: this.drains() };
+    });
+  }
+
+  /**
+   * Cancel drains in progress of `server` (in `service`, or in every service draining it):
+   * the weight it had before the drain comes back and it is no longer removed. A server
+   * that is not draining is `not-found`.
+   */
+  undrain(server: string, service: string | undefined, source: string): Promise<ChangeOutcome & { restored?: { service: string; weight: number }[] }> {
+    return this.serial(async () => {
+      const base = this.base;
+      const eff = this.config;
+      if (!base || !eff || this.stopping) return { ok: false, reason: 'the director is not running', status: 'unavailable' };
+      const cancel = this.overlay.drains.filter((d) => d.server === server && (service === undefined || d.service === service));
+      if (cancel.length === 0) return { ok: false, reason: `${server} is not draining${service ? ` in ${service}` : ''}`, status: 'not-found' };
+      const table = new Map(ipvsView(eff).services.map((s) => [serviceIdKey(s.id), s]));
+      const fileWeight = (key: string): number | undefined => ipvsView(base).services.find((s) => serviceIdKey(s.id) === key)
+        ?.servers.find((r) => formatHostPort(r.address, r.port) === server)?.weight;
+      const rec = new OverlayRecorder(this.overlay, base, eff);
+      const restored: { service: string; weight: number }[] = [];
+      for (const d of cancel) {
+        const svc = table.get(d.service);
+        const r0 = svc?.servers.find((r) => formatHostPort(r.address, r.port) === server);
+        if (!svc || !r0) continue;
+        const weight = d.weight ?? fileWeight(d.service) ?? 1;
+        const r = rec.record({ op: 'edit-server', service: svc.id, server: { ...r0, weight }, loc: { file: source, line: 1, col: 1 } });
+        if (!r.ok) return { ok: false, reason: r.message, status: 'conflict' };
+        restored.push({ service: d.service, weight });
+      }
+      const recorded = rec.overlay;
+      const overlay: RuntimeOverlay = { ...recorded, drains: recorded.drains.filter((d) => !cancel.includes(d)) };
+      const r = await this.commitOverlay(base, overlay);
+      if ('refused' in r) return { ok: false, reason: r.refused, status: r.status };
+      for (const x of restored) publishDaemon({ type: 'drain-cancelled', service: x.service, server, weight: x.weight, source });
+      return { ok: true, ops: r.ops, failed: r.failed, restored };
     });
   }
 

@@ -21,6 +21,8 @@ export type DaemonEvent =
   /** A runtime change was refused; nothing changed. */
   | { readonly type: 'runtime-rejected'; readonly source: string; readonly commands: readonly string[]; readonly reason: string }
   | { readonly type: 'drain-started'; readonly service: string; readonly server: string; readonly deadline: number }
+  /** A drain was cancelled (undrain): the server keeps serving with its weight from before. */
+  | { readonly type: 'drain-cancelled'; readonly service: string; readonly server: string; readonly weight: number; readonly source: string }
   /** A drained server was removed: idle, at its deadline (with what was left), or gone from the table. */
   | { readonly type: 'drained'; readonly service: string; readonly server: string; readonly outcome: 'idle' | 'deadline' | 'gone'; readonly connections: number; readonly templates: number }
 

@@ -99,6 +99,9 @@ export function attachLogger(log: Logger): () => void {
         log.info({ event: 'sync-role', from: e.from, to: e.to, interface: e.interface, instance: e.instance, syncid: e.syncid },
           `connection sync: ${e.from} → ${e.to} on ${e.interface} (syncid ${e.syncid}${e.instance ? `, following ${e.instance}` : ''})`);
         return;
+      case 'drain-cancelled':
+        log.info({ event: 'drain-cancelled', service: e.service, server: e.server, weight: e.weight, source: e.source }, `${e.service}: drain of ${e.server} cancelled by ${e.source}, weight ${e.weight} restored`);
+        return;
       case 'drained':
         (e.outcome === 'deadline' ? log.warn.bind(log) : log.info.bind(log))({ event: 'drained', service: e.service, server: e.server, outcome: e.outcome, connections: e.connections, templates: e.templates },
           `${e.service}: ${e.server} removed after draining (${e.outcome}${e.outcome === 'deadline' ? `: ${e.connections} connection(s), ${e.templates} template(s) left` : ''})`);

@@ -45,6 +45,8 @@ export interface DrainEntry {
   /** Milliseconds since the epoch. */
   readonly deadline: number;
   readonly started: number;
+  /** The weight before the drain, which an undrain restores (absent in older state files: the file's weight). */
+  readonly weight?: number;
 }
 
 export interface RuntimeOverlay {

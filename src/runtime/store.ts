@@ -65,6 +65,7 @@ export function parseOverlay(text: string, where: string): RuntimeOverlay {
         throw bad(`${field}[${i}] does not name its service and server`);
       }
       if (field === 'drains' && (typeof e['deadline'] !== 'number' || typeof e['started'] !== 'number')) throw bad(`${field}[${i}] has no deadline`);
+      if (field === 'drains' && e['weight'] !== undefined && !(Number.isInteger(e['weight']) && (e['weight'] as number) >= 0)) throw bad(`${field}[${i}].weight is not a weight`);
     });
   }
   const t = v['timeouts'];

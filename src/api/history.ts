@@ -1,0 +1,109 @@
+/**
+ * Traffic history for the dashboard's charts, kept in the daemon so a page reload keeps it:
+ * every sample (`record`, one per `stepMs`, driven by the caller's timer and clock) holds,
+ * per virtual service, new connections/s and bytes/s, and per real server bytes/s and its
+ * active connections. A fixed window of `capacity` samples (default 360 × 5 s = 30 min) in
+ * typed-array rings: memory is bounded by the window and the table's size, not by time.
+ * A series that has been absent for the whole window is dropped. Pure.
+ */
+import type { ServiceStats } from '../dataplane/types.js';
+
+/** One series' values, oldest first; null where the service or server did not exist. */
+export interface HistorySeries {
+  /** New connections per second. */
+  readonly cps: (number | null)[];
+  /** Bytes per second, in + out. */
+  readonly bps: (number | null)[];
+  /** Active connections. */
+  readonly active: (number | null)[];
+}
+
+export interface HistoryView {
+  /** Milliseconds between samples. */
+  readonly stepMs: number;
+  /** Sample times (ms since the epoch), oldest first: those after `since`. */
+  readonly at: number[];
+  /** `SERVICE` (a virtual service) or `SERVICE|SERVER` (a real server) → its values at those times. */
+  readonly series: Record<string, HistorySeries>;
+}
+
+class Ring {
+  readonly cps: Float32Array;
+  readonly bps: Float64Array;
+  readonly active: Float32Array;
+  constructor(n: number) {
+    this.cps = new Float32Array(n).fill(NaN);
+    this.bps = new Float64Array(n).fill(NaN);
+    this.active = new Float32Array(n).fill(NaN);
+  }
+}
+
+export class TrafficHistory {
+  private readonly at: Float64Array;
+  private readonly rings = new Map<string, Ring>();
+  /** Samples recorded so far (the next slot is count % capacity). */
+  private count = 0;
+  /** Per series: the last sample index it was present in. */
+  private readonly seen = new Map<string, number>();
+
+  constructor(readonly stepMs = 5000, readonly capacity = 360) {
+    this.at = new Float64Array(capacity);
+  }
+
+  /** Add one sample taken at `now` from the data plane's statistics. */
+  record(now: number, services: readonly ServiceStats[]): void {
+    const slot = this.count % this.capacity;
+    this.at[slot] = now;
+    const present = new Set<string>();
+    const put = (key: string, cps: number, bps: number, active: number): void => {
+      let r = this.rings.get(key);
+      if (!r) {
+        r = new Ring(this.capacity);
+        this.rings.set(key, r);
+      }
+      r.cps[slot] = cps;
+      r.bps[slot] = bps;
+      r.active[slot] = active;
+      present.add(key);
+      this.seen.set(key, this.count);
+    };
+    for (const s of services) {
+      let active = 0;
+      for (const d of s.servers) {
+        put(`${s.spec.key}|${d.spec.key}`, d.rates.cps, d.rates.inBps + d.rates.outBps, d.active);
+        active += d.active;
+      }
+      put(s.spec.key, s.rates.cps, s.rates.inBps + s.rates.outBps, active);
+    }
+    for (const [key, r] of this.rings) {
+      if (present.has(key)) continue;
+      r.cps[slot] = NaN;
+      r.bps[slot] = NaN;
+      r.active[slot] = NaN;
+      if (this.count - (this.seen.get(key) ?? 0) >= this.capacity) {
+        this.rings.delete(key);
+        this.seen.delete(key);
+      }
+    }
+    this.count++;
+  }
+
+  /** The samples taken after `since` (ms), every series aligned on them. */
+  view(since = 0): HistoryView {
+    const n = Math.min(this.count, this.capacity);
+    const first = this.count - n;
+    const idx: number[] = [];
+    for (let i = first; i < this.count; i++) if ((this.at[i % this.capacity] ?? 0) > since) idx.push(i % this.capacity);
+    const val = (a: Float32Array | Float64Array, i: number): number | null => {
+      const v = a[i] ?? NaN;
+      return Number.isNaN(v) ? null : Math.round(v * 100) / 100;
+    };
+    const series: Record<string, HistorySeries> = {};
+    if (idx.length > 0) {
+      for (const [key, r] of this.rings) {
+        series[key] = { cps: idx.map((i) => val(r.cps, i)), bps: idx.map((i) => val(r.bps, i)), active: idx.map((i) => val(r.active, i)) };
+      }
+    }
+    return { stepMs: this.stepMs, at: idx.map((i) => this.at[i] ?? 0), series };
+  }
+}
