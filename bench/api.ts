@@ -74,9 +74,15 @@ async function fulcrum(vports: number[]): Promise<Record<string, number>> {
   try {
     const unix: ApiTarget = { socketPath: path.join(d.dir, 'fulcrum.sock') };
     await d.waitLog((l) => l.event === 'api', 10_000, 'the API');
-    const tcp: ApiTarget = { url: `http://127.0.0.1:${apiPort}` };
-    await apiRequest(tcp, 'GET', '/metrics');
-    const scrape = await timed(SCRAPES, async () => (await apiRequest(tcp, 'GET', '/metrics')).text.length);
+    // /metrics over TCP needs the token (as a Prometheus would send it).
+    const tcp: ApiTarget = { url: `http://127.0.0.1:${apiPort}`, token: 'bench-token-0123456789abcdef' };
+    const scrapeOnce = async (): Promise<number> => {
+      const r = await apiRequest(tcp, 'GET', '/metrics');
+      if (r.status !== 200) throw new Error(`/metrics answered ${r.status}: ${r.text.slice(0, 200)}`);
+      return r.text.length;
+    };
+    await scrapeOnce();
+    const scrape = await timed(SCRAPES, scrapeOnce);
     const key = encodeURIComponent(`tcp 127.0.0.1:${vports[0] ?? 0}`);
     const first = server(0, 0);
     const change = await timed(CHANGES, async (i) => {

@@ -113,3 +113,11 @@ test('metrics: VRRP state, priority, adverts, transitions and drops by reason', 
     'fulcrum_vrrp_packets_dropped_total{reason="bad-ttl"} 1',
   ]) assert.ok(lines.includes(line), `missing: ${line}`);
 });
+
+test('metrics: service and real-server families escape label values as prom-client does and never let a counter go below 0', async () => {
+  const m = createMetrics(() => view({ services: [{ ...view().services[0]!, key: 'tcp a"b\\c\nd', dropped: -4 }] }), new StatusBoard(() => 0), false);
+  const { text } = await m.scrape();
+  assert.match(text, /^fulcrum_service_dropped_datagrams_total\{service="tcp a\\"b\\\\c\\nd"\} 0$/m);
+  assert.match(text, /^# TYPE fulcrum_real_server_weight gauge$/m);
+  assert.match(text, /^fulcrum_real_server_up\{service="tcp a\\"b\\\\c\\nd",server="10\.0\.0\.2:80"\} 0$/m);
+});

@@ -6,12 +6,15 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { StatusBoard } from './status.js';
+import { ByteWriter } from './bytes.js';
 import type { StatusView } from './view.js';
 
 export interface Metrics {
   readonly registry: Registry;
   /** The exposition text (and its content type) for one scrape. */
   scrape(): Promise<{ text: string; contentType: string }>;
+  /** The same exposition written into `out` (the API's path: no megabyte-sized string); its content type. */
+  scrapeInto(out: ByteWriter): Promise<string>;
 }
 
 export function createMetrics(view: () => StatusView, board: StatusBoard, defaults = true): Metrics {
@@ -20,10 +23,7 @@ export function createMetrics(view: () => StatusView, board: StatusBoard, defaul
   let current: StatusView | null = null;
   const v = (): StatusView => current ?? (current = view());
 
-  const svcL = ['service'] as const;
   const srvL = ['service', 'server'] as const;
-  type SvcLabels = (typeof svcL)[number];
-  type SrvLabels = (typeof srvL)[number];
 
   /** A counter whose value is read from the view (prom-client counters only go up, so reset and set). */
   const readCounter = <L extends string>(name: string, help: string, labelNames: readonly L[], read: (emit: (labels: Record<L, string>, value: number) => void) => void): void => {
@@ -44,12 +44,6 @@ export function createMetrics(view: () => StatusView, board: StatusBoard, defaul
       },
     });
   };
-  const eachService = (f: (s: StatusView['services'][number]) => void): void => { for (const s of v().services) f(s); };
-  const eachServer = (f: (s: StatusView['services'][number], r: StatusView['services'][number]['servers'][number]) => void): void => {
-    for (const s of v().services) for (const r of s.servers) f(s, r);
-  };
-  const dirL = ['service', 'direction'] as const;
-  const srvDirL = ['service', 'server', 'direction'] as const;
 
   // Connection sync.
   const sync = (): StatusView['sync'] => v().sync;
@@ -114,51 +108,6 @@ export function createMetrics(view: () => StatusView, board: StatusBoard, defaul
     for (const [reason, n] of Object.entries(v().vrrpDrops)) e({ reason }, n);
   });
 
-  readCounter<SvcLabels>('fulcrum_service_connections_total', 'Connections (UDP: sessions) scheduled by the virtual service', svcL, (e) => eachService((s) => e({ service: s.key }, s.counters.conns)));
-  readCounter<(typeof dirL)[number]>('fulcrum_service_packets_total', 'Packets through the virtual service (in = client to server)', dirL, (e) => eachService((s) => {
-    e({ service: s.key, direction: 'in' }, s.counters.inPkts);
-    e({ service: s.key, direction: 'out' }, s.counters.outPkts);
-  }));
-  readCounter<(typeof dirL)[number]>('fulcrum_service_bytes_total', 'Bytes through the virtual service (in = client to server)', dirL, (e) => eachService((s) => {
-    e({ service: s.key, direction: 'in' }, s.counters.inBytes);
-    e({ service: s.key, direction: 'out' }, s.counters.outBytes);
-  }));
-  readCounter<SvcLabels>('fulcrum_service_dropped_datagrams_total', 'Datagrams dropped (UDP: no real server, queue full, send failure)', svcL, (e) => eachService((s) => e({ service: s.key }, s.dropped)));
-  readGauge<SvcLabels>('fulcrum_service_connections_per_second', 'Connection rate (IPVS 2-second estimator)', svcL, (e) => eachService((s) => e({ service: s.key }, s.rates.cps)));
-  readGauge<(typeof dirL)[number]>('fulcrum_service_bytes_per_second', 'Byte rate (IPVS 2-second estimator)', dirL, (e) => eachService((s) => {
-    e({ service: s.key, direction: 'in' }, s.rates.inBps);
-    e({ service: s.key, direction: 'out' }, s.rates.outBps);
-  }));
-  readGauge<(typeof dirL)[number]>('fulcrum_service_packets_per_second', 'Packet rate (IPVS 2-second estimator)', dirL, (e) => eachService((s) => {
-    e({ service: s.key, direction: 'in' }, s.rates.inPps);
-    e({ service: s.key, direction: 'out' }, s.rates.outPps);
-  }));
-  readGauge<SvcLabels>('fulcrum_service_up', '1 when the virtual service is in the data plane', svcL, (e) => eachService((s) => e({ service: s.key }, s.active ? 1 : 0)));
-
-  readCounter<SrvLabels>('fulcrum_real_server_connections_total', 'Connections scheduled to the real server', srvL, (e) => eachServer((s, r) => e({ service: s.key, server: r.key }, r.counters.conns)));
-  readCounter<(typeof srvDirL)[number]>('fulcrum_real_server_bytes_total', 'Bytes to and from the real server (in = client to server)', srvDirL, (e) => eachServer((s, r) => {
-    e({ service: s.key, server: r.key, direction: 'in' }, r.counters.inBytes);
-    e({ service: s.key, server: r.key, direction: 'out' }, r.counters.outBytes);
-  }));
-  readCounter<(typeof srvDirL)[number]>('fulcrum_real_server_packets_total', 'Packets to and from the real server (in = client to server)', srvDirL, (e) => eachServer((s, r) => {
-    e({ service: s.key, server: r.key, direction: 'in' }, r.counters.inPkts);
-    e({ service: s.key, server: r.key, direction: 'out' }, r.counters.outPkts);
-  }));
-  readGauge<SrvLabels>('fulcrum_real_server_active_connections', 'ActiveConn as ipvsadm shows it', srvL, (e) => eachServer((s, r) => e({ service: s.key, server: r.key }, r.active)));
-  readGauge<SrvLabels>('fulcrum_real_server_inactive_connections', 'InActConn as ipvsadm shows it', srvL, (e) => eachServer((s, r) => e({ service: s.key, server: r.key }, r.inactive)));
-  readGauge<SrvLabels>('fulcrum_real_server_persistence_templates', 'Persistence templates pointing at the real server', srvL, (e) => eachServer((s, r) => e({ service: s.key, server: r.key }, r.templates)));
-  readGauge<SrvLabels>('fulcrum_real_server_connections_per_second', 'Connection rate (IPVS 2-second estimator)', srvL, (e) => eachServer((s, r) => e({ service: s.key, server: r.key }, r.rates.cps)));
-  readGauge<(typeof srvDirL)[number]>('fulcrum_real_server_bytes_per_second', 'Byte rate (IPVS 2-second estimator)', srvDirL, (e) => eachServer((s, r) => {
-    e({ service: s.key, server: r.key, direction: 'in' }, r.rates.inBps);
-    e({ service: s.key, server: r.key, direction: 'out' }, r.rates.outBps);
-  }));
-  readGauge<SrvLabels>('fulcrum_real_server_weight', 'Weight in the data plane now (absent when out of the table)', srvL, (e) => eachServer((s, r) => { if (r.weight !== null) e({ service: s.key, server: r.key }, r.weight); }));
-  readGauge<SrvLabels>('fulcrum_real_server_configured_weight', 'Weight the configuration (and runtime changes) give', srvL, (e) => eachServer((s, r) => e({ service: s.key, server: r.key }, r.configuredWeight)));
-  readGauge<SrvLabels>('fulcrum_real_server_up', '1 when the health checks pass (or none are configured), 0 when down', srvL, (e) => eachServer((s, r) => e({ service: s.key, server: r.key }, r.health.alive ? 1 : 0)));
-  readGauge<SrvLabels>('fulcrum_real_server_last_transition_timestamp_seconds', 'When the real server last went in or out of rotation', srvL, (e) => eachServer((s, r) => { if (r.health.since > 0) e({ service: s.key, server: r.key }, r.health.since / 1000); }));
-  readCounter<SrvLabels>('fulcrum_real_server_health_transitions_total', 'Times the real server went in or out of rotation', srvL, (e) => eachServer((s, r) => e({ service: s.key, server: r.key }, r.health.transitions)));
-  readGauge<SrvLabels>('fulcrum_real_server_agent_load', "The server agent's last load reading (-1..100)", srvL, (e) => eachServer((s, r) => { if (r.agent?.load !== undefined) e({ service: s.key, server: r.key }, r.agent.load); }));
-
   const latency = new Histogram<'service' | 'server' | 'checker'>({
     name: 'fulcrum_checker_latency_seconds', help: 'Health-check probe time, start to verdict',
     labelNames: ['service', 'server', 'checker'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry],
@@ -203,15 +152,104 @@ export function createMetrics(view: () => StatusView, board: StatusBoard, defaul
     for (const d of v().drains) e({ service: d.service, server: d.server }, d.active + d.inactive + d.templates);
   });
 
+  const scrapeInto = async (out: ByteWriter): Promise<string> => {
+    current = null;
+    try {
+      out.write(await registry.metrics());
+      out.write('\n');
+      serviceFamilies(v(), out);
+      return registry.contentType;
+    } finally {
+      current = null;
+    }
+  };
   return {
     registry,
+    scrapeInto,
     async scrape() {
-      current = null;
-      try {
-        return { text: await registry.metrics(), contentType: registry.contentType };
-      } finally {
-        current = null;
-      }
+      const out = new ByteWriter(1 << 16);
+      const contentType = await scrapeInto(out);
+      return { text: out.bytes().toString('utf8'), contentType };
     },
   };
+}
+
+type ServiceV = StatusView['services'][number];
+type ServerV = ServiceV['servers'][number];
+
+/**
+ * One family per virtual service or per real server: its name, help, type, and the
+ * samples of one service or server — `put(labelsSuffix, value)` where the suffix adds
+ * labels after the service's (or server's) own (`,direction="in"`), or nothing.
+ */
+interface Family<T> {
+  readonly name: string;
+  readonly help: string;
+  readonly type: 'counter' | 'gauge';
+  readonly read: (x: T, put: (extra: string, value: number) => void) => void;
+}
+
+const SERVICE_FAMILIES: readonly Family<ServiceV>[] = [
+  { name: 'fulcrum_service_connections_total', help: 'Connections (UDP: sessions) scheduled by the virtual service', type: 'counter', read: (s, p) => p('', s.counters.conns) },
+  { name: 'fulcrum_service_packets_total', help: 'Packets through the virtual service (in = client to server)', type: 'counter', read: (s, p) => { p(',direction="in"', s.counters.inPkts); p(',direction="out"', s.counters.outPkts); } },
+  { name: 'fulcrum_service_bytes_total', help: 'Bytes through the virtual service (in = client to server)', type: 'counter', read: (s, p) => { p(',direction="in"', s.counters.inBytes); p(',direction="out"', s.counters.outBytes); } },
+  { name: 'fulcrum_service_dropped_datagrams_total', help: 'Datagrams dropped (UDP: no real server, queue full, send failure)', type: 'counter', read: (s, p) => p('', s.dropped) },
+  { name: 'fulcrum_service_connections_per_second', help: 'Connection rate (IPVS 2-second estimator)', type: 'gauge', read: (s, p) => p('', s.rates.cps) },
+  { name: 'fulcrum_service_bytes_per_second', help: 'Byte rate (IPVS 2-second estimator)', type: 'gauge', read: (s, p) => { p(',direction="in"', s.rates.inBps); p(',direction="out"', s.rates.outBps); } },
+  { name: 'fulcrum_service_packets_per_second', help: 'Packet rate (IPVS 2-second estimator)', type: 'gauge', read: (s, p) => { p(',direction="in"', s.rates.inPps); p(',direction="out"', s.rates.outPps); } },
+  { name: 'fulcrum_service_up', help: '1 when the virtual service is in the data plane', type: 'gauge', read: (s, p) => p('', s.active ? 1 : 0) },
+];
+
+const SERVER_FAMILIES: readonly Family<ServerV>[] = [
+  { name: 'fulcrum_real_server_connections_total', help: 'Connections scheduled to the real server', type: 'counter', read: (r, p) => p('', r.counters.conns) },
+  { name: 'fulcrum_real_server_bytes_total', help: 'Bytes to and from the real server (in = client to server)', type: 'counter', read: (r, p) => { p(',direction="in"', r.counters.inBytes); p(',direction="out"', r.counters.outBytes); } },
+  { name: 'fulcrum_real_server_packets_total', help: 'Packets to and from the real server (in = client to server)', type: 'counter', read: (r, p) => { p(',direction="in"', r.counters.inPkts); p(',direction="out"', r.counters.outPkts); } },
+  { name: 'fulcrum_real_server_active_connections', help: 'ActiveConn as ipvsadm shows it', type: 'gauge', read: (r, p) => p('', r.active) },
+  { name: 'fulcrum_real_server_inactive_connections', help: 'InActConn as ipvsadm shows it', type: 'gauge', read: (r, p) => p('', r.inactive) },
+  { name: 'fulcrum_real_server_persistence_templates', help: 'Persistence templates pointing at the real server', type: 'gauge', read: (r, p) => p('', r.templates) },
+  { name: 'fulcrum_real_server_connections_per_second', help: 'Connection rate (IPVS 2-second estimator)', type: 'gauge', read: (r, p) => p('', r.rates.cps) },
+  { name: 'fulcrum_real_server_bytes_per_second', help: 'Byte rate (IPVS 2-second estimator)', type: 'gauge', read: (r, p) => { p(',direction="in"', r.rates.inBps); p(',direction="out"', r.rates.outBps); } },
+  { name: 'fulcrum_real_server_weight', help: 'Weight in the data plane now (absent when out of the table)', type: 'gauge', read: (r, p) => { if (r.weight !== null) p('', r.weight); } },
+  { name: 'fulcrum_real_server_configured_weight', help: 'Weight the configuration (and runtime changes) give', type: 'gauge', read: (r, p) => p('', r.configuredWeight) },
+  { name: 'fulcrum_real_server_up', help: '1 when the health checks pass (or none are configured), 0 when down', type: 'gauge', read: (r, p) => p('', r.health.alive ? 1 : 0) },
+  { name: 'fulcrum_real_server_last_transition_timestamp_seconds', help: 'When the real server last went in or out of rotation', type: 'gauge', read: (r, p) => { if (r.health.since > 0) p('', r.health.since / 1000); } },
+  { name: 'fulcrum_real_server_health_transitions_total', help: 'Times the real server went in or out of rotation', type: 'counter', read: (r, p) => p('', r.health.transitions) },
+  { name: 'fulcrum_real_server_agent_load', help: "The server agent's last load reading (-1..100)", type: 'gauge', read: (r, p) => { if (r.agent?.load !== undefined) p('', r.agent.load); } },
+];
+
+/** A label value as Prometheus' text format (and prom-client) escape it. */
+export function escapeLabel(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+}
+
+/** A sample value as prom-client prints it. */
+function num(v: number): string {
+  if (Number.isNaN(v)) return 'Nan';
+  if (!Number.isFinite(v)) return v < 0 ? '-Inf' : '+Inf';
+  return `${v}`;
+}
+
+/**
+ * The per-service and per-real-server families, written straight to text: at 1,000 real
+ * servers they are ~25,000 samples, which prom-client would rebuild as labelled objects
+ * (hash each label set, reset, set, serialize) on every scrape. Same names, help, types,
+ * label order and value format as prom-client; counters never go below 0.
+ */
+export function serviceFamilies(view: StatusView, out: ByteWriter): void {
+  const services = view.services;
+  const svcLabels = services.map((s) => `{service="${escapeLabel(s.key)}"`);
+  const servers = services.flatMap((s) => s.servers);
+  const serverLabels = services.flatMap((s, i) => s.servers.map((r) => `${svcLabels[i] ?? ''},server="${escapeLabel(r.key)}"`));
+  let first = true;
+  const family = <T>(f: Family<T>, items: readonly T[], labels: readonly string[]): void => {
+    out.write(`${first ? '' : '\n'}# HELP ${f.name} ${f.help}\n# TYPE ${f.name} ${f.type}\n`);
+    first = false;
+    const counter = f.type === 'counter';
+    for (let i = 0; i < items.length; i++) {
+      const head = `${f.name}${labels[i] ?? ''}`;
+      f.read(items[i] as T, (extra, value) => { out.write(`${head}${extra}} ${num(counter && value < 0 ? 0 : value)}\n`); });
+    }
+  };
+  for (const f of SERVICE_FAMILIES) family(f, services, svcLabels);
+  for (const f of SERVER_FAMILIES) family(f, servers, serverLabels);
 }

@@ -30,6 +30,7 @@ import type { Metrics } from './metrics.js';
 import type { StatusBoard } from './status.js';
 import { statusView } from './view.js';
 import { TrafficHistory } from './history.js';
+import { WriterPool } from './bytes.js';
 
 export const ApiErrorCode = {
   BAD_REQUEST: 'E_API_BAD_REQUEST',
@@ -441,9 +442,13 @@ function buildApp(o: ApiOptions, transport: 'unix' | 'tcp'): FastifyInstance {
   }
 
   // Prometheus
+  const scrapeBuffers = new WriterPool();
   app.get('/metrics', async (_req, reply) => {
-    const m = await o.metrics.scrape();
-    return reply.header('content-type', m.contentType).send(m.text);
+    // Written into a buffer lent for this response (see bytes.ts), returned once it is sent.
+    const out = scrapeBuffers.acquire();
+    reply.raw.once('close', () => scrapeBuffers.release(out));
+    const contentType = await o.metrics.scrapeInto(out);
+    return reply.header('content-type', contentType).send(out.bytes());
   });
 
   // Dashboard

@@ -88,7 +88,8 @@ const NO_COUNTERS: Counters = { conns: 0, inPkts: 0, outPkts: 0, inBytes: 0, out
 export function statusView(daemon: Pick<Daemon, 'configuration' | 'plane' | 'runtime' | 'drains' | 'reloads' | 'vrrpStatus' | 'vrrpDrops' | 'sync' | 'bgp'>, board: StatusBoard, now = Date.now()): StatusView {
   const config = daemon.configuration;
   const stats = new Map(daemon.plane.stats().map((s) => [s.spec.key, s]));
-  const drains = new Map(daemon.drains().map((d) => [`${d.service}|${d.server}`, d]));
+  const drainList = daemon.drains();
+  const drains = new Map(drainList.map((d) => [`${d.service}|${d.server}`, d]));
   const services: ServiceView[] = [];
   for (const vs of config?.virtualServers ?? []) {
     const key = serviceKey(vs);
@@ -140,7 +141,7 @@ export function statusView(daemon: Pick<Daemon, 'configuration' | 'plane' | 'run
     vrrp: daemon.vrrpStatus(),
     vrrpDrops: daemon.vrrpDrops(),
     runtime: { changes: rt.overlay.services.length + rt.overlay.servers.length, stale: rt.stale, where: rt.where },
-    drains: daemon.drains(),
+    drains: drainList,
     reloads: { ...daemon.reloads },
     workers: daemon.plane.workers?.() ?? [],
     lostConnections: daemon.plane.lostConnections?.() ?? 0,

@@ -614,8 +614,10 @@ export class Daemon {
 
   /** Drains in progress with what still holds them (connections, persistence templates). */
   drains(): DrainStatus[] {
+    const list = [...this.overlay.drains, ...this.finishing];
+    if (list.length === 0) return [];
     const stats = this.opts.plane.stats();
-    return [...this.overlay.drains, ...this.finishing].map((d) => {
+    return list.map((d) => {
       const st = stats.find((s) => s.spec.key === d.service)?.servers.find((x) => x.spec.key === d.server);
       return { ...d, active: st?.active ?? 0, inactive: st?.inactive ?? 0, templates: st?.persistent ?? 0 };
     });
