@@ -12,9 +12,44 @@ import type { HeldTable, Plan, PlanOp, ServerSpec } from '../dataplane/types.js'
 /** A table of services and servers by key (what a plane holds, or what is desired). */
 export type TableView = HeldTable;
 
-/** Structural equality of plain data (specs are JSON-shaped and built in one key order). */
+/**
+ * Structural equality of plain JSON-shaped data (specs), as comparing their JSON would
+ * decide it — an absent key and an undefined value are the same, NaN equals NaN — without
+ * building strings: a reload or a one-weight change compares every server of the table.
+ * (Non-finite numbers compare as null, as JSON writes them.)
+ */
 export function sameSpec(a: unknown, b: unknown): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
+  return same(a, b, false);
+}
+
+/** A value as JSON writes it: a non-finite number is null, and so is undefined inside an array. */
+function asJson(v: unknown, inArray: boolean): unknown {
+  if (typeof v === 'number' && !Number.isFinite(v)) return null;
+  if (v === undefined && inArray) return null;
+  return v;
+}
+
+function same(a0: unknown, b0: unknown, inArray: boolean): boolean {
+  const a = asJson(a0, inArray);
+  const b = asJson(b0, inArray);
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) || Array.isArray(b)) {
+    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!same(a[i], b[i], true)) return false;
+    return true;
+  }
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  let nx = 0;
+  for (const k in x) {
+    if (!Object.hasOwn(x, k) || x[k] === undefined) continue;
+    nx++;
+    if (!Object.hasOwn(y, k) || y[k] === undefined || !same(x[k], y[k], false)) return false;
+  }
+  let ny = 0;
+  for (const k in y) if (Object.hasOwn(y, k) && y[k] !== undefined) ny++;
+  return nx === ny;
 }
 
 export function diffTables(current: TableView, desired: TableView): Plan {

@@ -271,7 +271,10 @@ export class WorkersDataPlane implements DataPlane {
     const id = this.nextId++;
     const live = this.slots.filter((s) => s.thread && s.ready);
     const wire: Plan = { ops: sent };
-    const answers = await Promise.all(live.map((s) => this.ask(s, { t: 'prepare', id, plan: wire })));
+    // Only service ops open listeners (the part that can fail); a plan of server ops and
+    // weights has nothing to prepare, so it skips that round trip.
+    const opens = sent.some((op) => op.op === 'add-service' || op.op === 'edit-service');
+    const answers = opens ? await Promise.all(live.map((s) => this.ask(s, { t: 'prepare', id, plan: wire }))) : [];
     const skip = new Set<number>();
     for (const a of answers) {
       if (a?.t !== 'prepared') continue;
