@@ -15,6 +15,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import { apiRequest, type ApiTarget } from '../src/api/client.js';
 import { startDaemon } from '../src/testing/daemon.js';
 import { freePort } from '../src/testing/net.js';
@@ -23,15 +24,15 @@ import { ensureCommand } from '../src/testing/peers.js';
 const SERVERS = Number(process.env['BENCH_SERVERS'] ?? 1000);
 const SCRAPES = Number(process.env['BENCH_SCRAPES'] ?? 50);
 const CHANGES = Number(process.env['BENCH_CHANGES'] ?? 200);
-const PER_SERVICE = 100;
+export const PER_SERVICE = 100;
 const SERVICES = Math.ceil(SERVERS / PER_SERVICE);
 
-function pct(xs: readonly number[], p: number): number {
+export function pct(xs: readonly number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? 0;
 }
 
-const server = (svc: number, i: number): { address: string; port: number } => ({ address: `127.0.${10 + svc}.${1 + (i % 250)}`, port: 8000 + Math.floor(i / 250) });
+export const server = (svc: number, i: number): { address: string; port: number } => ({ address: `127.0.${10 + svc}.${1 + (i % 250)}`, port: 8000 + Math.floor(i / 250) });
 
 async function timed(n: number, fn: (i: number) => Promise<number>): Promise<{ ms: number[]; bytes: number }> {
   const ms: number[] = [];
@@ -44,13 +45,13 @@ async function timed(n: number, fn: (i: number) => Promise<number>): Promise<{ m
   return { ms, bytes };
 }
 
-function rssOf(pid: number): number {
+export function rssOf(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
 /** One command on HAProxy's runtime socket. */
-function haproxyCommand(sock: string, cmd: string): Promise<string> {
+export function haproxyCommand(sock: string, cmd: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const s = net.connect(sock);
     let out = '';
@@ -61,11 +62,32 @@ function haproxyCommand(sock: string, cmd: string): Promise<string> {
   });
 }
 
-async function fulcrum(vports: number[]): Promise<Record<string, number>> {
-  const conf = vports.map((vp, s) => `virtual_server 127.0.0.1 ${vp} {\n  lb_algo wrr\n  lb_kind PROXY\n${Array.from({ length: PER_SERVICE }, (_, i) => {
+/** keepalived.conf for Fulcrum: one wrr PROXY virtual server per port, PER_SERVICE real servers each. */
+export function fulcrumConfig(vports: readonly number[]): string {
+  return vports.map((vp, s) => `virtual_server 127.0.0.1 ${vp} {\n  lb_algo wrr\n  lb_kind PROXY\n${Array.from({ length: PER_SERVICE }, (_, i) => {
     const r = server(s, i);
     return `  real_server ${r.address} ${r.port} { weight 1 }\n`;
   }).join('')}}\n`).join('');
+}
+
+/** The same servers for HAProxy, with its prometheus-exporter on `statsPort` and an admin socket. */
+export function haproxyConfig(vports: readonly number[], sock: string, statsPort: number): string {
+  return [
+    'global', `  stats socket ${sock} level admin`, '  maxconn 4000',
+    'defaults', '  mode tcp', '  timeout connect 1s', '  timeout client 10s', '  timeout server 10s',
+    'frontend prom', '  mode http', `  bind 127.0.0.1:${statsPort}`, '  http-request use-service prometheus-exporter if { path /metrics }',
+    ...vports.flatMap((vp, s) => [
+      `listen vs${s}`, `  bind 127.0.0.1:${vp}`, '  balance roundrobin',
+      ...Array.from({ length: PER_SERVICE }, (_, i) => {
+        const r = server(s, i);
+        return `  server rs${i} ${r.address}:${r.port} weight 1`;
+      }),
+    ]),
+  ].join('\n');
+}
+
+async function fulcrum(vports: number[]): Promise<Record<string, number>> {
+  const conf = fulcrumConfig(vports);
   const apiPort = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fulcrum-bench-api-'));
   const tokenFile = path.join(dir, 'token');
@@ -105,18 +127,7 @@ async function haproxy(vports: number[]): Promise<Record<string, number>> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fulcrum-bench-haproxy-'));
   const sock = path.join(dir, 'admin.sock');
   const statsPort = await freePort();
-  const cfg = [
-    'global', `  stats socket ${sock} level admin`, '  maxconn 4000',
-    'defaults', '  mode tcp', '  timeout connect 1s', '  timeout client 10s', '  timeout server 10s',
-    'frontend prom', '  mode http', `  bind 127.0.0.1:${statsPort}`, '  http-request use-service prometheus-exporter if { path /metrics }',
-    ...vports.flatMap((vp, s) => [
-      `listen vs${s}`, `  bind 127.0.0.1:${vp}`, '  balance roundrobin',
-      ...Array.from({ length: PER_SERVICE }, (_, i) => {
-        const r = server(s, i);
-        return `  server rs${i} ${r.address}:${r.port} weight 1`;
-      }),
-    ]),
-  ].join('\n');
+  const cfg = haproxyConfig(vports, sock, statsPort);
   fs.writeFileSync(path.join(dir, 'haproxy.cfg'), `${cfg}\n`);
   const child = spawn(bin, ['-f', path.join(dir, 'haproxy.cfg'), '-db'], { stdio: ['ignore', 'ignore', 'inherit'] });
   try {
@@ -161,7 +172,9 @@ async function main(): Promise<void> {
   console.log(`ratio fulcrum/haproxy: scrape p50 ${ratio('scrapeP50')}×, p99 ${ratio('scrapeP99')}×; weight change p50 ${ratio('changeP50')}×, p99 ${ratio('changeP99')}×; RSS ${ratio('rssMiB')}×`);
 }
 
-void main().catch((err: unknown) => {
-  console.error(err);
-  process.exitCode = 1;
-});
+if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().catch((err: unknown) => {
+    console.error(err);
+    process.exitCode = 1;
+  });
+}

@@ -35,7 +35,7 @@ import { formatHostPort } from '../model/address.js';
 import { SyncDaemon, type SyncConfig, type SyncStatus } from '../sync/index.js';
 import { udpSyncTransport, type SyncTransport } from '../sys/sync-socket.js';
 import { BgpErrorCode, BgpSpeaker, type Announcer } from '../bgp/index.js';
-import { GoBgpAnnouncer } from '../sys/gobgp.js';
+import { LazyAnnouncer } from '../bgp/lazy.js';
 import {
   applyOverlay, EMPTY_OVERLAY, ipvsView, MemoryRuntimeStore, OverlayRecorder, changesTable,
   type DrainEntry, type OverlayResult, type RuntimeOverlay, type RuntimeStore,
@@ -202,9 +202,10 @@ export class Daemon {
       ...(opts.sync?.installIntervalMs !== undefined ? { installIntervalMs: opts.sync.installIntervalMs } : {}),
     });
     this.bgp = new BgpSpeaker({
-      makeAnnouncer: opts.announcer ?? ((b) => new GoBgpAnnouncer(b.speaker.kind === 'api'
+      // gRPC and protobuf load only for a configuration with fulcrum_bgp.
+      makeAnnouncer: opts.announcer ?? ((b) => new LazyAnnouncer(async () => new (await import('../sys/gobgp.js')).GoBgpAnnouncer(b.speaker.kind === 'api'
         ? { api: `${b.speaker.host.includes(':') ? `[${b.speaker.host}]` : b.speaker.host}:${b.speaker.port}` }
-        : { gobgpd: b.speaker.path, log: (line) => publishDaemon({ type: 'notice', message: `gobgpd: ${line}` }) })),
+        : { gobgpd: b.speaker.path, log: (line) => publishDaemon({ type: 'notice', message: `gobgpd: ${line}` }) }))),
       inputs: () => ({ services: this.director.serviceStates(), instanceState: (name) => this.vrrp.status().find((i) => i.name === name)?.state ?? null }),
       onEvent: (e) => publishDaemon(e),
       linkUp: (name) => readLink(name)?.up ?? false,
