@@ -99,3 +99,28 @@ test('a 10-second CPU stall of the master\'s control plane: VRRP keeps advertisi
     assert.ok(!d2.lines.slice(d2From).some(logEvent('vrrp-transition', { to: 'MASTER' })), 'the backup stayed BACKUP');
   });
 });
+
+test('track_file moves the VIP: the master\'s file reads 1 (weight 0) → FAULT and the backup takes the VIP; 0 → it preempts back', { skip, timeout: 60_000 }, async (t) => {
+  const lab = testLab(t, `${PREFIX}t`);
+  await withTempDir(async (dir) => {
+    lab.host('d1', '10.67.0.2');
+    lab.host('d2', '10.67.0.3');
+    const file = path.join(dir, 'd1.track');
+    const tracked = `track_file maint {\n  file ${file}\n  weight 0\n  init_file 0 overwrite\n}\n`;
+    const d1 = startFulcrum(lab, 'd1', dir, tracked + vrrpInstance({ vrid: 72, priority: 200, version: 3, advert: 0.1, vip: '10.67.0.100/24', extra: '  track_file {\n    maint\n  }\n' }));
+    await d1.waitLine(logEvent('vrrp-transition', { to: 'MASTER' }), 10_000);
+    const d2 = startFulcrum(lab, 'd2', dir, vrrpInstance({ vrid: 72, priority: 100, version: 3, advert: 0.1, vip: '10.67.0.100/24' }));
+    await d2.waitLine(logEvent('vrrp-transition', { to: 'BACKUP' }), 10_000);
+    assert.ok(lab.addresses('d1').includes('10.67.0.100'));
+    const fs = await import('node:fs');
+    assert.equal(fs.readFileSync(file, 'utf8').trim(), '0', 'init_file wrote the file');
+    fs.writeFileSync(file, '1\n');
+    await d1.waitLine(logEvent('vrrp-transition', { to: 'FAULT' }), 5_000);
+    await d2.waitLine(logEvent('vrrp-transition', { to: 'MASTER' }), 5_000);
+    assert.ok(lab.addresses('d2').includes('10.67.0.100'), 'the backup holds the VIP');
+    assert.ok(!lab.addresses('d1').includes('10.67.0.100'), 'the faulted master released it');
+    fs.writeFileSync(file, '0\n');
+    await d2.waitLine(logEvent('vrrp-transition', { from: 'MASTER', to: 'BACKUP' }), 8_000);
+    assert.ok(lab.addresses('d1').includes('10.67.0.100'), 'back on d1 after it preempted');
+  });
+});

@@ -302,6 +302,14 @@ export interface TrackedScript {
   readonly reverse: boolean;
 }
 
+/** `track_file { NAME [weight W [reverse]] }` in a vrrp_instance or vrrp_sync_group: a track_file block by name. */
+export interface TrackedFile {
+  readonly name: string;
+  /** undefined = the weight declared in the track_file block. */
+  readonly weight?: number | undefined;
+  readonly reverse: boolean;
+}
+
 export interface NotifyScripts {
   readonly master?: ScriptSpec | undefined;
   readonly backup?: ScriptSpec | undefined;
@@ -334,6 +342,8 @@ export interface VrrpInstance {
   readonly unicastPeers: readonly UnicastPeer[];
   readonly trackInterfaces: readonly TrackedInterface[];
   readonly trackScripts: readonly TrackedScript[];
+  /** track_file blocks: the number in the file × weight moves the priority; weight 0 = FAULT on non-zero. */
+  readonly trackFiles?: readonly TrackedFile[] | undefined;
   readonly notify: NotifyScripts;
   /** Seconds between the first and second burst of gratuitous ARPs. */
   readonly garpMasterDelay: number;
@@ -370,6 +380,8 @@ export interface VrrpSyncGroup {
   readonly group: readonly string[];
   readonly trackInterfaces: readonly TrackedInterface[];
   readonly trackScripts: readonly TrackedScript[];
+  /** track_file blocks the group tracks (fault only, as keepalived). */
+  readonly trackFiles?: readonly TrackedFile[] | undefined;
   readonly notify: NotifyScripts;
   readonly loc?: SourceLocation | undefined;
 }

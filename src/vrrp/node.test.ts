@@ -40,6 +40,8 @@ interface Rig {
   /** Scripts whose runner throws (sync) or rejects (async) instead of returning an outcome. */
   broken: Map<string, 'throw' | 'reject'>;
   events: VrrpEvent[];
+  /** Tracked files' contents by path (absent: the file does not exist). */
+  files: Map<string, string>;
   states(): string[];
   done(): void;
 }
@@ -64,11 +66,16 @@ function rig(n: number): Rig {
     const code = exit.get(spec.argv.join(' ')) ?? 0;
     return Promise.resolve({ exitCode: code, signal: null, timedOut: false, ms: 0, output: '' });
   };
-  const nodes = hosts.map((host, k) => new VrrpNode({ host, clock, runScript: run, onHeldChange: (s) => { held[k] = [...s]; } }));
+  const files = new Map<string, string>();
+  const nodes = hosts.map((host, k) => new VrrpNode({
+    host, clock, runScript: run, onHeldChange: (s) => { held[k] = [...s]; },
+    readFile: (p) => files.get(p) ?? null, writeFile: (p, t) => { files.set(p, t); },
+  }));
   const events: VrrpEvent[] = [];
   const sub = (m: unknown): void => { events.push(m as VrrpEvent); };
   subscribe(VRRP_CHANNEL, sub);
   return {
+    files,
     clock, seg, hosts, nodes, held, scripts, exit, broken, events,
     states: () => nodes.map((x) => x.status().map((s) => s.state).join(',')),
     done: () => unsubscribe(VRRP_CHANNEL, sub),
@@ -360,4 +367,71 @@ test('a notify or track script whose runner throws or rejects is reported; the n
     unsubscribe('fulcrum:failure', onFailure);
     r.done();
   }
+});
+
+test('track_file: the number in the file moves the priority (× weight) and hands over; weight 0 means FAULT on a non-zero value; init_file writes the file', async () => {
+  const r = rig(2);
+  try {
+    const files = 'track_file prio {\n  file /run/prio\n  weight -10\n  init_file 0\n}\ntrack_file stop {\n  file /run/stop\n  weight 0\n}\n';
+    r.nodes[0]!.start(conf(files + instance({ priority: 150, extra: 'track_file {\n prio\n stop\n}' })));
+    r.nodes[1]!.start(conf(instance({ priority: 100 })));
+    assert.equal(r.files.get('/run/prio'), '0\n', 'init_file wrote the absent file');
+    await r.clock.advance(5000);
+    assert.deepEqual(r.states(), ['MASTER', 'BACKUP']);
+    r.files.set('/run/prio', '6\n');
+    await r.clock.advance(1100);
+    assert.equal(r.nodes[0]!.status()[0]!.priority, 90, '150 + 6 × −10');
+    await r.clock.advance(5000);
+    assert.deepEqual(r.states(), ['BACKUP', 'MASTER'], 'priority 90 < 100: the backup preempts');
+    r.files.set('/run/prio', 'not a number');
+    await r.clock.advance(1100);
+    assert.equal(r.nodes[0]!.status()[0]!.priority, 150, 'no number: 0');
+    await r.clock.advance(5000);
+    assert.deepEqual(r.states(), ['MASTER', 'BACKUP']);
+    r.files.set('/run/stop', '1');
+    await r.clock.advance(1100);
+    assert.equal(r.states()[0], 'FAULT');
+    assert.deepEqual(r.nodes[0]!.status()[0]!.faults, ['track_file stop reads 1']);
+    r.files.delete('/run/stop');
+    await r.clock.advance(1100);
+    assert.equal(r.states()[0], 'BACKUP', 'the file removed reads 0: out of FAULT');
+  } finally {
+    r.done();
+  }
+});
+
+test('track_file values as keepalived reads them, and what they do', async () => {
+  const { parseTrackFileValue, fileEffect } = await import('./track.js');
+  assert.equal(parseTrackFileValue(null), 0, 'absent: 0');
+  assert.equal(parseTrackFileValue(''), 0);
+  assert.equal(parseTrackFileValue('  42 trailing'), 42);
+  assert.equal(parseTrackFileValue('-7\n'), -7);
+  assert.equal(parseTrackFileValue('0x10'), 16);
+  assert.equal(parseTrackFileValue('010'), 8, 'base 0: octal');
+  assert.equal(parseTrackFileValue('99999999999'), null, 'outside 32 bits: the read is ignored');
+  assert.deepEqual(fileEffect(0, 0, false), { fault: false, delta: 0 });
+  assert.deepEqual(fileEffect(3, 0, false), { fault: true, delta: 0 });
+  assert.deepEqual(fileEffect(0, 0, true), { fault: true, delta: 0 }, 'reverse: 0 is the failure');
+  assert.deepEqual(fileEffect(5, 10, false), { fault: false, delta: 50 });
+  assert.deepEqual(fileEffect(5, 10, true), { fault: false, delta: -50 });
+  assert.deepEqual(fileEffect(100, 10, false), { fault: false, delta: 253 }, 'at most +253');
+  assert.deepEqual(fileEffect(-100, 10, false), { fault: true, delta: 0 }, '−254 or less: FAULT');
+});
+
+test('track_file configuration: an unknown name is dropped with a warning; the owner and sync group members track with weight 0', () => {
+  const text = `track_file f {\n file /run/f\n weight 5\n}\n${instance({ priority: 255, state: 'MASTER', name: 'OWNER', extra: 'track_file {\n f\n nosuch\n}' })}
+${instance({ priority: 100, name: 'MEMBER', vrid: 52, extra: 'track_file {\n f weight 3 reverse\n}' })}
+${instance({ priority: 100, name: 'FREE', vrid: 53, extra: 'track_file {\n f weight -2\n}' })}
+vrrp_sync_group G {\n group {\n MEMBER\n }\n track_file {\n f\n }\n}\n`;
+  const r = parseText(text);
+  assert.ok(r.ok, r.diagnostics.map((d) => d.message).join('\n'));
+  const by = new Map(r.config.vrrpInstances.map((i) => [i.name, i]));
+  assert.deepEqual(by.get('OWNER')?.trackFiles, [{ name: 'f', weight: 0, reverse: false }]);
+  assert.deepEqual(by.get('MEMBER')?.trackFiles, [{ name: 'f', weight: 0, reverse: true }]);
+  assert.deepEqual(by.get('FREE')?.trackFiles, [{ name: 'f', weight: -2, reverse: false }]);
+  assert.deepEqual(r.config.vrrpSyncGroups[0]?.trackFiles, [{ name: 'f', weight: undefined, reverse: false }]);
+  const warned = r.diagnostics.filter((d) => d.severity === 'warning').map((d) => d.message);
+  assert.ok(warned.some((m) => /tracks unknown track_file 'nosuch'/.test(m)), warned.join('\n'));
+  assert.ok(warned.some((m) => /address owner \(priority 255\): track_file 'f' weight 5 set to 0/.test(m)));
+  assert.ok(warned.some((m) => /sync group member: track_file 'f' weight 3 set to 0/.test(m)));
 });

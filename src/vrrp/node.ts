@@ -9,18 +9,19 @@
  * fails is dropped, counted by reason (per instance when its VRID is known, and in total)
  * and logged (at most once per 10 s per instance, reason and sender).
  */
+import fs from 'node:fs';
 import { channel } from 'node:diagnostics_channel';
 import ipaddr from 'ipaddr.js';
 import type { Clock } from '../health/types.js';
 import * as D from '../model/defaults.js';
-import { instanceAddresses, type FulcrumConfig, type GlobalDefs, type ScriptSpec, type VirtualIp, type VrrpInstance, type VrrpScript, type VrrpSyncGroup } from '../model/types.js';
+import { instanceAddresses, type FulcrumConfig, type GlobalDefs, type ScriptSpec, type TrackFile, type VirtualIp, type VrrpInstance, type VrrpScript, type VrrpSyncGroup } from '../model/types.js';
 import { errorMessage, FailureCode, reportFailure } from '../errors/index.js';
 import { describeOutcome, runScript as realRunScript, type RunScriptOptions, type ScriptOutcome } from '../notify/script.js';
 import { SysError, SysErrorCode } from '../sys/errors.js';
 import type { HostNetwork, VrrpChannel, VrrpPacketIn } from '../sys/host.js';
 import { checkAdvert, decodeAdvert, decodeIpv4, DropReason, encodeAdvert, VRRP_PROTOCOL, type Drop } from './codec.js';
 import { initialState, step, type FsmConfig, type FsmEvent, type FsmState, type TransitionReason, type VrrpStateName } from './fsm.js';
-import { foldScript, initialStanding, trackVerdict, type ScriptStanding } from './track.js';
+import { foldScript, initialStanding, parseTrackFileValue, trackVerdict, type ScriptStanding } from './track.js';
 
 /** diagnostics_channel name for VrrpEvent messages. */
 export const VRRP_CHANNEL = 'fulcrum:vrrp';
@@ -47,6 +48,20 @@ export interface VrrpNodeOptions {
   readonly onHeldChange?: (held: ReadonlySet<string>) => void;
   /** Milliseconds a notify script may run (default 30 s). */
   readonly notifyTimeoutMs?: number;
+  /** Read a tracked file (null: it cannot be read); default: the file system. */
+  readonly readFile?: (path: string) => string | null;
+  /** Write a track_file's init_file value; default: the file system. */
+  readonly writeFile?: (path: string, text: string) => void;
+  /** How often tracked files are read (default 1 s). */
+  readonly trackFileMs?: number;
+}
+
+function readFileOrNull(p: string): string | null {
+  try {
+    return fs.readFileSync(p, 'utf8').slice(0, 128);
+  } catch {
+    return null;
+  }
 }
 
 export interface InstanceStatus {
@@ -139,6 +154,8 @@ export class VrrpNode {
   private readonly insts = new Map<string, Inst>();
   private readonly ports = new Map<string, Port>();
   private readonly scripts = new Map<string, { def: VrrpScript; standing: ScriptStanding; timer: unknown; running: boolean }>();
+  /** track_file blocks some instance or sync group tracks: the value last read, and the poll. */
+  private readonly files = new Map<string, { def: TrackFile; value: number; timer: unknown }>();
   private readonly totalDrops = new Map<string, number>();
   private readonly logged = new Map<string, { at: number; count: number }>();
   private config: FulcrumConfig | null = null;
@@ -164,6 +181,7 @@ export class VrrpNode {
     if (lacking.length > 0) throw permissionError(lacking);
     this.watch = this.o.host.watchLinks(() => this.linksChanged());
     this.syncScripts();
+    this.syncFiles();
     try {
       for (const cfg of config.vrrpInstances) this.addInstance(cfg);
     } catch (err: unknown) {
@@ -175,6 +193,8 @@ export class VrrpNode {
       this.watch = null;
       for (const s of this.scripts.values()) this.o.clock.cancel(s.timer);
       this.scripts.clear();
+      for (const f of this.files.values()) this.o.clock.cancel(f.timer);
+      this.files.clear();
       throw err;
     }
     // Tracking first, so an instance that starts faulty goes straight to FAULT.
@@ -203,6 +223,7 @@ export class VrrpNode {
   private reloadNow(config: FulcrumConfig): void {
     if (!this.watch && config.vrrpInstances.length > 0) this.watch = this.o.host.watchLinks(() => this.linksChanged());
     this.syncScripts();
+    this.syncFiles();
     const wanted = new Map(config.vrrpInstances.map((c) => [c.name, c]));
     for (const [name, i] of [...this.insts]) {
       const next = wanted.get(name);
@@ -244,6 +265,7 @@ export class VrrpNode {
     for (const i of this.insts.values()) this.fire(i, { type: 'shutdown' });
     for (const i of this.insts.values()) this.clearTimers(i);
     for (const s of this.scripts.values()) this.o.clock.cancel(s.timer);
+    for (const f of this.files.values()) this.o.clock.cancel(f.timer);
     for (const p of this.ports.values()) p.channel.close();
     this.ports.clear();
     this.closeSpares();
@@ -679,6 +701,52 @@ export class VrrpNode {
     }
   }
 
+  /**
+   * Start, keep or stop reading the track_file blocks the configuration refers to. A block
+   * seen for the first time with init_file gets its value written when the file is absent
+   * (or always, with overwrite), as keepalived does at start.
+   */
+  private syncFiles(): void {
+    const cfg = this.config;
+    if (!cfg) return;
+    const used = new Set<string>();
+    for (const i of cfg.vrrpInstances) for (const t of i.trackFiles ?? []) used.add(t.name);
+    for (const g of cfg.vrrpSyncGroups) for (const t of g.trackFiles ?? []) used.add(t.name);
+    for (const [name, f] of [...this.files]) {
+      const def = cfg.trackFiles.find((x) => x.name === name);
+      if (!def || !used.has(name)) {
+        this.o.clock.cancel(f.timer);
+        this.files.delete(name);
+      } else f.def = def;
+    }
+    const read = this.o.readFile ?? readFileOrNull;
+    for (const def of cfg.trackFiles) {
+      if (!used.has(def.name) || this.files.has(def.name)) continue;
+      if (def.initFile && (def.initFile.overwrite || read(def.file) === null)) {
+        try {
+          (this.o.writeFile ?? ((p, t) => fs.writeFileSync(p, t)))(def.file, `${def.initFile.value}\n`);
+        } catch (err: unknown) {
+          publish({ type: 'error', instance: def.name, message: `track_file ${def.name}: cannot write init_file to ${def.file}: ${errorMessage(err)}` });
+        }
+      }
+      const f = { def, value: parseTrackFileValue(read(def.file)) ?? 0, timer: null as unknown };
+      this.files.set(def.name, f);
+      f.timer = this.o.clock.setTimer(() => this.readTrackFile(def.name), this.o.trackFileMs ?? 1000);
+    }
+  }
+
+  private readTrackFile(name: string): void {
+    const f = this.files.get(name);
+    if (!f || this.stopped) return;
+    const v = parseTrackFileValue((this.o.readFile ?? readFileOrNull)(f.def.file));
+    // An unreadable number keeps the last value (keepalived ignores the read).
+    if (v !== null && v !== f.value) {
+      f.value = v;
+      this.evaluate();
+    }
+    f.timer = this.o.clock.setTimer(() => this.readTrackFile(name), this.o.trackFileMs ?? 1000);
+  }
+
   private runTrackScript(name: string): void {
     const s = this.scripts.get(name);
     if (!s || this.stopped || s.running) return;
@@ -716,6 +784,8 @@ export class VrrpNode {
     if (!cfg || this.stopped) return;
     const scripts = new Map([...this.scripts].map(([n, s]) => [n, s.standing.ok]));
     const scriptDefs = new Map(cfg.vrrpScripts.map((s) => [s.name, s]));
+    const files = new Map([...this.files].map(([n, f]) => [n, f.value]));
+    const fileDefs = new Map(cfg.trackFiles.map((f) => [f.name, f]));
     const linkCache = new Map<string, boolean>();
     const interfaceUp = (n: string): boolean => {
       let v = linkCache.get(n);
@@ -727,7 +797,7 @@ export class VrrpNode {
     };
     const verdicts = new Map<Inst, { priority: number; faults: string[] }>();
     for (const i of this.insts.values()) {
-      const v = trackVerdict(i.cfg, i.group, { scripts, scriptDefs, interfaceUp });
+      const v = trackVerdict(i.cfg, i.group, { scripts, scriptDefs, interfaceUp, files, fileDefs });
       const faults = [...v.faults];
       if (i.source === null) faults.push(i.cfg.interface !== undefined ? `no ${i.cfg.family === 'inet' ? 'IPv4' : 'IPv6 link-local'} address on ${i.cfg.interface}` : 'no source address');
       verdicts.set(i, { priority: v.priority, faults });

@@ -9,11 +9,15 @@
  *   reverse swaps the sign of the adjustment (W > 0: − W while OK; W < 0: + |W| while
  *           failing) and, with weight 0, means FAULT while the thing is OK.
  *
+ * A track_file holds a number N (a missing or empty file reads 0), keepalived's rule:
+ *   weight 0   N ≠ 0 is FAULT (reverse: N = 0 is FAULT)
+ *   weight W   priority + N × W (reverse: − N × W), taken within −254..253; −254 is FAULT
+ *
  * The instance's own interface is tracked with weight 0 unless dont_track_primary. Sync
  * group trackers only ever fault (keepalived ignores their weights). The owner (base
  * priority 255) is never adjusted; everyone else stays within 1..254.
  */
-import type { TrackedInterface, TrackedScript, VrrpInstance, VrrpScript, VrrpSyncGroup } from '../model/types.js';
+import type { TrackedFile, TrackedInterface, TrackedScript, TrackFile, VrrpInstance, VrrpScript, VrrpSyncGroup } from '../model/types.js';
 
 /** A vrrp_script's standing: `ok` after `rise` successes in a row, failing after `fall` failures. */
 export interface ScriptStanding {
@@ -40,6 +44,16 @@ export interface TrackInput {
   readonly scriptDefs: ReadonlyMap<string, VrrpScript>;
   /** Interface name → up (undefined: no such interface, which counts as down). */
   readonly interfaceUp: (name: string) => boolean;
+  /** track_file name → the number its file holds now (missing: 0). */
+  readonly files?: ReadonlyMap<string, number>;
+  readonly fileDefs?: ReadonlyMap<string, TrackFile>;
+}
+
+/** What a track_file's value does: a priority change, or FAULT. */
+export function fileEffect(value: number, weight: number, reverse: boolean): { fault: boolean; delta: number } {
+  if (weight === 0) return { fault: (value === 0) === reverse, delta: 0 };
+  const d = Math.max(-254, Math.min(253, value * weight * (reverse ? -1 : 1)));
+  return d <= -254 ? { fault: true, delta: 0 } : { fault: false, delta: d };
 }
 
 export interface TrackVerdict {
@@ -80,12 +94,37 @@ export function trackVerdict(inst: VrrpInstance, group: VrrpSyncGroup | undefine
     if (r.fault) faults.push(`track_script ${x.name} ${ok ? 'succeeds (reverse)' : 'fails'}`);
     delta += r.delta;
   };
+  const file = (x: TrackedFile, faultOnly: boolean): void => {
+    const def = t.fileDefs?.get(x.name);
+    const value = t.files?.get(x.name) ?? 0;
+    const w = faultOnly ? 0 : x.weight ?? def?.weight ?? 1;
+    const r = fileEffect(value, w, x.weight === undefined ? (x.reverse || (def?.reverse ?? false)) : x.reverse);
+    if (r.fault) faults.push(`track_file ${x.name} reads ${value}${w === 0 ? '' : ` (× weight ${w})`}`);
+    delta += r.delta;
+  };
   for (const x of inst.trackInterfaces) iface(x, false);
   for (const x of inst.trackScripts) script(x, false);
+  for (const x of inst.trackFiles ?? []) file(x, false);
   if (group) {
     for (const x of group.trackInterfaces) iface(x, true);
     for (const x of group.trackScripts) script(x, true);
+    for (const x of group.trackFiles ?? []) file(x, true);
   }
   const priority = inst.priority === 255 ? 255 : Math.max(1, Math.min(254, inst.priority + delta));
   return { priority, faults };
+}
+
+/**
+ * The number in a track file, read as keepalived does (strtol, base 0): leading space, an
+ * optional sign, decimal, 0x hex or 0 octal, anything after it ignored; an empty or absent
+ * file is 0. Null when the number is outside 32 bits (keepalived ignores the read).
+ */
+export function parseTrackFileValue(text: string | null): number | null {
+  if (text === null) return 0;
+  const m = /^\s*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)/.exec(text);
+  if (!m) return 0;
+  const digits = m[2] as string;
+  const magnitude = /^0[xX]/.test(digits) ? Number.parseInt(digits.slice(2), 16) : digits.length > 1 && digits.startsWith('0') ? Number.parseInt(digits, 8) : Number.parseInt(digits, 10);
+  const v = m[1] === '-' ? -magnitude : magnitude;
+  return v < -2147483648 || v > 2147483648 ? null : v;
 }

@@ -5,7 +5,7 @@
 import { DiagnosticCode, formatLocation, type DiagnosticSink, type SourceLocation } from '../../errors/index.js';
 import { realServerKey, serviceKey } from '../../model/keys.js';
 import type {
-  FulcrumConfig, TrackedScript, TrackFile, VirtualServer, VirtualServerGroup, VrrpInstance, VrrpScript, VrrpSyncGroup,
+  FulcrumConfig, TrackedFile, TrackedScript, TrackFile, VirtualServer, VirtualServerGroup, VrrpInstance, VrrpScript, VrrpSyncGroup,
 } from '../../model/types.js';
 import type { AstNode } from './ast.js';
 import { dispatch, reportUnreadBlocks } from './dispatch.js';
@@ -46,8 +46,12 @@ export function compileConfig(root: readonly AstNode[], sink: DiagnosticSink): F
   const trackFiles = unique(trackFileNodes.map((n) => compileTrackFile(v, n)), 'track_file', sink);
   const vrrpScripts = unique(scriptNodes.map((n) => compileVrrpScript(v, n)), 'vrrp_script', sink);
   const scriptNames = new Set(vrrpScripts.map((s) => s.name));
-  const vrrpInstances = unique(instanceNodes.map((n) => compileVrrpInstance(v, n, global)), 'vrrp_instance', sink).map((i) => knownScripts(i, 'vrrp_instance', scriptNames, sink));
-  const vrrpSyncGroups = unique(syncNodes.map((n) => compileSyncGroup(v, n)), 'vrrp_sync_group', sink).map((g) => knownScripts(g, 'vrrp_sync_group', scriptNames, sink));
+  const fileNames = new Set(trackFiles.map((f) => f.name));
+  const vrrpSyncGroups = unique(syncNodes.map((n) => compileSyncGroup(v, n)), 'vrrp_sync_group', sink)
+    .map((g) => knownFiles(knownScripts(g, 'vrrp_sync_group', scriptNames, sink), 'vrrp_sync_group', fileNames, sink));
+  const inGroup = new Set(vrrpSyncGroups.flatMap((g) => g.group));
+  const vrrpInstances = unique(instanceNodes.map((n) => compileVrrpInstance(v, n, global)), 'vrrp_instance', sink)
+    .map((i) => fileWeights(knownFiles(knownScripts(i, 'vrrp_instance', scriptNames, sink), 'vrrp_instance', fileNames, sink), trackFiles, inGroup.has(i.name), sink));
   const virtualServerGroups = unique(groupNodes.map((n) => compileVirtualServerGroup(v, n)), 'virtual_server_group', sink);
   const compiled = vsNodes.map((n) => compileVirtualServer(v, n)).filter((c): c is VirtualServer => c !== undefined);
 
@@ -97,6 +101,36 @@ function knownScripts<T extends { readonly name: string; readonly trackScripts: 
     sink.warn(DiagnosticCode.ADJUSTED, `${what} '${x.name}' tracks unknown vrrp_script '${m.name}': ignored (as keepalived does)`, x.loc, 'track_script', 'the name of a vrrp_script block');
   }
   return { ...x, trackScripts: x.trackScripts.filter((ts) => scripts.has(ts.name)) };
+}
+
+/** A track_file naming no track_file block is dropped with a located warning, as keepalived does. */
+function knownFiles<T extends { readonly name: string; readonly trackFiles?: readonly TrackedFile[] | undefined; readonly loc?: SourceLocation | undefined }>(
+  x: T, what: string, files: ReadonlySet<string>, sink: DiagnosticSink,
+): T {
+  const missing = (x.trackFiles ?? []).filter((f) => !files.has(f.name));
+  if (missing.length === 0) return x;
+  for (const m of missing) {
+    sink.warn(DiagnosticCode.ADJUSTED, `${what} '${x.name}' tracks unknown track_file '${m.name}': ignored (as keepalived does)`, x.loc, 'track_file', 'the name of a track_file block');
+  }
+  return { ...x, trackFiles: (x.trackFiles ?? []).filter((f) => files.has(f.name)) };
+}
+
+/**
+ * keepalived.conf(5): the address owner (priority 255) and a sync group's member must track
+ * a file with weight 0 (FAULT on a non-zero value): a weight there is set to 0, with a warning.
+ */
+function fileWeights(i: VrrpInstance, defs: readonly TrackFile[], grouped: boolean, sink: DiagnosticSink): VrrpInstance {
+  if (!i.trackFiles || (!grouped && i.priority !== 255)) return i;
+  const why = i.priority === 255 ? 'the address owner (priority 255)' : 'a sync group member';
+  return {
+    ...i,
+    trackFiles: i.trackFiles.map((f) => {
+      const w = f.weight ?? defs.find((d) => d.name === f.name)?.weight ?? 1;
+      if (w === 0) return f;
+      sink.warn(DiagnosticCode.ADJUSTED, `vrrp_instance '${i.name}' is ${why}: track_file '${f.name}' weight ${w} set to 0 (FAULT on a non-zero value), as keepalived does`, i.loc, 'track_file');
+      return { ...f, weight: 0 };
+    }),
+  };
 }
 
 function checkVrrp(instances: VrrpInstance[], scripts: VrrpScript[], groups: VrrpSyncGroup[], sink: DiagnosticSink): void {

@@ -7,7 +7,7 @@ import { cidrBounds, maxPrefix, netmaskToPrefix, parseIp } from '../../model/add
 import * as D from '../../model/defaults.js';
 import type { SourceLocation } from '../../errors/index.js';
 import type {
-  Announce, Family, GlobalDefs, LvsSyncDaemon, NotifyScripts, ScriptSpec, TrackedInterface, TrackedScript, TrackFile, UnicastPeer,
+  Announce, Family, GlobalDefs, LvsSyncDaemon, NotifyScripts, ScriptSpec, TrackedFile, TrackedInterface, TrackedScript, TrackFile, UnicastPeer,
   VirtualIp, VrrpInstance, VrrpScript, VrrpSyncGroup,
 } from '../../model/types.js';
 import type { AstNode } from './ast.js';
@@ -39,7 +39,7 @@ const GLOBAL_IGNORED = new Set([
 
 const INSTANCE_IGNORED = new Set([
   'use_vmac', 'use_vmac_addr', 'vmac_xmit_base', 'use_ipvlan', 'smtp_alert', 'debug', 'strict_mode',
-  'skip_check_adv_addr', 'virtual_routes', 'virtual_rules', 'promote_secondaries', 'track_file', 'track_process',
+  'skip_check_adv_addr', 'virtual_routes', 'virtual_rules', 'promote_secondaries', 'track_process',
   'track_bfd', 'notify_master_rx_lower_pri', 'notify_priority_changes', 'kernel_rx_buf_size', 'linkbeat_use_polling',
   'garp_master_refresh', 'garp_master_refresh_repeat', 'garp_lower_prio_delay', 'garp_lower_prio_repeat',
   'lower_prio_no_advert', 'higher_prio_send_advert', 'check_unicast_src', 'unicast_fault_no_peer', 'unicast_ttl',
@@ -84,7 +84,8 @@ function trackInterfaces(v: Values, node: AstNode): TrackedInterface[] {
   return out;
 }
 
-function trackScripts(v: Values, node: AstNode): TrackedScript[] {
+/** `track_script { … }` / `track_file { … }` entries: `NAME [weight W] [reverse|noreverse]`, several names on a line allowed. */
+function trackScripts(v: Values, node: AstNode, maxWeight = 253): TrackedScript[] {
   const out: TrackedScript[] = [];
   // One-line form `track_script { a b }` lists several names; `a weight 10` is one entry.
   for (const line of v.needBlock(node) ?? []) {
@@ -92,7 +93,7 @@ function trackScripts(v: Values, node: AstNode): TrackedScript[] {
     for (let i = 0; i < line.args.length; i++) {
       const a = line.args[i]?.text as string;
       const last = names[names.length - 1] as { name: string; weight?: number | undefined; reverse: boolean };
-      if (a === 'weight') last.weight = v.int(line, ++i, -253, 253);
+      if (a === 'weight') last.weight = v.int(line, ++i, -maxWeight, maxWeight);
       else if (a === 'reverse') last.reverse = true;
       else if (a === 'noreverse') last.reverse = false;
       else names.push({ name: a, weight: undefined, reverse: false });
@@ -304,15 +305,17 @@ export function compileSyncGroup(v: Values, node: AstNode): VrrpSyncGroup | unde
   let group: string[] = [];
   let ti: TrackedInterface[] = [];
   let ts: TrackedScript[] = [];
+  let tf: TrackedFile[] = [];
   const notify: Mutable<NotifyScripts> = {};
   dispatch(v.needBlock(node) ?? [], 'vrrp_sync_group', {
     group: (n) => { group = [...group, ...wordList(v, n)]; },
     track_interface: (n) => { ti = [...ti, ...trackInterfaces(v, n)]; },
     track_script: (n) => { ts = [...ts, ...trackScripts(v, n)]; },
+    track_file: (n) => { tf = [...tf, ...trackScripts(v, n, 254)]; },
     ...notifyHandlers(v, notify),
-  }, v.sink, new Set(['smtp_alert', 'global_tracking', 'sync_group_tracking_weight', 'track_file', 'track_process', 'track_bfd', 'notify_priority_changes', 'notify_deleted']));
+  }, v.sink, new Set(['smtp_alert', 'global_tracking', 'sync_group_tracking_weight', 'track_process', 'track_bfd', 'notify_priority_changes', 'notify_deleted']));
   if (name === undefined) return undefined;
-  return { name, group, trackInterfaces: ti, trackScripts: ts, notify: freezeNotify(notify), loc: node.keyword.loc };
+  return { name, group, trackInterfaces: ti, trackScripts: ts, ...(tf.length > 0 ? { trackFiles: tf } : {}), notify: freezeNotify(notify), loc: node.keyword.loc };
 }
 
 function refuseHmac(v: Values, n: AstNode): void {
@@ -418,6 +421,7 @@ export function compileVrrpInstance(v: Values, node: AstNode, global: GlobalDefs
   let peers: UnicastPeer[] = [];
   let ti: TrackedInterface[] = [];
   let ts: TrackedScript[] = [];
+  let tf: TrackedFile[] = [];
   let garpMasterDelay = D.DEFAULT_GARP_MASTER_DELAY;
   let garpMasterRepeat = D.DEFAULT_GARP_MASTER_REPEAT;
   let dontTrackPrimary = false;
@@ -502,6 +506,7 @@ export function compileVrrpInstance(v: Values, node: AstNode, global: GlobalDefs
     },
     track_interface: (n) => { ti = [...ti, ...trackInterfaces(v, n)]; },
     track_script: (n) => { ts = [...ts, ...trackScripts(v, n)]; },
+    track_file: (n) => { tf = [...tf, ...trackScripts(v, n, 254)]; },
     garp_master_delay: (n) => { garpMasterDelay = v.timer(n, 0, 0, 255) ?? garpMasterDelay; },
     garp_master_repeat: (n) => {
       const x = v.int(n, 0, 0, 255);
@@ -581,7 +586,7 @@ export function compileVrrpInstance(v: Values, node: AstNode, global: GlobalDefs
   return {
     name, initialState: state, interface: iface, family, vrid, priority, advertInt, version: ver, nopreempt, preemptDelay,
     auth, virtualIpAddresses: vips, excludedIpAddresses: evips, unicastSrcIp, mcastSrcIp, unicastPeers: peers,
-    trackInterfaces: ti, trackScripts: ts, notify: freezeNotify(notify), garpMasterDelay, garpMasterRepeat,
+    trackInterfaces: ti, trackScripts: ts, ...(tf.length > 0 ? { trackFiles: tf } : {}), notify: freezeNotify(notify), garpMasterDelay, garpMasterRepeat,
     dontTrackPrimary, accept, ...(announce ? { announce } : {}), loc: node.keyword.loc,
   };
 }
