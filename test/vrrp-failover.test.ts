@@ -100,13 +100,14 @@ test('a 10-second CPU stall of the master\'s control plane: VRRP keeps advertisi
   });
 });
 
-test('track_file moves the VIP: the master\'s file reads 1 (weight 0) → FAULT and the backup takes the VIP; 0 → it preempts back', { skip, timeout: 60_000 }, async (t) => {
+test('track_file moves the VIP: the master\'s file reads 1 (weight 0) → FAULT and the backup takes the VIP; 0 → it preempts back; vrrp_notify_fifo has every state change', { skip, timeout: 60_000 }, async (t) => {
   const lab = testLab(t, `${PREFIX}t`);
   await withTempDir(async (dir) => {
     lab.host('d1', '10.67.0.2');
     lab.host('d2', '10.67.0.3');
     const file = path.join(dir, 'd1.track');
-    const tracked = `track_file maint {\n  file ${file}\n  weight 0\n  init_file 0 overwrite\n}\n`;
+    const fifo = path.join(dir, 'd1.fifo');
+    const tracked = `global_defs {\n  vrrp_notify_fifo ${fifo}\n}\ntrack_file maint {\n  file ${file}\n  weight 0\n  init_file 0 overwrite\n}\n`;
     const d1 = startFulcrum(lab, 'd1', dir, tracked + vrrpInstance({ vrid: 72, priority: 200, version: 3, advert: 0.1, vip: '10.67.0.100/24', extra: '  track_file {\n    maint\n  }\n' }));
     await d1.waitLine(logEvent('vrrp-transition', { to: 'MASTER' }), 10_000);
     const d2 = startFulcrum(lab, 'd2', dir, vrrpInstance({ vrid: 72, priority: 100, version: 3, advert: 0.1, vip: '10.67.0.100/24' }));
@@ -122,5 +123,11 @@ test('track_file moves the VIP: the master\'s file reads 1 (weight 0) → FAULT 
     fs.writeFileSync(file, '0\n');
     await d2.waitLine(logEvent('vrrp-transition', { from: 'MASTER', to: 'BACKUP' }), 8_000);
     assert.ok(lab.addresses('d1').includes('10.67.0.100'), 'back on d1 after it preempted');
+    // The FIFO Fulcrum created holds every change, in order, in keepalived's format.
+    const fd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    const buf = Buffer.alloc(4096);
+    const lines = buf.subarray(0, fs.readSync(fd, buf)).toString().trim().split('\n');
+    fs.closeSync(fd);
+    assert.deepEqual(lines, ['INSTANCE "VI_1" BACKUP 200', 'INSTANCE "VI_1" MASTER 200', 'INSTANCE "VI_1" FAULT 200', 'INSTANCE "VI_1" BACKUP 200', 'INSTANCE "VI_1" MASTER 200']);
   });
 });

@@ -427,6 +427,10 @@ export interface GlobalDefs {
   readonly lvsSyncDaemon?: LvsSyncDaemon | undefined;
   /** `hash_seed N` (Fulcrum): the seed of every kernel-plane slot hash; unset = D.HASH_SEED. */
   readonly hashSeed?: number | undefined;
+  /** `notify_fifo PATH`: VRRP (and health) notify events, one line each. */
+  readonly notifyFifo?: string | undefined;
+  /** `vrrp_notify_fifo PATH`: VRRP notify events only (`INSTANCE "VI_1" MASTER 100`). */
+  readonly vrrpNotifyFifo?: string | undefined;
 }
 
 /** keepalived's `lvs_sync_daemon IF [INSTANCE | inst INSTANCE] [id N] [maxlen N] [port P] [ttl T] [group ADDR]`. */

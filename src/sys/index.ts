@@ -16,4 +16,5 @@ export { FakeHost, FakeSegment, ipv4Datagram } from './fake-host.js';
 export { commandNft, defaultNft, libNft, NftError, type Nft } from './nft.js';
 export { commandKernelHost, FakeKernelHost, tunnelDevice, tunnelMac, TUNNEL_PORT, tunnelVni, type KernelHost, type TunnelKind } from './kernel-host.js';
 export { fileLimit, openFileCount, raiseFileLimit, watchFileLimit, type FileLimit } from './limits.js';
+export { openNotifyFifo, type FifoOpener, type NotifyFifo } from './fifo.js';
 export { FakeServiceManager, notifyMessage, notifySockaddr, systemdNotifier, type ServiceManager } from './sd-notify.js';

@@ -19,6 +19,8 @@ export interface Libc {
   /** getrlimit/setrlimit with a 16-byte `struct rlimit` (two 64-bit values). */
   getrlimit(resource: number, rlim: Buffer): number;
   setrlimit(resource: number, rlim: Buffer): number;
+  /** mkfifo(3): a named pipe (Node has no call for it). */
+  mkfifo(path: string, mode: number): number;
   errno(): number;
 }
 
@@ -47,6 +49,7 @@ export function loadLibc(): Libc {
   const close = lib.func('int close(int)');
   const getrlimit = lib.func('int getrlimit(int, void *rlim)');
   const setrlimit = lib.func('int setrlimit(int, const void *rlim)');
+  const mkfifo = lib.func('int mkfifo(const char *path, unsigned int mode)');
   libc = {
     socket: (d, t, p) => Number(socket(d, t, p)),
     bind: (fd, a, l) => Number(bind(fd, a, l)),
@@ -62,6 +65,7 @@ export function loadLibc(): Libc {
     close: (fd) => Number(close(fd)),
     getrlimit: (r, b) => Number(getrlimit(r, b)),
     setrlimit: (r, b) => Number(setrlimit(r, b)),
+    mkfifo: (p, m) => Number(mkfifo(p, m)),
     errno: () => koffi.errno(),
   };
   return libc;

@@ -4,7 +4,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { FakeClock } from '../health/index.js';
 import type { FulcrumConfig, ScriptSpec } from '../model/types.js';
 import type { ScriptOutcome } from '../notify/script.js';
-import { FakeSegment, SysErrorCode, type FakeHost } from '../sys/index.js';
+import { FakeSegment, SysErrorCode, type FakeHost, type NotifyFifo } from '../sys/index.js';
 import { parseText } from '../testing/index.js';
 import { encodeAdvert } from './codec.js';
 import { VRRP_CHANNEL, VrrpNode, type VrrpEvent } from './node.js';
@@ -42,6 +42,8 @@ interface Rig {
   events: VrrpEvent[];
   /** Tracked files' contents by path (absent: the file does not exist). */
   files: Map<string, string>;
+  /** Lines written to notify FIFOs, by path. */
+  fifos: Map<string, string[]>;
   states(): string[];
   done(): void;
 }
@@ -67,15 +69,21 @@ function rig(n: number): Rig {
     return Promise.resolve({ exitCode: code, signal: null, timedOut: false, ms: 0, output: '' });
   };
   const files = new Map<string, string>();
+  const fifos = new Map<string, string[]>();
+  const openFifo = (p: string): NotifyFifo => {
+    const lines = fifos.get(p) ?? [];
+    fifos.set(p, lines);
+    return { path: p, dropped: 0, write: (l) => { lines.push(l); return true; }, close: () => undefined };
+  };
   const nodes = hosts.map((host, k) => new VrrpNode({
     host, clock, runScript: run, onHeldChange: (s) => { held[k] = [...s]; },
-    readFile: (p) => files.get(p) ?? null, writeFile: (p, t) => { files.set(p, t); },
+    readFile: (p) => files.get(p) ?? null, writeFile: (p, t) => { files.set(p, t); }, openFifo,
   }));
   const events: VrrpEvent[] = [];
   const sub = (m: unknown): void => { events.push(m as VrrpEvent); };
   subscribe(VRRP_CHANNEL, sub);
   return {
-    files,
+    files, fifos,
     clock, seg, hosts, nodes, held, scripts, exit, broken, events,
     states: () => nodes.map((x) => x.status().map((s) => s.state).join(',')),
     done: () => unsubscribe(VRRP_CHANNEL, sub),
@@ -434,4 +442,22 @@ vrrp_sync_group G {\n group {\n MEMBER\n }\n track_file {\n f\n }\n}\n`;
   assert.ok(warned.some((m) => /tracks unknown track_file 'nosuch'/.test(m)), warned.join('\n'));
   assert.ok(warned.some((m) => /address owner \(priority 255\): track_file 'f' weight 5 set to 0/.test(m)));
   assert.ok(warned.some((m) => /sync group member: track_file 'f' weight 3 set to 0/.test(m)));
+});
+
+test('notify_fifo and vrrp_notify_fifo: each state change is a line in both, in order, as keepalived writes them (groups too)', async () => {
+  const r = rig(2);
+  try {
+    const g = 'global_defs {\n  notify_fifo /run/all.fifo\n  vrrp_notify_fifo /run/vrrp.fifo root\n}\n';
+    r.nodes[0]!.start(conf(g + instance({ priority: 150, state: 'MASTER' }) + instance({ priority: 150, name: 'VI_2', vrid: 52, vip: '10.0.0.101/24' })
+      + 'vrrp_sync_group G {\n  group {\n    VI_1\n    VI_2\n  }\n}\n'));
+    r.nodes[1]!.start(conf(instance({ priority: 100 })));
+    await r.clock.advance(5000);
+    const want = ['INSTANCE "VI_1" BACKUP 150', 'INSTANCE "VI_2" BACKUP 150', 'GROUP "G" BACKUP 0', 'INSTANCE "VI_1" MASTER 150', 'INSTANCE "VI_2" MASTER 150', 'GROUP "G" MASTER 0'];
+    assert.deepEqual(r.fifos.get('/run/all.fifo'), want);
+    assert.deepEqual(r.fifos.get('/run/vrrp.fifo'), want);
+    await r.nodes[0]!.stop();
+    assert.deepEqual(r.fifos.get('/run/vrrp.fifo')?.slice(want.length), ['INSTANCE "VI_1" STOP 150', 'INSTANCE "VI_2" STOP 150', 'GROUP "G" STOP 0']);
+  } finally {
+    r.done();
+  }
 });

@@ -19,6 +19,7 @@ import { errorMessage, FailureCode, reportFailure } from '../errors/index.js';
 import { describeOutcome, runScript as realRunScript, type RunScriptOptions, type ScriptOutcome } from '../notify/script.js';
 import { SysError, SysErrorCode } from '../sys/errors.js';
 import type { HostNetwork, VrrpChannel, VrrpPacketIn } from '../sys/host.js';
+import { openNotifyFifo, type FifoOpener, type NotifyFifo } from '../sys/fifo.js';
 import { checkAdvert, decodeAdvert, decodeIpv4, DropReason, encodeAdvert, VRRP_PROTOCOL, type Drop } from './codec.js';
 import { initialState, step, type FsmConfig, type FsmEvent, type FsmState, type TransitionReason, type VrrpStateName } from './fsm.js';
 import { foldScript, initialStanding, parseTrackFileValue, trackVerdict, type ScriptStanding } from './track.js';
@@ -54,6 +55,8 @@ export interface VrrpNodeOptions {
   readonly writeFile?: (path: string, text: string) => void;
   /** How often tracked files are read (default 1 s). */
   readonly trackFileMs?: number;
+  /** Opens notify_fifo / vrrp_notify_fifo (default: the real FIFO, created when absent). */
+  readonly openFifo?: FifoOpener;
 }
 
 function readFileOrNull(p: string): string | null {
@@ -154,6 +157,8 @@ export class VrrpNode {
   private readonly insts = new Map<string, Inst>();
   private readonly ports = new Map<string, Port>();
   private readonly scripts = new Map<string, { def: VrrpScript; standing: ScriptStanding; timer: unknown; running: boolean }>();
+  /** notify_fifo and vrrp_notify_fifo, open: every state change is a line in each. */
+  private fifos = new Map<string, NotifyFifo>();
   /** track_file blocks some instance or sync group tracks: the value last read, and the poll. */
   private readonly files = new Map<string, { def: TrackFile; value: number; timer: unknown }>();
   private readonly totalDrops = new Map<string, number>();
@@ -182,6 +187,7 @@ export class VrrpNode {
     this.watch = this.o.host.watchLinks(() => this.linksChanged());
     this.syncScripts();
     this.syncFiles();
+    this.syncFifos();
     try {
       for (const cfg of config.vrrpInstances) this.addInstance(cfg);
     } catch (err: unknown) {
@@ -195,6 +201,8 @@ export class VrrpNode {
       this.scripts.clear();
       for (const f of this.files.values()) this.o.clock.cancel(f.timer);
       this.files.clear();
+      for (const f of this.fifos.values()) f.close();
+      this.fifos.clear();
       throw err;
     }
     // Tracking first, so an instance that starts faulty goes straight to FAULT.
@@ -224,6 +232,7 @@ export class VrrpNode {
     if (!this.watch && config.vrrpInstances.length > 0) this.watch = this.o.host.watchLinks(() => this.linksChanged());
     this.syncScripts();
     this.syncFiles();
+    this.syncFifos();
     const wanted = new Map(config.vrrpInstances.map((c) => [c.name, c]));
     for (const [name, i] of [...this.insts]) {
       const next = wanted.get(name);
@@ -271,6 +280,9 @@ export class VrrpNode {
     this.closeSpares();
     this.watch?.close();
     this.watch = null;
+    // The STOP lines are written: the FIFOs can go.
+    for (const f of this.fifos.values()) f.close();
+    this.fifos.clear();
     await Promise.all([...this.insts.values()].map((i) => i.notify));
   }
 
@@ -518,6 +530,7 @@ export class VrrpNode {
     }
     publish({ type: 'transition', instance: i.cfg.name, from, to, reason, priority: i.st.priority, master: to === 'MASTER' ? i.source : i.st.masterAddress });
     const stateWord = to === 'INIT' ? 'STOP' : to;
+    this.fifoLine('INSTANCE', i.cfg.name, stateWord, i.st.priority);
     this.queueNotify(i, 'INSTANCE', i.cfg.name, stateWord, i.cfg.notify);
     if (i.group && reason !== 'sync-group') {
       for (const name of i.group.group) {
@@ -539,8 +552,35 @@ export class VrrpNode {
     const word = first === 'INIT' ? 'STOP' : first;
     if (this.groupStates.get(g.name) === word) return;
     this.groupStates.set(g.name, word);
+    this.fifoLine('GROUP', g.name, word, 0);
     const lead = this.insts.get(g.group[0] ?? '');
     if (lead) this.queueNotify(lead, 'GROUP', g.name, word, g.notify);
+  }
+
+  /** Open the FIFOs the configuration names (notify_fifo, vrrp_notify_fifo); close the others. */
+  private syncFifos(): void {
+    const g = this.config?.global;
+    const want = new Set([g?.notifyFifo, g?.vrrpNotifyFifo].filter((x): x is string => x !== undefined));
+    for (const [p, f] of [...this.fifos]) {
+      if (want.has(p)) continue;
+      f.close();
+      this.fifos.delete(p);
+    }
+    for (const p of want) {
+      if (this.fifos.has(p)) continue;
+      try {
+        this.fifos.set(p, (this.o.openFifo ?? openNotifyFifo)(p));
+      } catch (err: unknown) {
+        reportFailure('vrrp', FailureCode.VRRP, err, { fifo: p });
+      }
+    }
+  }
+
+  /** keepalived's FIFO line, `INSTANCE "VI_1" MASTER 100`, in every open FIFO, in order. */
+  private fifoLine(kind: 'INSTANCE' | 'GROUP', name: string, state: string, priority: number): void {
+    for (const f of this.fifos.values()) {
+      if (!f.write(`${kind} "${name}" ${state} ${priority}`)) reportFailure('vrrp', FailureCode.VRRP, `notify FIFO ${f.path} is full (nobody reads it): a line was dropped`, { fifo: f.path, dropped: f.dropped });
+    }
   }
 
   private queueNotify(i: Inst, kind: 'INSTANCE' | 'GROUP', name: string, state: string, n: VrrpInstance['notify']): void {

@@ -27,7 +27,7 @@ const GLOBAL_IGNORED = new Set([
   'vrrp_skip_check_adv_addr', 'vrrp_strict', 'vrrp_priority', 'checker_priority', 'bfd_priority',
   'vrrp_no_swap', 'checker_no_swap', 'vrrp_rt_priority', 'checker_rt_priority', 'snmp_socket', 'enable_snmp_vrrp',
   'enable_snmp_keepalived', 'enable_snmp_checker', 'enable_snmp_rfc', 'enable_snmp_rfcv2', 'enable_snmp_rfcv3',
-  'enable_traps', 'notify_fifo', 'notify_fifo_script', 'vrrp_notify_fifo', 'vrrp_notify_fifo_script',
+  'enable_traps', 'notify_fifo_script', 'vrrp_notify_fifo_script',
   'lvs_notify_fifo', 'lvs_notify_fifo_script', 'dynamic_interfaces', 'process_names', 'max_auto_priority',
   'min_auto_priority_delay', 'net_namespace', 'net_namespace_ipvs', 'instance', 'use_pid_dir', 'child_wait_time',
   'linkbeat_use_polling', 'script_security', 'vrrp_netlink_cmd_rcv_bufs', 'vrrp_netlink_monitor_rcv_bufs',
@@ -113,6 +113,17 @@ export function wordList(v: Values, node: AstNode): string[] {
   return out;
 }
 
+/** A FIFO path: absolute (keepalived resolves nothing relative for it); [user [group]] may follow. */
+function fifoPath(v: Values, n: AstNode): string | undefined {
+  const p = v.string(n);
+  if (p === undefined) return undefined;
+  if (!p.startsWith('/')) {
+    v.sink.error(DiagnosticCode.BAD_VALUE, `'${p}' is not an absolute path`, n.args[0]?.loc, n.keyword.text, 'an absolute path for the FIFO');
+    return undefined;
+  }
+  return p;
+}
+
 export function compileGlobalDefs(v: Values, nodes: readonly AstNode[]): GlobalDefs {
   const g: Mutable<GlobalDefs> = {
     notificationEmail: [],
@@ -162,6 +173,9 @@ export function compileGlobalDefs(v: Values, nodes: readonly AstNode[]): GlobalD
         if (user !== undefined) g.scriptUser = { user, group };
       },
       enable_script_security: (n) => { g.enableScriptSecurity = v.optBool(n) ?? false; },
+      // The user and group keepalived takes are for the *_fifo_script variants.
+      notify_fifo: (n) => { g.notifyFifo = fifoPath(v, n) ?? g.notifyFifo; },
+      vrrp_notify_fifo: (n) => { g.vrrpNotifyFifo = fifoPath(v, n) ?? g.vrrpNotifyFifo; },
       lvs_sync_daemon: (n) => { g.lvsSyncDaemon = lvsSyncDaemon(v, n) ?? g.lvsSyncDaemon; },
       hash_seed: (n) => {
         const t = v.arg(n, 0, 'a 32-bit seed (decimal or 0x hex)');
