@@ -10,6 +10,7 @@ import { isRoot, testLab } from '../src/testing/netns.js';
 import path from 'node:path';
 import { apiRequest } from '../src/api/client.js';
 import { logEvent, measureFailover, sleep, startFulcrum, startObserver, vrrpInstance, type Proc } from '../src/testing/vrrp-lab.js';
+import { ensureCommand } from '../src/testing/peers.js';
 import type { Lab } from '../src/testing/netns.js';
 
 const skip = isRoot() ? false : 'needs root (network namespaces, raw sockets); CI runs as root';
@@ -129,5 +130,32 @@ test('track_file moves the VIP: the master\'s file reads 1 (weight 0) → FAULT 
     const lines = buf.subarray(0, fs.readSync(fd, buf)).toString().trim().split('\n');
     fs.closeSync(fd);
     assert.deepEqual(lines, ['INSTANCE "VI_1" BACKUP 200', 'INSTANCE "VI_1" MASTER 200', 'INSTANCE "VI_1" FAULT 200', 'INSTANCE "VI_1" BACKUP 200', 'INSTANCE "VI_1" MASTER 200']);
+  });
+});
+
+test('garp_master_refresh: a master re-announces its VIP every second (2 gratuitous ARPs each), as a neighbour on the segment sees', { skip, timeout: 60_000 }, async (t) => {
+  const lab = testLab(t, `${PREFIX}g`);
+  await withTempDir(async (dir) => {
+    const tcpdump = ensureCommand('tcpdump', 'tcpdump');
+    lab.host('c', '10.68.0.9');
+    lab.host('d1', '10.68.0.2');
+    const d1 = startFulcrum(lab, 'd1', dir, vrrpInstance({ vrid: 73, priority: 200, version: 3, advert: 0.1, vip: '10.68.0.100/24',
+      extra: '  garp_master_delay 0\n  garp_master_refresh 1\n  garp_master_refresh_repeat 2\n' }));
+    await d1.waitLine(logEvent('vrrp-transition', { to: 'MASTER' }), 10_000);
+    await sleep(500);
+    const cap = lab.spawn('c', tcpdump, ['-i', 'eth0', '-n', '-l', 'arp']);
+    let out = '';
+    let err = '';
+    cap.stdout?.on('data', (c: Buffer) => { out += c.toString(); });
+    cap.stderr?.on('data', (c: Buffer) => { err += c.toString(); });
+    // Count from when tcpdump listens, for 3.3 s.
+    for (let i = 0; i < 100 && !err.includes('listening on'); i++) await sleep(50);
+    assert.match(err, /listening on/);
+    await sleep(3300);
+    cap.kill('SIGTERM');
+    await new Promise((r) => cap.once('exit', r));
+    const garps = out.split('\n').filter((l) => /who-has 10\.68\.0\.100 .*tell 10\.68\.0\.100|Reply 10\.68\.0\.100 is-at/.test(l));
+    t.diagnostic(`${garps.length} gratuitous ARPs in 3.3 s`);
+    assert.ok(garps.length >= 4 && garps.length <= 8, `3 refreshes × 2 expected in 3.3 s: ${garps.length}\n${out}`);
   });
 });

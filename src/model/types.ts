@@ -348,6 +348,10 @@ export interface VrrpInstance {
   /** Seconds between the first and second burst of gratuitous ARPs. */
   readonly garpMasterDelay: number;
   readonly garpMasterRepeat: number;
+  /** garp_master_refresh: seconds between gratuitous ARP / NA refreshes while MASTER (0 or absent: none). */
+  readonly garpMasterRefresh?: number | undefined;
+  /** garp_master_refresh_repeat: how many each refresh sends (1). */
+  readonly garpMasterRefreshRepeat?: number | undefined;
   readonly dontTrackPrimary: boolean;
   readonly accept: boolean;
   /** `announce bgp …`: the instance's addresses are announced over BGP while it is MASTER. */
@@ -427,6 +431,8 @@ export interface GlobalDefs {
   readonly lvsSyncDaemon?: LvsSyncDaemon | undefined;
   /** `hash_seed N` (Fulcrum): the seed of every kernel-plane slot hash; unset = D.HASH_SEED. */
   readonly hashSeed?: number | undefined;
+  /** vrrp_garp_master_delay / _repeat / _refresh / _refresh_repeat: the instances' defaults. */
+  readonly garp?: { readonly masterDelay?: number; readonly masterRepeat?: number; readonly masterRefresh?: number; readonly masterRefreshRepeat?: number } | undefined;
   /** `notify_fifo PATH`: VRRP (and health) notify events, one line each. */
   readonly notifyFifo?: string | undefined;
   /** `vrrp_notify_fifo PATH`: VRRP notify events only (`INSTANCE "VI_1" MASTER 100`). */

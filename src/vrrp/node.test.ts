@@ -461,3 +461,28 @@ test('notify_fifo and vrrp_notify_fifo: each state change is a line in both, in 
     r.done();
   }
 });
+
+test('garp_master_refresh: while MASTER, every N s, garp_master_refresh_repeat announcements; none once BACKUP; global vrrp_garp_* give the defaults', async () => {
+  const r = rig(2);
+  try {
+    const g = 'global_defs {\n  vrrp_garp_master_repeat 2\n  vrrp_garp_master_delay 0\n  vrrp_garp_master_refresh 10\n}\n';
+    r.nodes[0]!.start(conf(g + instance({ priority: 150, extra: 'garp_master_refresh_repeat 3' })));
+    r.nodes[1]!.start(conf(instance({ priority: 100 })));
+    await r.clock.advance(4000);
+    assert.deepEqual(r.states(), ['MASTER', 'BACKUP']);
+    const at = (h: number): number[] => r.hosts[h]!.announced.map((a) => a.at);
+    const became = at(0)[0] ?? 0;
+    assert.equal(at(0).length, 2, 'vrrp_garp_master_repeat 2, no delayed repeat (delay 0)');
+    await r.clock.advance(25_000);
+    assert.deepEqual(at(0).slice(2).map((t) => t - became), [10_000, 10_000, 10_000, 20_000, 20_000, 20_000], 'every 10 s, 3 at a time');
+    r.nodes[0]!.reload(conf(g + instance({ priority: 50, extra: 'garp_master_refresh_repeat 3' })));
+    await r.clock.advance(5000);
+    assert.deepEqual(r.states(), ['BACKUP', 'MASTER']);
+    const n = at(0).length;
+    await r.clock.advance(30_000);
+    assert.equal(at(0).length, n, 'no refresh once BACKUP');
+    assert.equal(r.hosts[1]!.announced.filter((a) => a.at > became + 40_000).length, 0, 'the other node has no refresh configured');
+  } finally {
+    r.done();
+  }
+});

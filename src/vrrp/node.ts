@@ -109,6 +109,8 @@ interface Inst {
   source: string | null;
   timer: unknown;
   garpTimer: unknown;
+  /** garp_master_refresh: the next refresh while MASTER. */
+  refreshTimer: unknown;
   faults: readonly string[];
   since: number;
   reason: TransitionReason | null;
@@ -347,7 +349,7 @@ export class VrrpNode {
     const now = this.o.clock.now();
     const i: Inst = {
       cfg, fsm: this.fsmConfig(cfg, '0.0.0.0'), st: initialState(cfg.priority), group: this.groupOf(cfg.name), port: null, source: null,
-      timer: null, garpTimer: null, faults: [], since: now, reason: null, sent: 0, received: 0, becameMaster: 0, transitions: 0,
+      timer: null, garpTimer: null, refreshTimer: null, faults: [], since: now, reason: null, sent: 0, received: 0, becameMaster: 0, transitions: 0,
       drops: new Map(), notify: Promise.resolve(),
     };
     this.insts.set(cfg.name, i);
@@ -471,8 +473,10 @@ export class VrrpNode {
   private clearTimers(i: Inst): void {
     if (i.timer !== null) this.o.clock.cancel(i.timer);
     if (i.garpTimer !== null) this.o.clock.cancel(i.garpTimer);
+    if (i.refreshTimer !== null) this.o.clock.cancel(i.refreshTimer);
     i.timer = null;
     i.garpTimer = null;
+    i.refreshTimer = null;
   }
 
   private fire(i: Inst, ev: FsmEvent): void {
@@ -525,7 +529,9 @@ export class VrrpNode {
       // Leaving MASTER, or starting: the addresses must not be here (keepalived removes
       // leftovers from a previous run too).
       if (i.garpTimer !== null) this.o.clock.cancel(i.garpTimer);
+      if (i.refreshTimer !== null) this.o.clock.cancel(i.refreshTimer);
       i.garpTimer = null;
+      i.refreshTimer = null;
       for (const v of instanceAddresses(i.cfg)) this.removeVip(i, v);
     }
     publish({ type: 'transition', instance: i.cfg.name, from, to, reason, priority: i.st.priority, master: to === 'MASTER' ? i.source : i.st.masterAddress });
@@ -648,6 +654,21 @@ export class VrrpNode {
         if (i.st.name === 'MASTER' && !this.stopped) for (const v of vips) this.announceVip(i, v, i.cfg.garpMasterRepeat);
       }, i.cfg.garpMasterDelay * 1000);
     }
+    this.scheduleRefresh(i);
+  }
+
+  /** garp_master_refresh: while MASTER, every N seconds, garp_master_refresh_repeat announcements of each address. */
+  private scheduleRefresh(i: Inst): void {
+    if (i.refreshTimer !== null) this.o.clock.cancel(i.refreshTimer);
+    i.refreshTimer = null;
+    const every = i.cfg.garpMasterRefresh ?? 0;
+    if (every <= 0) return;
+    i.refreshTimer = this.o.clock.setTimer(() => {
+      i.refreshTimer = null;
+      if (i.st.name !== 'MASTER' || this.stopped) return;
+      for (const v of instanceAddresses(i.cfg)) this.announceVip(i, v, i.cfg.garpMasterRefreshRepeat ?? 1);
+      this.scheduleRefresh(i);
+    }, every * 1000);
   }
 
   private publishHeld(): void {

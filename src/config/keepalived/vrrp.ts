@@ -20,9 +20,8 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 const GLOBAL_IGNORED = new Set([
   'smtp_alert_vrrp', 'checker_log_all_failures', 'no_email_faults',
-  'default_interface', 'lvs_flush', 'lvs_flush_onstop', 'vrrp_garp_master_delay',
-  'vrrp_garp_master_repeat', 'vrrp_garp_lower_prio_delay', 'vrrp_garp_lower_prio_repeat',
-  'vrrp_garp_master_refresh', 'vrrp_garp_master_refresh_repeat', 'vrrp_garp_interval', 'vrrp_gna_interval',
+  'default_interface', 'lvs_flush', 'lvs_flush_onstop',
+  'vrrp_garp_lower_prio_delay', 'vrrp_garp_lower_prio_repeat', 'vrrp_garp_interval', 'vrrp_gna_interval',
   'vrrp_lower_prio_no_advert', 'vrrp_higher_prio_send_advert', 'vrrp_iptables', 'vrrp_ipsets', 'vrrp_check_unicast_src',
   'vrrp_skip_check_adv_addr', 'vrrp_strict', 'vrrp_priority', 'checker_priority', 'bfd_priority',
   'vrrp_no_swap', 'checker_no_swap', 'vrrp_rt_priority', 'checker_rt_priority', 'snmp_socket', 'enable_snmp_vrrp',
@@ -41,7 +40,7 @@ const INSTANCE_IGNORED = new Set([
   'use_vmac', 'use_vmac_addr', 'vmac_xmit_base', 'use_ipvlan', 'smtp_alert', 'debug', 'strict_mode',
   'skip_check_adv_addr', 'virtual_routes', 'virtual_rules', 'promote_secondaries', 'track_process',
   'track_bfd', 'notify_master_rx_lower_pri', 'notify_priority_changes', 'kernel_rx_buf_size', 'linkbeat_use_polling',
-  'garp_master_refresh', 'garp_master_refresh_repeat', 'garp_lower_prio_delay', 'garp_lower_prio_repeat',
+  'garp_lower_prio_delay', 'garp_lower_prio_repeat',
   'lower_prio_no_advert', 'higher_prio_send_advert', 'check_unicast_src', 'unicast_fault_no_peer', 'unicast_ttl',
   'old_unicast_checksum', 'vrrp_strict', 'mcast_dst_ip', 'track_src_ip', 'vrf', 'no_virtual_ipaddress', 'notify_deleted',
 ]);
@@ -113,6 +112,13 @@ export function wordList(v: Values, node: AstNode): string[] {
   return out;
 }
 
+/** A gratuitous ARP count: 0 is raised to 1, as keepalived does (0 would announce nothing). */
+function garpRepeat(v: Values, n: AstNode): number | undefined {
+  const x = v.int(n, 0, 0, 255);
+  if (x === 0) v.sink.warn(DiagnosticCode.ADJUSTED, '0 gratuitous ARPs would announce nothing: 1 (as keepalived does)', n.args[0]?.loc, n.keyword.text);
+  return x === undefined ? undefined : Math.max(1, x);
+}
+
 /** A FIFO path: absolute (keepalived resolves nothing relative for it); [user [group]] may follow. */
 function fifoPath(v: Values, n: AstNode): string | undefined {
   const p = v.string(n);
@@ -134,6 +140,7 @@ export function compileGlobalDefs(v: Values, nodes: readonly AstNode[]): GlobalD
     lvsTimeouts: {},
     enableScriptSecurity: false,
   };
+  const garp: { masterDelay?: number; masterRepeat?: number; masterRefresh?: number; masterRefreshRepeat?: number } = {};
   for (const node of nodes) {
     dispatch(v.needBlock(node) ?? [], 'global_defs', {
       router_id: (n) => { g.routerId = v.string(n); v.extra(n, 1); },
@@ -174,6 +181,11 @@ export function compileGlobalDefs(v: Values, nodes: readonly AstNode[]): GlobalD
       },
       enable_script_security: (n) => { g.enableScriptSecurity = v.optBool(n) ?? false; },
       // The user and group keepalived takes are for the *_fifo_script variants.
+      // The instances' gratuitous ARP defaults (keepalived's global spellings).
+      vrrp_garp_master_delay: (n) => { garp.masterDelay = v.timer(n, 0, 0, 255) ?? garp.masterDelay; },
+      vrrp_garp_master_repeat: (n) => { garp.masterRepeat = garpRepeat(v, n) ?? garp.masterRepeat; },
+      vrrp_garp_master_refresh: (n) => { garp.masterRefresh = v.timer(n, 0, 0, 86400) ?? garp.masterRefresh; },
+      vrrp_garp_master_refresh_repeat: (n) => { garp.masterRefreshRepeat = garpRepeat(v, n) ?? garp.masterRefreshRepeat; },
       notify_fifo: (n) => { g.notifyFifo = fifoPath(v, n) ?? g.notifyFifo; },
       vrrp_notify_fifo: (n) => { g.vrrpNotifyFifo = fifoPath(v, n) ?? g.vrrpNotifyFifo; },
       lvs_sync_daemon: (n) => { g.lvsSyncDaemon = lvsSyncDaemon(v, n) ?? g.lvsSyncDaemon; },
@@ -187,6 +199,7 @@ export function compileGlobalDefs(v: Values, nodes: readonly AstNode[]): GlobalD
         v.extra(n, 1);
       },
     }, v.sink, GLOBAL_IGNORED);
+    if (Object.keys(garp).length > 0) g.garp = { ...garp };
   }
   return g;
 }
@@ -436,8 +449,10 @@ export function compileVrrpInstance(v: Values, node: AstNode, global: GlobalDefs
   let ti: TrackedInterface[] = [];
   let ts: TrackedScript[] = [];
   let tf: TrackedFile[] = [];
-  let garpMasterDelay = D.DEFAULT_GARP_MASTER_DELAY;
-  let garpMasterRepeat = D.DEFAULT_GARP_MASTER_REPEAT;
+  let garpMasterDelay = global.garp?.masterDelay ?? D.DEFAULT_GARP_MASTER_DELAY;
+  let garpMasterRepeat = global.garp?.masterRepeat ?? D.DEFAULT_GARP_MASTER_REPEAT;
+  let garpMasterRefresh = global.garp?.masterRefresh ?? 0;
+  let garpMasterRefreshRepeat = global.garp?.masterRefreshRepeat ?? 1;
   let dontTrackPrimary = false;
   let accept = true;
   let announce: Announce | undefined;
@@ -522,11 +537,9 @@ export function compileVrrpInstance(v: Values, node: AstNode, global: GlobalDefs
     track_script: (n) => { ts = [...ts, ...trackScripts(v, n)]; },
     track_file: (n) => { tf = [...tf, ...trackScripts(v, n, 254)]; },
     garp_master_delay: (n) => { garpMasterDelay = v.timer(n, 0, 0, 255) ?? garpMasterDelay; },
-    garp_master_repeat: (n) => {
-      const x = v.int(n, 0, 0, 255);
-      if (x === 0) v.sink.warn(DiagnosticCode.ADJUSTED, '0 gratuitous ARPs would announce nothing: 1 (as keepalived does)', n.args[0]?.loc, 'garp_master_repeat');
-      garpMasterRepeat = x === undefined ? garpMasterRepeat : Math.max(1, x);
-    },
+    garp_master_repeat: (n) => { garpMasterRepeat = garpRepeat(v, n) ?? garpMasterRepeat; },
+    garp_master_refresh: (n) => { garpMasterRefresh = v.timer(n, 0, 0, 86400) ?? garpMasterRefresh; },
+    garp_master_refresh_repeat: (n) => { garpMasterRefreshRepeat = garpRepeat(v, n) ?? garpMasterRefreshRepeat; },
     dont_track_primary: () => { dontTrackPrimary = true; },
     accept: () => { accept = true; },
     no_accept: () => { accept = false; },
@@ -601,6 +614,7 @@ export function compileVrrpInstance(v: Values, node: AstNode, global: GlobalDefs
     name, initialState: state, interface: iface, family, vrid, priority, advertInt, version: ver, nopreempt, preemptDelay,
     auth, virtualIpAddresses: vips, excludedIpAddresses: evips, unicastSrcIp, mcastSrcIp, unicastPeers: peers,
     trackInterfaces: ti, trackScripts: ts, ...(tf.length > 0 ? { trackFiles: tf } : {}), notify: freezeNotify(notify), garpMasterDelay, garpMasterRepeat,
+    ...(garpMasterRefresh > 0 ? { garpMasterRefresh, garpMasterRefreshRepeat } : {}),
     dontTrackPrimary, accept, ...(announce ? { announce } : {}), loc: node.keyword.loc,
   };
 }
