@@ -133,13 +133,14 @@ test('track_file moves the VIP: the master\'s file reads 1 (weight 0) → FAULT 
   });
 });
 
-test('garp_master_refresh: a master re-announces its VIP every second (2 gratuitous ARPs each), as a neighbour on the segment sees', { skip, timeout: 60_000 }, async (t) => {
+test('garp_master_refresh: a master re-announces its VIP every second (2 gratuitous ARPs each), as a neighbour on the segment sees; static_ipaddress and static_routes are in place while it runs and gone after it stops', { skip, timeout: 60_000 }, async (t) => {
   const lab = testLab(t, `${PREFIX}g`);
   await withTempDir(async (dir) => {
     const tcpdump = ensureCommand('tcpdump', 'tcpdump');
     lab.host('c', '10.68.0.9');
     lab.host('d1', '10.68.0.2');
-    const d1 = startFulcrum(lab, 'd1', dir, vrrpInstance({ vrid: 73, priority: 200, version: 3, advert: 0.1, vip: '10.68.0.100/24',
+    const statics = 'static_ipaddress {\n  10.68.5.5/32 dev eth0\n}\nstatic_routes {\n  10.99.0.0/24 via 10.68.0.1 dev eth0\n}\nstatic_rules {\n  from 10.68.5.5 table 100 priority 1000\n}\n';
+    const d1 = startFulcrum(lab, 'd1', dir, statics + vrrpInstance({ vrid: 73, priority: 200, version: 3, advert: 0.1, vip: '10.68.0.100/24',
       extra: '  garp_master_delay 0\n  garp_master_refresh 1\n  garp_master_refresh_repeat 2\n' }));
     await d1.waitLine(logEvent('vrrp-transition', { to: 'MASTER' }), 10_000);
     await sleep(500);
@@ -157,5 +158,14 @@ test('garp_master_refresh: a master re-announces its VIP every second (2 gratuit
     const garps = out.split('\n').filter((l) => /who-has 10\.68\.0\.100 .*tell 10\.68\.0\.100|Reply 10\.68\.0\.100 is-at/.test(l));
     t.diagnostic(`${garps.length} gratuitous ARPs in 3.3 s`);
     assert.ok(garps.length >= 4 && garps.length <= 8, `3 refreshes × 2 expected in 3.3 s: ${garps.length}\n${out}`);
+    // Static address, route and rule: present while the director runs, whatever the VRRP state.
+    assert.match(lab.exec('d1', 'ip', ['-4', 'route', 'show', '10.99.0.0/24']), /10\.99\.0\.0\/24 via 10\.68\.0\.1 dev eth0/);
+    assert.ok(lab.addresses('d1').includes('10.68.5.5'));
+    assert.match(lab.exec('d1', 'ip', ['-4', 'rule', 'show']), /^1000:\s+from 10\.68\.5\.5 lookup 100/m);
+    d1.child.kill('SIGTERM');
+    await new Promise((r) => d1.child.once('exit', r));
+    assert.equal(lab.exec('d1', 'ip', ['-4', 'route', 'show', '10.99.0.0/24']).trim(), '', 'the static route is removed at stop');
+    assert.ok(!lab.addresses('d1').includes('10.68.5.5'), 'the static address too');
+    assert.doesNotMatch(lab.exec('d1', 'ip', ['-4', 'rule', 'show']), /10\.68\.5\.5/);
   });
 });

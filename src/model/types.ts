@@ -495,8 +495,23 @@ export interface BgpConfig {
 }
 
 /** The validated, normalized configuration: what the director wants to be true. */
+/** A `static_routes` or `static_rules` line: `ip route` / `ip rule` words, checked, applied as written. */
+export interface StaticRoute {
+  readonly kind: 'route' | 'rule';
+  readonly family: Family;
+  /** prepend (keepalived's default for routes), add or append; rules are added. */
+  readonly action: 'prepend' | 'add' | 'append';
+  /** The words after the action (destination first for a route), `inet6` taken out. */
+  readonly words: readonly string[];
+  readonly loc?: SourceLocation | undefined;
+}
+
 export interface FulcrumConfig {
   readonly global: GlobalDefs;
+  /** `static_ipaddress { … }`: addresses set at start and kept whatever the VRRP state, removed at stop. */
+  readonly staticAddresses?: readonly VirtualIp[] | undefined;
+  /** `static_routes { … }` and `static_rules { … }`: likewise for routes and policy rules. */
+  readonly staticRoutes?: readonly StaticRoute[] | undefined;
   readonly trackFiles: readonly TrackFile[];
   readonly vrrpScripts: readonly VrrpScript[];
   readonly vrrpSyncGroups: readonly VrrpSyncGroup[];

@@ -4,7 +4,7 @@
  * holds the address. IPv4 packets arrive with an IPv4 header (TTL 255), as a raw socket
  * delivers them. Addresses, announcements and link states are recorded and settable.
  */
-import type { Family } from '../model/types.js';
+import type { Family, StaticRoute } from '../model/types.js';
 import { SysError, SysErrorCode } from './errors.js';
 import type { AddressSpec, HostNetwork, LinkInfo, VrrpChannel, VrrpChannelOptions, VrrpPacketIn } from './host.js';
 
@@ -129,6 +129,17 @@ export class FakeHost implements HostNetwork {
     if (!l) return;
     this.removed.push(a);
     l.addresses = l.addresses.filter((x) => x.address !== a.address);
+  }
+
+  /** Static routes and rules in place, as `kind family words`. */
+  readonly routes = new Set<string>();
+  failRoutes = false;
+
+  route(op: 'add' | 'delete', r: StaticRoute): void {
+    if (this.failRoutes) throw new SysError(SysErrorCode.FAILED, 'fake host refuses routes');
+    const key = `${r.kind} ${r.family} ${r.words.join(' ')}`;
+    if (op === 'add') this.routes.add(key);
+    else this.routes.delete(key);
   }
 
   announce(ifname: string, family: Family, address: string, count: number): void {

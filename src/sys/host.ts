@@ -14,7 +14,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import koffi from 'koffi';
 import ipaddr from 'ipaddr.js';
-import type { Family } from '../model/types.js';
+import { execFileSync } from 'node:child_process';
+import type { Family, StaticRoute } from '../model/types.js';
 import { SysError, SysErrorCode, sysFailure } from './errors.js';
 import {
   AF_INET, AF_INET6, AF_PACKET, EAGAIN, intOpt, IP_ADD_MEMBERSHIP, IP_MULTICAST_IF, IP_MULTICAST_LOOP, IP_MULTICAST_TTL, IP_TOS, IP_TTL,
@@ -72,6 +73,8 @@ export interface HostNetwork {
   removeAddress(a: AddressSpec): void;
   /** `count` gratuitous ARPs (IPv4) or unsolicited neighbour advertisements (IPv6) for `address`, back to back. */
   announce(ifname: string, family: Family, address: string, count: number): void;
+  /** Add (as its action says) or delete a static route or policy rule. Throws SysError when the kernel refuses. */
+  route(op: 'add' | 'delete', r: StaticRoute): void;
   /** `onChange` after any link or address change on the host (then read `link`). */
   watchLinks(onChange: () => void): { close(): void };
   /** Which of CAP_NET_RAW (sockets, ARP) and CAP_NET_ADMIN (addresses) this process lacks. */
@@ -309,6 +312,18 @@ export const ffiHostNetwork: HostNetwork = {
     const l = linkIdentity(a.ifname);
     if (!l) return; // the interface is gone, and its addresses with it
     netlinkAddress('remove', a, l.index);
+  },
+  route(op, r) {
+    // ip(8) speaks the whole route/rule grammar keepalived accepts; the words were checked
+    // (plain words, no shell) when the file was read.
+    const action = op === 'delete' ? 'del' : r.kind === 'rule' ? 'add' : r.action;
+    try {
+      execFileSync('ip', [r.family === 'inet6' ? '-6' : '-4', r.kind, action, ...r.words], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 5000 });
+    } catch (err: unknown) {
+      const e = err as { stderr?: Buffer; status?: number };
+      const msg = e.stderr?.toString().trim() || (err instanceof Error ? err.message : String(err));
+      throw new SysError(/Operation not permitted/.test(msg) ? SysErrorCode.PERMISSION : SysErrorCode.FAILED, `ip ${r.kind} ${action} ${r.words.join(' ')}: ${msg}`);
+    }
   },
   announce(ifname, family, address, count) {
     const c = loadLibc();

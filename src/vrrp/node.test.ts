@@ -486,3 +486,30 @@ test('garp_master_refresh: while MASTER, every N s, garp_master_refresh_repeat a
     r.done();
   }
 });
+
+test('static_ipaddress / static_routes / static_rules: added at start whatever the state, reconciled on reload, removed at stop; bad lines are located errors', async () => {
+  const r = rig(1);
+  try {
+    const statics = (route: string): string => `static_ipaddress {\n  192.0.2.5/32 dev eth0\n}\nstatic_routes {\n  ${route}\n  append 2001:db8::/64 dev eth0\n}\nstatic_rules {\n  from 192.0.2.5 table 7 priority 100\n}\n`;
+    const c1 = conf(statics('10.9.0.0/24 via 10.0.0.254 dev eth0') + instance({ priority: 100 }));
+    assert.deepEqual(c1.staticRoutes?.map((x) => [x.kind, x.family, x.action, x.words.join(' ')]), [
+      ['route', 'inet', 'prepend', '10.9.0.0/24 via 10.0.0.254 dev eth0'], ['route', 'inet6', 'append', '2001:db8::/64 dev eth0'], ['rule', 'inet', 'add', 'from 192.0.2.5 table 7 priority 100'],
+    ]);
+    r.nodes[0]!.start(c1);
+    const host = r.hosts[0]!;
+    assert.deepEqual([...host.routes].sort(), ['route inet 10.9.0.0/24 via 10.0.0.254 dev eth0', 'route inet6 2001:db8::/64 dev eth0', 'rule inet from 192.0.2.5 table 7 priority 100']);
+    assert.ok(host.addresses('eth0').includes('192.0.2.5'), 'present while BACKUP');
+    r.nodes[0]!.reload(conf(statics('blackhole 10.8.0.0/16') + instance({ priority: 100 })));
+    assert.ok(host.routes.has('route inet blackhole 10.8.0.0/16') && !host.routes.has('route inet 10.9.0.0/24 via 10.0.0.254 dev eth0'), 'reload: the changed route replaced, the rest kept');
+    await r.nodes[0]!.stop();
+    assert.equal(host.routes.size, 0);
+    assert.ok(!host.addresses('eth0').includes('192.0.2.5'));
+  } finally {
+    r.done();
+  }
+  for (const [line, why] of [['10.9.0.0/24 dev eth0 track_group G', /track_group is not implemented/], ['via 10.0.0.1', /not ADDRESS\[\/PREFIX\] or default/], ['10.9.0.0/24 dev "eth0;reboot"', /is not a word ip route takes/]] as const) {
+    const res = parseText(`static_routes {\n  ${line}\n}\n${instance({ priority: 100 })}`);
+    assert.equal(res.ok, false, line);
+    assert.match(res.diagnostics.map((d) => `${d.loc?.line ?? 0}: ${d.message}`).join('\n'), why);
+  }
+});

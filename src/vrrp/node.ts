@@ -14,7 +14,7 @@ import { channel } from 'node:diagnostics_channel';
 import ipaddr from 'ipaddr.js';
 import type { Clock } from '../health/types.js';
 import * as D from '../model/defaults.js';
-import { instanceAddresses, type FulcrumConfig, type GlobalDefs, type ScriptSpec, type TrackFile, type VirtualIp, type VrrpInstance, type VrrpScript, type VrrpSyncGroup } from '../model/types.js';
+import { instanceAddresses, type FulcrumConfig, type GlobalDefs, type ScriptSpec, type StaticRoute, type TrackFile, type VirtualIp, type VrrpInstance, type VrrpScript, type VrrpSyncGroup } from '../model/types.js';
 import { errorMessage, FailureCode, reportFailure } from '../errors/index.js';
 import { describeOutcome, runScript as realRunScript, type RunScriptOptions, type ScriptOutcome } from '../notify/script.js';
 import { SysError, SysErrorCode } from '../sys/errors.js';
@@ -159,6 +159,9 @@ export class VrrpNode {
   private readonly insts = new Map<string, Inst>();
   private readonly ports = new Map<string, Port>();
   private readonly scripts = new Map<string, { def: VrrpScript; standing: ScriptStanding; timer: unknown; running: boolean }>();
+  /** static_ipaddress / static_routes / static_rules in place, by key. */
+  private readonly staticAddrs = new Map<string, VirtualIp>();
+  private readonly staticRoutes = new Map<string, StaticRoute>();
   /** notify_fifo and vrrp_notify_fifo, open: every state change is a line in each. */
   private fifos = new Map<string, NotifyFifo>();
   /** track_file blocks some instance or sync group tracks: the value last read, and the poll. */
@@ -190,6 +193,7 @@ export class VrrpNode {
     this.syncScripts();
     this.syncFiles();
     this.syncFifos();
+    this.syncStatics();
     try {
       for (const cfg of config.vrrpInstances) this.addInstance(cfg);
     } catch (err: unknown) {
@@ -235,6 +239,7 @@ export class VrrpNode {
     this.syncScripts();
     this.syncFiles();
     this.syncFifos();
+    this.syncStatics();
     const wanted = new Map(config.vrrpInstances.map((c) => [c.name, c]));
     for (const [name, i] of [...this.insts]) {
       const next = wanted.get(name);
@@ -282,6 +287,7 @@ export class VrrpNode {
     this.closeSpares();
     this.watch?.close();
     this.watch = null;
+    this.syncStatics(true);
     // The STOP lines are written: the FIFOs can go.
     for (const f of this.fifos.values()) f.close();
     this.fifos.clear();
@@ -561,6 +567,58 @@ export class VrrpNode {
     this.fifoLine('GROUP', g.name, word, 0);
     const lead = this.insts.get(g.group[0] ?? '');
     if (lead) this.queueNotify(lead, 'GROUP', g.name, word, g.notify);
+  }
+
+  /**
+   * static_ipaddress, static_routes and static_rules: what the configuration has and the
+   * host lacks is added (addresses first), what it no longer has is removed (routes first);
+   * `clear` removes everything (at stop). They do not move with VRRP state. A refusal is
+   * reported and the rest still applies.
+   */
+  private syncStatics(clear = false): void {
+    const cfg = this.config;
+    const addrs = new Map<string, VirtualIp>(clear ? [] : (cfg?.staticAddresses ?? []).map((a) => [`${a.dev ?? 'eth0'} ${vipKey(a)}`, a]));
+    const routes = new Map<string, StaticRoute>(clear ? [] : (cfg?.staticRoutes ?? []).map((r) => [`${r.kind} ${r.family} ${r.action} ${r.words.join(' ')}`, r]));
+    const fail = (what: string, err: unknown): void => {
+      reportFailure('vrrp', FailureCode.VRRP, err, { static: what });
+      publish({ type: 'error', instance: 'static', message: `${what}: ${errorMessage(err)}` });
+    };
+    for (const [k, r] of [...this.staticRoutes]) {
+      if (routes.has(k)) continue;
+      this.staticRoutes.delete(k);
+      try {
+        this.o.host.route('delete', r);
+      } catch (err: unknown) {
+        fail(`removing static ${r.kind} ${r.words.join(' ')}`, err);
+      }
+    }
+    for (const [k, a] of [...this.staticAddrs]) {
+      if (addrs.has(k)) continue;
+      this.staticAddrs.delete(k);
+      try {
+        this.o.host.removeAddress({ ifname: a.dev ?? 'eth0', family: a.family, address: a.address, prefixLength: a.prefixLength });
+      } catch (err: unknown) {
+        fail(`removing static address ${a.address}`, err);
+      }
+    }
+    for (const [k, a] of addrs) {
+      if (this.staticAddrs.has(k)) continue;
+      try {
+        this.o.host.addAddress({ ifname: a.dev ?? 'eth0', family: a.family, address: a.address, prefixLength: a.prefixLength, label: a.label, brd: a.brd, scope: a.scope });
+        this.staticAddrs.set(k, a);
+      } catch (err: unknown) {
+        fail(`static address ${a.address}`, err);
+      }
+    }
+    for (const [k, r] of routes) {
+      if (this.staticRoutes.has(k)) continue;
+      try {
+        this.o.host.route('add', r);
+        this.staticRoutes.set(k, r);
+      } catch (err: unknown) {
+        fail(`static ${r.kind} ${r.words.join(' ')}`, err);
+      }
+    }
   }
 
   /** Open the FIFOs the configuration names (notify_fifo, vrrp_notify_fifo); close the others. */

@@ -5,17 +5,17 @@
 import { DiagnosticCode, formatLocation, type DiagnosticSink, type SourceLocation } from '../../errors/index.js';
 import { realServerKey, serviceKey } from '../../model/keys.js';
 import type {
-  FulcrumConfig, TrackedFile, TrackedScript, TrackFile, VirtualServer, VirtualServerGroup, VrrpInstance, VrrpScript, VrrpSyncGroup,
+  FulcrumConfig, StaticRoute, TrackedFile, VirtualIp, TrackedScript, TrackFile, VirtualServer, VirtualServerGroup, VrrpInstance, VrrpScript, VrrpSyncGroup,
 } from '../../model/types.js';
 import type { AstNode } from './ast.js';
 import { dispatch, reportUnreadBlocks } from './dispatch.js';
 import { compileVirtualServer, compileVirtualServerGroup } from './lvs.js';
 import { compileBgp } from './bgp.js';
 import { Values } from './values.js';
-import { compileGlobalDefs, compileSyncGroup, compileTrackFile, compileVrrpInstance, compileVrrpScript } from './vrrp.js';
+import { compileGlobalDefs, compileSyncGroup, compileTrackFile, compileVrrpInstance, compileVrrpScript, staticRoute, virtualIp } from './vrrp.js';
 
 const TOP_IGNORED = new Set([
-  'static_ipaddress', 'static_routes', 'static_rules', 'bfd_instance', 'vrrp_track_process', 'garp_group',
+  'bfd_instance', 'vrrp_track_process', 'garp_group',
   'linkbeat_interfaces', 'interface_up_down_delays', 'track_group', 'SSL', 'net_namespace', 'net_namespace_ipvs',
   'namespace_with_ipsets', 'instance', 'use_pid_dir', 'linkbeat_use_polling', 'child_wait_time',
 ]);
@@ -30,7 +30,12 @@ export function compileConfig(root: readonly AstNode[], sink: DiagnosticSink): F
   const groupNodes: AstNode[] = [];
   const vsNodes: AstNode[] = [];
   const bgpNodes: AstNode[] = [];
+  const staticAddresses: VirtualIp[] = [];
+  const staticRoutes: StaticRoute[] = [];
   dispatch(root, 'the top level', {
+    static_ipaddress: (n) => { for (const l of v.needBlock(n) ?? []) { const a = virtualIp(v, l, 'static_ipaddress'); if (a) staticAddresses.push(a); } },
+    static_routes: (n) => { for (const l of v.needBlock(n) ?? []) { const r = staticRoute(v, l, 'route'); if (r) staticRoutes.push(r); } },
+    static_rules: (n) => { for (const l of v.needBlock(n) ?? []) { const r = staticRoute(v, l, 'rule'); if (r) staticRoutes.push(r); } },
     global_defs: (n) => globals.push(n),
     track_file: (n) => trackFileNodes.push(n),
     vrrp_track_file: (n) => trackFileNodes.push(n),
@@ -70,7 +75,10 @@ export function compileConfig(root: readonly AstNode[], sink: DiagnosticSink): F
     sink.error(DiagnosticCode.REFERENCE, 'announce bgp needs a fulcrum_bgp { … } block (the BGP speaker and its neighbours)', announcing.announce.loc, 'announce', 'fulcrum_bgp { local_as … router_id … neighbor … }');
   }
   reportUnreadBlocks(root, sink);
-  return { global, trackFiles, vrrpScripts, vrrpSyncGroups, vrrpInstances, virtualServerGroups, virtualServers, ...(bgp ? { bgp } : {}) };
+  return {
+    global, trackFiles, vrrpScripts, vrrpSyncGroups, vrrpInstances, virtualServerGroups, virtualServers, ...(bgp ? { bgp } : {}),
+    ...(staticAddresses.length > 0 ? { staticAddresses } : {}), ...(staticRoutes.length > 0 ? { staticRoutes } : {}),
+  };
 }
 
 /** Drop undefined results and report names declared twice (the first one wins). */

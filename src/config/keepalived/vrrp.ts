@@ -7,7 +7,7 @@ import { cidrBounds, maxPrefix, netmaskToPrefix, parseIp } from '../../model/add
 import * as D from '../../model/defaults.js';
 import type { SourceLocation } from '../../errors/index.js';
 import type {
-  Announce, Family, GlobalDefs, LvsSyncDaemon, NotifyScripts, ScriptSpec, TrackedFile, TrackedInterface, TrackedScript, TrackFile, UnicastPeer,
+  Announce, Family, GlobalDefs, LvsSyncDaemon, NotifyScripts, ScriptSpec, StaticRoute, TrackedFile, TrackedInterface, TrackedScript, TrackFile, UnicastPeer,
   VirtualIp, VrrpInstance, VrrpScript, VrrpSyncGroup,
 } from '../../model/types.js';
 import type { AstNode } from './ast.js';
@@ -363,7 +363,7 @@ function sourceIp(v: Values, n: AstNode): string | undefined {
 }
 
 /** One `virtual_ipaddress` line: `ADDR[/MASK] [brd X|+|-] [broadcast X] [dev X] [scope X] [label X] …`. */
-function virtualIp(v: Values, line: AstNode, where: string): VirtualIp | undefined {
+export function virtualIp(v: Values, line: AstNode, where: string): VirtualIp | undefined {
   const text = line.keyword.text;
   const slash = text.indexOf('/');
   const addrText = slash >= 0 ? text.slice(0, slash) : text;
@@ -617,4 +617,44 @@ export function compileVrrpInstance(v: Values, node: AstNode, global: GlobalDefs
     ...(garpMasterRefresh > 0 ? { garpMasterRefresh, garpMasterRefreshRepeat } : {}),
     dontTrackPrimary, accept, ...(announce ? { announce } : {}), loc: node.keyword.loc,
   };
+}
+
+const ROUTE_TYPES = new Set(['unicast', 'blackhole', 'unreachable', 'prohibit', 'local', 'broadcast', 'throw', 'nat', 'anycast', 'multicast']);
+
+/**
+ * One `static_routes` / `static_rules` line, as `ip route add` / `ip rule add` take it
+ * (keepalived's syntax). The destination (a route's first word after an optional type) must
+ * be an address/prefix or `default`; every word must be plain (no quoting, no shell); `inet6`
+ * forces IPv6; `add`/`append`/`prepend` choose how the route is added (prepend by default).
+ * `track_group` is not implemented: refused rather than silently untracked.
+ */
+export function staticRoute(v: Values, line: AstNode, kind: 'route' | 'rule'): StaticRoute | undefined {
+  const where = kind === 'route' ? 'static_routes' : 'static_rules';
+  const toks = [line.keyword, ...line.args];
+  let family: Family | undefined;
+  let action: StaticRoute['action'] = kind === 'route' ? 'prepend' : 'add';
+  const words: string[] = [];
+  for (const t of toks) {
+    if (!/^[A-Za-z0-9_.:/,@+-]+$/.test(t.text)) {
+      v.sink.error(DiagnosticCode.BAD_VALUE, `'${t.text}' is not a word ip ${kind} takes`, t.loc, where);
+      return undefined;
+    }
+    if (t.text === 'inet6') family = 'inet6';
+    else if (t.text === 'inet') family = 'inet';
+    else if (t.text === 'track_group') {
+      v.sink.error(DiagnosticCode.UNSUPPORTED, 'track_group is not implemented: the route would not follow its group', t.loc, where);
+      return undefined;
+    } else if (kind === 'route' && words.length === 0 && (t.text === 'add' || t.text === 'append' || t.text === 'prepend')) action = t.text;
+    else words.push(t.text);
+  }
+  if (kind === 'route') {
+    const dst = words.find((w) => !ROUTE_TYPES.has(w));
+    const ip = dst === 'default' ? null : dst !== undefined ? parseIp(dst.split('/')[0] ?? '') : null;
+    if (dst === undefined || (dst !== 'default' && !ip)) {
+      v.sink.error(DiagnosticCode.BAD_VALUE, `a route starts with its destination: '${dst ?? ''}' is not ADDRESS[/PREFIX] or default`, line.keyword.loc, where, 'DEST [via GW] [dev IF] …');
+      return undefined;
+    }
+    family ??= ip?.family ?? 'inet';
+  }
+  return { kind, family: family ?? 'inet', action, words, loc: line.keyword.loc };
 }
