@@ -507,6 +507,9 @@ test('static_ipaddress / static_routes / static_rules: added at start whatever t
   } finally {
     r.done();
   }
+  const lead = parseText(`static_routes {\n  src 10.0.0.1 10.7.0.0/24 via 10.0.0.254 dev eth0\n}\n${instance({ priority: 100 })}`);
+  assert.ok(lead.ok, 'options before the destination, as ip(8) and keepalived\'s sample allow');
+  assert.equal(lead.config.staticRoutes?.[0]?.words.join(' '), 'src 10.0.0.1 10.7.0.0/24 via 10.0.0.254 dev eth0');
   for (const [line, why] of [['10.9.0.0/24 dev eth0 track_group G', /track_group is not implemented/], ['via 10.0.0.1', /not ADDRESS\[\/PREFIX\] or default/], ['10.9.0.0/24 dev "eth0;reboot"', /is not a word ip route takes/]] as const) {
     const res = parseText(`static_routes {\n  ${line}\n}\n${instance({ priority: 100 })}`);
     assert.equal(res.ok, false, line);

@@ -619,6 +619,11 @@ export function compileVrrpInstance(v: Values, node: AstNode, global: GlobalDefs
   };
 }
 
+/** ip-route options that take a value, and flags that take none. */
+const ROUTE_VALUE_OPTIONS = new Set(['src', 'via', 'dev', 'oif', 'table', 'metric', 'priority', 'preference', 'tos', 'dsfield', 'proto', 'protocol',
+  'scope', 'mtu', 'advmss', 'rtt', 'rttvar', 'reordering', 'window', 'cwnd', 'initcwnd', 'initrwnd', 'ssthresh', 'realms', 'rto_min',
+  'hoplimit', 'features', 'quickack', 'congctl', 'pref', 'expires', 'nhid', 'fastopen_no_cookie', 'ttl-propagate']);
+const ROUTE_FLAGS = new Set(['onlink', 'lock', 'pervasive']);
 const ROUTE_TYPES = new Set(['unicast', 'blackhole', 'unreachable', 'prohibit', 'local', 'broadcast', 'throw', 'nat', 'anycast', 'multicast']);
 
 /**
@@ -648,7 +653,13 @@ export function staticRoute(v: Values, line: AstNode, kind: 'route' | 'rule'): S
     else words.push(t.text);
   }
   if (kind === 'route') {
-    const dst = words.find((w) => !ROUTE_TYPES.has(w));
+    // Options may come before the destination (`src 10.0.0.1 10.9.0.0/24 via …`), as ip(8) allows.
+    let dst: string | undefined;
+    for (let k = 0; k < words.length && dst === undefined; k++) {
+      const w = words[k] as string;
+      if (ROUTE_VALUE_OPTIONS.has(w)) k++;
+      else if (!ROUTE_TYPES.has(w) && !ROUTE_FLAGS.has(w)) dst = w;
+    }
     const ip = dst === 'default' ? null : dst !== undefined ? parseIp(dst.split('/')[0] ?? '') : null;
     if (dst === undefined || (dst !== 'default' && !ip)) {
       v.sink.error(DiagnosticCode.BAD_VALUE, `a route starts with its destination: '${dst ?? ''}' is not ADDRESS[/PREFIX] or default`, line.keyword.loc, where, 'DEST [via GW] [dev IF] …');
