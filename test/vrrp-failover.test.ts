@@ -101,7 +101,7 @@ test('a 10-second CPU stall of the master\'s control plane: VRRP keeps advertisi
   });
 });
 
-test('track_file moves the VIP: the master\'s file reads 1 (weight 0) → FAULT and the backup takes the VIP; 0 → it preempts back; vrrp_notify_fifo has every state change', { skip, timeout: 60_000 }, async (t) => {
+test('track_file moves the VIP: the master\'s file reads 1 (weight 0) → FAULT and the backup takes the VIP and its virtual_routes; 0 → it preempts back; vrrp_notify_fifo has every state change', { skip, timeout: 60_000 }, async (t) => {
   const lab = testLab(t, `${PREFIX}t`);
   await withTempDir(async (dir) => {
     lab.host('d1', '10.67.0.2');
@@ -109,11 +109,16 @@ test('track_file moves the VIP: the master\'s file reads 1 (weight 0) → FAULT 
     const file = path.join(dir, 'd1.track');
     const fifo = path.join(dir, 'd1.fifo');
     const tracked = `global_defs {\n  vrrp_notify_fifo ${fifo}\n}\ntrack_file maint {\n  file ${file}\n  weight 0\n  init_file 0 overwrite\n}\n`;
-    const d1 = startFulcrum(lab, 'd1', dir, tracked + vrrpInstance({ vrid: 72, priority: 200, version: 3, advert: 0.1, vip: '10.67.0.100/24', extra: '  track_file {\n    maint\n  }\n' }));
+    // A route that moves with the VIP.
+    const vr = '  virtual_routes {\n    10.98.0.0/24 via 10.67.0.1 dev eth0\n  }\n';
+    const route = (host: string): string => lab.exec(host, 'ip', ['-4', 'route', 'show', '10.98.0.0/24']).trim();
+    const d1 = startFulcrum(lab, 'd1', dir, tracked + vrrpInstance({ vrid: 72, priority: 200, version: 3, advert: 0.1, vip: '10.67.0.100/24', extra: `  track_file {\n    maint\n  }\n${vr}` }));
     await d1.waitLine(logEvent('vrrp-transition', { to: 'MASTER' }), 10_000);
-    const d2 = startFulcrum(lab, 'd2', dir, vrrpInstance({ vrid: 72, priority: 100, version: 3, advert: 0.1, vip: '10.67.0.100/24' }));
+    const d2 = startFulcrum(lab, 'd2', dir, vrrpInstance({ vrid: 72, priority: 100, version: 3, advert: 0.1, vip: '10.67.0.100/24', extra: vr }));
     await d2.waitLine(logEvent('vrrp-transition', { to: 'BACKUP' }), 10_000);
     assert.ok(lab.addresses('d1').includes('10.67.0.100'));
+    assert.match(route('d1'), /via 10\.67\.0\.1 dev eth0/, 'virtual_routes on the master');
+    assert.equal(route('d2'), '', 'not on the backup');
     const fs = await import('node:fs');
     assert.equal(fs.readFileSync(file, 'utf8').trim(), '0', 'init_file wrote the file');
     fs.writeFileSync(file, '1\n');
@@ -121,6 +126,8 @@ test('track_file moves the VIP: the master\'s file reads 1 (weight 0) → FAULT 
     await d2.waitLine(logEvent('vrrp-transition', { to: 'MASTER' }), 5_000);
     assert.ok(lab.addresses('d2').includes('10.67.0.100'), 'the backup holds the VIP');
     assert.ok(!lab.addresses('d1').includes('10.67.0.100'), 'the faulted master released it');
+    assert.match(route('d2'), /via 10\.67\.0\.1 dev eth0/, 'the route moved with the VIP');
+    assert.equal(route('d1'), '');
     fs.writeFileSync(file, '0\n');
     await d2.waitLine(logEvent('vrrp-transition', { from: 'MASTER', to: 'BACKUP' }), 8_000);
     assert.ok(lab.addresses('d1').includes('10.67.0.100'), 'back on d1 after it preempted');

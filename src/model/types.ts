@@ -352,6 +352,8 @@ export interface VrrpInstance {
   readonly garpMasterRefresh?: number | undefined;
   /** garp_master_refresh_repeat: how many each refresh sends (1). */
   readonly garpMasterRefreshRepeat?: number | undefined;
+  /** virtual_routes / virtual_rules: routes and rules that move with the addresses (present while MASTER). */
+  readonly virtualRoutes?: readonly StaticRoute[] | undefined;
   readonly dontTrackPrimary: boolean;
   readonly accept: boolean;
   /** `announce bgp …`: the instance's addresses are announced over BGP while it is MASTER. */

@@ -516,3 +516,23 @@ test('static_ipaddress / static_routes / static_rules: added at start whatever t
     assert.match(res.diagnostics.map((d) => `${d.loc?.line ?? 0}: ${d.message}`).join('\n'), why);
   }
 });
+
+test('virtual_routes / virtual_rules move with the addresses: on the MASTER only, handed over at failover; "via A or B" is read as two next hops', async () => {
+  const r = rig(2);
+  try {
+    const vr = 'virtual_routes {\n  10.9.0.0/24 via 10.0.0.254 dev eth0\n  10.8.0.0/24 via 10.0.0.253 or 10.0.0.252\n}\nvirtual_rules {\n  from 10.0.0.100 table 9 priority 90\n}';
+    r.nodes[0]!.start(conf(instance({ priority: 150, extra: vr })));
+    r.nodes[1]!.start(conf(instance({ priority: 100, extra: vr })));
+    await r.clock.advance(5000);
+    assert.deepEqual(r.states(), ['MASTER', 'BACKUP']);
+    const want = ['route inet 10.8.0.0/24 nexthop via 10.0.0.253 nexthop via 10.0.0.252', 'route inet 10.9.0.0/24 via 10.0.0.254 dev eth0', 'rule inet from 10.0.0.100 table 9 priority 90'];
+    assert.deepEqual([...r.hosts[0]!.routes].sort(), want);
+    assert.equal(r.hosts[1]!.routes.size, 0, 'not on the backup');
+    await r.nodes[0]!.stop();
+    assert.equal(r.hosts[0]!.routes.size, 0, 'gone with the addresses');
+    await r.clock.advance(5000);
+    assert.deepEqual([...r.hosts[1]!.routes].sort(), want, 'the new master has them');
+  } finally {
+    r.done();
+  }
+});

@@ -260,6 +260,10 @@ export class VrrpNode {
       i.fsm = this.fsmConfig(cfg, i.source ?? '0.0.0.0');
       i.group = this.groupOf(cfg.name);
       if (i.st.name === 'MASTER') {
+        const routeKey = (r: StaticRoute): string => `${r.kind} ${r.family} ${r.action} ${r.words.join(' ')}`;
+        const keep = new Set((cfg.virtualRoutes ?? []).map(routeKey));
+        const had = new Set((old.virtualRoutes ?? []).map(routeKey));
+        for (const r of old.virtualRoutes ?? []) if (!keep.has(routeKey(r))) this.virtualRoute(i, 'delete', r);
         const now = new Set(instanceAddresses(cfg).map(vipKey));
         for (const v of instanceAddresses(old)) if (!now.has(vipKey(v))) this.removeVip(i, v);
         for (const v of instanceAddresses(cfg)) {
@@ -267,6 +271,7 @@ export class VrrpNode {
           this.addVip(i, v);
           this.announceVip(i, v, cfg.garpMasterRepeat);
         }
+        for (const r of cfg.virtualRoutes ?? []) if (!had.has(routeKey(r))) this.virtualRoute(i, 'add', r);
       }
     }
     this.evaluate();
@@ -530,8 +535,11 @@ export class VrrpNode {
     if (to === 'MASTER') {
       i.becameMaster++;
       for (const v of instanceAddresses(i.cfg)) this.addVip(i, v);
+      for (const r of i.cfg.virtualRoutes ?? []) this.virtualRoute(i, 'add', r);
       this.announceAll(i);
     } else if (from === 'MASTER' || from === 'INIT') {
+      // Routes first: they may go through the addresses.
+      if (from === 'MASTER') for (const r of i.cfg.virtualRoutes ?? []) this.virtualRoute(i, 'delete', r);
       // Leaving MASTER, or starting: the addresses must not be here (keepalived removes
       // leftovers from a previous run too).
       if (i.garpTimer !== null) this.o.clock.cancel(i.garpTimer);
@@ -668,6 +676,16 @@ export class VrrpNode {
         }
       }
     });
+  }
+
+  /** A virtual_routes / virtual_rules entry in or out with the addresses; a refusal is reported. */
+  private virtualRoute(i: Inst, op: 'add' | 'delete', r: StaticRoute): void {
+    try {
+      this.o.host.route(op, r);
+    } catch (err: unknown) {
+      reportFailure('vrrp', FailureCode.VRRP, err, { instance: i.cfg.name });
+      publish({ type: 'error', instance: i.cfg.name, message: `${op === 'add' ? '' : 'removing '}virtual ${r.kind} ${r.words.join(' ')}: ${errorMessage(err)}` });
+    }
   }
 
   private addVip(i: Inst, v: VirtualIp): void {

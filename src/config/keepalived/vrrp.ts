@@ -38,7 +38,7 @@ const GLOBAL_IGNORED = new Set([
 
 const INSTANCE_IGNORED = new Set([
   'use_vmac', 'use_vmac_addr', 'vmac_xmit_base', 'use_ipvlan', 'smtp_alert', 'debug', 'strict_mode',
-  'skip_check_adv_addr', 'virtual_routes', 'virtual_rules', 'promote_secondaries', 'track_process',
+  'skip_check_adv_addr', 'promote_secondaries', 'track_process',
   'track_bfd', 'notify_master_rx_lower_pri', 'notify_priority_changes', 'kernel_rx_buf_size', 'linkbeat_use_polling',
   'garp_lower_prio_delay', 'garp_lower_prio_repeat',
   'lower_prio_no_advert', 'higher_prio_send_advert', 'check_unicast_src', 'unicast_fault_no_peer', 'unicast_ttl',
@@ -449,6 +449,7 @@ export function compileVrrpInstance(v: Values, node: AstNode, global: GlobalDefs
   let ti: TrackedInterface[] = [];
   let ts: TrackedScript[] = [];
   let tf: TrackedFile[] = [];
+  const vroutes: StaticRoute[] = [];
   let garpMasterDelay = global.garp?.masterDelay ?? D.DEFAULT_GARP_MASTER_DELAY;
   let garpMasterRepeat = global.garp?.masterRepeat ?? D.DEFAULT_GARP_MASTER_REPEAT;
   let garpMasterRefresh = global.garp?.masterRefresh ?? 0;
@@ -536,6 +537,8 @@ export function compileVrrpInstance(v: Values, node: AstNode, global: GlobalDefs
     track_interface: (n) => { ti = [...ti, ...trackInterfaces(v, n)]; },
     track_script: (n) => { ts = [...ts, ...trackScripts(v, n)]; },
     track_file: (n) => { tf = [...tf, ...trackScripts(v, n, 254)]; },
+    virtual_routes: (n) => { for (const l of v.needBlock(n) ?? []) { const r = staticRoute(v, l, 'route'); if (r) vroutes.push(r); } },
+    virtual_rules: (n) => { for (const l of v.needBlock(n) ?? []) { const r = staticRoute(v, l, 'rule'); if (r) vroutes.push(r); } },
     garp_master_delay: (n) => { garpMasterDelay = v.timer(n, 0, 0, 255) ?? garpMasterDelay; },
     garp_master_repeat: (n) => { garpMasterRepeat = garpRepeat(v, n) ?? garpMasterRepeat; },
     garp_master_refresh: (n) => { garpMasterRefresh = v.timer(n, 0, 0, 86400) ?? garpMasterRefresh; },
@@ -615,6 +618,7 @@ export function compileVrrpInstance(v: Values, node: AstNode, global: GlobalDefs
     auth, virtualIpAddresses: vips, excludedIpAddresses: evips, unicastSrcIp, mcastSrcIp, unicastPeers: peers,
     trackInterfaces: ti, trackScripts: ts, ...(tf.length > 0 ? { trackFiles: tf } : {}), notify: freezeNotify(notify), garpMasterDelay, garpMasterRepeat,
     ...(garpMasterRefresh > 0 ? { garpMasterRefresh, garpMasterRefreshRepeat } : {}),
+    ...(vroutes.length > 0 ? { virtualRoutes: vroutes } : {}),
     dontTrackPrimary, accept, ...(announce ? { announce } : {}), loc: node.keyword.loc,
   };
 }
@@ -651,6 +655,18 @@ export function staticRoute(v: Values, line: AstNode, kind: 'route' | 'rule'): S
       return undefined;
     } else if (kind === 'route' && words.length === 0 && (t.text === 'add' || t.text === 'append' || t.text === 'prepend')) action = t.text;
     else words.push(t.text);
+  }
+  // keepalived's deprecated `via A or B`: two next hops.
+  const or = words.indexOf('or');
+  if (kind === 'route' && or > 0) {
+    const via = words.lastIndexOf('via', or);
+    const alt = words[or + 1];
+    if (via !== or - 2 || alt === undefined || !parseIp(alt)) {
+      v.sink.error(DiagnosticCode.BAD_VALUE, "'or' takes the form 'via ADDR or ADDR'", line.keyword.loc, where);
+      return undefined;
+    }
+    v.sink.warn(DiagnosticCode.DEPRECATED, `'via ${words[or - 1] ?? ''} or ${alt}' is deprecated (as in keepalived): read as 'nexthop via ${words[or - 1] ?? ''} nexthop via ${alt}'`, line.keyword.loc, where);
+    words.splice(via, 4, 'nexthop', 'via', words[or - 1] as string, 'nexthop', 'via', alt);
   }
   if (kind === 'route') {
     // Options may come before the destination (`src 10.0.0.1 10.9.0.0/24 via …`), as ip(8) allows.
