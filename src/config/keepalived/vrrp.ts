@@ -656,6 +656,17 @@ export function staticRoute(v: Values, line: AstNode, kind: 'route' | 'rule'): S
     } else if (kind === 'route' && words.length === 0 && (t.text === 'add' || t.text === 'append' || t.text === 'prepend')) action = t.text;
     else words.push(t.text);
   }
+  // Address-valued options must be addresses (keepalived refuses `to 192.168.100./24` too).
+  for (let k = 0; k + 1 < words.length; k++) {
+    const w = words[k] as string;
+    const val = words[k + 1] as string;
+    const isAddr = (x: string): boolean => x === 'all' || x === 'default' || parseIp(x.split('/')[0] ?? '') !== null;
+    if ((w === 'via' || w === 'src' || w === 'from' || w === 'to') && !isAddr(val)) {
+      // keepalived skips such a line and carries on: so does Fulcrum, saying so.
+      v.sink.warn(DiagnosticCode.ADJUSTED, `'${val}' after '${w}' is not an address: this ${kind} is ignored (as keepalived does)`, line.keyword.loc, where, `${w} ADDRESS[/PREFIX]`);
+      return undefined;
+    }
+  }
   // keepalived's deprecated `via A or B`: two next hops.
   const or = words.indexOf('or');
   if (kind === 'route' && or > 0) {
