@@ -6,6 +6,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import http from 'node:http';
 import type net from 'node:net';
 import { startDaemon } from '../src/testing/daemon.js';
@@ -17,7 +20,12 @@ test('run with TCP_CHECK: a killed real server leaves rotation within delay_loop
   const rs2 = await startServer('rs2', { mode: 'name' });
   const port = await freePort();
   const check = `    TCP_CHECK {\n      connect_timeout 1\n      delay_loop 1\n      retry 0\n      warmup 0\n    }\n`;
-  const d = await startDaemon(`virtual_server 127.0.0.1 ${port} {
+  const fifoDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fulcrum-lvsfifo-'));
+  const fifo = path.join(fifoDir, 'lvs_notify_fifo');
+  const d = await startDaemon(`global_defs {
+  lvs_notify_fifo ${fifo}
+}
+virtual_server 127.0.0.1 ${port} {
   lb_algo rr
   lb_kind PROXY
   real_server 127.0.0.1 ${rs1.port} {
@@ -52,7 +60,14 @@ ${check}  }
     for (let i = 0; i < 6; i++) again.add((await fetchText(port)).trim());
     assert.deepEqual([...again].sort(), ['rs1', 'rs2']);
     console.log(`# measured on loopback: out of rotation after ${outMs} ms, back after ${inMs} ms (delay_loop 1, connect_timeout 1, retry 0)`);
+    // lvs_notify_fifo: keepalived's lines, in order, in the FIFO the daemon created.
+    const fd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    const buf = Buffer.alloc(4096);
+    const lines = buf.subarray(0, fs.readSync(fd, buf)).toString().trim().split('\n');
+    fs.closeSync(fd);
+    assert.deepEqual(lines.filter((l) => l.startsWith('RS ')), [`RS [127.0.0.1]:tcp:${rs1.port} [127.0.0.1]:tcp:${port} DOWN`, `RS [127.0.0.1]:tcp:${rs1.port} [127.0.0.1]:tcp:${port} UP`]);
   } finally {
+    fs.rmSync(fifoDir, { recursive: true, force: true });
     await d.cleanup();
     await rs2.close();
     await rs1b?.close();

@@ -25,7 +25,7 @@ import type { BgpConfig, FulcrumConfig } from '../model/types.js';
 import { Director, timeoutsOf, type ReconcileResult } from '../director/index.js';
 import { DataPlaneErrorCode, DEFAULT_TIMEOUTS, type DataPlane, type OpFailure, type ServiceSpec } from '../dataplane/index.js';
 import { systemClock } from '../health/index.js';
-import { ffiHostNetwork, readLink } from '../sys/index.js';
+import { ffiHostNetwork, openNotifyFifo, readLink } from '../sys/index.js';
 import { addressKey, LocalVrrpRunner, vrrpAddresses, type InstanceStatus, type VrrpNodeOptions, type VrrpRunner, type VrrpTransaction } from '../vrrp/index.js';
 import { HealthMonitor, publishHealth, type HealthMonitorOptions } from '../health/index.js';
 import { ScriptAndMailNotifier, smtpMailer } from '../notify/index.js';
@@ -178,7 +178,7 @@ export class Daemon {
   constructor(private readonly opts: DaemonOptions) {
     this.store = opts.runtime ?? new MemoryRuntimeStore();
     this.loader = opts.loader ?? inProcessConfigLoader;
-    const notifier = opts.health?.notifier ?? new ScriptAndMailNotifier(smtpMailer, (report) => publishHealth({ type: 'notify', report }));
+    const notifier = opts.health?.notifier ?? new ScriptAndMailNotifier(smtpMailer, (report) => publishHealth({ type: 'notify', report }), undefined, openNotifyFifo);
     this.director = new Director(opts.plane, (vs, up) => {
       if (!this.config) return;
       notifier.quorumChanged({ service: serviceKey(vs), up, script: up ? vs.quorumUp : vs.quorumDown }, this.config.global);

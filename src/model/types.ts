@@ -439,6 +439,8 @@ export interface GlobalDefs {
   readonly notifyFifo?: string | undefined;
   /** `vrrp_notify_fifo PATH`: VRRP notify events only (`INSTANCE "VI_1" MASTER 100`). */
   readonly vrrpNotifyFifo?: string | undefined;
+  /** `lvs_notify_fifo PATH`: health events only (`RS [10.0.0.2]:tcp:80 [10.0.0.1]:tcp:80 DOWN`, `VS … UP`). */
+  readonly lvsNotifyFifo?: string | undefined;
 }
 
 /** keepalived's `lvs_sync_daemon IF [INSTANCE | inst INSTANCE] [id N] [maxlen N] [port P] [ttl T] [group ADDR]`. */

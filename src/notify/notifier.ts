@@ -8,6 +8,23 @@ import { FailureCode, reportFailure, supervise } from '../errors/index.js';
 import type { GlobalDefs, RealServer, ScriptSpec } from '../model/types.js';
 import { alertsEnabled, realServerAlert, type Mailer } from './mail.js';
 import { describeOutcome, runScript } from './script.js';
+import type { FifoOpener, NotifyFifo } from '../sys/fifo.js';
+
+/** keepalived's inet_sockaddrtotrio: `[10.0.0.1]:tcp:80`; a service key as FMT_VS writes it (`FWM 8`, `[group]:0`). */
+export function fifoVs(service: string): string {
+  const m = /^(tcp|udp|sctp) \[?([^\]]+?)\]?:(\d+)$/.exec(service);
+  if (m) return `[${m[2] ?? ''}]:${m[1] ?? ''}:${m[3] ?? ''}`;
+  const f = /^fwmark (\d+)/.exec(service);
+  if (f) return `FWM ${f[1] ?? ''}`;
+  const g = /^group (\S+)/.exec(service);
+  return g ? `[${g[1] ?? ''}]:0` : service;
+}
+
+/** `RS [10.0.0.2]:tcp:80 [10.0.0.1]:tcp:80 DOWN`: the real server with the service's protocol. */
+export function fifoRs(service: string, address: string, port: number): string {
+  const proto = /^(tcp|udp|sctp) /.exec(service)?.[1] ?? 'tcp';
+  return `[${address}]:${proto}:${port}`;
+}
 
 export interface ServerTransition {
   readonly service: string;
@@ -41,18 +58,42 @@ export const NOTIFY_TIMEOUT_MS = 30_000;
 
 export class ScriptAndMailNotifier implements Notifier {
   private readonly queues = new Map<string, Promise<void>>();
+  private readonly fifos = new Map<string, NotifyFifo | null>();
 
   constructor(
     private readonly mailer: (g: GlobalDefs) => Mailer | null,
     private readonly report: (r: NotifyReport) => void,
     private readonly timeoutMs = NOTIFY_TIMEOUT_MS,
+    /** Opens notify_fifo / lvs_notify_fifo (the real one is sys/fifo.ts); none: no FIFO lines. */
+    private readonly openFifo: FifoOpener | null = null,
   ) {}
 
   serverChanged(t: ServerTransition, rs: RealServer, g: GlobalDefs): void {
+    // The FIFO line goes out at once, in the order the transitions happen (keepalived's).
+    this.fifoLine(g, `RS ${fifoRs(t.service, rs.address, rs.port)} ${fifoVs(t.service)} ${t.up ? 'UP' : 'DOWN'}`);
     this.enqueue(`${t.service}|${t.server}`, () => this.act(t, rs, g));
   }
 
+  /** The line in notify_fifo and lvs_notify_fifo (each opened once; one that cannot open is reported once). */
+  private fifoLine(g: GlobalDefs, line: string): void {
+    if (!this.openFifo) return;
+    for (const p of new Set([g.notifyFifo, g.lvsNotifyFifo].filter((x): x is string => x !== undefined))) {
+      let f = this.fifos.get(p);
+      if (f === undefined) {
+        try {
+          f = this.openFifo(p);
+        } catch (err: unknown) {
+          reportFailure('notify', FailureCode.SCRIPT, err, { fifo: p });
+          f = null;
+        }
+        this.fifos.set(p, f);
+      }
+      if (f && !f.write(line)) reportFailure('notify', FailureCode.SCRIPT, `notify FIFO ${p} is full (nobody reads it): a line was dropped`, { fifo: p, dropped: f.dropped });
+    }
+  }
+
   quorumChanged(t: QuorumTransition, g: GlobalDefs): void {
+    this.fifoLine(g, `VS ${fifoVs(t.service)} ${t.up ? 'UP' : 'DOWN'}`);
     const script = t.script;
     if (!script) return;
     this.enqueue(t.service, () => this.runScript(script, t.service, '', g));

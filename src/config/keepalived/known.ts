@@ -76,7 +76,6 @@ export function ignoredReason(kw: string): string {
   if (/snmp/i.test(kw)) return 'SNMP is not implemented: use /metrics (Prometheus) or the API';
   if (/dbus/i.test(kw)) return 'DBus is not implemented: use the API';
   if (/_fifo_script$/.test(kw)) return 'FIFO scripts are not run: start the reader yourself (the FIFO itself is written: notify_fifo, vrrp_notify_fifo)';
-  if (kw === 'lvs_notify_fifo') return 'health-check (VS/RS) lines are not written to a FIFO: use notify_up/notify_down or the API\'s /v1/events';
   if (/(?:_process_name|process_names|_cpu_affinity|_rlimit_|_rcv_bufs|_no_swap|_priority$|^umask$|_nice$)/.test(kw) || kw === 'process_name') {
     return "tunes keepalived's own processes; Fulcrum's are set by its service unit and run options";
   }
