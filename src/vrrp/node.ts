@@ -59,6 +59,13 @@ export interface VrrpNodeOptions {
   readonly openFifo?: FifoOpener;
 }
 
+/** The names some instance or sync group tracks (its track_script or track_file entries). */
+function trackedNames(cfg: FulcrumConfig, pick: (x: VrrpInstance | VrrpSyncGroup) => readonly { readonly name: string }[] | undefined): Set<string> {
+  const used = new Set<string>();
+  for (const x of [...cfg.vrrpInstances, ...cfg.vrrpSyncGroups]) for (const t of pick(x) ?? []) used.add(t.name);
+  return used;
+}
+
 function readFileOrNull(p: string): string | null {
   try {
     return fs.readFileSync(p, 'utf8').slice(0, 128);
@@ -816,20 +823,23 @@ export class VrrpNode {
     this.evaluate();
   }
 
+  /** Keep the loops (scripts, files) the configuration still tracks, with their current definition; stop the others. */
+  private keepUsed<D extends { readonly name: string }>(loops: Map<string, { def: D; timer: unknown }>, defs: readonly D[], used: ReadonlySet<string>): void {
+    for (const [name, e] of [...loops]) {
+      const def = defs.find((x) => x.name === name);
+      if (!def || !used.has(name)) {
+        this.o.clock.cancel(e.timer);
+        loops.delete(name);
+      } else e.def = def;
+    }
+  }
+
   /** Start, keep or stop the vrrp_script loops the configuration refers to. */
   private syncScripts(): void {
     const cfg = this.config;
     if (!cfg) return;
-    const used = new Set<string>();
-    for (const i of cfg.vrrpInstances) for (const t of i.trackScripts) used.add(t.name);
-    for (const g of cfg.vrrpSyncGroups) for (const t of g.trackScripts) used.add(t.name);
-    for (const [name, s] of [...this.scripts]) {
-      const def = cfg.vrrpScripts.find((x) => x.name === name);
-      if (!def || !used.has(name)) {
-        this.o.clock.cancel(s.timer);
-        this.scripts.delete(name);
-      } else s.def = def;
-    }
+    const used = trackedNames(cfg, (x) => x.trackScripts);
+    this.keepUsed(this.scripts, cfg.vrrpScripts, used);
     for (const def of cfg.vrrpScripts) {
       if (!used.has(def.name) || this.scripts.has(def.name)) continue;
       const s = { def, standing: initialStanding(def), timer: null as unknown, running: false };
@@ -846,16 +856,8 @@ export class VrrpNode {
   private syncFiles(): void {
     const cfg = this.config;
     if (!cfg) return;
-    const used = new Set<string>();
-    for (const i of cfg.vrrpInstances) for (const t of i.trackFiles ?? []) used.add(t.name);
-    for (const g of cfg.vrrpSyncGroups) for (const t of g.trackFiles ?? []) used.add(t.name);
-    for (const [name, f] of [...this.files]) {
-      const def = cfg.trackFiles.find((x) => x.name === name);
-      if (!def || !used.has(name)) {
-        this.o.clock.cancel(f.timer);
-        this.files.delete(name);
-      } else f.def = def;
-    }
+    const used = trackedNames(cfg, (x) => x.trackFiles);
+    this.keepUsed(this.files, cfg.trackFiles, used);
     const read = this.o.readFile ?? readFileOrNull;
     for (const def of cfg.trackFiles) {
       if (!used.has(def.name) || this.files.has(def.name)) continue;
