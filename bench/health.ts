@@ -125,7 +125,10 @@ async function main(): Promise<void> {
       console.log(`${kind} ratio fulcrum/haproxy CPU per check: ${((f['cpuUsPerCheck'] ?? 0) / (h['cpuUsPerCheck'] ?? 1)).toFixed(2)}×`);
     }
   } finally {
-    nginx.kill('SIGKILL');
+    // SIGTERM: nginx's master stops its workers (SIGKILL would leave them orphaned).
+    nginx.kill('SIGTERM');
+    await new Promise((r) => { const t = setTimeout(r, 3000); nginx.once('exit', () => { clearTimeout(t); r(undefined); }); });
+    if (nginx.exitCode === null && nginx.signalCode === null) nginx.kill('SIGKILL');
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
