@@ -17,7 +17,7 @@
 import fs from 'node:fs';
 import { DiagnosticSink, formatDiagnostic } from '../errors/index.js';
 import {
-  formatConnections, formatList, formatTimeouts, joinArgs, parseIpvsadmLine, serviceIdKey, splitLine, type ArgToken, type IpvsCommand,
+  formatConnections, formatList, formatTimeouts, joinArgs, parseHostPort, parseIpvsadmLine, serviceIdKey, splitLine, type ArgToken, type IpvsCommand,
 } from '../config/ipvsadm/index.js';
 import type { ConnectionEntry, ServiceStats, Timeouts } from '../dataplane/index.js';
 import type { DrainStatus } from '../daemon/index.js';
@@ -197,7 +197,7 @@ async function ipvsadm(words: readonly string[], target: ApiTarget, io: Io, deps
       }
       if (f.has('connection')) {
         const conns = await get<ConnectionEntry[]>(target, '/v1/connections');
-        const names = await listNames(f.has('numeric'), conns.flatMap((c) => [c.client.address, c.virtual.address, c.server.replace(/^\[?([^\]]+?)\]?:\d+$/, '$1')]), deps);
+        const names = await listNames(f.has('numeric'), conns.flatMap((c) => [c.client.address, c.virtual.address, parseHostPort(c.server)?.address ?? c.server]), deps);
         for (const l of formatConnections(conns, names)) io.out(l);
         return 0;
       }

@@ -9,11 +9,13 @@ import type { GlobalDefs, RealServer, ScriptSpec } from '../model/types.js';
 import { alertsEnabled, realServerAlert, type Mailer } from './mail.js';
 import { describeOutcome, runScript } from './script.js';
 import type { FifoOpener, NotifyFifo } from '../sys/fifo.js';
+import { parseHostPort } from '../config/ipvsadm/parse.js';
 
 /** keepalived's inet_sockaddrtotrio: `[10.0.0.1]:tcp:80`; a service key as FMT_VS writes it (`FWM 8`, `[group]:0`). */
 export function fifoVs(service: string): string {
-  const m = /^(tcp|udp|sctp) \[?([^\]]+?)\]?:(\d+)$/.exec(service);
-  if (m) return `[${m[2] ?? ''}]:${m[1] ?? ''}:${m[3] ?? ''}`;
+  const m = /^(tcp|udp|sctp) (\S+)$/.exec(service);
+  const hp = m ? parseHostPort(m[2] ?? '') : null;
+  if (m && hp && hp.port !== undefined) return `[${hp.address}]:${m[1] ?? ''}:${hp.port}`;
   const f = /^fwmark (\d+)/.exec(service);
   if (f) return `FWM ${f[1] ?? ''}`;
   const g = /^group (\S+)/.exec(service);

@@ -59,6 +59,11 @@ export interface VrrpNodeOptions {
   readonly openFifo?: FifoOpener;
 }
 
+/** A static or virtual route's identity: what `ip` is told, and how. */
+function routeKey(r: StaticRoute): string {
+  return `${r.kind} ${r.family} ${r.action} ${r.words.join(' ')}`;
+}
+
 /** The names some instance or sync group tracks (its track_script or track_file entries). */
 function trackedNames(cfg: FulcrumConfig, pick: (x: VrrpInstance | VrrpSyncGroup) => readonly { readonly name: string }[] | undefined): Set<string> {
   const used = new Set<string>();
@@ -267,7 +272,6 @@ export class VrrpNode {
       i.fsm = this.fsmConfig(cfg, i.source ?? '0.0.0.0');
       i.group = this.groupOf(cfg.name);
       if (i.st.name === 'MASTER') {
-        const routeKey = (r: StaticRoute): string => `${r.kind} ${r.family} ${r.action} ${r.words.join(' ')}`;
         const keep = new Set((cfg.virtualRoutes ?? []).map(routeKey));
         const had = new Set((old.virtualRoutes ?? []).map(routeKey));
         for (const r of old.virtualRoutes ?? []) if (!keep.has(routeKey(r))) this.virtualRoute(i, 'delete', r);
@@ -593,7 +597,7 @@ export class VrrpNode {
   private syncStatics(clear = false): void {
     const cfg = this.config;
     const addrs = new Map<string, VirtualIp>(clear ? [] : (cfg?.staticAddresses ?? []).map((a) => [`${a.dev ?? 'eth0'} ${vipKey(a)}`, a]));
-    const routes = new Map<string, StaticRoute>(clear ? [] : (cfg?.staticRoutes ?? []).map((r) => [`${r.kind} ${r.family} ${r.action} ${r.words.join(' ')}`, r]));
+    const routes = new Map<string, StaticRoute>(clear ? [] : (cfg?.staticRoutes ?? []).map((r) => [routeKey(r), r]));
     const fail = (what: string, err: unknown): void => {
       reportFailure('vrrp', FailureCode.VRRP, err, { static: what });
       publish({ type: 'error', instance: 'static', message: `${what}: ${errorMessage(err)}` });

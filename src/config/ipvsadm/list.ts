@@ -14,6 +14,7 @@
  */
 import ipaddr from 'ipaddr.js';
 import type { ForwardingMethod } from '../../model/types.js';
+import { parseHostPort } from './parse.js';
 import type { ConnectionEntry, ServerStats, ServiceStats, Timeouts } from '../../dataplane/types.js';
 
 /** Host and service names resolved beforehand (ipvsadm without -n). */
@@ -190,8 +191,8 @@ export function formatTimeouts(t: Timeouts): string {
 /** A connection's `ADDR:PORT` / `[ADDR]:PORT` destination with names, else as it is. */
 function serverName(server: string, names: NameLookup | undefined, protocol: string): string {
   if (!names) return server;
-  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(server);
-  return m ? hostPort(m[1] as string, Number(m[2]), names, protocol) : server;
+  const hp = parseHostPort(server);
+  return hp && hp.port !== undefined ? hostPort(hp.address, hp.port, names, protocol) : server;
 }
 
 /** `ipvsadm -L -c -n` (or, with names, `-L -c`): the connection table. */
