@@ -174,20 +174,26 @@ test('--workers 2: a worker killed under load — the other serves, it is restar
     await new Promise((r) => setTimeout(r, 500));
     const crash = await apiRequest(unix, 'POST', '/v1/debug/workers/0/crash');
     assert.equal(crash.status, 200);
-    await waitFor(() => d.logs.some((l) => l.event === 'internal-failure' && l['code'] === 'E_WORKER'), 5000, 'the crash to be reported');
-    // The crashed worker's connections reset at once, but the client may see a reset after the
-    // daemon's report arrives: give it 300 ms before taking the count the rest is held to.
+    // The thread's 'error' report comes as the exception is thrown, before the thread is torn
+    // down; the exit report (it carries `lost`) comes after its sockets are closed. The client
+    // may still see a reset a moment after that report: 300 ms more before taking the count
+    // the rest of the run is held to.
+    await waitFor(() => d.logs.some((l) => l.event === 'internal-failure' && l['code'] === 'E_WORKER' && typeof l['lost'] === 'number'), 5000, 'the worker exit to be reported');
+    const exitSeen = performance.now();
     await new Promise((r) => setTimeout(r, 300));
     const failedAtCrash = load.report.failed;
     await new Promise((r) => setTimeout(r, 1500));
     const st = await apiRequest<{ workers: { index: number; alive: boolean; restarts: number }[]; lostConnections: number }>(unix, 'GET', '/v1/status');
     assert.deepEqual(st.body.workers.map((w) => [w.alive, w.restarts]), [[true, 1], [true, 0]], 'worker 0 restarted, worker 1 untouched');
     const report = await load.stop();
-    t.diagnostic(`${report.ok} requests served, ${report.failed} failed at the crash, ${st.body.lostConnections} connection(s) counted lost`);
+    t.diagnostic(`${report.ok} requests served, ${report.failed} failed at the crash (${report.errors.map((e, i) => `${e} at ${((report.failedAt[i] ?? 0) - exitSeen).toFixed(0)} ms`).join('; ')}), ${st.body.lostConnections} connection(s) counted lost`);
     assert.ok(report.ok > 200, `served throughout (${report.ok} requests)`);
-    assert.ok(report.failed <= 4, `only connections the crashed worker held failed (${report.failed}: ${report.errors.join('; ')})`);
+    // Four clients: each may lose the exchange in flight, and its immediate retry may land in
+    // the dying thread's accept queue before the kernel closes that listener (its queue is
+    // reset, not moved, unless net.ipv4.tcp_migrate_req is set): at most two per client.
+    assert.ok(report.failed <= 8, `only connections the crashed worker held failed (${report.failed}: ${report.errors.join('; ')})`);
     assert.equal(report.failed, failedAtCrash, 'none failed after the crash was handled');
-    assert.ok(st.body.lostConnections <= 4);
+    assert.ok(st.body.lostConnections <= 4, `${st.body.lostConnections} connections counted lost with four clients`);
   } finally {
     await d.cleanup();
     for (const s of rs) await s.close();

@@ -11,6 +11,8 @@ export interface LoadReport {
   ok: number;
   failed: number;
   errors: string[];
+  /** When each of those failed (performance.now()), beside `errors`. */
+  failedAt: number[];
   /** Worst time of one request (ms), and when it happened. */
   maxLatencyMs: number;
   /** Answers by real-server name. */
@@ -19,7 +21,7 @@ export interface LoadReport {
 
 /** Requests on new connections, `concurrency` at a time, until stopped (or `limit` requests). */
 export function startLoad(port: number, o: { concurrency?: number; gapMs?: number; limit?: number; host?: string; timeoutMs?: number } = {}): { report: LoadReport; stop(): Promise<LoadReport> } {
-  const report: LoadReport = { ok: 0, failed: 0, errors: [], maxLatencyMs: 0, byName: {} };
+  const report: LoadReport = { ok: 0, failed: 0, errors: [], failedAt: [], maxLatencyMs: 0, byName: {} };
   let running = true;
   let sent = 0;
   const worker = async (): Promise<void> => {
@@ -34,7 +36,10 @@ export function startLoad(port: number, o: { concurrency?: number; gapMs?: numbe
         report.byName[name] = (report.byName[name] ?? 0) + 1;
       } catch (err: unknown) {
         report.failed++;
-        if (report.errors.length < 20) report.errors.push(err instanceof Error ? err.message : String(err));
+        if (report.errors.length < 20) {
+          report.errors.push(err instanceof Error ? err.message : String(err));
+          report.failedAt.push(performance.now());
+        }
       }
       report.maxLatencyMs = Math.max(report.maxLatencyMs, performance.now() - t0);
       if (o.gapMs) await new Promise((r) => setTimeout(r, o.gapMs));

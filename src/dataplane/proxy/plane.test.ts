@@ -61,6 +61,21 @@ test('proxy: wrr 3:2:1 over 600 connections gives exactly IPVS\'s split, and cou
   assert.deepEqual(z.servers.map((s) => s.spec.weight), [3, 2, 1]);
 }));
 
+test('proxy: a connection accepted between prepare and commit waits, and is served once the whole plan is in — not by a service without its real servers', () => withSetup(1, async (plane, rs, port) => {
+  const svc = serviceSpec('127.0.0.1', port, 'proxy');
+  const plan = { ops: [
+    { op: 'add-service' as const, service: svc },
+    { op: 'add-server' as const, service: svc.key, server: serverSpec('127.0.0.1', rs[0]!.port, 1, 'proxy') },
+  ] };
+  assert.deepEqual([...(await plane.prepare(plan)).keys()], []);
+  const answer = fetchText(port, { payload: 'ping', timeoutMs: 5000 });
+  await waitFor(() => plane.preparedWaiting === 1, 3000, 'the connection to be accepted and held');
+  const r = await plane.commit(plan, new Set());
+  assert.deepEqual(r.failed, []);
+  assert.equal(await answer, 'rs1\nping');
+  assert.equal(plane.stats()[0]?.counters.conns, 1);
+}, { mode: 'name-echo' }));
+
 test('proxy: PROXY protocol v1 and v2 tell the real server the client address', () => withSetup(2, async (plane, rs, port) => {
   const svc = serviceSpec('127.0.0.1', port, 'proxy', { scheduler: 'rr' });
   await addService(plane, svc, [{ port: rs[0]!.port, weight: 1, pp: 1 }, { port: rs[1]!.port, weight: 1, pp: 2 }]);

@@ -50,6 +50,7 @@ export interface ProxyDataPlaneOptions {
  */
 class Listener {
   target: ProxyService | null = null;
+  private closed = false;
   private readonly held: net.Socket[] = [];
 
   constructor(readonly l: ListenAddress, readonly sock: { readonly kind: 'tcp'; readonly server: net.Server } | { readonly kind: 'udp'; readonly udp: UdpListener }) {}
@@ -62,7 +63,13 @@ class Listener {
     else sock.destroy();
   }
 
+  /** Connections waiting for `attach`. */
+  get waiting(): number {
+    return this.held.length;
+  }
+
   attach(svc: ProxyService): void {
+    if (this.closed) return;
     this.target = svc;
     if (this.sock.kind === 'udp') this.sock.udp.setService(svc);
     const vfold = addrFold(this.l.address);
@@ -70,6 +77,7 @@ class Listener {
   }
 
   close(): void {
+    this.closed = true;
     for (const s of this.held.splice(0)) s.destroy();
     if (this.sock.kind === 'tcp') this.sock.server.close();
     else this.sock.udp.close();
@@ -179,16 +187,18 @@ class ProxyService implements ServiceRuntime {
   /**
    * Open every listener in `ls` that is not open yet (taking one prepared for it when there
    * is). All or nothing: on the first failure the ones opened here are closed again and the
-   * failure is returned.
+   * failure is returned. The new listeners are not attached here: each goes into `attach`,
+   * and the plan attaches them once all its ops are in (a connection accepted meanwhile waits,
+   * paused, rather than meet a service whose real servers are not added yet).
    */
-  async openListeners(ls: readonly ListenAddress[]): Promise<{ code: DataPlaneErrorCode; message: string } | null> {
+  async openListeners(ls: readonly ListenAddress[], attach: Listener[]): Promise<{ code: DataPlaneErrorCode; message: string } | null> {
     const opened: string[] = [];
     for (const l of ls) {
       const k = listenKey(l);
       if (this.listeners.has(k)) continue;
       try {
         const lst = this.plane.takePrepared(this.spec.key, l) ?? await openListener(l, this.spec.protocol, this.tunables);
-        lst.attach(this);
+        attach.push(lst);
         this.listeners.set(k, lst);
         opened.push(k);
       } catch (err: unknown) {
@@ -337,6 +347,13 @@ export class ProxyDataPlane implements DataPlane {
     return r;
   }
 
+  /** Connections accepted by what `prepare` opened, waiting for the commit. */
+  get preparedWaiting(): number {
+    let n = 0;
+    for (const l of this.prepared.values()) n += l.waiting;
+    return n;
+  }
+
   /** Close whatever `prepare` opened and no commit took. */
   abort(): void {
     for (const l of this.prepared.values()) l.close();
@@ -351,26 +368,38 @@ export class ProxyDataPlane implements DataPlane {
   async apply(plan: Plan): Promise<ApplyResult> {
     const applied: PlanOp[] = [];
     const failed: OpFailure[] = [];
-    for (const op of plan.ops) {
-      const f = this.table.check(op) ?? await this.effect(op);
-      if (f) {
-        failed.push(f);
-        continue;
+    const opened: { lst: Listener; service: string }[] = [];
+    try {
+      for (const op of plan.ops) {
+        const attach: Listener[] = [];
+        const f = this.table.check(op) ?? await this.effect(op, attach);
+        for (const lst of attach) opened.push({ lst, service: op.op === 'add-service' || op.op === 'edit-service' ? op.service.key : '' });
+        if (f) {
+          failed.push(f);
+          continue;
+        }
+        this.table.commit(op);
+        applied.push(op);
       }
-      this.table.commit(op);
-      applied.push(op);
+    } finally {
+      // What was opened serves from here, with the whole plan in effect (a listener whose
+      // service a later op removed is closed already; attach ignores it).
+      for (const { lst, service } of opened) {
+        const svc = this.services.get(service);
+        if (svc) lst.attach(svc);
+      }
     }
     return { applied, failed };
   }
 
   /** Carry out an op the table accepted; a failure leaves everything as it was. */
-  private async effect(op: PlanOp): Promise<OpFailure | null> {
+  private async effect(op: PlanOp, attach: Listener[]): Promise<OpFailure | null> {
     switch (op.op) {
       case 'add-service': {
         const bad = proxyRefusal(op);
         if (bad) return bad;
         const svc = new ProxyService(op.service, this, this.random);
-        const failure = await svc.openListeners(op.service.listen);
+        const failure = await svc.openListeners(op.service.listen, attach);
         if (failure) return { op, ...failure };
         this.services.set(op.service.key, svc);
         return null;
@@ -380,7 +409,7 @@ export class ProxyDataPlane implements DataPlane {
         if (!svc) return null;
         const bad = proxyRefusal(op);
         if (bad) return bad;
-        const failure = await svc.openListeners(op.service.listen);
+        const failure = await svc.openListeners(op.service.listen, attach);
         if (failure) return { op, ...failure };
         const want = new Set(op.service.listen.map(listenKey));
         for (const k of [...svc.listeners.keys()]) if (!want.has(k)) svc.closeListener(k);

@@ -49,6 +49,8 @@ interface Slot {
   ready: boolean;
   restarts: number;
   sessions: number;
+  /** What the thread threw (its 'error' event), told with its exit: one report per crash. */
+  fault: string | null;
   /** Replies awaited from this worker, by request id. */
   readonly waiting: Map<number, (m: FromWorker | null) => void>;
 }
@@ -114,7 +116,7 @@ export class WorkersDataPlane implements DataPlane {
     // The session cap is the whole director's: each worker gets its share.
     this.init = { buffers: this.state.buffers, tunables: { ...tunables, udpSessionLimit: Math.max(1, Math.floor(tunables.udpSessionLimit / o.workers)) }, faults: o.faults ?? false };
     for (let w = 0; w < o.workers; w++) {
-      const slot: Slot = { worker: w, thread: null, ready: false, restarts: 0, sessions: 0, waiting: new Map() };
+      const slot: Slot = { worker: w, thread: null, ready: false, restarts: 0, sessions: 0, fault: null, waiting: new Map() };
       this.slots.push(slot);
       this.spawn(slot);
     }
@@ -140,8 +142,11 @@ export class WorkersDataPlane implements DataPlane {
     const t = new Worker(new URL('./worker.js', import.meta.url), { workerData: { ...this.init, index: slot.worker } satisfies WorkerInit });
     slot.thread = t;
     slot.ready = false;
+    slot.fault = null;
     t.on('message', (m: FromWorker) => this.fromWorker(slot, m));
-    t.on('error', (err: Error) => reportFailure('workers', FailureCode.WORKER, `data-plane worker ${slot.worker} failed: ${err.message}`, { worker: slot.worker }));
+    // An uncaught exception ends the thread: it is reported with the exit that follows (which
+    // knows how many connections went with it), not as a second failure the log would fold.
+    t.on('error', (err: Error) => { if (slot.thread === t) slot.fault = err.message; });
     t.once('exit', (code) => this.exited(slot, t, code));
   }
 
@@ -178,7 +183,8 @@ export class WorkersDataPlane implements DataPlane {
     this.lost += lost;
     slot.restarts++;
     slot.sessions = 0;
-    reportFailure('workers', FailureCode.WORKER, `data-plane worker ${slot.worker} exited (${code}) with ${lost} connection(s), which are lost; restarting it`, { worker: slot.worker, lost });
+    const why = slot.fault === null ? `exited (${code})` : `failed (${slot.fault}) and exited (${code})`;
+    reportFailure('workers', FailureCode.WORKER, `data-plane worker ${slot.worker} ${why} with ${lost} connection(s), which are lost; restarting it`, { worker: slot.worker, lost });
     const delay = Math.min(5000, 100 * 2 ** Math.min(6, slot.restarts - 1));
     setTimeout(() => {
       if (this.closing) return;
