@@ -49,6 +49,12 @@ const MUTATIONS: readonly Mutation[] = [
     expect: (b) => mapInstances(b, (i) => ({ priority: i.priority < 254 ? i.priority + 1 : i.priority })),
   },
   {
+    // Accept mode off in every instance: keepalived then drops the VIPs' traffic while MASTER.
+    name: 'no_accept',
+    apply: (t) => t.replace(/^(\s*vrrp_instance\s+\S+\s*\{)\s*$/gm, '$1\n    no_accept'),
+    expect: (b) => mapInstances(b, () => ({ accept: false })),
+  },
+  {
     name: 'vrid+17',
     apply: (t) => t.replace(/^(\s*virtual_router_id\s+)(\d+)\s*$/gm, (_m, a: string, n: string) => `${a}${((Number(n) + 16) % 255) + 1}`),
     expect: (b) => mapInstances(b, (i) => ({ vrid: ((i.vrid + 16) % 255) + 1 })),

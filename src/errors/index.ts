@@ -62,6 +62,8 @@ export const DiagnosticCode = {
   IGNORED: 'W_IGNORED',
   /** An include pattern matched no file. */
   NO_MATCH: 'W_NO_MATCH',
+  /** Settings accepted as written that work against each other (one defeats the other's purpose). */
+  CONFLICT: 'W_CONFLICT',
 } as const;
 
 export type DiagnosticCode = (typeof DiagnosticCode)[keyof typeof DiagnosticCode];

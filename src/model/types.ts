@@ -355,7 +355,14 @@ export interface VrrpInstance {
   /** virtual_routes / virtual_rules: routes and rules that move with the addresses (present while MASTER). */
   readonly virtualRoutes?: readonly StaticRoute[] | undefined;
   readonly dontTrackPrimary: boolean;
+  /**
+   * Accept mode (RFC 5798 §6.1): whether this host takes traffic for the addresses while it
+   * is MASTER without being their owner. Off (`no_accept`, or strict mode's default), traffic
+   * to and from them is dropped in an nftables table while MASTER, as keepalived does.
+   */
   readonly accept: boolean;
+  /** strict_mode / global vrrp_strict: RFC-strict VRRP (set only when on). */
+  readonly strict?: boolean | undefined;
   /** `announce bgp …`: the instance's addresses are announced over BGP while it is MASTER. */
   readonly announce?: Announce | undefined;
   readonly loc?: SourceLocation | undefined;
@@ -424,6 +431,8 @@ export interface GlobalDefs {
   /** Seconds. */
   readonly smtpConnectTimeout: number;
   readonly vrrpVersion: 2 | 3;
+  /** vrrp_strict: every instance is in strict mode unless its strict_mode says otherwise. */
+  readonly vrrpStrict?: boolean | undefined;
   readonly vrrpMcastGroup4: string;
   readonly vrrpMcastGroup6: string;
   readonly lvsTimeouts: LvsTimeouts;

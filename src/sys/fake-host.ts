@@ -131,6 +131,15 @@ export class FakeHost implements HostNetwork {
     l.addresses = l.addresses.filter((x) => x.address !== a.address);
   }
 
+  /** Addresses the VIP filter drops now (`family address`). */
+  filtered = new Set<string>();
+  failFilter = false;
+
+  filterVips(addresses: readonly { readonly family: Family; readonly address: string }[]): void {
+    if (this.failFilter) throw new SysError(SysErrorCode.NFT, 'fake host refuses the VIP filter');
+    this.filtered = new Set(addresses.map((a) => `${a.family} ${a.address}`));
+  }
+
   /** Static routes and rules in place, as `kind family words`. */
   readonly routes = new Set<string>();
   failRoutes = false;

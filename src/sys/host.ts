@@ -75,6 +75,12 @@ export interface HostNetwork {
   announce(ifname: string, family: Family, address: string, count: number): void;
   /** Add (as its action says) or delete a static route or policy rule. Throws SysError when the kernel refuses. */
   route(op: 'add' | 'delete', r: StaticRoute): void;
+  /**
+   * The addresses whose traffic this host drops (an instance without accept mode holds them
+   * as MASTER): the whole set each time, applied as the difference from the last one; an
+   * empty set removes the table. Throws SysError when nftables refuses.
+   */
+  filterVips(addresses: readonly { readonly family: Family; readonly address: string }[]): void;
   /** `onChange` after any link or address change on the host (then read `link`). */
   watchLinks(onChange: () => void): { close(): void };
   /** Which of CAP_NET_RAW (sockets, ARP) and CAP_NET_ADMIN (addresses) this process lacks. */
@@ -300,6 +306,55 @@ export function unsolicitedNa(mac: string, address: string): Buffer {
   return b;
 }
 
+/** The nftables table of VIPs without accept mode (keepalived's `keepalived` table, by another name). */
+export const VIP_FILTER_TABLE = 'fulcrum_vrrp';
+
+/**
+ * Commands that take the filter from `held` to `want` (keys `family address`): the table is
+ * made afresh (dropping one a previous run left) when it is first needed, elements change by
+ * difference after that, and it goes when nothing is left. Pure, for the tests.
+ */
+export function vipFilterCommands(held: ReadonlySet<string> | null, want: ReadonlySet<string>, table = VIP_FILTER_TABLE): string[] {
+  const elem = (k: string): { set: string; addr: string } => {
+    const [family, addr = ''] = k.split(' ');
+    return { set: family === 'inet6' ? 'vips6' : 'vips4', addr };
+  };
+  if (want.size === 0) return held === null ? [] : [`delete table inet ${table}`];
+  const out: string[] = [];
+  if (held === null) {
+    // ND must pass or the address cannot even be resolved (keepalived lets it through too).
+    out.push(`add table inet ${table}`, `delete table inet ${table}`, `add table inet ${table}`,
+      `add set inet ${table} vips4 { type ipv4_addr; }`, `add set inet ${table} vips6 { type ipv6_addr; }`,
+      `add chain inet ${table} in { type filter hook input priority -1; policy accept; }`,
+      `add chain inet ${table} out { type filter hook output priority -1; policy accept; }`,
+      `add rule inet ${table} in icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept`,
+      `add rule inet ${table} in ip daddr @vips4 drop`, `add rule inet ${table} in ip6 daddr @vips6 drop`,
+      `add rule inet ${table} out icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept`,
+      `add rule inet ${table} out ip saddr @vips4 drop`, `add rule inet ${table} out ip6 saddr @vips6 drop`);
+  }
+  const had = held ?? new Set<string>();
+  for (const k of had) if (!want.has(k)) { const e = elem(k); out.push(`delete element inet ${table} ${e.set} { ${e.addr} }`); }
+  for (const k of want) if (!had.has(k)) { const e = elem(k); out.push(`add element inet ${table} ${e.set} { ${e.addr} }`); }
+  return out;
+}
+
+const vipFilter = {
+  held: null as Set<string> | null,
+  set(addresses: readonly { readonly family: Family; readonly address: string }[]): void {
+    const want = new Set(addresses.map((a) => `${a.family} ${a.address}`));
+    const cmds = vipFilterCommands(this.held, want);
+    if (cmds.length === 0) return;
+    try {
+      execFileSync('nft', ['-f', '-'], { input: cmds.join('\n') + '\n', stdio: ['pipe', 'ignore', 'pipe'], timeout: 5000 });
+    } catch (err: unknown) {
+      const e = err as { stderr?: Buffer };
+      const msg = e.stderr?.toString().trim() || (err instanceof Error ? err.message : String(err));
+      throw new SysError(SysErrorCode.NFT, `the VIP filter (no_accept) could not be set: ${msg}`);
+    }
+    this.held = want.size === 0 ? null : want;
+  },
+};
+
 export const ffiHostNetwork: HostNetwork = {
   openVrrp(o, onPacket) {
     return new FfiVrrpChannel(loadLibc(), o, onPacket);
@@ -324,6 +379,9 @@ export const ffiHostNetwork: HostNetwork = {
       const msg = e.stderr?.toString().trim() || (err instanceof Error ? err.message : String(err));
       throw new SysError(/Operation not permitted/.test(msg) ? SysErrorCode.PERMISSION : SysErrorCode.FAILED, `ip ${r.kind} ${action} ${r.words.join(' ')}: ${msg}`);
     }
+  },
+  filterVips(addresses) {
+    vipFilter.set(addresses);
   },
   announce(ifname, family, address, count) {
     const c = loadLibc();

@@ -536,3 +536,34 @@ test('virtual_routes / virtual_rules move with the addresses: on the MASTER only
     r.done();
   }
 });
+
+test('accept mode: a MASTER without it (no_accept, or strict mode by default) has its VIPs filtered; the BACKUP and an accepting MASTER do not; the filter follows failover and goes at stop', async () => {
+  const r = rig(2);
+  try {
+    const global = 'global_defs {\n  vrrp_strict\n}\n';
+    const c = (priority: number, state: string): FulcrumConfig => conf(global + instance({ priority, state, version: 3, extra: 'virtual_ipaddress_excluded { 10.0.1.7/32 }' }));
+    r.nodes[0]!.start(c(150, 'BACKUP'));
+    r.nodes[1]!.start(c(100, 'BACKUP'));
+    await r.clock.advance(5000);
+    assert.deepEqual(r.states(), ['MASTER', 'BACKUP']);
+    assert.deepEqual([...r.hosts[0]!.filtered].sort(), ['inet 10.0.0.100', 'inet 10.0.1.7'], 'strict mode, not the owner: no accept mode');
+    assert.deepEqual([...r.hosts[1]!.filtered], []);
+    r.hosts[0]!.up = false;
+    await r.clock.advance(5000);
+    assert.deepEqual([...r.hosts[1]!.filtered].sort(), ['inet 10.0.0.100', 'inet 10.0.1.7'], 'the new master filters');
+    // A reload that turns accept on lifts the filter without a transition.
+    r.nodes[1]!.reload(conf(global + instance({ priority: 100, version: 3, extra: 'accept\nvirtual_ipaddress_excluded { 10.0.1.7/32 }' })));
+    assert.equal(r.nodes[1]!.status()[0]!.state, 'MASTER');
+    assert.deepEqual([...r.hosts[1]!.filtered], []);
+    r.nodes[1]!.reload(c(100, 'BACKUP'));
+    assert.equal(r.hosts[1]!.filtered.size, 2);
+    // nftables refusing is reported and retried at the next change, never fatal.
+    r.hosts[1]!.failFilter = true;
+    await r.nodes[1]!.stop();
+    r.hosts[1]!.failFilter = false;
+    await r.nodes[0]!.stop();
+    assert.deepEqual([...r.hosts[0]!.filtered], []);
+  } finally {
+    r.done();
+  }
+});

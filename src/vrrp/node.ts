@@ -183,6 +183,8 @@ export class VrrpNode {
   private config: FulcrumConfig | null = null;
   private watch: { close(): void } | null = null;
   private held = new Set<string>();
+  /** What the host's VIP filter drops now (`family address`), as last applied. */
+  private filtered = new Set<string>();
   /** The state each sync group last notified, by group name. */
   private readonly groupStates = new Map<string, string>();
   private stopped = false;
@@ -304,6 +306,7 @@ export class VrrpNode {
     this.watch?.close();
     this.watch = null;
     this.syncStatics(true);
+    this.syncFilter();
     // The STOP lines are written: the FIFOs can go.
     for (const f of this.fifos.values()) f.close();
     this.fifos.clear();
@@ -758,7 +761,29 @@ export class VrrpNode {
     }, every * 1000);
   }
 
+  /**
+   * The VIP filter: the addresses of MASTER instances without accept mode, whose traffic the
+   * host drops (keepalived's no_accept / strict mode). Applied when the set changes.
+   */
+  private syncFilter(): void {
+    const want = new Map<string, { family: VirtualIp['family']; address: string }>();
+    if (!this.stopped) {
+      for (const i of this.insts.values()) {
+        if (i.st.name !== 'MASTER' || i.cfg.accept) continue;
+        for (const v of instanceAddresses(i.cfg)) want.set(`${v.family} ${v.address}`, { family: v.family, address: v.address });
+      }
+    }
+    if (want.size === this.filtered.size && [...want.keys()].every((k) => this.filtered.has(k))) return;
+    try {
+      this.o.host.filterVips([...want.values()]);
+      this.filtered = new Set(want.keys());
+    } catch (err: unknown) {
+      reportFailure('vrrp', FailureCode.NFT_TRANSACTION, err);
+    }
+  }
+
   private publishHeld(): void {
+    this.syncFilter();
     const next = new Set<string>();
     for (const i of this.insts.values()) {
       if (i.st.name !== 'MASTER') continue;

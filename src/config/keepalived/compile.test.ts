@@ -428,4 +428,46 @@ vrrp_instance C { interface eth0
     ]);
     assert.match(w[2]?.message ?? '', /did you mean 'weight'/);
   });
+
+  it('strict mode (vrrp_strict, strict_mode) and accept mode follow keepalived: refused where it drops the instance, repaired with a located warning where it repairs', () => {
+    const inst = (body: string, name = 'VI_1'): string => `vrrp_instance ${name} {\n interface eth0\n virtual_router_id 1\n${body}\n}\n`;
+    const strict = 'global_defs {\n vrrp_strict\n}\n';
+    // No priority: keepalived derives it from the state — MASTER is the address owner.
+    const owner = parseText(inst(' state MASTER\n virtual_ipaddress { 10.0.0.9 }'));
+    assert.deepEqual([owner.config?.vrrpInstances[0]?.priority, owner.config?.vrrpInstances[0]?.accept], [255, true]);
+    assert.equal(parseText(inst(' virtual_ipaddress { 10.0.0.9 }')).config?.vrrpInstances[0]?.priority, 100);
+    // Accept mode: on by default outside strict mode, off in it (but for the owner), as written when written.
+    const acc = (text: string): [boolean | undefined, boolean | undefined] => { const i = parseText(text).config?.vrrpInstances[0]; return [i?.accept, i?.strict]; };
+    assert.deepEqual(acc(inst(' priority 100\n virtual_ipaddress { 10.0.0.9 }')), [true, undefined]);
+    assert.deepEqual(acc(inst(' priority 100\n no_accept\n virtual_ipaddress { 10.0.0.9 }')), [false, undefined]);
+    assert.deepEqual(acc(strict + inst(' priority 100\n virtual_ipaddress { 10.0.0.9 }')), [false, true]);
+    assert.deepEqual(acc(strict + inst(' priority 100\n version 3\n accept\n virtual_ipaddress { 10.0.0.9 }')), [true, true]);
+    assert.deepEqual(acc(strict + inst(' priority 100\n strict_mode off\n virtual_ipaddress { 10.0.0.9 }')), [true, undefined]);
+    assert.deepEqual(acc(inst(' priority 100\n strict_mode\n virtual_ipaddress { 10.0.0.9 }')), [false, true]);
+    assert.deepEqual(acc(strict + inst(' state MASTER\n priority 255\n virtual_ipaddress { 10.0.0.9 }')), [true, true]);
+    // Repairs, each a located W_ADJUSTED.
+    const repaired = parseText(strict + inst(' state MASTER\n priority 150\n preempt_delay 5\n accept\n authentication {\n  auth_type PASS\n  auth_pass secret\n }\n virtual_ipaddress { 10.0.0.9 }'));
+    assert.deepEqual(errorsOf(repaired), []);
+    const i = repaired.config?.vrrpInstances[0];
+    assert.deepEqual([i?.initialState, i?.preemptDelay, i?.auth, i?.accept], ['BACKUP', 0, undefined, false]);
+    assert.deepEqual(codes(warningsOf(repaired)).filter(([c]) => c === 'W_ADJUSTED'), [
+      ['W_ADJUSTED', 7, 'state'], ['W_ADJUSTED', 11, 'authentication'], ['W_ADJUSTED', 9, 'preempt_delay'], ['W_ADJUSTED', 10, 'accept'],
+    ]);
+    // Refusals: where keepalived drops the instance.
+    for (const [body, re] of [
+      [' priority 100', /has no virtual_ipaddress, which vrrp_strict requires/],
+      [' priority 100\n unicast_peer {\n  10.0.0.2\n }\n virtual_ipaddress { 10.0.0.9 }', /unicast peers are not allowed in strict mode/],
+    ] as const) {
+      const r = parseText(strict + inst(body));
+      assert.equal(r.ok, false, body);
+      assert.match(errorsOf(r).map((d) => d.message).join('\n'), re);
+      assert.equal(errorsOf(r)[0]?.loc?.line, 4, body);
+    }
+    // A proxied service on such an address would receive nothing while MASTER: said, with the way out.
+    const proxied = parseText(strict + inst(' priority 100\n virtual_ipaddress { 10.0.0.9 }') + vs('  lb_kind PROXY\n  real_server 10.0.1.1 80 {\n  }', '10.0.0.9 80'));
+    const w = warningsOf(proxied).find((d) => d.keyword === 'virtual_server');
+    assert.match(w?.message ?? '', /belongs to vrrp_instance 'VI_1', which has no accept mode \(strict mode\): its traffic is dropped while MASTER/);
+    assert.equal(w?.loc?.line, 10);
+    assert.equal(warningsOf(parseText(strict + inst(' priority 100\n version 3\n accept\n virtual_ipaddress { 10.0.0.9 }') + vs('  lb_kind PROXY', '10.0.0.9 80'))).filter((d) => d.keyword === 'virtual_server').length, 0);
+  });
 });

@@ -66,6 +66,7 @@ export function compileConfig(root: readonly AstNode[], sink: DiagnosticSink): F
     sink.error(DiagnosticCode.REFERENCE, `lvs_sync_daemon follows unknown vrrp_instance '${sync.instance}'`, sync.loc, 'lvs_sync_daemon', 'the name of a vrrp_instance');
   }
   const virtualServers = checkLvs(compiled, virtualServerGroups, trackFiles, sink);
+  warnUnreachableProxies(virtualServers, vrrpInstances, sink);
   for (const extra of bgpNodes.slice(1)) {
     sink.error(DiagnosticCode.DUPLICATE, `fulcrum_bgp is already declared at ${formatLocation((bgpNodes[0] as AstNode).keyword.loc)}`, extra.keyword.loc, 'fulcrum_bgp');
   }
@@ -79,6 +80,24 @@ export function compileConfig(root: readonly AstNode[], sink: DiagnosticSink): F
     global, trackFiles, vrrpScripts, vrrpSyncGroups, vrrpInstances, virtualServerGroups, virtualServers, ...(bgp ? { bgp } : {}),
     ...(staticAddresses.length > 0 ? { staticAddresses } : {}), ...(staticRoutes.length > 0 ? { staticRoutes } : {}),
   };
+}
+
+/**
+ * A proxied service listening on the address of an instance without accept mode receives
+ * nothing while that instance is MASTER (its traffic is dropped, as keepalived drops it):
+ * said where the service is, with the way out.
+ */
+function warnUnreachableProxies(vss: readonly VirtualServer[], insts: readonly VrrpInstance[], sink: DiagnosticSink): void {
+  const filtered = new Map<string, VrrpInstance>();
+  for (const i of insts) if (!i.accept) for (const v of [...i.virtualIpAddresses, ...i.excludedIpAddresses]) filtered.set(v.address, i);
+  if (filtered.size === 0) return;
+  for (const vs of vss) {
+    if (vs.method !== 'proxy' || vs.endpoint.kind !== 'address') continue;
+    const i = filtered.get(vs.endpoint.address);
+    if (!i) continue;
+    sink.warn(DiagnosticCode.CONFLICT, `${vs.endpoint.address} belongs to vrrp_instance '${i.name}', which has no accept mode (${i.strict ? 'strict mode' : 'no_accept'}): its traffic is dropped while MASTER, so this proxied service receives none`,
+      vs.loc, 'virtual_server', `accept in vrrp_instance '${i.name}'`);
+  }
 }
 
 /** Drop undefined results and report names declared twice (the first one wins). */

@@ -23,7 +23,7 @@ const GLOBAL_IGNORED = new Set([
   'default_interface', 'lvs_flush', 'lvs_flush_onstop',
   'vrrp_garp_lower_prio_delay', 'vrrp_garp_lower_prio_repeat', 'vrrp_garp_interval', 'vrrp_gna_interval',
   'vrrp_lower_prio_no_advert', 'vrrp_higher_prio_send_advert', 'vrrp_iptables', 'vrrp_ipsets', 'vrrp_check_unicast_src',
-  'vrrp_skip_check_adv_addr', 'vrrp_strict', 'vrrp_priority', 'checker_priority', 'bfd_priority',
+  'vrrp_skip_check_adv_addr', 'vrrp_priority', 'checker_priority', 'bfd_priority',
   'vrrp_no_swap', 'checker_no_swap', 'vrrp_rt_priority', 'checker_rt_priority', 'snmp_socket', 'enable_snmp_vrrp',
   'enable_snmp_keepalived', 'enable_snmp_checker', 'enable_snmp_rfc', 'enable_snmp_rfcv2', 'enable_snmp_rfcv3',
   'enable_traps', 'notify_fifo_script', 'vrrp_notify_fifo_script',
@@ -37,7 +37,7 @@ const GLOBAL_IGNORED = new Set([
 ]);
 
 const INSTANCE_IGNORED = new Set([
-  'use_vmac', 'use_vmac_addr', 'vmac_xmit_base', 'use_ipvlan', 'smtp_alert', 'debug', 'strict_mode',
+  'use_vmac', 'use_vmac_addr', 'vmac_xmit_base', 'use_ipvlan', 'smtp_alert', 'debug',
   'skip_check_adv_addr', 'promote_secondaries', 'track_process',
   'track_bfd', 'notify_master_rx_lower_pri', 'notify_priority_changes', 'kernel_rx_buf_size', 'linkbeat_use_polling',
   'garp_lower_prio_delay', 'garp_lower_prio_repeat',
@@ -157,6 +157,7 @@ export function compileGlobalDefs(v: Values, nodes: readonly AstNode[]): GlobalD
       smtp_alert_checker: (n) => { g.smtpAlertChecker = v.optBool(n) ?? true; },
       smtp_connect_timeout: (n) => { g.smtpConnectTimeout = v.timer(n, 0, 0.001, 3600) ?? g.smtpConnectTimeout; },
       vrrp_version: (n) => { const x = v.int(n, 0, 2, 3); if (x === 2 || x === 3) g.vrrpVersion = x; },
+      vrrp_strict: (n) => { v.extra(n, 0); g.vrrpStrict = true; },
       vrrp_mcast_group4: (n) => { const ip = v.ip(n, 0); if (ip) g.vrrpMcastGroup4 = ip.address; },
       vrrp_mcast_group6: (n) => { const ip = v.ip(n, 0); if (ip) g.vrrpMcastGroup6 = ip.address; },
       lvs_timeouts: (n) => {
@@ -432,7 +433,7 @@ export function compileVrrpInstance(v: Values, node: AstNode, global: GlobalDefs
   let stateLoc = node.keyword.loc;
   let iface: string | undefined;
   let vrid: number | undefined;
-  let priority = D.DEFAULT_PRIORITY;
+  let priority: number | undefined;
   let priorityLoc = node.keyword.loc;
   let advertInt = D.DEFAULT_ADVERT_INT;
   let advertLoc = node.keyword.loc;
@@ -456,7 +457,10 @@ export function compileVrrpInstance(v: Values, node: AstNode, global: GlobalDefs
   let garpMasterRefresh = global.garp?.masterRefresh ?? 0;
   let garpMasterRefreshRepeat = global.garp?.masterRefreshRepeat ?? 1;
   let dontTrackPrimary = false;
-  let accept = true;
+  let accept: boolean | undefined;
+  let acceptLoc = node.keyword.loc;
+  let strictMode: boolean | undefined;
+  let preemptDelayLoc = node.keyword.loc;
   let announce: Announce | undefined;
   const notify: Mutable<NotifyScripts> = {};
   const addrList = (n: AstNode, where: string): VirtualIp[] =>
@@ -472,12 +476,13 @@ export function compileVrrpInstance(v: Values, node: AstNode, global: GlobalDefs
     },
     interface: (n) => { iface = v.ifname(n); },
     virtual_router_id: (n) => { vrid = v.int(n, 0, 1, 255); },
-    priority: (n) => { priorityLoc = n.args[0]?.loc ?? n.keyword.loc; priority = v.int(n, 0, 1, 255) ?? priority; },
+    priority: (n) => { priorityLoc = n.args[0]?.loc ?? n.keyword.loc; priority = v.int(n, 0, 1, 255) ?? priority ?? D.DEFAULT_PRIORITY; },
     advert_int: (n) => { advertLoc = n.args[0]?.loc ?? n.keyword.loc; advertInt = v.timer(n, 0, 0.01, 255) ?? advertInt; },
     version: (n) => { versionLoc = n.args[0]?.loc ?? n.keyword.loc; const x = v.int(n, 0, 2, 3); if (x === 2 || x === 3) version = x; },
     nopreempt: () => { nopreempt = true; },
     preempt: () => { nopreempt = false; },
-    preempt_delay: (n) => { preemptDelay = v.timer(n, 0, 0, 1000) ?? preemptDelay; },
+    preempt_delay: (n) => { preemptDelayLoc = n.keyword.loc; preemptDelay = v.timer(n, 0, 0, 1000) ?? preemptDelay; },
+    strict_mode: (n) => { strictMode = v.optBool(n) ?? true; },
     // Ignoring an authentication scheme would run the instance with none: refused instead.
     auth_hmac: (n) => { refuseHmac(v, n); },
     authentication: (n) => {
@@ -545,8 +550,8 @@ export function compileVrrpInstance(v: Values, node: AstNode, global: GlobalDefs
     garp_master_refresh: (n) => { garpMasterRefresh = v.timer(n, 0, 0, 86400) ?? garpMasterRefresh; },
     garp_master_refresh_repeat: (n) => { garpMasterRefreshRepeat = garpRepeat(v, n) ?? garpMasterRefreshRepeat; },
     dont_track_primary: () => { dontTrackPrimary = true; },
-    accept: () => { accept = true; },
-    no_accept: () => { accept = false; },
+    accept: (n) => { acceptLoc = n.keyword.loc; accept = true; },
+    no_accept: (n) => { acceptLoc = n.keyword.loc; accept = false; },
     announce: (n) => { announce = compileAnnounce(v, n) ?? announce; },
     native_ipv6: (n) => { v.sink.warn(DiagnosticCode.DEPRECATED, 'deprecated: the family follows the virtual addresses', n.keyword.loc, 'native_ipv6'); },
     ...notifyHandlers(v, notify),
@@ -559,6 +564,8 @@ export function compileVrrpInstance(v: Values, node: AstNode, global: GlobalDefs
     }
     return undefined;
   }
+  // No priority: keepalived derives it from the initial state — MASTER is the address owner.
+  priority ??= state === 'MASTER' ? 255 : D.DEFAULT_PRIORITY;
   const family: Family = vips[0]?.family ?? (unicastSrcIp?.includes(':') ? 'inet6' : 'inet');
   const mixed = vips.find((x) => x.family !== family);
   if (mixed) {
@@ -614,13 +621,47 @@ export function compileVrrpInstance(v: Values, node: AstNode, global: GlobalDefs
     v.sink.error(DiagnosticCode.MISSING, `vrrp_instance '${name}' needs an interface (or unicast peers)`, node.keyword.loc, 'interface', 'interface IFNAME');
   }
   peers = peers.filter((p) => p.address !== '');
+  // Strict mode (keepalived's vrrp_complete_instance): what RFC 3768/5798 forbid is refused
+  // where keepalived drops the instance, repaired with a warning where keepalived repairs.
+  const strict = strictMode ?? global.vrrpStrict ?? false;
+  if (strict) {
+    const why = strictMode === undefined ? 'vrrp_strict' : 'strict_mode';
+    if (vips.length === 0) {
+      v.sink.error(DiagnosticCode.MISSING, `vrrp_instance '${name}' has no virtual_ipaddress, which ${why} requires`, node.keyword.loc, 'virtual_ipaddress');
+    }
+    if (peers.length > 0) {
+      v.sink.error(DiagnosticCode.CONTRADICTION, `unicast peers are not allowed in strict mode (${why}): RFC VRRP is multicast`, node.keyword.loc, 'unicast_peer', `multicast, or strict_mode off`);
+    }
+    if ((state === 'MASTER') !== (priority === 255)) {
+      const to = priority === 255 ? 'MASTER' : 'BACKUP';
+      v.sink.warn(DiagnosticCode.ADJUSTED, `in strict mode the initial state follows address ownership (priority 255): ${to} (as keepalived does)`, stateLoc, 'state');
+      state = to;
+    }
+    if (auth) {
+      v.sink.warn(DiagnosticCode.ADJUSTED, `strict mode (${why}) has no authentication: the authentication block is dropped (as keepalived does)`, authLoc, 'authentication');
+      auth = undefined;
+    }
+    if (preemptDelay > 0) {
+      v.sink.warn(DiagnosticCode.ADJUSTED, `preempt_delay is not allowed in strict mode (${why}): 0 (as keepalived does)`, preemptDelayLoc, 'preempt_delay');
+      preemptDelay = 0;
+    }
+    if (family === 'inet6' && vips[0] && !vips[0].address.toLowerCase().startsWith('fe80:')) {
+      v.sink.warn(DiagnosticCode.CONFLICT, `in strict mode the first IPv6 virtual address should be link-local (${vips[0].address} is not)`, node.keyword.loc, 'virtual_ipaddress');
+    }
+  }
+  // Accept mode: as written, else on for the address owner and off in strict mode.
+  let accepting = accept ?? (priority === 255 || !strict);
+  if (accepting && strict && priority !== 255 && ver === 2) {
+    v.sink.warn(DiagnosticCode.ADJUSTED, 'accept mode does not exist in VRRPv2 (RFC 3768) and strict mode follows it: no_accept (as keepalived does)', acceptLoc, 'accept');
+    accepting = false;
+  }
   return {
     name, initialState: state, interface: iface, family, vrid, priority, advertInt, version: ver, nopreempt, preemptDelay,
     auth, virtualIpAddresses: vips, excludedIpAddresses: evips, unicastSrcIp, mcastSrcIp, unicastPeers: peers,
     trackInterfaces: ti, trackScripts: ts, ...(tf.length > 0 ? { trackFiles: tf } : {}), notify: freezeNotify(notify), garpMasterDelay, garpMasterRepeat,
     ...(garpMasterRefresh > 0 ? { garpMasterRefresh, garpMasterRefreshRepeat } : {}),
     ...(vroutes.length > 0 ? { virtualRoutes: vroutes } : {}),
-    dontTrackPrimary, accept, ...(announce ? { announce } : {}), loc: node.keyword.loc,
+    dontTrackPrimary, accept: accepting, ...(strict ? { strict } : {}), ...(announce ? { announce } : {}), loc: node.keyword.loc,
   };
 }
 
