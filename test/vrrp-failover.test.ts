@@ -176,3 +176,34 @@ test('garp_master_refresh: a master re-announces its VIP every second (2 gratuit
     assert.doesNotMatch(lab.exec('d1', 'ip', ['-4', 'rule', 'show']), /10\.68\.5\.5/);
   });
 });
+
+test('track_process moves the VIP: the tracked process exits → FAULT on the master (weight 0) and the backup takes the VIP; it runs again → the master preempts back', { skip, timeout: 60_000 }, async (t) => {
+  const lab = testLab(t, `${PREFIX}p`);
+  await withTempDir(async (dir) => {
+    const fs = await import('node:fs');
+    const { spawn } = await import('node:child_process');
+    // A process with a name of its own (comm is the executable's name): a copy of sleep.
+    const name = `fvp${process.pid % 100000}`;
+    const exe = path.join(dir, name);
+    fs.copyFileSync('/bin/sleep', exe);
+    fs.chmodSync(exe, 0o755);
+    const startProc = (): ReturnType<typeof spawn> => spawn(exe, ['600'], { stdio: 'ignore' });
+    let proc = startProc();
+    t.after(() => { proc.kill('SIGKILL'); });
+    lab.host('d1', '10.70.0.2');
+    lab.host('d2', '10.70.0.3');
+    const tracked = `vrrp_track_process svc {\n  process ${name}\n  weight 0\n}\n`;
+    const d1 = startFulcrum(lab, 'd1', dir, tracked + vrrpInstance({ vrid: 75, priority: 200, version: 3, advert: 0.1, vip: '10.70.0.100/24', extra: '  track_process {\n    svc\n  }\n' }));
+    await d1.waitLine(logEvent('vrrp-transition', { to: 'MASTER' }), 10_000);
+    const d2 = startFulcrum(lab, 'd2', dir, vrrpInstance({ vrid: 75, priority: 100, version: 3, advert: 0.1, vip: '10.70.0.100/24' }));
+    await d2.waitLine(logEvent('vrrp-transition', { to: 'BACKUP' }), 10_000);
+    proc.kill('SIGKILL');
+    await d1.waitLine(logEvent('vrrp-transition', { to: 'FAULT' }), 5_000);
+    await d2.waitLine(logEvent('vrrp-transition', { to: 'MASTER' }), 5_000);
+    assert.ok(lab.addresses('d2').includes('10.70.0.100'), 'the backup holds the VIP');
+    assert.ok(!lab.addresses('d1').includes('10.70.0.100'));
+    proc = startProc();
+    await d2.waitLine(logEvent('vrrp-transition', { from: 'MASTER', to: 'BACKUP' }), 8_000);
+    assert.ok(lab.addresses('d1').includes('10.70.0.100'), 'back on d1 once the process runs');
+  });
+});

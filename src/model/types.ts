@@ -310,6 +310,33 @@ export interface TrackedFile {
   readonly reverse: boolean;
 }
 
+/** `track_process { NAME [weight W [reverse|noreverse]] }`: a vrrp_track_process block by name. */
+export type TrackedProcess = TrackedFile;
+
+/**
+ * `vrrp_track_process NAME { … }`: how many processes match, and whether that count is in
+ * quorum..quorumMax (keepalived.conf(5)).
+ */
+export interface TrackProcess {
+  readonly name: string;
+  /** The process name (comm), or with fullCommand argv[0] as the command line holds it. */
+  readonly process: string;
+  /** The parameters after it (process PATH ARG …), compared as paramMatch says. */
+  readonly params: readonly string[];
+  /** none: the name alone; exact: these parameters and no others; partial: these first; initial: as partial, the last may be longer. */
+  readonly paramMatch: 'none' | 'exact' | 'partial' | 'initial';
+  /** Compare against /proc/PID/cmdline rather than the process name. */
+  readonly fullCommand: boolean;
+  readonly weight: number;
+  readonly reverse: boolean;
+  readonly quorum: number;
+  readonly quorumMax: number;
+  /** Seconds quorum must hold after it is gained, and stay lost after it is lost, before it counts. */
+  readonly forkDelay: number;
+  readonly terminateDelay: number;
+  readonly loc?: SourceLocation | undefined;
+}
+
 export interface NotifyScripts {
   readonly master?: ScriptSpec | undefined;
   readonly backup?: ScriptSpec | undefined;
@@ -344,6 +371,8 @@ export interface VrrpInstance {
   readonly trackScripts: readonly TrackedScript[];
   /** track_file blocks: the number in the file × weight moves the priority; weight 0 = FAULT on non-zero. */
   readonly trackFiles?: readonly TrackedFile[] | undefined;
+  /** track_process: a process count out of quorum × weight moves the priority; weight 0 = FAULT. */
+  readonly trackProcesses?: readonly TrackedProcess[] | undefined;
   readonly notify: NotifyScripts;
   /** Seconds between the first and second burst of gratuitous ARPs. */
   readonly garpMasterDelay: number;
@@ -395,6 +424,8 @@ export interface VrrpSyncGroup {
   readonly trackScripts: readonly TrackedScript[];
   /** track_file blocks the group tracks (fault only, as keepalived). */
   readonly trackFiles?: readonly TrackedFile[] | undefined;
+  /** track_process: a process count out of quorum × weight moves the priority; weight 0 = FAULT. */
+  readonly trackProcesses?: readonly TrackedProcess[] | undefined;
   readonly notify: NotifyScripts;
   readonly loc?: SourceLocation | undefined;
 }
@@ -526,6 +557,8 @@ export interface FulcrumConfig {
   /** `static_routes { … }` and `static_rules { … }`: likewise for routes and policy rules. */
   readonly staticRoutes?: readonly StaticRoute[] | undefined;
   readonly trackFiles: readonly TrackFile[];
+  /** vrrp_track_process blocks. */
+  readonly trackProcesses?: readonly TrackProcess[] | undefined;
   readonly vrrpScripts: readonly VrrpScript[];
   readonly vrrpSyncGroups: readonly VrrpSyncGroup[];
   readonly vrrpInstances: readonly VrrpInstance[];

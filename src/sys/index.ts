@@ -18,3 +18,4 @@ export { commandKernelHost, FakeKernelHost, tunnelDevice, tunnelMac, TUNNEL_PORT
 export { fileLimit, openFileCount, raiseFileLimit, watchFileLimit, type FileLimit } from './limits.js';
 export { openNotifyFifo, type FifoOpener, type NotifyFifo } from './fifo.js';
 export { FakeServiceManager, notifyMessage, notifySockaddr, systemdNotifier, type ServiceManager } from './sd-notify.js';
+export { readProcesses } from './procs.js';

@@ -567,3 +567,40 @@ test('accept mode: a MASTER without it (no_accept, or strict mode by default) ha
     r.done();
   }
 });
+
+test('track_process: quorum lost with weight 0 means FAULT (after its delay) and the backup takes over; a negative weight lowers the priority; counts are taken each second', async () => {
+  const r = rig(2);
+  const running: { comm: string; cmdline: null }[] = [];
+  const run = (...names: string[]): void => { running.length = 0; for (const comm of names) running.push({ comm, cmdline: null }); };
+  try {
+    const tp = 'vrrp_track_process hap {\n  process haproxy\n  quorum 2\n  delay 1.5\n}\nvrrp_track_process web {\n  process nginx\n  weight -60\n}\n';
+    const n0 = new VrrpNode({ host: r.hosts[0]!, clock: r.clock, listProcesses: () => running });
+    r.nodes[0] = n0;
+    run('haproxy', 'haproxy', 'nginx');
+    n0.start(conf(tp + instance({ priority: 150, state: 'MASTER', extra: 'track_process {\n  hap\n  web\n}' })));
+    r.nodes[1]!.start(conf(instance({ priority: 100 })));
+    await r.clock.advance(4000);
+    assert.deepEqual(r.states(), ['MASTER', 'BACKUP']);
+    assert.equal(n0.status()[0]!.priority, 150, 'both in quorum');
+    run('haproxy', 'haproxy');
+    await r.clock.advance(1000);
+    assert.equal(n0.status()[0]!.priority, 90, 'nginx gone: weight -60');
+    await r.clock.advance(5000);
+    assert.deepEqual(r.states(), ['BACKUP', 'MASTER'], '90 < 100: the other preempts');
+    run('haproxy', 'haproxy', 'nginx');
+    await r.clock.advance(5000);
+    assert.deepEqual(r.states(), ['MASTER', 'BACKUP'], 'back to 150: preempts back');
+    run('haproxy', 'nginx');
+    await r.clock.advance(1000);
+    assert.equal(n0.status()[0]!.state, 'MASTER', 'one haproxy: under quorum 2, but delay 1.5 s has not passed');
+    await r.clock.advance(1000);
+    assert.equal(n0.status()[0]!.state, 'MASTER');
+    await r.clock.advance(1000);
+    assert.equal(n0.status()[0]!.state, 'FAULT', 'quorum lost for 1.5 s: FAULT (weight 0)');
+    await r.clock.advance(5000);
+    assert.equal(r.nodes[1]!.status()[0]!.state, 'MASTER');
+    await n0.stop();
+  } finally {
+    r.done();
+  }
+});

@@ -14,7 +14,7 @@ import { channel } from 'node:diagnostics_channel';
 import ipaddr from 'ipaddr.js';
 import type { Clock } from '../health/types.js';
 import * as D from '../model/defaults.js';
-import { instanceAddresses, type FulcrumConfig, type GlobalDefs, type ScriptSpec, type StaticRoute, type TrackFile, type VirtualIp, type VrrpInstance, type VrrpScript, type VrrpSyncGroup } from '../model/types.js';
+import { instanceAddresses, type FulcrumConfig, type GlobalDefs, type ScriptSpec, type StaticRoute, type TrackFile, type TrackProcess, type VirtualIp, type VrrpInstance, type VrrpScript, type VrrpSyncGroup } from '../model/types.js';
 import { errorMessage, FailureCode, reportFailure } from '../errors/index.js';
 import { describeOutcome, runScript as realRunScript, type RunScriptOptions, type ScriptOutcome } from '../notify/script.js';
 import { SysError, SysErrorCode } from '../sys/errors.js';
@@ -22,7 +22,8 @@ import type { HostNetwork, VrrpChannel, VrrpPacketIn } from '../sys/host.js';
 import { openNotifyFifo, type FifoOpener, type NotifyFifo } from '../sys/fifo.js';
 import { checkAdvert, decodeAdvert, decodeIpv4, DropReason, encodeAdvert, VRRP_PROTOCOL, type Drop } from './codec.js';
 import { initialState, step, type FsmConfig, type FsmEvent, type FsmState, type TransitionReason, type VrrpStateName } from './fsm.js';
-import { foldScript, initialStanding, parseTrackFileValue, trackVerdict, type ScriptStanding } from './track.js';
+import { foldProcess, foldScript, initialStanding, parseTrackFileValue, processMatches, trackVerdict, type ProcessEntry, type ProcessStanding, type ScriptStanding } from './track.js';
+import { readProcesses } from '../sys/procs.js';
 
 /** diagnostics_channel name for VrrpEvent messages. */
 export const VRRP_CHANNEL = 'fulcrum:vrrp';
@@ -57,6 +58,10 @@ export interface VrrpNodeOptions {
   readonly trackFileMs?: number;
   /** Opens notify_fifo / vrrp_notify_fifo (default: the real FIFO, created when absent). */
   readonly openFifo?: FifoOpener;
+  /** The running processes, for vrrp_track_process (default: /proc). */
+  readonly listProcesses?: (o: { cmdline: boolean }) => readonly ProcessEntry[];
+  /** How often processes are counted (default 1 s). */
+  readonly trackProcessMs?: number;
 }
 
 /** A static or virtual route's identity: what `ip` is told, and how. */
@@ -178,6 +183,9 @@ export class VrrpNode {
   private fifos = new Map<string, NotifyFifo>();
   /** track_file blocks some instance or sync group tracks: the value last read, and the poll. */
   private readonly files = new Map<string, { def: TrackFile; value: number; timer: unknown }>();
+  /** vrrp_track_process blocks in use, with their standing; one /proc scan a tick serves them all. */
+  private readonly procs = new Map<string, { def: TrackProcess; standing: ProcessStanding }>();
+  private procTimer: unknown = null;
   private readonly totalDrops = new Map<string, number>();
   private readonly logged = new Map<string, { at: number; count: number }>();
   private config: FulcrumConfig | null = null;
@@ -206,6 +214,7 @@ export class VrrpNode {
     this.watch = this.o.host.watchLinks(() => this.linksChanged());
     this.syncScripts();
     this.syncFiles();
+    this.syncProcesses();
     this.syncFifos();
     this.syncStatics();
     try {
@@ -221,6 +230,7 @@ export class VrrpNode {
       this.scripts.clear();
       for (const f of this.files.values()) this.o.clock.cancel(f.timer);
       this.files.clear();
+      this.stopProcesses();
       for (const f of this.fifos.values()) f.close();
       this.fifos.clear();
       throw err;
@@ -252,6 +262,7 @@ export class VrrpNode {
     if (!this.watch && config.vrrpInstances.length > 0) this.watch = this.o.host.watchLinks(() => this.linksChanged());
     this.syncScripts();
     this.syncFiles();
+    this.syncProcesses();
     this.syncFifos();
     this.syncStatics();
     const wanted = new Map(config.vrrpInstances.map((c) => [c.name, c]));
@@ -300,6 +311,7 @@ export class VrrpNode {
     for (const i of this.insts.values()) this.clearTimers(i);
     for (const s of this.scripts.values()) this.o.clock.cancel(s.timer);
     for (const f of this.files.values()) this.o.clock.cancel(f.timer);
+    this.stopProcesses();
     for (const p of this.ports.values()) p.channel.close();
     this.ports.clear();
     this.closeSpares();
@@ -903,6 +915,66 @@ export class VrrpNode {
     }
   }
 
+  /**
+   * Keep the vrrp_track_process blocks the configuration refers to (a new one is counted at
+   * once: its first standing is its count, without delays, as keepalived starts), and the
+   * scan loop while there are any.
+   */
+  private syncProcesses(): void {
+    const cfg = this.config;
+    if (!cfg) return;
+    const used = trackedNames(cfg, (x) => x.trackProcesses);
+    const defs = (cfg.trackProcesses ?? []).filter((d) => used.has(d.name));
+    for (const name of [...this.procs.keys()]) if (!defs.some((d) => d.name === name)) this.procs.delete(name);
+    const fresh = defs.filter((d) => !this.procs.has(d.name));
+    for (const d of defs) {
+      const p = this.procs.get(d.name);
+      if (p) p.def = d;
+    }
+    if (fresh.length > 0) {
+      const list = this.listProcesses(fresh);
+      for (const def of fresh) {
+        const n = list.filter((e) => processMatches(def, e)).length;
+        this.procs.set(def.name, { def, standing: { up: n >= def.quorum && n <= def.quorumMax, since: null } });
+      }
+    }
+    if (this.procs.size === 0) this.stopProcesses();
+    else if (this.procTimer === null) this.procTimer = this.o.clock.setTimer(() => this.countProcesses(), this.o.trackProcessMs ?? 1000);
+  }
+
+  private stopProcesses(): void {
+    if (this.procTimer !== null) this.o.clock.cancel(this.procTimer);
+    this.procTimer = null;
+  }
+
+  private listProcesses(defs: Iterable<TrackProcess>): readonly ProcessEntry[] {
+    const cmdline = [...defs].some((d) => d.fullCommand);
+    try {
+      return (this.o.listProcesses ?? readProcesses)({ cmdline });
+    } catch (err: unknown) {
+      reportFailure('vrrp', FailureCode.VRRP, err);
+      return [];
+    }
+  }
+
+  private countProcesses(): void {
+    this.procTimer = null;
+    if (this.stopped || this.procs.size === 0) return;
+    const list = this.listProcesses([...this.procs.values()].map((p) => p.def));
+    const now = this.o.clock.now();
+    let changed = false;
+    for (const [name, p] of this.procs) {
+      const before = p.standing.up;
+      p.standing = foldProcess(p.standing, list.filter((e) => processMatches(p.def, e)).length, p.def, now);
+      if (p.standing.up !== before) {
+        changed = true;
+        publish({ type: 'script', script: name, ok: p.standing.up, outcome: p.standing.up ? 'track_process: quorum gained' : 'track_process: quorum lost' });
+      }
+    }
+    if (changed) this.evaluate();
+    this.procTimer = this.o.clock.setTimer(() => this.countProcesses(), this.o.trackProcessMs ?? 1000);
+  }
+
   private readTrackFile(name: string): void {
     const f = this.files.get(name);
     if (!f || this.stopped) return;
@@ -954,6 +1026,8 @@ export class VrrpNode {
     const scriptDefs = new Map(cfg.vrrpScripts.map((s) => [s.name, s]));
     const files = new Map([...this.files].map(([n, f]) => [n, f.value]));
     const fileDefs = new Map(cfg.trackFiles.map((f) => [f.name, f]));
+    const processes = new Map([...this.procs].map(([n, p]) => [n, p.standing.up]));
+    const processDefs = new Map((cfg.trackProcesses ?? []).map((p) => [p.name, p]));
     const linkCache = new Map<string, boolean>();
     const interfaceUp = (n: string): boolean => {
       let v = linkCache.get(n);
@@ -965,7 +1039,7 @@ export class VrrpNode {
     };
     const verdicts = new Map<Inst, { priority: number; faults: string[] }>();
     for (const i of this.insts.values()) {
-      const v = trackVerdict(i.cfg, i.group, { scripts, scriptDefs, interfaceUp, files, fileDefs });
+      const v = trackVerdict(i.cfg, i.group, { scripts, scriptDefs, interfaceUp, files, fileDefs, processes, processDefs });
       const faults = [...v.faults];
       if (i.source === null) faults.push(i.cfg.interface !== undefined ? `no ${i.cfg.family === 'inet' ? 'IPv4' : 'IPv6 link-local'} address on ${i.cfg.interface}` : 'no source address');
       verdicts.set(i, { priority: v.priority, faults });

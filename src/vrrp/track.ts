@@ -17,7 +17,7 @@
  * group trackers only ever fault (keepalived ignores their weights). The owner (base
  * priority 255) is never adjusted; everyone else stays within 1..254.
  */
-import type { TrackedFile, TrackedInterface, TrackedScript, TrackFile, VrrpInstance, VrrpScript, VrrpSyncGroup } from '../model/types.js';
+import type { TrackedFile, TrackedInterface, TrackedProcess, TrackedScript, TrackFile, TrackProcess, VrrpInstance, VrrpScript, VrrpSyncGroup } from '../model/types.js';
 
 /** A vrrp_script's standing: `ok` after `rise` successes in a row, failing after `fall` failures. */
 export interface ScriptStanding {
@@ -47,6 +47,53 @@ export interface TrackInput {
   /** track_file name → the number its file holds now (missing: 0). */
   readonly files?: ReadonlyMap<string, number>;
   readonly fileDefs?: ReadonlyMap<string, TrackFile>;
+  /** vrrp_track_process name → has it quorum now (missing: not yet known, as in quorum). */
+  readonly processes?: ReadonlyMap<string, boolean>;
+  readonly processDefs?: ReadonlyMap<string, TrackProcess>;
+}
+
+/** One running process as /proc shows it: its name (comm), and its command line when read. */
+export interface ProcessEntry {
+  readonly comm: string;
+  /** argv, split at NULs (null: not read). */
+  readonly cmdline: readonly string[] | null;
+}
+
+/**
+ * Does `p` match `def`, as keepalived's track_process compares: the name (comm) exactly, or
+ * with fullCommand argv[0] exactly; then, with paramMatch, the arguments — exact: the same
+ * list; partial: these first; initial: these first, the last one a prefix.
+ */
+export function processMatches(def: TrackProcess, p: ProcessEntry): boolean {
+  if (!def.fullCommand) return p.comm === def.process;
+  const argv = p.cmdline;
+  if (!argv || argv[0] !== def.process) return false;
+  const args = argv.slice(1);
+  const want = def.params;
+  switch (def.paramMatch) {
+    case 'none': return true;
+    case 'exact': return args.length === want.length && want.every((w, i) => args[i] === w);
+    case 'partial': return args.length >= want.length && want.every((w, i) => args[i] === w);
+    case 'initial': return args.length >= want.length && want.every((w, i) => (i === want.length - 1 ? (args[i] ?? '').startsWith(w) : args[i] === w));
+  }
+}
+
+/**
+ * A tracked process's standing: `up` (quorum held, as it counts), and since when the raw
+ * count has said otherwise (fork_delay / terminate_delay must pass before it counts).
+ */
+export interface ProcessStanding {
+  readonly up: boolean;
+  readonly since: number | null;
+}
+
+/** Fold one count taken at `now` (ms) into the standing. */
+export function foldProcess(st: ProcessStanding, count: number, def: TrackProcess, now: number): ProcessStanding {
+  const inQuorum = count >= def.quorum && count <= def.quorumMax;
+  if (inQuorum === st.up) return st.since === null ? st : { up: st.up, since: null };
+  const delay = (inQuorum ? def.forkDelay : def.terminateDelay) * 1000;
+  const since = st.since ?? now;
+  return now - since >= delay ? { up: inQuorum, since: null } : { up: st.up, since };
 }
 
 /** What a track_file's value does: a priority change, or FAULT. */
@@ -102,13 +149,23 @@ export function trackVerdict(inst: VrrpInstance, group: VrrpSyncGroup | undefine
     if (r.fault) faults.push(`track_file ${x.name} reads ${value}${w === 0 ? '' : ` (× weight ${w})`}`);
     delta += r.delta;
   };
+  const proc = (x: TrackedProcess, faultOnly: boolean): void => {
+    const def = t.processDefs?.get(x.name);
+    const up = t.processes?.get(x.name) ?? true;
+    const w = faultOnly ? 0 : x.weight ?? def?.weight ?? 0;
+    const r = adjust(up, w, x.weight === undefined ? (x.reverse || (def?.reverse ?? false)) : x.reverse);
+    if (r.fault) faults.push(`track_process ${x.name} ${up ? 'has quorum (reverse)' : 'has lost quorum'}`);
+    delta += r.delta;
+  };
   for (const x of inst.trackInterfaces) iface(x, false);
+  for (const x of inst.trackProcesses ?? []) proc(x, false);
   for (const x of inst.trackScripts) script(x, false);
   for (const x of inst.trackFiles ?? []) file(x, false);
   if (group) {
     for (const x of group.trackInterfaces) iface(x, true);
     for (const x of group.trackScripts) script(x, true);
     for (const x of group.trackFiles ?? []) file(x, true);
+    for (const x of group.trackProcesses ?? []) proc(x, true);
   }
   const priority = inst.priority === 255 ? 255 : Math.max(1, Math.min(254, inst.priority + delta));
   return { priority, faults };

@@ -470,4 +470,22 @@ vrrp_instance C { interface eth0
     assert.equal(w?.loc?.line, 10);
     assert.equal(warningsOf(parseText(strict + inst(' priority 100\n version 3\n accept\n virtual_ipaddress { 10.0.0.9 }') + vs('  lb_kind PROXY', '10.0.0.9 80'))).filter((d) => d.keyword === 'virtual_server').length, 0);
   });
+
+  it('vrrp_track_process with keepalived\'s defaults and rules; track_process in instances and sync groups; an unknown name dropped with a warning', () => {
+    const inst = (body: string): string => `vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 1\n priority 100\n virtual_ipaddress { 10.0.0.9 }\n${body}\n}\n`;
+    const r = parseText(`vrrp_track_process a {\n process haproxy\n}\nvrrp_track_process b {\n process /usr/sbin/haproxy -f /etc/h.cfg\n param_match initial\n weight -20 reverse\n quorum 2\n quorum_max 4\n delay 0.5\n}\nvrrp_track_process c {\n process nginx\n quorum_max 0\n fork_delay 2\n}\n`
+      + inst(' track_process {\n  a\n  b weight 30 noreverse\n  nope\n }'));
+    assert.deepEqual(errorsOf(r), []);
+    const [a, b, c] = r.config?.trackProcesses ?? [];
+    assert.deepEqual([a?.process, a?.params, a?.paramMatch, a?.fullCommand, a?.weight, a?.quorum, a?.forkDelay], ['haproxy', [], 'none', false, 0, 1, 0]);
+    assert.deepEqual([b?.process, b?.params, b?.paramMatch, b?.fullCommand, b?.weight, b?.reverse, b?.quorum, b?.quorumMax, b?.forkDelay, b?.terminateDelay],
+      ['/usr/sbin/haproxy', ['-f', '/etc/h.cfg'], 'initial', true, -20, true, 2, 4, 0.5, 0.5]);
+    assert.deepEqual([c?.quorum, c?.quorumMax, c?.forkDelay, c?.terminateDelay], [0, 0, 2, 0], 'quorum_max 0: up while none runs');
+    assert.deepEqual(r.config?.vrrpInstances[0]?.trackProcesses, [{ name: 'a', weight: undefined, reverse: false }, { name: 'b', weight: 30, reverse: false }]);
+    assert.deepEqual(codes(warningsOf(r)).filter(([, , k]) => k === 'track_process'), [['W_ADJUSTED', 17, 'track_process']]);
+    const bad = parseText('vrrp_track_process x {\n weight 2\n}\n' + inst(''));
+    assert.equal(bad.ok, false);
+    assert.match(errorsOf(bad)[0]?.message ?? '', /vrrp_track_process 'x' has no 'process'/);
+    assert.equal(errorsOf(bad)[0]?.loc?.line, 1);
+  });
 });

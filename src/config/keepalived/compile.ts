@@ -12,10 +12,10 @@ import { dispatch, reportUnreadBlocks } from './dispatch.js';
 import { compileVirtualServer, compileVirtualServerGroup } from './lvs.js';
 import { compileBgp } from './bgp.js';
 import { Values } from './values.js';
-import { compileGlobalDefs, compileSyncGroup, compileTrackFile, compileVrrpInstance, compileVrrpScript, staticRoute, virtualIp } from './vrrp.js';
+import { compileGlobalDefs, compileSyncGroup, compileTrackFile, compileTrackProcess, compileVrrpInstance, compileVrrpScript, staticRoute, virtualIp } from './vrrp.js';
 
 const TOP_IGNORED = new Set([
-  'bfd_instance', 'vrrp_track_process', 'garp_group',
+  'bfd_instance', 'garp_group',
   'linkbeat_interfaces', 'interface_up_down_delays', 'track_group', 'SSL', 'net_namespace', 'net_namespace_ipvs',
   'namespace_with_ipsets', 'instance', 'use_pid_dir', 'linkbeat_use_polling', 'child_wait_time',
 ]);
@@ -24,6 +24,7 @@ export function compileConfig(root: readonly AstNode[], sink: DiagnosticSink): F
   const v = new Values(sink);
   const globals: AstNode[] = [];
   const trackFileNodes: AstNode[] = [];
+  const trackProcessNodes: AstNode[] = [];
   const scriptNodes: AstNode[] = [];
   const syncNodes: AstNode[] = [];
   const instanceNodes: AstNode[] = [];
@@ -39,6 +40,7 @@ export function compileConfig(root: readonly AstNode[], sink: DiagnosticSink): F
     global_defs: (n) => globals.push(n),
     track_file: (n) => trackFileNodes.push(n),
     vrrp_track_file: (n) => trackFileNodes.push(n),
+    vrrp_track_process: (n) => trackProcessNodes.push(n),
     vrrp_script: (n) => scriptNodes.push(n),
     vrrp_sync_group: (n) => syncNodes.push(n),
     vrrp_instance: (n) => instanceNodes.push(n),
@@ -52,11 +54,13 @@ export function compileConfig(root: readonly AstNode[], sink: DiagnosticSink): F
   const vrrpScripts = unique(scriptNodes.map((n) => compileVrrpScript(v, n)), 'vrrp_script', sink);
   const scriptNames = new Set(vrrpScripts.map((s) => s.name));
   const fileNames = new Set(trackFiles.map((f) => f.name));
+  const trackProcesses = unique(trackProcessNodes.map((n) => compileTrackProcess(v, n)), 'vrrp_track_process', sink);
+  const processNames = new Set(trackProcesses.map((p) => p.name));
   const vrrpSyncGroups = unique(syncNodes.map((n) => compileSyncGroup(v, n)), 'vrrp_sync_group', sink)
-    .map((g) => knownFiles(knownScripts(g, 'vrrp_sync_group', scriptNames, sink), 'vrrp_sync_group', fileNames, sink));
+    .map((g) => knownProcesses(knownFiles(knownScripts(g, 'vrrp_sync_group', scriptNames, sink), 'vrrp_sync_group', fileNames, sink), 'vrrp_sync_group', processNames, sink));
   const inGroup = new Set(vrrpSyncGroups.flatMap((g) => g.group));
   const vrrpInstances = unique(instanceNodes.map((n) => compileVrrpInstance(v, n, global)), 'vrrp_instance', sink)
-    .map((i) => fileWeights(knownFiles(knownScripts(i, 'vrrp_instance', scriptNames, sink), 'vrrp_instance', fileNames, sink), trackFiles, inGroup.has(i.name), sink));
+    .map((i) => knownProcesses(fileWeights(knownFiles(knownScripts(i, 'vrrp_instance', scriptNames, sink), 'vrrp_instance', fileNames, sink), trackFiles, inGroup.has(i.name), sink), 'vrrp_instance', processNames, sink));
   const virtualServerGroups = unique(groupNodes.map((n) => compileVirtualServerGroup(v, n)), 'virtual_server_group', sink);
   const compiled = vsNodes.map((n) => compileVirtualServer(v, n)).filter((c): c is VirtualServer => c !== undefined);
 
@@ -77,7 +81,7 @@ export function compileConfig(root: readonly AstNode[], sink: DiagnosticSink): F
   }
   reportUnreadBlocks(root, sink);
   return {
-    global, trackFiles, vrrpScripts, vrrpSyncGroups, vrrpInstances, virtualServerGroups, virtualServers, ...(bgp ? { bgp } : {}),
+    global, trackFiles, ...(trackProcesses.length > 0 ? { trackProcesses } : {}), vrrpScripts, vrrpSyncGroups, vrrpInstances, virtualServerGroups, virtualServers, ...(bgp ? { bgp } : {}),
     ...(staticAddresses.length > 0 ? { staticAddresses } : {}), ...(staticRoutes.length > 0 ? { staticRoutes } : {}),
   };
 }
@@ -140,6 +144,18 @@ function knownFiles<T extends { readonly name: string; readonly trackFiles?: rea
     sink.warn(DiagnosticCode.ADJUSTED, `${what} '${x.name}' tracks unknown track_file '${m.name}': ignored (as keepalived does)`, x.loc, 'track_file', 'the name of a track_file block');
   }
   return { ...x, trackFiles: (x.trackFiles ?? []).filter((f) => files.has(f.name)) };
+}
+
+/** A track_process naming no vrrp_track_process block is dropped with a located warning, as keepalived does. */
+function knownProcesses<T extends { readonly name: string; readonly trackProcesses?: readonly TrackedFile[] | undefined; readonly loc?: SourceLocation | undefined }>(
+  x: T, what: string, procs: ReadonlySet<string>, sink: DiagnosticSink,
+): T {
+  const missing = (x.trackProcesses ?? []).filter((f) => !procs.has(f.name));
+  if (missing.length === 0) return x;
+  for (const m of missing) {
+    sink.warn(DiagnosticCode.ADJUSTED, `${what} '${x.name}' tracks unknown vrrp_track_process '${m.name}': ignored (as keepalived does)`, x.loc, 'track_process', 'the name of a vrrp_track_process block');
+  }
+  return { ...x, trackProcesses: (x.trackProcesses ?? []).filter((f) => procs.has(f.name)) };
 }
 
 /**

@@ -75,6 +75,12 @@ export function ignoredReason(kw: string): string {
   if (/^(?:bfd_|BFD_CHECK$|track_bfd$)/.test(kw)) return 'BFD is not implemented: nothing here reacts to BFD sessions';
   if (/snmp/i.test(kw)) return 'SNMP is not implemented: use /metrics (Prometheus) or the API';
   if (/dbus/i.test(kw)) return 'DBus is not implemented: use the API';
+  if (/^(?:use_vmac|use_vmac_addr|vmac_xmit_base|use_ipvlan|vrrp_vmac_garp_intvl)$/.test(kw)) {
+    return 'virtual MAC interfaces are not implemented: the addresses go on the interface itself, with its own MAC, and gratuitous ARPs carry that MAC';
+  }
+  if (/^net_namespace(?:_ipvs)?$/.test(kw)) return 'not implemented: Fulcrum runs in the namespace it is started in (use `ip netns exec NAME fulcrum run`)';
+  if (kw === 'dynamic_interfaces') return 'always so in Fulcrum: an instance whose interface is missing is in FAULT until the interface appears';
+  if (kw === 'smtp_alert') return 'e-mail alerts for VRRP state changes are not implemented (real-server alerts are): use notify scripts or notify_fifo';
   if (/_fifo_script$/.test(kw)) return 'FIFO scripts are not run: start the reader yourself (the FIFO itself is written: notify_fifo, vrrp_notify_fifo)';
   if (/(?:_process_name|process_names|_cpu_affinity|_rlimit_|_rcv_bufs|_no_swap|_priority$|^umask$|_nice$)/.test(kw) || kw === 'process_name') {
     return "tunes keepalived's own processes; Fulcrum's are set by its service unit and run options";

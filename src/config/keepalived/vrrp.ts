@@ -7,7 +7,7 @@ import { cidrBounds, maxPrefix, netmaskToPrefix, parseIp } from '../../model/add
 import * as D from '../../model/defaults.js';
 import type { SourceLocation } from '../../errors/index.js';
 import type {
-  Announce, Family, GlobalDefs, LvsSyncDaemon, NotifyScripts, ScriptSpec, StaticRoute, TrackedFile, TrackedInterface, TrackedScript, TrackFile, UnicastPeer,
+  Announce, Family, GlobalDefs, LvsSyncDaemon, NotifyScripts, ScriptSpec, StaticRoute, TrackedFile, TrackedInterface, TrackedScript, TrackFile, TrackProcess, UnicastPeer,
   VirtualIp, VrrpInstance, VrrpScript, VrrpSyncGroup,
 } from '../../model/types.js';
 import type { AstNode } from './ast.js';
@@ -38,7 +38,7 @@ const GLOBAL_IGNORED = new Set([
 
 const INSTANCE_IGNORED = new Set([
   'use_vmac', 'use_vmac_addr', 'vmac_xmit_base', 'use_ipvlan', 'smtp_alert', 'debug',
-  'skip_check_adv_addr', 'promote_secondaries', 'track_process',
+  'skip_check_adv_addr', 'promote_secondaries',
   'track_bfd', 'notify_master_rx_lower_pri', 'notify_priority_changes', 'kernel_rx_buf_size', 'linkbeat_use_polling',
   'garp_lower_prio_delay', 'garp_lower_prio_repeat',
   'lower_prio_no_advert', 'higher_prio_send_advert', 'check_unicast_src', 'unicast_fault_no_peer', 'unicast_ttl',
@@ -292,6 +292,83 @@ export function compileTrackFile(v: Values, node: AstNode): TrackFile | undefine
   return { name, file, weight, reverse, initFile, loc: node.keyword.loc };
 }
 
+/**
+ * `vrrp_track_process NAME { process P [ARG …]; param_match [initial|partial]; weight W
+ * [reverse]; quorum N; quorum_max N; fork_delay S; terminate_delay S; delay S; full_command }`,
+ * with keepalived's defaults (weight 0, quorum 1, no maximum, no delays) and its rules:
+ * arguments or param_match mean the command line is compared; quorum_max 0 means "not running".
+ */
+export function compileTrackProcess(v: Values, node: AstNode): TrackProcess | undefined {
+  const name = v.string(node);
+  let proc: string | undefined;
+  let params: string[] = [];
+  let paramMatch: TrackProcess['paramMatch'] = 'none';
+  let fullCommand = false;
+  let weight = 0;
+  let reverse = false;
+  let quorum = 1;
+  let quorumMax = Number.MAX_SAFE_INTEGER;
+  let forkDelay = 0;
+  let terminateDelay = 0;
+  dispatch(v.needBlock(node) ?? [], 'vrrp_track_process', {
+    process: (n) => {
+      if (proc !== undefined) {
+        v.sink.warn(DiagnosticCode.IGNORED, `the process is already '${proc}': this one is ignored (as keepalived does)`, n.keyword.loc, 'process');
+        return;
+      }
+      proc = v.string(n);
+      params = n.args.slice(1).map((a) => a.text);
+      if (params.length > 0) {
+        if (paramMatch === 'none') paramMatch = 'exact';
+        fullCommand = true;
+      }
+    },
+    param_match: (n) => {
+      const t = n.args[0];
+      if (t === undefined) paramMatch = 'exact';
+      else if (t.text === 'initial' || t.text === 'partial') paramMatch = t.text;
+      else {
+        v.sink.warn(DiagnosticCode.IGNORED, `unknown param_match '${t.text}' ignored (as keepalived does)`, t.loc, 'param_match', 'initial|partial');
+        return;
+      }
+      fullCommand = true;
+    },
+    weight: (n) => {
+      weight = v.int(n, 0, -254, 254) ?? weight;
+      const r = n.args[1];
+      if (r?.text === 'reverse') reverse = true;
+      else if (r) v.sink.warn(DiagnosticCode.IGNORED, `unknown weight option '${r.text}' ignored`, r.loc, 'weight', 'reverse');
+    },
+    quorum: (n) => {
+      const q = v.int(n, 0, 1, 65535);
+      if (q === undefined) return;
+      if (q > quorumMax) v.sink.warn(DiagnosticCode.IGNORED, `quorum ${q} is above quorum_max ${quorumMax}: ignored (as keepalived does)`, n.args[0]?.loc, 'quorum');
+      else quorum = q;
+    },
+    quorum_max: (n) => {
+      const q = v.int(n, 0, 0, 65535);
+      if (q === undefined) return;
+      if ((q > 0 || quorum > 1) && q < quorum) {
+        v.sink.warn(DiagnosticCode.IGNORED, `quorum_max ${q} is below quorum ${quorum}: ignored (as keepalived does)`, n.args[0]?.loc, 'quorum_max');
+        return;
+      }
+      quorumMax = q;
+      if (q === 0) quorum = 0;
+    },
+    fork_delay: (n) => { forkDelay = v.timer(n, 0, 0.000001, 3600) ?? forkDelay; },
+    terminate_delay: (n) => { terminateDelay = v.timer(n, 0, 0.000001, 3600) ?? terminateDelay; },
+    delay: (n) => { const d = v.timer(n, 0, 0.000001, 3600); if (d !== undefined) { forkDelay = d; terminateDelay = d; } },
+    full_command: () => { fullCommand = true; },
+  }, v.sink);
+  if (name === undefined) return undefined;
+  if (proc === undefined) {
+    // keepalived drops the block ("process name not specified") and with it what tracks it.
+    v.sink.error(DiagnosticCode.MISSING, `vrrp_track_process '${name}' has no 'process'`, node.keyword.loc, 'vrrp_track_process', 'process NAME');
+    return undefined;
+  }
+  return { name, process: proc, params, paramMatch, fullCommand, weight, reverse, quorum, quorumMax, forkDelay, terminateDelay, loc: node.keyword.loc };
+}
+
 export function compileVrrpScript(v: Values, node: AstNode): VrrpScript | undefined {
   const name = v.string(node);
   let script: ScriptSpec | undefined;
@@ -335,16 +412,18 @@ export function compileSyncGroup(v: Values, node: AstNode): VrrpSyncGroup | unde
   let ti: TrackedInterface[] = [];
   let ts: TrackedScript[] = [];
   let tf: TrackedFile[] = [];
+  let tp: TrackedFile[] = [];
   const notify: Mutable<NotifyScripts> = {};
   dispatch(v.needBlock(node) ?? [], 'vrrp_sync_group', {
     group: (n) => { group = [...group, ...wordList(v, n)]; },
     track_interface: (n) => { ti = [...ti, ...trackInterfaces(v, n)]; },
     track_script: (n) => { ts = [...ts, ...trackScripts(v, n)]; },
     track_file: (n) => { tf = [...tf, ...trackScripts(v, n, 254)]; },
+    track_process: (n) => { tp = [...tp, ...trackScripts(v, n, 254)]; },
     ...notifyHandlers(v, notify),
-  }, v.sink, new Set(['smtp_alert', 'global_tracking', 'sync_group_tracking_weight', 'track_process', 'track_bfd', 'notify_priority_changes', 'notify_deleted']));
+  }, v.sink, new Set(['smtp_alert', 'global_tracking', 'sync_group_tracking_weight', 'track_bfd', 'notify_priority_changes', 'notify_deleted']));
   if (name === undefined) return undefined;
-  return { name, group, trackInterfaces: ti, trackScripts: ts, ...(tf.length > 0 ? { trackFiles: tf } : {}), notify: freezeNotify(notify), loc: node.keyword.loc };
+  return { name, group, trackInterfaces: ti, trackScripts: ts, ...(tf.length > 0 ? { trackFiles: tf } : {}), ...(tp.length > 0 ? { trackProcesses: tp } : {}), notify: freezeNotify(notify), loc: node.keyword.loc };
 }
 
 function refuseHmac(v: Values, n: AstNode): void {
@@ -451,6 +530,7 @@ export function compileVrrpInstance(v: Values, node: AstNode, global: GlobalDefs
   let ti: TrackedInterface[] = [];
   let ts: TrackedScript[] = [];
   let tf: TrackedFile[] = [];
+  let tp: TrackedFile[] = [];
   const vroutes: StaticRoute[] = [];
   let garpMasterDelay = global.garp?.masterDelay ?? D.DEFAULT_GARP_MASTER_DELAY;
   let garpMasterRepeat = global.garp?.masterRepeat ?? D.DEFAULT_GARP_MASTER_REPEAT;
@@ -543,6 +623,7 @@ export function compileVrrpInstance(v: Values, node: AstNode, global: GlobalDefs
     track_interface: (n) => { ti = [...ti, ...trackInterfaces(v, n)]; },
     track_script: (n) => { ts = [...ts, ...trackScripts(v, n)]; },
     track_file: (n) => { tf = [...tf, ...trackScripts(v, n, 254)]; },
+    track_process: (n) => { tp = [...tp, ...trackScripts(v, n, 254)]; },
     virtual_routes: (n) => { for (const l of v.needBlock(n) ?? []) { const r = staticRoute(v, l, 'route'); if (r) vroutes.push(r); } },
     virtual_rules: (n) => { for (const l of v.needBlock(n) ?? []) { const r = staticRoute(v, l, 'rule'); if (r) vroutes.push(r); } },
     garp_master_delay: (n) => { garpMasterDelay = v.timer(n, 0, 0, 255) ?? garpMasterDelay; },
@@ -658,7 +739,7 @@ export function compileVrrpInstance(v: Values, node: AstNode, global: GlobalDefs
   return {
     name, initialState: state, interface: iface, family, vrid, priority, advertInt, version: ver, nopreempt, preemptDelay,
     auth, virtualIpAddresses: vips, excludedIpAddresses: evips, unicastSrcIp, mcastSrcIp, unicastPeers: peers,
-    trackInterfaces: ti, trackScripts: ts, ...(tf.length > 0 ? { trackFiles: tf } : {}), notify: freezeNotify(notify), garpMasterDelay, garpMasterRepeat,
+    trackInterfaces: ti, trackScripts: ts, ...(tf.length > 0 ? { trackFiles: tf } : {}), ...(tp.length > 0 ? { trackProcesses: tp } : {}), notify: freezeNotify(notify), garpMasterDelay, garpMasterRepeat,
     ...(garpMasterRefresh > 0 ? { garpMasterRefresh, garpMasterRefreshRepeat } : {}),
     ...(vroutes.length > 0 ? { virtualRoutes: vroutes } : {}),
     dontTrackPrimary, accept: accepting, ...(strict ? { strict } : {}), ...(announce ? { announce } : {}), loc: node.keyword.loc,
