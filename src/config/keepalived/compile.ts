@@ -134,28 +134,31 @@ function knownScripts<T extends { readonly name: string; readonly trackScripts: 
   return { ...x, trackScripts: x.trackScripts.filter((ts) => scripts.has(ts.name)) };
 }
 
-/** A track_file naming no track_file block is dropped with a located warning, as keepalived does. */
-function knownFiles<T extends { readonly name: string; readonly trackFiles?: readonly TrackedFile[] | undefined; readonly loc?: SourceLocation | undefined }>(
-  x: T, what: string, files: ReadonlySet<string>, sink: DiagnosticSink,
+type Tracker = { readonly name: string; readonly trackFiles?: readonly TrackedFile[] | undefined; readonly trackProcesses?: readonly TrackedFile[] | undefined; readonly loc?: SourceLocation | undefined };
+
+/**
+ * A track_file / track_process naming no track_file / vrrp_track_process block is dropped
+ * with a located warning, as keepalived does.
+ */
+function knownTracked<T extends Tracker>(
+  x: T, what: string, field: 'trackFiles' | 'trackProcesses', names: ReadonlySet<string>, sink: DiagnosticSink,
 ): T {
-  const missing = (x.trackFiles ?? []).filter((f) => !files.has(f.name));
+  const [keyword, block] = field === 'trackFiles' ? ['track_file', 'track_file'] : ['track_process', 'vrrp_track_process'];
+  const list = x[field] ?? [];
+  const missing = list.filter((f) => !names.has(f.name));
   if (missing.length === 0) return x;
   for (const m of missing) {
-    sink.warn(DiagnosticCode.ADJUSTED, `${what} '${x.name}' tracks unknown track_file '${m.name}': ignored (as keepalived does)`, x.loc, 'track_file', 'the name of a track_file block');
+    sink.warn(DiagnosticCode.ADJUSTED, `${what} '${x.name}' tracks unknown ${block} '${m.name}': ignored (as keepalived does)`, x.loc, keyword, `the name of a ${block} block`);
   }
-  return { ...x, trackFiles: (x.trackFiles ?? []).filter((f) => files.has(f.name)) };
+  return { ...x, [field]: list.filter((f) => names.has(f.name)) };
 }
 
-/** A track_process naming no vrrp_track_process block is dropped with a located warning, as keepalived does. */
-function knownProcesses<T extends { readonly name: string; readonly trackProcesses?: readonly TrackedFile[] | undefined; readonly loc?: SourceLocation | undefined }>(
-  x: T, what: string, procs: ReadonlySet<string>, sink: DiagnosticSink,
-): T {
-  const missing = (x.trackProcesses ?? []).filter((f) => !procs.has(f.name));
-  if (missing.length === 0) return x;
-  for (const m of missing) {
-    sink.warn(DiagnosticCode.ADJUSTED, `${what} '${x.name}' tracks unknown vrrp_track_process '${m.name}': ignored (as keepalived does)`, x.loc, 'track_process', 'the name of a vrrp_track_process block');
-  }
-  return { ...x, trackProcesses: (x.trackProcesses ?? []).filter((f) => procs.has(f.name)) };
+function knownFiles<T extends Tracker>(x: T, what: string, files: ReadonlySet<string>, sink: DiagnosticSink): T {
+  return knownTracked(x, what, 'trackFiles', files, sink);
+}
+
+function knownProcesses<T extends Tracker>(x: T, what: string, procs: ReadonlySet<string>, sink: DiagnosticSink): T {
+  return knownTracked(x, what, 'trackProcesses', procs, sink);
 }
 
 /**
