@@ -390,6 +390,11 @@ export interface VrrpInstance {
    * to and from them is dropped in an nftables table while MASTER, as keepalived does.
    */
   readonly accept: boolean;
+  /**
+   * use_vmac [NAME]: the addresses live on a macvlan (private mode) on the interface with the
+   * VRRP virtual MAC 00:00:5e:00:01:VRID, which adverts come from unless xmitBase (vmac_xmit_base).
+   */
+  readonly vmac?: { readonly name: string; readonly xmitBase: boolean } | undefined;
   /** strict_mode / global vrrp_strict: RFC-strict VRRP (set only when on). */
   readonly strict?: boolean | undefined;
   /** `announce bgp …`: the instance's addresses are announced over BGP while it is MASTER. */

@@ -6,7 +6,7 @@
  */
 import type { Family, StaticRoute } from '../model/types.js';
 import { SysError, SysErrorCode } from './errors.js';
-import type { AddressSpec, HostNetwork, LinkInfo, VrrpChannel, VrrpChannelOptions, VrrpPacketIn } from './host.js';
+import type { AddressSpec, HostNetwork, LinkInfo, VmacSpec, VrrpChannel, VrrpChannelOptions, VrrpPacketIn } from './host.js';
 
 interface FakeChannel {
   readonly host: FakeHost;
@@ -129,6 +129,21 @@ export class FakeHost implements HostNetwork {
     if (!l) return;
     this.removed.push(a);
     l.addresses = l.addresses.filter((x) => x.address !== a.address);
+  }
+
+  /** Virtual MAC interfaces made (name → base). */
+  readonly vmacs = new Map<string, string>();
+
+  vmac(op: 'add' | 'delete', v: VmacSpec): void {
+    if (op === 'delete') {
+      if (this.vmacs.delete(v.name)) this.linkState.delete(v.name);
+      return;
+    }
+    if (!this.linkState.has(v.base)) throw new SysError(SysErrorCode.NO_DEVICE, `network interface '${v.base}' does not exist`);
+    const have = this.linkState.get(v.name);
+    if (have && have.mac !== v.mac) throw new SysError(SysErrorCode.FAILED, `interface ${v.name} exists with another MAC`);
+    this.vmacs.set(v.name, v.base);
+    if (!have) this.linkState.set(v.name, { mac: v.mac, up: true, addresses: [] });
   }
 
   /** Addresses the VIP filter drops now (`family address`). */

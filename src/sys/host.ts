@@ -46,6 +46,15 @@ export interface VrrpChannelOptions {
   readonly group?: string | undefined;
   /** Our source address (IPv6: link-local for multicast). */
   readonly source: string;
+  /** Device to send from when it is not `ifname` (use_vmac: the virtual MAC interface). */
+  readonly txIfname?: string | undefined;
+}
+
+/** use_vmac: a macvlan (private mode) named `name` on `base`, with the virtual router's MAC. */
+export interface VmacSpec {
+  readonly name: string;
+  readonly base: string;
+  readonly mac: string;
 }
 
 export interface VrrpChannel {
@@ -81,6 +90,13 @@ export interface HostNetwork {
    * empty set removes the table. Throws SysError when nftables refuses.
    */
   filterVips(addresses: readonly { readonly family: Family; readonly address: string }[]): void;
+  /**
+   * Create (up, no IPv6 address of its own, arp_ignore on it and on its base) or delete a
+   * virtual MAC interface. An interface of that name with that MAC is taken over; one with
+   * another MAC is refused (SysError), never deleted. Deleting the last one on a base puts
+   * the base's arp_ignore / arp_filter back.
+   */
+  vmac(op: 'add' | 'delete', v: VmacSpec): void;
   /** `onChange` after any link or address change on the host (then read `link`). */
   watchLinks(onChange: () => void): { close(): void };
   /** Which of CAP_NET_RAW (sockets, ARP) and CAP_NET_ADMIN (addresses) this process lacks. */
@@ -160,11 +176,13 @@ class FfiVrrpChannel implements VrrpChannel {
   private readonly name = Buffer.alloc(28);
   private readonly control = Buffer.alloc(128);
   private readonly scope: number;
+  private readonly txIndex: number;
   private closed = false;
 
   constructor(private readonly c: Libc, private readonly o: VrrpChannelOptions, private readonly onPacket: (p: VrrpPacketIn) => void) {
     const index = o.ifname !== undefined ? requireLink(o.ifname).index : 0;
     this.scope = index;
+    this.txIndex = o.txIfname !== undefined ? requireLink(o.txIfname).index : index;
     const what = `a raw ${o.family === 'inet' ? 'IPv4' : 'IPv6'} VRRP socket (protocol 112)${o.ifname ? ` on ${o.ifname}` : ''}`;
     // Receiver: unbound, tied to the device, member of the group.
     this.rx = rawSocket(c, o.family, 112, what);
@@ -202,6 +220,8 @@ class FfiVrrpChannel implements VrrpChannel {
     }
     // Sender: bound to our address, TTL/hop limit 255, never loops back, receives nothing.
     this.tx = rawSocket(c, o.family, 112, what);
+    if (o.txIfname !== undefined) setopt(c, this.tx, SOL_SOCKET, SO_BINDTODEVICE, Buffer.from(`${o.txIfname}\0`), `${what}: SO_BINDTODEVICE ${o.txIfname}`);
+    const txIndex = this.txIndex;
     const sa = sockaddr(o.family, o.source, v4 ? 0 : ipaddr.parse(o.source).range() === 'linkLocal' ? index : 0);
     if (c.bind(this.tx, sa, sa.length) < 0) {
       const e = c.errno();
@@ -212,9 +232,9 @@ class FfiVrrpChannel implements VrrpChannel {
       setopt(c, this.tx, IPPROTO_IP, IP_MULTICAST_TTL, intOpt(255), `${what}: IP_MULTICAST_TTL`);
       setopt(c, this.tx, IPPROTO_IP, IP_MULTICAST_LOOP, intOpt(0), `${what}: IP_MULTICAST_LOOP`);
       setopt(c, this.tx, IPPROTO_IP, IP_TOS, intOpt(0xc0), `${what}: IP_TOS`);
-      if (index) {
+      if (txIndex) {
         const mreqn = Buffer.alloc(12);
-        mreqn.writeInt32LE(index, 8);
+        mreqn.writeInt32LE(txIndex, 8);
         setopt(c, this.tx, IPPROTO_IP, IP_MULTICAST_IF, mreqn, `${what}: IP_MULTICAST_IF`);
       }
     } else {
@@ -355,6 +375,75 @@ const vipFilter = {
   },
 };
 
+function ipCommand(args: readonly string[]): void {
+  try {
+    execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'], timeout: 5000 });
+  } catch (err: unknown) {
+    const e = err as { stderr?: Buffer };
+    const msg = e.stderr?.toString().trim() || (err instanceof Error ? err.message : String(err));
+    throw new SysError(/Operation not permitted/.test(msg) ? SysErrorCode.PERMISSION : SysErrorCode.FAILED, `ip ${args.join(' ')}: ${msg}`);
+  }
+}
+
+function ipv4Conf(ifname: string, key: string, value?: string): string | null {
+  const file = `/proc/sys/net/ipv4/conf/${ifname}/${key}`;
+  try {
+    if (value !== undefined) fs.writeFileSync(file, value);
+    return fs.readFileSync(file, 'utf8').trim();
+  } catch (err: unknown) {
+    if (value !== undefined) throw new SysError(SysErrorCode.FAILED, `cannot set ${file} to ${value}: ${err instanceof Error ? err.message : String(err)}`);
+    return null;
+  }
+}
+
+/**
+ * The virtual MAC interfaces this process made, and what their bases' arp_ignore / arp_filter
+ * were before the first one (keepalived's set_interface_parameters and its reset).
+ */
+const vmacs = {
+  made: new Map<string, string>(),
+  saved: new Map<string, { arpIgnore: string | null; arpFilter: string | null; arpAnnounce: string | null }>(),
+  apply(op: 'add' | 'delete', v: VmacSpec): void {
+    if (op === 'delete') {
+      if (!this.made.has(v.name)) return;
+      this.made.delete(v.name);
+      if (readLink(v.name)) ipCommand(['link', 'del', 'dev', v.name]);
+      if (![...this.made.values()].includes(v.base)) {
+        const s = this.saved.get(v.base);
+        this.saved.delete(v.base);
+        if (s && readLink(v.base)) {
+          if (s.arpIgnore !== null) ipv4Conf(v.base, 'arp_ignore', s.arpIgnore);
+          if (s.arpFilter !== null) ipv4Conf(v.base, 'arp_filter', s.arpFilter);
+          if (s.arpAnnounce !== null) ipv4Conf(v.base, 'arp_announce', s.arpAnnounce);
+        }
+      }
+      return;
+    }
+    const have = readLink(v.name);
+    if (have && have.mac.toLowerCase() !== v.mac) {
+      throw new SysError(SysErrorCode.FAILED, `interface ${v.name} exists with MAC ${have.mac}, not the virtual router's ${v.mac}: not taken over (use_vmac NAME chooses another name)`);
+    }
+    if (!have) ipCommand(['link', 'add', 'link', v.base, 'name', v.name, 'address', v.mac, 'type', 'macvlan', 'mode', 'private']);
+    this.made.set(v.name, v.base);
+    // No IPv6 link-local of its own: it would speak (DAD, MLD) from the virtual MAC while BACKUP.
+    ipCommand(['link', 'set', 'dev', v.name, 'addrgenmode', 'none']);
+    // ARP for an address is answered only by the interface that has it: the VIPs, from the vmac.
+    ipv4Conf(v.name, 'arp_ignore', '1');
+    ipv4Conf(v.name, 'accept_local', '1');
+    ipv4Conf(v.name, 'rp_filter', '0');
+    if (!this.saved.has(v.base)) {
+      this.saved.set(v.base, { arpIgnore: ipv4Conf(v.base, 'arp_ignore'), arpFilter: ipv4Conf(v.base, 'arp_filter'), arpAnnounce: ipv4Conf(v.base, 'arp_announce') });
+    }
+    ipv4Conf(v.base, 'arp_ignore', '1');
+    ipv4Conf(v.base, 'arp_filter', '1');
+    // Replies from a VIP may leave by the base (its route is as good as the vmac's); the ARP
+    // requests they cause must not name the VIP as the sender, or the neighbour would map
+    // it to the base's MAC (keepalived leaves arp_announce as it is; Fulcrum does not).
+    ipv4Conf(v.base, 'arp_announce', '2');
+    ipCommand(['link', 'set', 'dev', v.name, 'up']);
+  },
+};
+
 export const ffiHostNetwork: HostNetwork = {
   openVrrp(o, onPacket) {
     return new FfiVrrpChannel(loadLibc(), o, onPacket);
@@ -382,6 +471,9 @@ export const ffiHostNetwork: HostNetwork = {
   },
   filterVips(addresses) {
     vipFilter.set(addresses);
+  },
+  vmac(op, v) {
+    vmacs.apply(op, v);
   },
   announce(ifname, family, address, count) {
     const c = loadLibc();

@@ -604,3 +604,28 @@ test('track_process: quorum lost with weight 0 means FAULT (after its delay) and
     r.done();
   }
 });
+
+test('use_vmac: the instance gets a macvlan with the virtual router MAC; its addresses go there (ARP from that MAC) while MASTER; the macvlan goes with the instance', async () => {
+  const r = rig(1);
+  try {
+    r.nodes[0]!.start(conf(instance({ priority: 150, vrid: 51, version: 3, extra: 'use_vmac\nvirtual_ipaddress_excluded { 10.0.1.7/32 }' })));
+    const host = r.hosts[0]!;
+    assert.deepEqual([...host.vmacs], [['vrrp.51', 'eth0']]);
+    assert.equal(host.link('vrrp.51')?.mac, '00:00:5e:00:01:33');
+    await r.clock.advance(5000);
+    assert.equal(r.nodes[0]!.status()[0]!.state, 'MASTER');
+    assert.deepEqual(host.addresses('vrrp.51'), ['10.0.0.100', '10.0.1.7']);
+    assert.ok(!host.addresses('eth0').includes('10.0.0.100'));
+    assert.ok(host.announced.length > 0 && host.announced.every((a) => a.ifname === 'vrrp.51'));
+    // A reload naming another vmac restarts the instance on it.
+    r.nodes[0]!.reload(conf(instance({ priority: 150, vrid: 51, version: 3, extra: 'use_vmac vip51' })));
+    assert.deepEqual([...host.vmacs], [['vip51', 'eth0']]);
+    await r.clock.advance(5000);
+    assert.deepEqual(host.addresses('vip51'), ['10.0.0.100']);
+    await r.nodes[0]!.stop();
+    assert.equal(host.vmacs.size, 0);
+    assert.equal(host.link('vip51'), null);
+  } finally {
+    r.done();
+  }
+});

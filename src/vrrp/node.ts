@@ -148,7 +148,12 @@ function intervalCs(i: VrrpInstance): number {
 function sameIdentity(a: VrrpInstance, b: VrrpInstance): boolean {
   return a.vrid === b.vrid && a.interface === b.interface && a.family === b.family && a.version === b.version
     && a.mcastSrcIp === b.mcastSrcIp && a.unicastSrcIp === b.unicastSrcIp
-    && JSON.stringify(a.unicastPeers) === JSON.stringify(b.unicastPeers);
+    && JSON.stringify(a.unicastPeers) === JSON.stringify(b.unicastPeers) && JSON.stringify(a.vmac) === JSON.stringify(b.vmac);
+}
+
+/** The virtual router MAC of RFC 5798 §7.3: 00:00:5e:00:01:VRID (IPv4). */
+export function vrrpMac(vrid: number): string {
+  return `00:00:5e:00:01:${vrid.toString(16).padStart(2, '0')}`;
 }
 
 /** An address as the held/managed sets key it (one spelling per address). */
@@ -223,6 +228,7 @@ export class VrrpNode {
       for (const i of this.insts.values()) this.clearTimers(i);
       for (const p of this.ports.values()) p.channel.close();
       this.ports.clear();
+      for (const i of this.insts.values()) this.makeVmac(i.cfg, 'delete');
       this.insts.clear();
       this.watch.close();
       this.watch = null;
@@ -315,6 +321,7 @@ export class VrrpNode {
     for (const p of this.ports.values()) p.channel.close();
     this.ports.clear();
     this.closeSpares();
+    for (const i of this.insts.values()) this.makeVmac(i.cfg, 'delete');
     this.watch?.close();
     this.watch = null;
     this.syncStatics(true);
@@ -390,7 +397,23 @@ export class VrrpNode {
       drops: new Map(), notify: Promise.resolve(),
     };
     this.insts.set(cfg.name, i);
+    this.makeVmac(cfg, 'add');
     this.attach(i);
+  }
+
+  /** use_vmac: the instance's macvlan, made with it and removed with it. */
+  private makeVmac(cfg: VrrpInstance, op: 'add' | 'delete'): void {
+    if (!cfg.vmac || cfg.interface === undefined) return;
+    try {
+      this.o.host.vmac(op, { name: cfg.vmac.name, base: cfg.interface, mac: vrrpMac(cfg.vrid) });
+    } catch (err: unknown) {
+      publish({ type: 'error', instance: cfg.name, message: `use_vmac ${cfg.vmac.name}: ${errorMessage(err)}` });
+    }
+  }
+
+  /** The interface a virtual address goes on: its own `dev`, else the vmac, else the instance's. */
+  private vipIf(i: Inst, v: VirtualIp): string | undefined {
+    return v.dev ?? i.cfg.vmac?.name ?? i.cfg.interface;
   }
 
   /** Where an instance's adverts go and come from: its port's key, source and group (null: no source address yet). */
@@ -398,14 +421,18 @@ export class VrrpNode {
     const source = this.sourceOf(cfg, config);
     if (source === null) return null;
     const group = cfg.unicastPeers.length > 0 ? undefined : this.multicastGroup(cfg, config);
-    return { key: `${cfg.family}|${cfg.interface ?? ''}|${source}|${group ?? 'unicast'}`, source, group };
+    const tx = cfg.vmac && !cfg.vmac.xmitBase ? cfg.vmac.name : '';
+    return { key: `${cfg.family}|${cfg.interface ?? ''}|${source}|${group ?? 'unicast'}|${tx}`, source, group };
   }
 
   /** Open a port's channel (throws a SysError when the socket cannot be had). */
   private openPort(cfg: VrrpInstance, at: { key: string; source: string; group: string | undefined }): Port {
     const ifname = cfg.interface ?? null;
     let p: Port | null = null;
-    const ch = this.o.host.openVrrp({ family: cfg.family, ifname: cfg.interface, group: at.group, source: at.source }, (pkt) => {
+    // use_vmac: adverts leave from the virtual MAC interface (the RFC's source MAC), unless
+    // vmac_xmit_base; they are heard on the interface itself either way.
+    const txIfname = cfg.vmac && !cfg.vmac.xmitBase ? cfg.vmac.name : undefined;
+    const ch = this.o.host.openVrrp({ family: cfg.family, ifname: cfg.interface, group: at.group, source: at.source, txIfname }, (pkt) => {
       // A spare port (prepared, not yet used) hears nothing on behalf of an instance.
       if (p && this.ports.get(p.key) === p) this.receive(p, pkt);
     });
@@ -472,6 +499,8 @@ export class VrrpNode {
       for (const cfg of config.vrrpInstances) {
         const i = this.insts.get(cfg.name);
         if (i && i.port && sameIdentity(i.cfg, cfg)) continue;
+        // A port sending from a vmac not made yet opens at commit, after the vmac.
+        if (cfg.vmac && !cfg.vmac.xmitBase && !this.o.host.link(cfg.vmac.name)) continue;
         const at = this.portOf(cfg, config);
         if (at === null || this.ports.has(at.key) || this.spare.has(at.key)) continue;
         const p = this.openPort(cfg, at);
@@ -505,6 +534,7 @@ export class VrrpNode {
     this.clearTimers(i);
     this.detach(i);
     this.insts.delete(i.cfg.name);
+    this.makeVmac(i.cfg, 'delete');
   }
 
   private clearTimers(i: Inst): void {
@@ -715,7 +745,7 @@ export class VrrpNode {
   }
 
   private addVip(i: Inst, v: VirtualIp): void {
-    const ifname = v.dev ?? i.cfg.interface;
+    const ifname = this.vipIf(i, v);
     if (ifname === undefined) return;
     try {
       this.o.host.addAddress({ ifname, family: v.family, address: v.address, prefixLength: v.prefixLength, label: v.label, brd: v.brd, scope: v.scope });
@@ -725,7 +755,7 @@ export class VrrpNode {
   }
 
   private removeVip(i: Inst, v: VirtualIp): void {
-    const ifname = v.dev ?? i.cfg.interface;
+    const ifname = this.vipIf(i, v);
     if (ifname === undefined) return;
     try {
       this.o.host.removeAddress({ ifname, family: v.family, address: v.address, prefixLength: v.prefixLength });
@@ -735,7 +765,7 @@ export class VrrpNode {
   }
 
   private announceVip(i: Inst, v: VirtualIp, times: number): void {
-    const ifname = v.dev ?? i.cfg.interface;
+    const ifname = this.vipIf(i, v);
     if (ifname === undefined) return;
     try {
       this.o.host.announce(ifname, v.family, v.address, times);

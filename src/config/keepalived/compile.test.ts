@@ -488,4 +488,20 @@ vrrp_instance C { interface eth0
     assert.match(errorsOf(bad)[0]?.message ?? '', /vrrp_track_process 'x' has no 'process'/);
     assert.equal(errorsOf(bad)[0]?.loc?.line, 1);
   });
+
+  it('use_vmac [NAME] and vmac_xmit_base: IPv4 instances get a virtual MAC interface (vrrp.VRID by default); IPv6 is warned about; strict mode drops vmac_xmit_base; a name twice is refused', () => {
+    const inst = (body: string, vrid = 7, name = 'VI_1', vip = '10.0.0.9'): string => `vrrp_instance ${name} {\n interface eth0\n virtual_router_id ${vrid}\n priority 100\n virtual_ipaddress { ${vip} }\n${body}\n}\n`;
+    assert.deepEqual(parseText(inst(' use_vmac')).config?.vrrpInstances[0]?.vmac, { name: 'vrrp.7', xmitBase: false });
+    assert.deepEqual(parseText(inst(' use_vmac vip7\n vmac_xmit_base')).config?.vrrpInstances[0]?.vmac, { name: 'vip7', xmitBase: true });
+    const v6 = parseText(inst(' use_vmac', 7, 'VI_1', 'fe80::9'));
+    assert.equal(v6.config?.vrrpInstances[0]?.vmac, undefined);
+    assert.match(warningsOf(v6).find((d) => d.keyword === 'use_vmac')?.message ?? '', /IPv4 instances only/);
+    const strict = parseText('global_defs {\n vrrp_strict\n}\n' + inst(' use_vmac\n vmac_xmit_base'));
+    assert.deepEqual(strict.config?.vrrpInstances[0]?.vmac, { name: 'vrrp.7', xmitBase: false });
+    assert.deepEqual(codes(warningsOf(strict)).filter(([, , k]) => k === 'vmac_xmit_base'), [['W_ADJUSTED', 10, 'vmac_xmit_base']]);
+    const twice = parseText(inst(' use_vmac v1') + inst(' use_vmac v1', 8, 'VI_2', '10.0.0.10'));
+    assert.equal(twice.ok, false);
+    assert.match(errorsOf(twice)[0]?.message ?? '', /the virtual MAC interface v1 is already vrrp_instance 'VI_1''s/);
+    assert.equal(parseText(inst(' use_vmac bad/name')).ok, false);
+  });
 });

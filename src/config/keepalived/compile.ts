@@ -65,6 +65,13 @@ export function compileConfig(root: readonly AstNode[], sink: DiagnosticSink): F
   const compiled = vsNodes.map((n) => compileVirtualServer(v, n)).filter((c): c is VirtualServer => c !== undefined);
 
   checkVrrp(vrrpInstances, vrrpScripts, vrrpSyncGroups, sink);
+  const vmacs = new Map<string, VrrpInstance>();
+  for (const i of vrrpInstances) {
+    if (!i.vmac) continue;
+    const prev = vmacs.get(i.vmac.name);
+    if (prev) sink.error(DiagnosticCode.DUPLICATE, `the virtual MAC interface ${i.vmac.name} is already vrrp_instance '${prev.name}''s`, i.loc, 'use_vmac', 'use_vmac NAME (a name of its own)');
+    else vmacs.set(i.vmac.name, i);
+  }
   const sync = global.lvsSyncDaemon;
   if (sync?.instance !== undefined && !vrrpInstances.some((i) => i.name === sync.instance)) {
     sink.error(DiagnosticCode.REFERENCE, `lvs_sync_daemon follows unknown vrrp_instance '${sync.instance}'`, sync.loc, 'lvs_sync_daemon', 'the name of a vrrp_instance');

@@ -75,9 +75,8 @@ export function ignoredReason(kw: string): string {
   if (/^(?:bfd_|BFD_CHECK$|track_bfd$)/.test(kw)) return 'BFD is not implemented: nothing here reacts to BFD sessions';
   if (/snmp/i.test(kw)) return 'SNMP is not implemented: use /metrics (Prometheus) or the API';
   if (/dbus/i.test(kw)) return 'DBus is not implemented: use the API';
-  if (/^(?:use_vmac|use_vmac_addr|vmac_xmit_base|use_ipvlan|vrrp_vmac_garp_intvl)$/.test(kw)) {
-    return 'virtual MAC interfaces are not implemented: the addresses go on the interface itself, with its own MAC, and gratuitous ARPs carry that MAC';
-  }
+  if (kw === 'use_ipvlan') return 'ipvlan interfaces are not implemented: the addresses go on the interface itself (use_vmac gives a macvlan)';
+  if (kw === 'use_vmac_addr' || kw === 'vrrp_vmac_garp_intvl') return 'not implemented: a vmac\'s MAC is always the virtual router\'s, and it sends no periodic gratuitous ARPs of its own (garp_master_refresh does)';
   if (/^net_namespace(?:_ipvs)?$/.test(kw)) return 'not implemented: Fulcrum runs in the namespace it is started in (use `ip netns exec NAME fulcrum run`)';
   if (kw === 'dynamic_interfaces') return 'always so in Fulcrum: an instance whose interface is missing is in FAULT until the interface appears';
   if (kw === 'smtp_alert') return 'e-mail alerts for VRRP state changes are not implemented (real-server alerts are): use notify scripts or notify_fifo';

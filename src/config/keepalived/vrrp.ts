@@ -37,7 +37,7 @@ const GLOBAL_IGNORED = new Set([
 ]);
 
 const INSTANCE_IGNORED = new Set([
-  'use_vmac', 'use_vmac_addr', 'vmac_xmit_base', 'use_ipvlan', 'smtp_alert', 'debug',
+  'use_vmac_addr', 'use_ipvlan', 'smtp_alert', 'debug',
   'skip_check_adv_addr', 'promote_secondaries',
   'track_bfd', 'notify_master_rx_lower_pri', 'notify_priority_changes', 'kernel_rx_buf_size', 'linkbeat_use_polling',
   'garp_lower_prio_delay', 'garp_lower_prio_repeat',
@@ -540,6 +540,10 @@ export function compileVrrpInstance(v: Values, node: AstNode, global: GlobalDefs
   let accept: boolean | undefined;
   let acceptLoc = node.keyword.loc;
   let strictMode: boolean | undefined;
+  let vmacName: string | undefined;
+  let vmacLoc = node.keyword.loc;
+  let xmitBase = false;
+  let xmitBaseLoc = node.keyword.loc;
   let preemptDelayLoc = node.keyword.loc;
   let announce: Announce | undefined;
   const notify: Mutable<NotifyScripts> = {};
@@ -563,6 +567,8 @@ export function compileVrrpInstance(v: Values, node: AstNode, global: GlobalDefs
     preempt: () => { nopreempt = false; },
     preempt_delay: (n) => { preemptDelayLoc = n.keyword.loc; preemptDelay = v.timer(n, 0, 0, 1000) ?? preemptDelay; },
     strict_mode: (n) => { strictMode = v.optBool(n) ?? true; },
+    use_vmac: (n) => { vmacLoc = n.keyword.loc; vmacName = n.args[0] ? v.ifname(n) : ''; },
+    vmac_xmit_base: (n) => { xmitBaseLoc = n.keyword.loc; xmitBase = true; },
     // Ignoring an authentication scheme would run the instance with none: refused instead.
     auth_hmac: (n) => { refuseHmac(v, n); },
     authentication: (n) => {
@@ -730,6 +736,22 @@ export function compileVrrpInstance(v: Values, node: AstNode, global: GlobalDefs
       v.sink.warn(DiagnosticCode.CONFLICT, `in strict mode the first IPv6 virtual address should be link-local (${vips[0].address} is not)`, node.keyword.loc, 'virtual_ipaddress');
     }
   }
+  let vmac: VrrpInstance['vmac'];
+  if (vmacName !== undefined) {
+    if (family === 'inet6') {
+      v.sink.warn(DiagnosticCode.IGNORED, 'use_vmac is implemented for IPv4 instances only: this IPv6 instance keeps its addresses on its interface, with its own MAC', vmacLoc, 'use_vmac');
+    } else if (iface === undefined) {
+      v.sink.error(DiagnosticCode.MISSING, 'use_vmac needs the instance\'s interface (the macvlan goes on it)', vmacLoc, 'use_vmac', 'interface IFNAME');
+    } else {
+      if (xmitBase && strict) {
+        v.sink.warn(DiagnosticCode.ADJUSTED, 'vmac_xmit_base is not allowed in strict mode: adverts come from the virtual MAC (as keepalived does)', xmitBaseLoc, 'vmac_xmit_base');
+        xmitBase = false;
+      }
+      vmac = { name: vmacName === '' ? `vrrp.${vrid}` : vmacName, xmitBase };
+    }
+  } else if (xmitBase) {
+    v.sink.warn(DiagnosticCode.IGNORED, 'vmac_xmit_base without use_vmac has no effect', xmitBaseLoc, 'vmac_xmit_base');
+  }
   // Accept mode: as written, else on for the address owner and off in strict mode.
   let accepting = accept ?? (priority === 255 || !strict);
   if (accepting && strict && priority !== 255 && ver === 2) {
@@ -742,7 +764,7 @@ export function compileVrrpInstance(v: Values, node: AstNode, global: GlobalDefs
     trackInterfaces: ti, trackScripts: ts, ...(tf.length > 0 ? { trackFiles: tf } : {}), ...(tp.length > 0 ? { trackProcesses: tp } : {}), notify: freezeNotify(notify), garpMasterDelay, garpMasterRepeat,
     ...(garpMasterRefresh > 0 ? { garpMasterRefresh, garpMasterRefreshRepeat } : {}),
     ...(vroutes.length > 0 ? { virtualRoutes: vroutes } : {}),
-    dontTrackPrimary, accept: accepting, ...(strict ? { strict } : {}), ...(announce ? { announce } : {}), loc: node.keyword.loc,
+    dontTrackPrimary, accept: accepting, ...(strict ? { strict } : {}), ...(vmac ? { vmac } : {}), ...(announce ? { announce } : {}), loc: node.keyword.loc,
   };
 }
 
