@@ -55,6 +55,12 @@ const MUTATIONS: readonly Mutation[] = [
     expect: (b) => mapInstances(b, () => ({ accept: false })),
   },
   {
+    // A virtual MAC interface for every instance (IPv4 ones get it; IPv6 ones are warned about).
+    name: 'use_vmac',
+    apply: (t) => t.replace(/^(\s*vrrp_instance\s+\S+\s*\{)\s*$/gm, '$1\n    use_vmac'),
+    expect: (b) => mapInstances(b, (i) => (i.family === 'inet' && i.interface !== undefined ? { vmac: { name: `vrrp.${i.vrid}`, xmitBase: false } } : {})),
+  },
+  {
     name: 'vrid+17',
     apply: (t) => t.replace(/^(\s*virtual_router_id\s+)(\d+)\s*$/gm, (_m, a: string, n: string) => `${a}${((Number(n) + 16) % 255) + 1}`),
     expect: (b) => mapInstances(b, (i) => ({ vrid: ((i.vrid + 16) % 255) + 1 })),
