@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { withTempDir } from '../src/testing/index.js';
+import { repoRoot, withTempDir } from '../src/testing/index.js';
 import { isRoot, testLab } from '../src/testing/netns.js';
 import path from 'node:path';
 import { apiRequest } from '../src/api/client.js';
@@ -205,5 +205,37 @@ test('track_process moves the VIP: the tracked process exits → FAULT on the ma
     proc = startProc();
     await d2.waitLine(logEvent('vrrp-transition', { from: 'MASTER', to: 'BACKUP' }), 8_000);
     assert.ok(lab.addresses('d1').includes('10.70.0.100'), 'back on d1 once the process runs');
+  });
+});
+
+test('net_namespace: started in one namespace, the director runs in the one its file names (the same PID) — the VIP is there, not where it started; a missing namespace is a clear error; a reload cannot change it', { skip, timeout: 60_000 }, async (t) => {
+  const lab = testLab(t, `${PREFIX}n`);
+  await withTempDir(async (dir) => {
+    const fs = await import('node:fs');
+    const { execFileSync, spawnSync } = await import('node:child_process');
+    lab.host('a', '10.72.0.2');
+    const b = lab.host('b', '10.72.0.3');
+    const conf = (ns: string): string => `net_namespace ${ns}\n${vrrpInstance({ vrid: 77, priority: 200, version: 3, advert: 0.1, vip: '10.72.0.100/24' })}`;
+    const d = startFulcrum(lab, 'a', dir, conf(b.ns));
+    await d.waitLine(logEvent('vrrp-transition', { to: 'MASTER' }), 10_000);
+    assert.ok(lab.addresses('b').includes('10.72.0.100'), 'the VIP is in the named namespace');
+    assert.ok(!lab.addresses('a').includes('10.72.0.100'), 'not where it was started');
+    const pid = d.child.pid ?? 0;
+    assert.equal(execFileSync('ip', ['netns', 'identify', String(pid)], { encoding: 'utf8' }).trim(), b.ns, 'the process started in a is now in b, same PID');
+    const st = await apiRequest<{ vrrp: { name: string; state: string }[] }>({ socketPath: d.socket }, 'GET', '/v1/status');
+    assert.deepEqual(st.body.vrrp.map((v) => [v.name, v.state]), [['VI_1', 'MASTER']], 'the API answers on its socket');
+    // A reload naming another namespace is refused; the director stays where it is.
+    fs.writeFileSync(path.join(dir, 'a.conf'), conf(lab.hosts.get('a')?.ns ?? 'x'));
+    const mark = d.lines.length;
+    d.child.kill('SIGHUP');
+    const rejected = await d.waitLine(logEvent('reload-rejected'), 10_000, mark);
+    assert.match(rejected, /net_namespace cannot change on reload/);
+    assert.ok(lab.addresses('b').includes('10.72.0.100'));
+    // A namespace that does not exist: a located refusal at start, nothing running.
+    const missing = path.join(dir, 'missing.conf');
+    fs.writeFileSync(missing, conf(`${PREFIX}-nonesuch`));
+    const r = spawnSync(process.execPath, [path.join(repoRoot(), 'bin', 'fulcrum.js'), 'run', '-f', missing, '--api-socket', path.join(dir, 'm.sock')], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, new RegExp(`net_namespace ${PREFIX}-nonesuch: no such network namespace`));
   });
 });

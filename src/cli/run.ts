@@ -17,7 +17,8 @@ import { FileRuntimeStore } from '../runtime/index.js';
 import { ProxyDataPlane, RoutingDataPlane, WorkersDataPlane, type DataPlane } from '../dataplane/index.js';
 import { NftDataPlane } from '../dataplane/nft/index.js';
 import { commandKernelHost, commandNft, defaultNft, libNft, raiseFileLimit, systemdNotifier, watchFileLimit, type ServiceManager } from '../sys/index.js';
-import { threadConfigLoader } from '../config/index.js';
+import { loadKeepalivedConfig, threadConfigLoader } from '../config/index.js';
+import { execInNetns, NETNS_DIR, NETNS_ENV, netnsState } from '../sys/netns.js';
 import { ProcessVrrpRunner } from '../vrrp/process/runner.js';
 import { FailureCode, reportFailure, supervise } from '../errors/index.js';
 import { DEFAULT_TUNABLES } from '../dataplane/proxy/context.js';
@@ -152,6 +153,39 @@ function statusLine(daemon: Daemon): string {
   return `${c.virtualServers.length} virtual server(s), ${servers} real server(s), ${c.vrrpInstances.length} VRRP instance(s)`;
 }
 
+/**
+ * `net_namespace NAME` in the file: enter that namespace before anything is opened (see
+ * sys/netns.ts) — this call does not return then. Null: go on here; a number: exit with it.
+ * The file is read twice only when its text could name a namespace (the word, or an include).
+ */
+function enterNetNamespace(file: string, configId: string | undefined, io: Io): number | null {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return null; // the start reports it
+  }
+  if (!/net_namespace|include/.test(text)) return null;
+  const name = loadKeepalivedConfig(file, configId !== undefined ? { configId } : {}).config?.global.netNamespace;
+  if (name === undefined) return null;
+  const state = netnsState(name);
+  if (state === 'in') return null;
+  if (state === 'missing') {
+    io.err(`fulcrum run: net_namespace ${name}: no such network namespace (${NETNS_DIR}/${name}; ip netns add ${name} makes one)`);
+    return 1;
+  }
+  if (process.env[NETNS_ENV] === name) {
+    io.err(`fulcrum run: net_namespace ${name}: entered it, but this process is not in it`);
+    return 1;
+  }
+  try {
+    return execInNetns(name, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], process.env);
+  } catch (err: unknown) {
+    io.err(`fulcrum run: ${err instanceof Error ? err.message : String(err)}`);
+    return 1;
+  }
+}
+
 export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = process, logFd = 1, manager: ServiceManager | null = serviceManager(io)): Promise<number> {
   let file = o.file;
   if (file === undefined) {
@@ -174,6 +208,8 @@ export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = p
     io.err(`fulcrum run: ${api}`);
     return 2;
   }
+  const entered = enterNetNamespace(file, o.configId, io);
+  if (entered !== null) return entered;
   const workers = o.workers === undefined ? defaultWorkers() : Number(o.workers);
   if (!Number.isInteger(workers) || workers < 1 || workers > 64) {
     io.err(`fulcrum run: --workers: '${o.workers}' is not a number of data-plane workers (1–64)`);

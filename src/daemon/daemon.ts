@@ -393,6 +393,10 @@ export class Daemon {
       if (this.stopping) return this.rejectReload(['the director is stopping']);
       const { config: base, errors } = await this.load();
       if (!base) return this.rejectReload(errors);
+      const ns = this.base?.global.netNamespace;
+      if (base.global.netNamespace !== ns) {
+        return this.rejectReload([`net_namespace cannot change on reload (running in ${ns ?? 'the namespace it was started in'}, the file says ${base.global.netNamespace ?? 'none'}): restart fulcrum`]);
+      }
       const eff = this.effectiveOf(base, this.overlay);
       const mismatch = planeMismatches(eff.config, this.opts.plane);
       if (mismatch.length > 0) return this.rejectReload(mismatch.map((m) => `with the runtime changes in ${this.store.where}: ${m}`));

@@ -467,6 +467,8 @@ export interface GlobalDefs {
   /** Seconds. */
   readonly smtpConnectTimeout: number;
   readonly vrrpVersion: 2 | 3;
+  /** net_namespace: the named network namespace (/run/netns/NAME) the whole director runs in. */
+  readonly netNamespace?: string | undefined;
   /** vrrp_strict: every instance is in strict mode unless its strict_mode says otherwise. */
   readonly vrrpStrict?: boolean | undefined;
   readonly vrrpMcastGroup4: string;

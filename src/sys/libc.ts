@@ -21,6 +21,10 @@ export interface Libc {
   setrlimit(resource: number, rlim: Buffer): number;
   /** mkfifo(3): a named pipe (Node has no call for it). */
   mkfifo(path: string, mode: number): number;
+  /** fcntl(2) with an int argument (F_GETFL, F_SETFL). */
+  fcntl(fd: number, cmd: number, arg: number): number;
+  /** execve(2): returns only on failure. */
+  execve(path: string, argv: readonly string[], envp: readonly string[]): number;
   errno(): number;
 }
 
@@ -50,6 +54,8 @@ export function loadLibc(): Libc {
   const getrlimit = lib.func('int getrlimit(int, void *rlim)');
   const setrlimit = lib.func('int setrlimit(int, const void *rlim)');
   const mkfifo = lib.func('int mkfifo(const char *path, unsigned int mode)');
+  const fcntl = lib.func('int fcntl(int, int, int)');
+  const execve = lib.func('int execve(const char *path, const char **argv, const char **envp)');
   libc = {
     socket: (d, t, p) => Number(socket(d, t, p)),
     bind: (fd, a, l) => Number(bind(fd, a, l)),
@@ -66,6 +72,9 @@ export function loadLibc(): Libc {
     getrlimit: (r, b) => Number(getrlimit(r, b)),
     setrlimit: (r, b) => Number(setrlimit(r, b)),
     mkfifo: (p, m) => Number(mkfifo(p, m)),
+    fcntl: (fd, cmd, arg) => Number(fcntl(fd, cmd, arg)),
+    // NULL-terminated arrays, as execve wants them.
+    execve: (p, argv, envp) => Number(execve(p, [...argv, null], [...envp, null])),
     errno: () => koffi.errno(),
   };
   return libc;

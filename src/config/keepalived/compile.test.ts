@@ -504,4 +504,13 @@ vrrp_instance C { interface eth0
     assert.match(errorsOf(twice)[0]?.message ?? '', /the virtual MAC interface v1 is already vrrp_instance 'VI_1''s/);
     assert.equal(parseText(inst(' use_vmac bad/name')).ok, false);
   });
+
+  it('net_namespace NAME at the top level (keepalived installs it there): the last one wins; a name ip netns would not make is a located error', () => {
+    const inst = 'vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 1\n priority 100\n virtual_ipaddress { 10.0.0.9 }\n}\n';
+    assert.equal(parseText(`net_namespace blue\n${inst}`).config?.global.netNamespace, 'blue');
+    assert.equal(parseText(inst).config?.global.netNamespace, undefined);
+    const bad = parseText(`net_namespace ../etc\n${inst}`);
+    assert.equal(bad.ok, false);
+    assert.deepEqual(codes(errorsOf(bad)), [['E_BAD_VALUE', 1, 'net_namespace']]);
+  });
 });

@@ -16,7 +16,7 @@ import { compileGlobalDefs, compileSyncGroup, compileTrackFile, compileTrackProc
 
 const TOP_IGNORED = new Set([
   'bfd_instance', 'garp_group',
-  'linkbeat_interfaces', 'interface_up_down_delays', 'track_group', 'SSL', 'net_namespace', 'net_namespace_ipvs',
+  'linkbeat_interfaces', 'interface_up_down_delays', 'track_group', 'SSL', 'net_namespace_ipvs',
   'namespace_with_ipsets', 'instance', 'use_pid_dir', 'linkbeat_use_polling', 'child_wait_time',
 ]);
 
@@ -25,6 +25,7 @@ export function compileConfig(root: readonly AstNode[], sink: DiagnosticSink): F
   const globals: AstNode[] = [];
   const trackFileNodes: AstNode[] = [];
   const trackProcessNodes: AstNode[] = [];
+  const netnsNodes: AstNode[] = [];
   const scriptNodes: AstNode[] = [];
   const syncNodes: AstNode[] = [];
   const instanceNodes: AstNode[] = [];
@@ -41,6 +42,7 @@ export function compileConfig(root: readonly AstNode[], sink: DiagnosticSink): F
     track_file: (n) => trackFileNodes.push(n),
     vrrp_track_file: (n) => trackFileNodes.push(n),
     vrrp_track_process: (n) => trackProcessNodes.push(n),
+    net_namespace: (n) => netnsNodes.push(n),
     vrrp_script: (n) => scriptNodes.push(n),
     vrrp_sync_group: (n) => syncNodes.push(n),
     vrrp_instance: (n) => instanceNodes.push(n),
@@ -49,7 +51,8 @@ export function compileConfig(root: readonly AstNode[], sink: DiagnosticSink): F
     fulcrum_bgp: (n) => bgpNodes.push(n),
   }, sink, TOP_IGNORED);
 
-  const global = compileGlobalDefs(v, globals);
+  const netNamespace = compileNetNamespace(v, netnsNodes);
+  const global = { ...compileGlobalDefs(v, globals), ...(netNamespace !== undefined ? { netNamespace } : {}) };
   const trackFiles = unique(trackFileNodes.map((n) => compileTrackFile(v, n)), 'track_file', sink);
   const vrrpScripts = unique(scriptNodes.map((n) => compileVrrpScript(v, n)), 'vrrp_script', sink);
   const scriptNames = new Set(vrrpScripts.map((s) => s.name));
@@ -109,6 +112,22 @@ function warnUnreachableProxies(vss: readonly VirtualServer[], insts: readonly V
     sink.warn(DiagnosticCode.CONFLICT, `${vs.endpoint.address} belongs to vrrp_instance '${i.name}', which has no accept mode (${i.strict ? 'strict mode' : 'no_accept'}): its traffic is dropped while MASTER, so this proxied service receives none`,
       vs.loc, 'virtual_server', `accept in vrrp_instance '${i.name}'`);
   }
+}
+
+/** `net_namespace NAME` (top level, as keepalived installs it): the last one given wins. */
+function compileNetNamespace(v: Values, nodes: readonly AstNode[]): string | undefined {
+  let name: string | undefined;
+  for (const n of nodes) {
+    v.noBlock(n);
+    const t = v.arg(n, 0, 'a network namespace name');
+    if (!t) continue;
+    v.extra(n, 1);
+    // ip-netns(8) names: a file name under /run/netns.
+    if (!/^[A-Za-z0-9_.-]{1,255}$/.test(t.text) || t.text === '.' || t.text === '..') {
+      v.sink.error(DiagnosticCode.BAD_VALUE, `'${t.text}' is not a network namespace name`, t.loc, 'net_namespace', 'a name as ip netns add takes (letters, digits, _ . -)');
+    } else name = t.text;
+  }
+  return name;
 }
 
 /** Drop undefined results and report names declared twice (the first one wins). */

@@ -77,7 +77,7 @@ export function ignoredReason(kw: string): string {
   if (/dbus/i.test(kw)) return 'DBus is not implemented: use the API';
   if (kw === 'use_ipvlan') return 'ipvlan interfaces are not implemented: the addresses go on the interface itself (use_vmac gives a macvlan)';
   if (kw === 'use_vmac_addr' || kw === 'vrrp_vmac_garp_intvl') return 'not implemented: a vmac\'s MAC is always the virtual router\'s, and it sends no periodic gratuitous ARPs of its own (garp_master_refresh does)';
-  if (/^net_namespace(?:_ipvs)?$/.test(kw)) return 'not implemented: Fulcrum runs in the namespace it is started in (use `ip netns exec NAME fulcrum run`)';
+  if (kw === 'net_namespace_ipvs') return 'IPVS is not used: the data plane runs in the namespace of net_namespace';
   if (kw === 'dynamic_interfaces') return 'always so in Fulcrum: an instance whose interface is missing is in FAULT until the interface appears';
   if (kw === 'smtp_alert') return 'e-mail alerts for VRRP state changes are not implemented (real-server alerts are): use notify scripts or notify_fifo';
   if (/_fifo_script$/.test(kw)) return 'FIFO scripts are not run: start the reader yourself (the FIFO itself is written: notify_fifo, vrrp_notify_fifo)';

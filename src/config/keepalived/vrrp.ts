@@ -28,7 +28,7 @@ const GLOBAL_IGNORED = new Set([
   'enable_snmp_keepalived', 'enable_snmp_checker', 'enable_snmp_rfc', 'enable_snmp_rfcv2', 'enable_snmp_rfcv3',
   'enable_traps', 'notify_fifo_script', 'vrrp_notify_fifo_script',
   'lvs_notify_fifo_script', 'dynamic_interfaces', 'process_names', 'max_auto_priority',
-  'min_auto_priority_delay', 'net_namespace', 'net_namespace_ipvs', 'instance', 'use_pid_dir', 'child_wait_time',
+  'min_auto_priority_delay', 'net_namespace_ipvs', 'instance', 'use_pid_dir', 'child_wait_time',
   'linkbeat_use_polling', 'script_security', 'vrrp_netlink_cmd_rcv_bufs', 'vrrp_netlink_monitor_rcv_bufs',
   'lvs_netlink_cmd_rcv_bufs', 'lvs_netlink_monitor_rcv_bufs', 'vrrp_startup_delay', 'vrrp_min_garp',
   'vrrp_version_3_checksum', 'random_seed', 'tmp_config_directory', 'config_save_dir', 'nftables', 'nftables_priority',
