@@ -29,6 +29,7 @@ import { ffiHostNetwork, openNotifyFifo, readLink } from '../sys/index.js';
 import { addressKey, LocalVrrpRunner, vrrpAddresses, type InstanceStatus, type VrrpNodeOptions, type VrrpRunner, type VrrpTransaction } from '../vrrp/index.js';
 import { HealthMonitor, publishHealth, type HealthMonitorOptions } from '../health/index.js';
 import { ScriptAndMailNotifier, smtpMailer } from '../notify/index.js';
+import { VrrpMailNotifier } from '../notify/vrrp-mail.js';
 import { publishDaemon } from './events.js';
 import { METHOD_FLAG, serviceIdKey, type IpvsCommand } from '../config/ipvsadm/index.js';
 import { formatHostPort } from '../model/address.js';
@@ -174,11 +175,16 @@ export class Daemon {
   private syncRuntime: SyncConfig | 'stopped' | null = null;
   /** VIPs announced over BGP (fulcrum_bgp, announce bgp). */
   readonly bgp: BgpSpeaker;
+  private readonly vrrpMail: VrrpMailNotifier;
+  private readonly detachMail: () => void;
 
   constructor(private readonly opts: DaemonOptions) {
     this.store = opts.runtime ?? new MemoryRuntimeStore();
     this.loader = opts.loader ?? inProcessConfigLoader;
     const notifier = opts.health?.notifier ?? new ScriptAndMailNotifier(smtpMailer, (report) => publishHealth({ type: 'notify', report }), undefined, openNotifyFifo);
+    // VRRP's smtp_alert: mailed from here, off the VRRP process's loop.
+    this.vrrpMail = new VrrpMailNotifier(smtpMailer, () => this.config);
+    this.detachMail = this.vrrpMail.attach();
     this.director = new Director(opts.plane, (vs, up) => {
       if (!this.config) return;
       notifier.quorumChanged({ service: serviceKey(vs), up, script: up ? vs.quorumUp : vs.quorumDown }, this.config.global);
@@ -695,6 +701,10 @@ export class Daemon {
     const announced = accepting.catch(() => undefined).then(() => publishDaemon({ type: 'stopping', signal, connections: conns, drainMs: this.opts.drainMs }));
     const closed = grace.then(() => this.opts.plane.close(this.opts.drainMs));
     this.stopping = Promise.all([vrrp, closed, announced])
+      .then(async () => {
+        await this.vrrpMail.idle();
+        this.detachMail();
+      })
       .then(() => this.bgp.stop().catch((err: unknown) => reportFailure('bgp', errorCode(err) ?? BgpErrorCode.SPEAKER, err)))
       .then(() => publishDaemon({ type: 'stopped' }));
     return this.stopping;

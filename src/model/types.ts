@@ -395,6 +395,8 @@ export interface VrrpInstance {
    * VRRP virtual MAC 00:00:5e:00:01:VRID, which adverts come from unless xmitBase (vmac_xmit_base).
    */
   readonly vmac?: { readonly name: string; readonly xmitBase: boolean } | undefined;
+  /** smtp_alert: mail each state this instance enters (unset: smtp_alert_vrrp, smtp_alert, off). */
+  readonly smtpAlert?: boolean | undefined;
   /** strict_mode / global vrrp_strict: RFC-strict VRRP (set only when on). */
   readonly strict?: boolean | undefined;
   /** `announce bgp …`: the instance's addresses are announced over BGP while it is MASTER. */
@@ -462,6 +464,10 @@ export interface GlobalDefs {
   readonly smtpHeloName?: string | undefined;
   /** E-mail alerts for everything (`smtp_alert`); unset = on when smtp_server and notification_email are set. */
   readonly smtpAlert?: boolean | undefined;
+  /** E-mail alerts for VRRP state changes (`smtp_alert_vrrp`), over smtpAlert. */
+  readonly smtpAlertVrrp?: boolean | undefined;
+  /** `no_email_faults`: no mail when an instance enters FAULT. */
+  readonly noEmailFaults?: boolean | undefined;
   /** E-mail alerts for real-server transitions (`smtp_alert_checker`), over smtpAlert. */
   readonly smtpAlertChecker?: boolean | undefined;
   /** Seconds. */

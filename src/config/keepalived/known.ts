@@ -79,7 +79,7 @@ export function ignoredReason(kw: string): string {
   if (kw === 'use_vmac_addr' || kw === 'vrrp_vmac_garp_intvl') return 'not implemented: a vmac\'s MAC is always the virtual router\'s, and it sends no periodic gratuitous ARPs of its own (garp_master_refresh does)';
   if (kw === 'net_namespace_ipvs') return 'IPVS is not used: the data plane runs in the namespace of net_namespace';
   if (kw === 'dynamic_interfaces') return 'always so in Fulcrum: an instance whose interface is missing is in FAULT until the interface appears';
-  if (kw === 'smtp_alert') return 'e-mail alerts for VRRP state changes are not implemented (real-server alerts are): use notify scripts or notify_fifo';
+  if (kw === 'smtp_alert') return 'e-mail alerts for a sync group\'s state are not sent (each instance\'s smtp_alert is)';
   if (/_fifo_script$/.test(kw)) return 'FIFO scripts are not run: start the reader yourself (the FIFO itself is written: notify_fifo, vrrp_notify_fifo)';
   if (/(?:_process_name|process_names|_cpu_affinity|_rlimit_|_rcv_bufs|_no_swap|_priority$|^umask$|_nice$)/.test(kw) || kw === 'process_name') {
     return "tunes keepalived's own processes; Fulcrum's are set by its service unit and run options";

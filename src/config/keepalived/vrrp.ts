@@ -19,7 +19,7 @@ import { compileAnnounce } from './bgp.js';
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 const GLOBAL_IGNORED = new Set([
-  'smtp_alert_vrrp', 'checker_log_all_failures', 'no_email_faults',
+  'checker_log_all_failures',
   'default_interface', 'lvs_flush', 'lvs_flush_onstop',
   'vrrp_garp_lower_prio_delay', 'vrrp_garp_lower_prio_repeat', 'vrrp_garp_interval', 'vrrp_gna_interval',
   'vrrp_lower_prio_no_advert', 'vrrp_higher_prio_send_advert', 'vrrp_iptables', 'vrrp_ipsets', 'vrrp_check_unicast_src',
@@ -37,7 +37,7 @@ const GLOBAL_IGNORED = new Set([
 ]);
 
 const INSTANCE_IGNORED = new Set([
-  'use_vmac_addr', 'use_ipvlan', 'smtp_alert', 'debug',
+  'use_vmac_addr', 'use_ipvlan', 'debug',
   'skip_check_adv_addr', 'promote_secondaries',
   'track_bfd', 'notify_master_rx_lower_pri', 'notify_priority_changes', 'kernel_rx_buf_size', 'linkbeat_use_polling',
   'garp_lower_prio_delay', 'garp_lower_prio_repeat',
@@ -155,6 +155,8 @@ export function compileGlobalDefs(v: Values, nodes: readonly AstNode[]): GlobalD
       smtp_helo_name: (n) => { g.smtpHeloName = v.string(n); },
       smtp_alert: (n) => { g.smtpAlert = v.optBool(n) ?? true; },
       smtp_alert_checker: (n) => { g.smtpAlertChecker = v.optBool(n) ?? true; },
+      smtp_alert_vrrp: (n) => { g.smtpAlertVrrp = v.optBool(n) ?? true; },
+      no_email_faults: (n) => { v.extra(n, 0); g.noEmailFaults = true; },
       smtp_connect_timeout: (n) => { g.smtpConnectTimeout = v.timer(n, 0, 0.001, 3600) ?? g.smtpConnectTimeout; },
       vrrp_version: (n) => { const x = v.int(n, 0, 2, 3); if (x === 2 || x === 3) g.vrrpVersion = x; },
       vrrp_strict: (n) => { v.extra(n, 0); g.vrrpStrict = true; },
@@ -540,6 +542,7 @@ export function compileVrrpInstance(v: Values, node: AstNode, global: GlobalDefs
   let accept: boolean | undefined;
   let acceptLoc = node.keyword.loc;
   let strictMode: boolean | undefined;
+  let smtpAlert: boolean | undefined;
   let vmacName: string | undefined;
   let vmacLoc = node.keyword.loc;
   let xmitBase = false;
@@ -567,6 +570,7 @@ export function compileVrrpInstance(v: Values, node: AstNode, global: GlobalDefs
     preempt: () => { nopreempt = false; },
     preempt_delay: (n) => { preemptDelayLoc = n.keyword.loc; preemptDelay = v.timer(n, 0, 0, 1000) ?? preemptDelay; },
     strict_mode: (n) => { strictMode = v.optBool(n) ?? true; },
+    smtp_alert: (n) => { smtpAlert = v.optBool(n) ?? true; },
     use_vmac: (n) => { vmacLoc = n.keyword.loc; vmacName = n.args[0] ? v.ifname(n) : ''; },
     vmac_xmit_base: (n) => { xmitBaseLoc = n.keyword.loc; xmitBase = true; },
     // Ignoring an authentication scheme would run the instance with none: refused instead.
@@ -764,7 +768,7 @@ export function compileVrrpInstance(v: Values, node: AstNode, global: GlobalDefs
     trackInterfaces: ti, trackScripts: ts, ...(tf.length > 0 ? { trackFiles: tf } : {}), ...(tp.length > 0 ? { trackProcesses: tp } : {}), notify: freezeNotify(notify), garpMasterDelay, garpMasterRepeat,
     ...(garpMasterRefresh > 0 ? { garpMasterRefresh, garpMasterRefreshRepeat } : {}),
     ...(vroutes.length > 0 ? { virtualRoutes: vroutes } : {}),
-    dontTrackPrimary, accept: accepting, ...(strict ? { strict } : {}), ...(vmac ? { vmac } : {}), ...(announce ? { announce } : {}), loc: node.keyword.loc,
+    dontTrackPrimary, accept: accepting, ...(strict ? { strict } : {}), ...(smtpAlert !== undefined ? { smtpAlert } : {}), ...(vmac ? { vmac } : {}), ...(announce ? { announce } : {}), loc: node.keyword.loc,
   };
 }
 
