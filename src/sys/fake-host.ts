@@ -94,6 +94,12 @@ export class FakeHost implements HostNetwork {
     return (this.linkState.get(ifname)?.addresses ?? []).map((a) => a.address);
   }
 
+  /** A link appears (as a hot-plugged or later-created interface does); the watchers hear of it. */
+  plugLink(l: { name: string; mac: string; addresses: readonly { family: Family; address: string; prefixLength: number }[] }): void {
+    this.linkState.set(l.name, { mac: l.mac, up: true, addresses: [...l.addresses] });
+    for (const w of [...this.watchers]) queueMicrotask(w);
+  }
+
   setLink(ifname: string, up: boolean): void {
     const l = this.linkState.get(ifname);
     if (l) l.up = up;

@@ -629,3 +629,20 @@ test('use_vmac: the instance gets a macvlan with the virtual router MAC; its add
     r.done();
   }
 });
+
+test('an interface missing at start (keepalived\'s dynamic_interfaces, always so here): the instance is in FAULT, and runs — elects, takes the VIP — once the interface appears', async () => {
+  const r = rig(1);
+  try {
+    const c = conf(instance({ priority: 150 }).replace('interface eth0', 'interface eth7'));
+    r.nodes[0]!.start(c);
+    await r.clock.advance(5000);
+    assert.equal(r.nodes[0]!.status()[0]!.state, 'FAULT');
+    r.hosts[0]!.plugLink({ name: 'eth7', mac: '02:00:00:00:00:77', addresses: [{ family: 'inet', address: '10.0.0.7', prefixLength: 24 }] });
+    await r.clock.advance(5000);
+    assert.equal(r.nodes[0]!.status()[0]!.state, 'MASTER');
+    assert.ok(r.hosts[0]!.addresses('eth7').includes('10.0.0.100'));
+    await r.nodes[0]!.stop();
+  } finally {
+    r.done();
+  }
+});
