@@ -55,10 +55,10 @@ const MUTATIONS: readonly Mutation[] = [
     expect: (b) => mapInstances(b, () => ({ accept: false })),
   },
   {
-    // A virtual MAC interface for every instance (IPv4 ones get it; IPv6 ones are warned about).
+    // A virtual MAC interface for every instance with an interface.
     name: 'use_vmac',
     apply: (t) => t.replace(/^(\s*vrrp_instance\s+\S+\s*\{)\s*$/gm, '$1\n    use_vmac'),
-    expect: (b) => mapInstances(b, (i) => (i.family === 'inet' && i.interface !== undefined ? { vmac: { name: `vrrp.${i.vrid}`, xmitBase: false } } : {})),
+    expect: (b) => mapInstances(b, (i) => (i.interface !== undefined ? { vmac: { name: `vrrp.${i.vrid}`, xmitBase: false } } : {})),
   },
   {
     name: 'vrid+17',

@@ -72,3 +72,38 @@ test('use_vmac with keepalived: the VIP lives on vrrp.76 with MAC 00:00:5e:00:01
     assert.match(neighbour(), new RegExp(`lladdr ${mac}`));
   });
 });
+
+test('use_vmac over IPv6 with keepalived: the VIP on vrrp.78 with MAC 00:00:5e:00:02:4e; adverts from that MAC and the interface\'s link-local; the client\'s neighbour entry is the virtual MAC before and after failover', { skip, timeout: 90_000 }, async (t) => {
+  ensureCommand('tcpdump', 'tcpdump');
+  const lab = testLab(t, `${PREFIX}6`);
+  await withTempDir(async (dir) => {
+    lab.host('c', '10.73.0.9');
+    lab.host('d1', '10.73.0.2');
+    lab.host('k', '10.73.0.3');
+    lab.exec('c', 'ip', ['-6', 'addr', 'add', 'fd00:73::9/64', 'dev', 'eth0', 'nodad']);
+    for (const h of ['d1', 'k']) httpServer(lab, h, 8080);
+    for (const h of ['d1', 'k']) await listening(lab, h, 8080);
+    const vip = 'fd00:73::100';
+    const mac = '00:00:5e:00:02:4e';
+    const url = `http://[${vip}]:8080/`;
+    const inst = (priority: number): string => vrrpInstance({ vrid: 78, priority, version: 3, advert: 0.1, vip: `${vip}/64`, extra: '  use_vmac\n' });
+    const neighbour = (): string => lab.exec('c', 'ip', ['-6', 'neigh', 'show', vip]).trim();
+    const d1 = startFulcrum(lab, 'd1', dir, inst(200));
+    await d1.waitLine(logEvent('vrrp-transition', { to: 'MASTER' }), 10_000);
+    const k = startKeepalived(lab, 'k', dir, inst(100));
+    await k.waitLine((l) => /Entering BACKUP STATE/.test(l), 10_000);
+    assert.match(lab.exec('d1', 'ip', ['-d', 'link', 'show', 'vrrp.78']), new RegExp(`link/ether ${mac}`));
+    assert.match(lab.exec('d1', 'ip', ['-6', 'addr', 'show', 'dev', 'vrrp.78']), /fd00:73::100\/64/);
+    const seen = lab.exec('c', 'timeout', ['5', 'tcpdump', '-i', 'eth0', '-n', '-e', '-c', '3', 'ip6 proto 112'], 8000).trim().split('\n');
+    assert.equal(seen.length, 3, seen.join('\n'));
+    for (const l of seen) assert.match(l, new RegExp(`^\\S+ ${mac} > 33:33:00:00:00:12, .*fe80::\\S+ > ff02::12`), 'an advert from the virtual MAC and a link-local');
+    await until(() => curl(lab, 'c', url, 1) === 'd1 fd00:73::9', 10_000, 'Fulcrum answering on the VIP');
+    assert.match(neighbour(), new RegExp(`lladdr ${mac}`), 'the client resolved the VIP to the virtual MAC');
+    d1.child.kill('SIGTERM');
+    await new Promise((r) => d1.child.once('exit', r));
+    await k.waitLine((l) => /Entering MASTER STATE/.test(l), 10_000);
+    assert.throws(() => lab.exec('d1', 'ip', ['link', 'show', 'vrrp.78']), 'Fulcrum removed its vmac at stop');
+    await until(() => curl(lab, 'c', url, 1) === 'k fd00:73::9', 10_000, 'keepalived answering on the VIP');
+    assert.match(neighbour(), new RegExp(`lladdr ${mac}`));
+  });
+});

@@ -55,6 +55,8 @@ export interface VmacSpec {
   readonly name: string;
   readonly base: string;
   readonly mac: string;
+  /** The instance's family: IPv4 ones get keepalived's ARP settings; IPv6 needs none (ND is per interface). */
+  readonly family: Family;
 }
 
 export interface VrrpChannel {
@@ -222,7 +224,7 @@ class FfiVrrpChannel implements VrrpChannel {
     this.tx = rawSocket(c, o.family, 112, what);
     if (o.txIfname !== undefined) setopt(c, this.tx, SOL_SOCKET, SO_BINDTODEVICE, Buffer.from(`${o.txIfname}\0`), `${what}: SO_BINDTODEVICE ${o.txIfname}`);
     const txIndex = this.txIndex;
-    const sa = sockaddr(o.family, o.source, v4 ? 0 : ipaddr.parse(o.source).range() === 'linkLocal' ? index : 0);
+    const sa = sockaddr(o.family, o.source, v4 ? 0 : ipaddr.parse(o.source).range() === 'linkLocal' ? txIndex : 0);
     if (c.bind(this.tx, sa, sa.length) < 0) {
       const e = c.errno();
       throw new SysError(SysErrorCode.FAILED, `${what}: cannot bind to ${o.source} (errno ${e}; is it on the interface?)`, e);
@@ -242,7 +244,7 @@ class FfiVrrpChannel implements VrrpChannel {
       setopt(c, this.tx, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, intOpt(255), `${what}: IPV6_MULTICAST_HOPS`);
       setopt(c, this.tx, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, intOpt(0), `${what}: IPV6_MULTICAST_LOOP`);
       setopt(c, this.tx, IPPROTO_IPV6, IPV6_TCLASS, intOpt(0xc0), `${what}: IPV6_TCLASS`);
-      if (index) setopt(c, this.tx, IPPROTO_IPV6, IPV6_MULTICAST_IF, intOpt(index), `${what}: IPV6_MULTICAST_IF`);
+      if (txIndex) setopt(c, this.tx, IPPROTO_IPV6, IPV6_MULTICAST_IF, intOpt(txIndex), `${what}: IPV6_MULTICAST_IF`);
     }
     // BPF "ret #0": the sending socket keeps no receive queue.
     const dropAll = Buffer.alloc(8);
@@ -278,7 +280,7 @@ class FfiVrrpChannel implements VrrpChannel {
   send(payload: Buffer, dst: string): void {
     if (this.closed) throw new SysError(SysErrorCode.FAILED, 'VRRP channel is closed');
     const linkLocal = this.o.family === 'inet6' && ['linkLocal', 'multicast'].includes(ipaddr.parse(dst).range());
-    const sa = sockaddr(this.o.family, dst, linkLocal ? this.scope : 0);
+    const sa = sockaddr(this.o.family, dst, linkLocal ? this.txIndex : 0);
     if (this.c.sendto(this.tx, payload, payload.length, 0, sa, sa.length) < 0) {
       const e = this.c.errno();
       if (e === EAGAIN) return;
@@ -425,8 +427,13 @@ const vmacs = {
     }
     if (!have) ipCommand(['link', 'add', 'link', v.base, 'name', v.name, 'address', v.mac, 'type', 'macvlan', 'mode', 'private']);
     this.made.set(v.name, v.base);
-    // No IPv6 link-local of its own: it would speak (DAD, MLD) from the virtual MAC while BACKUP.
+    // No IPv6 link-local made from its MAC: it would speak (DAD, MLD) from the virtual MAC while
+    // BACKUP. An IPv6 instance gives it the interface's own link-local to send adverts from.
     ipCommand(['link', 'set', 'dev', v.name, 'addrgenmode', 'none']);
+    if (v.family === 'inet6') {
+      ipCommand(['link', 'set', 'dev', v.name, 'up']);
+      return;
+    }
     // ARP for an address is answered only by the interface that has it: the VIPs, from the vmac.
     ipv4Conf(v.name, 'arp_ignore', '1');
     ipv4Conf(v.name, 'accept_local', '1');

@@ -646,3 +646,20 @@ test('an interface missing at start (keepalived\'s dynamic_interfaces, always so
     r.done();
   }
 });
+
+test('use_vmac for IPv6: 00:00:5e:00:02:VRID, the interface\'s link-local on the vmac to send from, the VIPs there while MASTER', async () => {
+  const r = rig(1);
+  try {
+    r.nodes[0]!.start(conf(instance({ priority: 150, vrid: 60, version: 3, vip: 'fd00:61::100/64', extra: 'use_vmac' })));
+    const host = r.hosts[0]!;
+    assert.equal(host.link('vrrp.60')?.mac, '00:00:5e:00:02:3c');
+    assert.deepEqual(host.addresses('vrrp.60'), ['fe80::1'], 'the source link-local');
+    await r.clock.advance(5000);
+    assert.equal(r.nodes[0]!.status()[0]!.state, 'MASTER');
+    assert.deepEqual(host.addresses('vrrp.60'), ['fe80::1', 'fd00:61::100']);
+    await r.nodes[0]!.stop();
+    assert.equal(host.link('vrrp.60'), null);
+  } finally {
+    r.done();
+  }
+});

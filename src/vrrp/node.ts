@@ -151,9 +151,9 @@ function sameIdentity(a: VrrpInstance, b: VrrpInstance): boolean {
     && JSON.stringify(a.unicastPeers) === JSON.stringify(b.unicastPeers) && JSON.stringify(a.vmac) === JSON.stringify(b.vmac);
 }
 
-/** The virtual router MAC of RFC 5798 §7.3: 00:00:5e:00:01:VRID (IPv4). */
-export function vrrpMac(vrid: number): string {
-  return `00:00:5e:00:01:${vrid.toString(16).padStart(2, '0')}`;
+/** The virtual router MAC of RFC 5798 §7.3: 00:00:5e:00:01:VRID (IPv4), 00:00:5e:00:02:VRID (IPv6). */
+export function vrrpMac(vrid: number, family: VirtualIp['family'] = 'inet'): string {
+  return `00:00:5e:00:0${family === 'inet6' ? 2 : 1}:${vrid.toString(16).padStart(2, '0')}`;
 }
 
 /** An address as the held/managed sets key it (one spelling per address). */
@@ -405,7 +405,11 @@ export class VrrpNode {
   private makeVmac(cfg: VrrpInstance, op: 'add' | 'delete'): void {
     if (!cfg.vmac || cfg.interface === undefined) return;
     try {
-      this.o.host.vmac(op, { name: cfg.vmac.name, base: cfg.interface, mac: vrrpMac(cfg.vrid) });
+      this.o.host.vmac(op, { name: cfg.vmac.name, base: cfg.interface, mac: vrrpMac(cfg.vrid, cfg.family), family: cfg.family });
+      // IPv6 adverts leave the vmac from the interface's own link-local (keepalived's
+      // set_link_local_address): it goes on the vmac too.
+      const source = op === 'add' && cfg.family === 'inet6' && !cfg.vmac.xmitBase ? this.sourceOf(cfg) : null;
+      if (source !== null) this.o.host.addAddress({ ifname: cfg.vmac.name, family: 'inet6', address: source, prefixLength: 64 });
     } catch (err: unknown) {
       publish({ type: 'error', instance: cfg.name, message: `use_vmac ${cfg.vmac.name}: ${errorMessage(err)}` });
     }

@@ -489,13 +489,11 @@ vrrp_instance C { interface eth0
     assert.equal(errorsOf(bad)[0]?.loc?.line, 1);
   });
 
-  it('use_vmac [NAME] and vmac_xmit_base: IPv4 instances get a virtual MAC interface (vrrp.VRID by default); IPv6 is warned about; strict mode drops vmac_xmit_base; a name twice is refused', () => {
+  it('use_vmac [NAME] and vmac_xmit_base: a virtual MAC interface (vrrp.VRID by default), IPv4 or IPv6; strict mode drops vmac_xmit_base; a name twice is refused', () => {
     const inst = (body: string, vrid = 7, name = 'VI_1', vip = '10.0.0.9'): string => `vrrp_instance ${name} {\n interface eth0\n virtual_router_id ${vrid}\n priority 100\n virtual_ipaddress { ${vip} }\n${body}\n}\n`;
     assert.deepEqual(parseText(inst(' use_vmac')).config?.vrrpInstances[0]?.vmac, { name: 'vrrp.7', xmitBase: false });
     assert.deepEqual(parseText(inst(' use_vmac vip7\n vmac_xmit_base')).config?.vrrpInstances[0]?.vmac, { name: 'vip7', xmitBase: true });
-    const v6 = parseText(inst(' use_vmac', 7, 'VI_1', 'fe80::9'));
-    assert.equal(v6.config?.vrrpInstances[0]?.vmac, undefined);
-    assert.match(warningsOf(v6).find((d) => d.keyword === 'use_vmac')?.message ?? '', /IPv4 instances only/);
+    assert.deepEqual(parseText(inst(' use_vmac', 7, 'VI_1', 'fe80::9')).config?.vrrpInstances[0]?.vmac, { name: 'vrrp.7', xmitBase: false });
     const strict = parseText('global_defs {\n vrrp_strict\n}\n' + inst(' use_vmac\n vmac_xmit_base'));
     assert.deepEqual(strict.config?.vrrpInstances[0]?.vmac, { name: 'vrrp.7', xmitBase: false });
     assert.deepEqual(codes(warningsOf(strict)).filter(([, , k]) => k === 'vmac_xmit_base'), [['W_ADJUSTED', 10, 'vmac_xmit_base']]);

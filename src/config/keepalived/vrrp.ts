@@ -742,9 +742,7 @@ export function compileVrrpInstance(v: Values, node: AstNode, global: GlobalDefs
   }
   let vmac: VrrpInstance['vmac'];
   if (vmacName !== undefined) {
-    if (family === 'inet6') {
-      v.sink.warn(DiagnosticCode.IGNORED, 'use_vmac is implemented for IPv4 instances only: this IPv6 instance keeps its addresses on its interface, with its own MAC', vmacLoc, 'use_vmac');
-    } else if (iface === undefined) {
+    if (iface === undefined) {
       v.sink.error(DiagnosticCode.MISSING, 'use_vmac needs the instance\'s interface (the macvlan goes on it)', vmacLoc, 'use_vmac', 'interface IFNAME');
     } else {
       if (xmitBase && strict) {
