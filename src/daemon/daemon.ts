@@ -30,6 +30,8 @@ import { addressKey, LocalVrrpRunner, vrrpAddresses, type InstanceStatus, type V
 import { HealthMonitor, publishHealth, type HealthMonitorOptions } from '../health/index.js';
 import { ScriptAndMailNotifier, smtpMailer } from '../notify/index.js';
 import { VrrpMailNotifier } from '../notify/vrrp-mail.js';
+import { FifoScripts } from '../notify/fifo-scripts.js';
+import { ensureFifo } from '../sys/fifo.js';
 import { publishDaemon } from './events.js';
 import { METHOD_FLAG, serviceIdKey, type IpvsCommand } from '../config/ipvsadm/index.js';
 import { formatHostPort } from '../model/address.js';
@@ -52,6 +54,8 @@ export interface DaemonOptions {
   readonly retryMs?: number;
   /** Health-check wiring (clock, fakes) for tests; the defaults are the real ones. */
   readonly health?: Partial<Omit<HealthMonitorOptions, 'observe'>>;
+  /** The notify FIFO readers (tests: a fake runner); default: real scripts and FIFOs. */
+  readonly fifoScripts?: FifoScripts;
   /** Where runtime changes are kept (default: memory only — lost on exit). */
   readonly runtime?: RuntimeStore;
   /** Milliseconds between drain progress checks (default 1000). */
@@ -176,6 +180,7 @@ export class Daemon {
   /** VIPs announced over BGP (fulcrum_bgp, announce bgp). */
   readonly bgp: BgpSpeaker;
   private readonly vrrpMail: VrrpMailNotifier;
+  private readonly fifoScripts: FifoScripts;
   private readonly detachMail: () => void;
 
   constructor(private readonly opts: DaemonOptions) {
@@ -184,6 +189,11 @@ export class Daemon {
     const notifier = opts.health?.notifier ?? new ScriptAndMailNotifier(smtpMailer, (report) => publishHealth({ type: 'notify', report }), undefined, openNotifyFifo);
     // VRRP's smtp_alert: mailed from here, off the VRRP process's loop.
     this.vrrpMail = new VrrpMailNotifier(smtpMailer, () => this.config);
+    // The readers of the notify FIFOs (*_notify_fifo_script), kept running by this process.
+    this.fifoScripts = opts.fifoScripts ?? new FifoScripts(ensureFifo, (e) => {
+      if (e.ok) publishDaemon({ type: 'notice', message: `notify FIFO reader ${e.script} (${e.fifo}): ${e.outcome}` });
+      else reportFailure('notify', FailureCode.SCRIPT, `notify FIFO reader ${e.script} (${e.fifo}): ${e.outcome}`, { fifo: e.fifo });
+    });
     this.detachMail = this.vrrpMail.attach();
     this.director = new Director(opts.plane, (vs, up) => {
       if (!this.config) return;
@@ -376,6 +386,7 @@ export class Daemon {
     this.announceStale();
     this.scheduleRetry(r.failed);
     this.health.setConfig(eff.config);
+    this.fifoScripts.set(eff.config.global);
     this.applySync();
     supervise('bgp', this.bgp.setConfig(eff.config));
     this.scheduleDrainCheck();
@@ -427,6 +438,7 @@ export class Daemon {
       this.announceStale();
       this.scheduleRetry(r.failed);
       this.health.setConfig(eff.config);
+      this.fifoScripts.set(eff.config.global);
       this.applySync();
       supervise('bgp', this.bgp.setConfig(eff.config));
       this.reloads.ok++;
@@ -471,6 +483,7 @@ export class Daemon {
     }
     this.scheduleRetry(r.failed);
     this.health.setConfig(eff.config);
+    this.fifoScripts.set(eff.config.global);
     supervise('bgp', this.bgp.setConfig(eff.config));
     return { ops: r.applied.length, failed: r.failed.map((f) => f.message) };
   }
@@ -704,6 +717,8 @@ export class Daemon {
       .then(async () => {
         await this.vrrpMail.idle();
         this.detachMail();
+        // The writers have closed their FIFOs: the readers see the end and finish.
+        await this.fifoScripts.stop();
       })
       .then(() => this.bgp.stop().catch((err: unknown) => reportFailure('bgp', errorCode(err) ?? BgpErrorCode.SPEAKER, err)))
       .then(() => publishDaemon({ type: 'stopped' }));

@@ -490,6 +490,10 @@ export interface GlobalDefs {
   readonly garp?: { readonly masterDelay?: number; readonly masterRepeat?: number; readonly masterRefresh?: number; readonly masterRefreshRepeat?: number } | undefined;
   /** `notify_fifo PATH`: VRRP (and health) notify events, one line each. */
   readonly notifyFifo?: string | undefined;
+  /** notify_fifo_script / vrrp_notify_fifo_script / lvs_notify_fifo_script: the reader keepalived starts, the FIFO's path its last argument. */
+  readonly notifyFifoScript?: ScriptSpec | undefined;
+  readonly vrrpNotifyFifoScript?: ScriptSpec | undefined;
+  readonly lvsNotifyFifoScript?: ScriptSpec | undefined;
   /** `vrrp_notify_fifo PATH`: VRRP notify events only (`INSTANCE "VI_1" MASTER 100`). */
   readonly vrrpNotifyFifo?: string | undefined;
   /** `lvs_notify_fifo PATH`: health events only (`RS [10.0.0.2]:tcp:80 [10.0.0.1]:tcp:80 DOWN`, `VS … UP`). */

@@ -115,7 +115,8 @@ export function runScript(spec: ScriptSpec, o: RunScriptOptions): Promise<Script
       killTimer = setTimeout(() => signalGroup('SIGKILL'), o.killGraceMs ?? KILL_GRACE_MS);
       killTimer.unref();
     };
-    const timer = setTimeout(stopIt, o.timeoutMs);
+    // An infinite timeout is keepalived's TIMER_NEVER: the script runs until it ends or is aborted.
+    const timer = Number.isFinite(o.timeoutMs) ? setTimeout(stopIt, o.timeoutMs) : undefined;
     const onAbort = stopIt;
     o.signal?.addEventListener('abort', onAbort, { once: true });
     child.stdout?.on('data', (c: Buffer) => { if (output.length < capture) output += c.toString('utf8').slice(0, capture - output.length); });

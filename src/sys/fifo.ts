@@ -23,8 +23,8 @@ export type FifoOpener = (path: string) => NotifyFifo;
 
 const EEXIST = 17;
 
-/** Create (if absent) and open the FIFO at `path`. Throws SysError when it cannot, or when something else is there. */
-export function openNotifyFifo(path: string): NotifyFifo {
+/** Create the FIFO at `path` if absent. Throws SysError when it cannot, or when something else is there. */
+export function ensureFifo(path: string): void {
   let st: fs.Stats | null = null;
   try {
     st = fs.lstatSync(path);
@@ -40,6 +40,11 @@ export function openNotifyFifo(path: string): NotifyFifo {
   } else if (!st.isFIFO()) {
     throw new SysError(SysErrorCode.FAILED, `${path} exists and is not a FIFO: not writing notify events to it`);
   }
+}
+
+/** Create (if absent) and open the FIFO at `path`. Throws SysError when it cannot, or when something else is there. */
+export function openNotifyFifo(path: string): NotifyFifo {
+  ensureFifo(path);
   const { O_RDWR, O_NONBLOCK, O_NOFOLLOW } = fs.constants;
   let fd: number;
   try {

@@ -80,7 +80,6 @@ export function ignoredReason(kw: string): string {
   if (kw === 'net_namespace_ipvs') return 'IPVS is not used: the data plane runs in the namespace of net_namespace';
   if (kw === 'dynamic_interfaces') return 'always so in Fulcrum: an instance whose interface is missing is in FAULT until the interface appears';
   if (kw === 'smtp_alert') return 'e-mail alerts for a sync group\'s state are not sent (each instance\'s smtp_alert is)';
-  if (/_fifo_script$/.test(kw)) return 'FIFO scripts are not run: start the reader yourself (the FIFO itself is written: notify_fifo, vrrp_notify_fifo)';
   if (/(?:_process_name|process_names|_cpu_affinity|_rlimit_|_rcv_bufs|_no_swap|_priority$|^umask$|_nice$)/.test(kw) || kw === 'process_name') {
     return "tunes keepalived's own processes; Fulcrum's are set by its service unit and run options";
   }

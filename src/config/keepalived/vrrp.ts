@@ -26,8 +26,7 @@ const GLOBAL_IGNORED = new Set([
   'vrrp_skip_check_adv_addr', 'vrrp_priority', 'checker_priority', 'bfd_priority',
   'vrrp_no_swap', 'checker_no_swap', 'vrrp_rt_priority', 'checker_rt_priority', 'snmp_socket', 'enable_snmp_vrrp',
   'enable_snmp_keepalived', 'enable_snmp_checker', 'enable_snmp_rfc', 'enable_snmp_rfcv2', 'enable_snmp_rfcv3',
-  'enable_traps', 'notify_fifo_script', 'vrrp_notify_fifo_script',
-  'lvs_notify_fifo_script', 'dynamic_interfaces', 'process_names', 'max_auto_priority',
+  'enable_traps', 'dynamic_interfaces', 'process_names', 'max_auto_priority',
   'min_auto_priority_delay', 'net_namespace_ipvs', 'instance', 'use_pid_dir', 'child_wait_time',
   'linkbeat_use_polling', 'script_security', 'vrrp_netlink_cmd_rcv_bufs', 'vrrp_netlink_monitor_rcv_bufs',
   'lvs_netlink_cmd_rcv_bufs', 'lvs_netlink_monitor_rcv_bufs', 'vrrp_startup_delay', 'vrrp_min_garp',
@@ -192,6 +191,9 @@ export function compileGlobalDefs(v: Values, nodes: readonly AstNode[]): GlobalD
       notify_fifo: (n) => { g.notifyFifo = fifoPath(v, n) ?? g.notifyFifo; },
       vrrp_notify_fifo: (n) => { g.vrrpNotifyFifo = fifoPath(v, n) ?? g.vrrpNotifyFifo; },
       lvs_notify_fifo: (n) => { g.lvsNotifyFifo = fifoPath(v, n) ?? g.lvsNotifyFifo; },
+      notify_fifo_script: (n) => { v.noBlock(n); g.notifyFifoScript = v.script(n) ?? g.notifyFifoScript; },
+      vrrp_notify_fifo_script: (n) => { v.noBlock(n); g.vrrpNotifyFifoScript = v.script(n) ?? g.vrrpNotifyFifoScript; },
+      lvs_notify_fifo_script: (n) => { v.noBlock(n); g.lvsNotifyFifoScript = v.script(n) ?? g.lvsNotifyFifoScript; },
       lvs_sync_daemon: (n) => { g.lvsSyncDaemon = lvsSyncDaemon(v, n) ?? g.lvsSyncDaemon; },
       hash_seed: (n) => {
         const t = v.arg(n, 0, 'a 32-bit seed (decimal or 0x hex)');
