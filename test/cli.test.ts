@@ -75,8 +75,9 @@ describe('fulcrum check', () => {
       assert.deepEqual(r.err.trim().split('\n'), [
         `${f}:1:28: error E_SYNTAX: 'virtual_server': block of 'virtual_server' opened here is never closed (expected a matching '}')`,
         `${f}:2:11: error E_BAD_VALUE: 'lb_algo': unknown scheduler 'nope' (expected rr|wrr|lc|wlc|lblc|lblcr|dh|sh|sed|nq|mh|fo|ovf|twos|agent)`,
+        `${f}:1:1: warning W_ADJUSTED: 'protocol': no protocol: TCP here, but keepalived 2.2.7 reports this and serves UDP — write protocol TCP or UDP (expected protocol TCP|UDP|SCTP)`,
         `${f}:5:3: warning W_ADJUSTED: 'real_server': real server 10.0.1.1:8080 is already in tcp 10.0.0.1:80 (at ${f}:3:3): this one is removed (as keepalived does)`,
-        `fulcrum check: ${f}: 2 errors, 1 warning`,
+        `fulcrum check: ${f}: 2 errors, 2 warnings`,
       ]);
       const rr = fulcrum('check', '--ipvsadm', path.join(dir, 'bad.rules'));
       assert.equal(rr.code, 1);

@@ -2,7 +2,10 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import type { Diagnostic } from '../../errors/index.js';
-import { errorsOf, parseText, repoRoot, warningsOf } from '../../testing/index.js';
+import { errorsOf, parseText, repoRoot, warningsOf as allWarnings } from '../../testing/index.js';
+
+/** Warnings but the one for a virtual_server without `protocol` (most configurations here omit it; its own test checks it). */
+const warningsOf = (r: Parameters<typeof allWarnings>[0]): ReturnType<typeof allWarnings> => allWarnings(r).filter((d) => !(d.keyword === 'protocol' && d.code === 'W_ADJUSTED'));
 import { loadKeepalivedConfig } from './index.js';
 
 const codes = (ds: Diagnostic[]): [string, number | undefined, string | undefined][] => ds.map((d) => [d.code, d.loc?.line, d.keyword]);
@@ -510,5 +513,14 @@ vrrp_instance C { interface eth0
     const bad = parseText(`net_namespace ../etc\n${inst}`);
     assert.equal(bad.ok, false);
     assert.deepEqual(codes(errorsOf(bad)), [['E_BAD_VALUE', 1, 'net_namespace']]);
+  });
+
+  it('a virtual_server without protocol: TCP, with a located warning naming keepalived\'s UDP (none for fwmark services)', () => {
+    const r = parseText(vs('  real_server 10.0.1.1 80 {\n  }'));
+    assert.equal(r.config?.virtualServers[0]?.protocol, 'tcp');
+    assert.deepEqual(codes(allWarnings(r)), [['W_ADJUSTED', 1, 'protocol']]);
+    assert.match(allWarnings(r)[0]?.message ?? '', /keepalived 2\.2\.7 reports this and serves UDP/);
+    assert.deepEqual(allWarnings(parseText(vs('  protocol UDP\n  real_server 10.0.1.1 80 {\n  }'))), []);
+    assert.deepEqual(allWarnings(parseText(vs('  real_server 10.0.1.1 80 {\n  }', 'fwmark 7'))), []);
   });
 });

@@ -499,6 +499,7 @@ export function compileVirtualServer(v: Values, n: AstNode): VirtualServer | und
   let gran: { prefixLength: number; netmask: string; mask?: string } | undefined;
   let granLoc: SourceLocation | undefined;
   let protocol: Protocol = 'tcp';
+  let protocolSet = false;
   let quorum = D.DEFAULT_QUORUM;
   let hysteresis = 0;
   let quorumUp: ScriptSpec | undefined;
@@ -539,6 +540,7 @@ export function compileVirtualServer(v: Values, n: AstNode): VirtualServer | und
     },
     persistence_granularity: (x) => { gran = granularity(v, x); granLoc = x.keyword.loc; },
     protocol: (x) => {
+      protocolSet = true;
       const p = v.oneOf(x, 0, ['TCP', 'UDP', 'SCTP'] as const);
       if (p) protocol = p.toLowerCase() as Protocol;
     },
@@ -583,6 +585,11 @@ export function compileVirtualServer(v: Values, n: AstNode): VirtualServer | und
       : { timeout: persistTimeout, prefixLength: plen, netmask: v4 ? prefixToNetmask(plen) : `/${plen}` };
   } else if (gran) {
     v.sink.warn(DiagnosticCode.IGNORED, 'persistence_granularity without persistence_timeout has no effect', granLoc, 'persistence_granularity');
+  }
+  if (!protocolSet && endpointFinal.kind !== 'fwmark') {
+    // keepalived 2.2.7 reports this ("no protocol set - defaulting to UDP") and serves UDP;
+    // Fulcrum serves TCP. Said, so the same file cannot mean two things unnoticed.
+    v.sink.warn(DiagnosticCode.ADJUSTED, 'no protocol: TCP here, but keepalived 2.2.7 reports this and serves UDP — write protocol TCP or UDP', n.keyword.loc, 'protocol', 'protocol TCP|UDP|SCTP');
   }
   const vs: VirtualServer = {
     endpoint: endpointFinal, protocol, scheduler, schedFlags: [...flags].sort(), method: m.method, tunnel: m.tunnel,
