@@ -35,7 +35,7 @@ const NAT_VIP = '10.63.1.100';
  * servers on 10.63.0.0/24 routing through a second VRRP address (10.63.0.254) that moves
  * with the VIP.
  */
-async function directorPair(t: { after(fn: () => Promise<void>): void }, prefix: string, dir: string, o: { algo: string; sync: boolean; persistence?: number; kind?: 'DR' | 'NAT'; extra?: string }): Promise<Pair & { vip: string }> {
+async function directorPair(t: { after(fn: () => Promise<void>): void }, prefix: string, dir: string, o: { algo: string; sync: boolean; persistence?: number; kind?: 'DR' | 'NAT' | 'PROXY'; extra?: string }): Promise<Pair & { vip: string }> {
   ensureKernelTools();
   const lab = testLab(t, prefix);
   const nat = o.kind === 'NAT';
@@ -54,7 +54,8 @@ async function directorPair(t: { after(fn: () => Promise<void>): void }, prefix:
     }
   } else {
     for (const [name, n] of [['c', 1], ['d1', 2], ['d2', 3], ['r1', 11], ['r2', 12]] as const) lab.host(name, `10.62.0.${n}`);
-    for (const r of ['r1', 'r2']) {
+    // DR real servers hold the VIP; proxied ones are reached at their own addresses.
+    for (const r of o.kind === 'PROXY' ? [] : ['r1', 'r2']) {
       const out = realserver(lab, r, ['start', '--vip', VIP]);
       assert.equal(out.code, 0, out.out);
     }
@@ -234,6 +235,36 @@ test('sync: a persistence template follows the takeover; the sync traffic decode
   await until(() => ask(clients[0] as string) !== null, 10_000, 'the new master answers', 100);
   const after = new Map(clients.map((a) => [a, ask(a)]));
   t.diagnostic(`templates: before ${JSON.stringify([...before])}, after ${JSON.stringify([...after])}`);
+  assert.deepEqual([...after], [...before], 'every client kept its real server across the takeover');
+}));
+
+test('sync (PROXY, two workers): persistence templates follow the takeover — each returning client reaches the real server it had, over the same IPVS sync protocol', { skip, timeout: 150_000 }, (t) => withTempDir(async (dir) => {
+  const pair = await directorPair(t, `${PREFIX}x`, dir, { algo: 'rr', sync: true, persistence: 600, kind: 'PROXY' });
+  const { lab, d2 } = pair;
+  const clients = Array.from({ length: 8 }, (_, i) => `10.62.0.${41 + i}`);
+  for (const a of clients) addAddress(lab, 'c', a, 24);
+  const ask = (src: string): string | null => {
+    try {
+      return lab.exec('c', 'curl', ['-s', '--max-time', '2', '--interface', src, `http://${VIP}/`]).split(' ')[0] ?? null;
+    } catch {
+      return null;
+    }
+  };
+  const before = new Map(clients.map((a) => [a, ask(a)]));
+  assert.ok([...before.values()].every((x) => x === 'r1' || x === 'r2'), JSON.stringify([...before]));
+  assert.equal(new Set(before.values()).size, 2, 'rr spread the clients over both servers');
+  let installed = 0;
+  for (let i = 0; i < 150 && installed < 8; i++) {
+    installed = (await syncStatus(d2.socket)).installed;
+    if (installed < 8) await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.ok(installed >= 8, `the backup installed ${installed} templates: master ${JSON.stringify(await syncStatus(pair.d1.socket))}, backup ${JSON.stringify(await syncStatus(d2.socket))}`);
+  lab.crash('d1');
+  lab.plug('d1', false);
+  await d2.waitLine(logEvent('vrrp-transition', { to: 'MASTER' }), 5000);
+  await until(() => ask(clients[0] as string) !== null, 10_000, 'the new master answers', 100);
+  const after = new Map(clients.map((a) => [a, ask(a)]));
+  t.diagnostic(`proxied templates: before ${JSON.stringify([...before])}, after ${JSON.stringify([...after])}`);
   assert.deepEqual([...after], [...before], 'every client kept its real server across the takeover');
 }));
 

@@ -44,6 +44,22 @@ export interface TemplateStore {
   clear(): void;
   /** The server each template points at (key → dest key), for the simulator and tests. */
   snapshot(): Map<string, string>;
+  /**
+   * Connection sync: the templates held now — the masked client (the key's last part), the
+   * server, and the seconds left (one that controls connections: its whole timeout).
+   */
+  held(now: number): { client: string; dest: Dest; remaining: number }[];
+  /**
+   * Connection sync: keep a template another director made (it controls no connection here)
+   * until `now + timeout`; one already pointing at `dest` with more than half that left (or
+   * controlling connections) is left as it is, as the kernel plane treats a refresh.
+   */
+  adopt(key: string, dest: Dest, timeout: number, now: number): 'installed' | 'unchanged' | 'full';
+}
+
+/** The masked client of a template key (`scope|client`). */
+export function templateClient(key: string): string {
+  return key.slice(key.lastIndexOf('|') + 1);
 }
 
 export class PersistenceTable implements TemplateStore {
@@ -126,5 +142,26 @@ export class PersistenceTable implements TemplateStore {
   /** The server each template points at (key → dest key), for the simulator. */
   snapshot(): Map<string, string> {
     return new Map([...this.templates].map(([k, t]) => [k, t.dest.key]));
+  }
+
+  held(now: number): { client: string; dest: Dest; remaining: number }[] {
+    const out: { client: string; dest: Dest; remaining: number }[] = [];
+    for (const [k, t] of this.templates) {
+      if (this.expired(t, now) || !t.dest.available) continue;
+      out.push({ client: templateClient(k), dest: t.dest, remaining: t.control > 0 ? t.timeout : t.expiresAt - now });
+    }
+    return out;
+  }
+
+  adopt(key: string, dest: Dest, timeout: number, now: number): 'installed' | 'unchanged' | 'full' {
+    const t = this.templates.get(key);
+    if (t && t.dest === dest && !this.expired(t, now)) {
+      if (t.control > 0 || t.expiresAt - now > timeout / 2) return 'unchanged';
+      t.expiresAt = now + timeout;
+      t.lastUse = now;
+      return 'installed';
+    }
+    this.templates.set(key, { dest, timeout, lastUse: now, control: 0, expiresAt: now + timeout });
+    return 'installed';
   }
 }

@@ -107,6 +107,22 @@ export class ServiceScheduler {
     return this.list;
   }
 
+  /** Connection sync: the persistence templates held now (none when the service is not persistent). */
+  templatesHeld(now: number): { client: string; dest: Dest; remaining: number }[] {
+    return this.vs.persistence ? this.templates.held(now) : [];
+  }
+
+  /**
+   * Connection sync: keep a template another director made — masked client `client` (as
+   * persistenceAddress spells it) to the server `destKey` — for `timeout` seconds.
+   */
+  adoptTemplate(client: string, destKey: string, timeout: number, now: number): 'installed' | 'unchanged' | 'full' | 'no-server' | 'not-persistent' {
+    if (!this.vs.persistence) return 'not-persistent';
+    const d = this.byKey.get(destKey);
+    if (!d || !d.available) return 'no-server';
+    return this.templates.adopt(PersistenceTable.key(this.scope, client), d, timeout, now);
+  }
+
   dest(key: string): Dest | undefined {
     return this.byKey.get(key);
   }

@@ -69,12 +69,15 @@ test('receiver: queues by flow identity (a newer entry replaces a queued one), b
   assert.equal(r.counts.refused.get('bad-size'), 1);
   const local = encodeMessages([{ ...toEntry(flow(7)), flags: 1 }], { syncid: 3 })[0] as Buffer;
   assert.equal(r.receive(local, 105), 0);
-  assert.equal(r.counts.refused.get('method'), 1, 'LOCALNODE is no forwarding method here');
+  assert.equal(r.counts.refused.get('method'), 1, 'a LOCALNODE connection is held by no plane');
   const t = r.take();
   assert.equal(t.since, 100);
   assert.equal(t.flows.find((x) => x.cport === 1025)?.server, '10.0.2.12');
   assert.equal(r.queued, 0);
   assert.equal(r.counts.messages, 4, 'accepted datagrams (the LOCALNODE one was well formed)');
+  const proxied = encodeMessages([{ ...toEntry(flow(8)), flags: 1 | 0x1000 }], { syncid: 3 })[0] as Buffer;
+  assert.equal(r.receive(proxied, 106), 1, 'a LOCALNODE template is a proxied service\'s');
+  assert.deepEqual(r.take().flows.map((x) => [x.template, x.method]), [[true, 'proxy']]);
 });
 
 test('daemon: following a VRRP instance, the master sends and the backup installs; roles swap with the state; a hostile sender changes nothing', async () => {

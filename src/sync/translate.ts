@@ -13,7 +13,9 @@ const SCTP_SHUTDOWN_SENT = 8;
 const V0_TEMPLATE_TIMEOUT = 180;
 
 export function toEntry(f: SyncedFlow): SyncEntry {
-  const fwd = f.method === 'nat' ? ConnFlag.MASQ : f.method === 'tun' ? ConnFlag.TUNNEL : ConnFlag.DROUTE;
+  // A proxied service's templates travel as LOCALNODE: the director itself is where the
+  // client's connections end (no IPVS method is closer; only a Fulcrum receiver uses them).
+  const fwd = f.method === 'nat' ? ConnFlag.MASQ : f.method === 'tun' ? ConnFlag.TUNNEL : f.method === 'proxy' ? ConnFlag.LOCALNODE : ConnFlag.DROUTE;
   let state = 0;
   if (!f.template && f.protocol === 'tcp') state = f.state === 'closing' ? TcpState.FIN_WAIT : TcpState.ESTABLISHED;
   if (!f.template && f.protocol === 'sctp') state = f.state === 'closing' ? SCTP_SHUTDOWN_SENT : SCTP_ESTABLISHED;
@@ -31,13 +33,14 @@ export function toEntry(f: SyncedFlow): SyncEntry {
 export type TranslateRefusal = 'method' | 'protocol';
 
 /**
- * An entry → a flow, or why not: only masquerading, tunnelling and direct routing are
- * forwarding methods a plane holds (LOCALNODE and BYPASS are not). `timeouts` gives the
+ * An entry → a flow, or why not: masquerading, tunnelling and direct routing are forwarding
+ * methods a plane holds, and LOCALNODE templates are a proxied service's (LOCALNODE
+ * connections and BYPASS are not held by any plane). `timeouts` gives the
  * timeout of a version-0 entry (which carries none), as the kernel does from its own table.
  */
 export function fromEntry(e: SyncEntry, timeouts: Timeouts): SyncedFlow | TranslateRefusal {
   const fwd = e.flags & ConnFlag.FWD_MASK;
-  const method = fwd === ConnFlag.MASQ ? 'nat' : fwd === ConnFlag.TUNNEL ? 'tun' : fwd === ConnFlag.DROUTE ? 'dr' : null;
+  const method = fwd === ConnFlag.MASQ ? 'nat' : fwd === ConnFlag.TUNNEL ? 'tun' : fwd === ConnFlag.DROUTE ? 'dr' : fwd === ConnFlag.LOCALNODE && (e.flags & ConnFlag.TEMPLATE) !== 0 ? 'proxy' : null;
   if (method === null) return 'method';
   const template = (e.flags & ConnFlag.TEMPLATE) !== 0;
   // A fwmark template goes with protocol 0 (IPPROTO_IP); its mark finds the service.

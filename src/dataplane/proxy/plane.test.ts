@@ -6,6 +6,10 @@ import dgram from 'node:dgram';
 import { dataPlaneCompliance, serverSpec, serviceSpec } from '../compliance.js';
 import { DataPlaneErrorCode, type ServiceSpec } from '../types.js';
 import { ProxyDataPlane } from './plane.js';
+import { WorkersDataPlane } from '../workers/plane.js';
+import { decodeMessage, encodeMessages } from '../../sync/codec.js';
+import { fromEntry, toEntry } from '../../sync/translate.js';
+import { DEFAULT_TIMEOUTS, type DataPlane, type SyncedFlow } from '../types.js';
 import { fetchText, freePort, openSocket, readLine, startServer, udpRequest, waitFor, type TestServer } from '../../testing/net.js';
 
 dataPlaneCompliance('ProxyDataPlane', () => Promise.resolve({
@@ -419,3 +423,78 @@ test('proxy: bulk responses arrive intact, also to a slow reader (reused read bu
     srv.close();
   }
 });
+
+/** One exchange from a given loopback source address: the real server's name. */
+function askFrom(port: number, from: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = net.connect({ port, host: '127.0.0.1', localAddress: from });
+    let buf = '';
+    c.setTimeout(5000, () => c.destroy(new Error('timeout')));
+    c.on('data', (d) => { buf += d.toString(); });
+    c.on('end', () => resolve(buf.trim()));
+    c.on('error', reject);
+  });
+}
+
+/** Flows through the wire (IPVS sync version 1) and back, as a receiving director reads them. */
+function overTheWire(flows: readonly SyncedFlow[]): SyncedFlow[] {
+  const out: SyncedFlow[] = [];
+  for (const m of encodeMessages(flows.map(toEntry), { syncid: 7 })) {
+    const d = decodeMessage(m, { syncid: 7 });
+    assert.ok(d.ok);
+    for (const e of d.entries) {
+      const f = fromEntry(e, DEFAULT_TIMEOUTS);
+      assert.notEqual(typeof f, 'string', `refused: ${String(f)}`);
+      if (typeof f !== 'string') out.push(f);
+    }
+  }
+  return out;
+}
+
+for (const kind of ['single loop', 'two workers'] as const) {
+  test(`proxy (${kind}): connection sync carries persistence templates — over the wire, a returning client keeps its server on the other director; connections are refused as unsupported`, async () => {
+    const servers = [await startServer('rs1'), await startServer('rs2')];
+    const make = (): DataPlane => (kind === 'single loop' ? new ProxyDataPlane() : new WorkersDataPlane({ workers: 2 }));
+    const a = make();
+    const b = make();
+    try {
+      const pers = { timeout: 300, prefixLength: 32, netmask: '255.255.255.255' };
+      const [pa, pb] = [await freePort(), await freePort()];
+      const add = async (plane: DataPlane, port: number, order: TestServer[]): Promise<void> => {
+        const svc = serviceSpec('127.0.0.1', port, 'proxy', { scheduler: 'rr', persistence: pers });
+        const r = await plane.apply({ ops: [{ op: 'add-service', service: svc }, ...order.map((x) => ({ op: 'add-server' as const, service: svc.key, server: serverSpec('127.0.0.1', x.port, 1, 'proxy') }))] });
+        assert.deepEqual(r.failed, []);
+      };
+      await add(a, pa, servers);
+      const first = await askFrom(pa, '127.0.0.2');
+      const second = await askFrom(pa, '127.0.0.3');
+      assert.notEqual(first, second, 'rr: two clients, two servers');
+      const exported = await a.syncExport?.() ?? [];
+      assert.deepEqual(exported.map((f) => [f.template, f.method, f.client, f.cport, f.virtual, f.vport, f.dport]).sort(), [
+        [true, 'proxy', '127.0.0.2', 0, '127.0.0.1', pa, servers.find((x) => x.name === first)?.port],
+        [true, 'proxy', '127.0.0.3', 0, '127.0.0.1', pa, servers.find((x) => x.name === second)?.port],
+      ].sort());
+      assert.ok(exported.every((f) => f.timeout > 290 && f.timeout <= 300), exported.map((f) => f.timeout).join());
+      // The other director: the same service (here on another port), its servers in the other
+      // order, so its own rr would send each client to the other server.
+      // The templates arrive while b does not serve the service (a VRRP backup keeps a
+      // proxied VIP service out of its plane): b keeps them for it.
+      const flows = overTheWire(exported).map((f) => ({ ...f, vport: pb }));
+      const conn: SyncedFlow = { ...(flows[0] as SyncedFlow), template: false, cport: 40000, state: 'established' };
+      const r = await b.syncInstall?.([...flows, conn]);
+      assert.equal(r?.installed, 2);
+      assert.deepEqual([...(r?.refused ?? new Map())], [['unsupported', 1]]);
+      assert.equal((await b.syncInstall?.(flows))?.unchanged, 2, 'a refresh with nothing new changes nothing');
+      // The takeover: b serves the service; the kept templates are in place before it listens.
+      await add(b, pb, [...servers].reverse());
+      assert.equal((await b.syncInstall?.(flows))?.unchanged, 2, 'adopted: a refresh finds them in the service');
+      assert.equal(await askFrom(pb, '127.0.0.3'), second, 'the template, not rr, chose');
+      assert.equal(await askFrom(pb, '127.0.0.2'), first);
+      assert.equal(await askFrom(pb, '127.0.0.4'), servers[1]?.name, 'a new client: b\'s own rr (after its two adopted templates)');
+    } finally {
+      await a.close(0);
+      await b.close(0);
+      for (const x of servers) await x.close();
+    }
+  });
+}

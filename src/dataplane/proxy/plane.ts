@@ -16,7 +16,7 @@ import { RateEstimator, ZERO_RATES, newCounters, zeroCounters } from '../stats.j
 import { SpecTable } from '../table.js';
 import {
   DataPlaneErrorCode, type ApplyResult, type ConnectionEntry, type Counters, type DataPlane, type HeldTable, type ListenAddress,
-  type OpFailure, type Plan, type PlanOp, type ServerSpec, type ServiceSpec, type ServiceStats,
+  type OpFailure, type Plan, type PlanOp, type ServerSpec, type ServiceSpec, type ServiceStats, type SyncedFlow, type SyncInstallResult,
 } from '../types.js';
 import { DEFAULT_TUNABLES, type ProxyEvent, type ProxyTunables, type ServerState, type ServiceRuntime, type Session, type UdpBudget } from './context.js';
 import { TcpConnection } from './tcp.js';
@@ -28,6 +28,17 @@ import { makeDest } from '../../scheduling/dest.js';
 import type { ServerFields } from '../../scheduling/service.js';
 import { realServerKey } from '../../model/keys.js';
 import { FailureCode, reportFailure } from '../../errors/index.js';
+import { installTemplates, ParkedTemplates, templateFlows, type AdoptOutcome } from './sync.js';
+import ipaddr from 'ipaddr.js';
+
+/** The same address however it is spelled. */
+function sameAddress(a: string, b: string): boolean {
+  try {
+    return ipaddr.parse(a).toString() === ipaddr.parse(b).toString();
+  } catch {
+    return false;
+  }
+}
 
 /** diagnostics_channel name for ProxyEvent messages. */
 export const PROXY_CHANNEL = 'fulcrum:proxy';
@@ -248,6 +259,8 @@ export class ProxyDataPlane implements DataPlane {
   private readonly timer: NodeJS.Timeout;
   private readonly random: (() => number) | undefined;
   private ticks = 0;
+  /** Synchronised templates of services not served here now (see proxy/sync.ts). */
+  private readonly parked = new ParkedTemplates();
 
   /** The workers' shared scheduling state (this plane runs in a worker); null in a single loop. */
   readonly shared: SharedState | null;
@@ -278,6 +291,7 @@ export class ProxyDataPlane implements DataPlane {
       if (this.ticks % 10 === 0) svc.sched.templates.sweep(now);
     }
     for (const svc of this.retired) if (svc.sessions.size === 0) this.retired.delete(svc);
+    if (this.ticks % 10 === 0) this.parked.sweep(now);
     this.publish();
   }
 
@@ -382,6 +396,11 @@ export class ProxyDataPlane implements DataPlane {
         applied.push(op);
       }
     } finally {
+      // Templates synchronised while a service was not served here are adopted before its
+      // listeners serve (a takeover: returning clients find their servers at once).
+      if (this.parked.size > 0) {
+        for (const op of applied) if (op.op === 'add-service' || op.op === 'edit-service') this.adoptParked(op.service.key);
+      }
       // What was opened serves from here, with the whole plan in effect (a listener whose
       // service a later op removed is closed already; attach ignores it).
       for (const { lst, service } of opened) {
@@ -495,6 +514,32 @@ export class ProxyDataPlane implements DataPlane {
       });
     }
     return out;
+  }
+
+  /** Connection sync: the persistence templates (connections cannot move; see proxy/sync.ts). */
+  syncExport(): Promise<SyncedFlow[]> {
+    const now = this.now();
+    return Promise.resolve([...this.services.values()].flatMap((svc) => templateFlows(svc.spec, svc.sched.templatesHeld(now))));
+  }
+
+  /** Connection sync: adopt templates another director made (parked for services not served here now). */
+  syncInstall(flows: readonly SyncedFlow[]): Promise<SyncInstallResult> {
+    const now = this.now();
+    return Promise.resolve(installTemplates(flows, [...this.services.values()].map((s) => s.spec), (spec, client, server, dport, timeout) => this.adoptOne(spec.key, client, server, dport, timeout, now), { store: this.parked, now }));
+  }
+
+  private adoptOne(service: string, client: string, server: string, dport: number, timeout: number, now: number): AdoptOutcome {
+    const svc = this.services.get(service);
+    const d = svc?.sched.dests.find((x) => x.port === dport && sameAddress(x.address, server));
+    if (!svc || !d) return 'no-server';
+    return svc.sched.adoptTemplate(client, d.key, timeout, now);
+  }
+
+  private adoptParked(service: string): void {
+    const svc = this.services.get(service);
+    if (!svc) return;
+    const now = this.now();
+    for (const { flow, remaining } of this.parked.take(svc.spec, now)) this.adoptOne(service, flow.client, flow.server, flow.dport, remaining, now);
   }
 
   zero(service?: string): boolean {

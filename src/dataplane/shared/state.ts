@@ -23,7 +23,8 @@
  * `sharedNow` so that every thread agrees.
  */
 import type { ConnCells, Dest, SharedPosition } from '../../scheduling/types.js';
-import type { TemplateStore } from '../../scheduling/persistence.js';
+import { templateClient, type TemplateStore } from '../../scheduling/persistence.js';
+import ipaddr from 'ipaddr.js';
 import type { Family } from '../../model/types.js';
 
 export interface SharedLimits {
@@ -52,7 +53,7 @@ export const WORKER_DEST_STRIDE = 2;
 export const COUNTER_FIELDS = 6;
 export const TEMPLATE_WAYS = 4;
 /** h1, h2, dest slot + 1, service slot + 1, last use, expires, control, timeout (deciseconds). */
-export const TEMPLATE_STRIDE = 8;
+export const TEMPLATE_STRIDE = 13;
 const T_H1 = 0;
 const T_H2 = 1;
 const T_DEST = 2;
@@ -61,6 +62,9 @@ const T_LAST = 4;
 const T_EXP = 5;
 const T_CTL = 6;
 const T_TMO = 7;
+/** The masked client, for connection sync: 4 (IPv4) or 6, then its bytes in 1 or 4 words. */
+const T_FAM = 8;
+const T_ADDR = 9;
 const BUCKET_INTS = 1 + TEMPLATE_WAYS * TEMPLATE_STRIDE;
 
 /** The buffers, as sent to a worker (structured clone keeps them shared). */
@@ -440,6 +444,7 @@ class SharedTemplates implements TemplateStore {
         t[at + T_EXP] = n + tmo;
         t[at + T_CTL] = 1;
         t[at + T_TMO] = tmo;
+        writeClient(t, at, key);
       }
       const way = (at - b * BUCKET_INTS - 1) / TEMPLATE_STRIDE;
       const r = this.st.refIndex(b, way);
@@ -507,6 +512,93 @@ class SharedTemplates implements TemplateStore {
   snapshot(): Map<string, string> {
     return new Map();
   }
+
+  held(now: number): { client: string; dest: Dest; remaining: number }[] {
+    const out: { client: string; dest: Dest; remaining: number }[] = [];
+    const n = ds(now);
+    const t = this.t;
+    for (let b = 0; b <= this.mask; b++) {
+      this.st.lockBucket(b);
+      try {
+        for (let w = 0; w < TEMPLATE_WAYS; w++) {
+          const at = b * BUCKET_INTS + 1 + w * TEMPLATE_STRIDE;
+          if (t[at + T_DEST] === 0 || t[at + T_SVC] !== this.service + 1) continue;
+          const ctl = t[at + T_CTL] as number;
+          const exp = t[at + T_EXP] as number;
+          if (ctl === 0 && n >= exp) continue;
+          const d = this.valid(at);
+          const client = readClient(t, at);
+          if (!d || client === null) continue;
+          out.push({ client, dest: d, remaining: (ctl > 0 ? (t[at + T_TMO] as number) : exp - n) / 10 });
+        }
+      } finally {
+        this.st.unlockBucket(b);
+      }
+    }
+    return out;
+  }
+
+  adopt(key: string, dest: Dest, timeout: number, now: number): 'installed' | 'unchanged' | 'full' {
+    const slot = (dest as Dest & { slot?: number }).slot;
+    if (slot === undefined) return 'full';
+    const [h1, h2] = hash2(key);
+    const b = h1 & this.mask;
+    const n = ds(now);
+    const tmo = Math.max(1, ds(timeout));
+    const t = this.t;
+    this.st.lockBucket(b);
+    try {
+      const free = { at: -1, way: -1 };
+      let at = this.find(b, h1, h2, n, free);
+      if (at >= 0 && t[at + T_DEST] === slot + 1) {
+        if ((t[at + T_CTL] as number) > 0 || (t[at + T_EXP] as number) - n > tmo / 2) return 'unchanged';
+        t[at + T_EXP] = n + tmo;
+        t[at + T_LAST] = n;
+        return 'installed';
+      }
+      if (at >= 0) this.clearEntry(b, at);
+      at = at >= 0 ? at : free.at;
+      if (at < 0) return 'full';
+      t[at + T_H1] = h1;
+      t[at + T_H2] = h2;
+      t[at + T_DEST] = slot + 1;
+      t[at + T_SVC] = this.service + 1;
+      t[at + T_LAST] = n;
+      t[at + T_EXP] = n + tmo;
+      t[at + T_CTL] = 0;
+      t[at + T_TMO] = tmo;
+      writeClient(t, at, key);
+      return 'installed';
+    } finally {
+      this.st.unlockBucket(b);
+    }
+  }
+}
+
+/** Store a template key's masked client in its entry (parsed once, when the entry is made). */
+function writeClient(t: Int32Array, at: number, key: string): void {
+  t[at + T_FAM] = 0;
+  let bytes: number[];
+  try {
+    bytes = ipaddr.parse(templateClient(key)).toByteArray();
+  } catch {
+    return; // not an address (never from a scheduler): the entry just cannot be synchronised
+  }
+  t[at + T_FAM] = bytes.length === 4 ? 4 : 6;
+  for (let i = 0; i < bytes.length / 4; i++) {
+    t[at + T_ADDR + i] = ((bytes[i * 4] as number) << 24) | ((bytes[i * 4 + 1] as number) << 16) | ((bytes[i * 4 + 2] as number) << 8) | (bytes[i * 4 + 3] as number);
+  }
+}
+
+function readClient(t: Int32Array, at: number): string | null {
+  const fam = t[at + T_FAM];
+  if (fam !== 4 && fam !== 6) return null;
+  const bytes: number[] = [];
+  for (let i = 0; i < (fam === 4 ? 1 : 4); i++) {
+    const w = t[at + T_ADDR + i] as number;
+    bytes.push((w >>> 24) & 0xff, (w >>> 16) & 0xff, (w >>> 8) & 0xff, w & 0xff);
+  }
+  return ipaddr.fromByteArray(bytes).toString();
 }
 
 /** A destination whose counts live in shared cells (see SharedState.destCells). */

@@ -29,8 +29,14 @@ import { newCounters, RateEstimator, ZERO_RATES } from '../stats.js';
 import { SpecTable } from '../table.js';
 import {
   DataPlaneErrorCode, type ApplyResult, type ConnectionEntry, type Counters, type DataPlane, type HeldTable, type OpFailure, type Plan, type PlanOp,
-  type ServerSpec, type ServiceSpec, type ServiceStats, type WorkerStatus,
+  type ServerSpec, type ServiceSpec, type ServiceStats, type SyncedFlow, type SyncInstallResult, type WorkerStatus,
 } from '../types.js';
+import ipaddr from 'ipaddr.js';
+import { installTemplates, ParkedTemplates, templateFlows, type AdoptOutcome } from '../proxy/sync.js';
+import { PersistenceTable, type TemplateStore } from '../../scheduling/persistence.js';
+import { persistenceScope } from '../../scheduling/service.js';
+import { makeDest } from '../../scheduling/dest.js';
+import type { Dest } from '../../scheduling/types.js';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.js';
 
 export interface WorkersDataPlaneOptions {
@@ -76,6 +82,8 @@ export class WorkersDataPlane implements DataPlane {
   readonly name = 'proxy';
   readonly methods: readonly ForwardingMethod[] = ['proxy'];
   private readonly table = new SpecTable();
+  /** Synchronised templates of services not served here now (see proxy/sync.ts). */
+  private readonly parked = new ParkedTemplates();
   private readonly state: SharedState;
   private readonly slots: Slot[] = [];
   private readonly init: Omit<WorkerInit, 'index'>;
@@ -302,6 +310,11 @@ export class WorkersDataPlane implements DataPlane {
       }
       final.commit(op);
     }
+    // Templates synchronised while a service was not served here go into the shared table
+    // now, before any worker serves it (a takeover: returning clients find their servers).
+    if (this.parked.size > 0) {
+      for (const [k, op] of sent.entries()) if (!skip.has(k) && (op.op === 'add-service' || op.op === 'edit-service')) this.adoptParked(final, op.service.key);
+    }
     // 3. Every worker commits the same ops.
     await Promise.all(live.map((s) => this.ask(s, { t: 'commit', id, plan: wire, skip: [...skip] })));
     const applied: PlanOp[] = [];
@@ -390,6 +403,7 @@ export class WorkersDataPlane implements DataPlane {
   /** Once a second: counters and rates from the shared state; idle retired slots freed. */
   private tick(): void {
     const now = this.state.now();
+    this.parked.sweep(now);
     const idle: number[] = [];
     for (const s of [...this.retiring]) {
       const c = this.state.destCounts(s);
@@ -454,6 +468,54 @@ export class WorkersDataPlane implements DataPlane {
       });
     }
     return out;
+  }
+
+  /**
+   * Connection sync: the persistence templates, read from the workers' shared table on this
+   * thread (a proxied connection cannot move; see proxy/sync.ts).
+   */
+  syncExport(): Promise<SyncedFlow[]> {
+    const now = this.state.now();
+    const out: SyncedFlow[] = [];
+    for (const e of this.table.services.values()) {
+      const store = this.sharedTemplates(e.spec.key);
+      if (store && e.spec.persistence) out.push(...templateFlows(e.spec, store.templates.held(now)));
+    }
+    return Promise.resolve(out);
+  }
+
+  /** Connection sync: adopt templates another director made, into the shared table (parked for services not served here now). */
+  syncInstall(flows: readonly SyncedFlow[]): Promise<SyncInstallResult> {
+    const now = this.state.now();
+    return Promise.resolve(installTemplates(flows, [...this.table.services.values()].map((e) => e.spec), (spec, client, server, dport, timeout) => this.adoptOne(this.table, spec, client, server, dport, timeout, now), { store: this.parked, now }));
+  }
+
+  private adoptOne(table: SpecTable, spec: ServiceSpec, client: string, server: string, dport: number, timeout: number, now: number): AdoptOutcome {
+    if (!spec.persistence) return 'not-persistent';
+    const store = this.sharedTemplates(spec.key, table);
+    const d = store ? [...store.dests.values()].find((x) => x.port === dport && ipaddr.parse(x.address).toString() === ipaddr.parse(server).toString()) : undefined;
+    if (!store || !d) return 'no-server';
+    return store.templates.adopt(PersistenceTable.key(persistenceScope(spec), client), d, timeout, now);
+  }
+
+  private adoptParked(table: SpecTable, service: string): void {
+    const e = table.services.get(service);
+    if (!e) return;
+    const now = this.state.now();
+    for (const { flow, remaining } of this.parked.take(e.spec, now)) this.adoptOne(table, e.spec, flow.client, flow.server, flow.dport, remaining, now);
+  }
+
+  /** A service's templates in the shared table, with its servers as Dests by slot (for this thread). */
+  private sharedTemplates(service: string, table: SpecTable = this.table): { templates: TemplateStore; dests: Map<number, Dest> } | null {
+    const e = table.services.get(service);
+    const slot = this.serviceSlot.get(service);
+    if (!e || slot === undefined) return null;
+    const dests = new Map<number, Dest>();
+    for (const r of e.servers.values()) {
+      const ds = this.destSlot.get(`${service}|${r.key}`);
+      if (ds !== undefined) dests.set(ds, Object.assign(makeDest(r), { slot: ds }));
+    }
+    return { templates: this.state.templateStore(slot, (x) => dests.get(x)), dests };
   }
 
   async connections(): Promise<ConnectionEntry[]> {
