@@ -95,6 +95,32 @@ async function syncStatus(socket: string): Promise<SyncStatus> {
   }
 }
 
+/** `n` client addresses from `base` on the client host, and a curl from one of them: the real server's name (null: no answer). */
+function templateClients(lab: Lab, base: number, n = 8): { clients: string[]; ask(src: string): string | null } {
+  const clients = Array.from({ length: n }, (_, i) => `10.62.0.${base + i}`);
+  for (const a of clients) addAddress(lab, 'c', a, 24);
+  return {
+    clients,
+    ask(src) {
+      try {
+        return lab.exec('c', 'curl', ['-s', '--max-time', '2', '--interface', src, `http://${VIP}/`]).split(' ')[0] ?? null;
+      } catch {
+        return null;
+      }
+    },
+  };
+}
+
+/** Wait (bounded) until the backup has installed `n` flows; what it says it installed. */
+async function installedAtLeast(socket: string, n: number): Promise<number> {
+  let installed = 0;
+  for (let i = 0; i < 150 && installed < n; i++) {
+    installed = (await syncStatus(socket)).installed;
+    if (installed < n) await new Promise((r) => setTimeout(r, 100));
+  }
+  return installed;
+}
+
 /** 50 long-lived connections; the master crashes once the backup holds them (with sync) or after 3 s. */
 async function crashUnderLoad(p: Pair & { vip: string }, withSync: boolean): Promise<{ n: number; broken: number; reasons: string[]; by: Record<string, number>; lines: number; installed: number }> {
   const { lab, d1, d2 } = p;
@@ -164,15 +190,7 @@ test('sync: a persistence template follows the takeover; the sync traffic decode
   const pair = await directorPair(t, `${PREFIX}p`, dir, { algo: 'rr', sync: true, persistence: 600 });
   const { lab, d2 } = pair;
   // Eight client addresses, each with a template on the master.
-  const clients = Array.from({ length: 8 }, (_, i) => `10.62.0.${21 + i}`);
-  for (const a of clients) addAddress(lab, 'c', a, 24);
-  const ask = (src: string): string | null => {
-    try {
-      return lab.exec('c', 'curl', ['-s', '--max-time', '2', '--interface', src, `http://${VIP}/`]).split(' ')[0] ?? null;
-    } catch {
-      return null;
-    }
-  };
+  const { clients, ask } = templateClients(lab, 21);
   const before = new Map(clients.map((a) => [a, ask(a)]));
   assert.ok([...before.values()].every((s) => s === 'r1' || s === 'r2'), JSON.stringify([...before]));
   assert.equal(new Set(before.values()).size, 2, 'rr spread the clients over both servers');
@@ -180,11 +198,7 @@ test('sync: a persistence template follows the takeover; the sync traffic decode
   const dump = lab.spawn('d2', 'tcpdump', ['-i', 'eth0', '-n', '-l', '-x', '-c', '4', 'udp port 8848']);
   let hexdump = '';
   dump.stdout?.on('data', (b: Buffer) => { hexdump += b.toString(); });
-  let installed = 0;
-  for (let i = 0; i < 150 && installed < 8; i++) {
-    installed = (await syncStatus(d2.socket)).installed;
-    if (installed < 8) await new Promise((r) => setTimeout(r, 100));
-  }
+  const installed = await installedAtLeast(d2.socket, 8);
   assert.ok(installed >= 8, `the backup installed ${installed} templates and flows`);
   await until(() => (hexdump.match(/IP 10\.62\.0\.2\.\d+ > 224\.0\.0\.81\.8848/g) ?? []).length >= 1, 15_000, 'a sync datagram on the wire', 100);
   // Decode the first captured datagram by hand with the kernel's offsets (not the codec).
@@ -241,23 +255,11 @@ test('sync: a persistence template follows the takeover; the sync traffic decode
 test('sync (PROXY, two workers): persistence templates follow the takeover — each returning client reaches the real server it had, over the same IPVS sync protocol', { skip, timeout: 150_000 }, (t) => withTempDir(async (dir) => {
   const pair = await directorPair(t, `${PREFIX}x`, dir, { algo: 'rr', sync: true, persistence: 600, kind: 'PROXY' });
   const { lab, d2 } = pair;
-  const clients = Array.from({ length: 8 }, (_, i) => `10.62.0.${41 + i}`);
-  for (const a of clients) addAddress(lab, 'c', a, 24);
-  const ask = (src: string): string | null => {
-    try {
-      return lab.exec('c', 'curl', ['-s', '--max-time', '2', '--interface', src, `http://${VIP}/`]).split(' ')[0] ?? null;
-    } catch {
-      return null;
-    }
-  };
+  const { clients, ask } = templateClients(lab, 41);
   const before = new Map(clients.map((a) => [a, ask(a)]));
   assert.ok([...before.values()].every((x) => x === 'r1' || x === 'r2'), JSON.stringify([...before]));
   assert.equal(new Set(before.values()).size, 2, 'rr spread the clients over both servers');
-  let installed = 0;
-  for (let i = 0; i < 150 && installed < 8; i++) {
-    installed = (await syncStatus(d2.socket)).installed;
-    if (installed < 8) await new Promise((r) => setTimeout(r, 100));
-  }
+  const installed = await installedAtLeast(d2.socket, 8);
   assert.ok(installed >= 8, `the backup installed ${installed} templates: master ${JSON.stringify(await syncStatus(pair.d1.socket))}, backup ${JSON.stringify(await syncStatus(d2.socket))}`);
   lab.crash('d1');
   lab.plug('d1', false);

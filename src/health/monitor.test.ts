@@ -7,10 +7,9 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { SMTPServer } from 'smtp-server';
+import { startSmtpSink } from '../testing/smtp.js';
 import { parseKeepalivedText } from '../config/index.js';
 import { Director } from '../director/index.js';
 import { FakeDataPlane } from '../dataplane/index.js';
@@ -127,17 +126,8 @@ test('notify_up/notify_down run in order with their arguments; an alert mail rea
   const log = path.join(dir, 'log');
   const script = path.join(dir, 'notify.sh');
   fs.writeFileSync(script, `#!/bin/sh\nsleep 0.1\necho "$@" >> ${log}\n`, { mode: 0o755 });
-  const mails: string[] = [];
-  const smtp = new SMTPServer({
-    authOptional: true, disabledCommands: ['STARTTLS'], logger: false,
-    onData(stream, _session, cb) {
-      let text = '';
-      stream.on('data', (c: Buffer) => { text += c.toString(); });
-      stream.on('end', () => { mails.push(text); cb(); });
-    },
-  });
-  await new Promise<void>((r) => smtp.listen(0, '127.0.0.1', r));
-  const port = (smtp.server.address() as net.AddressInfo).port;
+  const smtp = await startSmtpSink();
+  const { mails, port } = smtp;
   const reports: NotifyReport[] = [];
   const notifier = new ScriptAndMailNotifier(smtpMailer, (r) => reports.push(r));
   const text = `global_defs {
@@ -163,14 +153,13 @@ test('notify_up/notify_down run in order with their arguments; an alert mail rea
     await notifier.idle();
     assert.equal(fs.readFileSync(log, 'utf8'), 'down 127.0.0.2\nup 127.0.0.2\ndown 127.0.0.2\n', 'in order, never concurrently');
     assert.equal(mails.length, 3);
-    for (let i = 0; i < mails.length; i++) mails[i] = (mails[i] ?? '').replace(/\r\n /g, ' '); // unfold headers
     assert.match(mails[0] ?? '', /Subject: \[LB_TEST\] Realserver \[127\.0\.0\.2:80\] of virtual server \[tcp 127\.0\.0\.1:8080\] - DOWN/);
     assert.match(mails[0] ?? '', /To: ops@example\.test/);
     assert.match(mails[1] ?? '', /- UP/);
     assert.deepEqual(reports.map((r) => `${r.type}:${r.ok}`), ['script:true', 'mail:true', 'script:true', 'mail:true', 'script:true', 'mail:true']);
   } finally {
     monitor.stop();
-    await new Promise<void>((r) => smtp.close(() => r()));
+    await smtp.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });

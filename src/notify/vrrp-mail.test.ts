@@ -1,8 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { channel } from 'node:diagnostics_channel';
-import { SMTPServer } from 'smtp-server';
+import { startSmtpSink } from '../testing/smtp.js';
 import { parseText } from '../testing/index.js';
 import { VRRP_CHANNEL, type VrrpEvent } from '../vrrp/node.js';
 import { smtpMailer } from './mail.js';
@@ -14,17 +13,8 @@ const transition = (instance: string, to: 'MASTER' | 'BACKUP' | 'FAULT' | 'INIT'
 };
 
 test('VRRP smtp_alert: each state an instance enters is one mail in keepalived\'s words, through a real SMTP server; smtp_alert_vrrp / smtp_alert give the default; no_email_faults; repeats are not mailed', async () => {
-  const mails: string[] = [];
-  const smtp = new SMTPServer({
-    authOptional: true, disabledCommands: ['STARTTLS'], logger: false,
-    onData(stream, _session, cb) {
-      let text = '';
-      stream.on('data', (c: Buffer) => { text += c.toString(); });
-      stream.on('end', () => { mails.push(text.replace(/\r\n /g, ' ')); cb(); });
-    },
-  });
-  await new Promise<void>((r) => smtp.listen(0, '127.0.0.1', r));
-  const port = (smtp.server.address() as net.AddressInfo).port;
+  const smtp = await startSmtpSink();
+  const { mails, port } = smtp;
   const inst = (name: string, vrid: number, extra = ''): string => `vrrp_instance ${name} {\n interface eth0\n virtual_router_id ${vrid}\n priority 100\n virtual_ipaddress { 10.0.0.${vrid} }\n${extra}\n}\n`;
   const global = (extra: string): string => `global_defs {\n router_id LB_VRRP\n notification_email {\n  ops@example.test\n }\n smtp_server 127.0.0.1 ${port}\n ${extra}\n}\n`;
   let config = parseText(global('no_email_faults') + inst('VI_MAIL', 1, ' smtp_alert') + inst('VI_QUIET', 2)).config;
@@ -54,6 +44,6 @@ test('VRRP smtp_alert: each state an instance enters is one mail in keepalived\'
     assert.match(mails[3] ?? '', /Subject: \[LB_VRRP\] VRRP Instance VI_QUIET - Entering FAULT state/);
   } finally {
     detach();
-    await new Promise<void>((r) => smtp.close(() => r()));
+    await smtp.close();
   }
 });

@@ -436,15 +436,7 @@ class SharedTemplates implements TemplateStore {
         if (at >= 0) this.clearEntry(b, at);
         at = at >= 0 ? at : free.at;
         if (at < 0) return false;
-        t[at + T_H1] = h1;
-        t[at + T_H2] = h2;
-        t[at + T_DEST] = slot + 1;
-        t[at + T_SVC] = this.service + 1;
-        t[at + T_LAST] = n;
-        t[at + T_EXP] = n + tmo;
-        t[at + T_CTL] = 1;
-        t[at + T_TMO] = tmo;
-        writeClient(t, at, key);
+        this.writeEntry(at, key, h1, h2, slot, n, tmo, 1);
       }
       const way = (at - b * BUCKET_INTS - 1) / TEMPLATE_STRIDE;
       const r = this.st.refIndex(b, way);
@@ -479,6 +471,20 @@ class SharedTemplates implements TemplateStore {
     } finally {
       this.st.unlockBucket(b);
     }
+  }
+
+  /** A new entry at `at` (its bucket locked): `key` to `slot`, expiring `tmo` from `n`, controlling `ctl` connections. */
+  private writeEntry(at: number, key: string, h1: number, h2: number, slot: number, n: number, tmo: number, ctl: number): void {
+    const t = this.t;
+    t[at + T_H1] = h1;
+    t[at + T_H2] = h2;
+    t[at + T_DEST] = slot + 1;
+    t[at + T_SVC] = this.service + 1;
+    t[at + T_LAST] = n;
+    t[at + T_EXP] = n + tmo;
+    t[at + T_CTL] = ctl;
+    t[at + T_TMO] = tmo;
+    writeClient(t, at, key);
   }
 
   private clearEntry(b: number, at: number): void {
@@ -559,15 +565,7 @@ class SharedTemplates implements TemplateStore {
       if (at >= 0) this.clearEntry(b, at);
       at = at >= 0 ? at : free.at;
       if (at < 0) return 'full';
-      t[at + T_H1] = h1;
-      t[at + T_H2] = h2;
-      t[at + T_DEST] = slot + 1;
-      t[at + T_SVC] = this.service + 1;
-      t[at + T_LAST] = n;
-      t[at + T_EXP] = n + tmo;
-      t[at + T_CTL] = 0;
-      t[at + T_TMO] = tmo;
-      writeClient(t, at, key);
+      this.writeEntry(at, key, h1, h2, slot, n, tmo, 0);
       return 'installed';
     } finally {
       this.st.unlockBucket(b);
