@@ -93,10 +93,10 @@ export interface HostNetwork {
    */
   filterVips(addresses: readonly { readonly family: Family; readonly address: string }[]): void;
   /**
-   * Create (up, no IPv6 address of its own, arp_ignore on it and on its base) or delete a
-   * virtual MAC interface. An interface of that name with that MAC is taken over; one with
-   * another MAC is refused (SysError), never deleted. Deleting the last one on a base puts
-   * the base's arp_ignore / arp_filter back.
+   * Create (up, no IPv6 address made from its MAC; for IPv4, arp_ignore on it and
+   * arp_ignore/arp_filter/arp_announce on its base) or delete a virtual MAC interface. An
+   * interface of that name with that MAC is taken over; one with another MAC is refused
+   * (SysError), never deleted. Deleting the last one on a base puts the base's values back.
    */
   vmac(op: 'add' | 'delete', v: VmacSpec): void;
   /** `onChange` after any link or address change on the host (then read `link`). */
