@@ -415,54 +415,36 @@ class SharedTemplates implements TemplateStore {
     }
   }
 
-  /**
-   * Under `key`'s bucket lock: `hit` when the key's entry points at `dest` already, else a
-   * new entry (the key's entry for another server replaced, or a free way) controlling `ctl`
-   * connections and then `made`; `none` when the dest has no slot or the bucket is full.
-   */
-  private upsert<R>(key: string, dest: Dest, timeout: number, now: number, ctl: number, none: R, hit: (at: number, n: number, tmo: number) => R, made: (at: number) => R): R {
+  bind(key: string, dest: Dest, timeout: number, now: number): boolean {
     const slot = (dest as Dest & { slot?: number }).slot;
-    if (slot === undefined) return none;
+    if (slot === undefined) return false;
     const [h1, h2] = hash2(key);
     const b = h1 & this.mask;
     const n = ds(now);
     const tmo = Math.max(1, ds(timeout));
+    const t = this.t;
     this.st.lockBucket(b);
     try {
       const free = { at: -1, way: -1 };
-      const at = this.find(b, h1, h2, n, free);
-      if (at >= 0 && this.t[at + T_DEST] === slot + 1) return hit(at, n, tmo);
-      if (at >= 0) this.clearEntry(b, at);
-      const to = at >= 0 ? at : free.at;
-      if (to < 0) return none;
-      this.writeEntry(to, key, h1, h2, slot, n, tmo, ctl);
-      return made(to);
+      let at = this.find(b, h1, h2, n, free);
+      if (at >= 0 && t[at + T_DEST] === slot + 1) {
+        t[at + T_LAST] = n;
+        t[at + T_TMO] = tmo;
+        t[at + T_CTL] = (t[at + T_CTL] as number) + 1;
+        t[at + T_EXP] = n + tmo;
+      } else {
+        if (at >= 0) this.clearEntry(b, at);
+        at = at >= 0 ? at : free.at;
+        if (at < 0) return false;
+        this.writeEntry(at, key, h1, h2, slot, n, tmo, 1);
+      }
+      const way = (at - b * BUCKET_INTS - 1) / TEMPLATE_STRIDE;
+      const r = this.st.refIndex(b, way);
+      this.st.templateRefs[r] = Math.min(0xffff, (this.st.templateRefs[r] as number) + 1);
+      return true;
     } finally {
       this.st.unlockBucket(b);
     }
-  }
-
-  /** This worker now refers to the entry at `at` (one more connection under it). */
-  private addRef(at: number): void {
-    const b = Math.floor(at / BUCKET_INTS);
-    const way = (at - b * BUCKET_INTS - 1) / TEMPLATE_STRIDE;
-    const r = this.st.refIndex(b, way);
-    this.st.templateRefs[r] = Math.min(0xffff, (this.st.templateRefs[r] as number) + 1);
-  }
-
-  bind(key: string, dest: Dest, timeout: number, now: number): boolean {
-    const t = this.t;
-    return this.upsert(key, dest, timeout, now, 1, false, (at, n, tmo) => {
-      t[at + T_LAST] = n;
-      t[at + T_TMO] = tmo;
-      t[at + T_CTL] = (t[at + T_CTL] as number) + 1;
-      t[at + T_EXP] = n + tmo;
-      this.addRef(at);
-      return true;
-    }, (at) => {
-      this.addRef(at);
-      return true;
-    });
   }
 
   release(key: string, dest: Dest, now: number): void {
@@ -563,13 +545,31 @@ class SharedTemplates implements TemplateStore {
   }
 
   adopt(key: string, dest: Dest, timeout: number, now: number): 'installed' | 'unchanged' | 'full' {
+    const slot = (dest as Dest & { slot?: number }).slot;
+    if (slot === undefined) return 'full';
+    const [h1, h2] = hash2(key);
+    const b = h1 & this.mask;
+    const n = ds(now);
+    const tmo = Math.max(1, ds(timeout));
     const t = this.t;
-    return this.upsert<'installed' | 'unchanged' | 'full'>(key, dest, timeout, now, 0, 'full', (at, n, tmo) => {
-      if ((t[at + T_CTL] as number) > 0 || (t[at + T_EXP] as number) - n > tmo / 2) return 'unchanged';
-      t[at + T_EXP] = n + tmo;
-      t[at + T_LAST] = n;
+    this.st.lockBucket(b);
+    try {
+      const free = { at: -1, way: -1 };
+      let at = this.find(b, h1, h2, n, free);
+      if (at >= 0 && t[at + T_DEST] === slot + 1) {
+        if ((t[at + T_CTL] as number) > 0 || (t[at + T_EXP] as number) - n > tmo / 2) return 'unchanged';
+        t[at + T_EXP] = n + tmo;
+        t[at + T_LAST] = n;
+        return 'installed';
+      }
+      if (at >= 0) this.clearEntry(b, at);
+      at = at >= 0 ? at : free.at;
+      if (at < 0) return 'full';
+      this.writeEntry(at, key, h1, h2, slot, n, tmo, 0);
       return 'installed';
-    }, () => 'installed');
+    } finally {
+      this.st.unlockBucket(b);
+    }
   }
 }
 
