@@ -16,6 +16,10 @@ import { formatHostPort } from '../model/address.js';
 import { FileRuntimeStore } from '../runtime/index.js';
 import { ProxyDataPlane, RoutingDataPlane, WorkersDataPlane, type DataPlane } from '../dataplane/index.js';
 import { NftDataPlane } from '../dataplane/nft/index.js';
+import { XdpDataPlane } from '../dataplane/xdp/plane.js';
+import { XDP_OBJECT, xdpUnavailable } from '../dataplane/xdp/object.js';
+import { libBpf } from '../sys/bpf.js';
+import { commandXdpHost } from '../sys/xdp-host.js';
 import { commandKernelHost, commandNft, defaultNft, libNft, raiseFileLimit, systemdNotifier, watchFileLimit, type ServiceManager } from '../sys/index.js';
 import { loadKeepalivedConfig, threadConfigLoader } from '../config/index.js';
 import { execInNetns, NETNS_DIR, NETNS_ENV, netnsState } from '../sys/netns.js';
@@ -40,6 +44,7 @@ export interface RunCliOptions {
   readonly apiOpen?: string | undefined;
   readonly stateFile?: string | undefined;
   readonly keepForwarding?: boolean | undefined;
+  readonly bpfDir?: string | undefined;
   readonly nft?: string | undefined;
   readonly allowEmpty?: boolean | undefined;
   readonly udpSessions?: string | undefined;
@@ -95,16 +100,36 @@ export interface SignalSource {
 
 /**
  * The director's data plane: the userspace proxy for `lb_kind PROXY` — on this event loop
- * with one worker, on `workers` worker threads otherwise — and the nftables plane for
- * NAT/DR/TUN (built when a first kernel service arrives).
+ * with one worker, on `workers` worker threads otherwise — the XDP plane for the DR/TUN
+ * services that chose it (`fulcrum_dataplane xdp`; nftables with a message when XDP cannot
+ * run here), and the nftables plane for the other NAT/DR/TUN services. Kernel planes are
+ * built when a first service needs them.
  */
-export function directorPlane(o: { workers: number; keepForwarding: boolean; nft: 'lib' | 'cmd' | 'auto' | 'none'; udpSessions?: number; faults?: boolean }): DataPlane {
+export function directorPlane(o: {
+  workers: number; keepForwarding: boolean; nft: 'lib' | 'cmd' | 'auto' | 'none'; udpSessions?: number; faults?: boolean;
+  bpfDir?: string | undefined;
+  /** Said once when a service asks for XDP and it cannot run here (it goes to nftables). */
+  warn?: (message: string) => void;
+}): DataPlane {
   const tunables = o.udpSessions !== undefined ? { udpSessionLimit: o.udpSessions } : {};
   const proxy = (): DataPlane => (o.workers > 1 ? new WorkersDataPlane({ workers: o.workers, tunables, faults: o.faults ?? false }) : new ProxyDataPlane({ tunables }));
   if (o.nft === 'none') return proxy();
+  let xdpChecked: string | null | undefined;
+  const xdpUsable = (): boolean => {
+    if (xdpChecked === undefined) {
+      xdpChecked = xdpUnavailable();
+      if (xdpChecked !== null) o.warn?.(`fulcrum_dataplane xdp: ${xdpChecked}; those services are forwarded by nftables`);
+    }
+    return xdpChecked === null;
+  };
   return new RoutingDataPlane([
     // Built at once: worker threads take a moment to start, and a takeover must not wait for them.
     { methods: ['proxy'], make: proxy, eager: true },
+    {
+      methods: ['dr', 'tun'],
+      accepts: (s) => s.plane === 'xdp' && xdpUsable(),
+      make: () => new XdpDataPlane({ bpf: libBpf(), host: commandXdpHost(), objectPath: XDP_OBJECT, pinDir: o.bpfDir ?? null, keepOnClose: o.keepForwarding }),
+    },
     {
       methods: ['nat', 'dr', 'tun'],
       make: () => new NftDataPlane({
@@ -114,7 +139,7 @@ export function directorPlane(o: { workers: number; keepForwarding: boolean; nft
         keepOnClose: o.keepForwarding,
       }),
     },
-  ], 'proxy+nftables');
+  ], 'proxy+nftables+xdp');
 }
 
 /** How many data-plane workers by default: the cores this process may use. */
@@ -227,7 +252,10 @@ export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = p
     return 2;
   }
   const faults = process.env['FULCRUM_FAULT_INJECTION'] === '1';
-  const plane = directorPlane({ workers, keepForwarding: o.keepForwarding === true, nft: (o.nft ?? 'auto') as 'lib' | 'cmd' | 'auto' | 'none', udpSessions, faults });
+  const plane = directorPlane({
+    workers, keepForwarding: o.keepForwarding === true, nft: (o.nft ?? 'auto') as 'lib' | 'cmd' | 'auto' | 'none', udpSessions, faults,
+    bpfDir: o.bpfDir, warn: (m) => io.err(`fulcrum run: ${m}`),
+  });
   const daemon = new Daemon({
     configFile: file, configId: o.configId, plane, drainMs: drain * 1000,
     runtime: new FileRuntimeStore(o.stateFile ?? defaultPaths().state),

@@ -8,7 +8,7 @@ import type { ForwardingMethod } from '../model/types.js';
 import { SpecTable } from './table.js';
 import {
   DataPlaneErrorCode, type ApplyResult, type ConnectionEntry, type DataPlane, type HeldTable, type OpFailure, type Plan, type PlanOp,
-  type ServiceStats, type SyncedFlow, type SyncInstallRefusal, type SyncInstallResult, type WorkerStatus,
+  type ServiceSpec, type ServiceStats, type SyncedFlow, type SyncInstallRefusal, type SyncInstallResult, type WorkerStatus,
 } from './types.js';
 
 export interface PlaneSlot {
@@ -20,6 +20,11 @@ export interface PlaneSlot {
    * and that a VRRP takeover must not wait for.
    */
   readonly eager?: boolean;
+  /**
+   * Only the services this says yes to (the XDP plane: those that chose it); a slot
+   * without it takes every service of its methods that no earlier slot accepted.
+   */
+  readonly accepts?: (service: ServiceSpec) => boolean;
 }
 
 export class RoutingDataPlane implements DataPlane {
@@ -45,8 +50,9 @@ export class RoutingDataPlane implements DataPlane {
     return this.planes.filter((p): p is DataPlane => p !== null);
   }
 
-  private slotFor(method: ForwardingMethod): number {
-    return this.slots.findIndex((s) => s.methods.includes(method));
+  /** The plane of a service (by its method and choice), or of a synchronised flow (by method alone). */
+  private slotFor(method: ForwardingMethod, service?: ServiceSpec): number {
+    return this.slots.findIndex((s) => s.methods.includes(method) && (s.accepts === undefined || (service !== undefined && s.accepts(service))));
   }
 
   private plane(i: number): DataPlane {
@@ -83,7 +89,7 @@ export class RoutingDataPlane implements DataPlane {
     for (const op of plan.ops) {
       let target: number;
       if (op.op === 'add-service' || op.op === 'edit-service') {
-        target = this.slotFor(op.service.method);
+        target = this.slotFor(op.service.method, op.service);
         if (target < 0) {
           await flush();
           failed.push({ op, code: DataPlaneErrorCode.UNSUPPORTED, message: `service ${op.service.key}: no data plane forwards with ${op.service.method.toUpperCase()}` });

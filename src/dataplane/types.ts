@@ -57,6 +57,8 @@ export interface ServiceSpec {
    * service): DR/TUN classify on the device of the route to each as well.
    */
   readonly arriveFrom?: readonly string[] | undefined;
+  /** `fulcrum_dataplane xdp`: forwarded by the XDP plane rather than nftables (DR/TUN). */
+  readonly plane?: 'xdp' | undefined;
   /** The kernel plane's slot-hash seed (`hash_seed`), when not the default. */
   readonly hashSeed?: number | undefined;
 }

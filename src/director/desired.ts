@@ -22,7 +22,7 @@
 import * as D from '../model/defaults.js';
 import { endpointKey, realServerKey } from '../model/keys.js';
 import { expandRange } from '../model/address.js';
-import { instanceAddresses, type Family, type FulcrumConfig, type RealServer, type VirtualServer, type VirtualServerGroup } from '../model/types.js';
+import { instanceAddresses, type Family, type FulcrumConfig, type KernelPlaneChoice, type RealServer, type VirtualServer, type VirtualServerGroup } from '../model/types.js';
 import { DEFAULT_TIMEOUTS, type ListenAddress, type ServerSpec, type ServiceSpec, type Timeouts } from '../dataplane/types.js';
 
 /** What the health checkers and agents last said about one real server of one service. */
@@ -99,7 +99,8 @@ export function timeoutsOf(cfg: FulcrumConfig): Timeouts {
   };
 }
 
-export function serviceSpecOf(vs: VirtualServer, groups: ReadonlyMap<string, VirtualServerGroup>, timeouts: Timeouts, vrrp: ReadonlyMap<string, string> = new Map(), neighbors: readonly string[] = [], hashSeed?: number): ServiceSpec {
+export function serviceSpecOf(vs: VirtualServer, groups: ReadonlyMap<string, VirtualServerGroup>, timeouts: Timeouts, vrrp: ReadonlyMap<string, string> = new Map(), neighbors: readonly string[] = [], hashSeed?: number, dataplane?: KernelPlaneChoice): ServiceSpec {
+  const xdp = (vs.dataplane ?? dataplane) === 'xdp' && (vs.method === 'dr' || vs.method === 'tun');
   return {
     key: endpointKey(vs.endpoint, vs.protocol),
     endpoint: vs.endpoint,
@@ -114,6 +115,7 @@ export function serviceSpecOf(vs: VirtualServer, groups: ReadonlyMap<string, Vir
     timeouts,
     ...(vs.announce && neighbors.length > 0 ? { arriveFrom: neighbors } : {}),
     ...(hashSeed !== undefined && hashSeed !== D.HASH_SEED ? { hashSeed } : {}),
+    ...(xdp ? { plane: 'xdp' as const } : {}),
   };
 }
 
@@ -153,7 +155,7 @@ export function computeDesired(input: DesiredInput): Desired {
   const neighbors = input.config.bgp?.neighbors.map((n) => n.address) ?? [];
   const out = new Map<string, DesiredService>();
   for (const vs of input.config.virtualServers) {
-    const spec = serviceSpecOf(vs, groups, timeouts, vrrp, neighbors, input.config.global.hashSeed);
+    const spec = serviceSpecOf(vs, groups, timeouts, vrrp, neighbors, input.config.global.hashSeed, input.config.global.dataplane);
     const live: ServerSpec[] = [];
     const inhibited: ServerSpec[] = [];
     let liveWeight = 0;

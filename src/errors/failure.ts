@@ -24,6 +24,8 @@ export const FailureCode = {
   NFT_READ: 'E_NFT_READ',
   /** An nftables transaction was refused or could not be sent. */
   NFT_TRANSACTION: 'E_NFT_TRANSACTION',
+  /** The XDP plane could not read its maps or resolve a real server's neighbour. */
+  XDP: 'E_XDP',
   /** Reading the conntrack table failed. */
   CONNTRACK_READ: 'E_CONNTRACK_READ',
   /** A listening socket reported an error after it was listening (accept: EMFILE, ENFILE, …). */

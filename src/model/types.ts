@@ -249,6 +249,8 @@ export interface VirtualServer {
   readonly ops: boolean;
   /** Full NAT (Fulcrum's `fullnat_source`, lb_kind NAT): the director address real servers see. */
   readonly fullnatSource?: string | undefined;
+  /** `fulcrum_dataplane xdp|nft` (Fulcrum): the kernel plane of a DR/TUN service; unset = the global choice. */
+  readonly dataplane?: KernelPlaneChoice | undefined;
   readonly delayLoop: number;
   /** Minimum total weight of live servers for the service to be up. */
   readonly quorum: number;
@@ -486,6 +488,8 @@ export interface GlobalDefs {
   readonly lvsSyncDaemon?: LvsSyncDaemon | undefined;
   /** `hash_seed N` (Fulcrum): the seed of every kernel-plane slot hash; unset = D.HASH_SEED. */
   readonly hashSeed?: number | undefined;
+  /** `fulcrum_dataplane xdp|nft` (Fulcrum): the kernel plane of every DR/TUN service; unset = nft. */
+  readonly dataplane?: KernelPlaneChoice | undefined;
   /** vrrp_garp_master_delay / _repeat / _refresh / _refresh_repeat: the instances' defaults. */
   readonly garp?: { readonly masterDelay?: number; readonly masterRepeat?: number; readonly masterRefresh?: number; readonly masterRefreshRepeat?: number } | undefined;
   /** `notify_fifo PATH`: VRRP (and health) notify events, one line each. */
@@ -584,3 +588,6 @@ export interface FulcrumConfig {
   /** `fulcrum_bgp { … }`: announce VIPs over BGP (unset: no BGP). */
   readonly bgp?: BgpConfig | undefined;
 }
+
+/** Which kernel plane forwards a DR/TUN service: the XDP program or nftables. */
+export type KernelPlaneChoice = 'xdp' | 'nft';

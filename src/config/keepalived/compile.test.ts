@@ -7,11 +7,31 @@ import { errorsOf, parseText, repoRoot, warningsOf as allWarnings } from '../../
 /** Warnings but the one for a virtual_server without `protocol` (most configurations here omit it; its own test checks it). */
 const warningsOf = (r: Parameters<typeof allWarnings>[0]): ReturnType<typeof allWarnings> => allWarnings(r).filter((d) => !(d.keyword === 'protocol' && d.code === 'W_ADJUSTED'));
 import { loadKeepalivedConfig } from './index.js';
+import { serviceSpecOf } from '../../director/desired.js';
+import { DEFAULT_TIMEOUTS } from '../../dataplane/types.js';
 
 const codes = (ds: Diagnostic[]): [string, number | undefined, string | undefined][] => ds.map((d) => [d.code, d.loc?.line, d.keyword]);
 const vs = (body: string, head = '10.0.0.1 80'): string => `virtual_server ${head} {\n${body}\n}\n`;
 
 describe('keepalived.conf → model', () => {
+  it('fulcrum_dataplane xdp|nft: in global_defs for every DR/TUN service, in a virtual_server to override; a bad value located', () => {
+    const cfg = (g: string, local: string, kind = 'DR'): string => `global_defs {\n${g}\n}\n${vs(`lb_kind ${kind}\nprotocol TCP\n${local}\nreal_server 10.0.0.2 80 {\n}`)}`;
+    const plane = (text: string): string | undefined => {
+      const c = parseText(text).config;
+      const v = c?.virtualServers[0];
+      return c && v ? serviceSpecOf(v, new Map(), DEFAULT_TIMEOUTS, new Map(), [], undefined, c.global.dataplane).plane : 'none';
+    };
+    assert.equal(plane(cfg('fulcrum_dataplane xdp', '')), 'xdp');
+    assert.equal(plane(cfg('fulcrum_dataplane xdp', 'fulcrum_dataplane nft')), undefined, 'the virtual_server overrides');
+    assert.equal(plane(cfg('', 'fulcrum_dataplane xdp')), 'xdp');
+    assert.equal(plane(cfg('', 'fulcrum_dataplane xdp', 'TUN')), 'xdp');
+    assert.equal(plane(cfg('fulcrum_dataplane xdp', '', 'NAT')), undefined, 'NAT stays on nftables');
+    assert.equal(plane(cfg('', '')), undefined, 'nftables by default');
+    const bad = errorsOf(parseText(cfg('fulcrum_dataplane ebpf', '')))[0];
+    assert.equal(bad?.keyword, 'fulcrum_dataplane');
+    assert.equal(bad?.loc?.line, 2);
+  });
+
   it('lvs_sync_daemon: interface, instance (positional or inst), options with IPVS\'s defaults; every bad value located', () => {
     const inst = 'vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 1\n priority 100\n virtual_ipaddress { 10.0.0.1 }\n}\n';
     const g = (line: string): string => `global_defs {\n ${line}\n}\n${inst}`;

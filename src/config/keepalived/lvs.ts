@@ -10,7 +10,7 @@ import * as D from '../../model/defaults.js';
 import {
   SCHEDULER_NAMES, isSchedulerName,
   type AgentProbe, type Announce, type Checker, type DnsCheck, type CheckerConnection, type CheckerTiming, type CheckerType, type Family,
-  type ForwardingMethod, type GroupMember, type HttpUrl, type Persistence, type Protocol, type ProxyProtocolVersion, type RealServer,
+  type ForwardingMethod, type GroupMember, type KernelPlaneChoice, type HttpUrl, type Persistence, type Protocol, type ProxyProtocolVersion, type RealServer,
   type SchedFlag, type SchedulerName, type ScriptSpec, type ServiceEndpoint, type SorryServer, type TunnelSpec,
   type VirtualServer, type VirtualServerGroup,
 } from '../../model/types.js';
@@ -518,6 +518,7 @@ export function compileVirtualServer(v: Values, n: AstNode): VirtualServer | und
   let proxyProtocol: ProxyProtocolVersion | undefined;
   let smtpAlert: boolean | undefined;
   let ipFamily: Family | undefined;
+  let dataplane: KernelPlaneChoice | undefined;
   const rsNodes: AstNode[] = [];
   const flag = (f: SchedFlag): Handler => () => { flags.add(f); };
   dispatch(v.needBlock(n) ?? [], 'virtual_server', {
@@ -531,6 +532,8 @@ export function compileVirtualServer(v: Values, n: AstNode): VirtualServer | und
     ops: () => { ops = true; },
     // Fulcrum: one-arm full NAT — NAT connections reach the real servers from this address.
     fullnat_source: (x) => { fullnatSource = v.ip(x, 0)?.address ?? fullnatSource; },
+    // Fulcrum: which kernel plane forwards this DR/TUN service (overrides global_defs).
+    fulcrum_dataplane: (x) => { dataplane = v.oneOf(x, 0, ['xdp', 'nft'] as const) ?? dataplane; },
     persistence_engine: (x) => {
       const t = v.arg(x, 0, 'sip');
       if (t) persistenceEngine(t.text, t.loc, 'persistence_engine', v.sink);
@@ -593,7 +596,7 @@ export function compileVirtualServer(v: Values, n: AstNode): VirtualServer | und
   }
   const vs: VirtualServer = {
     endpoint: endpointFinal, protocol, scheduler, schedFlags: [...flags].sort(), method: m.method, tunnel: m.tunnel,
-    persistence, ops, ...(fullnatSource !== undefined ? { fullnatSource } : {}), delayLoop: t.delayLoop ?? D.DEFAULT_DELAY_LOOP, quorum, hysteresis, quorumUp, quorumDown, sorryServer,
+    persistence, ops, ...(fullnatSource !== undefined ? { fullnatSource } : {}), ...(dataplane !== undefined ? { dataplane } : {}), delayLoop: t.delayLoop ?? D.DEFAULT_DELAY_LOOP, quorum, hysteresis, quorumUp, quorumDown, sorryServer,
     inhibitOnFailure, alpha: t.alpha ?? false, omega, haSuspend, virtualhost, proxyProtocol, realServers,
     ...(announce ? { announce } : {}), loc: n.keyword.loc,
   };

@@ -195,6 +195,7 @@ export function compileGlobalDefs(v: Values, nodes: readonly AstNode[]): GlobalD
       vrrp_notify_fifo_script: (n) => { v.noBlock(n); g.vrrpNotifyFifoScript = v.script(n) ?? g.vrrpNotifyFifoScript; },
       lvs_notify_fifo_script: (n) => { v.noBlock(n); g.lvsNotifyFifoScript = v.script(n) ?? g.lvsNotifyFifoScript; },
       lvs_sync_daemon: (n) => { g.lvsSyncDaemon = lvsSyncDaemon(v, n) ?? g.lvsSyncDaemon; },
+      fulcrum_dataplane: (n) => { g.dataplane = v.oneOf(n, 0, ['xdp', 'nft'] as const) ?? g.dataplane; v.extra(n, 1); },
       hash_seed: (n) => {
         const t = v.arg(n, 0, 'a 32-bit seed (decimal or 0x hex)');
         if (!t) return;

@@ -1,0 +1,134 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { FakeBpf } from '../../sys/fake-bpf.js';
+import { FakeXdpHost } from '../../sys/xdp-host.js';
+import { dataPlaneCompliance, serverSpec, serviceSpec } from '../compliance.js';
+import { DataPlaneErrorCode } from '../types.js';
+import { XdpDataPlane } from './plane.js';
+import {
+  BackendFlag, connEntry, decodeBackend, MAX_SLOTS, serviceKey, u32Key,
+} from './layout.js';
+
+const PIN = '/fake/bpf/fulcrum';
+
+function lab(): { bpf: FakeBpf; host: FakeXdpHost; plane: (o?: { keepOnClose?: boolean; mono?: () => bigint }) => XdpDataPlane } {
+  const bpf = new FakeBpf(2);
+  const host = new FakeXdpHost();
+  host.links.set('eth0', { ifindex: 2, mac: '02:00:00:00:00:02' });
+  host.routes.set('default', { device: 'eth0', gateway: null, source: '10.0.0.2' });
+  host.addresses.set('10.0.0.100', 'eth0');
+  host.neighbourTable.set('10.0.0.11@eth0', '02:00:00:00:00:11');
+  host.neighbourTable.set('10.0.0.12@eth0', '02:00:00:00:00:12');
+  const plane = (o: { keepOnClose?: boolean; mono?: () => bigint } = {}): XdpDataPlane => new XdpDataPlane({
+    bpf, host, objectPath: '/fake/fulcrum_xdp.o', pinDir: PIN, pollMs: 3_600_000, keepOnClose: o.keepOnClose ?? false, now: () => 0,
+    monoNs: o.mono ?? (() => 0n),
+  });
+  return { bpf, host, plane };
+}
+
+dataPlaneCompliance('XdpDataPlane (FakeBpf)', () => {
+  const l = lab();
+  let port = 7000;
+  return Promise.resolve({ plane: l.plane(), address: '127.0.0.1', method: 'dr' as const, freePort: () => Promise.resolve(port++) });
+});
+
+const VIP = '10.0.0.100';
+const svc = serviceSpec(VIP, 80, 'dr', { plane: 'xdp' });
+const rs = (last: number, weight: number): ReturnType<typeof serverSpec> => serverSpec(`10.0.0.${last}`, 80, weight, 'dr');
+
+/** The slot table of service `id` as written: backend ids. */
+function slotsOf(bpf: FakeBpf, id: number, n: number): number[] {
+  const m = bpf.entries(PIN, 'slots');
+  return Array.from({ length: n }, (_, i) => m.get(u32Key(id * MAX_SLOTS + i).toString('hex'))?.readUInt32LE(0) ?? 0);
+}
+
+test('XDP plane: a DR service becomes a services entry, a wrr slot table and resolved backends; xdp_root on the VIP device', async () => {
+  const { bpf, plane } = lab();
+  const p = plane();
+  const r = await p.apply({ ops: [
+    { op: 'add-service', service: svc },
+    { op: 'add-server', service: svc.key, server: rs(11, 3) },
+    { op: 'add-server', service: svc.key, server: rs(12, 1) },
+  ] });
+  assert.deepEqual(r.failed, []);
+  const services = bpf.entries(PIN, 'services');
+  const v = services.get(serviceKey('inet', VIP, 'tcp', 80).toString('hex'));
+  assert.ok(v, 'the service key is written');
+  const id = v.readUInt32LE(0);
+  assert.equal(v.readUInt32LE(4), 32, 'wrr: 32 slots');
+  const slots = slotsOf(bpf, id, 32);
+  const backends = new Map([...bpf.entries(PIN, 'backends')].map(([k, b]) => [Buffer.from(k, 'hex').readUInt32LE(0), decodeBackend(b)]));
+  const idOf = (addr: string): number => [...backends].find(([, b]) => b.address === addr)?.[0] ?? -1;
+  assert.equal(slots.filter((x) => x === idOf('10.0.0.11')).length, 24, 'weight 3 of 4: 24 of 32 slots');
+  assert.equal(slots.filter((x) => x === idOf('10.0.0.12')).length, 8);
+  for (const b of backends.values()) assert.equal(b.flags, BackendFlag.live | BackendFlag.resolved);
+  assert.equal(bpf.programName(bpf.xdpAttached(2)), 'xdp_root', 'xdp_root attached to the VIP device');
+  // The balancer is in the root's program array.
+  assert.ok(bpf.entries(PIN, 'root_progs').get(u32Key(0).toString('hex')));
+
+  // A drain: the server leaves the slots, stays a live backend (its flows go on).
+  await p.apply({ ops: [{ op: 'weight', service: svc.key, key: '10.0.0.12:80', weight: 0 }] });
+  assert.equal(slotsOf(bpf, id, 32).filter((x) => x === idOf('10.0.0.12')).length, 0);
+  // A removal with a connection still on it: trashed (not live) until the connection ends.
+  const conn = connEntry({ client: '10.0.0.1', sport: 40000, service: id, dport: 80, backend: idOf('10.0.0.12'), closing: false, lastNs: 0n });
+  bpf.update(p['fd']('conns'), conn.key, conn.value);
+  await p.apply({ ops: [{ op: 'remove-server', service: svc.key, key: '10.0.0.12:80' }] });
+  const trashed = (): number | undefined => decodeBackend(bpf.lookup(p['fd']('backends'), u32Key(idOf('10.0.0.12')), 64) ?? Buffer.alloc(64)).flags;
+  assert.equal(trashed(), BackendFlag.resolved, 'trashed: resolved, not live');
+  await p.poll();
+  assert.equal(trashed(), BackendFlag.resolved, 'kept while its connection lives');
+  assert.equal((await p.connections()).length, 1);
+  bpf.delete(p['fd']('conns'), conn.key);
+  await p.poll();
+  assert.equal(trashed(), 0, 'freed once its connections ended');
+  await p.close(0);
+  assert.equal(bpf.xdpAttached(2), 0, 'detached on close');
+  assert.equal(bpf.pinned.has(PIN), false, 'unpinned on close');
+});
+
+test('XDP plane: refuses fwmark services and NAT with stable codes', async () => {
+  const { plane } = lab();
+  const p = plane();
+  const fw = { ...svc, key: 'fwmark 7', endpoint: { kind: 'fwmark' as const, family: 'inet' as const, mark: 7 }, listen: [] };
+  const r = await p.apply({ ops: [
+    { op: 'add-service', service: fw },
+    { op: 'add-service', service: { ...svc, method: 'nat' } },
+    { op: 'add-service', service: svc },
+    { op: 'add-server', service: svc.key, server: { ...rs(11, 1), method: 'nat' } },
+  ] });
+  assert.deepEqual(r.failed.map((f) => f.code), [DataPlaneErrorCode.UNSUPPORTED, DataPlaneErrorCode.UNSUPPORTED, DataPlaneErrorCode.UNSUPPORTED]);
+  assert.match(r.failed[0]?.message ?? '', /firewall mark/);
+  await p.close(0);
+});
+
+test('XDP plane: an unresolved real server is solicited, written unresolved, and resolved by the poll', async () => {
+  const { bpf, host, plane } = lab();
+  const p = plane();
+  await p.apply({ ops: [{ op: 'add-service', service: svc }, { op: 'add-server', service: svc.key, server: rs(13, 1) }] });
+  assert.deepEqual(host.solicited, ['10.0.0.13@eth0']);
+  const b = (): number => decodeBackend([...bpf.entries(PIN, 'backends').values()][0] ?? Buffer.alloc(64)).flags;
+  assert.equal(b(), BackendFlag.live);
+  host.neighbourTable.set('10.0.0.13@eth0', '02:00:00:00:00:13');
+  await p.poll();
+  assert.equal(b(), BackendFlag.live | BackendFlag.resolved);
+  await p.close(0);
+});
+
+test('XDP plane: a new run takes over the pinned maps — same service and backend ids, xdp_root kept', async () => {
+  const { bpf, plane } = lab();
+  const first = plane({ keepOnClose: true });
+  await first.apply({ ops: [{ op: 'add-service', service: svc }, { op: 'add-server', service: svc.key, server: rs(11, 1) }, { op: 'add-server', service: svc.key, server: rs(12, 1) }] });
+  const before = new Map(bpf.entries(PIN, 'backends'));
+  const svcBefore = bpf.entries(PIN, 'services').get(serviceKey('inet', VIP, 'tcp', 80).toString('hex'))?.readUInt32LE(0);
+  const rootId = bpf.xdpAttached(2);
+  await first.close(0);
+  assert.equal(bpf.xdpAttached(2), rootId, 'kept attached');
+  const second = plane();
+  // The order differs: ids must come from the pinned maps, not from the order.
+  await second.apply({ ops: [{ op: 'add-service', service: svc }, { op: 'add-server', service: svc.key, server: rs(12, 1) }, { op: 'add-server', service: svc.key, server: rs(11, 1) }] });
+  assert.equal(bpf.loads, 2);
+  assert.equal(bpf.entries(PIN, 'services').get(serviceKey('inet', VIP, 'tcp', 80).toString('hex'))?.readUInt32LE(0), svcBefore);
+  assert.deepEqual(new Map(bpf.entries(PIN, 'backends')), before, 'each real server kept its id');
+  assert.equal(bpf.xdpAttached(2), rootId, 'xdp_root not re-attached');
+  await second.close(0);
+});

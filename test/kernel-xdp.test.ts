@@ -1,0 +1,138 @@
+/**
+ * The XDP plane (`fulcrum_dataplane xdp`), LVS-DR end to end in network namespaces: the
+ * nftables plane's DR tests, run against the XDP program on the director's veth in native
+ * (driver) mode, and a program replacement under load. Root only (CI runs as root).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { isRoot, until, type Lab } from '../src/testing/netns.js';
+import {
+  addAddress, adm, answersFromAll, byDirection, capture, curl, drLab, serveHttp, startDirector, udpAsk, udpServer,
+} from '../src/testing/lvs-lab.js';
+import { httpLoopScript } from '../src/testing/http-loop.js';
+import { withTempDir } from '../src/testing/index.js';
+import { attachedProgram, ensureXdpProgram, fullChecksums, passOnSwitchPort, testBpfDir } from '../src/testing/xdp-lab.js';
+
+const skip = isRoot() ? false : 'needs root (network namespaces, XDP)';
+const VIP = '10.62.0.100';
+const VIP6 = 'fd62::100';
+
+type T = { after(fn: () => Promise<void>): void };
+
+/** Client, director (XDP on eth0, its switch port able to take XDP_TX) and `servers` HTTP real servers. */
+async function xdpLab(t: T, prefix: string, servers: number): Promise<{ lab: Lab; bpfDir: string }> {
+  ensureXdpProgram();
+  const lab = drLab(t, prefix, { net: '10.62.0', v6: 'fd62', vip: VIP, servers });
+  passOnSwitchPort(lab, 'd');
+  fullChecksums(lab, 'c');
+  await serveHttp(lab, [80], Array.from({ length: servers }, (_, i) => `r${i + 1}`));
+  return { lab, bpfDir: testBpfDir(t, prefix) };
+}
+
+function xdpConfig(servers: number, o: { algo?: string; extra?: string; vip?: string; global?: boolean } = {}): string {
+  const vip = o.vip ?? VIP;
+  const base = vip.includes(':') ? 'fd62::' : '10.62.0.';
+  const rs = Array.from({ length: servers }, (_, i) => `  real_server ${base}${11 + i} 80 {\n    weight 1\n    TCP_CHECK {\n      connect_timeout 1\n    }\n  }\n`).join('');
+  const g = o.global === false ? '' : 'global_defs {\n  fulcrum_dataplane xdp\n}\n';
+  const local = o.global === false ? '  fulcrum_dataplane xdp\n' : '';
+  return `${g}virtual_server ${vip} 80 {\n  delay_loop 1\n  lb_algo ${o.algo ?? 'rr'}\n  lb_kind DR\n  protocol TCP\n${local}${o.extra ?? ''}${rs}}\n`;
+}
+
+/** Start the HTTP loop in the client; resolves to its result once it printed it. */
+function requestLoop(lab: Lab, url: string, count: number, gapMs: number): () => Promise<{ ok: number; failed: number; by: Record<string, number>; kept: Record<string, number>; errors: string[] }> {
+  const loop = lab.spawn('c', process.execPath, ['-e', httpLoopScript(url, count, gapMs)]);
+  let out = '';
+  loop.stdout?.on('data', (b: Buffer) => { out += b.toString(); });
+  return async () => {
+    await until(() => out.includes('}'), 90_000, 'the loop to finish', 100);
+    return JSON.parse(out) as { ok: number; failed: number; by: Record<string, number>; kept: Record<string, number>; errors: string[] };
+  };
+}
+
+test('XDP DR: both real servers answer and see the client; no reply passes the director; the program forwards, not nftables', { skip, timeout: 180_000 }, (t) => withTempDir(async (dir) => {
+  const { lab, bpfDir } = await xdpLab(t, 'fkx1', 2);
+  const d = await startDirector(lab, 'd', dir, xdpConfig(2), ['--bpf-dir', bpfDir]);
+  const dump = await capture(lab, 'd', 'tcp port 80');
+  const answers = await answersFromAll(lab, 'c', `http://${VIP}/`, 2, 6);
+  for (const a of answers) assert.match(a, /^r[12] 10\.62\.0\.1$/, 'each real server saw the client address');
+  const seen = await dump.stop();
+  const { requests, replies } = byDirection(seen, VIP, 80);
+  assert.deepEqual(replies, [], 'no reply packet went through the director');
+  // XDP takes the requests before the kernel's taps: tcpdump on the director sees none of them.
+  assert.equal(requests.length, 0, `requests reached the director's stack: ${requests.slice(0, 3).join(' | ')}`);
+  assert.equal(attachedProgram(lab, 'd'), 'xdp_root');
+  assert.throws(() => lab.exec('d', 'nft', ['list', 'table', 'netdev', 'fulcrum']), 'no nftables DR table');
+  await sleep(1500);
+  const stats = adm(d.socket, ['-L', '-n', '--stats']);
+  for (const rs of ['10.62.0.11:80', '10.62.0.12:80']) {
+    const row = stats.split('\n').find((l) => l.includes(rs)) ?? '';
+    assert.ok(Number(row.trim().split(/\s+/)[2]) > 0, `${rs} counted connections: ${row}`);
+  }
+  const conns = adm(d.socket, ['-L', '-n', '-c']);
+  assert.match(conns, /10\.62\.0\.1:\d+\s+10\.62\.0\.100:80\s+10\.62\.0\.1[12]:80/, `the connection table lists flows:\n${conns}`);
+}));
+
+test('XDP DR: weight changes, a drain and a removal under a request loop fail no request; the keep-alive flow stays put', { skip, timeout: 180_000 }, (t) => withTempDir(async (dir) => {
+  const { lab, bpfDir } = await xdpLab(t, 'fkx2', 3);
+  const d = await startDirector(lab, 'd', dir, xdpConfig(3, { algo: 'wrr', global: false }), ['--bpf-dir', bpfDir]);
+  await until(() => curl(lab, 'c', `http://${VIP}/`) !== null, 20_000, 'service up', 100);
+  const result = requestLoop(lab, `http://${VIP}/`, 300, 10);
+  const svc = `${VIP}:80`;
+  await sleep(700);
+  adm(d.socket, ['-e', '-t', svc, '-r', '10.62.0.11:80', '-g', '-w', '5']);
+  await sleep(700);
+  adm(d.socket, ['-e', '-t', svc, '-r', '10.62.0.12:80', '-g', '-w', '0']);
+  await sleep(700);
+  adm(d.socket, ['-d', '-t', svc, '-r', '10.62.0.13:80']);
+  await sleep(700);
+  adm(d.socket, ['-a', '-t', svc, '-r', '10.62.0.13:80', '-g', '-w', '2']);
+  const r = await result();
+  assert.equal(r.failed, 0, `failed requests: ${r.errors.join('; ')}`);
+  assert.ok(r.ok >= 300, `${r.ok} requests answered`);
+  assert.ok((r.by['r1'] ?? 0) > (r.by['r2'] ?? 0), `weight 5 took more than the drained server: ${JSON.stringify(r.by)}`);
+  assert.equal(Object.keys(r.kept).length, 1, `the keep-alive connection stayed on one server: ${JSON.stringify(r.kept)}`);
+}));
+
+test('XDP DR: persistence keeps a client on one real server; IPv6 and UDP services forward too', { skip, timeout: 180_000 }, (t) => withTempDir(async (dir) => {
+  const { lab, bpfDir } = await xdpLab(t, 'fkx3', 2);
+  addAddress(lab, 'd', VIP6);
+  for (const h of ['r1', 'r2']) {
+    lab.exec(h, 'ip', ['-6', 'addr', 'add', `${VIP6}/128`, 'dev', 'lo']);
+    udpServer(lab, h, VIP, 53);
+  }
+  const udp = `virtual_server ${VIP} 53 {\n  lb_algo rr\n  lb_kind DR\n  protocol UDP\n  real_server 10.62.0.11 53 {\n  }\n  real_server 10.62.0.12 53 {\n  }\n}\n`;
+  const config = xdpConfig(2, { extra: '  persistence_timeout 30\n' }) + xdpConfig(2, { vip: VIP6 }).replace(/^global_defs \{[^}]*\}\n/, '') + udp;
+  await startDirector(lab, 'd', dir, config, ['--bpf-dir', bpfDir]);
+  await until(() => curl(lab, 'c', `http://${VIP}/`) !== null, 20_000, 'service up', 100);
+  const held = new Set<string>();
+  for (let i = 0; i < 8; i++) held.add((curl(lab, 'c', `http://${VIP}/`) ?? 'failed').split(' ')[0] ?? '');
+  assert.equal(held.size, 1, `one server while persistent: ${[...held].join(',')}`);
+  const six = await answersFromAll(lab, 'c', `http://[${VIP6}]/`, 2, 4);
+  for (const a of six) assert.match(a, /^r[12] fd62::1$/, 'IPv6: each real server saw the client');
+  const answers = udpAsk(lab, 'c', VIP, 53, 6);
+  assert.equal(answers.filter((a) => a === 'timeout').length, 0, `UDP answers: ${answers.join(', ')}`);
+  assert.equal(new Set(answers.map((a) => a.split(' ')[0])).size, 2, `UDP over both servers: ${answers.join(', ')}`);
+}));
+
+test('XDP DR: replacing the director (a new run takes over the pinned maps) under a request loop fails no request', { skip, timeout: 180_000 }, (t) => withTempDir(async (dir) => {
+  const { lab, bpfDir } = await xdpLab(t, 'fkx4', 2);
+  const first = await startDirector(lab, 'd', dir, xdpConfig(2), ['--bpf-dir', bpfDir, '--keep-forwarding']);
+  await until(() => curl(lab, 'c', `http://${VIP}/`) !== null, 20_000, 'service up', 100);
+  const result = requestLoop(lab, `http://${VIP}/`, 250, 10);
+  await sleep(800);
+  first.child.kill('SIGTERM');
+  await until(() => first.child.exitCode !== null || first.child.signalCode !== null, 20_000, 'the first director to stop', 50);
+  assert.equal(attachedProgram(lab, 'd'), 'xdp_root', 'the program stays attached between runs');
+  await sleep(500);
+  const second = await startDirector(lab, 'd', dir, xdpConfig(2), ['--bpf-dir', bpfDir]);
+  const r = await result();
+  assert.equal(r.failed, 0, `failed requests: ${r.errors.join('; ')}`);
+  assert.equal(Object.keys(r.kept).length, 1, `the keep-alive connection stayed on one server: ${JSON.stringify(r.kept)}`);
+  await sleep(1200);
+  const stats = adm(second.socket, ['-L', '-n', '--stats']);
+  assert.match(stats, /10\.62\.0\.11:80/);
+  second.child.kill('SIGTERM');
+  await until(() => second.child.exitCode !== null || second.child.signalCode !== null, 20_000, 'the second director to stop', 50);
+  assert.equal(attachedProgram(lab, 'd'), '', 'detached when stopped without --keep-forwarding');
+}));
