@@ -6,7 +6,7 @@ import tseslint from 'typescript-eslint';
 export default tseslint.config({
   files: ['src/**/*.ts'],
   // Test code (suites, compliance suites, helpers) hands its promises to node:test.
-  ignores: ['src/**/*.test.ts', 'src/**/compliance.ts', 'src/testing/**'],
+  ignores: ['src/**/*.test.ts', 'src/**/compliance.ts', 'src/**/*-compliance.ts', 'src/testing/**'],
   languageOptions: { parser: tseslint.parser, parserOptions: { project: './tsconfig.json' } },
   plugins: { '@typescript-eslint': tseslint.plugin },
   rules: {

@@ -3,15 +3,17 @@
  * nftables plane's DR tests, run against the XDP program on the director's veth in native
  * (driver) mode, and a program replacement under load. Root only (CI runs as root).
  */
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isRoot, until, type Lab } from '../src/testing/netns.js';
+import { isRoot, testLab, until, type Lab } from '../src/testing/netns.js';
 import {
-  addAddress, adm, answersFromAll, byDirection, capture, curl, drLab, serveHttp, startDirector, udpAsk, udpServer,
+  addAddress, adm, answersFromAll, byDirection, capture, curl, drLab, realserver, serveHttp, startDirector, udpAsk, udpServer,
 } from '../src/testing/lvs-lab.js';
 import { httpLoopScript } from '../src/testing/http-loop.js';
-import { withTempDir } from '../src/testing/index.js';
+import { repoRoot, withTempDir } from '../src/testing/index.js';
 import { attachedProgram, ensureXdpProgram, fullChecksums, passOnSwitchPort, testBpfDir } from '../src/testing/xdp-lab.js';
 
 const skip = isRoot() ? false : 'needs root (network namespaces, XDP)';
@@ -136,3 +138,37 @@ test('XDP DR: replacing the director (a new run takes over the pinned maps) unde
   await until(() => second.child.exitCode !== null || second.child.signalCode !== null, 20_000, 'the second director to stop', 50);
   assert.equal(attachedProgram(lab, 'd'), '', 'detached when stopped without --keep-forwarding');
 }));
+
+test('XDP TUN: the program wraps requests in VXLAN to each real server; no tunnel device on the director', { skip, timeout: 180_000 }, (t) => withTempDir(async (dir) => {
+  ensureXdpProgram();
+  const lab = drLab(t, 'fkx5', { net: '10.62.0', v6: 'fd62', vip: VIP, servers: 0 });
+  passOnSwitchPort(lab, 'd');
+  fullChecksums(lab, 'c');
+  for (const [name, addr] of [['r1', '10.62.0.11'], ['r2', '10.62.0.12']] as const) {
+    lab.host(name, addr);
+    const r = realserver(lab, name, ['start', '--vip', VIP, '--mode', 'tun', '--state-dir', `${dir}/${name}`]);
+    assert.equal(r.code, 0, r.out);
+  }
+  await serveHttp(lab, [80], ['r1', 'r2']);
+  const bpfDir = testBpfDir(t, 'fkx5');
+  await startDirector(lab, 'd', dir, `global_defs {\n  fulcrum_dataplane xdp\n}\nvirtual_server ${VIP} 80 {\n  delay_loop 1\n  lb_algo rr\n  lb_kind TUN\n  real_server 10.62.0.11 80 {\n  }\n  real_server 10.62.0.12 80 {\n  }\n}\n`, ['--bpf-dir', bpfDir]);
+  const seen = await answersFromAll(lab, 'c', `http://${VIP}/`, 2, 4);
+  for (const a of seen) assert.match(a, /^r[12] 10\.62\.0\.1$/, 'the real server saw the client');
+  assert.doesNotMatch(lab.exec('d', 'ip', ['-d', 'link', 'show']), /vxlan/, 'the program encapsulates: no tunnel device');
+  assert.match(lab.exec('r1', 'ip', ['-s', 'link', 'show', 'fulcrum0']), /RX:.*\n\s+[1-9]\d*/, 'r1 received on its tunnel device');
+}));
+
+test('libbpf: the Bpf compliance suite against the kernel, with the real program, in a namespace', { skip, timeout: 120_000 }, (t) => {
+  ensureXdpProgram();
+  const lab = testLab(t, 'fkx6');
+  lab.host('a', '10.62.9.1');
+  const bpfDir = testBpfDir(t, 'fkx6');
+  const ifindex = (JSON.parse(lab.exec('a', 'ip', ['-j', 'link', 'show', 'dev', 'eth0'])) as { ifindex: number }[])[0]?.ifindex ?? 0;
+  const suite = path.join(repoRoot(), 'dist', 'src', 'sys', 'bpf-kernel-suite.js');
+  // A test runner of its own (without this runner's NODE_TEST_CONTEXT, which would make it report to us in binary).
+  const env: NodeJS.ProcessEnv = { ...process.env, FULCRUM_BPF_PIN_DIR: bpfDir, FULCRUM_BPF_IFINDEX: String(ifindex) };
+  delete env['NODE_TEST_CONTEXT'];
+  const r = spawnSync('ip', ['netns', 'exec', `${lab.prefix}-a`, process.execPath, '--test', '--test-reporter=spec', suite], { encoding: 'utf8', timeout: 90_000, env });
+  assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+  assert.match(r.stdout, /ℹ pass 3\n/);
+});

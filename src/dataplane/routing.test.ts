@@ -25,3 +25,25 @@ test('routing: services go to the plane of their method, the kernel plane is bui
   assert.deepEqual(proxy.stats(), []);
   assert.deepEqual(kernel.stats().map((s) => [s.spec.key, s.servers.length]), [[a.key, 1]], 'moved with its real server');
 });
+
+test('routing: a slot with `accepts` takes only the services it says yes to; choosing another plane moves the service', async () => {
+  const xdp = new FakeDataPlane();
+  const nft = new FakeDataPlane();
+  let usable = true;
+  const p = new RoutingDataPlane([
+    { methods: ['dr', 'tun'], accepts: (s) => s.plane === 'xdp' && usable, make: () => xdp },
+    { methods: ['nat', 'dr', 'tun'], make: () => nft },
+  ]);
+  const a = serviceSpec('127.0.0.1', 1, 'dr', { plane: 'xdp' });
+  const b = serviceSpec('127.0.0.1', 2, 'dr');
+  const c = serviceSpec('127.0.0.1', 3, 'nat', { plane: 'xdp' });
+  await p.apply({ ops: [{ op: 'add-service', service: a }, { op: 'add-service', service: b }, { op: 'add-service', service: c }] });
+  assert.deepEqual(xdp.stats().map((s) => s.spec.key), [a.key]);
+  assert.deepEqual(nft.stats().map((s) => s.spec.key), [b.key, c.key], 'DR without the choice, and NAT, stay on nftables');
+  await p.apply({ ops: [{ op: 'edit-service', service: { ...a, plane: undefined } }] });
+  assert.deepEqual(xdp.stats(), [], 'dropping the choice moves it to nftables');
+  usable = false;
+  const d = serviceSpec('127.0.0.1', 4, 'dr', { plane: 'xdp' });
+  await p.apply({ ops: [{ op: 'add-service', service: d }] });
+  assert.ok(nft.stats().some((s) => s.spec.key === d.key), 'XDP unusable: the service goes to nftables');
+});

@@ -9,7 +9,12 @@ import type { Bpf, BpfEntry, BpfObject } from './bpf.js';
 interface FakeMap {
   readonly fd: number;
   readonly entries: Map<string, Buffer>;
+  /** An array map: every index exists, zeroed until written. */
+  readonly array: boolean;
 }
+
+/** The program's array maps (the others are hashes). */
+const ARRAYS = new Set(['slots', 'backends', 'rr_cursor', 'svc_stats', 'be_stats', 'xstats', 'root_progs']);
 
 const PROGRAMS = ['xdp_root', 'xdp_balancer'] as const;
 
@@ -51,7 +56,7 @@ export class FakeBpf implements Bpf {
       mapFd: (name) => {
         let m = byName.get(name);
         if (!m) {
-          m = { fd: this.nextFd++, entries: new Map() };
+          m = { fd: this.nextFd++, entries: new Map(), array: ARRAYS.has(name) };
           this.maps.set(m.fd, m);
           byName.set(name, m);
         }
@@ -86,8 +91,9 @@ export class FakeBpf implements Bpf {
   }
 
   lookup(mapFd: number, key: Buffer, valueSize: number): Buffer | null {
-    const v = this.map(mapFd).entries.get(key.toString('hex'));
-    if (!v) return null;
+    const m = this.map(mapFd);
+    const v = m.entries.get(key.toString('hex'));
+    if (!v) return m.array ? Buffer.alloc(valueSize) : null;
     const out = Buffer.alloc(valueSize);
     v.copy(out);
     return out;

@@ -132,3 +132,23 @@ test('XDP plane: a new run takes over the pinned maps — same service and backe
   assert.equal(bpf.xdpAttached(2), rootId, 'xdp_root not re-attached');
   await second.close(0);
 });
+
+test('XDP plane: what a previous run left and the new configuration lacks is dropped at the first poll, not before', async () => {
+  const { bpf, plane } = lab();
+  const other = serviceSpec(VIP, 443, 'dr', { plane: 'xdp' });
+  const first = plane({ keepOnClose: true });
+  await first.apply({ ops: [
+    { op: 'add-service', service: svc }, { op: 'add-server', service: svc.key, server: rs(11, 1) },
+    { op: 'add-service', service: other }, { op: 'add-server', service: other.key, server: rs(12, 1) },
+  ] });
+  await first.close(0);
+  const second = plane();
+  await second.apply({ ops: [{ op: 'add-service', service: svc }, { op: 'add-server', service: svc.key, server: rs(11, 1) }] });
+  const has443 = (): boolean => bpf.entries(PIN, 'services').has(serviceKey('inet', VIP, 'tcp', 443).toString('hex'));
+  assert.equal(has443(), true, 'kept until the first poll (another plan may still claim it)');
+  await second.poll();
+  assert.equal(has443(), false, 'dropped at the first poll');
+  const live = [...bpf.entries(PIN, 'backends').values()].map(decodeBackend).filter((b) => b.flags !== 0).map((b) => b.address);
+  assert.deepEqual(live, ['10.0.0.11'], 'the unclaimed real server is freed');
+  await second.close(0);
+});

@@ -447,6 +447,7 @@ export class XdpDataPlane implements DataPlane {
     if (!this.obj || this.closed) return;
     const bpf = this.o.bpf;
     this.polls++;
+    if (this.polls === 1) this.dropUnclaimed();
     const cpus = bpf.possibleCpus();
     const now = this.monoNs();
     const byId = new Map([...this.services.values()].map((s) => [s.id, s]));
@@ -512,6 +513,19 @@ export class XdpDataPlane implements DataPlane {
       bpf.update(this.fd('backends'), u32Key(b.id), Buffer.alloc(BACKEND_SIZE));
       this.backends.delete(b.id);
     }
+  }
+
+  /**
+   * What a previous run left and this one's configuration no longer has: its service entries
+   * (their VIPs stop being forwarded) and real servers. Done at the first poll, a second
+   * after the first plan — the initial configuration can reach this plane in several plans
+   * (the routing plane batches by plane), and each takes back its ids first.
+   */
+  private dropUnclaimed(): void {
+    const bpf = this.o.bpf;
+    for (const hex of this.adopted.services.keys()) bpf.delete(this.fd('services'), Buffer.from(hex, 'hex'));
+    for (const id of this.adopted.backends.values()) bpf.update(this.fd('backends'), u32Key(id), Buffer.alloc(BACKEND_SIZE));
+    this.adopted = { services: new Map(), backends: new Map() };
   }
 
   /** The program's per-reason counters (forwarded, no-server, no-neighbour, …). */
