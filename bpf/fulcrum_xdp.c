@@ -110,6 +110,13 @@ struct conn_val {
 	__u32 backend;
 	__u32 flags;
 	__u64 last_ns;
+	__u64 pkts; /* packets seen, up to 64 (connection sync sends a flow once it has sync_threshold) */
+};
+
+/* A device the program is attached to: frames not addressed to its MAC are not ours. */
+struct device {
+	__u8 mac[6];
+	__u16 pad;
 };
 
 struct tpl_key {
@@ -205,6 +212,14 @@ struct {
 } xstats SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, struct device);
+	PIN;
+} devices SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
@@ -246,6 +261,12 @@ static __always_inline __u32 mix(__u32 a, __u32 b, __u32 c)
 static __always_inline __u32 hash_addr(const __u32 *a, __u32 seed)
 {
 	return mix(a[0] ^ a[2], a[1] ^ a[3], seed);
+}
+
+/* Byte by byte: clang has no inline memcmp for the BPF target. */
+static __always_inline int mac_equal(const __u8 *a, const __u8 *b)
+{
+	return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4]) | (a[5] ^ b[5])) == 0;
 }
 
 struct flow {
@@ -360,6 +381,12 @@ int xdp_balancer(struct xdp_md *ctx)
 	void *l4;
 	if ((void *)(eth + 1) > end)
 		return XDP_PASS;
+	/* A frame for another host (flooded by a switch, or seen in promiscuous mode) is not
+	 * ours to forward: a backup director must not duplicate the master's traffic. */
+	__u32 ifindex_in = ctx->ingress_ifindex;
+	struct device *dev = bpf_map_lookup_elem(&devices, &ifindex_in);
+	if (!dev || !mac_equal(dev->mac, eth->h_dest))
+		return XDP_PASS;
 	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = (void *)(eth + 1);
 		if ((void *)(ip + 1) > end)
@@ -466,7 +493,7 @@ int xdp_balancer(struct xdp_md *ctx)
 		}
 		new_conn = 1;
 		if (!(svc->flags & SF_OPS)) {
-			struct conn_val nv = { .backend = bid, .flags = f.fin ? CF_CLOSING : 0, .last_ns = now };
+			struct conn_val nv = { .backend = bid, .flags = f.fin ? CF_CLOSING : 0, .last_ns = now, .pkts = 1 };
 			bpf_map_update_elem(&conns, &ck, &nv, BPF_ANY);
 		}
 		xcount(X_NEW);
@@ -474,6 +501,9 @@ int xdp_balancer(struct xdp_md *ctx)
 		/* Refresh at most every 100 ms: a write per packet would bounce the cache line. */
 		if (now - cv->last_ns > 100000000ULL)
 			cv->last_ns = now;
+		/* Counted up to 64 only (enough for the sync threshold), then no more writes. */
+		if (cv->pkts < 64)
+			cv->pkts += 1;
 		if (f.fin && !(cv->flags & CF_CLOSING)) {
 			cv->flags |= CF_CLOSING;
 			cv->last_ns = now;

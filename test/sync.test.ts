@@ -12,6 +12,7 @@ import { isRoot, testLab, until, type Lab } from '../src/testing/netns.js';
 import { addAddress, curl, echoServer, ensureKernelTools, httpServer, listening, longLived, realserver } from '../src/testing/lvs-lab.js';
 import { logEvent, startFulcrum, vrrpInstance, type Proc } from '../src/testing/vrrp-lab.js';
 import { withTempDir } from '../src/testing/index.js';
+import { ensureXdpProgram, fullChecksums, passOnSwitchPort, testBpfDir } from '../src/testing/xdp-lab.js';
 import { apiRequest } from '../src/api/client.js';
 import type { SyncStatus } from '../src/sync/index.js';
 import { decodeMessage } from '../src/sync/codec.js';
@@ -35,7 +36,7 @@ const NAT_VIP = '10.63.1.100';
  * servers on 10.63.0.0/24 routing through a second VRRP address (10.63.0.254) that moves
  * with the VIP.
  */
-async function directorPair(t: { after(fn: () => Promise<void>): void }, prefix: string, dir: string, o: { algo: string; sync: boolean; persistence?: number; kind?: 'DR' | 'NAT' | 'PROXY'; extra?: string }): Promise<Pair & { vip: string }> {
+async function directorPair(t: { after(fn: () => Promise<void>): void }, prefix: string, dir: string, o: { algo: string; sync: boolean; persistence?: number; kind?: 'DR' | 'NAT' | 'PROXY'; extra?: string; xdp?: boolean }): Promise<Pair & { vip: string }> {
   ensureKernelTools();
   const lab = testLab(t, prefix);
   const nat = o.kind === 'NAT';
@@ -60,6 +61,14 @@ async function directorPair(t: { after(fn: () => Promise<void>): void }, prefix:
       assert.equal(out.code, 0, out.out);
     }
   }
+  // The XDP plane: its maps pinned in a bpffs of the test's own, the directors' switch ports
+  // able to take XDP_TX frames, the client sending complete checksums (see xdp-lab.ts).
+  const bpf = o.xdp ? testBpfDir(t, prefix) : null;
+  if (o.xdp) {
+    ensureXdpProgram();
+    for (const d of ['d1', 'd2']) passOnSwitchPort(lab, d);
+    fullChecksums(lab, 'c');
+  }
   for (const r of ['r1', 'r2']) {
     echoServer(lab, r, 7000);
     httpServer(lab, r, 80);
@@ -69,18 +78,20 @@ async function directorPair(t: { after(fn: () => Promise<void>): void }, prefix:
     await listening(lab, r, 80);
   }
   const svc = (port: number): string => `virtual_server ${vip} ${port} {\n  delay_loop 1\n  lb_algo ${o.algo}\n  lb_kind ${o.kind ?? 'DR'}\n  protocol TCP\n`
-    + (o.persistence ? `  persistence_timeout ${o.persistence}\n` : '') + (o.extra ?? '')
+    + (o.persistence ? `  persistence_timeout ${o.persistence}\n` : '') + (o.extra ?? '') + (o.xdp ? '  fulcrum_dataplane xdp\n' : '')
     + servers.map((a) => `  real_server ${a} ${port} {\n    weight 1\n    TCP_CHECK {\n      connect_timeout 1\n    }\n  }\n`).join('') + '}\n';
   const conf = (priority: number): string =>
     (o.sync ? 'global_defs {\n  lvs_sync_daemon eth0 VI_1 id 7\n}\n' : '')
     + vrrpInstance({ vrid: 62, priority, version: 3, advert: 0.1, vip: nat ? `${vip}/32\n    10.63.0.254/24` : `${vip}/32` }) + svc(7000) + svc(80);
   const procs: (Proc & { socket: string })[] = [];
   for (const [i, host] of (['d1', 'd2'] as const).entries()) {
-    const p = startFulcrum(lab, host, dir, conf(i === 0 ? 254 : 250));
+    const p = startFulcrum(lab, host, dir, conf(i === 0 ? 254 : 250), bpf ? ['--bpf-dir', `${bpf}/${host}`] : []);
     await p.waitLine(logEvent('vrrp-transition', { to: i === 0 ? 'MASTER' : 'BACKUP' }), 15_000);
     procs.push(p);
   }
-  await until(() => curl(lab, 'c', `http://${vip}/`) !== null, 20_000, 'the service answers through the master', 100);
+  await until(() => curl(lab, 'c', `http://${vip}/`) !== null, 20_000, 'the service answers through the master', 100).catch((err: unknown) => {
+    throw new Error(`${err instanceof Error ? err.message : String(err)}\nd1:\n${procs[0]?.lines.filter((l) => /failed|E_/.test(l)).slice(0, 6).join('\n') ?? ''}\n${lab.exec('d1', 'ip', ['-d', 'link', 'show', 'dev', 'eth0'])}${lab.exec('d1', 'ip', ['neigh'])}`);
+  });
   return { lab, vip, d1: procs[0] as Proc & { socket: string }, d2: procs[1] as Proc & { socket: string } };
 }
 
@@ -163,6 +174,15 @@ for (const algo of ['wrr', 'lc']) {
     assert.equal(st.received.peer, '10.62.0.2');
   }));
 }
+
+test('sync (wrr, DR on the XDP plane): the master crashes under 50 long-lived connections and all 50 continue; flows are sent from their third packet', { skip, timeout: 150_000 }, (t) => withTempDir(async (dir) => {
+  const pair = await directorPair(t, `${PREFIX}x`, dir, { algo: 'wrr', sync: true, xdp: true });
+  const r = await crashUnderLoad(pair, true);
+  t.diagnostic(`XDP: ${r.n - r.broken}/${r.n} connections continued after the takeover (backup had installed ${r.installed}); servers ${JSON.stringify(r.by)}${r.broken ? `; broken: ${r.reasons.join(', ')}` : ''}`);
+  assert.equal(r.n, 50);
+  assert.equal(r.broken, 0, `broken connections: ${r.reasons.join(', ')}`);
+  assert.equal(pair.lab.exec('d2', 'ip', ['-d', 'link', 'show', 'dev', 'eth0']).includes('name xdp_root'), true, 'the backup forwards with XDP');
+}));
 
 test('sync (wrr, NAT): the master crashes under 50 long-lived connections and all 50 continue: the backup holds their conntrack entries with the NAT', { skip, timeout: 150_000 }, (t) => withTempDir(async (dir) => {
   const pair = await directorPair(t, `${PREFIX}n`, dir, { algo: 'wrr', sync: true, kind: 'NAT' });

@@ -146,12 +146,24 @@ export class RoutingDataPlane implements DataPlane {
     return (await Promise.all(this.built.map((p) => (p.syncExport ? p.syncExport() : Promise.resolve([]))))).flat();
   }
 
-  /** Each flow goes to the plane of its forwarding method; flows no built plane takes are refused. */
+  /**
+   * Each flow goes to the plane that holds its service (by protocol and address and port,
+   * the service's port 0, or fwmark), else to the plane of its forwarding method; flows no
+   * built plane takes are refused.
+   */
   async syncInstall(flows: readonly SyncedFlow[]): Promise<SyncInstallResult> {
     const by = new Map<DataPlane, SyncedFlow[]>();
     const refused = new Map<SyncInstallRefusal, number>();
+    const holder = new Map<string, number>();
+    for (const [key, e] of this.table.services) {
+      const i = this.owner.get(key);
+      if (i === undefined) continue;
+      if (e.spec.endpoint.kind === 'fwmark') holder.set(`fw|${e.spec.endpoint.mark}`, i);
+      for (const l of e.spec.listen) holder.set(`${e.spec.protocol}|${l.address}|${l.port}`, i);
+    }
     for (const f of flows) {
-      const i = this.slotFor(f.method);
+      const i = (f.fwmark !== 0 ? holder.get(`fw|${f.fwmark}`) : holder.get(`${f.protocol}|${f.virtual}|${f.vport}`) ?? holder.get(`${f.protocol}|${f.virtual}|0`))
+        ?? this.slotFor(f.method);
       const p = i < 0 ? null : this.planes[i];
       if (!p?.syncInstall) {
         refused.set(p ? 'unsupported' : 'no-service', (refused.get(p ? 'unsupported' : 'no-service') ?? 0) + 1);

@@ -250,6 +250,11 @@ export interface SyncedFlow {
   readonly state: SyncedState;
   /** Seconds a receiver keeps it without a refresh. */
   readonly timeout: number;
+  /**
+   * Packets the plane has seen on it, where the plane counts them (the XDP program, up to
+   * 64): a new flow is sent only once it reaches the sync threshold (IPVS's sync_threshold).
+   */
+  readonly packets?: number | undefined;
 }
 
 /** Why a synchronised flow was not installed (stable; the label of its counter). */

@@ -55,6 +55,17 @@ test('sender: new flows go at once, unchanged ones at half their timeout (or the
   assert.equal(s.due([flow(1)], 13).length, 1, 'after a reset (a new master) everything goes');
 });
 
+test('sender: a flow whose plane counts packets goes once it has sync_threshold (3) of them; one that does not count goes at once', () => {
+  const s = new SyncSender();
+  assert.equal(s.due([flow(1, { packets: 1 }), flow(2)], 0).length, 1, 'one packet: held back (a SYN alone is never synced)');
+  assert.equal(s.due([flow(1, { packets: 2 })], 1).length, 0);
+  assert.equal(s.due([flow(1, { packets: 3 })], 2).length, 1, 'the third packet: sent');
+  assert.equal(s.due([flow(1, { packets: 64 })], 3).length, 0, 'then refreshed on time, not by packets');
+  const strict = new SyncSender({ threshold: 10 });
+  assert.equal(strict.due([flow(1, { packets: 9 })], 0).length, 0);
+  assert.equal(strict.due([flow(1, { packets: 10 })], 0).length, 1);
+});
+
 test('receiver: queues by flow identity (a newer entry replaces a queued one), bounds the queue, counts what it refuses', () => {
   const r = new SyncReceiver({ syncid: 3, maxPending: 3, timeouts: DEFAULT_TIMEOUTS });
   const msg = (flows: SyncedFlow[], syncid = 3): Buffer => encodeMessages(flows.map(toEntry), { syncid })[0] as Buffer;

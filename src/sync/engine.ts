@@ -21,7 +21,16 @@ export interface SenderOptions {
   readonly refreshSec?: number | undefined;
   /** Every flow goes at least once per this many seconds (default LVS_SYNC_FULL_CYCLE). */
   readonly fullCycleSec?: number | undefined;
+  /**
+   * IPVS's sync_threshold (first value, default 3): a new flow whose plane counts packets
+   * is sent once it has seen this many, so a half-open connection or a one-packet probe is
+   * never synchronised. Flows from planes that do not count go at once.
+   */
+  readonly threshold?: number | undefined;
 }
+
+/** IPVS's default sync_threshold: a connection is synchronised at its third packet. */
+export const SYNC_THRESHOLD = 3;
 
 export class SyncSender {
   private readonly told = new Map<string, { server: string; dport: number; state: string; at: number }>();
@@ -44,6 +53,7 @@ export class SyncSender {
       const k = flowKey(f);
       seen.add(k);
       const t = this.told.get(k);
+      if (!t && f.packets !== undefined && f.packets < (this.o.threshold ?? SYNC_THRESHOLD)) continue;
       // Half its timeout keeps the backup's copy alive; the full cycle bounds how long a
       // director that just started listening waits for the whole table.
       const half = Math.max(10, f.timeout / 2);

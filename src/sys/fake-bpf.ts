@@ -30,6 +30,8 @@ export class FakeBpf implements Bpf {
   loads = 0;
   /** Make load() throw (a kernel that refuses the program). */
   refuseLoad: Error | null = null;
+  /** Make every map write throw while set (a kernel that refuses an element). */
+  refuseUpdates: Error | null = null;
 
   constructor(readonly cpus = 2) {}
 
@@ -83,6 +85,7 @@ export class FakeBpf implements Bpf {
   }
 
   update(mapFd: number, key: Buffer, value: Buffer): void {
+    if (this.refuseUpdates) throw this.refuseUpdates;
     this.map(mapFd).entries.set(key.toString('hex'), Buffer.from(value));
   }
 

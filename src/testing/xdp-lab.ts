@@ -7,7 +7,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import { buildXdpObject, XDP_OBJECT, XDP_PASS_OBJECT } from '../dataplane/xdp/object.js';
+import { buildXdpObject, XDP_OBJECT, XDP_PASS_OBJECT, XDP_PASS_SOURCE, XDP_SOURCE } from '../dataplane/xdp/object.js';
 import type { Lab } from './netns.js';
 import { ensureCommand, ensureFile } from './peers.js';
 
@@ -18,7 +18,8 @@ export function ensureXdpProgram(): void {
   ensureCommand('clang', 'clang');
   ensureFile(['/usr/include/bpf/bpf_helpers.h'], 'libbpf-dev');
   ensureCommand('bpftool', 'bpftool');
-  if (!fs.existsSync(XDP_OBJECT) || !fs.existsSync(XDP_PASS_OBJECT)) buildXdpObject();
+  const stale = (object: string, source: string): boolean => !fs.existsSync(object) || fs.statSync(object).mtimeMs < fs.statSync(source).mtimeMs;
+  if (stale(XDP_OBJECT, XDP_SOURCE) || stale(XDP_PASS_OBJECT, XDP_PASS_SOURCE)) buildXdpObject();
 }
 
 /** A bpf filesystem mounted for this test (unmounted after it); returns the pin directory. */

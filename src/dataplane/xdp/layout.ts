@@ -17,7 +17,8 @@ export const SVC_KEY_SIZE = 20;
 export const SVC_VAL_SIZE = 48;
 export const BACKEND_SIZE = 64;
 export const CONN_KEY_SIZE = 24;
-export const CONN_VAL_SIZE = 16;
+export const CONN_VAL_SIZE = 24;
+export const DEVICE_SIZE = 8;
 export const TPL_KEY_SIZE = 20;
 export const TPL_VAL_SIZE = 16;
 export const COUNTERS_SIZE = 24;
@@ -171,6 +172,8 @@ export interface ConnRecord {
   readonly closing: boolean;
   /** bpf_ktime_get_ns of its last packet (CLOCK_MONOTONIC). */
   readonly lastNs: bigint;
+  /** Packets seen (the program stops counting at 64). */
+  readonly packets: number;
 }
 
 export function decodeConn(key: Buffer, value: Buffer, family: Family): ConnRecord {
@@ -182,6 +185,7 @@ export function decodeConn(key: Buffer, value: Buffer, family: Family): ConnReco
     backend: value.readUInt32LE(0),
     closing: (value.readUInt32LE(4) & ConnFlag.closing) !== 0,
     lastNs: value.readBigUInt64LE(8),
+    packets: Number(value.readBigUInt64LE(16)),
   };
 }
 
@@ -196,6 +200,25 @@ export function connEntry(c: ConnRecord): { key: Buffer; value: Buffer } {
   value.writeUInt32LE(c.backend, 0);
   value.writeUInt32LE(c.closing ? ConnFlag.closing : 0, 4);
   value.writeBigUInt64LE(c.lastNs, 8);
+  value.writeBigUInt64LE(BigInt(c.packets), 16);
+  return { key, value };
+}
+
+/** A device's entry (its MAC: frames to any other address pass to the kernel). */
+export function deviceValue(mac: string): Buffer {
+  const b = Buffer.alloc(DEVICE_SIZE);
+  macBytes(mac).copy(b, 0);
+  return b;
+}
+
+/** A persistence template entry (sync installs). */
+export function templateEntry(t: { readonly client: Buffer; readonly service: number; readonly backend: number; readonly lastNs: bigint }): { key: Buffer; value: Buffer } {
+  const key = Buffer.alloc(TPL_KEY_SIZE);
+  t.client.copy(key, 0, 0, 16);
+  key.writeUInt32LE(t.service, 16);
+  const value = Buffer.alloc(TPL_VAL_SIZE);
+  value.writeUInt32LE(t.backend, 0);
+  value.writeBigUInt64LE(t.lastNs, 8);
   return { key, value };
 }
 

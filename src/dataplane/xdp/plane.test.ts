@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import { FakeBpf } from '../../sys/fake-bpf.js';
 import { FakeXdpHost } from '../../sys/xdp-host.js';
 import { dataPlaneCompliance, serverSpec, serviceSpec } from '../compliance.js';
-import { DataPlaneErrorCode } from '../types.js';
+import { DataPlaneErrorCode, type SyncedFlow } from '../types.js';
 import { XdpDataPlane } from './plane.js';
 import {
-  BackendFlag, connEntry, decodeBackend, MAX_SLOTS, serviceKey, u32Key,
+  addressBytes, BackendFlag, connEntry, decodeBackend, deviceValue, MAX_SLOTS, serviceKey, templateEntry, u32Key,
 } from './layout.js';
 
 const PIN = '/fake/bpf/fulcrum';
@@ -70,7 +70,7 @@ test('XDP plane: a DR service becomes a services entry, a wrr slot table and res
   await p.apply({ ops: [{ op: 'weight', service: svc.key, key: '10.0.0.12:80', weight: 0 }] });
   assert.equal(slotsOf(bpf, id, 32).filter((x) => x === idOf('10.0.0.12')).length, 0);
   // A removal with a connection still on it: trashed (not live) until the connection ends.
-  const conn = connEntry({ client: '10.0.0.1', sport: 40000, service: id, dport: 80, backend: idOf('10.0.0.12'), closing: false, lastNs: 0n });
+  const conn = connEntry({ client: '10.0.0.1', sport: 40000, service: id, dport: 80, backend: idOf('10.0.0.12'), closing: false, lastNs: 0n, packets: 1 });
   bpf.update(p['fd']('conns'), conn.key, conn.value);
   await p.apply({ ops: [{ op: 'remove-server', service: svc.key, key: '10.0.0.12:80' }] });
   const trashed = (): number | undefined => decodeBackend(bpf.lookup(p['fd']('backends'), u32Key(idOf('10.0.0.12')), 64) ?? Buffer.alloc(64)).flags;
@@ -151,4 +151,66 @@ test('XDP plane: what a previous run left and the new configuration lacks is dro
   const live = [...bpf.entries(PIN, 'backends').values()].map(decodeBackend).filter((b) => b.flags !== 0).map((b) => b.address);
   assert.deepEqual(live, ['10.0.0.11'], 'the unclaimed real server is freed');
   await second.close(0);
+});
+
+test('XDP plane: connection sync — flows and templates exported with packet counts, installed on another director by address, a refresh unchanged', async () => {
+  const a = lab();
+  const master = a.plane({ mono: () => 10_000_000_000n });
+  const persistent = { ...svc, persistence: { timeout: 300, prefixLength: 32, netmask: '255.255.255.255' } };
+  await master.apply({ ops: [{ op: 'add-service', service: persistent }, { op: 'add-server', service: svc.key, server: rs(11, 1) }, { op: 'add-server', service: svc.key, server: rs(12, 1) }] });
+  const id = a.bpf.entries(PIN, 'services').get(serviceKey('inet', VIP, 'tcp', 80).toString('hex'))?.readUInt32LE(0) ?? 0;
+  const be12 = [...a.bpf.entries(PIN, 'backends')].find(([, v]) => decodeBackend(v).address === '10.0.0.12')?.[0] ?? '';
+  const bid = Buffer.from(be12, 'hex').readUInt32LE(0);
+  const c = connEntry({ client: '10.0.0.1', sport: 40000, service: id, dport: 80, backend: bid, closing: false, lastNs: 9_000_000_000n, packets: 5 });
+  a.bpf.update(master['fd']('conns'), c.key, c.value);
+  const t = templateEntry({ client: addressBytes('10.0.0.1'), service: id, backend: bid, lastNs: 9_000_000_000n });
+  a.bpf.update(master['fd']('templates'), t.key, t.value);
+  await master.poll();
+  const flows = await master.syncExport();
+  assert.deepEqual(flows.map((f) => [f.template, f.client, f.cport, f.virtual, f.vport, f.server, f.dport, f.state, f.packets]), [
+    [false, '10.0.0.1', 40000, VIP, 80, '10.0.0.12', 80, 'established', 5],
+    [true, '10.0.0.1', 0, VIP, 80, '10.0.0.12', 80, 'other', undefined],
+  ]);
+
+  // The backup: another host, its own ids (the servers added in the other order).
+  const b = lab();
+  const backup = b.plane({ mono: () => 50_000_000_000n });
+  await backup.apply({ ops: [{ op: 'add-service', service: persistent }, { op: 'add-server', service: svc.key, server: rs(12, 1) }, { op: 'add-server', service: svc.key, server: rs(11, 1) }] });
+  const r = await backup.syncInstall([...flows, { ...(flows[0] as SyncedFlow), server: '10.0.0.99' }, { ...(flows[0] as SyncedFlow), vport: 81 }]);
+  assert.equal(r.installed, 2);
+  assert.deepEqual([...r.refused], [['no-server', 1], ['no-service', 1]]);
+  const localId = [...b.bpf.entries(PIN, 'backends')].find(([, v]) => decodeBackend(v).address === '10.0.0.12')?.[0] ?? '';
+  const conns = [...b.bpf.entries(PIN, 'conns').values()];
+  assert.equal(conns.length, 1);
+  assert.equal(conns[0]?.readUInt32LE(0), Buffer.from(localId, 'hex').readUInt32LE(0), 'installed on the backup\'s id for that real server');
+  assert.equal(b.bpf.entries(PIN, 'templates').size, 1);
+  const again = await backup.syncInstall(flows);
+  assert.equal(again.unchanged, 2, 'a refresh with time left rewrites nothing');
+  await master.close(0);
+  await backup.close(0);
+});
+
+test('XDP plane: each device it attaches to gets its MAC in the devices map (frames for other hosts pass)', async () => {
+  const { bpf, plane } = lab();
+  const p = plane();
+  await p.apply({ ops: [{ op: 'add-service', service: svc }, { op: 'add-server', service: svc.key, server: rs(11, 1) }] });
+  assert.deepEqual(bpf.entries(PIN, 'devices').get(u32Key(2).toString('hex')), deviceValue('02:00:00:00:00:02'));
+  await p.close(0);
+});
+
+test('XDP plane: a refused map write fails the service\'s ops with E_DP_KERNEL and leaves the table as it was; the retry applies', async () => {
+  const { bpf, plane } = lab();
+  const p = plane();
+  await p.apply({ ops: [{ op: 'add-service', service: svc }, { op: 'add-server', service: svc.key, server: rs(11, 1) }] });
+  bpf.refuseUpdates = new Error('ENOSPC');
+  const other = serviceSpec(VIP, 443, 'dr', { plane: 'xdp' });
+  const r = await p.apply({ ops: [{ op: 'add-service', service: other }, { op: 'add-server', service: other.key, server: rs(12, 1) }] });
+  assert.deepEqual(r.applied, []);
+  assert.deepEqual(r.failed.map((f) => f.code), [DataPlaneErrorCode.KERNEL, DataPlaneErrorCode.KERNEL]);
+  assert.deepEqual([...p.held.services.keys()], [svc.key], 'the table holds only what the kernel took');
+  bpf.refuseUpdates = null;
+  const again = await p.apply({ ops: [{ op: 'add-service', service: other }, { op: 'add-server', service: other.key, server: rs(12, 1) }] });
+  assert.deepEqual(again.failed, []);
+  assert.ok(bpf.entries(PIN, 'services').has(serviceKey('inet', VIP, 'tcp', 443).toString('hex')));
+  await p.close(0);
 });

@@ -29,14 +29,15 @@ import { newCounters, RateEstimator, zeroCounters } from '../stats.js';
 import { SpecTable } from '../table.js';
 import {
   DataPlaneErrorCode, type ApplyResult, type ConnectionEntry, type Counters, type DataPlane, type HeldTable, type OpFailure,
-  type Plan, type PlanOp, type ServerSpec, type ServiceSpec, type ServiceStats,
+  type Plan, type PlanOp, type ServerSpec, type ServiceSpec, type ServiceStats, type SyncedFlow, type SyncInstallRefusal, type SyncInstallResult,
 } from '../types.js';
 import { familyOf } from '../nft/planner.js';
 import { slotShape, slotTable, type MemberLoad, type SlotMember } from '../nft/slots.js';
 import {
   BACKEND_SIZE, BackendFlag, backendValue, CONN_KEY_SIZE, CONN_VAL_SIZE, COUNTERS_SIZE, decodeBackend, decodeConn,
   hashKind, MAX_BACKENDS, MAX_SERVICES, MAX_SLOTS, persistenceMask, ServiceFlag, serviceId, serviceKey, serviceValue, SVC_KEY_SIZE,
-  SVC_VAL_SIZE, sumCounters, sumU64, u32Key, XSTATS, type ConnRecord,
+  SVC_VAL_SIZE, sumCounters, sumU64, u32Key, XSTATS, type ConnRecord, addressBytes, addressText, connEntry, deviceValue, templateEntry,
+  TPL_KEY_SIZE, TPL_VAL_SIZE,
 } from './layout.js';
 
 export interface XdpDataPlaneOptions {
@@ -56,7 +57,7 @@ export interface XdpDataPlaneOptions {
 }
 
 const XDP_METHODS: readonly ForwardingMethod[] = ['dr', 'tun'];
-const MAPS = ['services', 'slots', 'backends', 'conns', 'templates', 'svc_stats', 'be_stats', 'xstats', 'root_progs'] as const;
+const MAPS = ['services', 'slots', 'backends', 'conns', 'templates', 'svc_stats', 'be_stats', 'xstats', 'root_progs', 'devices'] as const;
 type MapName = (typeof MAPS)[number];
 
 interface ServiceState {
@@ -200,6 +201,7 @@ export class XdpDataPlane implements DataPlane {
       return { applied: [], failed: [...failed, ...accepted.map((op) => ({ op, code: DataPlaneErrorCode.KERNEL, message: errorMessage(err) }))] };
     }
     const touched = new Set<string>();
+    const before = this.table.clone();
     for (const op of accepted) {
       this.table.commit(op);
       touched.add(op.op === 'add-service' || op.op === 'edit-service' ? op.service.key : op.op === 'remove-service' ? op.key : op.service);
@@ -210,6 +212,12 @@ export class XdpDataPlane implements DataPlane {
         await this.syncService(key);
       } catch (err: unknown) {
         kernelFailed.add(key);
+        // The table says what the kernel holds: this service goes back to what it was, and
+        // the kernel is brought back to that (what was written of it is undone).
+        const was = before.services.get(key);
+        if (was) this.table.services.set(key, was);
+        else this.table.services.delete(key);
+        await this.syncService(key).catch((undo: unknown) => reportFailure('xdp', FailureCode.XDP, undo, { service: key, what: 'undo' }));
         reportFailure('xdp', FailureCode.XDP, err, { service: key });
         failed.push(...accepted.filter((op) => opService(op) === key).map((op) => ({ op, code: DataPlaneErrorCode.KERNEL, message: errorMessage(err) })));
       }
@@ -427,9 +435,10 @@ export class XdpDataPlane implements DataPlane {
       const name = bpf.programName(current);
       if (name !== 'xdp_root') throw new Error(`interface ${device} already runs XDP program '${name || current}'; Fulcrum will not replace another program`);
       // Ours, from a previous run: it tail-calls through the pinned array we just updated.
-    } else {
-      bpf.xdpAttach(link.ifindex, this.obj.progFd('xdp_root'));
     }
+    // The device's MAC first: the program forwards only frames addressed to it.
+    bpf.update(this.fd('devices'), u32Key(link.ifindex), deviceValue(link.mac));
+    if (current === 0) bpf.xdpAttach(link.ifindex, this.obj.progFd('xdp_root'));
     this.devices.set(device, link.ifindex);
   }
 
@@ -526,6 +535,119 @@ export class XdpDataPlane implements DataPlane {
     for (const hex of this.adopted.services.keys()) bpf.delete(this.fd('services'), Buffer.from(hex, 'hex'));
     for (const id of this.adopted.backends.values()) bpf.update(this.fd('backends'), u32Key(id), Buffer.alloc(BACKEND_SIZE));
     this.adopted = { services: new Map(), backends: new Map() };
+  }
+
+  /** A flow's timeout in seconds by protocol and state (the service's, IPVS's defaults for 0). */
+  private static limit(spec: ServiceSpec, closing: boolean): number {
+    const t = spec.timeouts;
+    return spec.protocol === 'udp' ? t.udp || 300 : closing ? t.tcpfin || 120 : t.tcp || 900;
+  }
+
+  /**
+   * The flows for connection sync: connections as the last poll read them (with their
+   * packet counts: the sender holds a new one back until the sync threshold) and the
+   * persistence templates, read now.
+   */
+  syncExport(): Promise<SyncedFlow[]> {
+    return this.serial(() => {
+      if (!this.obj || this.closed) return Promise.resolve([]);
+      const out: SyncedFlow[] = [];
+      for (const { rec, spec } of this.conns) {
+        const b = this.backends.get(rec.backend);
+        if (!b || spec.endpoint.kind === 'fwmark') continue;
+        const l = spec.listen.find((x) => x.port === rec.dport) ?? spec.listen[0];
+        if (!l) continue;
+        const state = spec.protocol === 'udp' ? 'other' as const : rec.closing ? 'closing' as const : 'established' as const;
+        out.push({
+          template: false, protocol: spec.protocol, family: familyOf(spec), method: b.spec.method, client: rec.client, cport: rec.sport,
+          virtual: l.address, vport: rec.dport, fwmark: 0, server: b.spec.address, dport: b.spec.port, state,
+          timeout: XdpDataPlane.limit(spec, rec.closing), packets: rec.packets,
+        });
+      }
+      if ([...this.services.values()].some((s) => s.spec.persistence !== null)) {
+        const byId = new Map([...this.services.values()].map((s) => [s.id, s]));
+        const now = this.monoNs();
+        for (const e of this.o.bpf.dump(this.fd('templates'), TPL_KEY_SIZE, TPL_VAL_SIZE)) {
+          const st = byId.get(e.key.readUInt32LE(16));
+          const b = this.backends.get(e.value.readUInt32LE(0));
+          const l = st?.spec.listen[0];
+          if (!st?.spec.persistence || !b || b.trashed || !l) continue;
+          const left = st.spec.persistence.timeout - Number(now - e.value.readBigUInt64LE(8)) / 1e9;
+          if (left <= 0) continue;
+          out.push({
+            template: true, protocol: st.spec.protocol, family: familyOf(st.spec), method: b.spec.method,
+            client: addressText(e.key.subarray(0, 16), familyOf(st.spec)), cport: 0, virtual: l.address, vport: l.port, fwmark: 0,
+            server: b.spec.address, dport: b.spec.port, state: 'other', timeout: st.spec.persistence.timeout,
+          });
+        }
+      }
+      return Promise.resolve(out);
+    });
+  }
+
+  /**
+   * Install flows another director synchronised: each matched to the local service (protocol,
+   * address, port — or the service's port 0) and live real server (address, port), and
+   * written to the connection or template table so that it expires after the timeout the
+   * sender gave. One already held with the same server and more than half its time left is
+   * not rewritten.
+   */
+  syncInstall(flows: readonly SyncedFlow[]): Promise<SyncInstallResult> {
+    return this.serial(() => {
+      const refused = new Map<SyncInstallRefusal, number>();
+      const refuse = (r: SyncInstallRefusal): void => { refused.set(r, (refused.get(r) ?? 0) + 1); };
+      let installed = 0;
+      let unchanged = 0;
+      if (!this.obj || this.closed) {
+        for (let i = 0; i < flows.length; i++) refuse('no-service');
+        return Promise.resolve({ installed, unchanged, refused });
+      }
+      const byAddr = new Map<string, ServiceState>();
+      for (const st of this.services.values()) for (const l of st.spec.listen) byAddr.set(`${st.spec.protocol}|${l.address}|${l.port}`, st);
+      const now = this.monoNs();
+      for (const f of flows) {
+        if (f.method !== 'dr' && f.method !== 'tun') {
+          refuse('unsupported');
+          continue;
+        }
+        const st = byAddr.get(`${f.protocol}|${f.virtual}|${f.vport}`) ?? byAddr.get(`${f.protocol}|${f.virtual}|0`);
+        if (!st) {
+          refuse('no-service');
+          continue;
+        }
+        const b = [...this.backends.values()].find((x) => x.service === st.spec.key && !x.trashed && x.spec.address === f.server && x.spec.port === f.dport);
+        if (!b) {
+          refuse('no-server');
+          continue;
+        }
+        const full = f.template ? st.spec.persistence?.timeout ?? 0 : XdpDataPlane.limit(st.spec, f.state === 'closing');
+        if (full <= 0) {
+          refuse('no-service');
+          continue;
+        }
+        const timeout = Math.max(1, Math.min(f.timeout, full));
+        // The entry's age makes the program expire it `timeout` seconds from now.
+        const lastNs = now - ns(full - timeout);
+        const e = f.template
+          ? templateEntry({ client: addressBytes(f.client), service: st.id, backend: b.id, lastNs })
+          : connEntry({ client: f.client, sport: f.cport, service: st.id, dport: f.vport, backend: b.id, closing: f.state === 'closing', lastNs, packets: 64 });
+        const map = f.template ? 'templates' : 'conns';
+        const held = this.o.bpf.lookup(this.fd(map), e.key, f.template ? TPL_VAL_SIZE : CONN_VAL_SIZE);
+        if (held && held.readUInt32LE(0) === b.id && (f.template || held.readUInt32LE(4) === e.value.readUInt32LE(4))
+          && ns(full) - (now - held.readBigUInt64LE(8)) > ns(timeout / 2)) {
+          unchanged++;
+          continue;
+        }
+        try {
+          this.o.bpf.update(this.fd(map), e.key, e.value);
+          installed++;
+        } catch (err: unknown) {
+          reportFailure('xdp', FailureCode.XDP, err, { what: 'sync install' });
+          refuse('kernel');
+        }
+      }
+      return Promise.resolve({ installed, unchanged, refused });
+    });
   }
 
   /** The program's per-reason counters (forwarded, no-server, no-neighbour, …). */
