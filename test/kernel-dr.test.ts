@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isRoot, until, type Lab } from '../src/testing/netns.js';
-import { adm, answersFromAll, byDirection, capture, curl, drLab, nftElements, serveHttp, startDirector } from '../src/testing/lvs-lab.js';
+import { adm, answersFromAll, byDirection, capture, curl, drChurn, drLab, nftElements, serveHttp, startDirector } from '../src/testing/lvs-lab.js';
 import { httpLoopScript } from '../src/testing/http-loop.js';
 import { withTempDir } from '../src/testing/index.js';
 
@@ -45,15 +45,7 @@ test('DR: weight changes, a drain and a removal under a request loop fail no req
   const loop = lab.spawn('c', process.execPath, ['-e', httpLoopScript(`http://${VIP}/`, 300, 10)]);
   let out = '';
   loop.stdout?.on('data', (b: Buffer) => { out += b.toString(); });
-  const svc = `${VIP}:80`;
-  await sleep(700);
-  adm(d.socket, ['-e', '-t', svc, '-r', '10.61.0.11:80', '-g', '-w', '5']);
-  await sleep(700);
-  adm(d.socket, ['-e', '-t', svc, '-r', '10.61.0.12:80', '-g', '-w', '0']);
-  await sleep(700);
-  adm(d.socket, ['-d', '-t', svc, '-r', '10.61.0.13:80']);
-  await sleep(700);
-  adm(d.socket, ['-a', '-t', svc, '-r', '10.61.0.13:80', '-g', '-w', '2']);
+  await drChurn(d.socket, `${VIP}:80`, ['10.61.0.11:80', '10.61.0.12:80', '10.61.0.13:80']);
   await until(() => out.includes('}'), 60_000, 'the loop to finish', 100);
   const r = JSON.parse(out) as { ok: number; failed: number; by: Record<string, number>; errors: string[] };
   assert.equal(r.failed, 0, `failed requests: ${r.errors.join('; ')}`);

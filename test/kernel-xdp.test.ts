@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isRoot, testLab, until, type Lab } from '../src/testing/netns.js';
 import {
-  addAddress, adm, answersFromAll, byDirection, capture, curl, drLab, realserver, serveHttp, startDirector, udpAsk, udpServer,
+  addAddress, adm, answersFromAll, byDirection, capture, curl, drChurn, drLab, realserver, serveHttp, startDirector, udpAsk, udpServer,
 } from '../src/testing/lvs-lab.js';
 import { httpLoopScript } from '../src/testing/http-loop.js';
 import { repoRoot, withTempDir } from '../src/testing/index.js';
@@ -80,15 +80,7 @@ test('XDP DR: weight changes, a drain and a removal under a request loop fail no
   const d = await startDirector(lab, 'd', dir, xdpConfig(3, { algo: 'wrr', global: false }), ['--bpf-dir', bpfDir]);
   await until(() => curl(lab, 'c', `http://${VIP}/`) !== null, 20_000, 'service up', 100);
   const result = requestLoop(lab, `http://${VIP}/`, 300, 10);
-  const svc = `${VIP}:80`;
-  await sleep(700);
-  adm(d.socket, ['-e', '-t', svc, '-r', '10.62.0.11:80', '-g', '-w', '5']);
-  await sleep(700);
-  adm(d.socket, ['-e', '-t', svc, '-r', '10.62.0.12:80', '-g', '-w', '0']);
-  await sleep(700);
-  adm(d.socket, ['-d', '-t', svc, '-r', '10.62.0.13:80']);
-  await sleep(700);
-  adm(d.socket, ['-a', '-t', svc, '-r', '10.62.0.13:80', '-g', '-w', '2']);
+  await drChurn(d.socket, `${VIP}:80`, ['10.62.0.11:80', '10.62.0.12:80', '10.62.0.13:80']);
   const r = await result();
   assert.equal(r.failed, 0, `failed requests: ${r.errors.join('; ')}`);
   assert.ok(r.ok >= 300, `${r.ok} requests answered`);

@@ -23,7 +23,7 @@ import { inProcessConfigLoader, type ConfigLoader } from '../config/index.js';
 import { serviceKey } from '../model/keys.js';
 import type { BgpConfig, FulcrumConfig } from '../model/types.js';
 import { Director, timeoutsOf, type ReconcileResult } from '../director/index.js';
-import { DataPlaneErrorCode, DEFAULT_TIMEOUTS, type DataPlane, type OpFailure, type ServiceSpec } from '../dataplane/index.js';
+import { DataPlaneErrorCode, DEFAULT_TIMEOUTS, opServiceKey, type DataPlane, type OpFailure, type ServiceSpec } from '../dataplane/index.js';
 import { systemClock } from '../health/index.js';
 import { ffiHostNetwork, openNotifyFifo, readLink } from '../sys/index.js';
 import { addressKey, LocalVrrpRunner, vrrpAddresses, type InstanceStatus, type VrrpNodeOptions, type VrrpRunner, type VrrpTransaction } from '../vrrp/index.js';
@@ -123,11 +123,8 @@ export function planeMismatches(config: FulcrumConfig, plane: DataPlane): string
 const PERMANENT: ReadonlySet<string> = new Set([DataPlaneErrorCode.PERMISSION, DataPlaneErrorCode.UNSUPPORTED, DataPlaneErrorCode.KERNEL]);
 const permanentOf = (failed: readonly OpFailure[]): OpFailure[] => failed.filter((f) => PERMANENT.has(f.code));
 
-/** The service an op is about. */
-function opService(f: OpFailure): string {
-  const op = f.op;
-  return op.op === 'add-service' || op.op === 'edit-service' ? op.service.key : op.op === 'remove-service' ? op.key : op.service;
-}
+/** The service a refused op is about. */
+const opService = (f: OpFailure): string => opServiceKey(f.op);
 
 /** The overlay without the entries of services set aside (their changes cannot apply here). */
 function withoutAside(ov: RuntimeOverlay, aside: ReadonlyMap<string, string>): RuntimeOverlay {

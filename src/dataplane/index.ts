@@ -4,7 +4,7 @@
  * the userspace proxy plane (proxy/).
  */
 export * from './types.js';
-export { SpecTable, type TableEntry } from './table.js';
+export { opServiceKey, SpecTable, type TableEntry } from './table.js';
 export { RateEstimator, newCounters, addCounters, countIn, countOut, ZERO_RATES, ESTIMATOR_INTERVAL } from './stats.js';
 export { FakeDataPlane } from './fake.js';
 export { ProxyDataPlane, PROXY_CHANNEL, type ProxyDataPlaneOptions } from './proxy/plane.js';

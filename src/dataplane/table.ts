@@ -5,6 +5,18 @@
  */
 import { DataPlaneErrorCode, type OpFailure, type PlanOp, type ServerSpec, type ServiceSpec } from './types.js';
 
+/** The service an op is about (its key). */
+export function opServiceKey(op: PlanOp): string {
+  return op.op === 'add-service' || op.op === 'edit-service' ? op.service.key : op.op === 'remove-service' ? op.key : op.service;
+}
+
+/** A plan screened against a draft: what may be applied (already in the draft) and what not. */
+export interface Screened {
+  readonly draft: SpecTable;
+  readonly accepted: PlanOp[];
+  readonly failed: OpFailure[];
+}
+
 export interface TableEntry {
   spec: ServiceSpec;
   readonly servers: Map<string, ServerSpec>;
@@ -29,6 +41,27 @@ export class SpecTable {
     const c = new SpecTable();
     for (const [k, e] of this.services) c.services.set(k, { spec: e.spec, servers: new Map(e.servers) });
     return c;
+  }
+
+  /**
+   * Screen `ops` in order against a draft of this table: each is checked by the shared rules
+   * (check), then by the plane's own `refuse`; an accepted op is committed to the draft, so
+   * later ops see it. This table does not change.
+   */
+  screen(ops: readonly PlanOp[], refuse: (op: PlanOp, draft: SpecTable) => OpFailure | null): Screened {
+    const draft = this.clone();
+    const accepted: PlanOp[] = [];
+    const failed: OpFailure[] = [];
+    for (const op of ops) {
+      const f = draft.check(op) ?? refuse(op, draft);
+      if (f) {
+        failed.push(f);
+        continue;
+      }
+      draft.commit(op);
+      accepted.push(op);
+    }
+    return { draft, accepted, failed };
   }
 
   /** Why `op` cannot apply to the table as it is, or null when it can. */

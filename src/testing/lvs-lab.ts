@@ -244,3 +244,22 @@ function finish() {
 }
 `;
 }
+
+/**
+ * The membership churn the DR tests run under a request loop, through `fulcrum adm`, 700 ms
+ * apart: servers[0] to weight 5, servers[1] drained (weight 0), servers[2] removed and added
+ * back at weight 2. Addresses are `addr:port`; `-g` (DR) throughout.
+ */
+export async function drChurn(socket: string, service: string, servers: readonly [string, string, string]): Promise<void> {
+  const [a, b, c] = servers;
+  const steps: string[][] = [
+    ['-e', '-t', service, '-r', a, '-g', '-w', '5'],
+    ['-e', '-t', service, '-r', b, '-g', '-w', '0'],
+    ['-d', '-t', service, '-r', c],
+    ['-a', '-t', service, '-r', c, '-g', '-w', '2'],
+  ];
+  for (const step of steps) {
+    await new Promise((r) => setTimeout(r, 700));
+    adm(socket, step);
+  }
+}

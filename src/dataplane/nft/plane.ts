@@ -19,7 +19,7 @@
  */
 import type { ForwardingMethod } from '../../model/types.js';
 import { addCounters, newCounters, RateEstimator, zeroCounters, ZERO_RATES } from '../stats.js';
-import { SpecTable } from '../table.js';
+import { opServiceKey, SpecTable } from '../table.js';
 import {
   DataPlaneErrorCode, DEFAULT_TIMEOUTS, type ServiceSpec, type ApplyResult, type ConnectionEntry, type Counters, type DataPlane, type HeldTable,
   type OpFailure, type Plan, type PlanOp, type ServiceStats, type SyncedFlow, type SyncInstallRefusal, type SyncInstallResult, type Timeouts,
@@ -134,21 +134,10 @@ export class NftDataPlane implements DataPlane {
     if (this.table.isClosed || this.closed) {
       return { applied: [], failed: plan.ops.map((op) => ({ op, code: DataPlaneErrorCode.CLOSED, message: 'data plane is closed' })) };
     }
-    const draft = this.table.clone();
-    const accepted: PlanOp[] = [];
-    const failed: OpFailure[] = [];
-    for (const op of plan.ops) {
-      const f = draft.check(op) ?? this.refuse(op, draft);
-      if (f) {
-        failed.push(f);
-        continue;
-      }
-      draft.commit(op);
-      accepted.push(op);
-    }
+    const { draft, accepted, failed } = this.table.screen(plan.ops, (op, d) => this.refuse(op, d));
     if (accepted.length === 0) return { applied: [], failed };
     try {
-      const dirty = new Set(accepted.map((op) => (op.op === 'add-service' || op.op === 'edit-service' ? op.service.key : op.op === 'remove-service' ? op.key : op.service)));
+      const dirty = new Set(accepted.map(opServiceKey));
       await this.sync(draft, true, dirty);
     } catch (err: unknown) {
       const message = err instanceof Error ? err.message : String(err);

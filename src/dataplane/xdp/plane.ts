@@ -26,7 +26,7 @@ import type { XdpHost } from '../../sys/xdp-host.js';
 import { errorMessage, FailureCode, reportFailure } from '../../errors/index.js';
 import { tunnelMac, tunnelVni } from '../../sys/kernel-host.js';
 import { newCounters, RateEstimator, zeroCounters } from '../stats.js';
-import { SpecTable } from '../table.js';
+import { opServiceKey, SpecTable } from '../table.js';
 import {
   DataPlaneErrorCode, type ApplyResult, type ConnectionEntry, type Counters, type DataPlane, type HeldTable, type OpFailure,
   type Plan, type PlanOp, type ServerSpec, type ServiceSpec, type ServiceStats, type SyncedFlow, type SyncInstallRefusal, type SyncInstallResult,
@@ -181,18 +181,7 @@ export class XdpDataPlane implements DataPlane {
     if (this.closed || this.table.isClosed) {
       return { applied: [], failed: plan.ops.map((op) => ({ op, code: DataPlaneErrorCode.CLOSED, message: 'data plane is closed' })) };
     }
-    const draft = this.table.clone();
-    const accepted: PlanOp[] = [];
-    const failed: OpFailure[] = [];
-    for (const op of plan.ops) {
-      const f = draft.check(op) ?? this.refuse(op, draft);
-      if (f) {
-        failed.push(f);
-        continue;
-      }
-      draft.commit(op);
-      accepted.push(op);
-    }
+    const { accepted, failed } = this.table.screen(plan.ops, (op, draft) => this.refuse(op, draft));
     if (accepted.length === 0) return { applied: [], failed };
     try {
       await this.prepare();
@@ -204,7 +193,7 @@ export class XdpDataPlane implements DataPlane {
     const before = this.table.clone();
     for (const op of accepted) {
       this.table.commit(op);
-      touched.add(op.op === 'add-service' || op.op === 'edit-service' ? op.service.key : op.op === 'remove-service' ? op.key : op.service);
+      touched.add(opServiceKey(op));
     }
     const kernelFailed = new Set<string>();
     for (const key of touched) {
@@ -219,11 +208,11 @@ export class XdpDataPlane implements DataPlane {
         else this.table.services.delete(key);
         await this.syncService(key).catch((undo: unknown) => reportFailure('xdp', FailureCode.XDP, undo, { service: key, what: 'undo' }));
         reportFailure('xdp', FailureCode.XDP, err, { service: key });
-        failed.push(...accepted.filter((op) => opService(op) === key).map((op) => ({ op, code: DataPlaneErrorCode.KERNEL, message: errorMessage(err) })));
+        failed.push(...accepted.filter((op) => opServiceKey(op) === key).map((op) => ({ op, code: DataPlaneErrorCode.KERNEL, message: errorMessage(err) })));
       }
     }
     this.startPoll();
-    return { applied: accepted.filter((op) => !kernelFailed.has(opService(op))), failed };
+    return { applied: accepted.filter((op) => !kernelFailed.has(opServiceKey(op))), failed };
   }
 
   /** Load the program (once), pin its maps, take over what a previous run left. */
@@ -733,10 +722,6 @@ export class XdpDataPlane implements DataPlane {
       await Promise.resolve();
     });
   }
-}
-
-function opService(op: PlanOp): string {
-  return op.op === 'add-service' || op.op === 'edit-service' ? op.service.key : op.op === 'remove-service' ? op.key : op.service;
 }
 
 /** Counters read from the kernel (cumulative since load) minus what `ipvsadm -Z` zeroed. */
