@@ -134,6 +134,7 @@ struct counters {
 	__u64 conns;
 	__u64 pkts;
 	__u64 bytes;
+	__u64 dropped; /* services: packets dropped for want of a (resolved) real server */
 };
 
 #define PIN __uint(pinning, LIBBPF_PIN_BY_NAME)
@@ -232,6 +233,13 @@ static __always_inline void xcount(__u32 reason)
 	__u64 *v = bpf_map_lookup_elem(&xstats, &reason);
 	if (v)
 		*v += 1;
+}
+
+static __always_inline void count_drop(__u32 sid)
+{
+	struct counters *c = bpf_map_lookup_elem(&svc_stats, &sid);
+	if (c)
+		c->dropped += 1;
 }
 
 static __always_inline void count(void *map, __u32 idx, __u64 bytes, int new_conn)
@@ -485,6 +493,7 @@ int xdp_balancer(struct xdp_md *ctx)
 			bid = schedule(svc, &f);
 		if (bid == 0) {
 			xcount(X_NO_SERVER);
+			count_drop(sid);
 			return XDP_DROP;
 		}
 		if (svc->flags & SF_PERSIST) {
@@ -513,6 +522,7 @@ int xdp_balancer(struct xdp_md *ctx)
 	struct backend *be = bpf_map_lookup_elem(&backends, &bid);
 	if (!be || !(be->flags & BF_RESOLVED)) {
 		xcount(X_NO_NEIGH);
+		count_drop(sid);
 		return XDP_DROP;
 	}
 	count(&svc_stats, sid, bytes, new_conn);

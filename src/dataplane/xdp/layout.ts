@@ -21,7 +21,7 @@ export const CONN_VAL_SIZE = 24;
 export const DEVICE_SIZE = 8;
 export const TPL_KEY_SIZE = 20;
 export const TPL_VAL_SIZE = 16;
-export const COUNTERS_SIZE = 24;
+export const COUNTERS_SIZE = 32;
 
 const FAM = { inet: 4, inet6: 6 } as const;
 const PROTO: Readonly<Record<Protocol, number>> = { tcp: 6, udp: 17, sctp: 132 };
@@ -222,17 +222,19 @@ export function templateEntry(t: { readonly client: Buffer; readonly service: nu
   return { key, value };
 }
 
-/** A per-CPU counters value summed over CPUs (each CPU's copy is 24 bytes). */
-export function sumCounters(value: Buffer): { conns: number; pkts: number; bytes: number } {
+/** A per-CPU counters value summed over CPUs (each CPU's copy is 32 bytes). */
+export function sumCounters(value: Buffer): { conns: number; pkts: number; bytes: number; dropped: number } {
   let conns = 0n;
   let pkts = 0n;
   let bytes = 0n;
+  let dropped = 0n;
   for (let o = 0; o + COUNTERS_SIZE <= value.length; o += COUNTERS_SIZE) {
     conns += value.readBigUInt64LE(o);
     pkts += value.readBigUInt64LE(o + 8);
     bytes += value.readBigUInt64LE(o + 16);
+    dropped += value.readBigUInt64LE(o + 24);
   }
-  return { conns: Number(conns), pkts: Number(pkts), bytes: Number(bytes) };
+  return { conns: Number(conns), pkts: Number(pkts), bytes: Number(bytes), dropped: Number(dropped) };
 }
 
 /** A per-CPU u64 summed over CPUs. */

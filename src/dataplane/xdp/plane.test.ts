@@ -214,3 +214,24 @@ test('XDP plane: a refused map write fails the service\'s ops with E_DP_KERNEL a
   assert.ok(bpf.entries(PIN, 'services').has(serviceKey('inet', VIP, 'tcp', 443).toString('hex')));
   await p.close(0);
 });
+
+test('XDP plane: the per-CPU counters are summed into stats — connections, packets, bytes, drops for want of a server', async () => {
+  const { bpf, plane } = lab();
+  const p = plane();
+  await p.apply({ ops: [{ op: 'add-service', service: svc }, { op: 'add-server', service: svc.key, server: rs(11, 1) }] });
+  const id = bpf.entries(PIN, 'services').get(serviceKey('inet', VIP, 'tcp', 80).toString('hex'))?.readUInt32LE(0) ?? 0;
+  const perCpu = (cpus: number[][]): Buffer => Buffer.concat(cpus.map((c) => {
+    const b = Buffer.alloc(32);
+    c.forEach((x, i) => b.writeBigUInt64LE(BigInt(x), i * 8));
+    return b;
+  }));
+  bpf.update(p['fd']('svc_stats'), u32Key(id), perCpu([[2, 10, 1000, 3], [1, 5, 500, 4]]));
+  await p.poll();
+  const s = p.stats()[0];
+  assert.deepEqual([s?.counters.conns, s?.counters.inPkts, s?.counters.inBytes, s?.dropped], [3, 15, 1500, 7]);
+  assert.equal(p.zero(svc.key), true);
+  assert.equal(p.stats()[0]?.counters.conns, 0, 'zeroed');
+  await p.poll();
+  assert.equal(p.stats()[0]?.counters.conns, 0, 'still zero: the kernel counts on, the plane subtracts');
+  await p.close(0);
+});

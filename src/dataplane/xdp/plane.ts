@@ -71,6 +71,8 @@ interface ServiceState {
   readonly counters: Counters;
   base: Counters;
   readonly est: RateEstimator;
+  /** Packets dropped for want of a (resolved) real server, since load. */
+  dropped: number;
 }
 
 interface Resolved {
@@ -277,7 +279,7 @@ export class XdpDataPlane implements DataPlane {
       if (id === 0) id = this.freeServiceId();
       if (id === 0) throw new Error(`no free XDP service id (${MAX_SERVICES - 1} in use)`);
       const counters = newCounters();
-      st = { spec, id, keys: new Set(), value: '', slots: [], counters, base: newCounters(), est: new RateEstimator(counters, this.now()) };
+      st = { spec, id, keys: new Set(), value: '', slots: [], counters, base: newCounters(), est: new RateEstimator(counters, this.now()), dropped: 0 };
       this.services.set(key, st);
     }
     st.spec = spec;
@@ -472,7 +474,11 @@ export class XdpDataPlane implements DataPlane {
     this.conns = conns;
     for (const st of this.services.values()) {
       const v = bpf.lookup(this.fd('svc_stats'), u32Key(st.id), COUNTERS_SIZE * cpus);
-      if (v) setCounters(st.counters, sumCounters(v), st.base);
+      if (v) {
+        const c = sumCounters(v);
+        setCounters(st.counters, c, st.base);
+        st.dropped = c.dropped;
+      }
       st.est.tick(this.now());
     }
     for (const b of this.backends.values()) {
@@ -657,7 +663,7 @@ export class XdpDataPlane implements DataPlane {
       });
       out.push({
         spec: entry.spec, servers, counters: { ...(st?.counters ?? newCounters()) },
-        rates: st?.est.rates() ?? { cps: 0, inPps: 0, outPps: 0, inBps: 0, outBps: 0 }, dropped: 0,
+        rates: st?.est.rates() ?? { cps: 0, inPps: 0, outPps: 0, inBps: 0, outBps: 0 }, dropped: st?.dropped ?? 0,
       });
     }
     return out;
