@@ -166,6 +166,7 @@ test('XDP plane: connection sync — flows and templates exported with packet co
   const t = templateEntry({ client: addressBytes('10.0.0.1'), service: id, backend: bid, lastNs: 9_000_000_000n });
   a.bpf.update(master['fd']('templates'), t.key, t.value);
   await master.poll();
+  assert.equal(master.stats()[0]?.servers.find((x) => x.spec.address === '10.0.0.12')?.persistent, 1, 'the template counted for its server');
   const flows = await master.syncExport();
   assert.deepEqual(flows.map((f) => [f.template, f.client, f.cport, f.virtual, f.vport, f.server, f.dport, f.state, f.packets]), [
     [false, '10.0.0.1', 40000, VIP, 80, '10.0.0.12', 80, 'established', 5],

@@ -78,6 +78,8 @@ interface ServiceState {
 interface Resolved {
   readonly ifindex: number;
   readonly device: string;
+  /** Whose MAC frames carry: the real server, or the gateway towards it (TUN). */
+  readonly hop: string;
   readonly dmac: string;
   readonly smac: string;
   readonly source: string | null;
@@ -303,6 +305,7 @@ export class XdpDataPlane implements DataPlane {
         else {
           const used = this.usedBackendIds();
           for (let i = 1; i < MAX_BACKENDS && id === 0; i++) if (!used.has(i)) id = i;
+          if (id === 0) throw new Error(`no free XDP real-server id (${MAX_BACKENDS - 1} in use, removed ones included until their flows end)`);
         }
         const counters = newCounters();
         b = {
@@ -398,7 +401,7 @@ export class XdpDataPlane implements DataPlane {
   }
 
   /** Where frames to a real server go: its device, MAC and ours; null until the neighbour is known. */
-  private async resolve(r: ServerSpec): Promise<Resolved | null> {
+  private async resolve(r: ServerSpec, table?: ReadonlyMap<string, string>): Promise<Resolved | null> {
     const route = await this.o.host.route(r.address);
     if (!route) return null;
     if (r.method === 'dr' && route.gateway !== null) {
@@ -408,12 +411,12 @@ export class XdpDataPlane implements DataPlane {
     const link = await this.o.host.link(route.device);
     if (!link) return null;
     const hop = route.gateway ?? r.address;
-    const mac = (await this.o.host.neighbours()).get(`${hop}@${route.device}`);
+    const mac = (table ?? await this.o.host.neighbours()).get(`${hop}@${route.device}`);
     if (mac === undefined) {
       await this.o.host.solicit(hop, route.device).catch((err: unknown) => reportFailure('xdp', FailureCode.XDP, err));
       return null;
     }
-    return { ifindex: link.ifindex, device: route.device, dmac: mac, smac: link.mac, source: route.source };
+    return { ifindex: link.ifindex, device: route.device, hop, dmac: mac, smac: link.mac, source: route.source };
   }
 
   private async attach(device: string): Promise<void> {
@@ -454,6 +457,7 @@ export class XdpDataPlane implements DataPlane {
     for (const b of this.backends.values()) {
       b.active = 0;
       b.inactive = 0;
+      b.persistent = 0;
     }
     const conns: typeof this.conns = [];
     for (const e of bpf.dump(this.fd('conns'), CONN_KEY_SIZE, CONN_VAL_SIZE)) {
@@ -472,6 +476,15 @@ export class XdpDataPlane implements DataPlane {
       conns.push({ rec, spec: st.spec, server: b?.spec.key ?? '' });
     }
     this.conns = conns;
+    // Templates per real server (ipvsadm -L --persistent-conn), when a service has persistence.
+    if ([...this.services.values()].some((s) => s.spec.persistence !== null)) {
+      for (const e of bpf.dump(this.fd('templates'), TPL_KEY_SIZE, TPL_VAL_SIZE)) {
+        const st = byId.get(e.key.readUInt32LE(16));
+        const b = this.backends.get(e.value.readUInt32LE(0));
+        if (!st?.spec.persistence || !b) continue;
+        if (now - e.value.readBigUInt64LE(8) <= ns(st.spec.persistence.timeout)) b.persistent++;
+      }
+    }
     for (const st of this.services.values()) {
       const v = bpf.lookup(this.fd('svc_stats'), u32Key(st.id), COUNTERS_SIZE * cpus);
       if (v) {
@@ -495,17 +508,23 @@ export class XdpDataPlane implements DataPlane {
       const v = bpf.lookup(this.fd('xstats'), u32Key(i), 8 * cpus);
       if (v) this.xstats.set(name, sumU64(v));
     });
-    // Resolve what was not; refresh MACs every 10 polls (a replaced real server).
+    // Resolve what was not (route, link, neighbour); every 10 polls re-read the MACs of the
+    // resolved ones (a replaced real server) — one neighbour table per poll, whatever the count.
     const refresh = this.polls % 10 === 0;
-    for (const b of this.backends.values()) {
-      if (b.trashed || (b.resolved && !refresh)) continue;
-      const r = await this.resolve(b.spec);
+    const pending = [...this.backends.values()].filter((b) => !b.trashed && (!b.resolved || refresh));
+    const table = pending.length > 0 ? await this.o.host.neighbours() : new Map<string, string>();
+    for (const b of pending) {
       const st = this.services.get(b.service);
       if (!st) continue;
-      const changed = JSON.stringify(r) !== JSON.stringify(b.resolved);
-      if (!changed) continue;
-      b.resolved = r ?? (refresh ? b.resolved : null);
-      if (b.resolved && b.spec.method === 'dr') await this.attach(b.resolved.device);
+      if (b.resolved) {
+        const mac = table.get(`${b.resolved.hop}@${b.resolved.device}`);
+        if (mac === undefined || mac === b.resolved.dmac) continue;
+        b.resolved = { ...b.resolved, dmac: mac };
+      } else {
+        b.resolved = await this.resolve(b.spec, table);
+        if (!b.resolved) continue;
+        if (b.spec.method === 'dr') await this.attach(b.resolved.device);
+      }
       this.writeBackend(st, b);
     }
     for (const st of this.services.values()) {
