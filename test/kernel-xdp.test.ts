@@ -2,18 +2,18 @@
  * The XDP plane (`fulcrum_dataplane xdp`), LVS-DR end to end in network namespaces: the
  * nftables plane's DR tests, run against the XDP program on the director's veth in native
  * (driver) mode, and a program replacement under load. Root only (CI runs as root).
+ * Run on the machine's Node only (node-lts.ts): the data path is the kernel's; the FFI on
+ * other Node lines is test/bpf.test.ts, the daemon with this plane on them sync.test.ts.
  */
-import { spawnSync } from 'node:child_process';
-import path from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isRoot, testLab, until, type Lab } from '../src/testing/netns.js';
+import { isRoot, until, type Lab } from '../src/testing/netns.js';
 import {
   addAddress, adm, answersFromAll, byDirection, capture, curl, drChurn, drLab, realserver, serveHttp, startDirector, udpAsk, udpServer,
 } from '../src/testing/lvs-lab.js';
 import { httpLoopScript } from '../src/testing/http-loop.js';
-import { repoRoot, withTempDir } from '../src/testing/index.js';
+import { withTempDir } from '../src/testing/index.js';
 import { attachedProgram, ensureXdpProgram, fullChecksums, passOnSwitchPort, testBpfDir } from '../src/testing/xdp-lab.js';
 
 const skip = isRoot() ? false : 'needs root (network namespaces, XDP)';
@@ -150,17 +150,3 @@ test('XDP TUN: the program wraps requests in VXLAN to each real server; no tunne
   assert.match(lab.exec('r1', 'ip', ['-s', 'link', 'show', 'fulcrum0']), /RX:.*\n\s+[1-9]\d*/, 'r1 received on its tunnel device');
 }));
 
-test('libbpf: the Bpf compliance suite against the kernel, with the real program, in a namespace', { skip, timeout: 120_000 }, (t) => {
-  ensureXdpProgram();
-  const lab = testLab(t, 'fkx6');
-  lab.host('a', '10.62.9.1');
-  const bpfDir = testBpfDir(t, 'fkx6');
-  const ifindex = (JSON.parse(lab.exec('a', 'ip', ['-j', 'link', 'show', 'dev', 'eth0'])) as { ifindex: number }[])[0]?.ifindex ?? 0;
-  const suite = path.join(repoRoot(), 'dist', 'src', 'sys', 'bpf-kernel-suite.js');
-  // A test runner of its own (without this runner's NODE_TEST_CONTEXT, which would make it report to us in binary).
-  const env: NodeJS.ProcessEnv = { ...process.env, FULCRUM_BPF_PIN_DIR: bpfDir, FULCRUM_BPF_IFINDEX: String(ifindex) };
-  delete env['NODE_TEST_CONTEXT'];
-  const r = spawnSync('ip', ['netns', 'exec', `${lab.prefix}-a`, process.execPath, '--test', '--test-reporter=spec', suite], { encoding: 'utf8', timeout: 90_000, env });
-  assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
-  assert.match(r.stdout, /ℹ pass 3\n/);
-});

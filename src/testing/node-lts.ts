@@ -29,7 +29,9 @@ process.stdout.write(`\n== the test suite on Node.js ${version} ==\n`);
 // line under test, and runs once per CI run (on the machine's Node). Unit tests (src/, pure
 // and clock-injected) two files at a time; the end-to-end suites (test/) one at a time, as
 // their timing bounds assume.
-const ONCE = new Set([path.join('dist', 'test', 'install.test.js')]);
+// The XDP plane's data-path tests run once too: what they check happens in the kernel; the FFI
+// on this line is test/bpf.test.ts, the daemon with that plane on it test/sync.test.ts.
+const ONCE = new Set([path.join('dist', 'test', 'install.test.js'), path.join('dist', 'test', 'kernel-xdp.test.js')]);
 const files = (fs.readdirSync(path.join(repoRoot(), 'dist'), { recursive: true, encoding: 'utf8' }))
   .map((f) => path.join('dist', f)).filter((f) => f.endsWith('.test.js') && !ONCE.has(f)).sort();
 const units = files.filter((f) => f.startsWith(path.join('dist', 'src') + path.sep));
