@@ -288,6 +288,16 @@ struct flow {
 	__u8 fin;
 };
 
+/* The template of a flow's client: its address masked by the service's netmask. */
+static __always_inline void template_key(struct tpl_key *k, const struct svc_val *svc, const struct flow *f, __u32 sid)
+{
+	k->addr[0] = f->saddr[0] & svc->pmask[0];
+	k->addr[1] = f->saddr[1] & svc->pmask[1];
+	k->addr[2] = f->saddr[2] & svc->pmask[2];
+	k->addr[3] = f->saddr[3] & svc->pmask[3];
+	k->svc = sid;
+}
+
 static __always_inline int timed_out(__u64 now, __u64 last, __u32 seconds)
 {
 	return now - last > (__u64)seconds * 1000000000ULL;
@@ -476,11 +486,7 @@ int xdp_balancer(struct xdp_md *ctx)
 		struct tpl_key tk = {};
 		struct tpl_val *tv = NULL;
 		if (svc->flags & SF_PERSIST) {
-			tk.addr[0] = f.saddr[0] & svc->pmask[0];
-			tk.addr[1] = f.saddr[1] & svc->pmask[1];
-			tk.addr[2] = f.saddr[2] & svc->pmask[2];
-			tk.addr[3] = f.saddr[3] & svc->pmask[3];
-			tk.svc = sid;
+			template_key(&tk, svc, &f, sid);
 			tv = bpf_map_lookup_elem(&templates, &tk);
 			if (tv && !timed_out(now, tv->last_ns, svc->ptimeout)) {
 				__u32 tb = tv->backend;
@@ -507,9 +513,19 @@ int xdp_balancer(struct xdp_md *ctx)
 		}
 		xcount(X_NEW);
 	} else {
-		/* Refresh at most every 100 ms: a write per packet would bounce the cache line. */
-		if (now - cv->last_ns > 100000000ULL)
+		/* Refresh at most every 100 ms: a write per packet would bounce the cache line. A
+		 * persistent service's template lives as long as its connections carry traffic
+		 * (IPVS keeps a template while connections it controls exist). */
+		if (now - cv->last_ns > 100000000ULL) {
 			cv->last_ns = now;
+			if (svc->flags & SF_PERSIST) {
+				struct tpl_key rk = {};
+				template_key(&rk, svc, &f, sid);
+				struct tpl_val *rv = bpf_map_lookup_elem(&templates, &rk);
+				if (rv && rv->backend == cv->backend)
+					rv->last_ns = now;
+			}
+		}
 		/* Counted up to 64 only (enough for the sync threshold), then no more writes. */
 		if (cv->pkts < 64)
 			cv->pkts += 1;

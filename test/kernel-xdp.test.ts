@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isRoot, until, type Lab } from '../src/testing/netns.js';
 import {
-  addAddress, adm, answersFromAll, byDirection, capture, curl, drChurn, drLab, realserver, serveHttp, startDirector, udpAsk, udpServer,
+  addAddress, adm, answersFromAll, byDirection, capture, curl, drChurn, drLab, echoServer, listening, realserver, serveHttp, startDirector, udpAsk, udpServer,
 } from '../src/testing/lvs-lab.js';
 import { httpLoopScript } from '../src/testing/http-loop.js';
 import { withTempDir } from '../src/testing/index.js';
@@ -107,6 +107,23 @@ test('XDP DR: persistence keeps a client on one real server; IPv6 and UDP servic
   const answers = udpAsk(lab, 'c', VIP, 53, 6);
   assert.equal(answers.filter((a) => a === 'timeout').length, 0, `UDP answers: ${answers.join(', ')}`);
   assert.equal(new Set(answers.map((a) => a.split(' ')[0])).size, 2, `UDP over both servers: ${answers.join(', ')}`);
+}));
+
+test('XDP DR: a persistence template lives while its client\'s connection carries traffic, past its timeout', { skip, timeout: 180_000 }, (t) => withTempDir(async (dir) => {
+  const { lab, bpfDir } = await xdpLab(t, 'fkx7', 2);
+  for (const h of ['r1', 'r2']) echoServer(lab, h, 7000);
+  for (const h of ['r1', 'r2']) await listening(lab, h, 7000);
+  const config = `global_defs {\n  fulcrum_dataplane xdp\n}\nvirtual_server ${VIP} 7000 {\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n  persistence_timeout 2\n  real_server 10.62.0.11 7000 {\n  }\n  real_server 10.62.0.12 7000 {\n  }\n}\n`;
+  await startDirector(lab, 'd', dir, config, ['--bpf-dir', bpfDir]);
+  // Connection A talks every 100 ms for 4 s; at 3 s (past the 2 s timeout) connection B opens.
+  const js = `const net=require('net');const ask=(s)=>new Promise((r)=>{s.once('data',(d)=>r(d.toString().split(' ')[0]));s.write('x\\n')});
+(async()=>{const a=net.connect(7000,${JSON.stringify(VIP)});await new Promise((r)=>a.once('connect',r));const first=await ask(a);
+for(let i=0;i<30;i++){await new Promise((r)=>setTimeout(r,100));await ask(a)}
+const b=net.connect(7000,${JSON.stringify(VIP)});await new Promise((r)=>b.once('connect',r));const second=await ask(b);
+console.log(JSON.stringify({first,second}));a.destroy();b.destroy()})().catch((e)=>{console.log(JSON.stringify({error:e.message}))})`;
+  const out = JSON.parse(lab.exec('c', process.execPath, ['-e', js], 20_000)) as { first?: string; second?: string; error?: string };
+  assert.equal(out.error, undefined, out.error);
+  assert.equal(out.second, out.first, `the new connection went to ${out.second ?? '?'}, the template's server was ${out.first ?? '?'}`);
 }));
 
 test('XDP DR: replacing the director (a new run takes over the pinned maps) under a request loop fails no request', { skip, timeout: 180_000 }, (t) => withTempDir(async (dir) => {
