@@ -18,7 +18,7 @@
  * unreadable one is set aside (renamed), and entries the planes cannot apply are kept but
  * not applied, and reported, like stale ones.
  */
-import { DiagnosticCode, errorCode, errorMessage, FailureCode, formatDiagnostic, formatLocation, reportFailure, supervise } from '../errors/index.js';
+import { DiagnosticCode, errorCode, errorMessage, FailureCode, formatDiagnostic, formatLocation, reportFailure, serialQueue, supervise, type Serial } from '../errors/index.js';
 import { inProcessConfigLoader, type ConfigLoader } from '../config/index.js';
 import { serviceKey } from '../model/keys.js';
 import type { BgpConfig, FulcrumConfig } from '../model/types.js';
@@ -164,7 +164,6 @@ export class Daemon {
   private readonly store: RuntimeStore;
   private readonly loader: ConfigLoader;
   /** Reloads and runtime changes, one at a time, in arrival order. */
-  private queue: Promise<unknown> = Promise.resolve();
   readonly vrrp: VrrpRunner;
   /** Set as stop() begins: VRRP's goodbye must not reopen or reshuffle services. */
   private closing = false;
@@ -300,11 +299,7 @@ export class Daemon {
     for (const m of this.staleEntries) publishDaemon({ type: 'notice', message: `${this.store.where}: ${m} (kept; drop runtime changes with \`fulcrum adm runtime --forget\`)` });
   }
 
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.queue.then(fn, fn);
-    this.queue = next.catch(() => undefined);
-    return next;
-  }
+  private readonly serial: Serial = serialQueue();
 
   /** The configuration in effect (file + runtime changes), once started. */
   get configuration(): FulcrumConfig | null {

@@ -13,6 +13,7 @@ import type { DataPlane, OpFailure, PlanOp, ServiceSpec } from '../dataplane/typ
 import { computeDesired, observationKey, type Observation } from './desired.js';
 import { diffTables } from './plan.js';
 import { realServerKey } from '../model/keys.js';
+import { serialQueue, type Serial } from '../errors/index.js';
 
 /** diagnostics_channel name for DirectorEvent messages. */
 export const DIRECTOR_CHANNEL = 'fulcrum:director';
@@ -49,7 +50,6 @@ export class Director {
   onReconciled: (() => void) | null = null;
   private readonly observations = new Map<string, Observation>();
   private readonly quorum = new Map<string, boolean>();
-  private queue: Promise<unknown> = Promise.resolve();
   private lastFailures: readonly OpFailure[] = [];
   private gate: ((spec: ServiceSpec) => boolean) | null = null;
 
@@ -107,11 +107,7 @@ export class Director {
     return this.serial(() => this.run());
   }
 
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.queue.then(fn, fn);
-    this.queue = next.catch(() => undefined);
-    return next;
-  }
+  private readonly serial: Serial = serialQueue();
 
   private async run(): Promise<ReconcileResult> {
     if (this.config === null) return { applied: [], failed: [] };

@@ -155,6 +155,7 @@ export class DiagnosticSink {
   }
 }
 
+export { serialQueue, type Serial } from './serial.js';
 export {
   errorCode, errorMessage, FAILURE_CHANNEL, FailureCode, FailureCounts, reportFailure, supervise, type InternalFailure,
 } from './failure.js';

@@ -37,7 +37,7 @@ import {
 import { slotShape } from './slots.js';
 import { modelElements, parseConntrack, parseSets, readSet, type ElementRecord, type KernelConn } from './read.js';
 import { familyOf, kindOf, mergeModel, planSync, type Backend, type Fragment, type HostQuestion, type PlaneState, type ServiceState, type SyncCommit } from './planner.js';
-import { errorCode, errorMessage, FailureCode, FulcrumError, reportFailure } from '../../errors/index.js';
+import { errorCode, errorMessage, FailureCode, FulcrumError, reportFailure, serialQueue, type Serial } from '../../errors/index.js';
 
 export interface NftDataPlaneOptions {
   readonly nft: Nft;
@@ -76,7 +76,6 @@ export class NftDataPlane implements DataPlane {
   private readonly ingress = new Set<string>();
   private timeouts: Timeouts = DEFAULT_TIMEOUTS;
   private conns: KernelConn[] = [];
-  private chain: Promise<unknown> = Promise.resolve();
   private timer: NodeJS.Timeout | null = null;
   private readonly now: () => number;
   private closed = false;
@@ -90,11 +89,8 @@ export class NftDataPlane implements DataPlane {
     this.now = o.now ?? (() => Date.now() / 1000);
   }
 
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.chain.then(fn, fn);
-    this.chain = next.catch(() => undefined);
-    return next;
-  }
+  /** Applies, polls and reads one at a time. */
+  private readonly serial: Serial = serialQueue();
 
   apply(plan: Plan): Promise<ApplyResult> {
     return this.serial(() => this.applyNow(plan));

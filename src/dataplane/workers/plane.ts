@@ -20,7 +20,7 @@
  */
 import { channel } from 'node:diagnostics_channel';
 import { Worker } from 'node:worker_threads';
-import { FailureCode, reportFailure } from '../../errors/index.js';
+import { FailureCode, reportFailure, serialQueue, type Serial } from '../../errors/index.js';
 import type { ForwardingMethod } from '../../model/types.js';
 import { DEFAULT_TUNABLES, type ProxyTunables } from '../proxy/context.js';
 import { proxyRefusal } from '../proxy/plane.js';
@@ -99,7 +99,6 @@ export class WorkersDataPlane implements DataPlane {
   private readonly zeroBase: Float64Array;
   /** Counters and rate estimators by counter row (dest slot, or dests + service slot). */
   private readonly rows = new Map<number, { c: Counters; est: RateEstimator; dropped: number }>();
-  private queue: Promise<unknown> = Promise.resolve();
   private nextId = 1;
   private closed = false;
   /** Set as close() begins: no worker is restarted any more. */
@@ -238,11 +237,8 @@ export class WorkersDataPlane implements DataPlane {
     });
   }
 
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.queue.then(fn, fn);
-    this.queue = next.catch(() => undefined);
-    return next;
-  }
+  /** Applies, polls and reads one at a time. */
+  private readonly serial: Serial = serialQueue();
 
   private withServiceSlot(spec: ServiceSpec): ServiceSpec {
     const slot = this.serviceSlot.get(spec.key);

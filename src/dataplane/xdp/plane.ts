@@ -23,7 +23,7 @@
 import type { ForwardingMethod } from '../../model/types.js';
 import type { Bpf, BpfObject } from '../../sys/bpf.js';
 import type { XdpHost } from '../../sys/xdp-host.js';
-import { errorMessage, FailureCode, reportFailure } from '../../errors/index.js';
+import { errorMessage, FailureCode, reportFailure, serialQueue, type Serial } from '../../errors/index.js';
 import { tunnelMac, tunnelVni } from '../../sys/kernel-host.js';
 import { newCounters, RateEstimator, zeroCounters } from '../stats.js';
 import { opServiceKey, SpecTable } from '../table.js';
@@ -121,7 +121,6 @@ export class XdpDataPlane implements DataPlane {
   private adopted: { services: Map<string, number>; backends: Map<string, number> } = { services: new Map(), backends: new Map() };
   private conns: { rec: ConnRecord; spec: ServiceSpec; server: string }[] = [];
   private xstats = new Map<string, number>();
-  private chain: Promise<unknown> = Promise.resolve();
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
   private readonly now: () => number;
@@ -137,11 +136,8 @@ export class XdpDataPlane implements DataPlane {
     return this.table;
   }
 
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.chain.then(fn, fn);
-    this.chain = next.catch(() => undefined);
-    return next;
-  }
+  /** Applies, polls and reads one at a time. */
+  private readonly serial: Serial = serialQueue();
 
   apply(plan: Plan): Promise<ApplyResult> {
     return this.serial(() => this.applyNow(plan));
