@@ -54,6 +54,11 @@
 
 /* Connection flags. */
 #define CF_CLOSING 1
+#define CF_SYN 2 /* only the client's SYN seen so far: IPVS's SYN_RECV, a short timeout */
+
+/* Seconds a flow that has sent only its SYN is kept (IPVS's SYN_RECV timeout), so a SYN
+ * flood's entries go long before an established flow's would. */
+#define SYN_TIMEOUT 60
 
 /* Per-reason counters (xstats). */
 #define X_FORWARDED 0
@@ -473,7 +478,8 @@ int xdp_balancer(struct xdp_md *ctx)
 	int new_conn = 0;
 	struct conn_val *cv = bpf_map_lookup_elem(&conns, &ck);
 	if (cv) {
-		__u32 limit = f.proto == IPPROTO_UDP ? svc->udp_timeout : (cv->flags & CF_CLOSING) ? svc->fin_timeout : svc->tcp_timeout;
+		__u32 limit = f.proto == IPPROTO_UDP ? svc->udp_timeout : (cv->flags & CF_CLOSING) ? svc->fin_timeout
+			: (cv->flags & CF_SYN) ? SYN_TIMEOUT : svc->tcp_timeout;
 		/* An expired flow, or a new TCP connection reusing a closing one's ports, is scheduled afresh. */
 		if (timed_out(now, cv->last_ns, limit) || (f.syn && (cv->flags & CF_CLOSING)))
 			cv = NULL;
@@ -508,7 +514,7 @@ int xdp_balancer(struct xdp_md *ctx)
 		}
 		new_conn = 1;
 		if (!(svc->flags & SF_OPS)) {
-			struct conn_val nv = { .backend = bid, .flags = f.fin ? CF_CLOSING : 0, .last_ns = now, .pkts = 1 };
+			struct conn_val nv = { .backend = bid, .flags = f.fin ? CF_CLOSING : f.syn ? CF_SYN : 0, .last_ns = now, .pkts = 1 };
 			bpf_map_update_elem(&conns, &ck, &nv, BPF_ANY);
 		}
 		xcount(X_NEW);
@@ -531,6 +537,11 @@ int xdp_balancer(struct xdp_md *ctx)
 			cv->pkts += 1;
 		if (f.fin && !(cv->flags & CF_CLOSING)) {
 			cv->flags |= CF_CLOSING;
+			cv->last_ns = now;
+		}
+		/* The client's first packet after its SYN: the handshake went through. */
+		if (!f.syn && (cv->flags & CF_SYN)) {
+			cv->flags &= ~CF_SYN;
 			cv->last_ns = now;
 		}
 	}

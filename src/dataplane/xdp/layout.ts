@@ -29,7 +29,9 @@ const PROTO: Readonly<Record<Protocol, number>> = { tcp: 6, udp: 17, sctp: 132 }
 export const HashKind = { rr: 0, src: 1, srcPort: 2, dst: 3 } as const;
 export const ServiceFlag = { persist: 1, ops: 2 } as const;
 export const BackendFlag = { live: 1, resolved: 2, tun: 4 } as const;
-export const ConnFlag = { closing: 1 } as const;
+export const ConnFlag = { closing: 1, syn: 2 } as const;
+/** The program's SYN_RECV timeout (seconds): a flow that has sent only its SYN. */
+export const SYN_TIMEOUT = 60;
 
 /** The per-reason counters (xstats), by index. */
 export const XSTATS = ['forwarded', 'no-server', 'no-neighbour', 'malformed', 'tx-failed', 'new', 'pass', 'reserved'] as const;
@@ -170,6 +172,8 @@ export interface ConnRecord {
   readonly dport: number;
   readonly backend: number;
   readonly closing: boolean;
+  /** Only the client's SYN seen so far (optional when writing: false). */
+  readonly synOnly?: boolean;
   /** bpf_ktime_get_ns of its last packet (CLOCK_MONOTONIC). */
   readonly lastNs: bigint;
   /** Packets seen (the program stops counting at 64). */
@@ -184,6 +188,7 @@ export function decodeConn(key: Buffer, value: Buffer, family: Family): ConnReco
     dport: key.readUInt16BE(22),
     backend: value.readUInt32LE(0),
     closing: (value.readUInt32LE(4) & ConnFlag.closing) !== 0,
+    synOnly: (value.readUInt32LE(4) & ConnFlag.syn) !== 0,
     lastNs: value.readBigUInt64LE(8),
     packets: Number(value.readBigUInt64LE(16)),
   };
@@ -198,7 +203,7 @@ export function connEntry(c: ConnRecord): { key: Buffer; value: Buffer } {
   key.writeUInt16BE(c.dport, 22);
   const value = Buffer.alloc(CONN_VAL_SIZE);
   value.writeUInt32LE(c.backend, 0);
-  value.writeUInt32LE(c.closing ? ConnFlag.closing : 0, 4);
+  value.writeUInt32LE((c.closing ? ConnFlag.closing : 0) | (c.synOnly ? ConnFlag.syn : 0), 4);
   value.writeBigUInt64LE(c.lastNs, 8);
   value.writeBigUInt64LE(BigInt(c.packets), 16);
   return { key, value };

@@ -236,3 +236,20 @@ test('XDP plane: the per-CPU counters are summed into stats — connections, pac
   assert.equal(p.stats()[0]?.counters.conns, 0, 'still zero: the kernel counts on, the plane subtracts');
   await p.close(0);
 });
+
+test('XDP plane: a flow that has sent only its SYN is SYN_RECV — inactive, listed with the 60 s timeout, not synchronised', async () => {
+  const { bpf, plane } = lab();
+  const p = plane({ mono: () => 5_000_000_000n });
+  await p.apply({ ops: [{ op: 'add-service', service: svc }, { op: 'add-server', service: svc.key, server: rs(11, 1) }] });
+  const id = bpf.entries(PIN, 'services').get(serviceKey('inet', VIP, 'tcp', 80).toString('hex'))?.readUInt32LE(0) ?? 0;
+  const bid = Buffer.from([...bpf.entries(PIN, 'backends').keys()][0] ?? '', 'hex').readUInt32LE(0);
+  const half = connEntry({ client: '10.0.0.1', sport: 40001, service: id, dport: 80, backend: bid, closing: false, synOnly: true, lastNs: 5_000_000_000n, packets: 3 });
+  const full = connEntry({ client: '10.0.0.1', sport: 40002, service: id, dport: 80, backend: bid, closing: false, lastNs: 5_000_000_000n, packets: 3 });
+  bpf.update(p['fd']('conns'), half.key, half.value);
+  bpf.update(p['fd']('conns'), full.key, full.value);
+  await p.poll();
+  assert.deepEqual(p.stats()[0]?.servers.map((s) => [s.active, s.inactive]), [[1, 1]]);
+  assert.deepEqual((await p.connections()).map((c) => [c.client.port, c.state, c.expires]).sort(), [[40001, 'SYN_RECV', 60], [40002, 'ESTABLISHED', 900]]);
+  assert.deepEqual((await p.syncExport()).map((f) => f.cport), [40002]);
+  await p.close(0);
+});

@@ -37,7 +37,7 @@ import {
   BACKEND_SIZE, BackendFlag, backendValue, CONN_KEY_SIZE, CONN_VAL_SIZE, COUNTERS_SIZE, decodeBackend, decodeConn,
   hashKind, MAX_BACKENDS, MAX_SERVICES, MAX_SLOTS, persistenceMask, ServiceFlag, serviceId, serviceKey, serviceValue, SVC_KEY_SIZE,
   SVC_VAL_SIZE, sumCounters, sumU64, u32Key, XSTATS, type ConnRecord, addressBytes, addressText, connEntry, deviceValue, templateEntry,
-  TPL_KEY_SIZE, TPL_VAL_SIZE,
+  SYN_TIMEOUT, TPL_KEY_SIZE, TPL_VAL_SIZE,
 } from './layout.js';
 
 export interface XdpDataPlaneOptions {
@@ -461,12 +461,11 @@ export class XdpDataPlane implements DataPlane {
       const st = byId.get(sid);
       if (!st) continue;
       const rec = decodeConn(e.key, e.value, familyOf(st.spec));
-      const t = st.spec.timeouts;
-      const limit = st.spec.protocol === 'udp' ? t.udp || 300 : rec.closing ? t.tcpfin || 120 : t.tcp || 900;
+      const limit = XdpDataPlane.limit(st.spec, rec.closing, rec.synOnly);
       if (now - rec.lastNs > ns(limit)) continue; // expired: the program reschedules it
       const b = this.backends.get(rec.backend);
       if (b) {
-        if (st.spec.protocol === 'tcp' && !rec.closing) b.active++;
+        if (st.spec.protocol === 'tcp' && !rec.closing && !rec.synOnly) b.active++;
         else b.inactive++;
       }
       conns.push({ rec, spec: st.spec, server: b?.spec.key ?? '' });
@@ -548,9 +547,9 @@ export class XdpDataPlane implements DataPlane {
   }
 
   /** A flow's timeout in seconds by protocol and state (the service's, IPVS's defaults for 0). */
-  private static limit(spec: ServiceSpec, closing: boolean): number {
+  private static limit(spec: ServiceSpec, closing: boolean, synOnly = false): number {
     const t = spec.timeouts;
-    return spec.protocol === 'udp' ? t.udp || 300 : closing ? t.tcpfin || 120 : t.tcp || 900;
+    return spec.protocol === 'udp' ? t.udp || 300 : closing ? t.tcpfin || 120 : synOnly ? SYN_TIMEOUT : t.tcp || 900;
   }
 
   /**
@@ -564,7 +563,8 @@ export class XdpDataPlane implements DataPlane {
       const out: SyncedFlow[] = [];
       for (const { rec, spec } of this.conns) {
         const b = this.backends.get(rec.backend);
-        if (!b || spec.endpoint.kind === 'fwmark') continue;
+        // A flow that has sent only its SYN is not synchronised (IPVS syncs from established).
+        if (!b || spec.endpoint.kind === 'fwmark' || rec.synOnly) continue;
         const l = spec.listen.find((x) => x.port === rec.dport) ?? spec.listen[0];
         if (!l) continue;
         const state = spec.protocol === 'udp' ? 'other' as const : rec.closing ? 'closing' as const : 'established' as const;
@@ -688,14 +688,13 @@ export class XdpDataPlane implements DataPlane {
     const now = this.monoNs();
     return Promise.resolve(this.conns.map(({ rec, spec, server }) => {
       const l = spec.listen.find((x) => x.port === rec.dport || x.port === 0) ?? spec.listen[0];
-      const t = spec.timeouts;
-      const limit = spec.protocol === 'udp' ? t.udp || 300 : rec.closing ? t.tcpfin || 120 : t.tcp || 900;
+      const limit = XdpDataPlane.limit(spec, rec.closing, rec.synOnly);
       return {
         protocol: spec.protocol,
         client: { family: familyOf(spec), address: rec.client, port: rec.sport },
         virtual: { family: familyOf(spec), address: l?.address ?? '', port: rec.dport },
         server,
-        state: spec.protocol === 'udp' ? 'UDP' : rec.closing ? 'FIN_WAIT' : 'ESTABLISHED',
+        state: spec.protocol === 'udp' ? 'UDP' : rec.closing ? 'FIN_WAIT' : rec.synOnly ? 'SYN_RECV' : 'ESTABLISHED',
         expires: Math.max(0, Math.round(limit - Number(now - rec.lastNs) / 1e9)),
       };
     }));
