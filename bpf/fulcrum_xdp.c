@@ -67,7 +67,6 @@
 #define X_MALFORMED 3
 #define X_TX_FAIL 4
 #define X_NEW 5
-#define X_PASS 6
 #define X_MAX 8
 
 struct svc_key {
@@ -412,9 +411,11 @@ int xdp_balancer(struct xdp_md *ctx)
 		return XDP_PASS;
 	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = (void *)(eth + 1);
-		if ((void *)(ip + 1) > end)
+		if ((void *)(ip + 1) > end || ip->ihl < 5) {
+			xcount(X_MALFORMED); /* the kernel drops it and counts it too */
 			return XDP_PASS;
-		if (ip->ihl < 5 || (ip->frag_off & bpf_htons(0x3fff)))
+		}
+		if (ip->frag_off & bpf_htons(0x3fff))
 			return XDP_PASS; /* fragments carry no ports: the kernel's business */
 		f.family = FAM_INET;
 		f.proto = ip->protocol;
@@ -423,8 +424,10 @@ int xdp_balancer(struct xdp_md *ctx)
 		l4 = (void *)ip + ip->ihl * 4;
 	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = (void *)(eth + 1);
-		if ((void *)(ip6 + 1) > end)
+		if ((void *)(ip6 + 1) > end) {
+			xcount(X_MALFORMED);
 			return XDP_PASS;
+		}
 		f.family = FAM_INET6;
 		f.proto = ip6->nexthdr;
 		__builtin_memcpy(f.saddr, &ip6->saddr, 16);
@@ -435,16 +438,20 @@ int xdp_balancer(struct xdp_md *ctx)
 	}
 	if (f.proto == IPPROTO_TCP) {
 		struct tcphdr *th = l4;
-		if ((void *)(th + 1) > end)
+		if ((void *)(th + 1) > end) {
+			xcount(X_MALFORMED);
 			return XDP_PASS;
+		}
 		f.sport = th->source;
 		f.dport = th->dest;
 		f.syn = th->syn && !th->ack;
 		f.fin = th->fin || th->rst;
 	} else if (f.proto == IPPROTO_UDP) {
 		struct udphdr *uh = l4;
-		if ((void *)(uh + 1) > end)
+		if ((void *)(uh + 1) > end) {
+			xcount(X_MALFORMED);
 			return XDP_PASS;
+		}
 		f.sport = uh->source;
 		f.dport = uh->dest;
 	} else {

@@ -14,6 +14,8 @@ import {
 } from '../src/testing/lvs-lab.js';
 import { httpLoopScript } from '../src/testing/http-loop.js';
 import { withTempDir } from '../src/testing/index.js';
+import { ensureCommand } from '../src/testing/peers.js';
+import { apiRequest } from '../src/api/client.js';
 import { attachedProgram, ensureXdpProgram, fullChecksums, passOnSwitchPort, testBpfDir } from '../src/testing/xdp-lab.js';
 
 const skip = isRoot() ? false : 'needs root (network namespaces, XDP)';
@@ -73,6 +75,22 @@ test('XDP DR: both real servers answer and see the client; no reply passes the d
   }
   const conns = adm(d.socket, ['-L', '-n', '-c']);
   assert.match(conns, /10\.62\.0\.1:\d+\s+10\.62\.0\.100:80\s+10\.62\.0\.1[12]:80/, `the connection table lists flows:\n${conns}`);
+  // 20 frames to the VIP whose TCP header is cut short: counted as malformed, passed to the
+  // kernel (which drops them), and forwarding goes on.
+  ensureCommand('trafgen', 'netsniff-ng');
+  const c = lab.hosts.get('c');
+  const dmac = lab.hosts.get('d')?.mac ?? '';
+  lab.exec('c', 'trafgen', ['-o', 'eth0', '--cpus', '1', '-n', '20', `{ eth(da=${dmac}, sa=${c?.mac ?? ''}), ipv4(sa=10.62.0.1, da=${VIP}, proto=6, ttl=64), fill(0x00, 10) }`], 20_000);
+  const packets = async (): Promise<Record<string, number>> => (await apiRequest<{ packets: Record<string, number> }>({ socketPath: d.socket }, 'GET', '/v1/status')).body.packets;
+  // The plane reads the program's counters once a second.
+  let p: Record<string, number> = {};
+  for (let i = 0; i < 50 && (p['malformed'] ?? 0) < 20; i++) {
+    p = await packets();
+    if ((p['malformed'] ?? 0) < 20) await sleep(200);
+  }
+  assert.equal(p['malformed'], 20, `the malformed frames counted: ${JSON.stringify(p)}`);
+  assert.ok((p['forwarded'] ?? 0) > 0 && (p['new'] ?? 0) > 0, `the program's counters: ${JSON.stringify(p)}`);
+  assert.ok(curl(lab, 'c', `http://${VIP}/`) !== null, 'still forwarding');
 }));
 
 test('XDP DR: weight changes, a drain and a removal under a request loop fail no request; the keep-alive flow stays put', { skip, timeout: 180_000 }, (t) => withTempDir(async (dir) => {

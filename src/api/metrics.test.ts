@@ -7,6 +7,7 @@ const view = (over: Partial<StatusView> = {}): StatusView => ({
   reloads: { ok: 3, failed: 1, lastOkAt: 2_000_000, lastFailedAt: 1_000_000 },
   workers: [{ index: 0, threadId: 7, alive: true, restarts: 1, sessions: 12 }, { index: 1, threadId: 8, alive: true, restarts: 0, sessions: 3 }],
   lostConnections: 5,
+  packets: { forwarded: 900, 'no-neighbour': 2 },
   sync: {
     role: 'backup', config: { interface: 'eth1', syncid: 7, maxlen: 1472, group: '224.0.0.81', port: 8848, ttl: 1 },
     sent: { messages: 0, entries: 0, bytes: 0, errors: 0, tracked: 0 }, received: { messages: 12, entries: 400, bytes: 5000, peer: '10.0.0.9', lastAt: 1_700_000 },
@@ -59,6 +60,8 @@ test('metrics: names end in _total or a unit, the real server is a label, values
     `fulcrum_service_connections_total{${S}} 10`,
     `fulcrum_service_bytes_total{${S},direction="out"} 5000`,
     `fulcrum_service_dropped_datagrams_total{${S}} 4`,
+    'fulcrum_xdp_packets_total{outcome="forwarded"} 900',
+    'fulcrum_xdp_packets_total{outcome="no-neighbour"} 2',
     `fulcrum_service_connections_per_second{${S}} 1`,
     `fulcrum_real_server_connections_total{${R}} 7`,
     `fulcrum_real_server_bytes_total{${R},direction="in"} 100`,

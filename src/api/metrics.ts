@@ -146,6 +146,9 @@ export function createMetrics(view: () => StatusView, board: StatusBoard, defaul
     for (const w of v().workers) e({ worker: String(w.index) }, w.restarts);
   });
   readCounter<never>('fulcrum_dataplane_lost_connections_total', 'Connections lost with data-plane workers that died', [], (e) => e({}, v().lostConnections));
+  readCounter<'outcome'>('fulcrum_xdp_packets_total', 'Packets the XDP program handled, by outcome (forwarded, new, no-server, no-neighbour, malformed, tx-failed)', ['outcome'], (e) => {
+    for (const [outcome, n] of Object.entries(v().packets)) e({ outcome }, n);
+  });
   readGauge<never>('fulcrum_runtime_changes', 'Runtime changes (fulcrum adm, API) laid over the configuration file', [], (e) => e({}, v().runtime.changes));
   readGauge<never>('fulcrum_runtime_stale_changes', 'Runtime changes the configuration file gives no target', [], (e) => e({}, v().runtime.stale.length));
   readGauge<'service' | 'server'>('fulcrum_drain_remaining_connections', 'Connections and templates still holding a drain', srvL, (e) => {

@@ -77,6 +77,8 @@ export interface StatusView {
   readonly workers: readonly WorkerStatus[];
   /** Connections lost with data-plane workers that died. */
   readonly lostConnections: number;
+  /** The XDP program's packets by outcome (empty without it). */
+  readonly packets: Readonly<Record<string, number>>;
   /** Connection sync between directors (role 'stopped' when not configured). */
   readonly sync: SyncStatus;
   /** BGP: the speaker, its sessions and every route it can announce (enabled false without fulcrum_bgp). */
@@ -145,6 +147,7 @@ export function statusView(daemon: Pick<Daemon, 'configuration' | 'plane' | 'run
     reloads: { ...daemon.reloads },
     workers: daemon.plane.workers?.() ?? [],
     lostConnections: daemon.plane.lostConnections?.() ?? 0,
+    packets: Object.fromEntries(daemon.plane.packetCounters?.() ?? []),
     sync: daemon.sync.status(),
     bgp: daemon.bgp.status(),
   };

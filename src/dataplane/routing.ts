@@ -210,6 +210,12 @@ export class RoutingDataPlane implements DataPlane {
     return this.built.reduce((n, p) => n + (p.lostConnections?.() ?? 0), 0);
   }
 
+  packetCounters(): ReadonlyMap<string, number> {
+    const out = new Map<string, number>();
+    for (const p of this.built) for (const [k, n] of p.packetCounters?.() ?? []) out.set(k, (out.get(k) ?? 0) + n);
+    return out;
+  }
+
   /** Fault injection: crash data-plane worker `n` (false when there is none, or faults are off). */
   crashWorker(n: number): boolean {
     return this.built.some((p) => (p as { crashWorker?: (n: number) => boolean }).crashWorker?.(n) === true);

@@ -217,6 +217,11 @@ export interface DataPlane {
   /** Planes that relay on worker threads: connections lost with workers that died. */
   lostConnections?(): number;
   /**
+   * Planes that run a program per packet (XDP): its packets by outcome since it was loaded
+   * (forwarded, new, no-server, no-neighbour, malformed, tx-failed), summed over CPUs.
+   */
+  packetCounters?(): ReadonlyMap<string, number>;
+  /**
    * Connection synchronisation (src/sync): the flows and persistence templates this plane
    * can hand to another director, read now. Planes that hold nothing another director
    * could continue (a proxied TCP connection cannot move) do not have it.

@@ -34,7 +34,7 @@ export const ConnFlag = { closing: 1, syn: 2 } as const;
 export const SYN_TIMEOUT = 60;
 
 /** The per-reason counters (xstats), by index. */
-export const XSTATS = ['forwarded', 'no-server', 'no-neighbour', 'malformed', 'tx-failed', 'new', 'pass', 'reserved'] as const;
+export const XSTATS = ['forwarded', 'no-server', 'no-neighbour', 'malformed', 'tx-failed', 'new'] as const;
 
 export function hashKind(h: SlotHash): number {
   switch (h) {
