@@ -428,7 +428,13 @@ export class XdpDataPlane implements DataPlane {
     }
     // The device's MAC first: the program forwards only frames addressed to it.
     bpf.update(this.fd('devices'), u32Key(link.ifindex), deviceValue(link.mac));
-    if (current === 0) bpf.xdpAttach(link.ifindex, this.obj.progFd('xdp_root'));
+    if (current === 0) {
+      try {
+        bpf.xdpAttach(link.ifindex, this.obj.progFd('xdp_root'));
+      } catch (err: unknown) {
+        throw new Error(`interface ${device}: cannot run XDP in driver mode (${errorMessage(err)}); its services need fulcrum_dataplane nft`, { cause: err });
+      }
+    }
     this.devices.set(device, link.ifindex);
   }
 
