@@ -86,6 +86,7 @@ struct svc_val {
 	__u32 tcp_timeout;
 	__u32 fin_timeout;
 	__u32 udp_timeout;
+	__u32 seed; /* hash_seed: directors that must agree hash alike */
 };
 
 struct backend {
@@ -322,11 +323,11 @@ static __always_inline __u32 schedule(const struct svc_val *svc, const struct fl
 		slot = *cur % size;
 		*cur = slot + 1;
 	} else if (svc->hash == HASH_SRC) {
-		slot = hash_addr(f->saddr, 0x5eed) % size;
+		slot = hash_addr(f->saddr, svc->seed) % size;
 	} else if (svc->hash == HASH_SRC_PORT) {
-		slot = mix(f->saddr[0] ^ f->saddr[2], f->saddr[1] ^ f->saddr[3], f->sport) % size;
+		slot = mix(f->saddr[0] ^ f->saddr[2], f->saddr[1] ^ f->saddr[3], f->sport ^ svc->seed) % size;
 	} else {
-		slot = hash_addr(f->daddr, 0x5eed) % size;
+		slot = hash_addr(f->daddr, svc->seed) % size;
 	}
 	__u32 idx = svc->id * MAX_SLOTS + (slot & (MAX_SLOTS - 1));
 	__u32 *be = bpf_map_lookup_elem(&slots, &idx);

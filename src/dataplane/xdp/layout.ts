@@ -14,7 +14,7 @@ export const MAX_SLOTS = 256;
 export const MAX_BACKENDS = 4096;
 
 export const SVC_KEY_SIZE = 20;
-export const SVC_VAL_SIZE = 48;
+export const SVC_VAL_SIZE = 52;
 export const BACKEND_SIZE = 64;
 export const CONN_KEY_SIZE = 24;
 export const CONN_VAL_SIZE = 24;
@@ -104,6 +104,8 @@ export interface ServiceValue {
   readonly mask: Buffer;
   readonly persistTimeout: number;
   readonly timeouts: Timeouts;
+  /** The slot hashes' seed (`hash_seed`). */
+  readonly seed: number;
 }
 
 export function serviceValue(v: ServiceValue): Buffer {
@@ -117,6 +119,7 @@ export function serviceValue(v: ServiceValue): Buffer {
   b.writeUInt32LE(v.timeouts.tcp, 36);
   b.writeUInt32LE(v.timeouts.tcpfin, 40);
   b.writeUInt32LE(v.timeouts.udp, 44);
+  b.writeUInt32LE(v.seed >>> 0, 48);
   return b;
 }
 

@@ -56,6 +56,7 @@ test('XDP plane: a DR service becomes a services entry, a wrr slot table and res
   assert.ok(v, 'the service key is written');
   const id = v.readUInt32LE(0);
   assert.equal(v.readUInt32LE(4), 32, 'wrr: 32 slots');
+  assert.equal(v.readUInt32LE(48), 0x46554c43, 'the default hash_seed, as every director has it');
   const slots = slotsOf(bpf, id, 32);
   const backends = new Map([...bpf.entries(PIN, 'backends')].map(([k, b]) => [Buffer.from(k, 'hex').readUInt32LE(0), decodeBackend(b)]));
   const idOf = (addr: string): number => [...backends].find(([, b]) => b.address === addr)?.[0] ?? -1;
@@ -251,5 +252,13 @@ test('XDP plane: a flow that has sent only its SYN is SYN_RECV — inactive, lis
   assert.deepEqual(p.stats()[0]?.servers.map((s) => [s.active, s.inactive]), [[1, 1]]);
   assert.deepEqual((await p.connections()).map((c) => [c.client.port, c.state, c.expires]).sort(), [[40001, 'SYN_RECV', 60], [40002, 'ESTABLISHED', 900]]);
   assert.deepEqual((await p.syncExport()).map((f) => f.cport), [40002]);
+  await p.close(0);
+});
+
+test('XDP plane: hash_seed reaches the program (directors that must agree hash alike)', async () => {
+  const { bpf, plane } = lab();
+  const p = plane();
+  await p.apply({ ops: [{ op: 'add-service', service: { ...svc, scheduler: 'sh', hashSeed: 42 } }, { op: 'add-server', service: svc.key, server: rs(11, 1) }] });
+  assert.equal(bpf.entries(PIN, 'services').get(serviceKey('inet', VIP, 'tcp', 80).toString('hex'))?.readUInt32LE(48), 42);
   await p.close(0);
 });

@@ -25,6 +25,7 @@ import type { Bpf, BpfObject } from '../../sys/bpf.js';
 import type { XdpHost } from '../../sys/xdp-host.js';
 import { errorMessage, FailureCode, reportFailure, serialQueue, type Serial } from '../../errors/index.js';
 import { tunnelMac, tunnelVni } from '../../sys/kernel-host.js';
+import { HASH_SEED } from '../../model/defaults.js';
 import { newCounters, RateEstimator, zeroCounters } from '../stats.js';
 import { opServiceKey, SpecTable } from '../table.js';
 import {
@@ -335,6 +336,7 @@ export class XdpDataPlane implements DataPlane {
       flags: (spec.persistence ? ServiceFlag.persist : 0) | (spec.ops && spec.protocol === 'udp' ? ServiceFlag.ops : 0),
       mask: persistenceMask(familyOf(spec), spec.persistence), persistTimeout: spec.persistence?.timeout ?? 0,
       timeouts: { tcp: spec.timeouts.tcp || 900, tcpfin: spec.timeouts.tcpfin || 120, udp: spec.timeouts.udp || 300 },
+      seed: spec.hashSeed ?? HASH_SEED,
     });
     const hex = value.toString('hex');
     for (const [k, buf] of keys) {
