@@ -315,7 +315,11 @@ static __always_inline __u32 schedule(const struct svc_val *svc, const struct fl
 	__u32 slot;
 	if (size == 0 || size > MAX_SLOTS)
 		return 0;
-	if (svc->hash == HASH_RR) {
+	if (svc->hash == HASH_RR && f->proto == IPPROTO_TCP && !f->syn) {
+		/* A mid-stream packet of a flow nobody here scheduled (a takeover without sync):
+		 * hashed, not dealt, so every director with the same table and seed agrees. */
+		slot = mix(f->saddr[0] ^ f->saddr[2], f->saddr[1] ^ f->saddr[3], f->sport ^ svc->seed) % size;
+	} else if (svc->hash == HASH_RR) {
 		__u32 id = svc->id;
 		__u32 *cur = bpf_map_lookup_elem(&rr_cursor, &id);
 		if (!cur)
