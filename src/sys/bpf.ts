@@ -41,7 +41,7 @@ export interface Bpf {
   xdpAttached(ifindex: number): number;
   /** The name of a loaded program by id ('' when it is gone). */
   programName(id: number): string;
-  /** Attach a program to a device (driver mode), replacing `replaceId` if non-zero. */
+  /** Attach a program to a device in driver mode; refused when the device already runs one. */
   xdpAttach(ifindex: number, progFd: number): void;
   xdpDetach(ifindex: number): void;
   /** Remove a pin directory and what is pinned in it. */
