@@ -22,7 +22,7 @@
 import * as D from '../model/defaults.js';
 import { endpointKey, realServerKey } from '../model/keys.js';
 import { expandRange } from '../model/address.js';
-import { instanceAddresses, type Family, type FulcrumConfig, type KernelPlaneChoice, type RealServer, type VirtualServer, type VirtualServerGroup } from '../model/types.js';
+import { instanceAddresses, xdpRefusal, type Family, type FulcrumConfig, type KernelPlaneChoice, type RealServer, type VirtualServer, type VirtualServerGroup } from '../model/types.js';
 import { DEFAULT_TIMEOUTS, type ListenAddress, type ServerSpec, type ServiceSpec, type Timeouts } from '../dataplane/types.js';
 
 /** What the health checkers and agents last said about one real server of one service. */
@@ -100,7 +100,7 @@ export function timeoutsOf(cfg: FulcrumConfig): Timeouts {
 }
 
 export function serviceSpecOf(vs: VirtualServer, groups: ReadonlyMap<string, VirtualServerGroup>, timeouts: Timeouts, vrrp: ReadonlyMap<string, string> = new Map(), neighbors: readonly string[] = [], hashSeed?: number, dataplane?: KernelPlaneChoice): ServiceSpec {
-  const xdp = (vs.dataplane ?? dataplane) === 'xdp' && (vs.method === 'dr' || vs.method === 'tun');
+  const xdp = (vs.dataplane ?? dataplane) === 'xdp' && xdpRefusal(vs.endpoint, vs.protocol, vs.method) === null;
   return {
     key: endpointKey(vs.endpoint, vs.protocol),
     endpoint: vs.endpoint,

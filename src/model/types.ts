@@ -591,3 +591,15 @@ export interface FulcrumConfig {
 
 /** Which kernel plane forwards a DR/TUN service: the XDP program or nftables. */
 export type KernelPlaneChoice = 'xdp' | 'nft';
+
+/**
+ * Why a virtual server cannot be forwarded by the XDP plane (`fulcrum_dataplane xdp`), or
+ * null when it can: it goes to nftables instead (said where the keyword is on the service).
+ */
+export function xdpRefusal(endpoint: ServiceEndpoint, protocol: Protocol, method: ForwardingMethod): string | null {
+  if (method !== 'dr' && method !== 'tun') return `XDP forwards lb_kind DR and TUN, not ${method.toUpperCase()}`;
+  if (endpoint.kind === 'fwmark') return 'XDP runs before netfilter and sees no firewall mark';
+  if (protocol === 'sctp') return 'the XDP program parses TCP and UDP only';
+  if (method === 'tun' && endpoint.kind === 'address' && endpoint.family === 'inet6') return "XDP's VXLAN tunnel is IPv4";
+  return null;
+}

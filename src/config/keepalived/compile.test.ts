@@ -27,6 +27,12 @@ describe('keepalived.conf → model', () => {
     assert.equal(plane(cfg('', 'fulcrum_dataplane xdp', 'TUN')), 'xdp');
     assert.equal(plane(cfg('fulcrum_dataplane xdp', '', 'NAT')), undefined, 'NAT stays on nftables');
     assert.equal(plane(cfg('', '')), undefined, 'nftables by default');
+    const nat = parseText(cfg('', 'fulcrum_dataplane xdp', 'NAT'));
+    assert.deepEqual(codes(warningsOf(nat)), [['W_ADJUSTED', 7, 'fulcrum_dataplane']], 'said where the service asks for XDP it cannot have');
+    assert.match(warningsOf(nat)[0]?.message ?? '', /DR and TUN, not NAT: this service stays on nftables/);
+    const fw = parseText(`global_defs {\nfulcrum_dataplane xdp\n}\nvirtual_server fwmark 7 {\nlb_kind DR\nreal_server 10.0.0.2 80 {\n}\n}\n`).config;
+    const fwVs = fw?.virtualServers[0];
+    assert.equal(fw && fwVs ? serviceSpecOf(fwVs, new Map(), DEFAULT_TIMEOUTS, new Map(), [], undefined, fw.global.dataplane).plane : 'none', undefined, 'a fwmark service stays on nftables');
     const bad = errorsOf(parseText(cfg('fulcrum_dataplane ebpf', '')))[0];
     assert.equal(bad?.keyword, 'fulcrum_dataplane');
     assert.equal(bad?.loc?.line, 2);

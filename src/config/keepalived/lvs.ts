@@ -10,7 +10,7 @@ import * as D from '../../model/defaults.js';
 import {
   SCHEDULER_NAMES, isSchedulerName,
   type AgentProbe, type Announce, type Checker, type DnsCheck, type CheckerConnection, type CheckerTiming, type CheckerType, type Family,
-  type ForwardingMethod, type GroupMember, type KernelPlaneChoice, type HttpUrl, type Persistence, type Protocol, type ProxyProtocolVersion, type RealServer,
+  type ForwardingMethod, type GroupMember, type KernelPlaneChoice, xdpRefusal, type HttpUrl, type Persistence, type Protocol, type ProxyProtocolVersion, type RealServer,
   type SchedFlag, type SchedulerName, type ScriptSpec, type ServiceEndpoint, type SorryServer, type TunnelSpec,
   type VirtualServer, type VirtualServerGroup,
 } from '../../model/types.js';
@@ -519,6 +519,7 @@ export function compileVirtualServer(v: Values, n: AstNode): VirtualServer | und
   let smtpAlert: boolean | undefined;
   let ipFamily: Family | undefined;
   let dataplane: KernelPlaneChoice | undefined;
+  let dataplaneNode: AstNode | undefined;
   const rsNodes: AstNode[] = [];
   const flag = (f: SchedFlag): Handler => () => { flags.add(f); };
   dispatch(v.needBlock(n) ?? [], 'virtual_server', {
@@ -533,7 +534,7 @@ export function compileVirtualServer(v: Values, n: AstNode): VirtualServer | und
     // Fulcrum: one-arm full NAT — NAT connections reach the real servers from this address.
     fullnat_source: (x) => { fullnatSource = v.ip(x, 0)?.address ?? fullnatSource; },
     // Fulcrum: which kernel plane forwards this DR/TUN service (overrides global_defs).
-    fulcrum_dataplane: (x) => { dataplane = v.oneOf(x, 0, ['xdp', 'nft'] as const) ?? dataplane; },
+    fulcrum_dataplane: (x) => { dataplane = v.oneOf(x, 0, ['xdp', 'nft'] as const) ?? dataplane; dataplaneNode = x; },
     persistence_engine: (x) => {
       const t = v.arg(x, 0, 'sip');
       if (t) persistenceEngine(t.text, t.loc, 'persistence_engine', v.sink);
@@ -593,6 +594,10 @@ export function compileVirtualServer(v: Values, n: AstNode): VirtualServer | und
     // keepalived 2.2.7 reports this ("no protocol set - defaulting to UDP") and serves UDP;
     // Fulcrum serves TCP. Said, so the same file cannot mean two things unnoticed.
     v.sink.warn(DiagnosticCode.ADJUSTED, 'no protocol: TCP here, but keepalived 2.2.7 reports this and serves UDP — write protocol TCP or UDP', n.keyword.loc, 'protocol', 'protocol TCP|UDP|SCTP');
+  }
+  const noXdp = xdpRefusal(endpointFinal, protocol, m.method);
+  if (dataplane === 'xdp' && noXdp !== null && dataplaneNode) {
+    v.sink.warn(DiagnosticCode.ADJUSTED, `${noXdp}: this service stays on nftables`, dataplaneNode.keyword.loc, 'fulcrum_dataplane', 'fulcrum_dataplane nft');
   }
   const vs: VirtualServer = {
     endpoint: endpointFinal, protocol, scheduler, schedFlags: [...flags].sort(), method: m.method, tunnel: m.tunnel,
