@@ -247,6 +247,13 @@ export class XdpDataPlane implements DataPlane {
     return fd;
   }
 
+  /** The live (not trashed) real servers by service and server key, built once per use. */
+  private liveBackends(): Map<string, BackendState> {
+    const m = new Map<string, BackendState>();
+    for (const b of this.backends.values()) if (!b.trashed) m.set(`${b.service}\n${b.spec.key}`, b);
+    return m;
+  }
+
   private usedBackendIds(): Set<number> {
     const used = new Set(this.backends.keys());
     for (const id of this.adopted.backends.values()) used.add(id);
@@ -293,8 +300,9 @@ export class XdpDataPlane implements DataPlane {
     }
     // Real servers: live ones written, removed ones trashed (their flows go on).
     const live = new Set<number>();
+    const held = this.liveBackends();
     for (const [rk, r] of entry.servers) {
-      let b = [...this.backends.values()].find((x) => x.service === key && x.spec.key === rk && !x.trashed);
+      let b = held.get(`${key}\n${rk}`);
       if (!b) {
         const adoptedKey = `${st.id} ${r.address}`;
         let id = this.adopted.backends.get(adoptedKey) ?? 0;
@@ -622,6 +630,8 @@ export class XdpDataPlane implements DataPlane {
       }
       const byAddr = new Map<string, ServiceState>();
       for (const st of this.services.values()) for (const l of st.spec.listen) byAddr.set(`${st.spec.protocol}|${l.address}|${l.port}`, st);
+      const servers = new Map<string, BackendState>();
+      for (const b of this.backends.values()) if (!b.trashed) servers.set(`${b.service}|${b.spec.address}|${b.spec.port}`, b);
       const now = this.monoNs();
       for (const f of flows) {
         if (f.method !== 'dr' && f.method !== 'tun') {
@@ -633,7 +643,7 @@ export class XdpDataPlane implements DataPlane {
           refuse('no-service');
           continue;
         }
-        const b = [...this.backends.values()].find((x) => x.service === st.spec.key && !x.trashed && x.spec.address === f.server && x.spec.port === f.dport);
+        const b = servers.get(`${st.spec.key}|${f.server}|${f.dport}`);
         if (!b) {
           refuse('no-server');
           continue;
@@ -675,10 +685,11 @@ export class XdpDataPlane implements DataPlane {
 
   stats(): ServiceStats[] {
     const out: ServiceStats[] = [];
+    const held = this.liveBackends();
     for (const [key, entry] of this.table.services) {
       const st = this.services.get(key);
       const servers = [...entry.servers.values()].map((spec) => {
-        const b = [...this.backends.values()].find((x) => x.service === key && x.spec.key === spec.key && !x.trashed);
+        const b = held.get(`${key}\n${spec.key}`);
         return {
           spec, active: b?.active ?? 0, inactive: b?.inactive ?? 0, persistent: b?.persistent ?? 0,
           counters: { ...(b?.counters ?? newCounters()) }, rates: b?.est.rates() ?? { cps: 0, inPps: 0, outPps: 0, inBps: 0, outBps: 0 },
