@@ -20,6 +20,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { apiRequest, type ApiTarget } from '../src/api/client.js';
 import { parseOverlay } from '../src/runtime/store.js';
 import { startDaemon, type RunningDaemon } from '../src/testing/daemon.js';
@@ -362,16 +363,26 @@ test('a configuration bomb refused on reload does not stall relaying', { timeout
     const lines = [`virtual_server 127.0.0.1 ${r.vport} {`, '  lb_kind PROXY'];
     for (let i = 0; i < 160_000; i++) lines.push(`  real_server 10.${1 + (i >> 16)}.${(i >> 8) & 255}.${i & 255} 80 { weight 1 }`);
     lines.push('  lb_algo no-such-scheduler', '}');
+    const text = `${lines.join('\n')}\n`;
+    // The test's own loop (its client and real servers) can be held up by a busy machine too:
+    // measured beside the requests, so a stall of the client is not taken for the daemon's.
+    const own = monitorEventLoopDelay({ resolution: 10 });
+    own.enable();
     const load = loads.start(r.vport, { concurrency: 2, gapMs: 1 });
     await new Promise((res) => setTimeout(res, 300));
-    r.daemon.writeConfig(`${lines.join('\n')}\n`);
+    r.daemon.writeConfig(text);
     r.daemon.signal('SIGHUP');
     await r.daemon.waitLog((l) => l.event === 'reload-rejected', 120_000, 'the bomb to be refused');
     await new Promise((res) => setTimeout(res, 300));
     const report = await load.stop();
-    t.diagnostic(`${report.ok} requests while a 160,000-line file was read and refused; worst ${report.maxLatencyMs.toFixed(1)} ms`);
+    own.disable();
+    const ownMs = own.max / 1e6;
+    t.diagnostic(`${report.ok} requests while a 160,000-line file was read and refused; worst ${report.maxLatencyMs.toFixed(1)} ms (the test's own loop was held up ${ownMs.toFixed(1)} ms at worst)`);
     assert.deepEqual(report.errors, []);
-    assert.ok(report.maxLatencyMs < 1000, `relaying never stalled for a second (worst request ${Math.round(report.maxLatencyMs)} ms; 3.7 s before the reader moved off the main thread)`);
+    // Parsing on the daemon's main thread held every request for the whole parse (3.7 s when
+    // measured); off it, a request waits tens of ms. The bound sits between the two with room
+    // for a loaded 2-core machine, whose client-side stalls it discounts.
+    assert.ok(report.maxLatencyMs - ownMs < 1500, `relaying never stalled for 1.5 s (worst request ${Math.round(report.maxLatencyMs)} ms, of which the client's own loop ${Math.round(ownMs)} ms; 3.7 s before the reader moved off the main thread)`);
   } finally {
     await r.close();
   }
