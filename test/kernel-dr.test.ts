@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { isRoot, until, type Lab } from '../src/testing/netns.js';
 import { adm, answersFromAll, byDirection, capture, curl, drChurn, drLab, nftElements, serveHttp, startDirector } from '../src/testing/lvs-lab.js';
 import { httpLoopScript } from '../src/testing/http-loop.js';
-import { withTempDir } from '../src/testing/index.js';
+import { testOnce, withTempDir } from '../src/testing/index.js';
 
 const skip = isRoot() ? false : 'needs root (network namespaces, nftables)';
 const VIP = '10.61.0.100';
@@ -67,7 +67,7 @@ test('DR: weight changes, a drain and a removal under a request loop fail no req
   assert.ok(count('10.61.0.11') > count('10.61.0.13') && count('10.61.0.13') > 0, `slots r1 ${count('10.61.0.11')}, r3 ${count('10.61.0.13')}`);
 }));
 
-test('DR: persistence keeps a client on one real server for the timeout, then expires', { skip, timeout: 120_000 }, (t) => withTempDir(async (dir) => {
+testOnce('DR: persistence keeps a client on one real server for the timeout, then expires', { skip, timeout: 120_000 }, (t) => withTempDir(async (dir) => {
   const lab = await webLab(t, 'fkd3', 2);
   await startDirector(lab, 'd', dir, drConfig(2, '  persistence_timeout 2\n'));
   await until(() => curl(lab, 'c', `http://${VIP}/`) !== null, 20_000, 'service up', 100);

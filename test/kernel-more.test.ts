@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isRoot, until, type Lab } from '../src/testing/netns.js';
 import { adm, answersFromAll, byDirection, capture, curl, drLab, natLab, nftElements, serveHttp, startDirector, udpAsk, udpServer } from '../src/testing/lvs-lab.js';
-import { withTempDir } from '../src/testing/index.js';
+import { testOnce, withTempDir } from '../src/testing/index.js';
 
 const skip = isRoot() ? false : 'needs root (network namespaces, nftables)';
 const names = (answers: readonly string[]): Set<string> => new Set(answers.map((a) => a.split(' ')[0] ?? ''));
@@ -60,7 +60,7 @@ test('DR over IPv6: both real servers answer, see the client address, and no rep
   await until(() => !nftElements(lab, 'd', 'netdev', 'client6').includes('fd64::1'), 10_000, 'client entries dropped with their flows', 200);
 }));
 
-test('NAT over IPv6: VIP port 80 maps to the real servers\' 8080 and they see the true client address', { skip, timeout: 120_000 }, (t) => withTempDir(async (dir) => {
+testOnce('NAT over IPv6: VIP port 80 maps to the real servers\' 8080 and they see the true client address', { skip, timeout: 120_000 }, (t) => withTempDir(async (dir) => {
   const VIP = 'fd65:1::100';
   const lab = natLab(t, 'fkm2', { ...NAT, vip: VIP });
   await serveHttp(lab, [8080]);
@@ -88,7 +88,7 @@ test('UDP over DR: new flows reach both real servers, whose answers come from th
   assert.match(nftElements(lab, 'd', 'netdev', 'conn4'), /10\.64\.0\.1 \. \d+ timeout 5m/, 'UDP flows hold the udp timeout (300 s)');
 }));
 
-test('UDP over NAT: VIP port 53 maps to the real servers\' 5353; answers return through the director', { skip, timeout: 120_000 }, (t) => withTempDir(async (dir) => {
+testOnce('UDP over NAT: VIP port 53 maps to the real servers\' 5353; answers return through the director', { skip, timeout: 120_000 }, (t) => withTempDir(async (dir) => {
   const VIP = '10.65.1.100';
   const lab = natLab(t, 'fkm4', { ...NAT, vip: VIP });
   for (const r of ['r1', 'r2']) udpServer(lab, r, '0.0.0.0', 5353);
@@ -118,7 +118,7 @@ test('DR firewall-mark service: the ports the operator marks go to one real serv
   assert.equal(curl(lab, 'c', `http://${VIP}:8081/`, 1), null, 'an unmarked port is not forwarded (the director itself refuses it)');
 }));
 
-test('NAT firewall-mark service: marked ports keep their port on the real servers, which see the client', { skip, timeout: 120_000 }, (t) => withTempDir(async (dir) => {
+testOnce('NAT firewall-mark service: marked ports keep their port on the real servers, which see the client', { skip, timeout: 120_000 }, (t) => withTempDir(async (dir) => {
   const VIP = '10.65.1.100';
   const lab = natLab(t, 'fkm6', { ...NAT, vip: VIP });
   await serveHttp(lab, [80, 8080]);

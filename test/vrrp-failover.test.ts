@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { repoRoot, withTempDir } from '../src/testing/index.js';
+import { repoRoot, testOnce, withTempDir } from '../src/testing/index.js';
 import { isRoot, testLab } from '../src/testing/netns.js';
 import path from 'node:path';
 import { apiRequest } from '../src/api/client.js';
@@ -101,7 +101,7 @@ test('a 10-second CPU stall of the master\'s control plane: VRRP keeps advertisi
   });
 });
 
-test('track_file moves the VIP: the master\'s file reads 1 (weight 0) → FAULT and the backup takes the VIP and its virtual_routes; 0 → it preempts back; vrrp_notify_fifo has every state change', { skip, timeout: 60_000 }, async (t) => {
+testOnce('track_file moves the VIP: the master\'s file reads 1 (weight 0) → FAULT and the backup takes the VIP and its virtual_routes; 0 → it preempts back; vrrp_notify_fifo has every state change', { skip, timeout: 60_000 }, async (t) => {
   const lab = testLab(t, `${PREFIX}t`);
   await withTempDir(async (dir) => {
     lab.host('d1', '10.67.0.2');
@@ -140,7 +140,7 @@ test('track_file moves the VIP: the master\'s file reads 1 (weight 0) → FAULT 
   });
 });
 
-test('garp_master_refresh: a master re-announces its VIP every second (2 gratuitous ARPs each), as a neighbour on the segment sees; static_ipaddress and static_routes are in place while it runs and gone after it stops', { skip, timeout: 60_000 }, async (t) => {
+testOnce('garp_master_refresh: a master re-announces its VIP every second (2 gratuitous ARPs each), as a neighbour on the segment sees; static_ipaddress and static_routes are in place while it runs and gone after it stops', { skip, timeout: 60_000 }, async (t) => {
   const lab = testLab(t, `${PREFIX}g`);
   await withTempDir(async (dir) => {
     const tcpdump = ensureCommand('tcpdump', 'tcpdump');
@@ -177,7 +177,7 @@ test('garp_master_refresh: a master re-announces its VIP every second (2 gratuit
   });
 });
 
-test('track_process moves the VIP: the tracked process exits → FAULT on the master (weight 0) and the backup takes the VIP; it runs again → the master preempts back', { skip, timeout: 60_000 }, async (t) => {
+testOnce('track_process moves the VIP: the tracked process exits → FAULT on the master (weight 0) and the backup takes the VIP; it runs again → the master preempts back', { skip, timeout: 60_000 }, async (t) => {
   const lab = testLab(t, `${PREFIX}p`);
   await withTempDir(async (dir) => {
     const fs = await import('node:fs');

@@ -4,7 +4,7 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { withTempDir } from '../src/testing/index.js';
+import { testOnce, withTempDir } from '../src/testing/index.js';
 import { isRoot, testLab, until, type Lab, type LabHost } from '../src/testing/netns.js';
 import { expectedTakeoverMs, logEvent, startFulcrum, startKeepalived, startObserver, vrrpInstance, type Advert } from '../src/testing/vrrp-lab.js';
 
@@ -37,8 +37,10 @@ async function crashAndTime(t: TestContext, lab: Lab, obs: ReturnType<typeof sta
 
 for (const version of [2, 3] as const) {
   const pass = version === 2 ? 'sa5pw' : undefined;
+  // v2 and v3 differ in the codec (pure, unit-tested on every line): v2 against keepalived runs once.
+  const define: typeof testOnce = version === 3 ? (n, o, f) => void test(n, o, f) : testOnce;
 
-  test(`VRRPv${version}: Fulcrum MASTER + keepalived BACKUP — kill Fulcrum, keepalived takes the VIP in 3·advert + skew, the client's ARP entry moves; Fulcrum returns and preempts`, { skip, timeout: 60_000 }, async (t) => {
+  define(`VRRPv${version}: Fulcrum MASTER + keepalived BACKUP — kill Fulcrum, keepalived takes the VIP in 3·advert + skew, the client's ARP entry moves; Fulcrum returns and preempts`, { skip, timeout: 60_000 }, async (t) => {
     const lab = testLab(t, `${PREFIX}a${version}`);
     await withTempDir(async (dir) => {
       const { f, k, obs } = segment(lab);
@@ -72,7 +74,7 @@ for (const version of [2, 3] as const) {
     });
   });
 
-  test(`VRRPv${version}: keepalived MASTER + Fulcrum BACKUP — kill keepalived, Fulcrum takes the VIP in 3·advert + skew; keepalived returns and preempts`, { skip, timeout: 60_000 }, async (t) => {
+  define(`VRRPv${version}: keepalived MASTER + Fulcrum BACKUP — kill keepalived, Fulcrum takes the VIP in 3·advert + skew; keepalived returns and preempts`, { skip, timeout: 60_000 }, async (t) => {
     const lab = testLab(t, `${PREFIX}b${version}`);
     await withTempDir(async (dir) => {
       const { f, k, obs } = segment(lab);

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { test, type TestContext, type TestOptions } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Diagnostic } from '../errors/index.js';
 import { parseKeepalivedText, type LoadOptions, type LoadResult } from '../config/index.js';
@@ -51,4 +52,26 @@ export function errorsOf(r: { diagnostics: readonly Diagnostic[] }): Diagnostic[
 
 export function warningsOf(r: { diagnostics: readonly Diagnostic[] }): Diagnostic[] {
   return r.diagnostics.filter((d) => d.severity === 'warning');
+}
+
+/**
+ * The environment variable `node dist/src/testing/node-lts.js` sets for its run of the suite on
+ * a second Node.js line, after the whole suite has run on the machine's own Node.
+ */
+export const SECOND_RUNTIME_ENV = 'FULCRUM_TEST_SECOND_RUNTIME';
+
+/** True in the suite's run on a second Node.js line (see `SECOND_RUNTIME_ENV`). */
+export function onSecondRuntime(): boolean {
+  return process.env[SECOND_RUNTIME_ENV] === '1';
+}
+
+/**
+ * `test`, defined only in the suite's first run (the machine's Node). For end-to-end tests whose
+ * subject a second Node.js line cannot change — a peer's or the kernel's behaviour, a pure
+ * rule — when a sibling that runs every time already drives the same runtime paths (sockets,
+ * FFI, worker threads). CI runs every one of them once; the second run is shorter by their
+ * time. Not a skip: the test does not exist in that run.
+ */
+export function testOnce(name: string, options: TestOptions, fn: (t: TestContext) => Promise<void> | void): void {
+  if (!onSecondRuntime()) void test(name, options, fn);
 }
