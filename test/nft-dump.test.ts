@@ -16,7 +16,7 @@ import { repoRoot } from '../src/testing/index.js';
 
 const skip = isRoot() ? false : 'needs root (network namespaces, nftables)';
 
-test('netlink dump of conn4, closing4 and persist4 reads exactly what nft -j lists', { skip, timeout: 120_000 }, async (t) => {
+test('netlink dump of conn4, closing4, persist4 and seen4 (with its counters) reads exactly what nft -j lists', { skip, timeout: 120_000 }, async (t) => {
   ensureKernelTools();
   const lab = testLab(t, `fnd${process.pid % 10000}`);
   lab.host('d', '10.64.0.2');
@@ -30,10 +30,12 @@ test('netlink dump of conn4, closing4 and persist4 reads exactly what nft -j lis
     '  map conn4 { type mark . ipv4_addr . inet_service : mark; flags dynamic, timeout; timeout 900s; size 65536; }',
     '  set closing4 { type mark . ipv4_addr . inet_service; flags dynamic, timeout; timeout 120s; size 65536; }',
     '  map persist4 { type mark . ipv4_addr : mark; flags dynamic, timeout; timeout 360s; size 65536; }',
+    '  set seen4 { type mark . ipv4_addr . inet_service; flags dynamic, timeout; counter; timeout 900s; size 65536; }',
     '}',
     `add element netdev fulcrum conn4 { ${els.join(', ')} }`,
     'add element netdev fulcrum closing4 { 0x00001000 . 10.0.0.1 . 1024 timeout 100s, 0xfffff000 . 255.255.255.255 . 65535 }',
     'add element netdev fulcrum persist4 { 0x00002000 . 10.9.0.0 timeout 300s : 0x00002003, 0xdeadbeef . 1.2.3.4 : 0x80000001 }',
+    'add element netdev fulcrum seen4 { 0x00001000 . 10.0.0.1 . 1024 counter packets 1 bytes 60 timeout 100s, 0x00001000 . 10.0.0.2 . 1025 counter packets 4000000000 bytes 6000000000000 }',
     '',
   ].join('\n'));
   lab.exec('d', 'nft', ['-f', file]);
@@ -43,8 +45,8 @@ const { readSet } = await import(${JSON.stringify(path.join(repoRoot(), 'dist', 
 const lib = libNft(); const cmd = commandNft();
 if (!lib.dumpElements) throw new Error('libnftables boundary has no netlink dump');
 const out = {};
-for (const set of ['conn4', 'closing4', 'persist4', 'absent4']) {
-  const strip = (m) => [...m.values()].map((r) => [r.key, r.value, r.expires > 0]).sort();
+for (const set of ['conn4', 'closing4', 'persist4', 'seen4', 'absent4']) {
+  const strip = (m) => [...m.values()].map((r) => [r.key, r.value, r.expires > 0, r.counter]).sort();
   out[set] = { dump: strip(await readSet(lib, 'netdev', set)), list: strip(await readSet(cmd, 'netdev', set)) };
 }
 console.log(JSON.stringify(out));`;
@@ -52,6 +54,10 @@ console.log(JSON.stringify(out));`;
   assert.equal(res['conn4']?.dump.length, 5000);
   assert.equal(res['closing4']?.dump.length, 2);
   assert.equal(res['persist4']?.dump.length, 2);
+  assert.deepEqual(res['seen4']?.dump, [
+    ['0x00001000 . 10.0.0.1 . 1024', '', true, { packets: 1, bytes: 60 }],
+    ['0x00001000 . 10.0.0.2 . 1025', '', true, { packets: 4000000000, bytes: 6000000000000 }],
+  ], 'seen4: each flow with its packet count');
   assert.equal(res['absent4']?.dump.length, 0, 'a set that does not exist reads as empty');
   for (const set of Object.keys(res)) assert.deepEqual(res[set]?.dump, res[set]?.list, `${set}: the dump and nft's listing agree`);
 });

@@ -133,8 +133,16 @@ async function installedAtLeast(socket: string, n: number): Promise<number> {
 }
 
 /** 50 long-lived connections; the master crashes once the backup holds them (with sync) or after 3 s. */
-async function crashUnderLoad(p: Pair & { vip: string }, withSync: boolean): Promise<{ n: number; broken: number; reasons: string[]; by: Record<string, number>; lines: number; installed: number }> {
+async function crashUnderLoad(p: Pair & { vip: string }, withSync: boolean, o: { halfOpen?: boolean } = {}): Promise<{ n: number; broken: number; reasons: string[]; by: Record<string, number>; lines: number; installed: number }> {
   const { lab, d1, d2 } = p;
+  // IPVS's sync_threshold: a connection that only ever sent its SYN (the client drops the
+  // real server's SYN-ACK and gives up) has one packet at the director and is never sent.
+  const HALF_OPEN_PORT = 45678;
+  if (o.halfOpen) {
+    lab.exec('c', 'nft', ['add table ip fsyho; add chain ip fsyho in { type filter hook input priority 0; policy accept; }; '
+      + `add rule ip fsyho in ip saddr ${p.vip} tcp dport ${HALF_OPEN_PORT} drop`]);
+    assert.throws(() => lab.exec('c', 'curl', ['-s', '--local-port', String(HALF_OPEN_PORT), '--connect-timeout', '0.5', `http://${p.vip}/`]), 'the half-open connection gets no answer');
+  }
   const client = lab.spawn('c', process.execPath, ['-e', longLived(p.vip, 7000, 50, 100, 8)]);
   let out = '';
   client.stdout?.on('data', (b: Buffer) => { out += b.toString(); });
@@ -151,6 +159,15 @@ async function crashUnderLoad(p: Pair & { vip: string }, withSync: boolean): Pro
     assert.equal(m.role, 'master');
     assert.ok(m.sent.entries >= 50, `the master sent ${m.sent.entries} entries`);
     assert.ok(installed >= 50, `the backup installed ${installed} flows`);
+    if (o.halfOpen) {
+      // Every poll since the 50 connections began saw the half-open flow, and every one of
+      // those connections has reached the backup: the half-open one would have too.
+      const flow = ` . 10.62.0.1 . ${HALF_OPEN_PORT} `;
+      const seen = lab.exec('d1', 'nft', ['list', 'set', 'netdev', 'fulcrum', 'seen4']).split('\n').find((l) => l.includes(flow));
+      assert.match(seen ?? '', /counter packets 1 /, `the master counted its one packet: ${seen ?? 'absent'}`);
+      assert.ok(lab.exec('d1', 'nft', ['list', 'map', 'netdev', 'fulcrum', 'conn4']).includes(flow), 'the master holds the half-open flow');
+      assert.ok(!lab.exec('d2', 'nft', ['list', 'map', 'netdev', 'fulcrum', 'conn4']).includes(flow), 'the backup was never sent it');
+    }
   } else {
     await new Promise((r) => setTimeout(r, 3000));
   }
@@ -167,7 +184,7 @@ for (const algo of ['wrr', 'lc']) {
   const define: typeof testOnce = algo === 'wrr' ? (n, o, f) => void test(n, o, f) : testOnce;
   define(`sync (${algo}, DR): the master crashes under 50 long-lived connections and all 50 continue on their real servers`, { skip, timeout: 150_000 }, (t) => withTempDir(async (dir) => {
     const pair = await directorPair(t, `${PREFIX}${algo}`, dir, { algo, sync: true });
-    const r = await crashUnderLoad(pair, true);
+    const r = await crashUnderLoad(pair, true, { halfOpen: algo === 'wrr' });
     t.diagnostic(`${algo}: ${r.n - r.broken}/${r.n} connections continued after the takeover (backup had installed ${r.installed}); servers ${JSON.stringify(r.by)}; ${r.lines} lines answered${r.broken ? `; broken: ${r.reasons.join(', ')}` : ''}`);
     assert.equal(r.n, 50);
     assert.equal(r.broken, 0, `broken connections: ${r.reasons.join(', ')}`);

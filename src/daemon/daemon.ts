@@ -747,12 +747,20 @@ export class Daemon {
    * they never fail a start or a reload, as keepalived carries on without its sync daemon.
    */
   private applySync(): void {
-    const file = this.config?.global.lvsSyncDaemon;
+    supervise('sync', this.sync.configure(this.syncConfig()).catch((err: unknown) => reportFailure('sync', errorCode(err) ?? FailureCode.SYNC_SOCKET, err)));
+  }
+
+  /** The sync daemon's configuration: `--start-daemon`'s while it holds, else the file's. */
+  private syncConfig(): SyncConfig | null {
+    const g = this.config?.global;
+    const file = g?.lvsSyncDaemon;
     const rt = this.syncRuntime;
-    const cfg: SyncConfig | null = rt === 'stopped' ? null : rt ?? (file ? {
+    const base: SyncConfig | null = rt === 'stopped' ? null : rt ?? (file ? {
       interface: file.interface, instance: file.instance, syncid: file.syncid, maxlen: file.maxlen, group: file.group, port: file.port, ttl: file.ttl,
     } : null);
-    supervise('sync', this.sync.configure(cfg).catch((err: unknown) => reportFailure('sync', errorCode(err) ?? FailureCode.SYNC_SOCKET, err)));
+    // The file's threshold and refresh period hold for a daemon started with ipvsadm too, as
+    // IPVS's sysctls do.
+    return base && { ...base, refreshSec: g?.syncRefreshPeriod, threshold: g?.syncThreshold };
   }
 
   /**
@@ -777,7 +785,7 @@ export class Daemon {
     }
     this.syncRuntime = next;
     try {
-      await this.sync.configure(next === 'stopped' ? null : next);
+      await this.sync.configure(this.syncConfig());
     } catch (err: unknown) {
       this.syncRuntime = prev;
       this.applySync();

@@ -486,6 +486,16 @@ export interface GlobalDefs {
   readonly enableScriptSecurity: boolean;
   /** `lvs_sync_daemon`: connection sync between directors (src/sync). */
   readonly lvsSyncDaemon?: LvsSyncDaemon | undefined;
+  /**
+   * `fulcrum_sync_threshold N` (Fulcrum; IPVS's sync_threshold sysctl, first value): a master
+   * sends a counted flow once it has had N packets; unset = 3.
+   */
+  readonly syncThreshold?: number | undefined;
+  /**
+   * `fulcrum_sync_refresh_period S` (Fulcrum; IPVS's sync_refresh_period sysctl): resend every
+   * flow at least every S seconds; 0 or unset = half its timeout, at most the 30 s cycle.
+   */
+  readonly syncRefreshPeriod?: number | undefined;
   /** `hash_seed N` (Fulcrum): the seed of every kernel-plane slot hash; unset = D.HASH_SEED. */
   readonly hashSeed?: number | undefined;
   /** `fulcrum_dataplane xdp|nft` (Fulcrum): the kernel plane of every DR/TUN service; unset = nft. */

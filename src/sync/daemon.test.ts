@@ -180,3 +180,20 @@ test('daemon: without an instance it runs the roles asked for; a plane without s
     await m.stop();
   }
 });
+
+test('daemon: the configured threshold (fulcrum_sync_threshold) decides when a counted flow is sent', async () => {
+  const seg = new FakeSyncSegment();
+  const peer = new SyncPlane();
+  const m = new SyncDaemon({ plane: peer.plane(), transport: seg.transport('b'), sendIntervalMs: 3_600_000, installIntervalMs: 3_600_000 });
+  try {
+    await m.configure({ ...defaultSyncConfig('eth0'), master: true, backup: false });
+    peer.flows = [flow(1, { packets: 1 })];
+    await m.sendTick();
+    assert.equal(m.status().sent.entries, 0, 'the default, 3: a one-packet flow waits');
+    await m.configure({ ...defaultSyncConfig('eth0'), master: true, backup: false, threshold: 1 });
+    await m.sendTick();
+    assert.equal(m.status().sent.entries, 1, 'threshold 1: it goes');
+  } finally {
+    await m.stop();
+  }
+});

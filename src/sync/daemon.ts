@@ -38,6 +38,8 @@ export interface SyncConfig {
   readonly ttl: number;
   /** Resend a flow at least this often (seconds; 0: half its timeout). */
   readonly refreshSec?: number | undefined;
+  /** Send a counted flow from this many packets (IPVS's sync_threshold; default SYNC_THRESHOLD). */
+  readonly threshold?: number | undefined;
 }
 
 export const defaultSyncConfig = (ifname: string): SyncConfig => ({
@@ -126,7 +128,7 @@ export class SyncDaemon {
     this.close();
     this.cfg = cfg;
     if (!cfg) return;
-    this.sender = new SyncSender({ refreshSec: cfg.refreshSec });
+    this.sender = new SyncSender({ refreshSec: cfg.refreshSec, threshold: cfg.threshold });
     this.startTimers();
     await this.roleChanged();
   }

@@ -66,6 +66,30 @@ describe('keepalived.conf → model', () => {
     }
   });
 
+  it('fulcrum_sync_threshold and fulcrum_sync_refresh_period: IPVS\'s sysctls as global_defs keywords; unset by default; bad values located', () => {
+    const g = (line: string): string => `global_defs {\n ${line}\n}\n`;
+    const none = parseText(g('lvs_sync_daemon eth1')).config?.global;
+    assert.deepEqual([none?.syncThreshold, none?.syncRefreshPeriod], [undefined, undefined]);
+    const set = parseText(`global_defs {\n fulcrum_sync_threshold 1\n fulcrum_sync_refresh_period 10\n}\n`);
+    assert.deepEqual(errorsOf(set), []);
+    assert.deepEqual([set.config?.global.syncThreshold, set.config?.global.syncRefreshPeriod], [1, 10]);
+    for (const [line, col, re] of [
+      ['fulcrum_sync_threshold -1', 25, /-1/],
+      ['fulcrum_sync_refresh_period 86401', 30, /86401/],
+      ['fulcrum_sync_refresh_period', 30, /missing/],
+    ] as const) {
+      const r = parseText(g(line));
+      assert.equal(r.ok, false, line);
+      const e = errorsOf(r)[0];
+      assert.match(e?.message ?? '', re, line);
+      assert.deepEqual([e?.loc?.line, e?.loc?.col], [2, col], `${line}: ${e?.message}`);
+    }
+    // IPVS's sysctl takes a second value (a resend every N packets); the time-based refresh replaces it here.
+    const two = parseText(g('fulcrum_sync_threshold 3 50'));
+    assert.equal(two.config?.global.syncThreshold, 3);
+    assert.match(allWarnings(two)[0]?.message ?? '', /extra argument '50'/);
+  });
+
   it('interface names are checked as the kernel checks them, each a located error', () => {
     const inst = (iface: string, extra = ''): string => `vrrp_instance V {\n interface ${iface}\n virtual_router_id 1\n priority 100\n virtual_ipaddress { 10.0.0.1 ${extra} }\n}\n`;
     for (const bad of ['averyveryverylongname', 'eth0/1', 'eth:0', '"a b"', '".."', '"x\'y"']) {

@@ -196,6 +196,8 @@ export function compileGlobalDefs(v: Values, nodes: readonly AstNode[]): GlobalD
       lvs_notify_fifo_script: (n) => { v.noBlock(n); g.lvsNotifyFifoScript = v.script(n) ?? g.lvsNotifyFifoScript; },
       lvs_sync_daemon: (n) => { g.lvsSyncDaemon = lvsSyncDaemon(v, n) ?? g.lvsSyncDaemon; },
       fulcrum_dataplane: (n) => { g.dataplane = v.oneOf(n, 0, ['xdp', 'nft'] as const) ?? g.dataplane; v.extra(n, 1); },
+      fulcrum_sync_threshold: (n) => { g.syncThreshold = v.int(n, 0, 0, 65535) ?? g.syncThreshold; v.extra(n, 1); },
+      fulcrum_sync_refresh_period: (n) => { g.syncRefreshPeriod = v.int(n, 0, 0, 86400) ?? g.syncRefreshPeriod; v.extra(n, 1); },
       hash_seed: (n) => {
         const t = v.arg(n, 0, 'a 32-bit seed (decimal or 0x hex)');
         if (!t) return;

@@ -251,6 +251,29 @@ test('sync: the plane exports its DR flows and templates with the service and se
   }
 });
 
+test('sync threshold: DR flows carry the packets the kernel counted in seen4, and the sender holds back those under 3; a flow seen4 lacks goes at once', async () => {
+  const { SyncSender } = await import('../../sync/engine.js');
+  const { nft, plane } = setup();
+  try {
+    await plane.apply({ ops: [{ op: 'add-service', service: svc }, { op: 'add-server', service: svc.key, server: r1 }] });
+    const m1 = markOf(nft, r1.address);
+    for (const [port, packets] of [[40001, 1], [40002, 3], [40003, null]] as const) {
+      nft.kernelSet('netdev', 'conn4', `0x00001000 . 10.9.9.9 . ${port}`, m1, { expires: 800 });
+      if (packets !== null) nft.kernelSet('netdev', 'seen4', `0x00001000 . 10.9.9.9 . ${port}`, '', { expires: 800, counter: { packets, bytes: 60 * packets } });
+    }
+    await plane.poll();
+    const flows = await plane.syncExport();
+    assert.deepEqual(flows.map((f) => [f.cport, f.packets]).sort(), [[40001, 1], [40002, 3], [40003, undefined]]);
+    const sender = new SyncSender();
+    assert.deepEqual(sender.due(flows, 0).map((f) => f.cport).sort(), [40002, 40003], 'a lone SYN is not synchronised');
+    nft.kernelSet('netdev', 'seen4', '0x00001000 . 10.9.9.9 . 40001', '', { expires: 800, counter: { packets: 4, bytes: 240 } });
+    assert.deepEqual(sender.due(await plane.syncExport(), 1).map((f) => f.cport), [40001], 'it goes once it has its third packet');
+    assert.ok(nft.runs.flat().some((c) => /^add rule netdev fulcrum out4 meta l4proto != udp update @seen4 \{ meta mark & 0xfffff000 \. ip saddr \. th sport timeout 900s counter \}$/.test(c)), 'every forwarded IPv4 packet is counted');
+  } finally {
+    await plane.close(0);
+  }
+});
+
 test('sync: when the kernel holds an entry the plane did not write, the install reads the maps and writes again; NAT and IPv6 are refused as unsupported', async () => {
   const { nft, plane } = setup();
   try {

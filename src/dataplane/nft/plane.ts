@@ -530,6 +530,10 @@ export class NftDataPlane implements DataPlane {
       // the plane's largest cost); templates, which the poll does not read, are read here.
       const persistent = (nat: boolean): boolean => [...this.table.services.values()].some((e) => e.spec.persistence !== null && (e.spec.method === 'nat') === nat);
       const none = new Map<string, ElementRecord>();
+      // Each DR/TUN flow's packets (seen4), for the sender's threshold; read only when the
+      // poll found such flows.
+      const dr = this.loaded.netdev && this.conns.some((c) => c.family === 'inet' && this.backends.get(c.mark)?.spec.method !== 'nat');
+      const seen = dr ? await readSet(this.o.nft, 'netdev', 'seen4') : none;
       const templates = [
         ...(this.loaded.netdev && persistent(false) ? await readSet(this.o.nft, 'netdev', 'persist4') : none).values(),
         ...(this.loaded.inet && persistent(true) ? await readSet(this.o.nft, 'inet', 'persist4') : none).values(),
@@ -552,10 +556,12 @@ export class NftDataPlane implements DataPlane {
         if (d.b.spec.method !== 'nat') {
           // DR/TUN (conn4): the poll read the state from closing4.
           const state = udp ? 'other' as const : c.state === 'FIN_WAIT' ? 'closing' as const : 'established' as const;
+          const packets = c.key !== undefined ? seen.get(c.key)?.counter?.packets : undefined;
           out.push({
             template: false, protocol: d.spec.protocol, family: 'inet', method: d.b.spec.method,
             client: c.client.address, cport: c.client.port, ...where(d.spec),
             server: d.b.spec.address, dport: d.b.spec.port, state, timeout: state === 'closing' ? t.tcpfin : udp ? t.udp : t.tcp,
+            ...(packets !== undefined ? { packets } : {}),
           });
           continue;
         }

@@ -104,6 +104,7 @@ const LAYOUTS: Readonly<Record<string, { readonly key: readonly string[]; readon
   conn4: { key: ['mark', 'ipv4_addr', 'inet_service'], value: ['mark'] },
   closing4: { key: ['mark', 'ipv4_addr', 'inet_service'], value: [] },
   persist4: { key: ['mark', 'ipv4_addr'], value: ['mark'] },
+  seen4: { key: ['mark', 'ipv4_addr', 'inet_service'], value: [] },
 };
 const SIZES: Readonly<Record<string, number>> = { mark: 4, ipv4_addr: 4, inet_service: 2 };
 const LE = os.endianness() === 'LE';

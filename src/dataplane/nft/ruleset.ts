@@ -68,6 +68,11 @@ function declarations(kind: TableKind, limits: RulesetLimits): [string, string][
       ['set ops', 'type mark;'],
       ['map conn4', `type mark . ipv4_addr . inet_service : mark; flags dynamic, timeout; timeout 900s; size ${limits.connections};`],
       ['set closing4', `type mark . ipv4_addr . inet_service; flags dynamic, timeout; timeout 120s; size ${limits.connections};`],
+      // Each IPv4 flow's packets, for connection sync's threshold (IPVS's sync_threshold): a
+      // set of its own, so conn4's declaration — and the takeover of a table an older run
+      // loaded — is unchanged. A flow it lacks (full, or installed by sync and idle since) is
+      // one the plane does not count.
+      ['set seen4', `type mark . ipv4_addr . inet_service; flags dynamic, timeout; counter; timeout 900s; size ${limits.connections};`],
       // Declared through numgen, whose 32-bit integer type matches jhash's: nft 1.0.6 crashes
       // printing a set declared `typeof … jhash …`.
       ['map conn6', `typeof ${CONN6_TYPE} : meta mark; flags dynamic, timeout; timeout 900s; size ${limits.connections};`],
@@ -146,7 +151,10 @@ function staticChains(kind: TableKind, t: Timeouts): Map<string, string[]> {
         `meta l4proto udp update @conn${f} { ${key} timeout ${t.udp}s : meta mark } goto out${f}`,
         `update @conn${f} { ${key} timeout ${t.tcp}s : meta mark } goto out${f}`,
       ]);
-      out.set(`out${f}`, ['update @pkts { meta mark counter }', 'meta mark vmap @egress', 'drop']);
+      const seen = f === '4'
+        ? [`meta l4proto udp update @seen4 { ${key} timeout ${t.udp}s counter }`, `meta l4proto != udp update @seen4 { ${key} timeout ${t.tcp}s counter }`]
+        : [];
+      out.set(`out${f}`, [...seen, 'update @pkts { meta mark counter }', 'meta mark vmap @egress', 'drop']);
     } else {
       const p = ip(f);
       out.set(`nat${f}`, [
