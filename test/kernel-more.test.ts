@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { isRoot, until, type Lab } from '../src/testing/netns.js';
 import { adm, answersFromAll, byDirection, capture, curl, drLab, natLab, nftElements, serveHttp, startDirector, udpAsk, udpServer } from '../src/testing/lvs-lab.js';
 import { testOnce, withTempDir } from '../src/testing/index.js';
+import { conn6Key } from '../src/dataplane/nft/ruleset.js';
 
 const skip = isRoot() ? false : 'needs root (network namespaces, nftables)';
 const names = (answers: readonly string[]): Set<string> => new Set(answers.map((a) => a.split(' ')[0] ?? ''));
@@ -58,6 +59,25 @@ test('DR over IPv6: both real servers answer, see the client address, and no rep
   // beside them), and forgets it when the flow expires (tcpfin 3 s here).
   await until(() => /\[fd64::1\]:\d+ +\[fd64::100\]:80 +\[fd64::1[12]\]:80/.test(adm(d.socket, ['-L', '-n', '-c'])), 5000, 'a listed IPv6 DR connection with its client', 200);
   await until(() => !nftElements(lab, 'd', 'netdev', 'client6').includes('fd64::1'), 10_000, 'client entries dropped with their flows', 200);
+  // Connection sync installs another director's IPv6 flows under keys computed in
+  // TypeScript (conn6Key): the kernel must find them. Four client ports pinned to r2, as a
+  // sync install writes them (conn6 with client6/cport6), all reach r2 — new flows would
+  // alternate (wrr 1:1) — and the kernel added no entry of its own for them.
+  const svcMark = Number(/fd64::100 \. tcp \. 80 : (0x[0-9a-f]+)/.exec(nftElements(lab, 'd', 'netdev', 'svc6'))?.[1]);
+  const r2Mark = /(0x[0-9a-f]+) : fd64::12/.exec(nftElements(lab, 'd', 'netdev', 'be6'))?.[1];
+  assert.ok(svcMark > 0 && r2Mark, `the service and r2 have their marks (both real servers are up: health checks leave from the director's own address, not the deprecated VIP):\n${nftElements(lab, 'd', 'netdev', 'svc6')}${nftElements(lab, 'd', 'netdev', 'be6')}`);
+  const ports = [41001, 41002, 41003, 41004];
+  const keys = ports.map((p) => conn6Key(svcMark, 'fd64::1', p));
+  lab.exec('d', 'nft', [[
+    `add element netdev fulcrum conn6 { ${keys.map((k) => `${k} timeout 60s : ${r2Mark}`).join(', ')} }`,
+    `add element netdev fulcrum client6 { ${keys.map((k) => `${k} : fd64::1`).join(', ')} }`,
+    `add element netdev fulcrum cport6 { ${keys.map((k, i) => `${k} : ${ports[i] ?? 0}`).join(', ')} }`,
+  ].join('; ')]);
+  const others = (): string[] => (nftElements(lab, 'd', 'netdev', 'conn6').match(/0x[0-9a-f]{8} \. \d+ \. \d+/g) ?? []).filter((k) => !keys.includes(k));
+  const before = others();
+  const pinned = ports.map((p) => lab.exec('c', 'curl', ['-s', '-g', '-m', '2', '--local-port', String(p), `http://[${VIP}]/`]).split(' ')[0]);
+  assert.deepEqual(pinned, ['r2', 'r2', 'r2', 'r2'], 'every pinned flow reached the server its entry names');
+  assert.deepEqual(others().filter((k) => !before.includes(k)), [], 'the kernel found the entries: it made none of its own');
 }));
 
 testOnce('NAT over IPv6: VIP port 80 maps to the real servers\' 8080 and they see the true client address', { skip, timeout: 120_000 }, (t) => withTempDir(async (dir) => {

@@ -28,6 +28,7 @@ interface Pair {
 
 const VIP = '10.62.0.100';
 const NAT_VIP = '10.63.1.100';
+const VIP6 = 'fd62::100';
 
 /**
  * Two directors (d1 MASTER at priority 254, d2 BACKUP at 250; VRRPv3, advert 0.1), two
@@ -36,12 +37,14 @@ const NAT_VIP = '10.63.1.100';
  * servers on 10.63.0.0/24 routing through a second VRRP address (10.63.0.254) that moves
  * with the VIP.
  */
-async function directorPair(t: { after(fn: () => Promise<void>): void }, prefix: string, dir: string, o: { algo: string; sync: boolean; persistence?: number; kind?: 'DR' | 'NAT' | 'PROXY'; extra?: string; xdp?: boolean }): Promise<Pair & { vip: string }> {
+async function directorPair(t: { after(fn: () => Promise<void>): void }, prefix: string, dir: string, o: { algo: string; sync: boolean; persistence?: number; kind?: 'DR' | 'NAT' | 'PROXY'; extra?: string; xdp?: boolean; v6?: boolean }): Promise<Pair & { vip: string }> {
   ensureKernelTools();
   const lab = testLab(t, prefix);
   const nat = o.kind === 'NAT';
-  const vip = nat ? NAT_VIP : VIP;
-  const servers = nat ? ['10.63.0.11', '10.63.0.12'] : ['10.62.0.11', '10.62.0.12'];
+  // v6: the DR service on an IPv6 VIP that moves with the (IPv4) VRRP instance as a
+  // virtual_ipaddress_excluded; sync still runs over IPv4 multicast, as IPVS's does.
+  const vip = nat ? NAT_VIP : o.v6 ? VIP6 : VIP;
+  const servers = nat ? ['10.63.0.11', '10.63.0.12'] : o.v6 ? ['fd62::11', 'fd62::12'] : ['10.62.0.11', '10.62.0.12'];
   if (nat) {
     lab.host('c', '10.63.1.1');
     for (const [d, n] of [['d1', 2], ['d2', 3]] as const) {
@@ -54,11 +57,16 @@ async function directorPair(t: { after(fn: () => Promise<void>): void }, prefix:
       lab.exec(r, 'ip', ['route', 'add', 'default', 'via', '10.63.0.254']);
     }
   } else {
-    for (const [name, n] of [['c', 1], ['d1', 2], ['d2', 3], ['r1', 11], ['r2', 12]] as const) lab.host(name, `10.62.0.${n}`);
+    for (const [name, n] of [['c', 1], ['d1', 2], ['d2', 3], ['r1', 11], ['r2', 12]] as const) {
+      lab.host(name, `10.62.0.${n}`);
+      if (o.v6) addAddress(lab, name, `fd62::${n}`, 64);
+    }
     // DR real servers hold the VIP; proxied ones are reached at their own addresses.
     for (const r of o.kind === 'PROXY' ? [] : ['r1', 'r2']) {
-      const out = realserver(lab, r, ['start', '--vip', VIP]);
-      assert.equal(out.code, 0, out.out);
+      for (const a of o.v6 ? [VIP, VIP6] : [VIP]) {
+        const out = realserver(lab, r, ['start', '--vip', a]);
+        assert.equal(out.code, 0, out.out);
+      }
     }
   }
   // The XDP plane: its maps pinned in a bpffs of the test's own, the directors' switch ports
@@ -82,14 +90,14 @@ async function directorPair(t: { after(fn: () => Promise<void>): void }, prefix:
     + servers.map((a) => `  real_server ${a} ${port} {\n    weight 1\n    TCP_CHECK {\n      connect_timeout 1\n    }\n  }\n`).join('') + '}\n';
   const conf = (priority: number): string =>
     (o.sync ? 'global_defs {\n  lvs_sync_daemon eth0 VI_1 id 7\n}\n' : '')
-    + vrrpInstance({ vrid: 62, priority, version: 3, advert: 0.1, vip: nat ? `${vip}/32\n    10.63.0.254/24` : `${vip}/32` }) + svc(7000) + svc(80);
+    + vrrpInstance({ vrid: 62, priority, version: 3, advert: 0.1, vip: nat ? `${vip}/32\n    10.63.0.254/24` : `${VIP}/32`, ...(o.v6 ? { extra: `  virtual_ipaddress_excluded {\n    ${VIP6}/128\n  }\n` } : {}) }) + svc(7000) + svc(80);
   const procs: (Proc & { socket: string })[] = [];
   for (const [i, host] of (['d1', 'd2'] as const).entries()) {
     const p = startFulcrum(lab, host, dir, conf(i === 0 ? 254 : 250), bpf ? ['--bpf-dir', `${bpf}/${host}`] : []);
     await p.waitLine(logEvent('vrrp-transition', { to: i === 0 ? 'MASTER' : 'BACKUP' }), 15_000);
     procs.push(p);
   }
-  await until(() => curl(lab, 'c', `http://${vip}/`) !== null, 20_000, 'the service answers through the master', 100).catch((err: unknown) => {
+  await until(() => curl(lab, 'c', `http://${vip.includes(':') ? `[${vip}]` : vip}/`) !== null, 20_000, 'the service answers through the master', 100).catch((err: unknown) => {
     throw new Error(`${err instanceof Error ? err.message : String(err)}\nd1:\n${procs[0]?.lines.filter((l) => /failed|E_/.test(l)).slice(0, 6).join('\n') ?? ''}\n${lab.exec('d1', 'ip', ['-d', 'link', 'show', 'dev', 'eth0'])}${lab.exec('d1', 'ip', ['neigh'])}`);
   });
   return { lab, vip, d1: procs[0] as Proc & { socket: string }, d2: procs[1] as Proc & { socket: string } };
@@ -201,6 +209,15 @@ testOnce('sync (wrr, DR on the XDP plane): the master crashes under 50 long-live
   assert.equal(r.n, 50);
   assert.equal(r.broken, 0, `broken connections: ${r.reasons.join(', ')}`);
   assert.equal(pair.lab.exec('d2', 'ip', ['-d', 'link', 'show', 'dev', 'eth0']).includes('name xdp_root'), true, 'the backup forwards with XDP');
+}));
+
+testOnce('sync (wrr, DR over IPv6): the master crashes under 50 long-lived IPv6 connections and all 50 continue — the backup installed them under the kernel\'s own hashed keys', { skip, timeout: 150_000 }, (t) => withTempDir(async (dir) => {
+  const pair = await directorPair(t, `${PREFIX}6`, dir, { algo: 'wrr', sync: true, v6: true });
+  const r = await crashUnderLoad(pair, true);
+  t.diagnostic(`IPv6: ${r.n - r.broken}/${r.n} connections continued after the takeover (backup had installed ${r.installed}); servers ${JSON.stringify(r.by)}${r.broken ? `; broken: ${r.reasons.join(', ')}` : ''}`);
+  assert.equal(r.n, 50);
+  assert.equal(r.broken, 0, `broken connections: ${r.reasons.join(', ')}`);
+  assert.equal(Object.keys(r.by).length, 2, `the flows spread over both servers: ${JSON.stringify(r.by)}`);
 }));
 
 test('sync (wrr, NAT): the master crashes under 50 long-lived connections and all 50 continue: the backup holds their conntrack entries with the NAT', { skip, timeout: 150_000 }, (t) => withTempDir(async (dir) => {

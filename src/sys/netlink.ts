@@ -21,6 +21,7 @@ const IFA_ADDRESS = 1;
 const IFA_LOCAL = 2;
 const IFA_LABEL = 3;
 const IFA_BROADCAST = 4;
+const IFA_CACHEINFO = 6;
 const IFA_F_NODAD = 0x02;
 const RTMGRP_LINK = 0x1;
 const RTMGRP_IPV4_IFADDR = 0x10;
@@ -66,6 +67,17 @@ export function addressMessage(op: 'add' | 'remove', a: AddressSpec, ifindex: nu
   const attrs = [attr(IFA_LOCAL, bytes), attr(IFA_ADDRESS, bytes)];
   if (v4 && a.brd !== undefined) attrs.push(attr(IFA_BROADCAST, Buffer.from(ipaddr.parse(a.brd).toByteArray())));
   if (v4 && a.label !== undefined) attrs.push(attr(IFA_LABEL, Buffer.from(`${a.label}\0`)));
+  if (op === 'add' && !v4 && a.prefixLength === 128) {
+    // An IPv6 /128 VIP is added deprecated (preferred lifetime 0, valid forever), as
+    // keepalived does: source selection (RFC 6724) then never picks it for the director's own
+    // connections. Otherwise a health check to a DR real server — which holds the VIP on
+    // its loopback — goes out from the VIP, the answer stays on the real server, and every
+    // check times out.
+    const cache = Buffer.alloc(16);
+    cache.writeUInt32LE(0, 0);
+    cache.writeUInt32LE(0xffffffff, 4);
+    attrs.push(attr(IFA_CACHEINFO, cache));
+  }
   const body = Buffer.concat([ifa, ...attrs]);
   const h = Buffer.alloc(16);
   h.writeUInt32LE(16 + body.length, 0);

@@ -25,7 +25,9 @@ type TestContext = { after(fn: () => Promise<void>): void };
 /** Add `address` to `host`'s eth0: a /32 or /128, or with `prefix`. IPv6 without DAD. */
 export function addAddress(lab: Lab, host: string, address: string, prefix?: number): void {
   const v6 = address.includes(':');
-  lab.exec(host, 'ip', [...(v6 ? ['-6'] : []), 'addr', 'add', `${address}/${prefix ?? (v6 ? 128 : 32)}`, 'dev', 'eth0', ...(v6 ? ['nodad'] : [])]);
+  const len = prefix ?? (v6 ? 128 : 32);
+  // An IPv6 /128 (a VIP) deprecated, as VRRP adds it (src/sys/netlink.ts): never a source.
+  lab.exec(host, 'ip', [...(v6 ? ['-6'] : []), 'addr', 'add', `${address}/${len}`, 'dev', 'eth0', ...(v6 ? ['nodad'] : []), ...(v6 && len === 128 ? ['preferred_lft', '0'] : [])]);
 }
 
 /**

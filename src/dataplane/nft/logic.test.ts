@@ -274,7 +274,63 @@ test('sync threshold: DR flows carry the packets the kernel counted in seen4, an
   }
 });
 
-test('sync: when the kernel holds an entry the plane did not write, the install reads the maps and writes again; NAT and IPv6 are refused as unsupported', async () => {
+test('sync (IPv6 DR): flows keyed by the kernel\'s hashes are exported with their client (client6/cport6) and installed under the keys the backup\'s kernel computes', async () => {
+  const { conn6Key } = await import('./ruleset.js');
+  const VIP6 = 'fd80::1';
+  const s6 = serviceSpec(VIP6, 80, 'dr', { key: `tcp [${VIP6}]:80`, endpoint: { kind: 'address', family: 'inet6', address: VIP6, port: 80 }, listen: [{ family: 'inet6', address: VIP6, port: 80 }] });
+  const six = (a: string): ReturnType<typeof serverSpec> => ({ ...serverSpec(a, 80, 1, 'dr'), family: 'inet6' });
+  const [a1, a2] = [six('fd80::11'), six('fd80::12')];
+  const mk = (): ReturnType<typeof setup> => {
+    const x = setup();
+    x.host.addresses.set(VIP6, 'eth0');
+    return x;
+  };
+  const a = mk();
+  const b = mk();
+  try {
+    await a.plane.apply({ ops: [{ op: 'add-service', service: s6 }, { op: 'add-server', service: s6.key, server: a1 }, { op: 'add-server', service: s6.key, server: a2 }] });
+    // On the backup an IPv4 service came first: the IPv6 one has another id there.
+    await b.plane.apply({ ops: [{ op: 'add-service', service: svc }, { op: 'add-service', service: s6 }, { op: 'add-server', service: s6.key, server: a2 }, { op: 'add-server', service: s6.key, server: a1 }] });
+    const mark2 = [...a.nft.elements('netdev', 'be6')].find(([, v]) => v === a2.address)?.[0] ?? '';
+    const svcA = Number(mark2) & 0xfffff000;
+    for (const [client, port, closing] of [['fd90::9', 40000, false], ['fd90::8', 40001, true]] as const) {
+      const k = conn6Key(svcA, client, port);
+      a.nft.kernelSet('netdev', 'conn6', k, mark2, { expires: 800 });
+      a.nft.kernelSet('netdev', 'client6', k, client);
+      a.nft.kernelSet('netdev', 'cport6', k, String(port));
+      a.nft.kernelSet('netdev', 'seen6', k, '', { expires: 800, counter: { packets: 5, bytes: 300 } });
+      if (closing) a.nft.kernelSet('netdev', 'closing6', k, '', { expires: 100 });
+    }
+    await a.plane.poll();
+    const flows = await a.plane.syncExport();
+    assert.deepEqual(flows.map((f) => [f.family, f.client, f.cport, f.virtual, f.server, f.state, f.packets]).sort(), [
+      ['inet6', 'fd90::8', 40001, VIP6, 'fd80::12', 'closing', 5],
+      ['inet6', 'fd90::9', 40000, VIP6, 'fd80::12', 'established', 5],
+    ]);
+    const r = await b.plane.syncInstall(flows);
+    assert.deepEqual([r.installed, [...r.refused]], [2, []]);
+    const bMark = [...b.nft.elements('netdev', 'be6')].find(([, v]) => v === a2.address)?.[0] ?? '';
+    const svcB = Number(bMark) & 0xfffff000;
+    assert.notEqual(svcB, svcA, 'the two directors\' ids differ');
+    const k9 = conn6Key(svcB, 'fd90::9', 40000);
+    const k8 = conn6Key(svcB, 'fd90::8', 40001);
+    assert.equal(b.nft.elements('netdev', 'conn6').get(k9), bMark);
+    assert.equal(b.nft.elements('netdev', 'conn6').get(k8), bMark);
+    assert.ok(b.nft.elements('netdev', 'closing6').has(k8) && !b.nft.elements('netdev', 'closing6').has(k9));
+    assert.equal(b.nft.elements('netdev', 'client6').get(k9), 'fd90::9');
+    assert.equal(b.nft.elements('netdev', 'cport6').get(k9), '40000');
+    // The backup lists them with their clients, as it lists its own.
+    await b.plane.poll();
+    const listed = (await b.plane.connections()).map((c) => `${c.client?.address ?? '?'}:${c.client?.port ?? '?'}`).sort();
+    assert.deepEqual(listed, ['fd90::8:40001', 'fd90::9:40000']);
+    assert.equal((await b.plane.syncInstall(flows)).unchanged, 2, 'a refresh soon after writes nothing');
+  } finally {
+    await a.plane.close(0);
+    await b.plane.close(0);
+  }
+});
+
+test('sync: when the kernel holds an entry the plane did not write, the install reads the maps and writes again; NAT without a conntrack writer is refused as unsupported, a flow of the other family as no-service', async () => {
   const { nft, plane } = setup();
   try {
     await plane.apply({ ops: [{ op: 'add-service', service: svc }, { op: 'add-server', service: svc.key, server: r1 }, { op: 'add-server', service: svc.key, server: r2 }] });
@@ -283,7 +339,7 @@ test('sync: when the kernel holds an entry the plane did not write, the install 
     const flow = { template: false, protocol: 'tcp' as const, family: 'inet' as const, method: 'dr' as const, client: '10.9.9.9', cport: 40000, virtual: VIP, vport: 80, fwmark: 0, server: r1.address, dport: 80, state: 'established' as const, timeout: 900 };
     const r = await plane.syncInstall([flow, { ...flow, method: 'nat', cport: 1 }, { ...flow, family: 'inet6', cport: 2 }]);
     assert.equal(r.installed, 1);
-    assert.deepEqual([...r.refused], [['unsupported', 2]]);
+    assert.deepEqual([...r.refused], [['unsupported', 1], ['no-service', 1]]);
     assert.equal(nft.elements('netdev', 'conn4').get('0x00001000 . 10.9.9.9 . 40000'), markOf(nft, r1.address), 'the master\'s choice wins');
   } finally {
     await plane.close(0);

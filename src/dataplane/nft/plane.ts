@@ -17,7 +17,7 @@
  * removing it, or crashed) is taken over, not replaced: its maps are read back, services
  * keep the ids they had, so the kernel's connection and persistence entries stay valid.
  */
-import type { ForwardingMethod } from '../../model/types.js';
+import type { Family, ForwardingMethod } from '../../model/types.js';
 import { addCounters, newCounters, RateEstimator, zeroCounters, ZERO_RATES } from '../stats.js';
 import { opServiceKey, SpecTable } from '../table.js';
 import {
@@ -32,12 +32,16 @@ import {
   type ElementMap, type KernelModel, type TableKind,
 } from './model.js';
 import {
-  DEFAULT_LIMITS, elementDelta, ingressDevice, staticSets, tableCommands, type RulesetLimits,
+  conn6Key, DEFAULT_LIMITS, elementDelta, ingressDevice, staticSets, tableCommands, type RulesetLimits,
 } from './ruleset.js';
 import { slotShape } from './slots.js';
+import { parseIp } from '../../model/address.js';
 import { modelElements, parseConntrack, parseSets, readSet, type ElementRecord, type KernelConn } from './read.js';
 import { familyOf, kindOf, mergeModel, planSync, type Backend, type Fragment, type HostQuestion, type PlaneState, type ServiceState, type SyncCommit } from './planner.js';
 import { errorCode, errorMessage, FailureCode, FulcrumError, reportFailure, serialQueue, type Serial } from '../../errors/index.js';
+
+/** An address in the configuration's one spelling (parseIp's), for matching sync flows to services. */
+const addrKey = (a: string): string => parseIp(a)?.address ?? a;
 
 export interface NftDataPlaneOptions {
   readonly nft: Nft;
@@ -518,9 +522,10 @@ export class NftDataPlane implements DataPlane {
   private readonly synced = new Map<string, { value: string; until: number }>();
 
   /**
-   * The IPv4 flows for connection sync: DR/TUN entries (conn4) and NAT connections
-   * (conntrack) as the last poll read them, and the persistence templates (persist4 of
-   * both tables) read now. IPv6 DR flows (hashed keys) and full-NAT connections are not exported (see
+   * The flows for connection sync: DR/TUN entries (conn4; conn6 with its client from
+   * client6/cport6) and IPv4 NAT connections (conntrack) as the last poll read them, with
+   * their packet counts (seen4/seen6), and the persistence templates (persist4/persist6 of
+   * both tables) read now. IPv6 NAT and full-NAT connections are not exported (see
    * docs/operations.md).
    */
   syncExport(): Promise<SyncedFlow[]> {
@@ -530,14 +535,20 @@ export class NftDataPlane implements DataPlane {
       // the plane's largest cost); templates, which the poll does not read, are read here.
       const persistent = (nat: boolean): boolean => [...this.table.services.values()].some((e) => e.spec.persistence !== null && (e.spec.method === 'nat') === nat);
       const none = new Map<string, ElementRecord>();
-      // Each DR/TUN flow's packets (seen4), for the sender's threshold; read only when the
-      // poll found such flows.
-      const dr = this.loaded.netdev && this.conns.some((c) => c.family === 'inet' && this.backends.get(c.mark)?.spec.method !== 'nat');
-      const seen = dr ? await readSet(this.o.nft, 'netdev', 'seen4') : none;
-      const templates = [
-        ...(this.loaded.netdev && persistent(false) ? await readSet(this.o.nft, 'netdev', 'persist4') : none).values(),
-        ...(this.loaded.inet && persistent(true) ? await readSet(this.o.nft, 'inet', 'persist4') : none).values(),
-      ];
+      // Each DR/TUN flow's packets (seen4/seen6), for the sender's threshold; read only when
+      // the poll found such flows of that family.
+      const dr = (family: Family): boolean => this.loaded.netdev && this.conns.some((c) => c.family === family && this.backends.get(c.mark)?.spec.method !== 'nat');
+      const seen = {
+        inet: dr('inet') ? await readSet(this.o.nft, 'netdev', 'seen4') : none,
+        inet6: dr('inet6') ? await readSet(this.o.nft, 'netdev', 'seen6') : none,
+      };
+      const templates: [Family, ElementRecord][] = [];
+      for (const [kind, nat] of [['netdev', false], ['inet', true]] as const) {
+        if (!this.loaded[kind] || !persistent(nat)) continue;
+        for (const [f, family] of [['4', 'inet'], ['6', 'inet6']] as const) {
+          for (const r of (await readSet(this.o.nft, kind, `persist${f}`)).values()) templates.push([family, r]);
+        }
+      }
       const out: SyncedFlow[] = [];
       const t = this.timeouts;
       const describe = (beMark: number): { spec: ServiceSpec; b: Backend } | null => {
@@ -551,23 +562,23 @@ export class NftDataPlane implements DataPlane {
           : { virtual: spec.listen[0]?.address ?? '0.0.0.0', vport: spec.listen[0]?.port ?? 0, fwmark: 0 };
       for (const c of this.conns) {
         const d = describe(c.mark);
-        if (!d || c.family !== 'inet' || !c.client) continue;
+        if (!d || !c.client) continue;
         const udp = d.spec.protocol === 'udp';
         if (d.b.spec.method !== 'nat') {
-          // DR/TUN (conn4): the poll read the state from closing4.
+          // DR/TUN (conn4, conn6 with client6/cport6): the poll read the state from closing4/6.
           const state = udp ? 'other' as const : c.state === 'FIN_WAIT' ? 'closing' as const : 'established' as const;
-          const packets = c.key !== undefined ? seen.get(c.key)?.counter?.packets : undefined;
+          const packets = c.key !== undefined ? seen[c.family].get(c.key)?.counter?.packets : undefined;
           out.push({
-            template: false, protocol: d.spec.protocol, family: 'inet', method: d.b.spec.method,
+            template: false, protocol: d.spec.protocol, family: c.family, method: d.b.spec.method,
             client: c.client.address, cport: c.client.port, ...where(d.spec),
             server: d.b.spec.address, dport: d.b.spec.port, state, timeout: state === 'closing' ? t.tcpfin : udp ? t.udp : t.tcp,
             ...(packets !== undefined ? { packets } : {}),
           });
           continue;
         }
-        // NAT (conntrack), full NAT excepted: its source address is this director's. Half-open
-        // connections are not synchronised (IPVS syncs established and closing states only).
-        if (d.spec.snat || !c.virtual || !c.server) continue;
+        // NAT (conntrack, IPv4), full NAT excepted: its source address is this director's.
+        // Half-open connections are not synchronised (IPVS syncs established and closing states only).
+        if (c.family !== 'inet' || d.spec.snat || !c.virtual || !c.server) continue;
         if (!udp && !['ESTABLISHED', 'FIN_WAIT', 'CLOSE_WAIT', 'LAST_ACK', 'TIME_WAIT'].includes(c.state)) continue;
         const state = udp ? 'other' as const : c.state === 'ESTABLISHED' ? 'established' as const : 'closing' as const;
         out.push({
@@ -576,11 +587,11 @@ export class NftDataPlane implements DataPlane {
           server: c.server.address, dport: c.server.port, state, timeout: state === 'closing' ? t.tcpfin : udp ? t.udp : t.tcp,
         });
       }
-      for (const r of templates) {
+      for (const [family, r] of templates) {
         const d = describe(Number(r.valueParts[0]));
         if (!d || d.spec.snat) continue;
         out.push({
-          template: true, protocol: d.spec.protocol, family: 'inet', method: d.b.spec.method,
+          template: true, protocol: d.spec.protocol, family, method: d.b.spec.method,
           client: r.keyParts[1] ?? '', cport: 0, ...where(d.spec),
           server: d.b.spec.address, dport: d.b.spec.port, state: 'other', timeout: d.spec.persistence?.timeout ?? t.tcp,
         });
@@ -612,32 +623,33 @@ export class NftDataPlane implements DataPlane {
       const byAddr = new Map<string, number>();
       const servers = new Map<number, Map<string, number>>();
       const specs = new Map<number, ServiceSpec>();
+      const families = new Map<number, Family>();
       for (const f of this.fragments.values()) {
-        if (f.svc.family !== 'inet') continue;
         const sp = f.svc.spec;
         specs.set(f.svc.id, sp);
-        if (sp.endpoint.kind === 'fwmark') byAddr.set(`fw|${sp.endpoint.mark}`, f.svc.id);
-        for (const l of sp.listen) byAddr.set(`${sp.protocol}|${l.address}|${l.port}`, f.svc.id);
-        servers.set(f.svc.id, new Map(f.svc.servers.filter((x) => !x.trashed).map((x) => [`${x.spec.address}|${x.spec.port}`, backendMark(f.svc.id, x.index)])));
+        families.set(f.svc.id, f.svc.family);
+        if (sp.endpoint.kind === 'fwmark') byAddr.set(`${f.svc.family}|fw|${sp.endpoint.mark}`, f.svc.id);
+        for (const l of sp.listen) byAddr.set(`${sp.protocol}|${addrKey(l.address)}|${l.port}`, f.svc.id);
+        servers.set(f.svc.id, new Map(f.svc.servers.filter((x) => !x.trashed).map((x) => [`${addrKey(x.spec.address)}|${x.spec.port}`, backendMark(f.svc.id, x.index)])));
       }
       const now = this.now();
       for (const [k, e] of this.synced) if (e.until <= now) this.synced.delete(k);
       // Each flow → its element (set, key, value, timeout, closing), or a NAT connection.
-      const wanted = new Map<string, { kind: TableKind; set: string; key: string; value: string; timeout: number; closing: boolean }>();
+      const wanted = new Map<string, { kind: TableKind; set: string; key: string; value: string; timeout: number; closing: boolean; client6?: { address: string; port: number } }>();
       const nat: CtNatEntry[] = [];
       const natIds: string[] = [];
       let natUnchanged = 0;
       for (const f of flows) {
-        if (f.family !== 'inet' || f.method === 'nat' && !f.template && !this.o.conntrack) {
+        if (f.method === 'nat' && !f.template && (f.family !== 'inet' || !this.o.conntrack)) {
           refuse('unsupported');
           continue;
         }
-        const id = f.fwmark !== 0 ? byAddr.get(`fw|${f.fwmark}`) : byAddr.get(`${f.protocol}|${f.virtual}|${f.vport}`);
-        if (id === undefined) {
+        const id = f.fwmark !== 0 ? byAddr.get(`${f.family}|fw|${f.fwmark}`) : byAddr.get(`${f.protocol}|${addrKey(f.virtual)}|${f.vport}`);
+        if (id === undefined || families.get(id) !== f.family) {
           refuse('no-service');
           continue;
         }
-        const be = servers.get(id)?.get(`${f.server}|${f.dport}`);
+        const be = servers.get(id)?.get(`${addrKey(f.server)}|${f.dport}`);
         if (be === undefined) {
           refuse('no-server');
           continue;
@@ -662,11 +674,18 @@ export class NftDataPlane implements DataPlane {
           natIds.push(ident);
           continue;
         }
-        // NAT templates live in the inet table's persist4, DR/TUN ones and flows in netdev's.
+        // NAT templates live in the inet table's persist4/6, DR/TUN ones and flows in netdev's.
+        // An IPv6 flow's key is the kernel's two hashes of its client (conn6Key); its client
+        // goes into client6/cport6 beside it, for listings.
         const kind: TableKind = f.method === 'nat' ? 'inet' : 'netdev';
-        const set = f.template ? 'persist4' : 'conn4';
-        const key = f.template ? `${hex(serviceMark(id))} . ${f.client}` : `${hex(serviceMark(id))} . ${f.client} . ${f.cport}`;
-        wanted.set(`${kind} ${set} ${key}`, { kind, set, key, value: hex(be), timeout, closing: f.state === 'closing' });
+        const v = f.family === 'inet' ? '4' : '6';
+        const set = f.template ? `persist${v}` : `conn${v}`;
+        const svcMark = serviceMark(id);
+        const key = f.template ? `${hex(svcMark)} . ${addrKey(f.client)}` : v === '4' ? `${hex(svcMark)} . ${f.client} . ${f.cport}` : conn6Key(svcMark, f.client, f.cport);
+        wanted.set(`${kind} ${set} ${key}`, {
+          kind, set, key, value: hex(be), timeout, closing: f.state === 'closing',
+          ...(v === '6' && !f.template ? { client6: { address: addrKey(f.client), port: f.cport } } : {}),
+        });
       }
       const limit = (this.o.limits ?? DEFAULT_LIMITS).connections;
       const plan = (): { cmds: string[]; installed: number; unchanged: number; full: number; next: Map<string, { value: string; until: number }> } => {
@@ -695,7 +714,12 @@ export class NftDataPlane implements DataPlane {
           }
           if (held) push(dels, `${w.kind} ${TABLE_NAME} ${w.set}`, w.key);
           push(adds, `${w.kind} ${TABLE_NAME} ${w.set}`, `${w.key} timeout ${w.timeout}s : ${w.value}`);
-          if (w.closing) push(adds, `netdev ${TABLE_NAME} closing4`, `${w.key} timeout ${w.timeout}s`);
+          if (w.closing) push(adds, `netdev ${TABLE_NAME} closing${w.client6 ? '6' : '4'}`, `${w.key} timeout ${w.timeout}s`);
+          if (w.client6 && !held) {
+            // No timeout of their own: the poll drops them once conn6 no longer holds the flow.
+            push(adds, `netdev ${TABLE_NAME} client6`, `${w.key} : ${w.client6.address}`);
+            push(adds, `netdev ${TABLE_NAME} cport6`, `${w.key} : ${w.client6.port}`);
+          }
           next.set(id, { value: w.value, until: now + w.timeout });
           installed++;
         }
@@ -712,7 +736,7 @@ export class NftDataPlane implements DataPlane {
         } catch (first: unknown) {
           // The kernel holds something else than we knew: learn what, and write once more.
           for (const k of [...this.synced.keys()]) if (!k.startsWith('ct ')) this.synced.delete(k);
-          for (const [kind, set] of [['netdev', 'conn4'], ['netdev', 'persist4'], ['inet', 'persist4']] as const) {
+          for (const [kind, set] of [['netdev', 'conn4'], ['netdev', 'conn6'], ['netdev', 'persist4'], ['netdev', 'persist6'], ['inet', 'persist4'], ['inet', 'persist6']] as const) {
             if (!this.loaded[kind]) continue;
             for (const r of (await readSet(this.o.nft, kind, set)).values()) this.synced.set(`${kind} ${set} ${r.key}`, { value: r.value, until: now + r.expires });
           }

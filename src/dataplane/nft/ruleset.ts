@@ -19,6 +19,7 @@ import * as D from '../../model/defaults.js';
 import type { Family } from '../../model/types.js';
 import type { Timeouts } from '../types.js';
 import { HASH_SLOTS, MH_SLOTS, RR_SLOTS } from './slots.js';
+import { ip6PortBytes, nftJhash } from './jhash.js';
 import { hex, TABLE_NAME, type ElementMap, type TableKind } from './model.js';
 
 /** Sizes of the kernel's dynamic maps (maximum elements). */
@@ -36,9 +37,22 @@ function connKey(f: '4' | '6', base: string): string {
   // nft 1.0.6 cannot `update` a map keyed by the IPv6 4-tuple (register allocation fails):
   // IPv6 flows are keyed by a 64-bit hash of (source, source port) — two independent
   // jhashes. A collision only shares one real server between two flows.
-  return f === '4'
-    ? `${base} . ip saddr . th sport`
-    : `${base} . jhash ip6 saddr . th sport mod 4294967295 seed 0x1 . jhash ip6 saddr . th sport mod 4294967295 seed 0x2`;
+  const h = (seed: number): string => `jhash ip6 saddr . th sport mod ${CONN6_MOD} seed ${hex(seed)}`;
+  return f === '4' ? `${base} . ip saddr . th sport` : `${base} . ${h(CONN6_SEEDS[0])} . ${h(CONN6_SEEDS[1])}`;
+}
+
+const CONN6_MOD = 4294967295;
+const CONN6_SEEDS = [0x1, 0x2] as const;
+
+/**
+ * The key the kernel gives an IPv6 flow of service `svcMark` from `client`:`port` in
+ * conn6/closing6/seen6/client6/cport6, as `list` prints it — for a director that installs
+ * another director's flows (connection sync). test/kernel-more.test.ts checks it against
+ * the kernel.
+ */
+export function conn6Key(svcMark: number, client: string, port: number): string {
+  const data = ip6PortBytes(client, port);
+  return `${hex(svcMark)} . ${nftJhash(data, CONN6_MOD, CONN6_SEEDS[0])} . ${nftJhash(data, CONN6_MOD, CONN6_SEEDS[1])}`;
 }
 
 const CONN6_TYPE = 'meta mark . numgen inc mod 4294967295 . numgen inc mod 4294967295';
@@ -68,15 +82,16 @@ function declarations(kind: TableKind, limits: RulesetLimits): [string, string][
       ['set ops', 'type mark;'],
       ['map conn4', `type mark . ipv4_addr . inet_service : mark; flags dynamic, timeout; timeout 900s; size ${limits.connections};`],
       ['set closing4', `type mark . ipv4_addr . inet_service; flags dynamic, timeout; timeout 120s; size ${limits.connections};`],
-      // Each IPv4 flow's packets, for connection sync's threshold (IPVS's sync_threshold): a
-      // set of its own, so conn4's declaration — and the takeover of a table an older run
-      // loaded — is unchanged. A flow it lacks (full, or installed by sync and idle since) is
-      // one the plane does not count.
+      // Each flow's packets (seen4 here, seen6 below), for connection sync's threshold (IPVS's
+      // sync_threshold): sets of their own, so conn4/conn6's declarations — and the takeover of
+      // a table an older run loaded — are unchanged. A flow they lack (full, or installed by
+      // sync and idle since) is one the plane does not count.
       ['set seen4', `type mark . ipv4_addr . inet_service; flags dynamic, timeout; counter; timeout 900s; size ${limits.connections};`],
       // Declared through numgen, whose 32-bit integer type matches jhash's: nft 1.0.6 crashes
       // printing a set declared `typeof … jhash …`.
       ['map conn6', `typeof ${CONN6_TYPE} : meta mark; flags dynamic, timeout; timeout 900s; size ${limits.connections};`],
       ['set closing6', `typeof ${CONN6_TYPE}; flags dynamic, timeout; timeout 120s; size ${limits.connections};`],
+      ['set seen6', `typeof ${CONN6_TYPE}; flags dynamic, timeout; counter; timeout 900s; size ${limits.connections};`],
       // The client of each IPv6 flow, for listings (two maps: one concatenated value trips the
       // same nft 1.0.6 register bug). No timeout: the plane drops those conn6 no longer has.
       ['map client6', `typeof ${CONN6_TYPE} : ip6 saddr; flags dynamic; size ${limits.connections};`],
@@ -151,9 +166,7 @@ function staticChains(kind: TableKind, t: Timeouts): Map<string, string[]> {
         `meta l4proto udp update @conn${f} { ${key} timeout ${t.udp}s : meta mark } goto out${f}`,
         `update @conn${f} { ${key} timeout ${t.tcp}s : meta mark } goto out${f}`,
       ]);
-      const seen = f === '4'
-        ? [`meta l4proto udp update @seen4 { ${key} timeout ${t.udp}s counter }`, `meta l4proto != udp update @seen4 { ${key} timeout ${t.tcp}s counter }`]
-        : [];
+      const seen = [`meta l4proto udp update @seen${f} { ${key} timeout ${t.udp}s counter }`, `meta l4proto != udp update @seen${f} { ${key} timeout ${t.tcp}s counter }`];
       out.set(`out${f}`, [...seen, 'update @pkts { meta mark counter }', 'meta mark vmap @egress', 'drop']);
     } else {
       const p = ip(f);
