@@ -1,8 +1,9 @@
 /**
  * Connection sync at scale, in network namespaces (root): two `fulcrum run` directors with
  * a DR service, VRRPv3 (d1 MASTER, d2 BACKUP) and `lvs_sync_daemon eth0 VI_1`. The master's
- * kernel is given N DR connections at once (one nft transaction into its conn4 map — what
- * the kernel holds after N clients connected); the clock runs until the backup reports all
+ * kernel is given N DR connections at once (one nft transaction into its conn4 map, and
+ * their packet counts past the sync threshold into seen4 — what the kernel holds after N
+ * clients connected and talked); the clock runs until the backup reports all
  * N installed in its own kernel. Reported per run: that time, the entries per second, the
  * sync traffic (UDP payload bytes and Mbit/s), and the CPU time each director's process
  * (with its children) spent per synchronised connection, less what it spends idle over
@@ -92,11 +93,14 @@ async function oneRun(run: number): Promise<RunResult> {
       const cmds: string[] = [];
       for (let i = 0; i < FLOWS; i += 1000) {
         const els: string[] = [];
+        const seen: string[] = [];
         for (let k = i; k < Math.min(FLOWS, i + 1000); k++) {
           const client = `10.${200 + run}.${(k >> 8) & 255}.${k & 255}`;
           els.push(`0x00001000 . ${client} . ${1024 + (k >> 16)} timeout 900s : ${marks[k % 2]}`);
+          // Past the sync threshold, as the kernel counts a connection that has talked.
+          seen.push(`0x00001000 . ${client} . ${1024 + (k >> 16)} counter packets 10 bytes 1000 timeout 900s`);
         }
-        cmds.push(`add element netdev fulcrum conn4 { ${els.join(', ')} }`);
+        cmds.push(`add element netdev fulcrum conn4 { ${els.join(', ')} }`, `add element netdev fulcrum seen4 { ${seen.join(', ')} }`);
       }
       const file = path.join(dir, `seed${run}.nft`);
       fs.writeFileSync(file, `${cmds.join('\n')}\n`);
