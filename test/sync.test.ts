@@ -29,6 +29,7 @@ interface Pair {
 const VIP = '10.62.0.100';
 const NAT_VIP = '10.63.1.100';
 const VIP6 = 'fd62::100';
+const NAT_VIP6 = 'fd63:1::100';
 
 /**
  * Two directors (d1 MASTER at priority 254, d2 BACKUP at 250; VRRPv3, advert 0.1), two
@@ -41,20 +42,31 @@ async function directorPair(t: { after(fn: () => Promise<void>): void }, prefix:
   ensureKernelTools();
   const lab = testLab(t, prefix);
   const nat = o.kind === 'NAT';
-  // v6: the DR service on an IPv6 VIP that moves with the (IPv4) VRRP instance as a
-  // virtual_ipaddress_excluded; sync still runs over IPv4 multicast, as IPVS's does.
-  const vip = nat ? NAT_VIP : o.v6 ? VIP6 : VIP;
-  const servers = nat ? ['10.63.0.11', '10.63.0.12'] : o.v6 ? ['fd62::11', 'fd62::12'] : ['10.62.0.11', '10.62.0.12'];
+  // v6: the service on an IPv6 VIP (and, for NAT, the real servers' IPv6 gateway) that
+  // moves with the (IPv4) VRRP instance as virtual_ipaddress_excluded; sync still runs over
+  // IPv4 multicast, as IPVS's does.
+  const vip = nat ? (o.v6 ? NAT_VIP6 : NAT_VIP) : o.v6 ? VIP6 : VIP;
+  const servers = nat ? (o.v6 ? ['fd63::11', 'fd63::12'] : ['10.63.0.11', '10.63.0.12']) : o.v6 ? ['fd62::11', 'fd62::12'] : ['10.62.0.11', '10.62.0.12'];
   if (nat) {
     lab.host('c', '10.63.1.1');
+    if (o.v6) addAddress(lab, 'c', 'fd63:1::1', 64);
     for (const [d, n] of [['d1', 2], ['d2', 3]] as const) {
       lab.host(d, `10.63.0.${n}`);
       addAddress(lab, d, `10.63.1.${n}`, 24);
       lab.exec(d, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+      if (o.v6) {
+        addAddress(lab, d, `fd63::${n}`, 64);
+        addAddress(lab, d, `fd63:1::${n}`, 64);
+        lab.exec(d, 'sysctl', ['-qw', 'net.ipv6.conf.all.forwarding=1']);
+      }
     }
     for (const [r, n] of [['r1', 11], ['r2', 12]] as const) {
       lab.host(r, `10.63.0.${n}`);
       lab.exec(r, 'ip', ['route', 'add', 'default', 'via', '10.63.0.254']);
+      if (o.v6) {
+        addAddress(lab, r, `fd63::${n}`, 64);
+        lab.exec(r, 'ip', ['-6', 'route', 'add', 'default', 'via', 'fd63::254']);
+      }
     }
   } else {
     for (const [name, n] of [['c', 1], ['d1', 2], ['d2', 3], ['r1', 11], ['r2', 12]] as const) {
@@ -90,7 +102,10 @@ async function directorPair(t: { after(fn: () => Promise<void>): void }, prefix:
     + servers.map((a) => `  real_server ${a} ${port} {\n    weight 1\n    TCP_CHECK {\n      connect_timeout 1\n    }\n  }\n`).join('') + '}\n';
   const conf = (priority: number): string =>
     (o.sync ? 'global_defs {\n  lvs_sync_daemon eth0 VI_1 id 7\n}\n' : '')
-    + vrrpInstance({ vrid: 62, priority, version: 3, advert: 0.1, vip: nat ? `${vip}/32\n    10.63.0.254/24` : `${VIP}/32`, ...(o.v6 ? { extra: `  virtual_ipaddress_excluded {\n    ${VIP6}/128\n  }\n` } : {}) }) + svc(7000) + svc(80);
+    + vrrpInstance({
+      vrid: 62, priority, version: 3, advert: 0.1, vip: nat ? `${NAT_VIP}/32\n    10.63.0.254/24` : `${VIP}/32`,
+      ...(o.v6 ? { extra: `  virtual_ipaddress_excluded {\n    ${nat ? `${NAT_VIP6}/128\n    fd63::254/128` : `${VIP6}/128`}\n  }\n` } : {}),
+    }) + svc(7000) + svc(80);
   const procs: (Proc & { socket: string })[] = [];
   for (const [i, host] of (['d1', 'd2'] as const).entries()) {
     const p = startFulcrum(lab, host, dir, conf(i === 0 ? 254 : 250), bpf ? ['--bpf-dir', `${bpf}/${host}`] : []);
@@ -224,6 +239,14 @@ test('sync (wrr, NAT): the master crashes under 50 long-lived connections and al
   const pair = await directorPair(t, `${PREFIX}n`, dir, { algo: 'wrr', sync: true, kind: 'NAT' });
   const r = await crashUnderLoad(pair, true);
   t.diagnostic(`NAT: ${r.n - r.broken}/${r.n} connections continued after the takeover (backup had installed ${r.installed}); servers ${JSON.stringify(r.by)}${r.broken ? `; broken: ${r.reasons.join(', ')}` : ''}`);
+  assert.equal(r.n, 50);
+  assert.equal(r.broken, 0, `broken connections: ${r.reasons.join(', ')}`);
+}));
+
+testOnce('sync (wrr, NAT over IPv6): the master crashes under 50 long-lived IPv6 connections and all 50 continue: the backup holds IPv6 conntrack entries with the NAT', { skip, timeout: 150_000 }, (t) => withTempDir(async (dir) => {
+  const pair = await directorPair(t, `${PREFIX}7`, dir, { algo: 'wrr', sync: true, kind: 'NAT', v6: true });
+  const r = await crashUnderLoad(pair, true);
+  t.diagnostic(`NAT over IPv6: ${r.n - r.broken}/${r.n} connections continued after the takeover (backup had installed ${r.installed}); servers ${JSON.stringify(r.by)}${r.broken ? `; broken: ${r.reasons.join(', ')}` : ''}`);
   assert.equal(r.n, 50);
   assert.equal(r.broken, 0, `broken connections: ${r.reasons.join(', ')}`);
 }));

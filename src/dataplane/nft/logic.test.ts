@@ -330,6 +330,41 @@ test('sync (IPv6 DR): flows keyed by the kernel\'s hashes are exported with thei
   }
 });
 
+test('sync (IPv6 NAT): conntrack\'s IPv6 NAT connections are exported and installed through the conntrack writer as IPv6 entries', async () => {
+  const { FakeConntrack } = await import('../../sys/ctnetlink.js');
+  const VIP6 = 'fd80::1';
+  const nsvc = serviceSpec(VIP6, 80, 'nat', { key: `tcp [${VIP6}]:80`, endpoint: { kind: 'address', family: 'inet6', address: VIP6, port: 80 }, listen: [{ family: 'inet6', address: VIP6, port: 80 }] });
+  const six = (a: string): ReturnType<typeof serverSpec> => ({ ...serverSpec(a, 8080, 1, 'nat'), family: 'inet6' });
+  const ct = new FakeConntrack();
+  const mk = (conntrack?: InstanceType<typeof FakeConntrack>): ReturnType<typeof setup> => {
+    const nft = new FakeNft();
+    const host = new FakeKernelHost();
+    host.routes.set('default', 'eth0');
+    host.addresses.set(VIP6, 'eth0');
+    return { nft, host, plane: new NftDataPlane({ nft, host, pollMs: 3_600_000, ...(conntrack ? { conntrack } : {}) }) };
+  };
+  const master = mk();
+  const backup = mk(ct);
+  try {
+    await master.plane.apply({ ops: [{ op: 'add-service', service: nsvc }, { op: 'add-server', service: nsvc.key, server: six('fd80::11') }, { op: 'add-server', service: nsvc.key, server: six('fd80::12') }] });
+    await backup.plane.apply({ ops: [{ op: 'add-service', service: nsvc }, { op: 'add-server', service: nsvc.key, server: six('fd80::12') }, { op: 'add-server', service: nsvc.key, server: six('fd80::11') }] });
+    master.host.conntrackText = 'ipv6     10 tcp      6 431999 ESTABLISHED src=fd90::9 dst=fd80::1 sport=40000 dport=80 src=fd80::12 dst=fd90::9 sport=8080 dport=40000 [ASSURED] mark=4098 zone=0 use=2';
+    await master.plane.poll();
+    const flows = await master.plane.syncExport();
+    assert.deepEqual(flows.map((f) => [f.family, f.method, f.client, f.cport, f.virtual, f.vport, f.server, f.dport, f.state]), [
+      ['inet6', 'nat', 'fd90::9', 40000, VIP6, 80, 'fd80::12', 8080, 'established'],
+    ]);
+    const r = await backup.plane.syncInstall(flows);
+    assert.deepEqual([r.installed, [...r.refused]], [1, []]);
+    const e = ct.entries.get('tcp fd90::9:40000 fd80::1:80');
+    // On the backup fd80::12 is the service's first server: mark 0x1001.
+    assert.deepEqual([e?.family, e?.server, e?.dport, e?.mark], ['inet6', 'fd80::12', 8080, 0x1001]);
+  } finally {
+    await master.plane.close(0);
+    await backup.plane.close(0);
+  }
+});
+
 test('sync: when the kernel holds an entry the plane did not write, the install reads the maps and writes again; NAT without a conntrack writer is refused as unsupported, a flow of the other family as no-service', async () => {
   const { nft, plane } = setup();
   try {

@@ -523,10 +523,9 @@ export class NftDataPlane implements DataPlane {
 
   /**
    * The flows for connection sync: DR/TUN entries (conn4; conn6 with its client from
-   * client6/cport6) and IPv4 NAT connections (conntrack) as the last poll read them, with
+   * client6/cport6) and NAT connections (conntrack) as the last poll read them, with
    * their packet counts (seen4/seen6), and the persistence templates (persist4/persist6 of
-   * both tables) read now. IPv6 NAT and full-NAT connections are not exported (see
-   * docs/operations.md).
+   * both tables) read now. Full-NAT connections are not exported (see docs/operations.md).
    */
   syncExport(): Promise<SyncedFlow[]> {
     return this.serial(async () => {
@@ -576,13 +575,13 @@ export class NftDataPlane implements DataPlane {
           });
           continue;
         }
-        // NAT (conntrack, IPv4), full NAT excepted: its source address is this director's.
-        // Half-open connections are not synchronised (IPVS syncs established and closing states only).
-        if (c.family !== 'inet' || d.spec.snat || !c.virtual || !c.server) continue;
+        // NAT (conntrack), full NAT excepted: its source address is this director's. Half-open
+        // connections are not synchronised (IPVS syncs established and closing states only).
+        if (d.spec.snat || !c.virtual || !c.server) continue;
         if (!udp && !['ESTABLISHED', 'FIN_WAIT', 'CLOSE_WAIT', 'LAST_ACK', 'TIME_WAIT'].includes(c.state)) continue;
         const state = udp ? 'other' as const : c.state === 'ESTABLISHED' ? 'established' as const : 'closing' as const;
         out.push({
-          template: false, protocol: d.spec.protocol, family: 'inet', method: 'nat',
+          template: false, protocol: d.spec.protocol, family: c.family, method: 'nat',
           client: c.client.address, cport: c.client.port, virtual: c.virtual.address, vport: c.virtual.port, fwmark: 0,
           server: c.server.address, dport: c.server.port, state, timeout: state === 'closing' ? t.tcpfin : udp ? t.udp : t.tcp,
         });
@@ -640,7 +639,7 @@ export class NftDataPlane implements DataPlane {
       const natIds: string[] = [];
       let natUnchanged = 0;
       for (const f of flows) {
-        if (f.method === 'nat' && !f.template && (f.family !== 'inet' || !this.o.conntrack)) {
+        if (f.method === 'nat' && !f.template && !this.o.conntrack) {
           refuse('unsupported');
           continue;
         }
@@ -668,7 +667,7 @@ export class NftDataPlane implements DataPlane {
             continue;
           }
           nat.push({
-            family: 'inet', protocol: f.protocol, client: f.client, cport: f.cport, virtual: f.virtual, vport: f.vport, server: f.server, dport: f.dport,
+            family: f.family, protocol: f.protocol, client: f.client, cport: f.cport, virtual: f.virtual, vport: f.vport, server: f.server, dport: f.dport,
             mark: be, timeout, ...(f.protocol === 'tcp' ? { tcpState: f.state === 'closing' ? CtTcpState.FIN_WAIT : CtTcpState.ESTABLISHED } : {}),
           });
           natIds.push(ident);
