@@ -10,7 +10,8 @@
  * with 2 workers against nbthread 2, everything sharing both cores (a 2-core machine cannot
  * give the proxy 2 cores of its own).
  *
- * Run: npm run bench:proxy   (BENCH_SECONDS=N to change the run length; default 10)
+ * Run: npm run bench:proxy   (BENCH_SECONDS=N to change the run length, default 10; BENCH_REPS=N,
+ * default 3; BENCH_ONLY=new to run only the scenarios whose name contains it)
  * Needs haproxy, nginx and wrk (installed with apt-get when missing and running as root).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -104,14 +105,14 @@ function stopChild(p: ChildProcess): Promise<void> {
   });
 }
 
-async function startFulcrum(dir: string, backends: number[], cpus: string, workers: number): Promise<Proxy> {
+async function startFulcrum(dir: string, backends: number[], cpus: string, workers: number, relay: 'epoll' | 'node' = 'epoll'): Promise<Proxy> {
   const port = await freePort();
   const conf = path.join(dir, `fulcrum-${port}.conf`);
   fs.writeFileSync(conf, `virtual_server 127.0.0.1 ${port} {\n lb_algo rr\n lb_kind PROXY\n${backends.map((b) => ` real_server 127.0.0.1 ${b} {\n }\n`).join('')}}\n`);
-  const p = spawn('taskset', ['-c', cpus, process.execPath, path.join(ROOT, 'bin', 'fulcrum.js'), 'run', '-f', conf, '--log-level', 'warn', '--drain-timeout', '0', '--workers', String(workers)], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const p = spawn('taskset', ['-c', cpus, process.execPath, path.join(ROOT, 'bin', 'fulcrum.js'), 'run', '-f', conf, '--log-level', 'warn', '--drain-timeout', '0', '--workers', String(workers), '--relay', relay], { stdio: ['ignore', 'ignore', 'inherit'] });
   await waitPort(port);
   const pid = p.pid ?? 0;
-  return { name: workers > 1 ? `Fulcrum ×${workers}` : 'Fulcrum', port, pids: () => [pid, ...childPids(pid)], stop: () => stopChild(p) };
+  return { name: `${workers > 1 ? `Fulcrum ×${workers}` : 'Fulcrum'}${relay === 'node' ? ' (relay node)' : ''}`, port, pids: () => [pid, ...childPids(pid)], stop: () => stopChild(p) };
 }
 
 async function startHaproxy(dir: string, backends: number[], cpus: string, threads: number): Promise<Proxy> {
@@ -190,7 +191,8 @@ async function main(): Promise<void> {
   try {
     const b = nginx.ports;
     // One core: the proxy on core 0, nginx and wrk on core 1.
-    const one = [(): Promise<Proxy> => startFulcrum(dir, b, '0', 1), (): Promise<Proxy> => startHaproxy(dir, b, '0', 1)];
+    // Fulcrum's default relay (epoll) and Node's sockets (--relay node), for the difference.
+    const one = [(): Promise<Proxy> => startFulcrum(dir, b, '0', 1), (): Promise<Proxy> => startHaproxy(dir, b, '0', 1), (): Promise<Proxy> => startFulcrum(dir, b, '0', 1, 'node')];
     // Two workers against two threads: everything shares both cores (a 2-core machine cannot
     // give the proxy two cores of its own), the same for both proxies.
     const two = [(): Promise<Proxy> => startFulcrum(dir, b, '0,1', 2), (): Promise<Proxy> => startHaproxy(dir, b, '0,1', 2)];
@@ -199,8 +201,11 @@ async function main(): Promise<void> {
       ['new connections/s', (cpus) => (port, sec) => wrk(`http://127.0.0.1:${port}/`, 50, ['-H', 'Connection: close'], cpus, sec), (r) => r.rps, 'conn/s'],
       ['bulk 1 MiB', (cpus) => (port, sec) => wrk(`http://127.0.0.1:${port}/1m`, 8, [], cpus, sec), (r) => r.mbps, 'MB/s'],
     ];
-    for (const [name, run, pick, unit] of scenarios) rows.push(...await measure(one, `${name} (1 core)`, run('1'), pick, unit));
-    for (const [name, run, pick, unit] of scenarios) rows.push(...await measure(two, `${name} (2 workers / 2 threads)`, run('0,1'), pick, unit));
+    // BENCH_ONLY=new (a substring of the scenario names) runs only the matching scenarios.
+    const only = process.env['BENCH_ONLY'];
+    const chosen = scenarios.filter(([name]) => only === undefined || name.includes(only));
+    for (const [name, run, pick, unit] of chosen) rows.push(...await measure(one, `${name} (1 core)`, run('1'), pick, unit));
+    for (const [name, run, pick, unit] of chosen) rows.push(...await measure(two, `${name} (2 workers / 2 threads)`, run('0,1'), pick, unit));
   } finally {
     await nginx.stop();
     fs.rmSync(dir, { recursive: true, force: true });

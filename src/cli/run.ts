@@ -48,6 +48,7 @@ export interface RunCliOptions {
   readonly nft?: string | undefined;
   readonly allowEmpty?: boolean | undefined;
   readonly udpSessions?: string | undefined;
+  readonly relay?: string | undefined;
 }
 
 /** The built dashboard, next to the compiled sources (dist/dashboard). */
@@ -106,12 +107,12 @@ export interface SignalSource {
  * built when a first service needs them.
  */
 export function directorPlane(o: {
-  workers: number; keepForwarding: boolean; nft: 'lib' | 'cmd' | 'auto' | 'none'; udpSessions?: number; faults?: boolean;
+  workers: number; keepForwarding: boolean; nft: 'lib' | 'cmd' | 'auto' | 'none'; udpSessions?: number; relay?: 'epoll' | 'node'; faults?: boolean;
   bpfDir?: string | undefined;
   /** Said once when a service asks for XDP and it cannot run here (it goes to nftables). */
   warn?: (message: string) => void;
 }): DataPlane {
-  const tunables = o.udpSessions !== undefined ? { udpSessionLimit: o.udpSessions } : {};
+  const tunables = { ...(o.udpSessions !== undefined ? { udpSessionLimit: o.udpSessions } : {}), ...(o.relay !== undefined ? { relay: o.relay } : {}) };
   const proxy = (): DataPlane => (o.workers > 1 ? new WorkersDataPlane({ workers: o.workers, tunables, faults: o.faults ?? false }) : new ProxyDataPlane({ tunables }));
   if (o.nft === 'none') return proxy();
   let xdpChecked: string | null | undefined;
@@ -251,9 +252,14 @@ export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = p
     io.err(`fulcrum run: --udp-sessions: '${o.udpSessions}' is not a positive number of sessions`);
     return 2;
   }
+  if (o.relay !== undefined && o.relay !== 'epoll' && o.relay !== 'node') {
+    io.err(`fulcrum run: --relay: '${o.relay}' is not epoll or node`);
+    return 2;
+  }
   const faults = process.env['FULCRUM_FAULT_INJECTION'] === '1';
   const plane = directorPlane({
     workers, keepForwarding: o.keepForwarding === true, nft: (o.nft ?? 'auto') as 'lib' | 'cmd' | 'auto' | 'none', udpSessions, faults,
+    ...(o.relay !== undefined ? { relay: o.relay } : {}),
     bpfDir: o.bpfDir, warn: (m) => io.err(`fulcrum run: ${m}`),
   });
   const daemon = new Daemon({

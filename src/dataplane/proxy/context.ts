@@ -28,6 +28,11 @@ export interface ProxyTunables {
    * kernel spreading connections over them (`fulcrum run --workers N`).
    */
   readonly reusePort: boolean;
+  /**
+   * What relays TCP: 'epoll' — plain system calls on one epoll set per event loop
+   * (sys/reactor.ts; Linux), or 'node' — Node's `net` sockets (`fulcrum run --relay node`).
+   */
+  readonly relay: 'epoll' | 'node';
 }
 
 export const DEFAULT_TUNABLES: ProxyTunables = {
@@ -37,6 +42,7 @@ export const DEFAULT_TUNABLES: ProxyTunables = {
   udpPendingLimit: 64,
   udpSessionLimit: 16384,
   reusePort: false,
+  relay: 'epoll',
 };
 
 /** The plane-wide UDP session budget (see ProxyTunables.udpSessionLimit). */

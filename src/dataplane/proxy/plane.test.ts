@@ -12,12 +12,17 @@ import { fromEntry, toEntry } from '../../sync/translate.js';
 import { DEFAULT_TIMEOUTS, type DataPlane, type SyncedFlow } from '../types.js';
 import { fetchText, freePort, openSocket, readLine, startServer, udpRequest, waitFor, type TestServer } from '../../testing/net.js';
 
-dataPlaneCompliance('ProxyDataPlane', () => Promise.resolve({
-  plane: new ProxyDataPlane(), address: '127.0.0.1', method: 'proxy', freePort: () => freePort(),
-}));
+/** TCP is relayed on the epoll reactor by default, or by Node's sockets: every TCP test runs on both. */
+const RELAYS = ['epoll', 'node'] as const;
 
-async function withSetup(n: number, fn: (p: ProxyDataPlane, servers: TestServer[], port: number) => Promise<void>, opts: { mode?: 'name' | 'echo' | 'name-echo' | 'sink'; expectProxy?: boolean } = {}): Promise<void> {
-  const plane = new ProxyDataPlane({ tunables: { connectTimeoutMs: 1000 } });
+for (const relay of RELAYS) {
+  dataPlaneCompliance(`ProxyDataPlane [${relay}]`, () => Promise.resolve({
+    plane: new ProxyDataPlane({ tunables: { relay } }), address: '127.0.0.1', method: 'proxy', freePort: () => freePort(),
+  }));
+}
+
+async function withSetup(relay: 'epoll' | 'node', n: number, fn: (p: ProxyDataPlane, servers: TestServer[], port: number) => Promise<void>, opts: { mode?: 'name' | 'echo' | 'name-echo' | 'sink'; expectProxy?: boolean } = {}): Promise<void> {
+  const plane = new ProxyDataPlane({ tunables: { connectTimeoutMs: 1000, relay } });
   const servers: TestServer[] = [];
   try {
     for (let i = 0; i < n; i++) servers.push(await startServer(`rs${i + 1}`, opts));
@@ -42,181 +47,184 @@ function tally(lines: string[]): Record<string, number> {
   return t;
 }
 
-test('proxy: wrr 3:2:1 over 600 connections gives exactly IPVS\'s split, and counters add up', () => withSetup(3, async (plane, rs, port) => {
-  const svc = serviceSpec('127.0.0.1', port, 'proxy');
-  await addService(plane, svc, [{ port: rs[0]!.port, weight: 3 }, { port: rs[1]!.port, weight: 2 }, { port: rs[2]!.port, weight: 1 }]);
-  const seq: string[] = [];
-  for (let i = 0; i < 600; i++) seq.push((await fetchText(port)).trim());
-  assert.deepEqual(tally(seq), { rs1: 300, rs2: 200, rs3: 100 });
-  // As IPVS after `ipvsadm -a` one server at a time: with only A (weight 3) the gcd is 3, so
-  // mw = cw = 1; adding B and C keeps cw = 1 (ip_vs_wrr_dest_changed), so the first round
-  // is the cw = 1 level: A B C, then A (cw 3), A B (cw 2), …
-  assert.deepEqual(seq.slice(0, 12), ['rs1', 'rs2', 'rs3', 'rs1', 'rs1', 'rs2', 'rs1', 'rs2', 'rs3', 'rs1', 'rs1', 'rs2']);
-  await waitFor(() => plane.sessionCount === 0, 3000, 'sessions to finish');
-  const st = plane.stats()[0]!;
-  assert.equal(st.counters.conns, 600);
-  assert.equal(st.counters.outBytes, 600 * 4);
-  assert.deepEqual(st.servers.map((s) => s.counters.conns), [300, 200, 100]);
-  assert.deepEqual(st.servers.map((s) => [s.active, s.inactive]), [[0, 0], [0, 0], [0, 0]]);
-  // ipvsadm -Z: counters back to 0, the table untouched.
-  assert.equal(plane.zero(svc.key), true);
-  const z = plane.stats()[0]!;
-  assert.deepEqual([z.counters.conns, z.counters.outBytes, ...z.servers.map((s) => s.counters.conns)], [0, 0, 0, 0, 0]);
-  assert.deepEqual(z.servers.map((s) => s.spec.weight), [3, 2, 1]);
-}));
+for (const relay of RELAYS) {
+  test(`proxy [${relay}]: wrr 3:2:1 over 600 connections gives exactly IPVS's split, and counters add up`, () => withSetup(relay, 3, async (plane, rs, port) => {
+    const svc = serviceSpec('127.0.0.1', port, 'proxy');
+    await addService(plane, svc, [{ port: rs[0]!.port, weight: 3 }, { port: rs[1]!.port, weight: 2 }, { port: rs[2]!.port, weight: 1 }]);
+    const seq: string[] = [];
+    for (let i = 0; i < 600; i++) seq.push((await fetchText(port)).trim());
+    assert.deepEqual(tally(seq), { rs1: 300, rs2: 200, rs3: 100 });
+    // As IPVS after `ipvsadm -a` one server at a time: with only A (weight 3) the gcd is 3, so
+    // mw = cw = 1; adding B and C keeps cw = 1 (ip_vs_wrr_dest_changed), so the first round
+    // is the cw = 1 level: A B C, then A (cw 3), A B (cw 2), …
+    assert.deepEqual(seq.slice(0, 12), ['rs1', 'rs2', 'rs3', 'rs1', 'rs1', 'rs2', 'rs1', 'rs2', 'rs3', 'rs1', 'rs1', 'rs2']);
+    await waitFor(() => plane.sessionCount === 0, 3000, 'sessions to finish');
+    const st = plane.stats()[0]!;
+    assert.equal(st.counters.conns, 600);
+    assert.equal(st.counters.outBytes, 600 * 4);
+    assert.deepEqual(st.servers.map((s) => s.counters.conns), [300, 200, 100]);
+    assert.deepEqual(st.servers.map((s) => [s.active, s.inactive]), [[0, 0], [0, 0], [0, 0]]);
+    // ipvsadm -Z: counters back to 0, the table untouched.
+    assert.equal(plane.zero(svc.key), true);
+    const z = plane.stats()[0]!;
+    assert.deepEqual([z.counters.conns, z.counters.outBytes, ...z.servers.map((s) => s.counters.conns)], [0, 0, 0, 0, 0]);
+    assert.deepEqual(z.servers.map((s) => s.spec.weight), [3, 2, 1]);
+  }));
 
-test('proxy: a connection accepted between prepare and commit waits, and is served once the whole plan is in — not by a service without its real servers', () => withSetup(1, async (plane, rs, port) => {
-  const svc = serviceSpec('127.0.0.1', port, 'proxy');
-  const plan = { ops: [
-    { op: 'add-service' as const, service: svc },
-    { op: 'add-server' as const, service: svc.key, server: serverSpec('127.0.0.1', rs[0]!.port, 1, 'proxy') },
-  ] };
-  assert.deepEqual([...(await plane.prepare(plan)).keys()], []);
-  const answer = fetchText(port, { payload: 'ping', timeoutMs: 5000 });
-  await waitFor(() => plane.preparedWaiting === 1, 3000, 'the connection to be accepted and held');
-  const r = await plane.commit(plan, new Set());
-  assert.deepEqual(r.failed, []);
-  assert.equal(await answer, 'rs1\nping');
-  assert.equal(plane.stats()[0]?.counters.conns, 1);
-}, { mode: 'name-echo' }));
+  test(`proxy [${relay}]: a connection accepted between prepare and commit waits, and is served once the whole plan is in — not by a service without its real servers`, () => withSetup(relay, 1, async (plane, rs, port) => {
+    const svc = serviceSpec('127.0.0.1', port, 'proxy');
+    const plan = { ops: [
+      { op: 'add-service' as const, service: svc },
+      { op: 'add-server' as const, service: svc.key, server: serverSpec('127.0.0.1', rs[0]!.port, 1, 'proxy') },
+    ] };
+    assert.deepEqual([...(await plane.prepare(plan)).keys()], []);
+    const answer = fetchText(port, { payload: 'ping', timeoutMs: 5000 });
+    await waitFor(() => plane.preparedWaiting === 1, 3000, 'the connection to be accepted and held');
+    const r = await plane.commit(plan, new Set());
+    assert.deepEqual(r.failed, []);
+    assert.equal(await answer, 'rs1\nping');
+    assert.equal(plane.stats()[0]?.counters.conns, 1);
+  }, { mode: 'name-echo' }));
 
-test('proxy: PROXY protocol v1 and v2 tell the real server the client address', () => withSetup(2, async (plane, rs, port) => {
-  const svc = serviceSpec('127.0.0.1', port, 'proxy', { scheduler: 'rr' });
-  await addService(plane, svc, [{ port: rs[0]!.port, weight: 1, pp: 1 }, { port: rs[1]!.port, weight: 1, pp: 2 }]);
-  const a = await fetchText(port, { payload: 'hello' });
-  const b = await fetchText(port, { payload: 'world' });
-  assert.equal(a, 'hello');
-  assert.equal(b, 'world');
-  const h1 = rs[0]!.proxyHeaders[0]!;
-  const h2 = rs[1]!.proxyHeaders[0]!;
-  assert.equal(h1.version, 1);
-  assert.equal(h2.version, 2);
-  for (const h of [h1, h2]) {
-    assert.equal(h.src, '127.0.0.1');
-    assert.equal(h.dst, '127.0.0.1');
-    assert.equal(h.dport, port);
-    assert.ok(h.sport > 0);
-  }
-}, { mode: 'echo', expectProxy: true }));
-
-test('proxy: IPv6 service in front of IPv4 real servers', async (t) => {
-  const probe = net.createServer();
-  const v6 = await new Promise<boolean>((r) => { probe.once('error', () => r(false)); probe.listen(0, '::1', () => { probe.close(); r(true); }); });
-  if (!v6) {
-    t.skip('no ::1 on this host');
-    return;
-  }
-  await withSetup(1, async (plane, rs) => {
-    const port = await freePort('::1');
-    const svc = serviceSpec('::1', port, 'proxy', {
-      key: `tcp [::1]:${port}`, endpoint: { kind: 'address', family: 'inet6', address: '::1', port }, listen: [{ family: 'inet6', address: '::1', port }],
-    });
-    await addService(plane, svc, [{ port: rs[0]!.port, weight: 1 }]);
-    assert.equal((await fetchText(port, { host: '::1' })).trim(), 'rs1');
-  });
-});
-
-test('proxy: a refused real server is retried on another for the same connection', () => withSetup(2, async (plane, rs, port) => {
-  const dead = await freePort();
-  const svc = serviceSpec('127.0.0.1', port, 'proxy', { scheduler: 'rr' });
-  await addService(plane, svc, [{ port: dead, weight: 1 }, { port: rs[0]!.port, weight: 1 }, { port: rs[1]!.port, weight: 1 }]);
-  const got: string[] = [];
-  for (let i = 0; i < 30; i++) got.push((await fetchText(port)).trim());
-  assert.equal(got.length, 30, 'no client saw a failure');
-  assert.ok(got.every((g) => g === 'rs1' || g === 'rs2'));
-  const st = plane.stats()[0]!;
-  assert.equal(st.servers[0]!.counters.conns, 0, 'the dead server completed no connection');
-  assert.equal(st.counters.conns, 30);
-}));
-
-test('proxy: a connection fails (reset) only when every attempt fails', () => withSetup(0, async (plane, _rs, port) => {
-  const svc = serviceSpec('127.0.0.1', port, 'proxy');
-  await addService(plane, svc, [{ port: await freePort(), weight: 1 }, { port: await freePort(), weight: 1 }]);
-  await assert.rejects(fetchText(port), (e: NodeJS.ErrnoException) => e.code === 'ECONNRESET');
-  await waitFor(() => plane.sessionCount === 0, 3000, 'session cleanup');
-  const st = plane.stats()[0]!;
-  assert.deepEqual(st.servers.map((s) => [s.active, s.inactive]), [[0, 0], [0, 0]], 'accounting unwound');
-}));
-
-test('proxy: weight 0 drains — open connections continue, new ones go elsewhere', () => withSetup(2, async (plane, rs, port) => {
-  const svc = serviceSpec('127.0.0.1', port, 'proxy', { scheduler: 'rr' });
-  await addService(plane, svc, [{ port: rs[0]!.port, weight: 1 }, { port: rs[1]!.port, weight: 1 }]);
-  const c = await openSocket(port);
-  assert.equal(await readLine(c), 'rs1');
-  await plane.apply({ ops: [{ op: 'weight', service: svc.key, key: `127.0.0.1:${rs[0]!.port}`, weight: 0 }] });
-  for (let i = 0; i < 5; i++) {
-    const o = await openSocket(port);
-    assert.equal(await readLine(o), 'rs2');
-    o.destroy();
-  }
-  c.write('still here\n');
-  assert.equal(await readLine(c), 'still here');
-  assert.equal(plane.stats()[0]!.servers[0]!.active, 1);
-  // Removing the server entirely still lets the open connection finish.
-  await plane.apply({ ops: [{ op: 'remove-server', service: svc.key, key: `127.0.0.1:${rs[0]!.port}` }] });
-  c.write('after removal\n');
-  assert.equal(await readLine(c), 'after removal');
-  c.end();
-  await waitFor(() => plane.sessionCount === 0, 3000, 'drained');
-}, { mode: 'name-echo' }));
-
-test('proxy: half-close — the client ends its side and still receives the reply', () => withSetup(1, async (plane, rs, port) => {
-  const svc = serviceSpec('127.0.0.1', port, 'proxy');
-  await addService(plane, svc, [{ port: rs[0]!.port, weight: 1 }]);
-  const big = 'x'.repeat(300_000);
-  assert.equal((await fetchText(port, { payload: big })).length, big.length);
-  const st = plane.stats()[0]!;
-  assert.equal(st.counters.inBytes, big.length);
-  assert.equal(st.counters.outBytes, big.length);
-}, { mode: 'echo' }));
-
-test('proxy: resets propagate from either side', () => withSetup(1, async (plane, rs, port) => {
-  const svc = serviceSpec('127.0.0.1', port, 'proxy');
-  await addService(plane, svc, [{ port: rs[0]!.port, weight: 1 }]);
-  // Real server resets → the client sees ECONNRESET.
-  const c = await openSocket(port);
-  assert.equal(await readLine(c), 'rs1');
-  const err = new Promise<string>((r) => { c.on('error', (e: NodeJS.ErrnoException) => r(e.code ?? '')); c.on('close', () => r('closed')); });
-  for (const s of rs[0]!.sockets) s.resetAndDestroy();
-  assert.equal(await err, 'ECONNRESET');
-  // Client resets → the real server's socket sees ECONNRESET.
-  const c2 = await openSocket(port);
-  assert.equal(await readLine(c2), 'rs1');
-  await waitFor(() => rs[0]!.sockets.size === 1, 2000, 'server socket');
-  const [srvSock] = [...rs[0]!.sockets];
-  const err2 = new Promise<string>((r) => { srvSock!.on('error', (e: NodeJS.ErrnoException) => r(e.code ?? '')); srvSock!.on('close', () => r('closed')); });
-  c2.resetAndDestroy();
-  assert.equal(await err2, 'ECONNRESET');
-  await waitFor(() => plane.sessionCount === 0, 3000, 'cleanup');
-}, { mode: 'name-echo' }));
-
-test('proxy: persistence — PPC keeps a client on one server; PCC across a group\'s ports', () => withSetup(3, async (plane, rs) => {
-  const p1 = await freePort();
-  const p2 = await freePort();
-  const svc: ServiceSpec = {
-    ...serviceSpec('127.0.0.1', p1, 'proxy', { scheduler: 'rr', persistence: { timeout: 300, prefixLength: 32, netmask: '255.255.255.255' } }),
-    key: 'group G tcp', endpoint: { kind: 'group', name: 'G' },
-    listen: [{ family: 'inet', address: '127.0.0.1', port: p1 }, { family: 'inet', address: '127.0.0.1', port: p2 }],
-  };
-  await addService(plane, svc, rs.map((s) => ({ port: s.port, weight: 1 })));
-  const via = (port: number, local: string): Promise<string> => new Promise((resolve, reject) => {
-    const s = net.connect({ port, host: '127.0.0.1', localAddress: local });
-    let buf = '';
-    s.on('data', (c: Buffer) => { buf += c.toString(); });
-    s.on('end', () => resolve(buf.trim()));
-    s.on('error', reject);
-  });
-  const clients = ['127.0.0.11', '127.0.0.12', '127.0.0.13', '127.0.0.14'];
-  const first = new Map<string, string>();
-  for (const c of clients) first.set(c, await via(p1, c));
-  assert.equal(new Set(first.values()).size, 3, 'rr spreads new clients');
-  for (let i = 0; i < 3; i++) {
-    for (const c of clients) {
-      assert.equal(await via(p1, c), first.get(c), `${c} sticks on port 1`);
-      assert.equal(await via(p2, c), first.get(c), `${c} sticks across the group's second port`);
+  test(`proxy [${relay}]: PROXY protocol v1 and v2 tell the real server the client address`, () => withSetup(relay, 2, async (plane, rs, port) => {
+    const svc = serviceSpec('127.0.0.1', port, 'proxy', { scheduler: 'rr' });
+    await addService(plane, svc, [{ port: rs[0]!.port, weight: 1, pp: 1 }, { port: rs[1]!.port, weight: 1, pp: 2 }]);
+    const a = await fetchText(port, { payload: 'hello' });
+    const b = await fetchText(port, { payload: 'world' });
+    assert.equal(a, 'hello');
+    assert.equal(b, 'world');
+    const h1 = rs[0]!.proxyHeaders[0]!;
+    const h2 = rs[1]!.proxyHeaders[0]!;
+    assert.equal(h1.version, 1);
+    assert.equal(h2.version, 2);
+    for (const h of [h1, h2]) {
+      assert.equal(h.src, '127.0.0.1');
+      assert.equal(h.dst, '127.0.0.1');
+      assert.equal(h.dport, port);
+      assert.ok(h.sport > 0);
     }
-  }
-}));
+  }, { mode: 'echo', expectProxy: true }));
+
+  test(`proxy [${relay}]: IPv6 service in front of IPv4 real servers`, async (t) => {
+    const probe = net.createServer();
+    const v6 = await new Promise<boolean>((r) => { probe.once('error', () => r(false)); probe.listen(0, '::1', () => { probe.close(); r(true); }); });
+    if (!v6) {
+      t.skip('no ::1 on this host');
+      return;
+    }
+    await withSetup(relay, 1, async (plane, rs) => {
+      const port = await freePort('::1');
+      const svc = serviceSpec('::1', port, 'proxy', {
+        key: `tcp [::1]:${port}`, endpoint: { kind: 'address', family: 'inet6', address: '::1', port }, listen: [{ family: 'inet6', address: '::1', port }],
+      });
+      await addService(plane, svc, [{ port: rs[0]!.port, weight: 1 }]);
+      assert.equal((await fetchText(port, { host: '::1' })).trim(), 'rs1');
+    });
+  });
+
+  test(`proxy [${relay}]: a refused real server is retried on another for the same connection`, () => withSetup(relay, 2, async (plane, rs, port) => {
+    const dead = await freePort();
+    const svc = serviceSpec('127.0.0.1', port, 'proxy', { scheduler: 'rr' });
+    await addService(plane, svc, [{ port: dead, weight: 1 }, { port: rs[0]!.port, weight: 1 }, { port: rs[1]!.port, weight: 1 }]);
+    const got: string[] = [];
+    for (let i = 0; i < 30; i++) got.push((await fetchText(port)).trim());
+    assert.equal(got.length, 30, 'no client saw a failure');
+    assert.ok(got.every((g) => g === 'rs1' || g === 'rs2'));
+    const st = plane.stats()[0]!;
+    assert.equal(st.servers[0]!.counters.conns, 0, 'the dead server completed no connection');
+    assert.equal(st.counters.conns, 30);
+  }));
+
+  test(`proxy [${relay}]: a connection fails (reset) only when every attempt fails`, () => withSetup(relay, 0, async (plane, _rs, port) => {
+    const svc = serviceSpec('127.0.0.1', port, 'proxy');
+    await addService(plane, svc, [{ port: await freePort(), weight: 1 }, { port: await freePort(), weight: 1 }]);
+    await assert.rejects(fetchText(port), (e: NodeJS.ErrnoException) => e.code === 'ECONNRESET');
+    await waitFor(() => plane.sessionCount === 0, 3000, 'session cleanup');
+    const st = plane.stats()[0]!;
+    assert.deepEqual(st.servers.map((s) => [s.active, s.inactive]), [[0, 0], [0, 0]], 'accounting unwound');
+  }));
+
+  test(`proxy [${relay}]: weight 0 drains — open connections continue, new ones go elsewhere`, () => withSetup(relay, 2, async (plane, rs, port) => {
+    const svc = serviceSpec('127.0.0.1', port, 'proxy', { scheduler: 'rr' });
+    await addService(plane, svc, [{ port: rs[0]!.port, weight: 1 }, { port: rs[1]!.port, weight: 1 }]);
+    const c = await openSocket(port);
+    assert.equal(await readLine(c), 'rs1');
+    await plane.apply({ ops: [{ op: 'weight', service: svc.key, key: `127.0.0.1:${rs[0]!.port}`, weight: 0 }] });
+    for (let i = 0; i < 5; i++) {
+      const o = await openSocket(port);
+      assert.equal(await readLine(o), 'rs2');
+      o.destroy();
+    }
+    c.write('still here\n');
+    assert.equal(await readLine(c), 'still here');
+    assert.equal(plane.stats()[0]!.servers[0]!.active, 1);
+    // Removing the server entirely still lets the open connection finish.
+    await plane.apply({ ops: [{ op: 'remove-server', service: svc.key, key: `127.0.0.1:${rs[0]!.port}` }] });
+    c.write('after removal\n');
+    assert.equal(await readLine(c), 'after removal');
+    c.end();
+    await waitFor(() => plane.sessionCount === 0, 3000, 'drained');
+  }, { mode: 'name-echo' }));
+
+  test(`proxy [${relay}]: half-close — the client ends its side and still receives the reply`, () => withSetup(relay, 1, async (plane, rs, port) => {
+    const svc = serviceSpec('127.0.0.1', port, 'proxy');
+    await addService(plane, svc, [{ port: rs[0]!.port, weight: 1 }]);
+    const big = 'x'.repeat(300_000);
+    assert.equal((await fetchText(port, { payload: big })).length, big.length);
+    const st = plane.stats()[0]!;
+    assert.equal(st.counters.inBytes, big.length);
+    assert.equal(st.counters.outBytes, big.length);
+  }, { mode: 'echo' }));
+
+  test(`proxy [${relay}]: resets propagate from either side`, () => withSetup(relay, 1, async (plane, rs, port) => {
+    const svc = serviceSpec('127.0.0.1', port, 'proxy');
+    await addService(plane, svc, [{ port: rs[0]!.port, weight: 1 }]);
+    // Real server resets → the client sees ECONNRESET.
+    const c = await openSocket(port);
+    assert.equal(await readLine(c), 'rs1');
+    const err = new Promise<string>((r) => { c.on('error', (e: NodeJS.ErrnoException) => r(e.code ?? '')); c.on('close', () => r('closed')); });
+    for (const s of rs[0]!.sockets) s.resetAndDestroy();
+    assert.equal(await err, 'ECONNRESET');
+    // Client resets → the real server's socket sees ECONNRESET.
+    const c2 = await openSocket(port);
+    assert.equal(await readLine(c2), 'rs1');
+    await waitFor(() => rs[0]!.sockets.size === 1, 2000, 'server socket');
+    const [srvSock] = [...rs[0]!.sockets];
+    const err2 = new Promise<string>((r) => { srvSock!.on('error', (e: NodeJS.ErrnoException) => r(e.code ?? '')); srvSock!.on('close', () => r('closed')); });
+    c2.resetAndDestroy();
+    assert.equal(await err2, 'ECONNRESET');
+    await waitFor(() => plane.sessionCount === 0, 3000, 'cleanup');
+  }, { mode: 'name-echo' }));
+
+  test(`proxy [${relay}]: persistence — PPC keeps a client on one server; PCC across a group's ports`, () => withSetup(relay, 3, async (plane, rs) => {
+    const p1 = await freePort();
+    const p2 = await freePort();
+    const svc: ServiceSpec = {
+      ...serviceSpec('127.0.0.1', p1, 'proxy', { scheduler: 'rr', persistence: { timeout: 300, prefixLength: 32, netmask: '255.255.255.255' } }),
+      key: 'group G tcp', endpoint: { kind: 'group', name: 'G' },
+      listen: [{ family: 'inet', address: '127.0.0.1', port: p1 }, { family: 'inet', address: '127.0.0.1', port: p2 }],
+    };
+    await addService(plane, svc, rs.map((s) => ({ port: s.port, weight: 1 })));
+    const via = (port: number, local: string): Promise<string> => new Promise((resolve, reject) => {
+      const s = net.connect({ port, host: '127.0.0.1', localAddress: local });
+      let buf = '';
+      s.on('data', (c: Buffer) => { buf += c.toString(); });
+      s.on('end', () => resolve(buf.trim()));
+      s.on('error', reject);
+    });
+    const clients = ['127.0.0.11', '127.0.0.12', '127.0.0.13', '127.0.0.14'];
+    const first = new Map<string, string>();
+    for (const c of clients) first.set(c, await via(p1, c));
+    assert.equal(new Set(first.values()).size, 3, 'rr spreads new clients');
+    for (let i = 0; i < 3; i++) {
+      for (const c of clients) {
+        assert.equal(await via(p1, c), first.get(c), `${c} sticks on port 1`);
+        assert.equal(await via(p2, c), first.get(c), `${c} sticks across the group's second port`);
+      }
+    }
+  }));
+
+}
 
 test('proxy: UDP request/response, sessions keyed by client, idle timeout', async () => {
   let clock = 1000;
@@ -307,124 +315,127 @@ test('proxy: UDP sessions are capped; past the cap new clients are dropped and c
   }
 });
 
-test('proxy: clear refusals — DR on the proxy, address in use, address not on this host', () => withSetup(0, async (plane, _rs, port) => {
-  const dr = await plane.apply({ ops: [{ op: 'add-service', service: serviceSpec('127.0.0.1', port, 'dr') }] });
-  assert.equal(dr.failed[0]?.code, DataPlaneErrorCode.UNSUPPORTED);
-  assert.match(dr.failed[0]!.message, /DR forwarding.*nftables/);
-  const blocker = net.createServer();
-  await new Promise<void>((r) => blocker.listen(port, '127.0.0.1', r));
-  try {
-    const inUse = await plane.apply({ ops: [{ op: 'add-service', service: serviceSpec('127.0.0.1', port, 'proxy') }] });
-    assert.equal(inUse.failed[0]?.code, DataPlaneErrorCode.LISTEN);
-    assert.match(inUse.failed[0]!.message, /already in use/);
-  } finally {
-    blocker.close();
-  }
-  const notHere = await plane.apply({ ops: [{ op: 'add-service', service: serviceSpec('192.0.2.7', port, 'proxy') }] });
-  assert.equal(notHere.failed[0]?.code, DataPlaneErrorCode.LISTEN);
-  assert.match(notHere.failed[0]!.message, /not on this host/);
-  assert.deepEqual(plane.stats(), []);
-}));
-
-test('proxy: a connect that hangs is retried elsewhere after the connect timeout; idle connections close after the tcp timeout', async () => {
-  const { spawn } = await import('node:child_process');
-  // A listener that never accepts, with a full backlog: further SYNs go unanswered (loopback only).
-  const py = spawn('python3', ['-c', [
-    'import socket, sys, time',
-    's = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(0)',
-    'print(s.getsockname()[1], flush=True)',
-    'time.sleep(30)',
-  ].join('\n')], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let clock = 500;
-  const plane = new ProxyDataPlane({ now: () => clock, tunables: { connectTimeoutMs: 2000 } });
-  const rs = await startServer('good', { mode: 'name-echo' });
-  const fillers: net.Socket[] = [];
-  try {
-    const deadPort = await new Promise<number>((resolve, reject) => {
-      py.stdout.once('data', (b: Buffer) => resolve(Number(b.toString().trim())));
-      py.once('error', reject);
-    });
-    for (let i = 0; i < 3; i++) {
-      const f = net.connect(deadPort, '127.0.0.1');
-      f.on('error', () => undefined);
-      fillers.push(f);
+for (const relay of RELAYS) {
+  test(`proxy [${relay}]: clear refusals — DR on the proxy, address in use, address not on this host`, () => withSetup(relay, 0, async (plane, _rs, port) => {
+    const dr = await plane.apply({ ops: [{ op: 'add-service', service: serviceSpec('127.0.0.1', port, 'dr') }] });
+    assert.equal(dr.failed[0]?.code, DataPlaneErrorCode.UNSUPPORTED);
+    assert.match(dr.failed[0]!.message, /DR forwarding.*nftables/);
+    const blocker = net.createServer();
+    await new Promise<void>((r) => blocker.listen(port, '127.0.0.1', r));
+    try {
+      const inUse = await plane.apply({ ops: [{ op: 'add-service', service: serviceSpec('127.0.0.1', port, 'proxy') }] });
+      assert.equal(inUse.failed[0]?.code, DataPlaneErrorCode.LISTEN);
+      assert.match(inUse.failed[0]!.message, /already in use/);
+    } finally {
+      blocker.close();
     }
-    await new Promise((r) => setTimeout(r, 200));
-    const port = await freePort();
-    const svc = serviceSpec('127.0.0.1', port, 'proxy', { scheduler: 'rr', timeouts: { tcp: 60, tcpfin: 10, udp: 30 } });
-    await addService(plane, svc, [{ port: deadPort, weight: 1 }, { port: rs.port, weight: 1 }]);
-    const c = await openSocket(port);
-    await waitFor(() => plane.connectionList()[0]?.state === 'SYN_SENT', 2000, 'connecting upstream');
-    plane.tick();
-    assert.equal(plane.connectionList()[0]?.state, 'SYN_SENT', 'not yet timed out');
-    clock += 2;
-    plane.tick();
-    assert.equal(await readLine(c), 'good', 'retried on the other server after the connect timeout');
-    assert.equal(plane.connectionList()[0]?.state, 'ESTABLISHED');
-    clock += 59;
-    plane.tick();
-    assert.equal(plane.sessionCount, 1, 'not idle long enough');
-    const closed = new Promise<void>((r) => c.on('close', () => r()));
-    clock += 2;
-    plane.tick();
-    await closed;
-    await waitFor(() => plane.sessionCount === 0, 2000, 'idle connection closed');
-  } finally {
-    for (const f of fillers) f.destroy();
-    py.kill('SIGKILL');
-    await plane.close(0);
-    await rs.close();
-  }
-});
+    const notHere = await plane.apply({ ops: [{ op: 'add-service', service: serviceSpec('192.0.2.7', port, 'proxy') }] });
+    assert.equal(notHere.failed[0]?.code, DataPlaneErrorCode.LISTEN);
+    assert.match(notHere.failed[0]!.message, /not on this host/);
+    assert.deepEqual(plane.stats(), []);
+  }));
 
-test('proxy: every IPVS scheduler (and agent) serves connections through the proxy', () => withSetup(2, async (plane, rs) => {
-  const { ALL_SCHEDULERS } = await import('../../scheduling/index.js');
-  for (const name of ALL_SCHEDULERS) {
-    const port = await freePort();
-    const svc = serviceSpec('127.0.0.1', port, 'proxy', { scheduler: name });
-    await addService(plane, svc, [{ port: rs[0]!.port, weight: 2 }, { port: rs[1]!.port, weight: 1 }]);
-    const got: string[] = [];
-    for (let i = 0; i < 6; i++) got.push((await fetchText(port)).trim());
-    assert.ok(got.every((g) => g === 'rs1' || g === 'rs2'), `${name}: ${got.join(',')}`);
-    await plane.apply({ ops: [{ op: 'remove-service', key: svc.key }] });
-  }
-}));
-
-test('proxy: bulk responses arrive intact, also to a slow reader (reused read buffers are never overwritten while referenced)', async () => {
-  const { createHash, randomBytes } = await import('node:crypto');
-  const body = randomBytes(8 * 1024 * 1024);
-  const want = createHash('sha256').update(body).digest('hex');
-  const srv = net.createServer((s) => { s.on('error', () => undefined); s.end(body); });
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const rsPort = (srv.address() as net.AddressInfo).port;
-  const plane = new ProxyDataPlane();
-  try {
-    const port = await freePort();
-    const svc = serviceSpec('127.0.0.1', port, 'proxy');
-    await addService(plane, svc, [{ port: rsPort, weight: 1 }]);
-    const fetchHash = (slow: boolean): Promise<string> => new Promise((resolve, reject) => {
-      const h = createHash('sha256');
-      const s = net.connect(port, '127.0.0.1');
-      s.on('data', (c: Buffer) => {
-        h.update(c);
-        if (slow) {
-          s.pause();
-          setTimeout(() => s.resume(), 1);
-        }
+  test(`proxy [${relay}]: a connect that hangs is retried elsewhere after the connect timeout; idle connections close after the tcp timeout`, async () => {
+    const { spawn } = await import('node:child_process');
+    // A listener that never accepts, with a full backlog: further SYNs go unanswered (loopback only).
+    const py = spawn('python3', ['-c', [
+      'import socket, sys, time',
+      's = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(0)',
+      'print(s.getsockname()[1], flush=True)',
+      'time.sleep(30)',
+    ].join('\n')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let clock = 500;
+    const plane = new ProxyDataPlane({ now: () => clock, tunables: { connectTimeoutMs: 2000, relay } });
+    const rs = await startServer('good', { mode: 'name-echo' });
+    const fillers: net.Socket[] = [];
+    try {
+      const deadPort = await new Promise<number>((resolve, reject) => {
+        py.stdout.once('data', (b: Buffer) => resolve(Number(b.toString().trim())));
+        py.once('error', reject);
       });
-      s.on('end', () => resolve(h.digest('hex')));
-      s.on('error', reject);
-    });
-    const results = await Promise.all([fetchHash(false), fetchHash(true), fetchHash(false), fetchHash(true)]);
-    assert.deepEqual(results, [want, want, want, want]);
-    assert.equal(plane.stats()[0]!.counters.outBytes, 4 * body.length);
-  } finally {
-    await plane.close(0);
-    srv.close();
-  }
-});
+      for (let i = 0; i < 3; i++) {
+        const f = net.connect(deadPort, '127.0.0.1');
+        f.on('error', () => undefined);
+        fillers.push(f);
+      }
+      await new Promise((r) => setTimeout(r, 200));
+      const port = await freePort();
+      const svc = serviceSpec('127.0.0.1', port, 'proxy', { scheduler: 'rr', timeouts: { tcp: 60, tcpfin: 10, udp: 30 } });
+      await addService(plane, svc, [{ port: deadPort, weight: 1 }, { port: rs.port, weight: 1 }]);
+      const c = await openSocket(port);
+      await waitFor(() => plane.connectionList()[0]?.state === 'SYN_SENT', 2000, 'connecting upstream');
+      plane.tick();
+      assert.equal(plane.connectionList()[0]?.state, 'SYN_SENT', 'not yet timed out');
+      clock += 2;
+      plane.tick();
+      assert.equal(await readLine(c), 'good', 'retried on the other server after the connect timeout');
+      assert.equal(plane.connectionList()[0]?.state, 'ESTABLISHED');
+      clock += 59;
+      plane.tick();
+      assert.equal(plane.sessionCount, 1, 'not idle long enough');
+      const closed = new Promise<void>((r) => c.on('close', () => r()));
+      clock += 2;
+      plane.tick();
+      await closed;
+      await waitFor(() => plane.sessionCount === 0, 2000, 'idle connection closed');
+    } finally {
+      for (const f of fillers) f.destroy();
+      py.kill('SIGKILL');
+      await plane.close(0);
+      await rs.close();
+    }
+  });
 
-/** One exchange from a given loopback source address: the real server's name. */
+  test(`proxy [${relay}]: every IPVS scheduler (and agent) serves connections through the proxy`, () => withSetup(relay, 2, async (plane, rs) => {
+    const { ALL_SCHEDULERS } = await import('../../scheduling/index.js');
+    for (const name of ALL_SCHEDULERS) {
+      const port = await freePort();
+      const svc = serviceSpec('127.0.0.1', port, 'proxy', { scheduler: name });
+      await addService(plane, svc, [{ port: rs[0]!.port, weight: 2 }, { port: rs[1]!.port, weight: 1 }]);
+      const got: string[] = [];
+      for (let i = 0; i < 6; i++) got.push((await fetchText(port)).trim());
+      assert.ok(got.every((g) => g === 'rs1' || g === 'rs2'), `${name}: ${got.join(',')}`);
+      await plane.apply({ ops: [{ op: 'remove-service', key: svc.key }] });
+    }
+  }));
+
+  test(`proxy [${relay}]: bulk responses arrive intact, also to a slow reader (reused read buffers are never overwritten while referenced)`, async () => {
+    const { createHash, randomBytes } = await import('node:crypto');
+    const body = randomBytes(8 * 1024 * 1024);
+    const want = createHash('sha256').update(body).digest('hex');
+    const srv = net.createServer((s) => { s.on('error', () => undefined); s.end(body); });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const rsPort = (srv.address() as net.AddressInfo).port;
+    const plane = new ProxyDataPlane({ tunables: { relay } });
+    try {
+      const port = await freePort();
+      const svc = serviceSpec('127.0.0.1', port, 'proxy');
+      await addService(plane, svc, [{ port: rsPort, weight: 1 }]);
+      const fetchHash = (slow: boolean): Promise<string> => new Promise((resolve, reject) => {
+        const h = createHash('sha256');
+        const s = net.connect(port, '127.0.0.1');
+        s.on('data', (c: Buffer) => {
+          h.update(c);
+          if (slow) {
+            s.pause();
+            setTimeout(() => s.resume(), 1);
+          }
+        });
+        s.on('end', () => resolve(h.digest('hex')));
+        s.on('error', reject);
+      });
+      const results = await Promise.all([fetchHash(false), fetchHash(true), fetchHash(false), fetchHash(true)]);
+      assert.deepEqual(results, [want, want, want, want]);
+      assert.equal(plane.stats()[0]!.counters.outBytes, 4 * body.length);
+    } finally {
+      await plane.close(0);
+      srv.close();
+    }
+  });
+
+  /** One exchange from a given loopback source address: the real server's name. */
+}
+
 function askFrom(port: number, from: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const c = net.connect({ port, host: '127.0.0.1', localAddress: from });

@@ -20,6 +20,8 @@ import {
 } from '../types.js';
 import { DEFAULT_TUNABLES, type ProxyEvent, type ProxyTunables, type ServerState, type ServiceRuntime, type Session, type UdpBudget } from './context.js';
 import { TcpConnection } from './tcp.js';
+import { EpollTcpConnection } from './epoll-tcp.js';
+import { ECONNABORTED, EAGAIN, EINTR, EPOLLIN, errnoError, reactorAvailable, Reactor, type FdHandler, type FdRegistry } from '../../sys/reactor.js';
 import { ReadBufferPool } from './buffers.js';
 import { UdpListener } from './udp.js';
 import { nodeHasReusePort, reusePortSocket } from '../../sys/reuseport.js';
@@ -52,6 +54,8 @@ export interface ProxyDataPlaneOptions {
   readonly tunables?: Partial<ProxyTunables>;
   /** Random source for twos (tests). */
   readonly random?: () => number;
+  /** Where a worker records the descriptors its relay opens (closed by the control plane if it dies). */
+  readonly fdRegistry?: FdRegistry;
 }
 
 /**
@@ -59,12 +63,27 @@ export interface ProxyDataPlaneOptions {
  * its service (phase one of a plan across workers) holds what it accepts — a short queue of
  * paused sockets, datagrams dropped — until it is attached or closed.
  */
-class Listener {
+class Listener implements FdHandler {
   target: ProxyService | null = null;
   private closed = false;
   private readonly held: net.Socket[] = [];
+  /** Accepted descriptors (with their sockaddr) waiting for `attach` (the reactor's relay). */
+  private readonly heldFds: { fd: number; sa: Buffer }[] = [];
+  private readonly vfold: number;
+  private readonly sa = Buffer.alloc(28);
+  private readonly saLen = Buffer.alloc(4);
+  private paused: NodeJS.Timeout | null = null;
 
-  constructor(readonly l: ListenAddress, readonly sock: { readonly kind: 'tcp'; readonly server: net.Server } | { readonly kind: 'udp'; readonly udp: UdpListener }) {}
+  constructor(
+    readonly l: ListenAddress,
+    readonly sock:
+      | { readonly kind: 'tcp'; readonly server: net.Server }
+      | { readonly kind: 'udp'; readonly udp: UdpListener }
+      | { readonly kind: 'epoll'; readonly fd: number; readonly reactor: Reactor },
+  ) {
+    this.vfold = addrFold(l.address);
+    if (sock.kind === 'epoll') sock.reactor.add(sock.fd, EPOLLIN, this);
+  }
 
   /** A TCP connection arrived (paused: nothing is read before a real server accepts). */
   connection(sock: net.Socket, vfold: number): void {
@@ -74,24 +93,64 @@ class Listener {
     else sock.destroy();
   }
 
+  /** The reactor's listening socket is readable: accept what is queued (at most 64 per turn). */
+  onEvents(): void {
+    if (this.sock.kind !== 'epoll' || this.closed) return;
+    const { fd: lfd, reactor } = this.sock;
+    for (let i = 0; i < 64; i++) {
+      const fd = reactor.accept(lfd, this.sa, this.saLen);
+      if (fd < 0) {
+        const errno = -fd;
+        if (errno === EAGAIN) return;
+        if (errno === ECONNABORTED || errno === EINTR) continue;
+        reportAcceptError(errnoError('accept', errno), 'tcp', this.l);
+        // Out of descriptors (or memory): level-triggered epoll would report the queued
+        // connection at every turn, so the listener rests 100 ms before accepting again.
+        reactor.modify(lfd, 0);
+        this.paused = setTimeout(() => {
+          this.paused = null;
+          if (!this.closed) reactor.modify(lfd, EPOLLIN);
+        }, 100);
+        this.paused.unref();
+        return;
+      }
+      const sa = Buffer.from(this.sa);
+      const svc = this.target;
+      if (svc) EpollTcpConnection.accept(svc, reactor, fd, sa, this.l, this.vfold);
+      else if (this.heldFds.length < 4096) this.heldFds.push({ fd, sa });
+      else reactor.close(fd);
+    }
+  }
+
   /** Connections waiting for `attach`. */
   get waiting(): number {
-    return this.held.length;
+    return this.held.length + this.heldFds.length;
   }
 
   attach(svc: ProxyService): void {
     if (this.closed) return;
     this.target = svc;
     if (this.sock.kind === 'udp') this.sock.udp.setService(svc);
-    const vfold = addrFold(this.l.address);
-    for (const s of this.held.splice(0)) if (!s.destroyed) TcpConnection.accept(svc, s, this.l, vfold);
+    for (const s of this.held.splice(0)) if (!s.destroyed) TcpConnection.accept(svc, s, this.l, this.vfold);
+    if (this.sock.kind === 'epoll') for (const h of this.heldFds.splice(0)) EpollTcpConnection.accept(svc, this.sock.reactor, h.fd, h.sa, this.l, this.vfold);
   }
 
   close(): void {
     this.closed = true;
     for (const s of this.held.splice(0)) s.destroy();
-    if (this.sock.kind === 'tcp') this.sock.server.close();
-    else this.sock.udp.close();
+    if (this.paused) clearTimeout(this.paused);
+    switch (this.sock.kind) {
+      case 'tcp':
+        this.sock.server.close();
+        return;
+      case 'udp':
+        this.sock.udp.close();
+        return;
+      case 'epoll':
+        for (const h of this.heldFds.splice(0)) this.sock.reactor.close(h.fd);
+        this.sock.reactor.close(this.sock.fd);
+        return;
+    }
   }
 }
 
@@ -100,12 +159,14 @@ function listenKey(l: ListenAddress): string {
 }
 
 /** Open a listening socket for `protocol` on `l` (SO_REUSEPORT when the tunables say so). */
-async function openListener(l: ListenAddress, protocol: string, tunables: ProxyTunables): Promise<Listener> {
+async function openListener(l: ListenAddress, protocol: string, tunables: ProxyTunables, reactor: () => Reactor | null): Promise<Listener> {
   if (protocol === 'udp') {
     const udp = new UdpListener(null, l, tunables.reusePort);
     await udp.bind();
     return new Listener(l, { kind: 'udp', udp });
   }
+  const r = reactor();
+  if (r !== null) return new Listener(l, { kind: 'epoll', fd: r.listenTcp(l.family, l.address, l.port, tunables.reusePort, 4096), reactor: r });
   const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true, noDelay: true, highWaterMark: tunables.highWaterMark });
   const lst = new Listener(l, { kind: 'tcp', server });
   const vfold = addrFold(l.address);
@@ -208,7 +269,7 @@ class ProxyService implements ServiceRuntime {
       const k = listenKey(l);
       if (this.listeners.has(k)) continue;
       try {
-        const lst = this.plane.takePrepared(this.spec.key, l) ?? await openListener(l, this.spec.protocol, this.tunables);
+        const lst = this.plane.takePrepared(this.spec.key, l) ?? await openListener(l, this.spec.protocol, this.tunables, this.plane.reactor);
         attach.push(lst);
         this.listeners.set(k, lst);
         opened.push(k);
@@ -268,11 +329,22 @@ export class ProxyDataPlane implements DataPlane {
   readonly destBySlot = new Map<number, Dest>();
   /** Listeners opened by `prepare`, by service and address, until a commit adopts them. */
   private readonly prepared = new Map<string, Listener>();
+  private readonly fdRegistry: FdRegistry | null;
+  private reactorInstance: Reactor | null = null;
+
+  /** The epoll reactor TCP is relayed on (made with the first TCP listener); null with `relay: 'node'`. */
+  readonly reactor = (): Reactor | null => {
+    if (this.tunables.relay !== 'epoll') return null;
+    return (this.reactorInstance ??= new Reactor(this.fdRegistry));
+  };
 
   constructor(opts: ProxyDataPlaneOptions = {}) {
     this.shared = opts.shared ?? null;
+    this.fdRegistry = opts.fdRegistry ?? null;
     this.now = opts.now ?? (this.shared ? this.shared.now : ((): number => performance.now() / 1000));
-    this.tunables = { ...DEFAULT_TUNABLES, ...opts.tunables };
+    const t = { ...DEFAULT_TUNABLES, ...opts.tunables };
+    // The reactor needs Linux's epoll through koffi; elsewhere Node's sockets relay.
+    this.tunables = t.relay === 'epoll' && !reactorAvailable() ? { ...t, relay: 'node' } : t;
     this.random = opts.random;
     this.coarse = this.now();
     this.timer = setInterval(() => this.tick(), 1000);
@@ -339,7 +411,7 @@ export class ProxyDataPlane implements DataPlane {
         const k = `${spec.key}|${listenKey(l)}`;
         if (have?.has(listenKey(l)) || this.prepared.has(k)) continue;
         try {
-          this.prepared.set(k, await openListener(l, spec.protocol, this.tunables));
+          this.prepared.set(k, await openListener(l, spec.protocol, this.tunables, this.reactor));
           opened.push(k);
         } catch (err: unknown) {
           for (const o of opened) {
@@ -601,6 +673,10 @@ export class ProxyDataPlane implements DataPlane {
     for (let i = 0; i < 100 && this.sessionCount > 0; i++) await new Promise((r) => setTimeout(r, 5));
     this.retired.clear();
     clearInterval(this.timer);
+    if (this.reactorInstance !== null && this.reactorInstance.size === 0) {
+      this.reactorInstance.destroy();
+      this.reactorInstance = null;
+    }
   }
 }
 

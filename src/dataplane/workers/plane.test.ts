@@ -3,6 +3,7 @@
  * suite, exact wrr over the workers together, persistence across workers, a plan that one
  * worker cannot prepare applied by none, a worker crash contained and repaired.
  */
+import fs from 'node:fs';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -107,6 +108,10 @@ test('workers: a worker that throws is restarted, the other serves meanwhile, it
     const port = await freePort();
     const svc = serviceSpec('127.0.0.1', port, 'proxy', { scheduler: 'rr' });
     await plane.apply({ ops: [{ op: 'add-service', service: svc }, ...rs.map((s) => ({ op: 'add-server' as const, service: svc.key, server: serverSpec('127.0.0.1', s.port, 1, 'proxy') }))] });
+    // The relay's sockets are bare descriptors: the dead worker's listener and epoll set are
+    // closed by the control plane (its FdRegistry), the new worker opens its own.
+    const fds = (): number => fs.readdirSync('/proc/self/fd').length;
+    const before = fds();
     assert.equal(plane.crashWorker(0), true);
     await waitFor(() => (plane.workers()[0]?.restarts ?? 0) === 1, 5000, 'worker 0 to be restarted');
     let ok = 0;
@@ -114,6 +119,7 @@ test('workers: a worker that throws is restarted, the other serves meanwhile, it
     assert.equal(ok, 40, 'served throughout and after');
     await waitFor(() => plane.workers().every((w) => w.alive), 5000, 'both workers alive again');
     assert.equal(plane.held.services.size, 1, 'the table is unchanged');
+    await waitFor(() => fds() === before, 5000, `as many descriptors open as before the crash (${before})`);
   } finally {
     await plane.close(0);
   }

@@ -38,6 +38,8 @@ import { persistenceScope } from '../../scheduling/service.js';
 import { makeDest } from '../../scheduling/dest.js';
 import type { Dest } from '../../scheduling/types.js';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.js';
+import { FdRegistry } from '../../sys/reactor.js';
+import { fileLimit } from '../../sys/limits.js';
 
 export interface WorkersDataPlaneOptions {
   readonly workers: number;
@@ -59,6 +61,8 @@ interface Slot {
   fault: string | null;
   /** Replies awaited from this worker, by request id. */
   readonly waiting: Map<number, (m: FromWorker | null) => void>;
+  /** The descriptors the running thread's relay holds (closed here when it dies). */
+  fds: FdRegistry | null;
 }
 
 /** A slot handed out while a plan is prepared. */
@@ -86,7 +90,7 @@ export class WorkersDataPlane implements DataPlane {
   private readonly parked = new ParkedTemplates();
   private readonly state: SharedState;
   private readonly slots: Slot[] = [];
-  private readonly init: Omit<WorkerInit, 'index'>;
+  private readonly init: Omit<WorkerInit, 'index' | 'fds'>;
   private readonly serviceSlots: SlotPool;
   private readonly destSlots: SlotPool;
   /** Slot of each service by key, and of each real server by `service|server`. */
@@ -123,7 +127,7 @@ export class WorkersDataPlane implements DataPlane {
     // The session cap is the whole director's: each worker gets its share.
     this.init = { buffers: this.state.buffers, tunables: { ...tunables, udpSessionLimit: Math.max(1, Math.floor(tunables.udpSessionLimit / o.workers)) }, faults: o.faults ?? false };
     for (let w = 0; w < o.workers; w++) {
-      const slot: Slot = { worker: w, thread: null, ready: false, restarts: 0, sessions: 0, fault: null, waiting: new Map() };
+      const slot: Slot = { worker: w, thread: null, ready: false, restarts: 0, sessions: 0, fault: null, waiting: new Map(), fds: null };
       this.slots.push(slot);
       this.spawn(slot);
     }
@@ -146,7 +150,10 @@ export class WorkersDataPlane implements DataPlane {
   private started: Promise<void> | null = null;
 
   private spawn(slot: Slot): void {
-    const t = new Worker(new URL('./worker.js', import.meta.url), { workerData: { ...this.init, index: slot.worker } satisfies WorkerInit });
+    // A new registry per thread: the last one's descriptors were closed when it exited. Sized
+    // for the hard limit, which `fulcrum run` raises the soft one to (raiseFileLimit's cap).
+    slot.fds = this.init.tunables.relay === 'epoll' ? FdRegistry.allocate(Math.min(fileLimit()?.hard ?? 65536, 1 << 20)) : null;
+    const t = new Worker(new URL('./worker.js', import.meta.url), { workerData: { ...this.init, index: slot.worker, fds: slot.fds?.buffer ?? null } satisfies WorkerInit });
     slot.thread = t;
     slot.ready = false;
     slot.fault = null;
@@ -185,6 +192,11 @@ export class WorkersDataPlane implements DataPlane {
     slot.ready = false;
     for (const w of slot.waiting.values()) w(null);
     slot.waiting.clear();
+    // Its relay's sockets are process-wide descriptors no Node handle owns: a listener left
+    // open would take connections nobody accepts, so they are closed here (the clients of
+    // its connections see them closed, as when a Node socket's thread dies).
+    slot.fds?.closeAll();
+    slot.fds = null;
     if (this.closing) return;
     const lost = this.state.forgetWorker(slot.worker, this.base);
     this.lost += lost;

@@ -12,6 +12,8 @@ export interface WorkerInit {
   readonly tunables: ProxyTunables;
   /** Fault injection for tests (FULCRUM_FAULT_INJECTION=1): the worker obeys `crash`. */
   readonly faults: boolean;
+  /** The FdRegistry buffer the worker's relay records its descriptors in (relay 'epoll'). */
+  readonly fds: SharedArrayBuffer | null;
 }
 
 export type ToWorker =

@@ -9,6 +9,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { FAILURE_CHANNEL } from '../../errors/index.js';
 import { PROXY_CHANNEL, ProxyDataPlane } from '../proxy/plane.js';
 import { SharedState } from '../shared/state.js';
+import { FdRegistry } from '../../sys/reactor.js';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.js';
 
 const init = workerData as WorkerInit;
@@ -17,7 +18,7 @@ if (!port) throw new Error('the data-plane worker runs in a worker thread');
 const send = (m: FromWorker): void => port.postMessage(m);
 
 const shared = new SharedState(init.buffers, init.index);
-const plane = new ProxyDataPlane({ shared, tunables: init.tunables });
+const plane = new ProxyDataPlane({ shared, tunables: init.tunables, ...(init.fds ? { fdRegistry: new FdRegistry(init.fds) } : {}) });
 
 // Events go to the control plane, which logs and counts them.
 for (const name of [PROXY_CHANNEL, FAILURE_CHANNEL]) subscribe(name, (message) => send({ t: 'event', channel: name, message }));

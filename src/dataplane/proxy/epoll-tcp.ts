@@ -1,0 +1,396 @@
+/**
+ * One proxied TCP connection on the reactor (sys/reactor.ts): the same behaviour as
+ * tcp.ts's `TcpConnection` over `net.Socket` — schedule, connect (retrying other servers),
+ * relay with back-pressure, half-closes and resets passed on, IPVS accounting — with plain
+ * non-blocking system calls on two descriptors. It is the relay every TCP service uses
+ * unless `fulcrum run --relay node` asks for Node's sockets.
+ *
+ * Per connection: accept4, socket, setsockopt (TCP_NODELAY; the client's socket has it from
+ * the listener), connect, epoll_ctl per change of interest (3 for a request and a response),
+ * then a read and a write per chunk, a shutdown per direction, two close — what HAProxy does.
+ *
+ * Back-pressure: bytes a write could not take are copied out (the read buffer is shared by
+ * every connection of the plane) and the reading side stops being watched until they are
+ * written. A half-close waits for those bytes, then shuts the other side's write half.
+ */
+import { setConnActive } from '../../scheduling/dest.js';
+import { addrFold } from '../../scheduling/hash.js';
+import type { Dest, FlowKey } from '../../scheduling/types.js';
+import type { ConnectionEntry, ListenAddress } from '../types.js';
+import { countIn, countOut } from '../stats.js';
+import type { ServerState, ServiceRuntime, Session } from './context.js';
+import { proxyHeader } from './proxy-protocol.js';
+import { FailureCode, reportFailure } from '../../errors/index.js';
+import { EAGAIN, EINTR, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, errnoName, parseSockaddr, type FdHandler, type PeerAddress, type Reactor } from '../../sys/reactor.js';
+import { sockaddr } from '../../sys/raw.js';
+
+type TcpState = 'SYN_SENT' | 'ESTABLISHED' | 'FIN_WAIT' | 'CLOSE_WAIT' | 'CLOSED';
+
+const EMFILE = 24;
+const ENFILE = 23;
+
+/** Each real server's sockaddr, made once. */
+const destAddrs = new WeakMap<Dest, Buffer>();
+
+function destSockaddr(d: Dest): Buffer {
+  let sa = destAddrs.get(d);
+  if (sa === undefined) {
+    sa = sockaddr(d.family, d.address, 0, d.port);
+    destAddrs.set(d, sa);
+  }
+  return sa;
+}
+
+/** One side of the connection: its descriptor, what epoll watches for, and the bytes it owes. */
+class Side implements FdHandler {
+  fd = -1;
+  /** Events registered now (-1: not in the epoll set). */
+  interest = -1;
+  /** Bytes read from the other side that this side's socket has not taken yet. */
+  pending: Buffer | null = null;
+  /** The other side ended: shut this side's write half once `pending` is written. */
+  shutPending = false;
+  /** End of stream read from this side. */
+  eof = false;
+  /** The kernel reported a hang-up: not watched while there is nothing to read from it. */
+  hup = false;
+
+  constructor(readonly conn: EpollTcpConnection, readonly client: boolean) {}
+
+  onEvents(events: number): void {
+    this.conn.onEvents(this, events);
+  }
+}
+
+export class EpollTcpConnection implements Session {
+  private readonly c: Side;
+  private readonly u: Side;
+  private dest: Dest | null = null;
+  private server: ServerState | null = null;
+  private active = false;
+  private tried: Set<Dest> | null = null;
+  private state: TcpState = 'SYN_SENT';
+  private finished = false;
+  private lastActive: number;
+  private connectStarted = 0;
+  private readonly flow: FlowKey;
+  private peerAddr: PeerAddress | null = null;
+  private readonly sticky: string;
+
+  private constructor(
+    private readonly svc: ServiceRuntime,
+    private readonly reactor: Reactor,
+    cfd: number,
+    /** The client's sockaddr as accept4 gave it (parsed when first needed). */
+    private readonly sa: Buffer,
+    private readonly vaddr: ListenAddress,
+    vfold: number,
+  ) {
+    this.c = new Side(this, true);
+    this.u = new Side(this, false);
+    this.c.fd = cfd;
+    this.lastActive = svc.coarseNow();
+    const needs = svc.sched.usesClient;
+    this.flow = needs
+      ? { saddrFold: addrFold(this.caddr), sport: this.cport, daddrFold: vfold, dport: vaddr.port }
+      : { saddrFold: 0, sport: 0, daddrFold: vfold, dport: vaddr.port };
+    this.sticky = svc.sched.persistent ? this.caddr : '';
+  }
+
+  private get peer(): PeerAddress {
+    return (this.peerAddr ??= parseSockaddr(this.sa) ?? { family: this.vaddr.family, address: '', port: 0 });
+  }
+
+  private get caddr(): string {
+    return this.peer.address;
+  }
+
+  private get cport(): number {
+    return this.peer.port;
+  }
+
+  /** Take over an accepted client descriptor; `sa` is its sockaddr (owned by the connection). */
+  static accept(svc: ServiceRuntime, reactor: Reactor, fd: number, sa: Buffer, vaddr: ListenAddress, vfold: number): void {
+    new EpollTcpConnection(svc, reactor, fd, sa, vaddr, vfold).start();
+  }
+
+  private start(): void {
+    const svc = this.svc;
+    svc.counters.conns++;
+    svc.sessions.add(this);
+    // The client is not watched until a real server accepts (nothing is read before, and a
+    // client gone meanwhile is seen then, or at the connect timeout). TCP_NODELAY comes
+    // from the listener (Linux copies it to accepted sockets).
+    const d = svc.sched.schedule(this.flow, this.sticky, svc.now(), false);
+    if (d === null) {
+      svc.report({ type: 'no-server', service: svc.spec.key, client: { family: this.vaddr.family, address: this.caddr, port: this.cport } });
+      this.closeSide(this.c, true);
+      this.maybeFinish();
+      return;
+    }
+    this.connect(d);
+  }
+
+  private connect(d: Dest): void {
+    this.dest = d;
+    this.server = this.svc.serverState(d);
+    this.connectStarted = this.svc.now();
+    const fd = this.reactor.connectTcp(destSockaddr(d));
+    if (fd < 0) {
+      this.u.fd = -1;
+      const errno = -fd;
+      if (errno === EMFILE || errno === ENFILE) {
+        reportFailure('proxy', FailureCode.FD_EXHAUSTED, `connecting to a real server of ${this.svc.spec.key} failed: ${errnoName(errno)} (out of file descriptors: raise the limit, e.g. LimitNOFILE= in the unit)`, { service: this.svc.spec.key, errno: errnoName(errno) });
+        this.svc.sched.finish(d, this.sticky, false, this.svc.now());
+        this.dest = null;
+        this.closeSide(this.c, true);
+        this.maybeFinish();
+        return;
+      }
+      // Refused at once (e.g. ENETUNREACH): as a failed connect, try another server.
+      this.u.fd = -2;
+      this.retry(errnoName(errno));
+      return;
+    }
+    this.u.fd = fd;
+    this.u.interest = -1;
+    this.u.eof = false;
+    this.u.hup = false;
+    this.u.pending = null;
+    this.u.shutPending = false;
+    this.setInterest(this.u, EPOLLOUT);
+  }
+
+  /** Drop the connect attempt in progress (unaccounted); the server it was on, or null. */
+  private dropAttempt(): Dest | null {
+    const d = this.dest;
+    if (d === null || this.u.fd === -1) return null;
+    if (this.u.fd >= 0) this.reactor.close(this.u.fd);
+    this.u.fd = -1;
+    this.svc.sched.finish(d, this.sticky, false, this.svc.now());
+    this.dest = null;
+    return d;
+  }
+
+  /** The attempt on `this.dest` failed before it connected: try another server, or give up. */
+  private retry(reason: string): void {
+    const svc = this.svc;
+    const d = this.dropAttempt();
+    if (d === null) return;
+    const tried = this.tried ?? (this.tried = new Set());
+    tried.add(d);
+    const clientGone = this.c.fd < 0;
+    const next = clientGone || tried.size >= svc.tunables.connectAttempts ? null : svc.sched.reschedule(this.flow, this.sticky, svc.now(), tried, false);
+    svc.report({ type: 'connect-failed', service: svc.spec.key, server: d.key, error: reason, retrying: next !== null });
+    if (next === null) {
+      if (!clientGone) this.closeSide(this.c, true);
+      this.maybeFinish();
+      return;
+    }
+    this.connect(next);
+  }
+
+  /** epoll events for one side. */
+  onEvents(side: Side, events: number): void {
+    if (side.fd < 0) return;
+    if (this.state === 'SYN_SENT') {
+      if (side.client) return;
+      // Writable alone: connected. An error or hang-up: SO_ERROR says why.
+      if ((events & (EPOLLERR | EPOLLHUP)) === 0) {
+        if (events & EPOLLOUT) this.established();
+        return;
+      }
+      const err = this.reactor.socketError(side.fd);
+      if (err !== 0) this.retry(errnoName(err));
+      else this.established();
+      return;
+    }
+    const other = side.client ? this.u : this.c;
+    if (events & EPOLLERR) {
+      // A reset (or a failed write) on this side: the other side is reset too.
+      this.closeSide(side, false);
+      if (other.fd >= 0) this.closeSide(other, true);
+      this.maybeFinish();
+      return;
+    }
+    if ((events & EPOLLOUT) && side.pending !== null && !this.flush(side)) return;
+    if (events & EPOLLHUP) side.hup = true;
+    if ((events & (EPOLLIN | EPOLLHUP)) && !side.eof && other.pending === null && other.fd >= 0) this.relay(side, other);
+    if (side.fd >= 0 && other.fd >= 0) this.updateInterest();
+  }
+
+  /** The real server accepted: count it active, send the PROXY header, relay both ways. */
+  private established(): void {
+    const d = this.dest;
+    const srv = this.server;
+    if (d === null || srv === null) return;
+    setConnActive(d, false, true);
+    this.active = true;
+    this.state = 'ESTABLISHED';
+    srv.counters.conns++;
+    this.lastActive = this.svc.coarseNow();
+    const pp = srv.spec.proxyProtocol;
+    if (pp !== undefined) {
+      const h = proxyHeader(pp, this.caddr, this.cport, this.vaddr.address, this.vaddr.port);
+      const w = this.reactor.write(this.u.fd, h, h.length);
+      if (w < 0 && -w !== EAGAIN && -w !== EINTR) {
+        this.closeSide(this.u, false);
+        this.closeSide(this.c, true);
+        this.maybeFinish();
+        return;
+      }
+      if (w < h.length) this.u.pending = Buffer.from(h.subarray(Math.max(0, w)));
+    }
+    this.updateInterest();
+  }
+
+  /** One read from `from`, written on to `to` (what `to` cannot take waits in `to.pending`). */
+  private relay(from: Side, to: Side): void {
+    const svc = this.svc;
+    const buf = svc.buffers.shared;
+    const n = this.reactor.read(from.fd, buf, buf.length);
+    if (n > 0) {
+      const srv = this.server;
+      if (srv !== null) {
+        if (from.client) countIn(svc.counters, srv.counters, n);
+        else countOut(svc.counters, srv.counters, n);
+      }
+      this.lastActive = svc.coarseNow();
+      const w = this.reactor.write(to.fd, buf, n);
+      if (w === n) return;
+      if (w < 0 && -w !== EAGAIN && -w !== EINTR) {
+        // The other side cannot be written (reset, broken pipe): reset this one.
+        this.closeSide(to, false);
+        this.closeSide(from, true);
+        this.maybeFinish();
+        return;
+      }
+      to.pending = Buffer.from(buf.subarray(Math.max(0, w), n));
+      return;
+    }
+    if (n === 0) {
+      from.eof = true;
+      this.lastActive = svc.coarseNow();
+      if (from.client) this.state = this.state === 'CLOSE_WAIT' ? 'CLOSED' : 'FIN_WAIT';
+      else this.state = this.state === 'FIN_WAIT' ? 'CLOSED' : 'CLOSE_WAIT';
+      if (to.pending === null) this.reactor.shutdownWrite(to.fd);
+      else to.shutPending = true;
+      this.maybeClose();
+      return;
+    }
+    if (-n === EAGAIN || -n === EINTR) return;
+    // A read error (a reset): the other side is reset too.
+    this.closeSide(from, false);
+    this.closeSide(to, true);
+    this.maybeFinish();
+  }
+
+  /** Write what `side` owes; false when the connection ended on an error. */
+  private flush(side: Side): boolean {
+    const p = side.pending;
+    if (p === null) return true;
+    const w = this.reactor.write(side.fd, p, p.length);
+    if (w === p.length) {
+      side.pending = null;
+      if (side.shutPending) {
+        side.shutPending = false;
+        this.reactor.shutdownWrite(side.fd);
+        this.maybeClose();
+      }
+      return side.fd >= 0;
+    }
+    if (w >= 0 || -w === EAGAIN || -w === EINTR) {
+      if (w > 0) side.pending = p.subarray(w);
+      return true;
+    }
+    const other = side.client ? this.u : this.c;
+    this.closeSide(side, false);
+    if (other.fd >= 0) this.closeSide(other, true);
+    this.maybeFinish();
+    return false;
+  }
+
+  /** Both directions ended and nothing is owed: close both (a normal close, FIN already sent). */
+  private maybeClose(): void {
+    if (!this.c.eof || !this.u.eof || this.c.pending !== null || this.u.pending !== null) return;
+    this.closeSide(this.c, false);
+    this.closeSide(this.u, false);
+    this.maybeFinish();
+  }
+
+  /** What each side should be watched for, applied where it changed. */
+  private updateInterest(): void {
+    if (this.c.fd < 0 || this.u.fd < 0) return;
+    this.setInterest(this.c, (this.c.eof || this.u.pending !== null ? 0 : EPOLLIN) | (this.c.pending !== null ? EPOLLOUT : 0));
+    this.setInterest(this.u, (this.u.eof || this.c.pending !== null ? 0 : EPOLLIN) | (this.u.pending !== null ? EPOLLOUT : 0));
+  }
+
+  private setInterest(side: Side, events: number): void {
+    if (side.interest === events) return;
+    // A hung-up socket with nothing to watch leaves the set: epoll would report the hang-up
+    // at every turn (it cannot be masked).
+    if (events === 0 && side.hup) {
+      if (side.interest !== -1) this.reactor.remove(side.fd);
+      side.interest = -1;
+      return;
+    }
+    if (side.interest === -1) this.reactor.add(side.fd, events, side);
+    else this.reactor.modify(side.fd, events);
+    side.interest = events;
+  }
+
+  private closeSide(side: Side, reset: boolean): void {
+    if (side.fd < 0) return;
+    if (reset) this.reactor.reset(side.fd);
+    else this.reactor.close(side.fd);
+    side.fd = -1;
+    side.interest = -1;
+    side.pending = null;
+  }
+
+  private maybeFinish(): void {
+    if (this.finished || this.c.fd >= 0 || this.u.fd >= 0) return;
+    this.finished = true;
+    this.state = 'CLOSED';
+    if (this.dest !== null) this.svc.sched.finish(this.dest, this.sticky, this.active, this.svc.now());
+    this.svc.sessions.delete(this);
+  }
+
+  /** Idle and connect timeouts, checked by the plane's once-a-second sweep (as tcp.ts). */
+  expire(now: number): void {
+    const limit = this.idleLimit();
+    if (limit === null || now - limit.since < limit.timeout) return;
+    if (this.state !== 'SYN_SENT') this.abort();
+    else if (this.u.fd >= 0) this.retry('connect timeout');
+  }
+
+  private idleLimit(): { readonly since: number; readonly timeout: number } | null {
+    const t = this.svc.spec.timeouts;
+    switch (this.state) {
+      case 'SYN_SENT': return { since: this.connectStarted, timeout: this.svc.tunables.connectTimeoutMs / 1000 };
+      case 'ESTABLISHED': return { since: this.lastActive, timeout: t.tcp };
+      case 'FIN_WAIT':
+      case 'CLOSE_WAIT': return { since: this.lastActive, timeout: t.tcpfin };
+      case 'CLOSED': return null;
+    }
+  }
+
+  abort(): void {
+    if (this.state === 'SYN_SENT') this.dropAttempt();
+    this.closeSide(this.c, false);
+    this.closeSide(this.u, false);
+    this.maybeFinish();
+  }
+
+  entry(now: number): ConnectionEntry {
+    const limit = this.idleLimit();
+    return {
+      protocol: 'tcp',
+      client: { family: this.vaddr.family, address: this.caddr, port: this.cport },
+      virtual: this.vaddr,
+      server: this.dest?.key ?? '',
+      state: this.state,
+      expires: limit === null ? 0 : Math.max(0, Math.round(limit.timeout - (now - limit.since))),
+    };
+  }
+}
