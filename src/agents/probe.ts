@@ -6,7 +6,7 @@
  */
 import type { ProbeTarget } from '../health/types.js';
 import { networkFailure } from '../health/types.js';
-import { connectStream, readStream } from '../health/stream.js';
+import { openStream, readStream } from '../health/stream.js';
 import { MAX_AGENT_REPLY, parseAgentReply, type AgentParse } from './reply.js';
 
 export interface AgentProbeOutcome {
@@ -23,7 +23,7 @@ export async function probeAgent(target: ProbeTarget, send: string | undefined, 
   let raw = '';
   const out = (parse: AgentParse): AgentProbeOutcome => ({ parse, raw, latencyMs: performance.now() - start });
   try {
-    const sock = await connectStream(target, ac.signal);
+    const sock = await openStream(target, ac.signal);
     try {
       if (send !== undefined && send !== '') sock.write(send);
       let bytes = 0;

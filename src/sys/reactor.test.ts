@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
+import { spawnSync } from 'node:child_process';
 import { EAGAIN, EPOLLIN, FdRegistry, parseSockaddr, Reactor, errnoName } from './reactor.js';
 import { sockaddr } from './raw.js';
 
@@ -80,4 +81,50 @@ test('reactor: listen, accept and relay bytes on loopback; the registry holds ex
   reactor.destroy();
   assert.deepEqual(registry.held(), []);
   assert.throws(() => fs.readlinkSync(`/proc/self/fd/${lfd}`), /ENOENT/);
+});
+
+/**
+ * In a child process (an abort must not take the test runner with it): a worker thread whose
+ * reactor handler throws while another descriptor is ready on every turn. The exception must
+ * reach the worker's uncaughtException handler (not vanish inside the native callback), and
+ * with haltReactors() first the thread ends with its exit code instead of aborting the process.
+ */
+function crashingWorker(): { status: number | null; out: string } {
+  const reactorUrl = new URL('./reactor.js', import.meta.url).href;
+  const rawUrl = new URL('./raw.js', import.meta.url).href;
+  const worker = `
+const { parentPort } = require('node:worker_threads');
+const net = require('node:net');
+(async () => {
+  const { Reactor, haltReactors, EPOLLOUT } = await import(${JSON.stringify(reactorUrl)});
+  const { sockaddr } = await import(${JSON.stringify(rawUrl)});
+  process.on('uncaughtException', (err) => {
+    haltReactors();
+    parentPort.postMessage(err instanceof Error ? err.message : String(err));
+    process.exit(1);
+  });
+  const srv = net.createServer(() => undefined).listen(0, '127.0.0.1', () => {
+    const r = new Reactor();
+    const sa = sockaddr('inet', '127.0.0.1', 0, srv.address().port);
+    const busy = r.connectTcp(sa);
+    r.add(busy, EPOLLOUT, { onEvents() {} });
+    const bad = r.connectTcp(sa);
+    r.add(bad, EPOLLOUT, { onEvents() { throw new Error('handler bug'); } });
+  });
+})();`;
+  const main = `
+const { Worker } = require('node:worker_threads');
+let message = null;
+const w = new Worker(${JSON.stringify(worker)}, { eval: true });
+w.on('message', (m) => { message = m; });
+w.on('exit', (code) => { console.log(JSON.stringify({ code, message })); process.exit(0); });
+setTimeout(() => { console.log('no exit'); process.exit(2); }, 10000).unref();`;
+  const r = spawnSync(process.execPath, ['-e', main], { encoding: 'utf8', timeout: 20_000 });
+  return { status: r.status, out: r.stdout.trim() };
+}
+
+test('reactor: a handler that throws is an uncaught exception; a worker that halts its reactors ends cleanly', () => {
+  const r = crashingWorker();
+  assert.equal(r.status, 0, r.out);
+  assert.deepEqual(JSON.parse(r.out), { code: 1, message: 'handler bug' });
 });

@@ -211,6 +211,7 @@ export class Reactor {
     this.poll = koffi.node.poll(ep, { readable: true }, () => this.pump());
     // An idle reactor does not keep the process alive; registered descriptors do.
     this.poll.unref();
+    live.add(this);
   }
 
   /** Descriptors registered now. */
@@ -231,7 +232,17 @@ export class Reactor {
       // epoll reports a still-ready descriptor again next time.
       if (this.closedIn[fd] === batch) continue;
       const h = this.handlers[fd];
-      if (h !== undefined) h.onEvents(evs.readUInt32LE(o));
+      if (h === undefined) continue;
+      try {
+        h.onEvents(evs.readUInt32LE(o));
+      } catch (err: unknown) {
+        // An exception must not leave this native callback: koffi would swallow it and the
+        // loop would stop calling back. Thrown again on the next turn, it is what any bug in
+        // a handler is — an uncaught exception (in a worker: its end and restart).
+        setImmediate(() => {
+          throw err;
+        });
+      }
     }
   }
 
@@ -320,12 +331,20 @@ export class Reactor {
     return fd >= 0 ? this.made(fd) : -koffi.errno();
   }
 
-  /** Start a non-blocking connect to `sa` with TCP_NODELAY: the fd, or −errno. */
-  connectTcp(sa: Buffer): number {
+  /**
+   * Start a non-blocking connect to `sa` (TCP_NODELAY unless `noDelay` is false; from the
+   * local sockaddr `bind` when given): the fd, or −errno.
+   */
+  connectTcp(sa: Buffer, opts: { readonly noDelay?: boolean; readonly bind?: Buffer | undefined } = {}): number {
     const c = this.c;
     const fd = this.made(c.socket(sa.readUInt16LE(0), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (fd < 0) return -koffi.errno();
-    c.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, this.one, 4);
+    if (opts.noDelay !== false) c.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, this.one, 4);
+    if (opts.bind !== undefined && c.bind(fd, opts.bind, opts.bind.length) !== 0) {
+      const errno = koffi.errno();
+      this.close(fd);
+      return -errno;
+    }
     if (c.connect(fd, sa, sa.length) !== 0) {
       const errno = koffi.errno();
       if (errno !== EINPROGRESS) {
@@ -363,12 +382,41 @@ export class Reactor {
   /** Stop watching the epoll set; the caller has closed every descriptor it registered. */
   destroy(): void {
     if (this.closed) return;
-    this.closed = true;
-    this.poll?.close();
-    this.poll = null;
+    this.halt();
     this.registry?.clear(this.ep);
     this.c.close(this.ep);
   }
+
+  /**
+   * Close the loop's handle on the epoll set, nothing else: no callback after this. The
+   * descriptors stay open for whoever closes them (a dead worker's control plane).
+   */
+  halt(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.poll?.close();
+    this.poll = null;
+    live.delete(this);
+  }
+}
+
+/** This thread's reactors whose loop handle is open. */
+const live = new Set<Reactor>();
+
+/**
+ * Close every reactor's loop handle in this thread. A worker thread must do this before it
+ * ends on an error: a koffi poll callback that fires while the thread is being torn down
+ * cannot enter JavaScript and aborts the whole process (koffi 3.3, Node 20 and 24).
+ */
+export function haltReactors(): void {
+  for (const r of [...live]) r.halt();
+}
+
+let threadReactor: Reactor | null = null;
+
+/** This thread's reactor for short-lived sockets (health probes), made when first asked. */
+export function loopReactor(): Reactor {
+  return (threadReactor ??= new Reactor());
 }
 
 /** Whether the reactor can run here (koffi loads libc, epoll exists): Linux. */

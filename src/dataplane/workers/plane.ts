@@ -158,8 +158,9 @@ export class WorkersDataPlane implements DataPlane {
     slot.ready = false;
     slot.fault = null;
     t.on('message', (m: FromWorker) => this.fromWorker(slot, m));
-    // An uncaught exception ends the thread: it is reported with the exit that follows (which
-    // knows how many connections went with it), not as a second failure the log would fold.
+    // An uncaught exception ends the thread (the worker sends it as 'fault' and exits; 'error'
+    // if it died before its handler was in place): it is reported with the exit that follows
+    // (which knows how many connections went with it), not as a second failure the log would fold.
     t.on('error', (err: Error) => { if (slot.thread === t) slot.fault = err.message; });
     t.once('exit', (code) => this.exited(slot, t, code));
   }
@@ -174,6 +175,9 @@ export class WorkersDataPlane implements DataPlane {
         return;
       case 'load':
         slot.sessions = m.sessions;
+        return;
+      case 'fault':
+        slot.fault = m.message;
         return;
       case 'prepared':
       case 'done':

@@ -9,13 +9,25 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { FAILURE_CHANNEL } from '../../errors/index.js';
 import { PROXY_CHANNEL, ProxyDataPlane } from '../proxy/plane.js';
 import { SharedState } from '../shared/state.js';
-import { FdRegistry } from '../../sys/reactor.js';
+import { FdRegistry, haltReactors } from '../../sys/reactor.js';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.js';
 
 const init = workerData as WorkerInit;
 const port = parentPort;
 if (!port) throw new Error('the data-plane worker runs in a worker thread');
 const send = (m: FromWorker): void => port.postMessage(m);
+
+// An uncaught exception ends this thread, as Node would end it, but first the reactor's loop
+// handle is closed: an epoll callback during the thread's teardown would abort the process.
+// Its descriptors are closed by the control plane from the registry they are recorded in.
+process.on('uncaughtException', (err: unknown) => {
+  haltReactors();
+  try {
+    send({ t: 'fault', message: err instanceof Error ? err.message : String(err) });
+  } finally {
+    process.exit(1);
+  }
+});
 
 const shared = new SharedState(init.buffers, init.index);
 const plane = new ProxyDataPlane({ shared, tunables: init.tunables, ...(init.fds ? { fdRegistry: new FdRegistry(init.fds) } : {}) });
@@ -47,6 +59,8 @@ port.on('message', (m: ToWorker) => {
       return;
     case 'close':
       plane.close(m.drainMs).catch(() => undefined).finally(() => {
+        // Terminated next: no reactor callback may fire during the teardown.
+        haltReactors();
         plane.publish();
         send({ t: 'done', id: m.id });
         port.close();

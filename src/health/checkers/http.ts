@@ -12,7 +12,7 @@ import type net from 'node:net';
 import type { HttpCheck, HttpUrl } from '../../model/types.js';
 import type { Checker, ProbeContext, ProbeResult, ProbeTarget } from '../types.js';
 import { networkFailure, ProbeErrorCode, verdict } from '../types.js';
-import { connectStream, readStream } from '../stream.js';
+import { connectStream, openStream, readStream, type ProbeStream } from '../stream.js';
 
 /** Bytes of status line + headers accepted before the reply is called malformed. */
 export const MAX_HEAD_BYTES = 16 * 1024;
@@ -108,9 +108,9 @@ class Dechunker {
  * with network errors, ABORT_ERR, or HttpProbeError for a malformed or oversized reply.
  */
 export async function httpGet(target: ProbeTarget, o: HttpRequestOptions, signal: AbortSignal, want: { digest: boolean; text: boolean }): Promise<HttpReply> {
-  let sock: net.Socket | null = null;
+  let sock: ProbeStream | null = null;
   try {
-    sock = await connectStream(target, signal, o.tls ? { tls: { servername: o.servername } } : {});
+    sock = o.tls ? await connectStream(target, signal, { tls: { servername: o.servername } }) : await openStream(target, signal);
     sock.write(requestText(o));
     let head = Buffer.alloc(0);
     let status = 0;
@@ -145,7 +145,7 @@ export async function httpGet(target: ProbeTarget, o: HttpRequestOptions, signal
 }
 
 async function readBody(
-  sock: net.Socket, signal: AbortSignal, headers: ReadonlyMap<string, string>, first: Buffer, status: number, want: { digest: boolean; text: boolean },
+  sock: ProbeStream, signal: AbortSignal, headers: ReadonlyMap<string, string>, first: Buffer, status: number, want: { digest: boolean; text: boolean },
 ): Promise<HttpReply> {
   const md5 = createHash('md5');
   const textParts: Buffer[] = [];

@@ -1,7 +1,7 @@
 /** TCP_CHECK: the real server is up when a TCP connection to it completes. */
 import type { Checker, ProbeContext, ProbeResult, ProbeTarget } from '../types.js';
 import { networkFailure, verdict } from '../types.js';
-import { connectStream } from '../stream.js';
+import { probeConnect } from '../stream.js';
 
 export class TcpChecker implements Checker {
   readonly type = 'TCP_CHECK';
@@ -10,8 +10,7 @@ export class TcpChecker implements Checker {
   async check(ctx: ProbeContext): Promise<ProbeResult> {
     const start = performance.now();
     try {
-      const s = await connectStream(this.target, ctx.signal);
-      s.destroy();
+      await probeConnect(this.target, ctx.signal);
       return verdict(start, performance.now(), { ok: true });
     } catch (err: unknown) {
       return verdict(start, performance.now(), { ok: false, ...networkFailure(err) });
