@@ -267,7 +267,7 @@ export class HealthMonitor {
     };
     // Before the first observation the director assumes alive (down with alpha).
     const prev: Observation = e.sent ?? { alive: !this.startsDown(e) };
-    if (JSON.stringify(prev) === JSON.stringify(obs)) return;
+    if (prev.alive === obs.alive && prev.weight === obs.weight && prev.load === obs.load && prev.maxconn === obs.maxconn) return;
     e.sent = obs;
     e.reason = reason;
     this.queue(e, obs);
