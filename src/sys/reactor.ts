@@ -64,6 +64,7 @@ interface Calls {
   listen(fd: number, backlog: number): number;
   setsockopt(fd: number, level: number, name: number, v: Buffer, len: number): number;
   getsockopt(fd: number, level: number, name: number, v: Buffer, len: Buffer): number;
+  getsockname(fd: number, sa: Buffer, len: Buffer): number;
   accept4(fd: number, sa: Buffer, len: Buffer, flags: number): number;
   connect(fd: number, sa: Buffer, len: number): number;
   read(fd: number, buf: Buffer, len: number): number | bigint;
@@ -91,6 +92,7 @@ function load(): Calls {
     listen: lib.func('int listen(int, int)') as Calls['listen'],
     setsockopt: lib.func('int setsockopt(int, int, int, const void *, unsigned int)') as Calls['setsockopt'],
     getsockopt: lib.func('int getsockopt(int, int, int, void *, void *)') as Calls['getsockopt'],
+    getsockname: lib.func('int getsockname(int, void *, void *)') as Calls['getsockname'],
     accept4: lib.func('int accept4(int, void *, void *, int)') as Calls['accept4'],
     connect: lib.func('int connect(int, const void *, unsigned int)') as Calls['connect'],
     read: lib.func('long read(int, void *, unsigned long)') as Calls['read'],
@@ -410,6 +412,34 @@ const live = new Set<Reactor>();
  */
 export function haltReactors(): void {
   for (const r of [...live]) r.halt();
+}
+
+/**
+ * A TCP port on `address` that refuses every connection, for as long as it is held: bound
+ * and never listened on, so no other socket can listen on it or be given it as a source
+ * port (a port merely found free can be, and then a "dead" real server answers).
+ */
+export function reserveTcpPort(address = '127.0.0.1'): { readonly port: number; close(): void } {
+  const c = load();
+  const family: Family = address.includes(':') ? 'inet6' : 'inet';
+  const fd = c.socket(family === 'inet' ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw errnoError('socket', koffi.errno());
+  const sa = sockaddr(family, address, 0, 0);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(sa.length, 0);
+  if (c.bind(fd, sa, sa.length) !== 0 || c.getsockname(fd, sa, len) !== 0) {
+    const errno = koffi.errno();
+    c.close(fd);
+    throw errnoError(`bind ${address}`, errno);
+  }
+  let open = true;
+  return {
+    port: sa.readUInt16BE(2),
+    close: () => {
+      if (open) c.close(fd);
+      open = false;
+    },
+  };
 }
 
 let threadReactor: Reactor | null = null;

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { freePort } from './net.js';
+import { reactorAvailable, reserveTcpPort } from '../sys/reactor.js';
 
 /** Path of `binary`, installing Debian package `pkg` first when missing (needs root). */
 export function ensureCommand(binary: string, pkg: string): string {
@@ -124,9 +125,15 @@ export function floodPeer(bytes: number): Promise<TcpPeer & { sent: () => number
   }).then((p) => ({ ...p, sent: () => sent }));
 }
 
-/** A port nothing listens on (TCP) — freed right after it was found. */
+/**
+ * A port nothing listens on. TCP: held bound (never listening) until this test process
+ * ends, so a connection to it is always refused — a port only found free could be taken
+ * by a concurrent test, or be a connect's own source port (a self-connect that succeeds).
+ * UDP: found free.
+ */
 export function closedPort(type: 'tcp' | 'udp' = 'tcp'): Promise<number> {
-  return freePort('127.0.0.1', type);
+  if (type === 'udp' || !reactorAvailable()) return freePort('127.0.0.1', type);
+  return Promise.resolve(reserveTcpPort('127.0.0.1').port);
 }
 
 /** Start a child process and wait until `ready()` says it serves; killed on close. */

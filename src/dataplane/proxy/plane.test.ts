@@ -10,6 +10,7 @@ import { WorkersDataPlane } from '../workers/plane.js';
 import { decodeMessage, encodeMessages } from '../../sync/codec.js';
 import { fromEntry, toEntry } from '../../sync/translate.js';
 import { DEFAULT_TIMEOUTS, type DataPlane, type SyncedFlow } from '../types.js';
+import { closedPort } from '../../testing/peers.js';
 import { fetchText, freePort, openSocket, readLine, startServer, udpRequest, waitFor, type TestServer } from '../../testing/net.js';
 
 /** TCP is relayed on the epoll reactor by default, or by Node's sockets: every TCP test runs on both. */
@@ -123,7 +124,7 @@ for (const relay of RELAYS) {
   });
 
   test(`proxy [${relay}]: a refused real server is retried on another for the same connection`, () => withSetup(relay, 2, async (plane, rs, port) => {
-    const dead = await freePort();
+    const dead = await closedPort();
     const svc = serviceSpec('127.0.0.1', port, 'proxy', { scheduler: 'rr' });
     await addService(plane, svc, [{ port: dead, weight: 1 }, { port: rs[0]!.port, weight: 1 }, { port: rs[1]!.port, weight: 1 }]);
     const got: string[] = [];
@@ -137,7 +138,7 @@ for (const relay of RELAYS) {
 
   test(`proxy [${relay}]: a connection fails (reset) only when every attempt fails`, () => withSetup(relay, 0, async (plane, _rs, port) => {
     const svc = serviceSpec('127.0.0.1', port, 'proxy');
-    await addService(plane, svc, [{ port: await freePort(), weight: 1 }, { port: await freePort(), weight: 1 }]);
+    await addService(plane, svc, [{ port: await closedPort(), weight: 1 }, { port: await closedPort(), weight: 1 }]);
     await assert.rejects(fetchText(port), (e: NodeJS.ErrnoException) => e.code === 'ECONNRESET');
     await waitFor(() => plane.sessionCount === 0, 3000, 'session cleanup');
     const st = plane.stats()[0]!;

@@ -19,6 +19,7 @@ import { TcpChecker } from './tcp.js';
 import { HttpChecker, requestText } from './http.js';
 import { SmtpChecker } from './smtp.js';
 import { closedPort, floodPeer, nginxCommand, selfSignedCert, silentPeer, startDaemonProcess, tcpPeer, tricklePeer } from '../../testing/peers.js';
+import { freePort } from '../../testing/net.js';
 
 const at = (port: number): ProbeTarget => ({ family: 'inet', address: '127.0.0.1', port });
 
@@ -175,7 +176,7 @@ test('SSL_GET: TLS to a real HTTPS server, SNI sent when enabled, wrong status f
 
 test('HTTP_GET against nginx: status and digest of a static file', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fulcrum-nginx-'));
-  const port = await closedPort();
+  const port = await freePort();
   fs.writeFileSync(path.join(dir, 'index.html'), 'nginx says hi\n');
   const nginx = nginxCommand(dir, { http: `server { listen 127.0.0.1:${port}; root ${dir}; location = /gone { return 410; } }` });
   const web = await startDaemonProcess(nginx.command, nginx.args, async () => (await once(new TcpChecker(at(port)), 200)).ok);
