@@ -126,7 +126,7 @@ test('genhash: prints the MD5 the HTTP_GET digest needs; errors name the server'
     assert.match(err.join(''), /--server: 'example' is not an IP address/);
     const closed = await freePort();
     assert.equal(await main(['genhash', '-s', '127.0.0.1', '-p', String(closed), '-u', '/'], io), 1);
-    assert.match(err.at(-1) ?? '', new RegExp(`127\\.0\\.0\\.1:${closed}/: connect ECONNREFUSED`));
+    assert.match(err.at(-1) ?? '', new RegExp(`127\\.0\\.0\\.1:${closed}/: connect (to 127\\.0\\.0\\.1:${closed}: )?ECONNREFUSED`));
   } finally {
     await new Promise<void>((r) => web.close(() => r()));
   }
