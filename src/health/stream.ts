@@ -7,7 +7,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { ProbeTarget } from './types.js';
 import { EAGAIN, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, errnoError, loopReactor, reactorAvailable, type Reactor } from '../sys/reactor.js';
-import { sockaddr } from '../sys/raw.js';
+import { endpointSockaddr, sockaddr } from '../sys/raw.js';
 
 export interface ConnectOptions {
   readonly tls?: { readonly servername?: string | undefined } | undefined;
@@ -59,13 +59,12 @@ export function connectStream(target: ProbeTarget, signal: AbortSignal, opts: Co
  * Falls back to `net` where the reactor cannot run.
  */
 export function probeConnect(target: ProbeTarget, signal: AbortSignal): Promise<void> {
-  // Node resolves scoped (link-local) addresses; the reactor's sockaddr does not.
-  if (!reactorAvailable() || target.address.includes('%')) return connectStream(target, signal).then((s) => { s.destroy(); });
+  if (!onReactor(target)) return connectStream(target, signal).then((s) => { s.destroy(); });
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(abortError());
     const r = loopReactor();
     try {
-      const fd = r.connectTcp(targetSockaddr(target), { noDelay: false, bind: bindSockaddr(target) });
+      const fd = r.connectTcp(endpointSockaddr(target), { noDelay: false, bind: bindSockaddr(target) });
       if (fd < 0) return reject(errnoError(`connect to ${target.address}:${target.port}`, -fd));
       let open = true;
       const finish = (errno: number | 'abort'): void => {
@@ -109,7 +108,7 @@ export class ReactorStream {
       const r = loopReactor();
       let fd: number;
       try {
-        fd = r.connectTcp(targetSockaddr(target), { noDelay: true, bind: bindSockaddr(target) });
+        fd = r.connectTcp(endpointSockaddr(target), { noDelay: true, bind: bindSockaddr(target) });
       } catch (err: unknown) {
         return reject(err instanceof Error ? err : new Error(String(err)));
       }
@@ -201,22 +200,8 @@ export class ReactorStream {
   }
 }
 
-/**
- * A checker probes the same target every delay_loop: its sockaddr is built once (parsing
- * the address is a measurable part of a check) and kept as long as the target object is.
- * connect(2) and bind(2) only read it.
- */
-const targetAddrs = new WeakMap<ProbeTarget, Buffer>();
+/** The local sockaddr a checker binds to (bindto, bind_port), built once per target. */
 const bindAddrs = new WeakMap<ProbeTarget, Buffer | null>();
-
-function targetSockaddr(target: ProbeTarget): Buffer {
-  let sa = targetAddrs.get(target);
-  if (sa === undefined) {
-    sa = sockaddr(target.family, target.address, 0, target.port);
-    targetAddrs.set(target, sa);
-  }
-  return sa;
-}
 
 function bindSockaddr(target: ProbeTarget): Buffer | undefined {
   let sa = bindAddrs.get(target);
@@ -232,9 +217,14 @@ function bindSockaddr(target: ProbeTarget): Buffer | undefined {
 /** A plain-TCP probe connection: on the reactor where it runs, else Node's socket. */
 export type ProbeStream = ReactorStream | net.Socket;
 
-export function openStream(target: ProbeTarget, signal: AbortSignal): Promise<ProbeStream> {
+/** Whether a plain-TCP probe to `target` runs on the reactor (else on Node's sockets). */
+function onReactor(target: ProbeTarget): boolean {
   // Node resolves scoped (link-local) addresses; the reactor's sockaddr does not.
-  if (!reactorAvailable() || target.address.includes('%')) return connectStream(target, signal);
+  return reactorAvailable() && !target.address.includes('%');
+}
+
+export function openStream(target: ProbeTarget, signal: AbortSignal): Promise<ProbeStream> {
+  if (!onReactor(target)) return connectStream(target, signal);
   return ReactorStream.connect(target, signal);
 }
 

@@ -30,6 +30,23 @@ export function sockaddr(family: Family, address: string, scopeId = 0, port = 0)
   return sa;
 }
 
+/** Endpoints whose sockaddr was already built, each kept as long as its object is. */
+const endpointAddrs = new WeakMap<object, Buffer>();
+
+/**
+ * The sockaddr of an endpoint that is connected to again and again (a real server, a
+ * checker's target): built once per endpoint object, since parsing the address costs more
+ * than the connect's own system call. connect(2) and bind(2) only read it.
+ */
+export function endpointSockaddr(e: { readonly family: Family; readonly address: string; readonly port: number }): Buffer {
+  let sa = endpointAddrs.get(e);
+  if (sa === undefined) {
+    sa = sockaddr(e.family, e.address, 0, e.port);
+    endpointAddrs.set(e, sa);
+  }
+  return sa;
+}
+
 /** The address in a sockaddr filled by recvfrom. */
 export function sockaddrAddress(sa: Buffer): string | null {
   const fam = sa.readUInt16LE(0);

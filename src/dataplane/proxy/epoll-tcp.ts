@@ -22,24 +22,12 @@ import type { ServerState, ServiceRuntime, Session } from './context.js';
 import { proxyHeader } from './proxy-protocol.js';
 import { FailureCode, reportFailure } from '../../errors/index.js';
 import { EAGAIN, EINTR, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, errnoName, parseSockaddr, type FdHandler, type PeerAddress, type Reactor } from '../../sys/reactor.js';
-import { sockaddr } from '../../sys/raw.js';
+import { endpointSockaddr } from '../../sys/raw.js';
 
 type TcpState = 'SYN_SENT' | 'ESTABLISHED' | 'FIN_WAIT' | 'CLOSE_WAIT' | 'CLOSED';
 
 const EMFILE = 24;
 const ENFILE = 23;
-
-/** Each real server's sockaddr, made once. */
-const destAddrs = new WeakMap<Dest, Buffer>();
-
-function destSockaddr(d: Dest): Buffer {
-  let sa = destAddrs.get(d);
-  if (sa === undefined) {
-    sa = sockaddr(d.family, d.address, 0, d.port);
-    destAddrs.set(d, sa);
-  }
-  return sa;
-}
 
 /** One side of the connection: its descriptor, what epoll watches for, and the bytes it owes. */
 class Side implements FdHandler {
@@ -135,7 +123,7 @@ export class EpollTcpConnection implements Session {
     this.dest = d;
     this.server = this.svc.serverState(d);
     this.connectStarted = this.svc.now();
-    const fd = this.reactor.connectTcp(destSockaddr(d));
+    const fd = this.reactor.connectTcp(endpointSockaddr(d));
     if (fd < 0) {
       this.u.fd = -1;
       const errno = -fd;
