@@ -146,27 +146,92 @@ export interface DesiredInput {
   readonly observations: Observations;
   /** Quorum state per service key from the previous computation. */
   readonly quorum: ReadonlyMap<string, boolean>;
+  /** Specs kept from earlier computations (see DesiredMemo); the result is the same without it. */
+  readonly memo?: DesiredMemo;
+}
+
+/** What a service's spec depends on besides its VirtualServer: parts of the configuration. */
+interface SpecContext {
+  readonly groups: ReadonlyMap<string, VirtualServerGroup>;
+  readonly timeouts: Timeouts;
+  readonly vrrp: ReadonlyMap<string, string>;
+  readonly neighbors: readonly string[];
+}
+
+/**
+ * Specs computed before, kept by the identity of what they were computed from. A runtime
+ * change replaces only the objects it touches (applyOverlay keeps every other VirtualServer
+ * and RealServer as it was), so a one-weight change at 1,000 real servers computes one
+ * server spec and hands the rest back unchanged — the same objects the plane holds, which
+ * the keyed diff then compares by identity. Entries go with their configuration objects
+ * (weak maps); a reload, whose objects are all new, computes everything again.
+ */
+export class DesiredMemo {
+  private from: readonly unknown[] = [];
+  private ctx: SpecContext | null = null;
+  private services = new WeakMap<VirtualServer, ServiceSpec>();
+  private readonly servers = new WeakMap<RealServer, { readonly weight: number; readonly obs: Observation | undefined; readonly spec: ServerSpec }>();
+
+  /** The context for `cfg`, the same object while the parts it is made of are the same. */
+  context(cfg: FulcrumConfig): SpecContext {
+    const from = [cfg.virtualServerGroups, cfg.global, cfg.vrrpInstances, cfg.bgp];
+    if (this.ctx && from.every((x, i) => x === this.from[i])) return this.ctx;
+    this.from = from;
+    this.services = new WeakMap();
+    this.ctx = specContext(cfg);
+    return this.ctx;
+  }
+
+  service(vs: VirtualServer, cfg: FulcrumConfig): ServiceSpec {
+    const ctx = this.context(cfg);
+    let spec = this.services.get(vs);
+    if (!spec) {
+      spec = serviceSpecOf(vs, ctx.groups, ctx.timeouts, ctx.vrrp, ctx.neighbors, cfg.global.hashSeed, cfg.global.dataplane);
+      this.services.set(vs, spec);
+    }
+    return spec;
+  }
+
+  server(rs: RealServer, weight: number, obs: Observation | undefined): ServerSpec {
+    const m = this.servers.get(rs);
+    if (m && m.weight === weight && m.obs === obs) return m.spec;
+    const spec = serverSpecOf(rs, weight, obs);
+    this.servers.set(rs, { weight, obs, spec });
+    return spec;
+  }
+}
+
+function specContext(cfg: FulcrumConfig): SpecContext {
+  return {
+    groups: new Map(cfg.virtualServerGroups.map((g) => [g.name, g])),
+    timeouts: timeoutsOf(cfg),
+    vrrp: vrrpDevices(cfg),
+    neighbors: cfg.bgp?.neighbors.map((n) => n.address) ?? [],
+  };
 }
 
 export function computeDesired(input: DesiredInput): Desired {
-  const groups = new Map(input.config.virtualServerGroups.map((g) => [g.name, g]));
-  const timeouts = timeoutsOf(input.config);
-  const vrrp = vrrpDevices(input.config);
-  const neighbors = input.config.bgp?.neighbors.map((n) => n.address) ?? [];
+  const cfg = input.config;
+  const memo = input.memo;
+  const ctx = memo ? null : specContext(cfg);
+  const serviceSpec = (vs: VirtualServer): ServiceSpec => (ctx
+    ? serviceSpecOf(vs, ctx.groups, ctx.timeouts, ctx.vrrp, ctx.neighbors, cfg.global.hashSeed, cfg.global.dataplane)
+    : (memo as DesiredMemo).service(vs, cfg));
+  const serverSpec = (rs: RealServer, weight: number, obs?: Observation): ServerSpec => (memo ? memo.server(rs, weight, obs) : serverSpecOf(rs, weight, obs));
   const out = new Map<string, DesiredService>();
-  for (const vs of input.config.virtualServers) {
-    const spec = serviceSpecOf(vs, groups, timeouts, vrrp, neighbors, input.config.global.hashSeed, input.config.global.dataplane);
+  for (const vs of cfg.virtualServers) {
+    const spec = serviceSpec(vs);
     const live: ServerSpec[] = [];
     const inhibited: ServerSpec[] = [];
     let liveWeight = 0;
     for (const rs of vs.realServers) {
-      const obs = input.observations.get(observationKey(spec.key, realServerKey(rs)));
+      const obs = input.observations.size === 0 ? undefined : input.observations.get(observationKey(spec.key, realServerKey(rs)));
       const { alive, weight } = serverLiveness(rs, obs);
       if (alive) {
-        live.push(serverSpecOf(rs, weight, obs));
+        live.push(serverSpec(rs, weight, obs));
         liveWeight += weight;
       } else if (rs.inhibitOnFailure) {
-        inhibited.push(serverSpecOf(rs, 0));
+        inhibited.push(serverSpec(rs, 0));
       }
     }
     const quorumUp = nextQuorumState(vs, liveWeight, input.quorum.get(spec.key));

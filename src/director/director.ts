@@ -10,7 +10,7 @@
 import { channel } from 'node:diagnostics_channel';
 import type { Family, FulcrumConfig, VirtualServer } from '../model/types.js';
 import type { DataPlane, OpFailure, PlanOp, ServiceSpec } from '../dataplane/types.js';
-import { computeDesired, observationKey, type Observation } from './desired.js';
+import { computeDesired, DesiredMemo, observationKey, type Observation } from './desired.js';
 import { diffTables } from './plan.js';
 import { realServerKey } from '../model/keys.js';
 import { serialQueue, type Serial } from '../errors/index.js';
@@ -108,10 +108,11 @@ export class Director {
   }
 
   private readonly serial: Serial = serialQueue();
+  private readonly memo = new DesiredMemo();
 
   private async run(): Promise<ReconcileResult> {
     if (this.config === null) return { applied: [], failed: [] };
-    const desired = computeDesired({ config: this.config, observations: this.observations, quorum: this.quorum });
+    const desired = computeDesired({ config: this.config, observations: this.observations, quorum: this.quorum, memo: this.memo });
     for (const [key, d] of desired) {
       const was = this.quorum.get(key);
       if (was !== undefined && was !== d.quorumUp) {

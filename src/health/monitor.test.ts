@@ -222,3 +222,41 @@ test('quorum_down/quorum_up run when the live weight crosses quorum', async () =
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a runtime change goes through only the servers it touched; a removed server stops, the rest keep their checkers', async () => {
+  const { clock, checkers, monitor } = await rig(CONF());
+  try {
+    const first = new Map(checkers);
+    const cfg0 = config(CONF());
+    monitor.setConfig(cfg0);
+    // What a reload with the same text does: new objects, same checkers by key, none made.
+    assert.equal(checkers.get('127.0.0.2'), first.get('127.0.0.2'));
+    const created = (): number => [...checkers.values()].filter((c) => ![...first.values()].includes(c)).length;
+    assert.equal(created(), 0);
+    const vs = cfg0.virtualServers[0];
+    assert.ok(vs);
+    // The same service object again: nothing re-synced, nothing stopped.
+    monitor.setConfig({ ...cfg0 });
+    assert.equal(created(), 0);
+    // One real server's checker changed (a new object for it and its service, as applyOverlay makes).
+    const [a, b] = vs.realServers;
+    assert.ok(a && b);
+    const a2 = { ...a, checkers: a.checkers.map((c) => ({ ...c, timing: { ...c.timing, connectTimeout: 9 } })) };
+    monitor.setConfig({ ...cfg0, virtualServers: [{ ...vs, realServers: [a2, b] }] });
+    assert.equal(created(), 1);
+    assert.equal(checkers.get('127.0.0.3'), first.get('127.0.0.3'));
+    // The server removed: its checker probes no more; the other keeps probing.
+    const b3 = checkers.get('127.0.0.3');
+    assert.ok(b3);
+    monitor.setConfig({ ...cfg0, virtualServers: [{ ...vs, realServers: [a2] }] });
+    const before = b3.calls;
+    const live = checkers.get('127.0.0.2');
+    assert.ok(live);
+    const liveBefore = live.calls;
+    await clock.advance(20_000);
+    assert.equal(b3.calls, before);
+    assert.ok(live.calls > liveBefore);
+  } finally {
+    monitor.stop();
+  }
+});

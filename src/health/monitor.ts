@@ -106,6 +106,8 @@ export class HealthMonitor {
   private config: FulcrumConfig | null = null;
   private pending = new Map<string, { service: string; server: string; obs: Observation }>();
   private flushQueued = false;
+  /** The services the last setConfig went through, with their entries' keys. */
+  private seen = new WeakMap<VirtualServer, readonly string[]>();
   private stopped = false;
 
   constructor(private readonly opts: HealthMonitorOptions) {
@@ -119,13 +121,26 @@ export class HealthMonitor {
     if (this.stopped) return;
     this.config = config;
     const want = new Set<string>();
+    const seen = new WeakMap<VirtualServer, readonly string[]>();
     for (const vs of config.virtualServers) {
+      // A service object the last call saw whole (applyOverlay keeps every service a runtime
+      // change does not touch): its entries are as they were, nothing to do.
+      const same = this.seen.get(vs);
+      if (same) {
+        for (const k of same) want.add(k);
+        seen.set(vs, same);
+        continue;
+      }
       const service = endpointKey(vs.endpoint, vs.protocol);
+      const keys: string[] = [];
       for (const rs of vs.realServers) {
         const server = realServerKey(rs);
         const key = observationKey(service, server);
         want.add(key);
+        keys.push(key);
         let e = this.entries.get(key);
+        // The same real server object in the same service: the same checkers and agent.
+        if (e && e.rs === rs && e.vs === vs) continue;
         if (!e) {
           e = { service, server, rs, vs, runners: new Map(), weights: new Map(), agent: null, sent: null, reason: 'no checks yet' };
           this.entries.set(key, e);
@@ -136,7 +151,9 @@ export class HealthMonitor {
         this.syncAgent(e);
         this.evaluate(e);
       }
+      seen.set(vs, keys);
     }
+    this.seen = seen;
     for (const [key, e] of this.entries) {
       if (want.has(key)) continue;
       this.stopEntry(e);
