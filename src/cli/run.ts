@@ -241,7 +241,7 @@ export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = p
     io.err(`fulcrum run: --workers: '${o.workers}' is not a number of data-plane workers (1–64)`);
     return 2;
   }
-  const log = createLogger(o.logLevel as LogLevel, logFd);
+  const log = createLogger(o.logLevel as LogLevel, logFd, { nonBlocking: true });
   const detach = attachLogger(log);
   if (o.nft !== undefined && !['lib', 'cmd', 'auto', 'none'].includes(o.nft)) {
     io.err(`fulcrum run: --nft: '${o.nft}' is not lib, cmd, auto or none`);

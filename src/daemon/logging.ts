@@ -9,13 +9,49 @@ import { DIRECTOR_CHANNEL, type DirectorEvent } from '../director/index.js';
 import { PROXY_CHANNEL, type ProxyEvent } from '../dataplane/index.js';
 import { DAEMON_CHANNEL, type DaemonEvent } from './events.js';
 import { HEALTH_CHANNEL, type HealthEvent } from '../health/index.js';
-import { FAILURE_CHANNEL, type InternalFailure } from '../errors/index.js';
+import { FAILURE_CHANNEL, FailureCode, reportFailure, type InternalFailure } from '../errors/index.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
-/** A pino logger writing synchronously to `fd` (stdout by default). */
-export function createLogger(level: LogLevel = 'info', fd = 1): Logger {
-  return pino({ level, base: { name: 'fulcrum', pid: process.pid } }, pino.destination({ fd, sync: true }));
+/** How far the daemon's log output may fall behind its reader before lines are dropped. */
+export const LOG_BUFFER_BYTES = 16 * 1024 * 1024;
+
+/**
+ * A pino logger writing to `fd` (stdout by default). Synchronous for the short-lived commands.
+ * The daemon's (`nonBlocking`) never waits for the reader: a synchronous write to a full pipe
+ * makes sonic-boom sleep 100 ms per EAGAIN on the thread that logged — the control plane's,
+ * with its API, health checks and VRRP's control. Lines queue in memory (written by libuv's
+ * thread pool, flushed at exit) up to `maxBuffer` bytes; past that they are dropped, and the
+ * drops are reported at most once a second as E_LOG_DROPPED with their count.
+ */
+export function createLogger(level: LogLevel = 'info', fd = 1, opts: { nonBlocking?: boolean; maxBuffer?: number } = {}): Logger {
+  const base = { level, base: { name: 'fulcrum', pid: process.pid } };
+  if (!opts.nonBlocking) return pino(base, pino.destination({ fd, sync: true }));
+  const maxBuffer = opts.maxBuffer ?? LOG_BUFFER_BYTES;
+  const dest = pino.destination({ fd, sync: false, maxLength: maxBuffer });
+  let dropped = 0;
+  let timer: NodeJS.Timeout | null = null;
+  dest.on('drop', () => {
+    dropped++;
+    droppedTotal++;
+    if (timer) return;
+    // Reported later, not from inside the write that dropped (the report is a log line too).
+    timer = setTimeout(() => {
+      timer = null;
+      const n = dropped;
+      dropped = 0;
+      reportFailure('log', FailureCode.LOG_DROPPED, new Error(`${n} log line(s) dropped: the reader of the log output is more than ${maxBuffer} bytes behind`), { lines: n });
+    }, 1000);
+    timer.unref();
+  });
+  return pino(base, dest);
+}
+
+let droppedTotal = 0;
+
+/** Log lines dropped by non-blocking loggers since the process started. */
+export function droppedLogLines(): number {
+  return droppedTotal;
 }
 
 /** Subscribe `log` to every Fulcrum channel; returns the unsubscribe function. */

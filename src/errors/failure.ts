@@ -52,6 +52,8 @@ export const FailureCode = {
   SYNC_SOCKET: 'E_SYNC_SOCKET',
   /** The service manager (systemd's NOTIFY_SOCKET) could not be told the daemon's state. */
   SD_NOTIFY: 'E_SD_NOTIFY',
+  /** Log lines were dropped: whatever reads the daemon's log output fell too far behind. */
+  LOG_DROPPED: 'E_LOG_DROPPED',
 } as const;
 
 export interface InternalFailure {
