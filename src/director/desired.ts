@@ -178,7 +178,12 @@ export class DesiredMemo {
     if (this.ctx && from.every((x, i) => x === this.from[i])) return this.ctx;
     this.from = from;
     this.services = new WeakMap();
-    this.ctx = specContext(cfg);
+    this.ctx = {
+      groups: new Map(cfg.virtualServerGroups.map((g) => [g.name, g])),
+      timeouts: timeoutsOf(cfg),
+      vrrp: vrrpDevices(cfg),
+      neighbors: cfg.bgp?.neighbors.map((n) => n.address) ?? [],
+    };
     return this.ctx;
   }
 
@@ -201,26 +206,12 @@ export class DesiredMemo {
   }
 }
 
-function specContext(cfg: FulcrumConfig): SpecContext {
-  return {
-    groups: new Map(cfg.virtualServerGroups.map((g) => [g.name, g])),
-    timeouts: timeoutsOf(cfg),
-    vrrp: vrrpDevices(cfg),
-    neighbors: cfg.bgp?.neighbors.map((n) => n.address) ?? [],
-  };
-}
-
 export function computeDesired(input: DesiredInput): Desired {
   const cfg = input.config;
-  const memo = input.memo;
-  const ctx = memo ? null : specContext(cfg);
-  const serviceSpec = (vs: VirtualServer): ServiceSpec => (ctx
-    ? serviceSpecOf(vs, ctx.groups, ctx.timeouts, ctx.vrrp, ctx.neighbors, cfg.global.hashSeed, cfg.global.dataplane)
-    : (memo as DesiredMemo).service(vs, cfg));
-  const serverSpec = (rs: RealServer, weight: number, obs?: Observation): ServerSpec => (memo ? memo.server(rs, weight, obs) : serverSpecOf(rs, weight, obs));
+  const memo = input.memo ?? new DesiredMemo();
   const out = new Map<string, DesiredService>();
   for (const vs of cfg.virtualServers) {
-    const spec = serviceSpec(vs);
+    const spec = memo.service(vs, cfg);
     const live: ServerSpec[] = [];
     const inhibited: ServerSpec[] = [];
     let liveWeight = 0;
@@ -228,10 +219,10 @@ export function computeDesired(input: DesiredInput): Desired {
       const obs = input.observations.size === 0 ? undefined : input.observations.get(observationKey(spec.key, realServerKey(rs)));
       const { alive, weight } = serverLiveness(rs, obs);
       if (alive) {
-        live.push(serverSpec(rs, weight, obs));
+        live.push(memo.server(rs, weight, obs));
         liveWeight += weight;
       } else if (rs.inhibitOnFailure) {
-        inhibited.push(serverSpec(rs, 0));
+        inhibited.push(memo.server(rs, 0, undefined));
       }
     }
     const quorumUp = nextQuorumState(vs, liveWeight, input.quorum.get(spec.key));
