@@ -587,6 +587,9 @@ export class WorkersDataPlane implements DataPlane {
 
   async close(drainMs: number): Promise<void> {
     if (this.closed) return;
+    // A thread still starting is let finish first (bounded by ready()): terminated while it
+    // loads koffi, the addon's init throws into a dying environment and aborts the process.
+    await this.ready();
     await this.stopAccepting();
     clearInterval(this.timer);
     await this.serial(async () => {
