@@ -1,6 +1,14 @@
 #!/usr/bin/env node
-// Thin launcher: the CLI is compiled to dist/ by `npm ci` (the `prepare` script).
-import { main } from '../dist/src/cli/main.js';
+// Thin launcher: the CLI is compiled to dist/ by `npm ci` (the `prepare` script), and its
+// start-up path (main, check, adm) bundled into dist/src/cli/main.bundle.js
+// (cli-bundle.config.mjs). A `tsc` run after the last full build leaves the bundle older than
+// the compiled tree; then the tree is loaded, so a bundle never runs stale code.
+import { statSync } from 'node:fs';
+
+const dist = new URL('../dist/src/cli/', import.meta.url);
+const mtime = (name) => statSync(new URL(name, dist), { throwIfNoEntry: false })?.mtimeMs ?? -1;
+const bundled = mtime('main.bundle.js') >= mtime('main.js') && mtime('main.js') >= 0;
+const { main } = await import(bundled ? '../dist/src/cli/main.bundle.js' : '../dist/src/cli/main.js');
 
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },

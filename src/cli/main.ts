@@ -3,7 +3,8 @@
  * run function that returns an exit code; nothing here calls process.exit, so the CLI is
  * testable in-process.
  */
-import { Command, CommanderError } from 'commander';
+import { createRequire } from 'node:module';
+import type { Command } from 'commander';
 import type { Io } from './check.js';
 import type { SimCliOptions } from './sim.js';
 import type { RunCliOptions } from './run.js';
@@ -14,6 +15,13 @@ import type { RealServerOptions } from './realserver.js';
 
 // Each subcommand is loaded when it runs: `fulcrum adm` must not load the daemon, nor
 // `fulcrum check` the data planes (start-up time is what an operator's `watch` pays).
+// commander too is required only when a command line goes through it: `fulcrum adm` parses
+// ipvsadm's grammar itself, and commander (which loads child_process, net and dgram) was
+// about 20 ms of every `fulcrum adm -L -n`. Its CommonJS build is required synchronously
+// (faster than its ESM wrapper, and buildProgram stays synchronous for gen-docs).
+type Commander = typeof import('commander');
+let commander: Commander | undefined;
+const loadCommander = (): Commander => (commander ??= createRequire(import.meta.url)('commander') as Commander);
 
 export const VERSION = '0.1.0';
 
@@ -29,6 +37,7 @@ const stdio: Io = {
  */
 export function buildProgram(io: Io, setCode: (code: number) => void): Command {
   let code = 0;
+  const { Command } = loadCommander();
   const program = new Command('fulcrum')
     .description('Layer-4 load balancer and HA director (LVS + keepalived, in TypeScript)')
     .version(VERSION)
@@ -157,7 +166,7 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
   try {
     await program.parseAsync([...argv], { from: 'user' });
   } catch (err: unknown) {
-    if (err instanceof CommanderError) {
+    if (err instanceof loadCommander().CommanderError) {
       // --help and --version exit 0; usage errors exit 2 (commander already printed why).
       return err.exitCode === 0 ? 0 : 2;
     }

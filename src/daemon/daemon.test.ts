@@ -151,6 +151,23 @@ test('runtime: a change the planes cannot apply is refused with the reason, roll
     assert.match(fs.readFileSync(path.join(dir, 'state.json'), 'utf8'), /"weight": 9/);
   })));
 
+test('runtime: a change that cannot be saved is refused as unavailable, names the file, and is rolled back', () => withTempDir(async (dir) => {
+  // The state file's directory is a regular file: every save fails (ENOTDIR).
+  fs.writeFileSync(path.join(dir, 'blocker'), '');
+  const state = path.join(dir, 'blocker', 'state.json');
+  await rig(dir, vs([1, 2]), { runtime: new FileRuntimeStore(state) }, async (r) => {
+    await r.daemon.start();
+    const out = await r.daemon.change([cmd('-e -t 10.0.0.1:80 -r 10.0.1.1:80 -m -w 9')], 'test');
+    assert.equal(out.ok, false);
+    if (!out.ok) {
+      assert.equal(out.status, 'unavailable');
+      assert.ok(out.reason.startsWith(`cannot save the runtime changes to ${state}: `), out.reason);
+    }
+    assert.deepEqual(weights(r.plane), [1, 2], 'the plane is back to the running configuration');
+    assert.deepEqual(r.daemon.runtime.overlay.servers, []);
+  });
+}));
+
 test('runtime: a 4,000-command batch is checked and applied as one change (one reconcile)', () => withTempDir((dir) =>
   rig(dir, vs([1]), { allowEmpty: true }, async (r) => {
     await r.daemon.start();

@@ -3,9 +3,12 @@
  * smtp_server, smtp_helo_name, smtp_connect_timeout), sent with nodemailer. The message
  * follows keepalived's wording so existing mail filters keep matching:
  * Subject `[router_id] Realserver [ip]:port of virtual server [vip]:port - UP|DOWN`.
+ *
+ * nodemailer is imported at the first alert, not at start: most directors configure no SMTP,
+ * and loading it costs the daemon about 5 MiB of resident memory (issue 22).
  */
 import os from 'node:os';
-import nodemailer from 'nodemailer';
+import type { Transporter } from 'nodemailer';
 import type { GlobalDefs } from '../model/types.js';
 
 export interface MailAlert {
@@ -36,7 +39,7 @@ export function realServerAlert(g: GlobalDefs, e: { service: string; server: str
 export function smtpMailer(g: GlobalDefs): Mailer | null {
   const server = g.smtpServer;
   if (server === undefined || g.notificationEmail.length === 0) return null;
-  const transport = nodemailer.createTransport({
+  const options = {
     host: server.host,
     port: server.port,
     secure: false,
@@ -46,11 +49,13 @@ export function smtpMailer(g: GlobalDefs): Mailer | null {
     socketTimeout: g.smtpConnectTimeout * 1000,
     // keepalived speaks plain SMTP to a relay; use STARTTLS only if the relay offers it.
     tls: { rejectUnauthorized: false },
-  });
+  };
+  let transport: Promise<Transporter> | undefined;
   const from = g.notificationEmailFrom ?? `keepalived@${os.hostname()}`;
   return {
     async send(alert) {
-      await transport.sendMail({ from, to: [...g.notificationEmail], subject: alert.subject, text: alert.text });
+      transport ??= import('nodemailer').then((m) => m.default.createTransport(options));
+      await (await transport).sendMail({ from, to: [...g.notificationEmail], subject: alert.subject, text: alert.text });
     },
   };
 }

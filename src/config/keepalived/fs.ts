@@ -2,13 +2,22 @@
  * The real file system behind `ConfigFs` (the only file-system reads of the config module).
  * Globs use tinyglobby (braces, `*`, `?`, `[…]`), matched relative to the pattern's static
  * base directory so absolute and relative patterns behave alike.
+ *
+ * tinyglobby (with fdir and picomatch) is required at the first glob `include`, not when this
+ * module loads: it is about 30 ms of every `fulcrum check` and `fulcrum run` start-up, and
+ * most configurations have no glob (issue 22). Its CommonJS build loads synchronously, which
+ * the synchronous preprocessor needs.
  */
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
-import { globSync } from 'tinyglobby';
 import type { ConfigFs } from './preprocess.js';
 
 const GLOB_CHARS = /[*?[{]/;
+
+type Tinyglobby = typeof import('tinyglobby');
+let tinyglobby: Tinyglobby | undefined;
+const globber = (): Tinyglobby => (tinyglobby ??= createRequire(import.meta.url)('tinyglobby') as Tinyglobby);
 
 export const nodeConfigFs: ConfigFs = {
   size(file: string): number {
@@ -32,7 +41,7 @@ export const nodeConfigFs: ConfigFs = {
     const base = parts.slice(0, firstGlob).join(path.sep) || path.sep;
     const rest = parts.slice(firstGlob).join('/');
     if (!fs.existsSync(base)) return [];
-    return globSync([rest], { cwd: base, absolute: true, onlyFiles: true, expandDirectories: false, dot: false })
+    return globber().globSync([rest], { cwd: base, absolute: true, onlyFiles: true, expandDirectories: false, dot: false })
       .map((p) => path.normalize(p))
       .sort();
   },

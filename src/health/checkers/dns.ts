@@ -3,11 +3,16 @@
  * reply with our id, the response bit, rcode NOERROR and at least one answer record.
  */
 import { randomInt } from 'node:crypto';
-import dnsPacket from 'dns-packet';
+import type * as DnsPacket from 'dns-packet';
 import type { DnsCheck } from '../../model/types.js';
 import type { Checker, ProbeContext, ProbeResult, ProbeTarget } from '../types.js';
 import { ProbeErrorCode } from '../types.js';
 import { udpExchange } from './exchange.js';
+
+/** dns-packet loads at the first DNS_CHECK probe, not with every daemon (issue 22: resident memory). */
+type Codec = Pick<typeof DnsPacket, 'encode' | 'decode' | 'RECURSION_DESIRED'>;
+let codec: Promise<Codec> | undefined;
+const loadCodec = (): Promise<Codec> => (codec ??= import('dns-packet').then((m) => m.default));
 
 const RCODES = ['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED'];
 
@@ -15,7 +20,8 @@ export class DnsChecker implements Checker {
   readonly type = 'DNS_CHECK';
   constructor(private readonly target: ProbeTarget, private readonly cfg: Pick<DnsCheck, 'queryType' | 'name'>) {}
 
-  check(ctx: ProbeContext): Promise<ProbeResult> {
+  async check(ctx: ProbeContext): Promise<ProbeResult> {
+    const dnsPacket = await loadCodec();
     const { queryType, name: qname } = this.cfg;
     const id = randomInt(0, 65536);
     const name = qname === '.' ? '.' : qname.replace(/\.$/, '');
@@ -23,7 +29,7 @@ export class DnsChecker implements Checker {
       request: dnsPacket.encode({ type: 'query', id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: queryType, name }] }),
       onTimeout: () => ({ ok: false, code: ProbeErrorCode.TIMEOUT, detail: `no DNS reply for ${queryType} ${qname}` }),
       onReply: (msg) => {
-        let p: dnsPacket.Packet;
+        let p: DnsPacket.Packet;
         try {
           p = dnsPacket.decode(msg);
         } catch {
