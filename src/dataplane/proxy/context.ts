@@ -89,3 +89,39 @@ export interface ServiceRuntime {
 export type ProxyEvent =
   | { readonly type: 'connect-failed'; readonly service: string; readonly server: string; readonly error: string; readonly retrying: boolean }
   | { readonly type: 'no-server'; readonly service: string; readonly client: ListenAddress };
+
+/** A relayed TCP connection's state, as ipvsadm -c names them. */
+export type TcpState = 'SYN_SENT' | 'ESTABLISHED' | 'FIN_WAIT' | 'CLOSE_WAIT' | 'CLOSED';
+
+/**
+ * The timeout of a TCP session's current state (seconds) and when its clock started; null
+ * when closed (ipvsadm --set semantics: tcp for established, tcpfin once half-closed, the
+ * connect timeout while connecting). Both TCP relays (net.Socket and epoll) use it;
+ * `connectStarted` is `svc.now()` at the current attempt, `lastActive` `svc.coarseNow()`
+ * when data last moved.
+ */
+export function tcpIdleLimit(state: TcpState, svc: ServiceRuntime, connectStarted: number, lastActive: number): { readonly since: number; readonly timeout: number } | null {
+  const to = svc.spec.timeouts;
+  switch (state) {
+    case 'SYN_SENT': return { since: connectStarted, timeout: svc.tunables.connectTimeoutMs / 1000 };
+    case 'ESTABLISHED': return { since: lastActive, timeout: to.tcp };
+    case 'FIN_WAIT':
+    case 'CLOSE_WAIT': return { since: lastActive, timeout: to.tcpfin };
+    case 'CLOSED': return null;
+  }
+}
+
+/** A TCP session's connection-table entry (`ipvsadm -L -c`): seconds left in its state. */
+export function tcpEntry(
+  state: TcpState, limit: { readonly since: number; readonly timeout: number } | null, now: number,
+  vaddr: ListenAddress, caddr: string, cport: number, dest: Dest | null,
+): ConnectionEntry {
+  return {
+    protocol: 'tcp',
+    client: { family: vaddr.family, address: caddr, port: cport },
+    virtual: vaddr,
+    server: dest?.key ?? '',
+    state,
+    expires: limit === null ? 0 : Math.max(0, Math.round(limit.timeout - (now - limit.since))),
+  };
+}

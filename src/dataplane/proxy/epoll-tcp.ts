@@ -18,13 +18,11 @@ import { addrFold } from '../../scheduling/hash.js';
 import type { Dest, FlowKey } from '../../scheduling/types.js';
 import type { ConnectionEntry, ListenAddress } from '../types.js';
 import { countIn, countOut } from '../stats.js';
-import type { ServerState, ServiceRuntime, Session } from './context.js';
+import { tcpEntry, tcpIdleLimit, type ServerState, type ServiceRuntime, type Session, type TcpState } from './context.js';
 import { proxyHeader } from './proxy-protocol.js';
 import { FailureCode, reportFailure } from '../../errors/index.js';
 import { EAGAIN, EINTR, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, errnoName, parseSockaddr, type FdHandler, type PeerAddress, type Reactor } from '../../sys/reactor.js';
 import { endpointSockaddr } from '../../sys/raw.js';
-
-type TcpState = 'SYN_SENT' | 'ESTABLISHED' | 'FIN_WAIT' | 'CLOSE_WAIT' | 'CLOSED';
 
 const EMFILE = 24;
 const ENFILE = 23;
@@ -352,17 +350,6 @@ export class EpollTcpConnection implements Session {
     else if (this.u.fd >= 0) this.retry('connect timeout');
   }
 
-  private idleLimit(): { readonly since: number; readonly timeout: number } | null {
-    const t = this.svc.spec.timeouts;
-    switch (this.state) {
-      case 'SYN_SENT': return { since: this.connectStarted, timeout: this.svc.tunables.connectTimeoutMs / 1000 };
-      case 'ESTABLISHED': return { since: this.lastActive, timeout: t.tcp };
-      case 'FIN_WAIT':
-      case 'CLOSE_WAIT': return { since: this.lastActive, timeout: t.tcpfin };
-      case 'CLOSED': return null;
-    }
-  }
-
   abort(): void {
     if (this.state === 'SYN_SENT') this.dropAttempt();
     this.closeSide(this.c, false);
@@ -371,14 +358,10 @@ export class EpollTcpConnection implements Session {
   }
 
   entry(now: number): ConnectionEntry {
-    const limit = this.idleLimit();
-    return {
-      protocol: 'tcp',
-      client: { family: this.vaddr.family, address: this.caddr, port: this.cport },
-      virtual: this.vaddr,
-      server: this.dest?.key ?? '',
-      state: this.state,
-      expires: limit === null ? 0 : Math.max(0, Math.round(limit.timeout - (now - limit.since))),
-    };
+    return tcpEntry(this.state, this.idleLimit(), now, this.vaddr, this.caddr, this.cport, this.dest);
+  }
+
+  private idleLimit(): { readonly since: number; readonly timeout: number } | null {
+    return tcpIdleLimit(this.state, this.svc, this.connectStarted, this.lastActive);
   }
 }

@@ -15,11 +15,9 @@ import { addrFold } from '../../scheduling/hash.js';
 import type { Dest, FlowKey } from '../../scheduling/types.js';
 import type { ConnectionEntry, ListenAddress } from '../types.js';
 import { countIn, countOut } from '../stats.js';
-import type { ServerState, ServiceRuntime, Session } from './context.js';
+import { tcpEntry, tcpIdleLimit, type ServerState, type ServiceRuntime, type Session, type TcpState } from './context.js';
 import { proxyHeader, unmapAddress } from './proxy-protocol.js';
 import { FailureCode, reportFailure } from '../../errors/index.js';
-
-type TcpState = 'SYN_SENT' | 'ESTABLISHED' | 'FIN_WAIT' | 'CLOSE_WAIT' | 'CLOSED';
 
 export class TcpConnection implements Session {
   private up: net.Socket | null = null;
@@ -285,33 +283,17 @@ export class TcpConnection implements Session {
     else if (this.up !== null) this.retry('connect timeout');
   }
 
-  /** The timeout of the current state (seconds) and when its clock started; null when closed. */
-  private idleLimit(): { readonly since: number; readonly timeout: number } | null {
-    const t = this.svc.spec.timeouts;
-    switch (this.state) {
-      case 'SYN_SENT': return { since: this.connectStarted, timeout: this.svc.tunables.connectTimeoutMs / 1000 };
-      case 'ESTABLISHED': return { since: this.lastActive, timeout: t.tcp };
-      case 'FIN_WAIT':
-      case 'CLOSE_WAIT': return { since: this.lastActive, timeout: t.tcpfin };
-      case 'CLOSED': return null;
-    }
-  }
-
   abort(): void {
     this.client.destroy();
     this.up?.destroy();
   }
 
   entry(now: number): ConnectionEntry {
-    const limit = this.idleLimit();
-    return {
-      protocol: 'tcp',
-      client: { family: this.vaddr.family, address: this.caddr, port: this.cport },
-      virtual: this.vaddr,
-      server: this.dest?.key ?? '',
-      state: this.state,
-      expires: limit === null ? 0 : Math.max(0, Math.round(limit.timeout - (now - limit.since))),
-    };
+    return tcpEntry(this.state, this.idleLimit(), now, this.vaddr, this.caddr, this.cport, this.dest);
+  }
+
+  private idleLimit(): { readonly since: number; readonly timeout: number } | null {
+    return tcpIdleLimit(this.state, this.svc, this.connectStarted, this.lastActive);
   }
 }
 
