@@ -2,8 +2,9 @@
 // operator's `watch -n1` and scripts run, and Node 20 pays about 1–2 ms per ES module it
 // resolves, reads and links (commander, config/ and ipvsadm/ are ~45 of them). rolldown joins
 // dist/src/cli/main.js with the two commands into a few chunks beside it:
-// bin/fulcrum.js loads main.bundle.js, which cut `check` from ~230 to ~160 ms and `adm -L -n`
-// from ~215 to ~150 ms on the 2-vCPU VM (docs/benchmarks.md).
+// bin/fulcrum.js loads main.bundle.js. With the lazy loads beside it, this took `check` from
+// about 280 to 160 ms and `adm -L -n` from about 240 to 150 ms on the 2-vCPU VM
+// (docs/benchmarks.md, 2026-12-02).
 //
 // Every other subcommand (run, demo, agent, realserver, sim, genhash) stays outside: main's
 // `import('./run.js')` then loads the compiled tree next to the bundle, unchanged. The daemon

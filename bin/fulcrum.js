@@ -7,7 +7,8 @@ import { statSync } from 'node:fs';
 
 const dist = new URL('../dist/src/cli/', import.meta.url);
 const mtime = (name) => statSync(new URL(name, dist), { throwIfNoEntry: false })?.mtimeMs ?? -1;
-const bundled = mtime('main.bundle.js') >= mtime('main.js') && mtime('main.js') >= 0;
+const compiled = mtime('main.js');
+const bundled = compiled >= 0 && mtime('main.bundle.js') >= compiled;
 const { main } = await import(bundled ? '../dist/src/cli/main.bundle.js' : '../dist/src/cli/main.js');
 
 main(process.argv.slice(2)).then(

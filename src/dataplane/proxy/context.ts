@@ -93,6 +93,12 @@ export type ProxyEvent =
 /** A relayed TCP connection's state, as ipvsadm -c names them. */
 export type TcpState = 'SYN_SENT' | 'ESTABLISHED' | 'FIN_WAIT' | 'CLOSE_WAIT' | 'CLOSED';
 
+/** A state's timeout (seconds) and when its clock started (seconds). */
+export interface IdleLimit {
+  readonly since: number;
+  readonly timeout: number;
+}
+
 /**
  * The timeout of a TCP session's current state (seconds) and when its clock started; null
  * when closed (ipvsadm --set semantics: tcp for established, tcpfin once half-closed, the
@@ -100,7 +106,7 @@ export type TcpState = 'SYN_SENT' | 'ESTABLISHED' | 'FIN_WAIT' | 'CLOSE_WAIT' | 
  * `connectStarted` is `svc.now()` at the current attempt, `lastActive` `svc.coarseNow()`
  * when data last moved.
  */
-export function tcpIdleLimit(state: TcpState, svc: ServiceRuntime, connectStarted: number, lastActive: number): { readonly since: number; readonly timeout: number } | null {
+export function tcpIdleLimit(state: TcpState, svc: ServiceRuntime, connectStarted: number, lastActive: number): IdleLimit | null {
   const to = svc.spec.timeouts;
   switch (state) {
     case 'SYN_SENT': return { since: connectStarted, timeout: svc.tunables.connectTimeoutMs / 1000 };
@@ -113,7 +119,7 @@ export function tcpIdleLimit(state: TcpState, svc: ServiceRuntime, connectStarte
 
 /** A TCP session's connection-table entry (`ipvsadm -L -c`): seconds left in its state. */
 export function tcpEntry(
-  state: TcpState, limit: { readonly since: number; readonly timeout: number } | null, now: number,
+  state: TcpState, limit: IdleLimit | null, now: number,
   vaddr: ListenAddress, caddr: string, cport: number, dest: Dest | null,
 ): ConnectionEntry {
   return {

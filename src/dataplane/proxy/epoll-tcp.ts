@@ -18,7 +18,7 @@ import { addrFold } from '../../scheduling/hash.js';
 import type { Dest, FlowKey } from '../../scheduling/types.js';
 import type { ConnectionEntry, ListenAddress } from '../types.js';
 import { countIn, countOut } from '../stats.js';
-import { tcpEntry, tcpIdleLimit, type ServerState, type ServiceRuntime, type Session, type TcpState } from './context.js';
+import { tcpEntry, tcpIdleLimit, type IdleLimit, type ServerState, type ServiceRuntime, type Session, type TcpState } from './context.js';
 import { proxyHeader } from './proxy-protocol.js';
 import { FailureCode, reportFailure } from '../../errors/index.js';
 import { EAGAIN, EINTR, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, errnoName, parseSockaddr, type FdHandler, type PeerAddress, type Reactor } from '../../sys/reactor.js';
@@ -361,7 +361,7 @@ export class EpollTcpConnection implements Session {
     return tcpEntry(this.state, this.idleLimit(), now, this.vaddr, this.caddr, this.cport, this.dest);
   }
 
-  private idleLimit(): { readonly since: number; readonly timeout: number } | null {
+  private idleLimit(): IdleLimit | null {
     return tcpIdleLimit(this.state, this.svc, this.connectStarted, this.lastActive);
   }
 }

@@ -15,7 +15,7 @@ import { addrFold } from '../../scheduling/hash.js';
 import type { Dest, FlowKey } from '../../scheduling/types.js';
 import type { ConnectionEntry, ListenAddress } from '../types.js';
 import { countIn, countOut } from '../stats.js';
-import { tcpEntry, tcpIdleLimit, type ServerState, type ServiceRuntime, type Session, type TcpState } from './context.js';
+import { tcpEntry, tcpIdleLimit, type IdleLimit, type ServerState, type ServiceRuntime, type Session, type TcpState } from './context.js';
 import { proxyHeader, unmapAddress } from './proxy-protocol.js';
 import { FailureCode, reportFailure } from '../../errors/index.js';
 
@@ -292,7 +292,7 @@ export class TcpConnection implements Session {
     return tcpEntry(this.state, this.idleLimit(), now, this.vaddr, this.caddr, this.cport, this.dest);
   }
 
-  private idleLimit(): { readonly since: number; readonly timeout: number } | null {
+  private idleLimit(): IdleLimit | null {
     return tcpIdleLimit(this.state, this.svc, this.connectStarted, this.lastActive);
   }
 }
