@@ -3,7 +3,7 @@
 // resolves, reads and links (commander, config/ and ipvsadm/ are ~45 of them). rolldown joins
 // dist/src/cli/main.js with the two commands into a few chunks beside it:
 // bin/fulcrum.js loads main.bundle.js. With the lazy loads beside it, this took `check` from
-// about 280 to 160 ms and `adm -L -n` from about 240 to 150 ms on the 2-vCPU VM
+// 280–300 to 160–200 ms and `adm -L -n` from 240–260 to 150–160 ms on the 2-vCPU VM
 // (docs/benchmarks.md, 2026-12-02).
 //
 // Every other subcommand (run, demo, agent, realserver, sim, genhash) stays outside: main's
