@@ -11,7 +11,8 @@
  *     Fulcrum then HAProxy for each checker) three times; the median ratio.
  * Prints every figure and the ratios. Run: `npm run bench:ops`.
  * Env: BENCH_ROUNDS (3), BENCH_SCRAPES (20 per round), BENCH_CHANGES (100 per round),
- *      BENCH_CLI_RUNS (15), BENCH_HEALTH_SECONDS (8), BENCH_SKIP_HEALTH=1.
+ *      BENCH_CLI_RUNS (15), BENCH_HEALTH_SECONDS (8), BENCH_SKIP_HEALTH=1,
+ *      BENCH_CLIENTS (8: concurrent clients for the group-commit phase).
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -29,6 +30,7 @@ const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
 const SCRAPES = Number(process.env['BENCH_SCRAPES'] ?? 20);
 const CHANGES = Number(process.env['BENCH_CHANGES'] ?? 100);
 const CLI_RUNS = Number(process.env['BENCH_CLI_RUNS'] ?? 15);
+const CLIENTS = Number(process.env['BENCH_CLIENTS'] ?? 8);
 const SERVICES = 10;
 const median = (xs: readonly number[]): number => pct(xs, 50);
 const f1 = (n: number): string => n.toFixed(1);
@@ -66,6 +68,14 @@ async function cliStartup(): Promise<void> {
   } finally {
     await d.cleanup();
   }
+}
+
+/** Durable commits of runtime changes so far (`/v1/status`). */
+async function runtimeCommits(target: ApiTarget): Promise<number> {
+  const r = await apiRequest(target, 'GET', '/v1/status');
+  const commits = (JSON.parse(r.text) as { runtime?: { commits?: unknown } }).runtime?.commits;
+  if (r.status !== 200 || typeof commits !== 'number') throw new Error(`/v1/status: ${r.status} ${r.text.slice(0, 200)}`);
+  return commits;
 }
 
 async function metricsAndRss(): Promise<void> {
@@ -122,7 +132,32 @@ async function metricsAndRss(): Promise<void> {
         change.haproxy.push(performance.now() - t);
         if (out.trim() !== '') throw new Error(out);
       }
+      // The same number of changes from CLIENTS clients at once, each on its own real server:
+      // concurrent changes share a commit (one reconcile, one fsync'd save).
+      const commitsBefore = await runtimeCommits(unix);
+      const conc = { fulcrum: [] as number[], haproxy: [] as number[] };
+      const per = Math.max(1, Math.round(CHANGES / CLIENTS));
+      await Promise.all(Array.from({ length: CLIENTS }, async (_, c) => {
+        const rs = server(0, c);
+        for (let i = 0; i < per; i++) {
+          const t = performance.now();
+          const a = await apiRequest(unix, 'PATCH', `/v1/services/${key}/servers/${rs.address}:${rs.port}`, { weight: 1 + ((i + c) % 5) });
+          conc.fulcrum.push(performance.now() - t);
+          if (a.status !== 200) throw new Error(a.text);
+        }
+      }));
+      const commits = (await runtimeCommits(unix)) - commitsBefore;
+      await Promise.all(Array.from({ length: CLIENTS }, async (_, c) => {
+        for (let i = 0; i < per; i++) {
+          const t = performance.now();
+          const out = await haproxyCommand(sock, `set weight vs0/rs${c} ${1 + ((i + c) % 5)}`);
+          conc.haproxy.push(performance.now() - t);
+          if (out.trim() !== '') throw new Error(out);
+        }
+      }));
       rounds.push({
+        ccP50: pct(conc.fulcrum, 50), ccP99: pct(conc.fulcrum, 99), chcP50: pct(conc.haproxy, 50), chcP99: pct(conc.haproxy, 99),
+        perCommit: (per * CLIENTS) / Math.max(1, commits),
         fP50: pct(ms.fulcrum, 50), fP99: pct(ms.fulcrum, 99), hP50: pct(ms.haproxy, 50), hP99: pct(ms.haproxy, 99),
         cfP50: pct(change.fulcrum, 50), cfP99: pct(change.fulcrum, 99), chP50: pct(change.haproxy, 50), chP99: pct(change.haproxy, 99),
       });
@@ -135,6 +170,7 @@ async function metricsAndRss(): Promise<void> {
     console.log(`median of rounds: fulcrum p50 ${f1(m('fP50'))} / p99 ${f1(m('fP99'))} ms (${(bytes.fulcrum / 1024).toFixed(0)} KiB); haproxy p50 ${f1(m('hP50'))} / p99 ${f1(m('hP99'))} ms (${(bytes.haproxy / 1024).toFixed(0)} KiB); ratio p50 ${(m('fP50') / m('hP50')).toFixed(2)}×, p99 ${(m('fP99') / m('hP99')).toFixed(2)}×`);
     console.log(`\n## Weight change, ${ROUNDS} rounds × ${CHANGES} (target: Fulcrum p99 ≤ 5 ms, durable)`);
     console.log(`median of rounds: fulcrum p50 ${m('cfP50').toFixed(2)} / p99 ${m('cfP99').toFixed(2)} ms (saved with fsync before it answers); haproxy p50 ${m('chP50').toFixed(2)} / p99 ${m('chP99').toFixed(2)} ms (memory only)`);
+    console.log(`${CLIENTS} clients at once, ${Math.max(1, Math.round(CHANGES / CLIENTS)) * CLIENTS} changes per round: fulcrum p50 ${m('ccP50').toFixed(2)} / p99 ${m('ccP99').toFixed(2)} ms, ${m('perCommit').toFixed(1)} changes per durable commit (group commit); haproxy p50 ${m('chcP50').toFixed(2)} / p99 ${m('chcP99').toFixed(2)} ms`);
     const fr = rssOf(d.proc.pid ?? 0);
     const hr = rssOf(haproxy.pid ?? 0);
     console.log(`\n## Resident memory at ${SERVICES * PER_SERVICE} real servers (target: ≤ 3× HAProxy)`);

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { createMetrics, StatusBoard, type StatusView } from './index.js';
 
 const view = (over: Partial<StatusView> = {}): StatusView => ({
-  plane: 'proxy', at: 0, vrrp: [], vrrpDrops: {}, drains: [], runtime: { changes: 2, stale: ['x'], where: 'mem' },
+  plane: 'proxy', at: 0, vrrp: [], vrrpDrops: {}, drains: [], runtime: { changes: 2, stale: ['x'], where: 'mem', applied: 7, commits: 3 },
   reloads: { ok: 3, failed: 1, lastOkAt: 2_000_000, lastFailedAt: 1_000_000 },
   workers: [{ index: 0, threadId: 7, alive: true, restarts: 1, sessions: 12 }, { index: 1, threadId: 8, alive: true, restarts: 0, sessions: 3 }],
   lostConnections: 5,
@@ -83,6 +83,8 @@ test('metrics: names end in _total or a unit, the real server is a label, values
     'fulcrum_config_last_reload_success_timestamp_seconds 2000',
     'fulcrum_runtime_changes 2',
     'fulcrum_runtime_stale_changes 1',
+    'fulcrum_runtime_changes_applied_total 7',
+    'fulcrum_runtime_commits_total 3',
   ]) assert.ok(text.split('\n').includes(line), `missing: ${line}\n${text}`);
   assert.match(text, /^# TYPE fulcrum_real_server_connections_total counter$/m);
   assert.match(text, /^# TYPE fulcrum_real_server_active_connections gauge$/m);

@@ -150,6 +150,8 @@ export function createMetrics(view: () => StatusView, board: StatusBoard, defaul
     for (const [outcome, n] of Object.entries(v().packets)) e({ outcome }, n);
   });
   readGauge<never>('fulcrum_runtime_changes', 'Runtime changes (fulcrum adm, API) laid over the configuration file', [], (e) => e({}, v().runtime.changes));
+  readCounter<never>('fulcrum_runtime_changes_applied_total', 'Runtime changes (fulcrum adm, API) accepted and applied since start', [], (e) => e({}, v().runtime.applied));
+  readCounter<never>('fulcrum_runtime_commits_total', 'Durable saves of the runtime changes; concurrent changes share one (group commit)', [], (e) => e({}, v().runtime.commits));
   readGauge<never>('fulcrum_runtime_stale_changes', 'Runtime changes the configuration file gives no target', [], (e) => e({}, v().runtime.stale.length));
   readGauge<'service' | 'server'>('fulcrum_drain_remaining_connections', 'Connections and templates still holding a drain', srvL, (e) => {
     for (const d of v().drains) e({ service: d.service, server: d.server }, d.active + d.inactive + d.templates);

@@ -70,7 +70,12 @@ export interface StatusView {
   readonly vrrp: readonly VrrpView[];
   /** VRRP packets dropped, by reason (all instances and unknown VRIDs). */
   readonly vrrpDrops: Readonly<Record<string, number>>;
-  readonly runtime: { readonly changes: number; readonly stale: readonly string[]; readonly where: string };
+  /**
+   * `changes`: entries laid over the file now; `applied`: runtime changes accepted since
+   * start; `commits`: the durable saves that carried them (fewer when concurrent changes
+   * were committed together).
+   */
+  readonly runtime: { readonly changes: number; readonly stale: readonly string[]; readonly where: string; readonly applied: number; readonly commits: number };
   readonly drains: readonly DrainStatus[];
   readonly reloads: { readonly ok: number; readonly failed: number; readonly lastOkAt: number; readonly lastFailedAt: number };
   /** The userspace proxy's worker threads (empty when it runs on the daemon's loop). */
@@ -142,7 +147,10 @@ export function statusView(daemon: Pick<Daemon, 'configuration' | 'plane' | 'run
     services,
     vrrp: daemon.vrrpStatus(),
     vrrpDrops: daemon.vrrpDrops(),
-    runtime: { changes: rt.overlay.services.length + rt.overlay.servers.length, stale: rt.stale, where: rt.where },
+    runtime: {
+      changes: rt.overlay.services.length + rt.overlay.servers.length, stale: rt.stale, where: rt.where,
+      applied: rt.commits.changes, commits: rt.commits.commits,
+    },
     drains: drainList,
     reloads: { ...daemon.reloads },
     workers: daemon.plane.workers?.() ?? [],

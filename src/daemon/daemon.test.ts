@@ -66,6 +66,7 @@ async function rig(dir: string, text: string, o: Partial<DaemonOptions> = {}, fn
   }
 }
 
+const label = (e: DaemonEvent): string => (e.type === 'runtime' || e.type === 'runtime-rejected' ? `${e.type} ${e.source}` : e.type);
 const weights = (p: FakeDataPlane): number[] => [...(p.held.services.get(SVC)?.servers.values() ?? [])].map((s) => s.weight);
 
 test('reload: a VRRP preparation that fails rejects the whole reload — counted, logged, the data plane and VRRP as they were', () => withTempDir((dir) =>
@@ -165,6 +166,57 @@ test('runtime: a change that cannot be saved is refused as unavailable, names th
     }
     assert.deepEqual(weights(r.plane), [1, 2], 'the plane is back to the running configuration');
     assert.deepEqual(r.daemon.runtime.overlay.servers, []);
+  });
+}));
+
+test('runtime: concurrent changes are committed together (one plan, one save), each batch refused or accepted on its own, in order with reloads', () => withTempDir((dir) => {
+  const store = new MemoryRuntimeStore();
+  return rig(dir, vs([1, 2, 3]), { runtime: store }, async (r) => {
+    await r.daemon.start();
+    const plans = r.plane.history.length;
+    // Four callers at once: the second batch's first command is valid, its second is not.
+    const [a, b, c, d] = await Promise.all([
+      r.daemon.change([cmd('-e -t 10.0.0.1:80 -r 10.0.1.1:80 -m -w 5')], 'a'),
+      r.daemon.change([cmd('-e -t 10.0.0.1:80 -r 10.0.1.2:80 -m -w 7'), cmd('-e -t 10.0.0.1:80 -r 10.0.1.9:80 -m -w 1')], 'b'),
+      r.daemon.change([cmd('-e -t 10.0.0.1:80 -r 10.0.1.3:80 -m -w 8')], 'c'),
+      r.daemon.change([cmd('-Z -t 10.0.0.1:80')], 'd'),
+    ]);
+    assert.equal(a.ok, true);
+    assert.deepEqual(b, { ok: false, reason: 'No such destination', status: 'not-found', index: 1 });
+    assert.equal(c.ok, true);
+    assert.equal(d.ok, true);
+    assert.deepEqual(weights(r.plane), [5, 2, 8], 'a and c applied; none of the refused batch b');
+    assert.equal(r.plane.history.length - plans, 1, 'one plan for the group');
+    assert.equal(store.saves, 1, 'one durable save for the group');
+    assert.deepEqual(r.daemon.commits, { changes: 3, commits: 1, largestGroup: 3 });
+    assert.deepEqual(r.events.filter((e) => e.type === 'runtime' || e.type === 'runtime-rejected').map(label),
+      ['runtime-rejected b', 'runtime a', 'runtime c', 'runtime d']);
+
+    // A reload queued between two changes closes the group: the later change applies after it.
+    r.events.length = 0;
+    r.write(vs([1, 2, 4]));
+    const [e, , f] = await Promise.all([
+      r.daemon.change([cmd('-e -t 10.0.0.1:80 -r 10.0.1.1:80 -m -w 6')], 'e'),
+      r.daemon.reload(),
+      r.daemon.change([cmd('-e -t 10.0.0.1:80 -r 10.0.1.2:80 -m -w 9')], 'f'),
+    ]);
+    assert.equal(e.ok && f.ok, true);
+    assert.deepEqual(r.events.filter((x) => x.type === 'runtime' || x.type === 'reloaded').map(label), ['runtime e', 'reloaded', 'runtime f']);
+    assert.deepEqual(weights(r.plane), [6, 9, 8], 'the runtime edits stay over the reloaded file');
+    assert.equal(store.saves, 3);
+
+    // The data plane refuses the grouped change: each batch is committed again alone.
+    r.plane.failWhen((op) => (op.op === 'add-server' && op.server.key === '10.0.1.7:80' ? DataPlaneErrorCode.UNSUPPORTED : null));
+    const [g, h] = await Promise.all([
+      r.daemon.change([cmd('-e -t 10.0.0.1:80 -r 10.0.1.3:80 -m -w 2')], 'g'),
+      r.daemon.change([cmd('-a -t 10.0.0.1:80 -r 10.0.1.7:80 -m -w 1')], 'h'),
+    ]);
+    assert.equal(g.ok, true);
+    assert.equal(h.ok, false);
+    if (!h.ok) assert.match(h.reason, /cannot apply it: injected E_DP_UNSUPPORTED/);
+    assert.deepEqual(weights(r.plane), [6, 9, 2]);
+    assert.equal(store.saves, 4, 'only g was saved');
+    assert.deepEqual(r.daemon.runtime.overlay.servers.map((x) => x.key).sort(), ['10.0.1.1:80', '10.0.1.2:80', '10.0.1.3:80']);
   });
 }));
 

@@ -79,6 +79,15 @@ export type ChangeOutcome =
   | { readonly ok: true; readonly ops: number; readonly failed: readonly string[] }
   | { readonly ok: false; readonly reason: string; readonly status: 'conflict' | 'not-found' | 'unavailable'; readonly index?: number };
 
+/** A runtime change waiting for its group's commit. */
+interface PendingChange {
+  readonly cmds: readonly IpvsCommand[];
+  readonly source: string;
+  readonly text: readonly string[];
+  readonly resolve: (o: ChangeOutcome) => void;
+  readonly reject: (err: unknown) => void;
+}
+
 /** A drain in progress, with what is still holding it. */
 export interface DrainStatus {
   readonly service: string;
@@ -163,10 +172,13 @@ export class Daemon {
   private aside: ReadonlyMap<string, string> = new Map();
   private readonly store: RuntimeStore;
   private readonly loader: ConfigLoader;
-  /** Reloads and runtime changes, one at a time, in arrival order. */
   readonly vrrp: VrrpRunner;
   /** Set as stop() begins: VRRP's goodbye must not reopen or reshuffle services. */
   private closing = false;
+  /** Runtime changes applied, and the durable commits that carried them (group commit). */
+  readonly commits = { changes: 0, commits: 0, largestGroup: 0 };
+  /** Changes waiting for the same commit (see change()); null once that commit has begun. */
+  private openGroup: PendingChange[] | null = null;
   /** Reload outcomes since start (for metrics). */
   readonly reloads = { ok: 0, failed: 0, lastOkAt: 0, lastFailedAt: 0 };
   /** Connection sync between directors (lvs_sync_daemon / ipvsadm --start-daemon). */
@@ -299,6 +311,7 @@ export class Daemon {
     for (const m of this.staleEntries) publishDaemon({ type: 'notice', message: `${this.store.where}: ${m} (kept; drop runtime changes with \`fulcrum adm runtime --forget\`)` });
   }
 
+  /** Reloads and runtime changes, one at a time, in arrival order. */
   private readonly serial: Serial = serialQueue();
 
   /** The configuration in effect (file + runtime changes), once started. */
@@ -307,8 +320,8 @@ export class Daemon {
   }
 
   /** The runtime changes in effect, and those that found nothing to change. */
-  get runtime(): { readonly overlay: RuntimeOverlay; readonly stale: readonly string[]; readonly where: string } {
-    return { overlay: this.overlay, stale: this.staleEntries, where: this.store.where };
+  get runtime(): { readonly overlay: RuntimeOverlay; readonly stale: readonly string[]; readonly where: string; readonly commits: { readonly changes: number; readonly commits: number } } {
+    return { overlay: this.overlay, stale: this.staleEntries, where: this.store.where, commits: this.commits };
   }
 
   /**
@@ -398,7 +411,7 @@ export class Daemon {
    * (see the file comment): in effect everywhere, or rejected with everything as it was.
    */
   reload(): Promise<StartOutcome> {
-    return this.serial(async () => {
+    return this.exclusive(async () => {
       if (this.stopping) return this.rejectReload(['the director is stopping']);
       const { config: base, errors } = await this.load();
       if (!base) return this.rejectReload(errors);
@@ -485,51 +498,120 @@ export class Daemon {
    * the ones before it made (ipvsadm's rules and messages) in one linear pass; if all pass,
    * the new overlay is applied through the director like a reload and saved once it
    * applied. `source` names who asked.
+   *
+   * Group commit: changes that arrive while another change, reload or drain is being
+   * applied wait together and are committed as one — each batch checked on its own (a
+   * refused batch refuses only its own commands), then one reconcile and one durable save
+   * for all of them. Order is kept: a reload, drain or forget queued after a change closes
+   * the group, so later changes never overtake it. Every caller still gets its answer only
+   * once its change is applied and saved. If the data plane refuses the grouped change,
+   * each batch is committed again alone, so one bad batch cannot take others down with it.
    */
   change(cmds: readonly IpvsCommand[], source: string, text: readonly string[] = []): Promise<ChangeOutcome> {
-    return this.serial(async () => {
-      const refuse = (reason: string, status: 'conflict' | 'not-found' | 'unavailable', index?: number): ChangeOutcome => {
-        publishDaemon({ type: 'runtime-rejected', source, commands: text, reason });
-        return { ok: false, reason, status, ...(index !== undefined ? { index } : {}) };
-      };
-      const base = this.base;
-      if (!base || this.stopping) return refuse('the director is not running', 'unavailable');
-      const rec = new OverlayRecorder(this.overlay, base, this.config ?? base);
-      const zero: (string | undefined)[] = [];
-      const touched = new Set<string>();
-      for (const [i, cmd] of cmds.entries()) {
-        if (cmd.op === 'zero') {
-          const key = cmd.service ? serviceIdKey(cmd.service) : undefined;
-          if (key !== undefined && !rec.hasService(key)) return refuse('No such service', 'not-found', i);
-          zero.push(key);
-          continue;
-        }
-        if (!changesTable(cmd)) continue;
-        const bad = this.methodProblem(cmd);
-        if (bad) return refuse(bad, 'conflict', i);
-        const r = rec.record(cmd);
-        if (!r.ok) return refuse(r.message, r.code === DiagnosticCode.NOT_FOUND ? 'not-found' : 'conflict', i);
-        if ('service' in cmd && cmd.service) touched.add(serviceIdKey(cmd.service));
+    return new Promise<ChangeOutcome>((resolve, reject) => {
+      const pending: PendingChange = { cmds, source, text, resolve, reject };
+      if (this.openGroup !== null) {
+        this.openGroup.push(pending);
+        return;
       }
-      let ops = 0;
-      let failed: readonly string[] = [];
-      const overlay = rec.overlay;
-      if (overlay !== this.overlay) {
-        // A new command for a service whose runtime entries were set aside brings them back.
-        const aside = new Map([...this.aside].filter(([k]) => !touched.has(k)));
-        const r = await this.commitOverlay(base, overlay, aside);
-        if ('refused' in r) return refuse(r.refused, r.status);
-        ({ ops, failed } = r);
-      }
-      for (const z of zero) this.opts.plane.zero(z);
-      publishDaemon({ type: 'runtime', source, commands: text, ops });
-      return { ok: true, ops, failed };
+      const group = [pending];
+      this.openGroup = group;
+      this.serial(() => {
+        if (this.openGroup === group) this.openGroup = null;
+        return this.commitGroup(group);
+      }).catch((err: unknown) => {
+        for (const p of group) p.reject(err);
+      });
     });
+  }
+
+  /** Queue a task behind the changes already waiting; changes after it start a new group. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    this.openGroup = null;
+    return this.serial(fn);
+  }
+
+  private refuseChange(p: PendingChange, reason: string, status: 'conflict' | 'not-found' | 'unavailable', index?: number): void {
+    publishDaemon({ type: 'runtime-rejected', source: p.source, commands: p.text, reason });
+    p.resolve({ ok: false, reason, status, ...(index !== undefined ? { index } : {}) });
+  }
+
+  /** Check one batch into `rec`; what it zeroes and the services it touches, or why not. */
+  private recordBatch(rec: OverlayRecorder, cmds: readonly IpvsCommand[]):
+    | { ok: true; zero: (string | undefined)[]; touched: Set<string> }
+    | { ok: false; reason: string; status: 'conflict' | 'not-found'; index: number } {
+    const zero: (string | undefined)[] = [];
+    const touched = new Set<string>();
+    for (const [i, cmd] of cmds.entries()) {
+      if (cmd.op === 'zero') {
+        const key = cmd.service ? serviceIdKey(cmd.service) : undefined;
+        if (key !== undefined && !rec.hasService(key)) return { ok: false, reason: 'No such service', status: 'not-found', index: i };
+        zero.push(key);
+        continue;
+      }
+      if (!changesTable(cmd)) continue;
+      const bad = this.methodProblem(cmd);
+      if (bad) return { ok: false, reason: bad, status: 'conflict', index: i };
+      const r = rec.record(cmd);
+      if (!r.ok) return { ok: false, reason: r.message, status: r.code === DiagnosticCode.NOT_FOUND ? 'not-found' : 'conflict', index: i };
+      if ('service' in cmd && cmd.service) touched.add(serviceIdKey(cmd.service));
+    }
+    return { ok: true, zero, touched };
+  }
+
+  /** Check every batch of `group`, then apply and save the accepted ones as one commit. */
+  private async commitGroup(group: readonly PendingChange[]): Promise<void> {
+    const base = this.base;
+    if (!base || this.stopping) {
+      for (const p of group) this.refuseChange(p, 'the director is not running', 'unavailable');
+      return;
+    }
+    let rec = new OverlayRecorder(this.overlay, base, this.config ?? base);
+    /** The overlay the accepted batches make (a refused batch may have recorded part of itself into `rec`). */
+    let accepted = this.overlay;
+    const ok: { p: PendingChange; zero: (string | undefined)[]; touched: Set<string> }[] = [];
+    for (const [i, p] of group.entries()) {
+      const r = this.recordBatch(rec, p.cmds);
+      if (r.ok) {
+        ok.push({ p, zero: r.zero, touched: r.touched });
+        accepted = rec.overlay;
+        continue;
+      }
+      this.refuseChange(p, r.reason, r.status, r.index);
+      if (i < group.length - 1) rec = new OverlayRecorder(accepted, base, this.effectiveOf(base, accepted).config);
+    }
+    if (ok.length === 0) return;
+    let ops = 0;
+    let failed: readonly string[] = [];
+    if (accepted !== this.overlay) {
+      // A new command for a service whose runtime entries were set aside brings them back.
+      const touched = new Set(ok.flatMap((a) => [...a.touched]));
+      const aside = new Map([...this.aside].filter(([k]) => !touched.has(k)));
+      const r = await this.commitOverlay(base, accepted, aside);
+      if ('refused' in r) {
+        if (ok.length === 1) {
+          const only = ok[0];
+          if (only) this.refuseChange(only.p, r.refused, r.status);
+          return;
+        }
+        for (const a of ok) await this.commitGroup([a.p]);
+        return;
+      }
+      ({ ops, failed } = r);
+      this.commits.commits++;
+    }
+    this.commits.changes += ok.length;
+    this.commits.largestGroup = Math.max(this.commits.largestGroup, ok.length);
+    for (const a of ok) {
+      for (const z of a.zero) this.opts.plane.zero(z);
+      publishDaemon({ type: 'runtime', source: a.p.source, commands: a.p.text, ops });
+      a.p.resolve({ ok: true, ops, failed });
+    }
   }
 
   /** Drop every runtime change: back to exactly what the file says. */
   forgetRuntime(source: string): Promise<ChangeOutcome> {
-    return this.serial(async () => {
+    return this.exclusive(async () => {
       if (!this.base || this.stopping) return { ok: false, reason: 'the director is not running', status: 'unavailable' };
       const r = await this.commitOverlay(this.base, EMPTY_OVERLAY, new Map());
       if ('refused' in r) return { ok: false, reason: r.refused, status: r.status };
@@ -558,7 +640,7 @@ export class Daemon {
    * so a drain outlives a reload or a restart.
    */
   drain(server: string, service: string | undefined, deadline: number, source: string): Promise<ChangeOutcome & { drains?: DrainStatus[] }> {
-    return this.serial(async () => {
+    return this.exclusive(async () => {
       const base = this.base;
       const eff = this.config;
       if (!base || !eff || this.stopping) return { ok: false, reason: 'the director is not running', status: 'unavailable' };
@@ -599,7 +681,7 @@ export class Daemon {
    * that is not draining is `not-found`.
    */
   undrain(server: string, service: string | undefined, source: string): Promise<ChangeOutcome & { restored?: { service: string; weight: number }[] }> {
-    return this.serial(async () => {
+    return this.exclusive(async () => {
       const base = this.base;
       const eff = this.config;
       if (!base || !eff || this.stopping) return { ok: false, reason: 'the director is not running', status: 'unavailable' };
@@ -650,7 +732,7 @@ export class Daemon {
 
   /** Remove each drained server that is idle, past its deadline, or already gone. */
   private checkDrains(): Promise<void> {
-    return this.serial(async () => {
+    return this.exclusive(async () => {
       const base = this.base;
       const eff = this.config;
       if (!base || !eff || this.stopping || this.overlay.drains.length === 0) return;
