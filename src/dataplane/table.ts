@@ -19,28 +19,65 @@ export interface Screened {
 
 export interface TableEntry {
   spec: ServiceSpec;
-  readonly servers: Map<string, ServerSpec>;
+  /** Read it, never change it: a clone may share it (SpecTable copies it before a change). */
+  readonly servers: ReadonlyMap<string, ServerSpec>;
+}
+
+/** An entry as the table holds it: `own` is its servers map once no other table shares it. */
+interface HeldEntry extends TableEntry {
+  servers: ReadonlyMap<string, ServerSpec>;
+  own: Map<string, ServerSpec> | null;
 }
 
 export class SpecTable {
-  readonly services = new Map<string, TableEntry>();
+  private readonly held = new Map<string, HeldEntry>();
+  readonly services: ReadonlyMap<string, TableEntry> = this.held;
   private closed = false;
 
   /** The plane closed: forget every entry and refuse every later op with E_DP_CLOSED. */
   close(): void {
     this.closed = true;
-    this.services.clear();
+    this.held.clear();
   }
 
   get isClosed(): boolean {
     return this.closed;
   }
 
-  /** A draft: the same entries, whose server maps can change without touching this table. */
+  /**
+   * A draft: the same entries, whose server maps can change without touching this table.
+   * The maps are shared until either table changes one (then it copies it first), so a
+   * draft of a 1,000-server table for a one-weight plan copies one service's map, not all.
+   */
   clone(): SpecTable {
     const c = new SpecTable();
-    for (const [k, e] of this.services) c.services.set(k, { spec: e.spec, servers: new Map(e.servers) });
+    for (const [k, e] of this.held) {
+      e.own = null;
+      c.held.set(k, { spec: e.spec, servers: e.servers, own: null });
+    }
     return c;
+  }
+
+  /** Put `key` back as `from` (a clone taken earlier) holds it, or remove it if `from` has none. */
+  restore(key: string, from: SpecTable): void {
+    const was = from.held.get(key);
+    if (!was) {
+      this.held.delete(key);
+      return;
+    }
+    was.own = null;
+    this.held.set(key, { spec: was.spec, servers: was.servers, own: null });
+  }
+
+  /** The servers of `service` to change, copied first if another table may share them. */
+  private writable(service: string): Map<string, ServerSpec> | undefined {
+    const e = this.held.get(service);
+    if (!e) return undefined;
+    if (e.own === null) {
+      e.own = new Map(e.servers);
+      e.servers = e.own;
+    }
+    return e.own;
   }
 
   /**
@@ -94,34 +131,34 @@ export class SpecTable {
   /** Record an op that `check` accepted. */
   commit(op: PlanOp): void {
     switch (op.op) {
-      case 'add-service':
-        this.services.set(op.service.key, { spec: op.service, servers: new Map() });
+      case 'add-service': {
+        const own = new Map<string, ServerSpec>();
+        this.held.set(op.service.key, { spec: op.service, servers: own, own });
         return;
+      }
       case 'edit-service': {
-        const s = this.services.get(op.service.key);
+        const s = this.held.get(op.service.key);
         if (s) s.spec = op.service;
         return;
       }
       case 'remove-service':
-        this.services.delete(op.key);
+        this.held.delete(op.key);
         return;
       case 'add-server':
       case 'edit-server':
-        this.services.get(op.service)?.servers.set(op.server.key, op.server);
+        this.writable(op.service)?.set(op.server.key, op.server);
         return;
       case 'remove-server':
-        this.services.get(op.service)?.servers.delete(op.key);
+        this.writable(op.service)?.delete(op.key);
         return;
       case 'weight': {
-        const s = this.services.get(op.service);
-        const r = s?.servers.get(op.key);
-        if (s && r) s.servers.set(op.key, { ...r, weight: op.weight });
+        const r = this.held.get(op.service)?.servers.get(op.key);
+        if (r) this.writable(op.service)?.set(op.key, { ...r, weight: op.weight });
         return;
       }
       case 'load': {
-        const s = this.services.get(op.service);
-        const r = s?.servers.get(op.key);
-        if (s && r) s.servers.set(op.key, { ...r, agentLoad: Number.isNaN(op.load) ? undefined : op.load });
+        const r = this.held.get(op.service)?.servers.get(op.key);
+        if (r) this.writable(op.service)?.set(op.key, { ...r, agentLoad: Number.isNaN(op.load) ? undefined : op.load });
         return;
       }
     }

@@ -107,7 +107,7 @@ export class HealthMonitor {
   private pending = new Map<string, { service: string; server: string; obs: Observation }>();
   private flushQueued = false;
   /** The services the last setConfig went through, with their entries' keys. */
-  private seen = new WeakMap<VirtualServer, readonly string[]>();
+  private seen = new Map<VirtualServer, readonly string[]>();
   private stopped = false;
 
   constructor(private readonly opts: HealthMonitorOptions) {
@@ -120,14 +120,15 @@ export class HealthMonitor {
   setConfig(config: FulcrumConfig): void {
     if (this.stopped) return;
     this.config = config;
+    // Only services whose objects changed are walked: an entry can go only with a service
+    // object the last call saw and this one does not, and stays if a new object names it.
     const want = new Set<string>();
-    const seen = new WeakMap<VirtualServer, readonly string[]>();
+    const seen = new Map<VirtualServer, readonly string[]>();
     for (const vs of config.virtualServers) {
       // A service object the last call saw whole (applyOverlay keeps every service a runtime
       // change does not touch): its entries are as they were, nothing to do.
       const same = this.seen.get(vs);
       if (same) {
-        for (const k of same) want.add(k);
         seen.set(vs, same);
         continue;
       }
@@ -153,13 +154,17 @@ export class HealthMonitor {
       }
       seen.set(vs, keys);
     }
-    this.seen = seen;
-    for (const [key, e] of this.entries) {
-      if (want.has(key)) continue;
-      this.stopEntry(e);
-      this.entries.delete(key);
-      this.feedback.forget(key);
+    for (const [vs, keys] of this.seen) {
+      if (seen.has(vs)) continue;
+      for (const key of keys) {
+        const e = this.entries.get(key);
+        if (e === undefined || want.has(key)) continue;
+        this.stopEntry(e);
+        this.entries.delete(key);
+        this.feedback.forget(key);
+      }
     }
+    this.seen = seen;
   }
 
   stop(): void {

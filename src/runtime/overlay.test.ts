@@ -5,7 +5,7 @@ import { DiagnosticSink } from '../errors/index.js';
 import { applyIpvsCommand, formatIpvsSave, parseIpvsadmLine, splitLine, type IpvsCommand } from '../config/ipvsadm/index.js';
 import type { FulcrumConfig } from '../model/types.js';
 import { parseText } from '../testing/index.js';
-import { applyOverlay, EMPTY_OVERLAY, ipvsView, parseOverlay, recordCommand, type RuntimeOverlay } from './index.js';
+import { applyOverlay, EMPTY_OVERLAY, ipvsView, OverlayRecorder, parseOverlay, recordCommand, type RuntimeOverlay } from './index.js';
 
 const FILE = `
 virtual_server 10.0.0.1 80 {
@@ -164,6 +164,26 @@ describe('runtime overlay', () => {
       const back = applyOverlay(base, parseOverlay(JSON.stringify(ov), 'f'), 'proxy').config;
       assert.deepEqual(formatIpvsSave(ipvsView(back)), formatIpvsSave(ipvsView(eff.config)));
     }), { numRuns: 300 });
+  });
+
+  it('checking commands never changes the running table it shares (the per-service views are reused, copied on write)', () => {
+    const base = config();
+    const before = formatIpvsSave(ipvsView(base));
+    const rec = new OverlayRecorder(EMPTY_OVERLAY, base, base);
+    for (const line of ['-e -t 10.0.0.1:80 -r 10.0.1.1:80 --proxy -w 9', '-d -t 10.0.0.1:80 -r 10.0.1.2:80', '-a -t 10.0.0.1:80 -r 10.0.1.3:80 --proxy -w 2']) {
+      assert.equal(rec.record(cmd(line)).ok, true, line);
+    }
+    assert.deepEqual(formatIpvsSave(ipvsView(base)), before, 'the running view is untouched');
+    // A second recorder over the same running configuration starts from it, not from the first's edits.
+    const again = new OverlayRecorder(EMPTY_OVERLAY, base, base);
+    assert.equal(again.record(cmd('-a -t 10.0.0.1:80 -r 10.0.1.3:80 --proxy -w 2')).ok, true, 'not added by the first recorder');
+    assert.equal(again.record(cmd('-d -t 10.0.0.1:80 -r 10.0.1.2:80')).ok, true, 'not deleted by the first recorder');
+    // The view of the new effective configuration has the edits, and only the touched service was rebuilt.
+    const eff = applyOverlay(base, rec.overlay, 'proxy').config;
+    assert.deepEqual(formatIpvsSave(ipvsView(eff)).filter((l) => l.includes('10.0.0.1:80')), [
+      '-A -t 10.0.0.1:80 -s wrr', '-a -t 10.0.0.1:80 -r 10.0.1.1:80 --proxy -w 9', '-a -t 10.0.0.1:80 -r 10.0.1.3:80 --proxy -w 2',
+    ]);
+    assert.equal(ipvsView(eff).services[1], ipvsView(base).services[1], 'the untouched service is the same object');
   });
 
   it('names the file and the field when a saved overlay is damaged', () => {

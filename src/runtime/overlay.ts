@@ -21,8 +21,8 @@
  */
 import { DiagnosticSink } from '../errors/index.js';
 import {
-  IpvsTableIndex, ipvsRealServer, ipvsVirtualServer, serviceIdKey,
-  type IpvsCommand, type IpvsTable, type ServerOptions, type ServiceId, type ServiceOptions,
+  IpvsTableIndex, ipvsRealServer, ipvsVirtualServer, serverKey, serviceIdKey,
+  type IndexedService, type IpvsCommand, type IpvsService, type IpvsTable, type ServerOptions, type ServiceId, type ServiceOptions,
 } from '../config/ipvsadm/index.js';
 import { formatHostPort } from '../model/address.js';
 import { timeoutsOf } from '../director/desired.js';
@@ -142,24 +142,53 @@ export function applyOverlay(base: FulcrumConfig, ov: RuntimeOverlay, method: Fo
   return { config: { ...base, global, virtualServers: services }, stale };
 }
 
+/**
+ * One service as ipvsadm sees it, with its real servers indexed, or null for a group
+ * endpoint (which ipvsadm cannot name). Kept per service object: configurations are
+ * immutable and a runtime change or reload rebuilds only the services it touched, so a
+ * command checked against a table of 1,000 real servers re-derives only the touched ones.
+ */
+const ipvsServices = new WeakMap<VirtualServer, { readonly listed: IpvsService; readonly indexed: IndexedService } | null>();
+
+function ipvsServiceOf(vs: VirtualServer): { readonly listed: IpvsService; readonly indexed: IndexedService } | null {
+  const had = ipvsServices.get(vs);
+  if (had !== undefined) return had;
+  const ep = vs.endpoint;
+  let out: { listed: IpvsService; indexed: IndexedService } | null = null;
+  if (ep.kind !== 'group') {
+    const id: ServiceId = ep.kind === 'fwmark'
+      ? { kind: 'fwmark', mark: ep.mark, family: ep.family }
+      : { kind: 'address', protocol: vs.protocol, family: ep.family, address: ep.address, port: ep.port };
+    const servers: ServerOptions[] = vs.realServers.map((r) => ({
+      family: r.family, address: r.address, port: r.port, method: r.method, weight: r.weight,
+      uthreshold: r.uthreshold, lthreshold: r.lthreshold, tunnel: r.tunnel,
+    }));
+    const options: ServiceOptions = { scheduler: vs.scheduler, schedFlags: vs.schedFlags, persistence: vs.persistence, ops: vs.ops };
+    out = {
+      listed: { id, options, servers },
+      indexed: { key: serviceIdKey(id), id, options, servers: new Map(servers.map((r) => [serverKey(r), r])) },
+    };
+  }
+  ipvsServices.set(vs, out);
+  return out;
+}
+
+/** The keys of a service's real servers, kept per (immutable) service object like ipvsServices. */
+const serverKeys = new WeakMap<VirtualServer, ReadonlySet<string>>();
+
+function serverKeysOf(vs: VirtualServer): ReadonlySet<string> {
+  let keys = serverKeys.get(vs);
+  if (keys === undefined) serverKeys.set(vs, (keys = new Set(vs.realServers.map(realServerKey))));
+  return keys;
+}
+
 /** The effective configuration as ipvsadm sees it: what its commands are checked against. */
 export function ipvsView(config: FulcrumConfig): IpvsTable {
   return {
     timeouts: timeoutsOf(config),
     services: config.virtualServers.flatMap((vs) => {
-      const ep = vs.endpoint;
-      if (ep.kind === 'group') return [];
-      const id: ServiceId = ep.kind === 'fwmark'
-        ? { kind: 'fwmark', mark: ep.mark, family: ep.family }
-        : { kind: 'address', protocol: vs.protocol, family: ep.family, address: ep.address, port: ep.port };
-      return [{
-        id,
-        options: { scheduler: vs.scheduler, schedFlags: vs.schedFlags, persistence: vs.persistence, ops: vs.ops },
-        servers: vs.realServers.map((r) => ({
-          family: r.family, address: r.address, port: r.port, method: r.method, weight: r.weight,
-          uthreshold: r.uthreshold, lthreshold: r.lthreshold, tunnel: r.tunnel,
-        })),
-      }];
+      const s = ipvsServiceOf(vs);
+      return s ? [s.listed] : [];
     }),
   };
 }
@@ -189,16 +218,19 @@ export class OverlayRecorder {
   /** Server entry keys by service, for deleting a service's entries at once. */
   private readonly byService = new Map<string, Set<string>>();
   /** The file's services by key, each with its real servers' keys. */
-  private readonly baseServers: Map<string, Set<string>>;
+  private readonly baseServers: Map<string, ReadonlySet<string>>;
   private timeouts: RuntimeOverlay['timeouts'];
   private changed = false;
 
   constructor(private readonly ov: RuntimeOverlay, base: FulcrumConfig, effective: FulcrumConfig) {
-    this.table = new IpvsTableIndex(ipvsView(effective));
+    this.table = IpvsTableIndex.over(timeoutsOf(effective), effective.virtualServers.flatMap((vs) => {
+      const s = ipvsServiceOf(vs);
+      return s ? [s.indexed] : [];
+    }));
     this.services = new Map(ov.services.map((e) => [e.key, e]));
     this.servers = new Map();
     for (const e of ov.servers) this.putServer(e);
-    this.baseServers = new Map(base.virtualServers.map((vs) => [serviceKey(vs), new Set(vs.realServers.map(realServerKey))]));
+    this.baseServers = new Map(base.virtualServers.map((vs) => [serviceKey(vs), serverKeysOf(vs)]));
     this.timeouts = ov.timeouts;
   }
 

@@ -24,15 +24,32 @@ export interface IpvsTable {
   readonly timeouts: IpvsTimeouts;
 }
 
+/** A service with its real servers indexed by `address:port` (shared: never modified). */
+export interface IndexedService {
+  readonly key: string;
+  readonly id: ServiceId;
+  readonly options: ServiceOptions;
+  readonly servers: ReadonlyMap<string, ServerOptions>;
+}
+
+interface TableEntry {
+  id: ServiceId;
+  options: ServiceOptions;
+  servers: ReadonlyMap<string, ServerOptions>;
+  /** `servers` once this table owns it; null while it is a shared map, copied at the first write. */
+  own: Map<string, ServerOptions> | null;
+}
+
 export const EMPTY_TABLE: IpvsTable = { services: [], timeouts: { tcp: 900, tcpfin: 120, udp: 300 } };
+
+/** `address:port`: how ipvsadm's commands name a real server within its service. */
+export function serverKey(s: { address: string; port: number }): string {
+  return formatHostPort(s.address, s.port);
+}
 
 export function serviceIdKey(id: ServiceId): string {
   return id.kind === 'fwmark' ? endpointKey({ kind: 'fwmark', mark: id.mark, family: id.family }, 'tcp')
     : endpointKey({ kind: 'address', family: id.family, address: id.address, port: id.port }, id.protocol);
-}
-
-function serverKey(s: { address: string; port: number }): string {
-  return formatHostPort(s.address, s.port);
 }
 
 /**
@@ -42,12 +59,34 @@ function serverKey(s: { address: string; port: number }): string {
  */
 export class IpvsTableIndex {
   /** Insertion-ordered, as ipvsadm lists services. */
-  private readonly services = new Map<string, { id: ServiceId; options: ServiceOptions; servers: Map<string, ServerOptions> }>();
+  private readonly services = new Map<string, TableEntry>();
   timeouts: IpvsTimeouts;
 
   constructor(table: IpvsTable = EMPTY_TABLE) {
     this.timeouts = table.timeouts;
-    for (const s of table.services) this.services.set(serviceIdKey(s.id), { id: s.id, options: s.options, servers: new Map(s.servers.map((r) => [serverKey(r), r])) });
+    for (const s of table.services) {
+      const own = new Map(s.servers.map((r) => [serverKey(r), r]));
+      this.services.set(serviceIdKey(s.id), { id: s.id, options: s.options, servers: own, own });
+    }
+  }
+
+  /**
+   * A table over already-indexed services whose server maps it shares (copying one only when
+   * a command changes that service's servers): O(services), not O(real servers), so checking
+   * one command against a large table costs what the command touches.
+   */
+  static over(timeouts: IpvsTimeouts, services: Iterable<IndexedService>): IpvsTableIndex {
+    const t = new IpvsTableIndex({ timeouts, services: [] });
+    for (const s of services) t.services.set(s.key, { id: s.id, options: s.options, servers: s.servers, own: null });
+    return t;
+  }
+
+  private static writable(s: TableEntry): Map<string, ServerOptions> {
+    if (s.own === null) {
+      s.own = new Map(s.servers);
+      s.servers = s.own;
+    }
+    return s.own;
   }
 
   has(key: string): boolean {
@@ -70,7 +109,8 @@ export class IpvsTableIndex {
       case 'add-service': {
         const key = serviceIdKey(cmd.service);
         if (this.services.has(key)) return fail('Service already exists');
-        this.services.set(key, { id: cmd.service, options: cmd.options, servers: new Map() });
+        const own = new Map<string, ServerOptions>();
+        this.services.set(key, { id: cmd.service, options: cmd.options, servers: own, own });
         return true;
       }
       case 'edit-service': {
@@ -90,10 +130,10 @@ export class IpvsTableIndex {
         const has = s.servers.has(key);
         if (cmd.op === 'add-server') {
           if (has) return fail('Destination already exists');
-          s.servers.set(key, cmd.server);
+          IpvsTableIndex.writable(s).set(key, cmd.server);
         } else if (!has) return missing('No such destination');
-        else if (cmd.op === 'edit-server') s.servers.set(key, cmd.server);
-        else s.servers.delete(key);
+        else if (cmd.op === 'edit-server') IpvsTableIndex.writable(s).set(key, cmd.server);
+        else IpvsTableIndex.writable(s).delete(key);
         return true;
       }
       case 'clear':

@@ -204,9 +204,7 @@ export class XdpDataPlane implements DataPlane {
         kernelFailed.add(key);
         // The table says what the kernel holds: this service goes back to what it was, and
         // the kernel is brought back to that (what was written of it is undone).
-        const was = before.services.get(key);
-        if (was) this.table.services.set(key, was);
-        else this.table.services.delete(key);
+        this.table.restore(key, before);
         await this.syncService(key).catch((undo: unknown) => reportFailure('xdp', FailureCode.XDP, undo, { service: key, what: 'undo' }));
         reportFailure('xdp', FailureCode.XDP, err, { service: key });
         failed.push(...accepted.filter((op) => opServiceKey(op) === key).map((op) => ({ op, code: DataPlaneErrorCode.KERNEL, message: errorMessage(err) })));
