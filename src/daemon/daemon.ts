@@ -795,7 +795,10 @@ export class Daemon {
         await this.fifoScripts.stop();
       })
       .then(() => this.bgp.stop().catch((err: unknown) => reportFailure('bgp', errorCode(err) ?? BgpErrorCode.SPEAKER, err)))
-      .then(() => publishDaemon({ type: 'stopped' }));
+      .then(() => {
+        this.store.close?.();
+        publishDaemon({ type: 'stopped' });
+      });
     return this.stopping;
   }
 
