@@ -97,6 +97,12 @@ export class ReactorStream {
   private pending: Buffer | null = null;
   private onRead: ((events: number) => void) | null = null;
   private open = true;
+  /**
+   * The events the fd is registered for. Raised as soon as someone waits for more; lowered
+   * only when an event comes that no one waits for — so a probe's connect, write, read and
+   * close cost one epoll_ctl MOD (for the reply), not one per step.
+   */
+  private mask = EPOLLOUT;
   private static readonly buf = Buffer.alloc(16 * 1024);
 
   private constructor(private readonly r: Reactor, readonly fd: number) {}
@@ -128,7 +134,8 @@ export class ReactorStream {
           reject(errnoError(`connect to ${target.address}:${target.port}`, err));
           return;
         }
-        r.modify(fd, 0);
+        // Still registered for EPOLLOUT: the caller writes next, and if it does not, the
+        // next writable event it did not ask for lowers the mask (events()).
         resolve(s);
       };
       r.add(fd, EPOLLOUT, { onEvents: (e) => s.events(e) });
@@ -136,8 +143,25 @@ export class ReactorStream {
   }
 
   private events(e: number): void {
-    if ((e & EPOLLOUT) && this.pending !== null) this.flush();
-    if (this.onRead !== null) this.onRead(e);
+    let handled = false;
+    if ((e & EPOLLOUT) && this.pending !== null) {
+      this.flush();
+      handled = true;
+    }
+    if (this.onRead !== null) {
+      this.onRead(e);
+      handled = true;
+    }
+    if (!handled && this.open && this.mask !== this.wanted()) this.setMask(this.wanted());
+  }
+
+  private wanted(): number {
+    return (this.onRead !== null ? EPOLLIN : 0) | (this.pending !== null ? EPOLLOUT : 0);
+  }
+
+  private setMask(m: number): void {
+    this.r.modify(this.fd, m);
+    this.mask = m;
   }
 
   private flush(): void {
@@ -150,8 +174,10 @@ export class ReactorStream {
     this.interest();
   }
 
+  /** Register for what is waited for now, if the fd is not registered for it yet. */
   private interest(): void {
-    if (this.open) this.r.modify(this.fd, (this.onRead !== null ? EPOLLIN : 0) | (this.pending !== null ? EPOLLOUT : 0));
+    const want = this.wanted();
+    if (this.open && (want & ~this.mask) !== 0) this.setMask(want);
   }
 
   /** Queue `data` (written now as far as the socket takes it, the rest when it can). */
@@ -167,8 +193,8 @@ export class ReactorStream {
       if (signal.aborted || !this.open) return reject(abortError());
       const settle = (f: () => void): void => {
         signal.removeEventListener('abort', onAbort);
+        // Interest is lowered lazily (see `mask`): a probe closes right after its read.
         this.onRead = null;
-        this.interest();
         f();
       };
       const onAbort = (): void => settle(() => reject(abortError()));
