@@ -95,7 +95,9 @@ export function probeConnect(target: ProbeTarget, signal: AbortSignal): Promise<
  */
 export class ReactorStream {
   private pending: Buffer | null = null;
-  private onRead: ((events: number) => void) | null = null;
+  private onRead: (() => void) | null = null;
+  /** Until the connect completes: what its first writable (or error) event does. */
+  private onConnect: (() => void) | null = null;
   private open = true;
   /**
    * The events the fd is registered for. Raised as soon as someone waits for more; lowered
@@ -103,6 +105,8 @@ export class ReactorStream {
    * close cost one epoll_ctl MOD (for the reply), not one per step.
    */
   private mask = EPOLLOUT;
+  /** Events delivered to this stream (for tests: a stream waiting on a reply is not woken). */
+  wakes = 0;
   private static readonly buf = Buffer.alloc(16 * 1024);
 
   private constructor(private readonly r: Reactor, readonly fd: number) {}
@@ -125,9 +129,9 @@ export class ReactorStream {
         reject(abortError());
       };
       signal.addEventListener('abort', onAbort, { once: true });
-      s.onRead = () => {
+      s.onConnect = () => {
         signal.removeEventListener('abort', onAbort);
-        s.onRead = null;
+        s.onConnect = null;
         const err = r.socketError(fd);
         if (err !== 0) {
           s.destroy();
@@ -143,16 +147,17 @@ export class ReactorStream {
   }
 
   private events(e: number): void {
-    let handled = false;
-    if ((e & EPOLLOUT) && this.pending !== null) {
-      this.flush();
-      handled = true;
+    this.wakes++;
+    if (this.onConnect !== null) {
+      // The mask stays EPOLLOUT for the write that usually follows at once.
+      this.onConnect();
+      return;
     }
-    if (this.onRead !== null) {
-      this.onRead(e);
-      handled = true;
-    }
-    if (!handled && this.open && this.mask !== this.wanted()) this.setMask(this.wanted());
+    // What fired that no one was waiting for (interest is lowered lazily, here).
+    const idle = e & (EPOLLIN | EPOLLOUT) & ~this.wanted();
+    if ((e & EPOLLOUT) && this.pending !== null) this.flush();
+    if (this.onRead !== null && (e & (EPOLLIN | EPOLLERR | EPOLLHUP)) !== 0) this.onRead();
+    if (idle !== 0 && this.open) this.setMask(this.wanted());
   }
 
   private wanted(): number {
@@ -199,8 +204,7 @@ export class ReactorStream {
       };
       const onAbort = (): void => settle(() => reject(abortError()));
       signal.addEventListener('abort', onAbort, { once: true });
-      this.onRead = (e) => {
-        if ((e & (EPOLLIN | EPOLLERR | EPOLLHUP)) === 0) return;
+      this.onRead = () => {
         const buf = ReactorStream.buf;
         const n = this.r.read(this.fd, buf, buf.length);
         if (n === -EAGAIN) return;

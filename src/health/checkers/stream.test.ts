@@ -16,6 +16,9 @@ import type { HttpCheck, HttpUrl } from '../../model/types.js';
 import { checkerCompliance, probeOnce as once } from '../compliance.js';
 import type { ProbeTarget } from '../types.js';
 import { TcpChecker } from './tcp.js';
+import { ReactorStream, readStream } from '../stream.js';
+import { reactorAvailable } from '../../sys/reactor.js';
+import { createServer } from 'node:net';
 import { HttpChecker, requestText } from './http.js';
 import { SmtpChecker } from './smtp.js';
 import { closedPort, floodPeer, nginxCommand, selfSignedCert, silentPeer, startDaemonProcess, tcpPeer, tricklePeer } from '../../testing/peers.js';
@@ -54,6 +57,42 @@ checkerCompliance('HTTP_GET', {
 checkerCompliance('SMTP_CHECK', {
   build: (t) => new SmtpChecker(t, 'director.test'), silent: async () => { const p = await silentPeer(); return { target: at(p.port), close: p.close }; },
   refused: async () => at(await closedPort()),
+});
+
+test('a probe stream writes a request larger than the socket takes, then sleeps until the reply: no wake-ups while it waits', { skip: !reactorAvailable() }, async () => {
+  const request = Buffer.alloc(8 << 20, 0x61);
+  let got = 0;
+  let allIn: () => void = () => undefined;
+  const everything = new Promise<void>((r) => { allIn = r; });
+  let reply: () => void = () => undefined;
+  const srv = createServer((sock) => {
+    sock.on('data', (c: Buffer) => {
+      got += c.length;
+      if (got === request.length) allIn();
+    });
+    reply = () => sock.end('ok\n');
+    sock.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as net.AddressInfo).port;
+  const ac = new AbortController();
+  const s = await ReactorStream.connect(at(port), ac.signal);
+  try {
+    s.write(request);
+    const answer = readStream(s, ac.signal, (c) => c.includes(0x0a));
+    await everything;
+    // The request is all written; the reply is held back for many turns of the event loop.
+    const before = s.wakes;
+    for (let i = 0; i < 200; i++) await new Promise((r) => setImmediate(r));
+    const idle = s.wakes - before;
+    reply();
+    assert.equal(await answer, 'done');
+    assert.ok(idle <= 2, `woken ${idle} times while nothing was due (a writable socket it no longer needed)`);
+    assert.equal(got, request.length);
+  } finally {
+    s.destroy();
+    await new Promise((r) => srv.close(r));
+  }
 });
 
 test('TCP_CHECK: up against a listener, refused when closed, bindto is the source address', async () => {
