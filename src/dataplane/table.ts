@@ -3,6 +3,7 @@
  * every plane shares: an op against a missing service or server, or adding what exists,
  * is refused with a stable code before the plane does anything.
  */
+import { ownServers, type SharedServers } from '../model/shared-map.js';
 import { DataPlaneErrorCode, type OpFailure, type PlanOp, type ServerSpec, type ServiceSpec } from './types.js';
 
 /** The service an op is about (its key). */
@@ -23,10 +24,9 @@ export interface TableEntry {
   readonly servers: ReadonlyMap<string, ServerSpec>;
 }
 
-/** An entry as the table holds it: `own` is its servers map once no other table shares it. */
-interface HeldEntry extends TableEntry {
+/** An entry as the table holds it: its servers map is shared with clones until written. */
+interface HeldEntry extends TableEntry, SharedServers<ServerSpec> {
   servers: ReadonlyMap<string, ServerSpec>;
-  own: Map<string, ServerSpec> | null;
 }
 
 export class SpecTable {
@@ -72,12 +72,7 @@ export class SpecTable {
   /** The servers of `service` to change, copied first if another table may share them. */
   private writable(service: string): Map<string, ServerSpec> | undefined {
     const e = this.held.get(service);
-    if (!e) return undefined;
-    if (e.own === null) {
-      e.own = new Map(e.servers);
-      e.servers = e.own;
-    }
-    return e.own;
+    return e ? ownServers(e) : undefined;
   }
 
   /**

@@ -21,7 +21,7 @@
  */
 import { DiagnosticSink } from '../errors/index.js';
 import {
-  IpvsTableIndex, ipvsRealServer, ipvsVirtualServer, serverKey, serviceIdKey,
+  IpvsTableIndex, ipvsRealServer, ipvsVirtualServer, serviceIdKey,
   type IndexedService, type IpvsCommand, type IpvsService, type IpvsTable, type ServerOptions, type ServiceId, type ServiceOptions,
 } from '../config/ipvsadm/index.js';
 import { formatHostPort } from '../model/address.js';
@@ -166,7 +166,7 @@ function ipvsServiceOf(vs: VirtualServer): { readonly listed: IpvsService; reado
     const options: ServiceOptions = { scheduler: vs.scheduler, schedFlags: vs.schedFlags, persistence: vs.persistence, ops: vs.ops };
     out = {
       listed: { id, options, servers },
-      indexed: { key: serviceIdKey(id), id, options, servers: new Map(servers.map((r) => [serverKey(r), r])) },
+      indexed: { key: serviceIdKey(id), id, options, servers: new Map(servers.map((r) => [realServerKey(r), r])) },
     };
   }
   ipvsServices.set(vs, out);

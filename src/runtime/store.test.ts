@@ -14,6 +14,15 @@ const weightOf = (o: RuntimeOverlay): number | undefined => {
   const e = o.servers[0];
   return e && e.state !== 'deleted' ? e.server.weight : undefined;
 };
+/** A store in `dir` that saved weights 1 (compacted into the file) and 2 (in the journal), then closed. */
+function savedTwice(dir: string): { file: string; journal: string } {
+  const file = path.join(dir, 'runtime.json');
+  const s = new FileRuntimeStore(file);
+  s.save(ov(1));
+  s.save(ov(2));
+  s.close();
+  return { file, journal: s.journal };
+}
 const lines = (file: string): number => fs.readFileSync(file, 'utf8').split('\n').filter((l) => l !== '').length;
 
 test('runtime store: a save is one journal append; the file is current; a fresh store reads the newest save back', () => withTempDir((dir) => {
@@ -34,12 +43,8 @@ test('runtime store: a save is one journal append; the file is current; a fresh 
 }));
 
 test('runtime store: a save cut short is ignored, and the next start compacts it away', () => withTempDir((dir) => {
-  const file = path.join(dir, 'runtime.json');
-  const s = new FileRuntimeStore(file);
-  s.save(ov(1));
-  s.save(ov(2));
-  s.close();
-  fs.appendFileSync(s.journal, JSON.stringify(ov(9)).slice(0, 40));
+  const { file, journal } = savedTwice(dir);
+  fs.appendFileSync(journal, JSON.stringify(ov(9)).slice(0, 40));
   const again = new FileRuntimeStore(file);
   assert.equal(weightOf(again.load()), 2, 'the torn line was never acknowledged');
   again.save(ov(4));
@@ -50,25 +55,21 @@ test('runtime store: a save cut short is ignored, and the next start compacts it
 }));
 
 test('runtime store: damage is named with its file and line; set aside moves file and journal', () => withTempDir((dir) => {
-  const file = path.join(dir, 'runtime.json');
-  const s = new FileRuntimeStore(file);
-  s.save(ov(1));
-  s.save(ov(2));
-  s.close();
-  fs.appendFileSync(s.journal, '{"version": 2}\n');
+  const { file, journal } = savedTwice(dir);
+  fs.appendFileSync(journal, '{"version": 2}\n');
   assert.throws(() => new FileRuntimeStore(file).load(), (err: unknown) => {
     assert.ok(err instanceof Error && 'code' in err && err.code === 'E_RUNTIME_STATE');
-    assert.ok(err.message.startsWith(`${s.journal}:2: not a version 1 runtime overlay`), err.message);
+    assert.ok(err.message.startsWith(`${journal}:2: not a version 1 runtime overlay`), err.message);
     return true;
   });
   const moved = new FileRuntimeStore(file).setAside();
   assert.ok(moved?.startsWith(`${file}.rejected-`), String(moved));
   assert.equal(fs.existsSync(`${moved}.journal`), true);
-  assert.equal(fs.existsSync(file) || fs.existsSync(s.journal), false);
+  assert.equal(fs.existsSync(file) || fs.existsSync(journal), false);
   assert.deepEqual(new FileRuntimeStore(file).load(), EMPTY_OVERLAY);
   // With an empty journal, the file is what counts, and its damage is named too.
   fs.writeFileSync(file, 'nope');
-  fs.writeFileSync(s.journal, '');
+  fs.writeFileSync(journal, '');
   assert.throws(() => new FileRuntimeStore(file).load(), new RegExp(`^.*${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: not JSON`));
 }));
 

@@ -21,10 +21,10 @@
  * the two interleaved (docs/benchmarks.md), and the save is the largest part of a change.
  */
 import {
-  closeSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync,
+  closeSync, fdatasyncSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync,
 } from 'node:fs';
 import { dirname } from 'node:path';
-import { FulcrumError } from '../errors/index.js';
+import { errorCode, errorMessage, FulcrumError } from '../errors/index.js';
 import { EMPTY_OVERLAY, type RuntimeOverlay } from './overlay.js';
 
 export const RuntimeErrorCode = {
@@ -95,19 +95,15 @@ export function parseOverlay(text: string, where: string): RuntimeOverlay {
   return v as unknown as RuntimeOverlay;
 }
 
-/** Compact once the journal holds this many bytes (and at least 4 overlays' worth). */
+/** Compact once the journal holds this many bytes. */
 const COMPACT_BYTES = 1 << 20;
 
-function errnoCode(err: unknown): string | undefined {
-  return err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
-}
-
-function readIfAny(path: string, where: string): string | null {
+function readIfAny(path: string): string | null {
   try {
     return readFileSync(path, 'utf8');
   } catch (err: unknown) {
-    if (errnoCode(err) === 'ENOENT') return null;
-    throw new FulcrumError(RuntimeErrorCode.BAD_STATE, `${where}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    if (errorCode(err) === 'ENOENT') return null;
+    throw new FulcrumError(RuntimeErrorCode.BAD_STATE, `${path}: ${errorMessage(err)}`, { cause: err });
   }
 }
 
@@ -122,7 +118,7 @@ export class FileRuntimeStore implements RuntimeStore {
   }
 
   load(): RuntimeOverlay {
-    const j = readIfAny(this.journal, this.journal);
+    const j = readIfAny(this.journal);
     if (j !== null) {
       // Only complete lines count: a line without its newline is a save cut short.
       const lines = j.slice(0, j.lastIndexOf('\n') + 1).split('\n');
@@ -131,7 +127,7 @@ export class FileRuntimeStore implements RuntimeStore {
       const line = lines[last - 1];
       if (line !== undefined) return parseOverlay(line, `${this.journal}:${last}`);
     }
-    const text = readIfAny(this.where, this.where);
+    const text = readIfAny(this.where);
     return text === null ? EMPTY_OVERLAY : parseOverlay(text, this.where);
   }
 
@@ -185,22 +181,19 @@ export class FileRuntimeStore implements RuntimeStore {
   /** Make `ov` the durable file, then empty the journal and keep it open for appending. */
   private compact(ov: RuntimeOverlay): void {
     this.writeFile(ov, true);
-    if (this.fd === null) {
-      const fd = openSync(this.journal, 'a', 0o600);
-      try {
-        ftruncateSync(fd, 0);
-        fsyncSync(fd);
-        this.syncDir();
-      } catch (err: unknown) {
-        closeSync(fd);
-        throw err;
-      }
-      this.fd = fd;
-    } else {
-      ftruncateSync(this.fd, 0);
-      fsyncSync(this.fd);
+    const opened = this.fd === null;
+    const fd = this.fd ?? openSync(this.journal, 'a', 0o600);
+    try {
+      ftruncateSync(fd, 0);
+      fsyncSync(fd);
+      // A journal made just now is durable only once its directory entry is.
+      if (opened) this.syncDir();
+    } catch (err: unknown) {
+      if (opened) closeSync(fd);
+      throw err;
     }
-    this.journalBytes = fstatSync(this.fd).size;
+    this.fd = fd;
+    this.journalBytes = 0;
   }
 
   private writeFile(ov: RuntimeOverlay, durable: boolean): void {

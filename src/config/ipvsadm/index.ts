@@ -10,7 +10,7 @@ import { EMPTY_TABLE, IpvsTableIndex, tableToVirtualServers, type IpvsTable } fr
 export type { ArgToken, IpvsCommand, ServerOptions, ServiceId, ServiceOptions } from './parse.js';
 export { IPVSADM_OPTIONS, joinArgs, parseHostPort, parseIpvsadmLine, splitLine } from './parse.js';
 export type { IndexedService, IpvsService, IpvsTable, IpvsTimeouts } from './table.js';
-export { applyIpvsCommand, EMPTY_TABLE, IpvsTableIndex, formatIpvsSave, ipvsRealServer, ipvsVirtualServer, METHOD_FLAG, serverKey, serviceIdKey, tableToVirtualServers } from './table.js';
+export { applyIpvsCommand, EMPTY_TABLE, IpvsTableIndex, formatIpvsSave, ipvsRealServer, ipvsVirtualServer, METHOD_FLAG, serviceIdKey, tableToVirtualServers } from './table.js';
 export { formatConnections, formatList, formatTimeouts, IPVS_VERSION_LINE, type ListFormat } from './list.js';
 
 export interface IpvsadmRulesResult {

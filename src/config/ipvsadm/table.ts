@@ -7,6 +7,7 @@ import { DiagnosticCode, type DiagnosticSink } from '../../errors/index.js';
 import { formatHostPort } from '../../model/address.js';
 import * as D from '../../model/defaults.js';
 import { endpointKey } from '../../model/keys.js';
+import { ownServers, type SharedServers } from '../../model/shared-map.js';
 import type { ForwardingMethod, Protocol, RealServer, ServiceEndpoint, VirtualServer } from '../../model/types.js';
 import type { IpvsCommand, ServerOptions, ServiceId, ServiceOptions } from './parse.js';
 
@@ -32,24 +33,20 @@ export interface IndexedService {
   readonly servers: ReadonlyMap<string, ServerOptions>;
 }
 
-interface TableEntry {
+interface TableEntry extends SharedServers<ServerOptions> {
   id: ServiceId;
   options: ServiceOptions;
-  servers: ReadonlyMap<string, ServerOptions>;
-  /** `servers` once this table owns it; null while it is a shared map, copied at the first write. */
-  own: Map<string, ServerOptions> | null;
 }
 
 export const EMPTY_TABLE: IpvsTable = { services: [], timeouts: { tcp: 900, tcpfin: 120, udp: 300 } };
 
-/** `address:port`: how ipvsadm's commands name a real server within its service. */
-export function serverKey(s: { address: string; port: number }): string {
-  return formatHostPort(s.address, s.port);
-}
-
 export function serviceIdKey(id: ServiceId): string {
   return id.kind === 'fwmark' ? endpointKey({ kind: 'fwmark', mark: id.mark, family: id.family }, 'tcp')
     : endpointKey({ kind: 'address', family: id.family, address: id.address, port: id.port }, id.protocol);
+}
+
+function serverKey(s: { address: string; port: number }): string {
+  return formatHostPort(s.address, s.port);
 }
 
 /**
@@ -79,14 +76,6 @@ export class IpvsTableIndex {
     const t = new IpvsTableIndex({ timeouts, services: [] });
     for (const s of services) t.services.set(s.key, { id: s.id, options: s.options, servers: s.servers, own: null });
     return t;
-  }
-
-  private static writable(s: TableEntry): Map<string, ServerOptions> {
-    if (s.own === null) {
-      s.own = new Map(s.servers);
-      s.servers = s.own;
-    }
-    return s.own;
   }
 
   has(key: string): boolean {
@@ -130,10 +119,10 @@ export class IpvsTableIndex {
         const has = s.servers.has(key);
         if (cmd.op === 'add-server') {
           if (has) return fail('Destination already exists');
-          IpvsTableIndex.writable(s).set(key, cmd.server);
+          ownServers(s).set(key, cmd.server);
         } else if (!has) return missing('No such destination');
-        else if (cmd.op === 'edit-server') IpvsTableIndex.writable(s).set(key, cmd.server);
-        else IpvsTableIndex.writable(s).delete(key);
+        else if (cmd.op === 'edit-server') ownServers(s).set(key, cmd.server);
+        else ownServers(s).delete(key);
         return true;
       }
       case 'clear':
