@@ -210,7 +210,7 @@ function health(): void {
  * /var/tmp: the journal (FileRuntimeStore) against the rename path every save took before
  * 2026-12-02 (temporary file, fsync, rename, fsync of the directory), interleaved.
  */
-function saves(): void {
+async function saves(): Promise<void> {
   const dir = fs.mkdtempSync('/var/tmp/fulcrum-bench-save-');
   const overlay = (weight: number): RuntimeOverlay => ({
     ...EMPTY_OVERLAY,
@@ -235,7 +235,7 @@ function saves(): void {
       const rename: number[] = [];
       for (let i = 0; i < 300; i++) {
         let t = performance.now();
-        store.save(overlay(i));
+        await store.save(overlay(i));
         journal.push(performance.now() - t);
         t = performance.now();
         renamePath(path.join(dir, 'old.json'), overlay(i));
@@ -253,7 +253,7 @@ async function main(): Promise<void> {
   console.log(`# bench:ops — ${new Date().toISOString()}, ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), Linux ${os.release()}, node ${process.version}, load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   await cliStartup();
   await metricsAndRss();
-  saves();
+  await saves();
   if (process.env['BENCH_SKIP_HEALTH'] !== '1') health();
 }
 

@@ -170,8 +170,7 @@ test('api: concurrent changes are serialised: every distinct add lands, and of r
   for (const r of b) if (r.status === 409) assert.equal(r.body.error?.message, 'Destination already exists');
   const v = (await apiRequest<StatusView>(s.unix, 'GET', '/v1/status')).body;
   assert.equal(v.services[0]?.servers.length, 2 + 20 + 1);
-  const saved = JSON.parse(fs.readFileSync(s.stateFile, 'utf8')) as { servers: unknown[] };
-  assert.equal(saved.servers.length, 21);
+  assert.equal(new FileRuntimeStore(s.stateFile).load().servers.length, 21, 'saved');
 }));
 
 test('api: drain sets weight 0, waits for the open connection, then removes the server; forget returns to the file', () => withApi(async (s) => {

@@ -21,7 +21,7 @@
 import { DiagnosticCode, errorCode, errorMessage, FailureCode, formatDiagnostic, formatLocation, reportFailure, serialQueue, supervise, type Serial } from '../errors/index.js';
 import { inProcessConfigLoader, type ConfigLoader } from '../config/index.js';
 import { serviceKey } from '../model/keys.js';
-import type { BgpConfig, FulcrumConfig } from '../model/types.js';
+import type { BgpConfig, FulcrumConfig, VirtualServer } from '../model/types.js';
 import { Director, timeoutsOf, type ReconcileResult } from '../director/index.js';
 import { DataPlaneErrorCode, DEFAULT_TIMEOUTS, opServiceKey, type DataPlane, type OpFailure, type ServiceSpec } from '../dataplane/index.js';
 import { systemClock } from '../health/index.js';
@@ -40,7 +40,7 @@ import { udpSyncTransport, type SyncTransport } from '../sys/sync-socket.js';
 import { BgpErrorCode, BgpSpeaker, type Announcer } from '../bgp/index.js';
 import { LazyAnnouncer } from '../bgp/lazy.js';
 import {
-  applyOverlay, EMPTY_OVERLAY, ipvsView, MemoryRuntimeStore, OverlayRecorder, changesTable,
+  applyOverlay, EMPTY_OVERLAY, ipvsView, MemoryRuntimeStore, OverlayRecorder, RuntimeErrorCode, changesTable,
   type DrainEntry, type OverlayResult, type RuntimeOverlay, type RuntimeStore,
 } from '../runtime/index.js';
 
@@ -107,18 +107,41 @@ export interface StartOutcome {
 
 /** Why a service cannot run on this data plane (a method it lacks): its key and the message. */
 export function planeMismatchesByService(config: FulcrumConfig, plane: DataPlane): { key: string; message: string }[] {
+  let known = mismatchMemo.get(plane);
+  if (!known) {
+    known = new WeakMap();
+    mismatchMemo.set(plane, known);
+  }
   const out: { key: string; message: string }[] = [];
   for (const vs of config.virtualServers) {
-    const methods = new Set([vs.method, ...vs.realServers.map((r) => r.method)]);
-    for (const m of methods) {
-      if (plane.methods.includes(m)) continue;
-      const where = vs.loc ? `${formatLocation(vs.loc)}: ` : '';
-      out.push({
-        key: serviceKey(vs),
-        message: `${where}virtual server ${serviceKey(vs)} uses ${m.toUpperCase()} forwarding, which needs the kernel (nftables) data plane; ` +
-          `this director runs the ${plane.name} data plane (${plane.methods.map((x) => x.toUpperCase()).join(', ')}). Use lb_kind PROXY to run without kernel privileges.`,
-      });
+    let found = known.get(vs);
+    if (!found) {
+      found = serviceMismatches(vs, plane);
+      known.set(vs, found);
     }
+    for (const m of found) out.push(m);
+  }
+  return out;
+}
+
+/**
+ * What each service object was found to lack, per plane: configurations are immutable and
+ * a runtime change replaces only the services it touches, so a change at 1,000 real servers
+ * walks one service's servers, not all of them.
+ */
+const mismatchMemo = new WeakMap<DataPlane, WeakMap<VirtualServer, readonly { key: string; message: string }[]>>();
+
+function serviceMismatches(vs: VirtualServer, plane: DataPlane): { key: string; message: string }[] {
+  const out: { key: string; message: string }[] = [];
+  const methods = new Set([vs.method, ...vs.realServers.map((r) => r.method)]);
+  for (const m of methods) {
+    if (plane.methods.includes(m)) continue;
+    const where = vs.loc ? `${formatLocation(vs.loc)}: ` : '';
+    out.push({
+      key: serviceKey(vs),
+      message: `${where}virtual server ${serviceKey(vs)} uses ${m.toUpperCase()} forwarding, which needs the kernel (nftables) data plane; ` +
+        `this director runs the ${plane.name} data plane (${plane.methods.map((x) => x.toUpperCase()).join(', ')}). Use lb_kind PROXY to run without kernel privileges.`,
+    });
   }
   return out;
 }
@@ -474,17 +497,19 @@ export class Daemon {
     if (mismatch.length > 0) return { refused: mismatch.join('; '), status: 'conflict' };
     const prev = this.snapshot();
     this.adopt(base, overlay, eff, aside);
+    // Saved while the plane applies it (the journal's flush waits off this loop), and
+    // acknowledged only once both are done. A refused change was saved too: the overlay
+    // in effect is saved again over it (a crash in between restarts with the refused one,
+    // which the plane refuses again — never with an acknowledged change lost).
+    const saved = this.store.save(overlay).then(() => null, (err: unknown) => err);
     const r: ReconcileResult = await this.director.setConfig(eff.config);
+    const saveError = await saved;
     const fatal = permanentOf(r.failed);
-    if (fatal.length > 0) {
+    if (fatal.length > 0 || saveError !== null) {
       await this.rollback(prev, 'runtime change');
+      if (saveError !== null) return { refused: `cannot save the runtime changes to ${this.store.where}: ${errorMessage(saveError)}`, status: 'unavailable' };
+      await this.store.save(prev.overlay).catch((err: unknown) => reportFailure('runtime', RuntimeErrorCode.SAVE, err));
       return { refused: `the data plane cannot apply it: ${fatal.map((f) => f.message).join('; ')}`, status: 'conflict' };
-    }
-    try {
-      this.store.save(overlay);
-    } catch (err: unknown) {
-      await this.rollback(prev, 'runtime change');
-      return { refused: `cannot save the runtime changes to ${this.store.where}: ${errorMessage(err)}`, status: 'unavailable' };
     }
     this.scheduleRetry(r.failed);
     this.health.setConfig(eff.config);

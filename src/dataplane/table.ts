@@ -22,12 +22,18 @@ export interface TableEntry {
   spec: ServiceSpec;
   /** Read it, never change it: a clone may share it (SpecTable copies it before a change). */
   readonly servers: ReadonlyMap<string, ServerSpec>;
+  /** See HeldTable: the same number, the same contents. */
+  readonly rev: number;
 }
 
 /** An entry as the table holds it: its servers map is shared with clones until written. */
 interface HeldEntry extends TableEntry, SharedServers<ServerSpec> {
   servers: ReadonlyMap<string, ServerSpec>;
+  rev: number;
 }
+
+/** Revisions for every table: a fresh one for each change, copied with the entry it names. */
+let revisions = 0;
 
 export class SpecTable {
   private readonly held = new Map<string, HeldEntry>();
@@ -53,7 +59,7 @@ export class SpecTable {
     const c = new SpecTable();
     for (const [k, e] of this.held) {
       e.own = null;
-      c.held.set(k, { spec: e.spec, servers: e.servers, own: null });
+      c.held.set(k, { spec: e.spec, servers: e.servers, own: null, rev: e.rev });
     }
     return c;
   }
@@ -66,13 +72,15 @@ export class SpecTable {
       return;
     }
     was.own = null;
-    this.held.set(key, { spec: was.spec, servers: was.servers, own: null });
+    this.held.set(key, { spec: was.spec, servers: was.servers, own: null, rev: was.rev });
   }
 
   /** The servers of `service` to change, copied first if another table may share them. */
   private writable(service: string): Map<string, ServerSpec> | undefined {
     const e = this.held.get(service);
-    return e ? ownServers(e) : undefined;
+    if (!e) return undefined;
+    e.rev = ++revisions;
+    return ownServers(e);
   }
 
   /**
@@ -128,12 +136,15 @@ export class SpecTable {
     switch (op.op) {
       case 'add-service': {
         const own = new Map<string, ServerSpec>();
-        this.held.set(op.service.key, { spec: op.service, servers: own, own });
+        this.held.set(op.service.key, { spec: op.service, servers: own, own, rev: ++revisions });
         return;
       }
       case 'edit-service': {
         const s = this.held.get(op.service.key);
-        if (s) s.spec = op.service;
+        if (s) {
+          s.spec = op.service;
+          s.rev = ++revisions;
+        }
         return;
       }
       case 'remove-service':

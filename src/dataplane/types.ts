@@ -180,7 +180,15 @@ export interface ConnectionEntry {
 
 /** A plane's own record of what it holds: services by key, each with its servers by key. */
 export interface HeldTable {
-  readonly services: ReadonlyMap<string, { readonly spec: ServiceSpec; readonly servers: ReadonlyMap<string, ServerSpec> }>;
+  readonly services: ReadonlyMap<string, {
+    readonly spec: ServiceSpec;
+    readonly servers: ReadonlyMap<string, ServerSpec>;
+    /**
+     * Changes whenever this service or one of its servers changes (a number never used for
+     * other contents); the diff skips a service it found equal before at the same revision.
+     */
+    readonly rev?: number;
+  }>;
 }
 
 export interface DataPlane {

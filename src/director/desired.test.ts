@@ -63,3 +63,30 @@ test('desired: a one-weight change computes one server spec; every other spec is
   assert.notEqual(d.get(s2)?.spec, a.get(s2)?.spec);
   assert.equal(d.get(s2)?.spec.timeouts.tcp, 42);
 });
+
+test('desired: with `observed`, a service nothing of which changed is the same result object; an observation or quorum change recomputes it', () => {
+  const memo = new DesiredMemo();
+  const none = new Map();
+  const [s1, s2] = ['tcp 10.0.0.1:80', 'tcp 10.0.0.2:80'];
+  const observed = new Map<string, number>();
+  const run = (c: FulcrumConfig, obs: ReadonlyMap<string, { alive: boolean }> = none, quorum: ReadonlyMap<string, boolean> = none): Desired =>
+    computeDesired({ config: c, observations: obs, quorum, memo, observed });
+  const a = run(BASE);
+  const up = new Map([[s1, true], [s2, true]]);
+  const b = run(withWeight(BASE, 0, 1, 7), none, up);
+  assert.equal(b.get(s2), a.get(s2), 'untouched service: the same result');
+  assert.notEqual(b.get(s1), a.get(s1), 'the touched one is computed');
+  // Its observations changed (the director counts them): computed again, with them.
+  const down = new Map([[`${s2}|10.0.2.1:80`, { alive: false }]]);
+  observed.set(s2, 1);
+  const c = run(withWeight(BASE, 0, 1, 7), down, up);
+  assert.notEqual(c.get(s2), b.get(s2));
+  assert.equal(c.get(s2)?.servers.size, 3, 'no checker: an observation does not take it out');
+  // Without `observed`, nothing is trusted: every service is computed (equal, new objects).
+  const d = computeDesired({ config: withWeight(BASE, 0, 1, 7), observations: down, quorum: up, memo });
+  assert.notEqual(d.get(s2), c.get(s2));
+  assert.ok(sameSpec(plain(d), plain(c)));
+  // A quorum state it did not start from or reach: computed again.
+  const e = run(withWeight(BASE, 0, 1, 7), down, new Map([[s1, true], [s2, false]]));
+  assert.notEqual(e.get(s2), c.get(s2));
+});

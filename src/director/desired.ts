@@ -148,6 +148,12 @@ export interface DesiredInput {
   readonly quorum: ReadonlyMap<string, boolean>;
   /** Specs kept from earlier computations (see DesiredMemo); the result is the same without it. */
   readonly memo?: DesiredMemo;
+  /**
+   * A number per service key that changes whenever an observation of one of its servers
+   * changes (the director counts them). With it, the memo hands back a whole service's
+   * result when nothing it depends on changed; without it, every service is computed.
+   */
+  readonly observed?: ReadonlyMap<string, number>;
 }
 
 /** What a service's spec depends on besides its VirtualServer: parts of the configuration. */
@@ -170,6 +176,7 @@ export class DesiredMemo {
   private from: readonly unknown[] = [];
   private ctx: SpecContext | null = null;
   private services = new WeakMap<VirtualServer, ServiceSpec>();
+  private results = new WeakMap<VirtualServer, { readonly observed: number; readonly was: boolean | undefined; readonly out: DesiredService }>();
   private readonly servers = new WeakMap<RealServer, { readonly weight: number; readonly obs: Observation | undefined; readonly spec: ServerSpec }>();
 
   /** The context for `cfg`, the same object while the parts it is made of are the same. */
@@ -178,6 +185,7 @@ export class DesiredMemo {
     if (this.ctx && from.every((x, i) => x === this.from[i])) return this.ctx;
     this.from = from;
     this.services = new WeakMap();
+    this.results = new WeakMap();
     this.ctx = {
       groups: new Map(cfg.virtualServerGroups.map((g) => [g.name, g])),
       timeouts: timeoutsOf(cfg),
@@ -197,6 +205,20 @@ export class DesiredMemo {
     return spec;
   }
 
+  /**
+   * A service's result computed before from the same service object and observations, or
+   * null. The quorum state it started from may also be the one it reached: that state is a
+   * fixed point of nextQuorumState for the same live weight, so the result is the same.
+   */
+  result(vs: VirtualServer, observed: number, was: boolean | undefined): DesiredService | null {
+    const r = this.results.get(vs);
+    return r && r.observed === observed && (r.was === was || r.out.quorumUp === was) ? r.out : null;
+  }
+
+  keep(vs: VirtualServer, observed: number, was: boolean | undefined, out: DesiredService): void {
+    this.results.set(vs, { observed, was, out });
+  }
+
   server(rs: RealServer, weight: number, obs: Observation | undefined): ServerSpec {
     const m = this.servers.get(rs);
     if (m && m.weight === weight && m.obs === obs) return m.spec;
@@ -210,8 +232,16 @@ export function computeDesired(input: DesiredInput): Desired {
   const cfg = input.config;
   const memo = input.memo ?? new DesiredMemo();
   const out = new Map<string, DesiredService>();
+  const whole = input.memo !== undefined && input.observed !== undefined;
   for (const vs of cfg.virtualServers) {
     const spec = memo.service(vs, cfg);
+    const was = input.quorum.get(spec.key);
+    const observed = input.observed?.get(spec.key) ?? 0;
+    const kept = whole ? memo.result(vs, observed, was) : null;
+    if (kept) {
+      out.set(spec.key, kept);
+      continue;
+    }
     const live: ServerSpec[] = [];
     const inhibited: ServerSpec[] = [];
     let liveWeight = 0;
@@ -225,7 +255,7 @@ export function computeDesired(input: DesiredInput): Desired {
         inhibited.push(memo.server(rs, 0, undefined));
       }
     }
-    const quorumUp = nextQuorumState(vs, liveWeight, input.quorum.get(spec.key));
+    const quorumUp = nextQuorumState(vs, liveWeight, was);
     const servers = new Map<string, ServerSpec>();
     const sorry = vs.sorryServer;
     const useSorry = !quorumUp && sorry !== undefined;
@@ -238,7 +268,9 @@ export function computeDesired(input: DesiredInput): Desired {
       };
       servers.set(s.key, s);
     }
-    out.set(spec.key, { spec, servers, quorumUp, liveWeight, vs });
+    const result: DesiredService = { spec, servers, quorumUp, liveWeight, vs };
+    if (whole) memo.keep(vs, observed, was, result);
+    out.set(spec.key, result);
   }
   return out;
 }

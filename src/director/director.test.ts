@@ -96,6 +96,19 @@ test('director: a real server removed and re-added starts afresh, not with its o
   await d.setConfig(conf({ weights: [3, 2] }));
   await d.setConfig(conf());
   assert.deepEqual(ops(plane.history.at(-1)), ['add-server 10.0.1.3:80 w1']);
+  // A verdict that arrives after its server went (a check that was under way) is not kept either.
+  await d.setConfig(conf({ weights: [3, 2] }));
+  await d.observe(SVC, '10.0.1.3:80', { alive: false });
+  await d.setConfig(conf());
+  assert.deepEqual(ops(plane.history.at(-1)), ['add-server 10.0.1.3:80 w1']);
+  // Nor the verdicts of a whole service that went and came back.
+  await d.observe(SVC, '10.0.1.1:80', { alive: false });
+  await d.setConfig(cfg(''));
+  await d.setConfig(conf());
+  assert.deepEqual(ops(plane.history.at(-1)), [`add-service ${SVC}`, 'add-server 10.0.1.1:80 w3', 'add-server 10.0.1.2:80 w2', 'add-server 10.0.1.3:80 w1']);
+  // A later verdict on an unchanged service still counts (its result is not taken from before).
+  await d.observe(SVC, '10.0.1.2:80', { alive: false });
+  assert.deepEqual(ops(plane.history.at(-1)), ['remove-server 10.0.1.2:80']);
 });
 
 test('quorum with hysteresis (truth table)', () => {

@@ -11,7 +11,7 @@ import { channel } from 'node:diagnostics_channel';
 import type { Family, FulcrumConfig, VirtualServer } from '../model/types.js';
 import type { DataPlane, OpFailure, PlanOp, ServiceSpec } from '../dataplane/types.js';
 import { computeDesired, DesiredMemo, observationKey, type Observation } from './desired.js';
-import { diffTables } from './plan.js';
+import { DiffMemo, diffTables } from './plan.js';
 import { realServerKey } from '../model/keys.js';
 import { serialQueue, type Serial } from '../errors/index.js';
 
@@ -72,7 +72,7 @@ export class Director {
   /** A health/agent observation for one real server of one service. */
   observe(service: string, server: string, obs: Observation): Promise<ReconcileResult> {
     return this.serial(() => {
-      this.observations.set(observationKey(service, server), obs);
+      this.note(service, server, obs);
       return this.run();
     });
   }
@@ -80,7 +80,7 @@ export class Director {
   /** Several observations at once (one reconcile for a burst of health transitions). */
   observeMany(batch: readonly { readonly service: string; readonly server: string; readonly obs: Observation }[]): Promise<ReconcileResult> {
     return this.serial(() => {
-      for (const b of batch) this.observations.set(observationKey(b.service, b.server), b.obs);
+      for (const b of batch) this.note(b.service, b.server, b.obs);
       return this.run();
     });
   }
@@ -109,10 +109,50 @@ export class Director {
 
   private readonly serial: Serial = serialQueue();
   private readonly memo = new DesiredMemo();
+  /** Per service key: bumped when an observation of one of its servers changes (the memo's key). */
+  private readonly observed = new Map<string, number>();
+  /** The real servers each service had at the last reconcile, by key. */
+  private readonly configured = new Map<string, { readonly vs: VirtualServer; readonly servers: ReadonlySet<string> }>();
+  /** Observations recorded since the last reconcile (checked against what is configured). */
+  private fresh: { service: string; server: string }[] = [];
+  private readonly diffMemo = new DiffMemo();
+
+  private note(service: string, server: string, obs: Observation): void {
+    this.observations.set(observationKey(service, server), obs);
+    this.observed.set(service, (this.observed.get(service) ?? 0) + 1);
+    this.fresh.push({ service, server });
+  }
+
+  private forgetObservation(service: string, server: string): void {
+    if (this.observations.delete(observationKey(service, server))) this.observed.set(service, (this.observed.get(service) ?? 0) + 1);
+  }
+
+  /**
+   * Forget observations of real servers no longer configured: one that comes back later
+   * starts afresh (as keepalived's checker does), not with a stale verdict. Only services
+   * whose objects changed are walked, and the observations recorded since the last time.
+   */
+  private pruneObservations(desired: ReturnType<typeof computeDesired>): void {
+    for (const [key, d] of desired) {
+      const had = this.configured.get(key);
+      if (had?.vs === d.vs) continue;
+      const servers = new Set(d.vs.realServers.map(realServerKey));
+      if (had) for (const k of had.servers) if (!servers.has(k)) this.forgetObservation(key, k);
+      this.configured.set(key, { vs: d.vs, servers });
+    }
+    for (const [key, had] of this.configured) {
+      if (desired.has(key)) continue;
+      for (const k of had.servers) this.forgetObservation(key, k);
+      this.configured.delete(key);
+    }
+    const fresh = this.fresh;
+    this.fresh = [];
+    for (const f of fresh) if (!this.configured.get(f.service)?.servers.has(f.server)) this.forgetObservation(f.service, f.server);
+  }
 
   private async run(): Promise<ReconcileResult> {
     if (this.config === null) return { applied: [], failed: [] };
-    const desired = computeDesired({ config: this.config, observations: this.observations, quorum: this.quorum, memo: this.memo });
+    const desired = computeDesired({ config: this.config, observations: this.observations, quorum: this.quorum, memo: this.memo, observed: this.observed });
     for (const [key, d] of desired) {
       const was = this.quorum.get(key);
       if (was !== undefined && was !== d.quorumUp) {
@@ -122,18 +162,12 @@ export class Director {
       this.quorum.set(key, d.quorumUp);
     }
     for (const key of [...this.quorum.keys()]) if (!desired.has(key)) this.quorum.delete(key);
-    // Forget observations of real servers no longer configured: one that comes back later
-    // starts afresh (as keepalived's checker does), not with a stale verdict.
-    if (this.observations.size > 0) {
-      const configured = new Set<string>();
-      for (const [key, d] of desired) for (const rs of d.vs.realServers) configured.add(observationKey(key, realServerKey(rs)));
-      for (const key of [...this.observations.keys()]) if (!configured.has(key)) this.observations.delete(key);
-    }
+    this.pruneObservations(desired);
     const gate = this.gate;
     const served = gate ? new Map([...desired].filter(([, d]) => gate(d.spec))) : desired;
     // Against what the plane says it holds: one source of truth, so an op that failed
     // halfway (a move between planes that removed but could not add) is simply re-planned.
-    const plan = diffTables(this.plane.held, { services: served });
+    const plan = diffTables(this.plane.held, { services: served }, this.diffMemo);
     if (plan.ops.length === 0 && this.lastFailures.length === 0) {
       this.noteStates(desired, served);
       return { applied: [], failed: [] };

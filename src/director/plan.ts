@@ -52,28 +52,56 @@ function same(a0: unknown, b0: unknown, inArray: boolean): boolean {
   return nx === ny;
 }
 
-export function diffTables(current: TableView, desired: TableView): Plan {
+/**
+ * Services a diff found equal, by key: the desired entry (by identity) and the revision of
+ * what the plane held then. While both are the same, the next diff skips the service
+ * without looking at its servers — a one-weight change at 1,000 real servers compares one
+ * service. A plane whose table has no revisions is compared in full every time.
+ */
+export class DiffMemo {
+  readonly equal = new Map<string, { readonly want: object; readonly rev: number }>();
+}
+
+export function diffTables(current: TableView, desired: TableView, memo?: DiffMemo): Plan {
   const ops: PlanOp[] = [];
   for (const key of current.services.keys()) if (!desired.services.has(key)) ops.push({ op: 'remove-service', key });
+  if (memo) for (const key of memo.equal.keys()) if (!desired.services.has(key)) memo.equal.delete(key);
+  /** Found equal before, and neither side changed since: nothing to compare. */
+  const skip = new Set<string>();
+  /** The same service spec, on a plane with revisions: remembered if its servers are equal too. */
+  const sameService = new Map<string, number>();
   for (const [key, want] of desired.services) {
     const have = current.services.get(key);
+    const known = memo?.equal.get(key);
+    if (known && known.want === want && have?.rev === known.rev) {
+      skip.add(key);
+      continue;
+    }
     if (!have) ops.push({ op: 'add-service', service: want.spec });
     else if (!sameSpec(have.spec, want.spec)) ops.push({ op: 'edit-service', service: want.spec });
+    else if (memo && have.rev !== undefined) sameService.set(key, have.rev);
   }
   for (const [key, want] of desired.services) {
-    const haveServers = current.services.get(key)?.servers ?? new Map<string, ServerSpec>();
-    for (const sk of haveServers.keys()) if (!want.servers.has(sk)) ops.push({ op: 'remove-server', service: key, key: sk });
-    const edits: PlanOp[] = [];
-    for (const [sk, s] of want.servers) {
-      const h = haveServers.get(sk);
-      if (!h) ops.push({ op: 'add-server', service: key, server: s });
-      else if (sameSpec(h, s)) continue;
-      else if (sameSpec({ ...h, weight: s.weight, agentLoad: s.agentLoad }, s)) {
-        if (h.weight !== s.weight) edits.push({ op: 'weight', service: key, key: sk, weight: s.weight });
-        if (h.agentLoad !== s.agentLoad) edits.push({ op: 'load', service: key, key: sk, load: s.agentLoad ?? Number.NaN });
-      } else edits.push({ op: 'edit-server', service: key, server: s });
-    }
-    for (const e of edits) ops.push(e);
+    if (skip.has(key)) continue;
+    const before = ops.length;
+    diffServers(key, current.services.get(key)?.servers ?? new Map<string, ServerSpec>(), want.servers, ops);
+    const rev = sameService.get(key);
+    if (memo && rev !== undefined && ops.length === before) memo.equal.set(key, { want, rev });
   }
   return { ops };
+}
+
+function diffServers(key: string, haveServers: ReadonlyMap<string, ServerSpec>, wantServers: ReadonlyMap<string, ServerSpec>, ops: PlanOp[]): void {
+  for (const sk of haveServers.keys()) if (!wantServers.has(sk)) ops.push({ op: 'remove-server', service: key, key: sk });
+  const edits: PlanOp[] = [];
+  for (const [sk, s] of wantServers) {
+    const h = haveServers.get(sk);
+    if (!h) ops.push({ op: 'add-server', service: key, server: s });
+    else if (sameSpec(h, s)) continue;
+    else if (sameSpec({ ...h, weight: s.weight, agentLoad: s.agentLoad }, s)) {
+      if (h.weight !== s.weight) edits.push({ op: 'weight', service: key, key: sk, weight: s.weight });
+      if (h.agentLoad !== s.agentLoad) edits.push({ op: 'load', service: key, key: sk, load: s.agentLoad ?? Number.NaN });
+    } else edits.push({ op: 'edit-server', service: key, server: s });
+  }
+  for (const e of edits) ops.push(e);
 }

@@ -140,8 +140,16 @@ export class HealthMonitor {
         want.add(key);
         keys.push(key);
         let e = this.entries.get(key);
-        // The same real server object in the same service: the same checkers and agent.
-        if (e && e.rs === rs && e.vs === vs) continue;
+        // The same real server object: the same checkers and agent. A new service object
+        // around it (another of its servers changed) matters only to the verdict's inputs.
+        if (e && e.rs === rs) {
+          if (e.vs !== vs) {
+            const was = e.vs;
+            e.vs = vs;
+            if (was.scheduler !== vs.scheduler) this.evaluate(e);
+          }
+          continue;
+        }
         if (!e) {
           e = { service, server, rs, vs, runners: new Map(), weights: new Map(), agent: null, sent: null, reason: 'no checks yet' };
           this.entries.set(key, e);

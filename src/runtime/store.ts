@@ -3,9 +3,11 @@
  * its journal, or memory for tests.
  *
  * A save appends the whole overlay as one line to `<file>.journal` and flushes it
- * (fdatasync): one flush, the only wait, before the change is acknowledged. It then writes
- * `<file>` itself afresh (temporary file, rename) without waiting for the disk, so the file
- * an operator reads is always the current overlay. Which one is the truth after a crash:
+ * (fdatasync): one flush, the only wait, before the change is acknowledged. `<file>`
+ * itself, the copy an operator reads, is written afresh (temporary file, rename) without
+ * waiting for the disk, FILE_DELAY_MS after a save — once for a burst of saves — and when
+ * the store closes; `load` (and so `fulcrum run`) reads the journal first, so the file
+ * lagging a save by that much is never what a restart sees. Which one is the truth after a crash:
  *   - the journal's last complete line when the journal has one (a torn last line is a
  *     save that was never acknowledged, and is ignored);
  *   - else the file, which was made durable (flushed, renamed, directory flushed) before
@@ -21,7 +23,7 @@
  * the two interleaved (docs/benchmarks.md), and the save is the largest part of a change.
  */
 import {
-  closeSync, fdatasyncSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync,
+  closeSync, fdatasync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync,
 } from 'node:fs';
 import { dirname } from 'node:path';
 import { errorCode, errorMessage, FulcrumError } from '../errors/index.js';
@@ -38,7 +40,11 @@ export interface RuntimeStore {
   /** Where it is kept, for messages. */
   readonly where: string;
   load(): RuntimeOverlay;
-  save(ov: RuntimeOverlay): void;
+  /**
+   * Make `ov` the saved overlay; resolves once it would survive a crash. One save at a
+   * time: the caller waits for one before it starts the next.
+   */
+  save(ov: RuntimeOverlay): Promise<void>;
   /** Move an unreadable store out of the way (kept for the operator); where it went, or null. */
   setAside(): string | null;
   /** Release what the store holds open (the daemon stopped). */
@@ -52,9 +58,10 @@ export class MemoryRuntimeStore implements RuntimeStore {
   load(): RuntimeOverlay {
     return this.ov;
   }
-  save(ov: RuntimeOverlay): void {
+  save(ov: RuntimeOverlay): Promise<void> {
     this.ov = ov;
     this.saves++;
+    return Promise.resolve();
   }
   setAside(): string | null {
     this.ov = EMPTY_OVERLAY;
@@ -98,6 +105,13 @@ export function parseOverlay(text: string, where: string): RuntimeOverlay {
 /** Compact once the journal holds this many bytes. */
 const COMPACT_BYTES = 1 << 20;
 
+/**
+ * How long after a save the operator's copy is rewritten. Its temporary file, write and
+ * rename cost more than the journal's flush on the project's VM (0.4 ms against 0.3 ms a
+ * save, docs/benchmarks.md), and none of it is needed to acknowledge a change.
+ */
+export const FILE_DELAY_MS = 100;
+
 function readIfAny(path: string): string | null {
   try {
     return readFileSync(path, 'utf8');
@@ -112,6 +126,12 @@ export class FileRuntimeStore implements RuntimeStore {
   /** The journal, open for appending, once this store has compacted (see the file comment). */
   private fd: number | null = null;
   private journalBytes = 0;
+  /** The overlay the operator's copy still has to show, and the timer that writes it. */
+  private due: RuntimeOverlay | null = null;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  /** Journal flushes under way, and whether the store was closed (it closes after them). */
+  private flushing = 0;
+  private closed = false;
 
   constructor(readonly where: string, private readonly compactBytes = COMPACT_BYTES) {
     this.journal = `${where}.journal`;
@@ -133,6 +153,7 @@ export class FileRuntimeStore implements RuntimeStore {
 
   setAside(): string | null {
     const to = `${this.where}.rejected-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    this.cancelFile();
     this.closeJournal();
     let moved: string | null = null;
     for (const [from, dest] of [[this.where, to], [this.journal, `${to}.journal`]] as const) {
@@ -146,7 +167,7 @@ export class FileRuntimeStore implements RuntimeStore {
     return moved;
   }
 
-  save(ov: RuntimeOverlay): void {
+  async save(ov: RuntimeOverlay): Promise<void> {
     if (this.fd === null || this.journalBytes >= this.compactBytes) {
       this.compact(ov);
       return;
@@ -158,8 +179,17 @@ export class FileRuntimeStore implements RuntimeStore {
       const n = writeSync(fd, line);
       // A short write (a full disk) would leave a line that a later one completes wrongly.
       if (n !== line.length) throw new FulcrumError(RuntimeErrorCode.SAVE, `${this.journal}: wrote ${n} of ${line.length} bytes`);
-      fdatasyncSync(fd);
       this.journalBytes += n;
+      // The flush waits in libuv's thread pool: the event loop goes on meanwhile (the
+      // daemon applies the change to the data plane while the disk takes it).
+      this.flushing++;
+      try {
+        await new Promise<void>((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+      } finally {
+        this.flushing--;
+        // Closed meanwhile: the descriptor was kept open for this flush.
+        if (this.closed && this.flushing === 0) this.closeJournal();
+      }
     } catch (err: unknown) {
       // A failed append may have left part of a line: cut it off, and compact next time.
       try {
@@ -167,10 +197,21 @@ export class FileRuntimeStore implements RuntimeStore {
       } catch {
         // The next save compacts anyway.
       }
-      this.closeJournal();
+      if (this.fd === fd) this.closeJournal();
       throw err;
     }
-    // The file an operator reads: current, not flushed (the journal is the durable copy).
+    // The file an operator reads: soon, not flushed (the journal is the durable copy).
+    this.due = ov;
+    this.timer ??= setTimeout(() => this.flush(), FILE_DELAY_MS);
+    this.timer.unref();
+  }
+
+  /** Write the operator's copy now if a save is not in it yet. */
+  flush(): void {
+    this.timer = null;
+    const ov = this.due;
+    if (ov === null) return;
+    this.due = null;
     try {
       this.writeFile(ov, false);
     } catch {
@@ -178,8 +219,15 @@ export class FileRuntimeStore implements RuntimeStore {
     }
   }
 
+  private cancelFile(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.due = null;
+  }
+
   /** Make `ov` the durable file, then empty the journal and keep it open for appending. */
   private compact(ov: RuntimeOverlay): void {
+    this.cancelFile();
     this.writeFile(ov, true);
     const opened = this.fd === null;
     const fd = this.fd ?? openSync(this.journal, 'a', 0o600);
@@ -233,8 +281,11 @@ export class FileRuntimeStore implements RuntimeStore {
     this.fd = null;
   }
 
-  /** Close the journal (the daemon stops). */
+  /** Bring the operator's copy up to date and close the journal (the daemon stops). */
   close(): void {
-    this.closeJournal();
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.flush();
+    this.closed = true;
+    if (this.flushing === 0) this.closeJournal();
   }
 }
