@@ -9,7 +9,7 @@ import { bindConn, eligible, makeDest, overhead, unbindConn } from './dest.js';
 import { persistenceAddress } from '../model/address.js';
 import { PersistenceTable, type TemplateStore } from './persistence.js';
 import { createScheduler } from './factory.js';
-import type { AnySchedulerName, Dest, FlowKey, Scheduler, SharedPosition } from './types.js';
+import type { AnySchedulerName, Dest, FlowKey, Scheduler, SharedPosition, SharedWeights } from './types.js';
 
 export interface ServiceSchedulerOptions {
   readonly scheduler?: AnySchedulerName;
@@ -21,6 +21,8 @@ export interface ServiceSchedulerOptions {
   readonly makeDest?: (rs: ServerFields) => Dest;
   /** rr/wrr: a position shared with other workers. */
   readonly position?: SharedPosition;
+  /** Weights another thread publishes, taken before each choice. */
+  readonly weights?: SharedWeights;
 }
 
 /**
@@ -59,6 +61,9 @@ export class ServiceScheduler {
   private readonly random: (() => number) | undefined;
   private readonly makeDest: (rs: ServerFields) => Dest;
   private readonly position: SharedPosition | undefined;
+  private readonly weights: SharedWeights | undefined;
+  /** The weights' generation last taken (NaN: take them at the next choice). */
+  private weightGen = Number.NaN;
 
   constructor(vs: SchedulableService & { readonly realServers?: readonly ServerFields[] }, opts: ServiceSchedulerOptions = {}) {
     this.vs = vs;
@@ -66,6 +71,7 @@ export class ServiceScheduler {
     this.random = opts.random;
     this.makeDest = opts.makeDest ?? makeDest;
     this.position = opts.position;
+    this.weights = opts.weights;
     this.sched = createScheduler(opts.scheduler ?? vs.scheduler, { flags: vs.schedFlags, random: opts.random, position: opts.position });
     this.templates = opts.templates ?? new PersistenceTable({ expireQuiescentTemplate: opts.expireQuiescentTemplate ?? false });
     this.setServers(vs.realServers ?? []);
@@ -155,6 +161,24 @@ export class ServiceScheduler {
     }
     this.list = next;
     this.sched.update(next);
+    this.weightGen = Number.NaN;
+  }
+
+  /** Take weights published since the last choice (SharedWeights), if any changed. */
+  private syncWeights(): void {
+    const w = this.weights;
+    if (w === undefined) return;
+    const g = w.generation();
+    if (g === this.weightGen) return;
+    this.weightGen = g;
+    let changed = false;
+    for (const d of this.list) {
+      const x = w.weightOf(d);
+      if (x === undefined || x === d.weight) continue;
+      d.weight = x;
+      changed = true;
+    }
+    if (changed) this.sched.update(this.list);
   }
 
   /** Record a server agent's load reading (the agent scheduler reads it; others ignore it). */
@@ -166,6 +190,8 @@ export class ServiceScheduler {
   /** Change one weight (e.g. agent feedback, inhibit_on_failure) and let the scheduler know. */
   setWeight(key: string, weight: number): void {
     const d = this.byKey.get(key);
+    // Published weights are re-read at the next choice: they are never older than this.
+    this.weightGen = Number.NaN;
     if (!d || d.weight === weight) return;
     d.weight = weight;
     this.sched.update(this.list);
@@ -176,6 +202,7 @@ export class ServiceScheduler {
    * new connection (active when `active`). Returns null when no server is available.
    */
   schedule(flow: FlowKey, client: string, now: number, active = true): Dest | null {
+    this.syncWeights();
     const p = this.vs.persistence;
     let d: Dest | null = null;
     let tkey = '';
@@ -207,6 +234,7 @@ export class ServiceScheduler {
    * server. The caller has already unbound the failed attempt.
    */
   reschedule(flow: FlowKey, client: string, now: number, tried: ReadonlySet<Dest>, active = true): Dest | null {
+    this.syncWeights();
     let d = this.sched.pick(flow, now);
     if (d !== null && tried.has(d)) {
       d = null;

@@ -49,6 +49,18 @@ export interface ConnCells {
 }
 
 /**
+ * Weights another thread publishes (the control plane, to the data-plane workers): a
+ * scheduler compares the generation before each choice and, when it moved, takes the
+ * published weight of each of its destinations — a weight change reaches every worker's
+ * next choice without a message to wake it.
+ */
+export interface SharedWeights {
+  generation(): number;
+  /** The published weight of `d`, or undefined when none is published for it. */
+  weightOf(d: Dest): number | undefined;
+}
+
+/**
  * A scheduler's rotating position (rr's last pick, wrr's index and current weight) kept
  * where every worker sees it, so round robin is exact over all of them. `exclusive` runs
  * `fn` with the position to itself (a short critical section: no I/O inside).

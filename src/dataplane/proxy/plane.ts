@@ -214,6 +214,7 @@ class ProxyService implements ServiceRuntime {
       ? new ServiceScheduler(spec, {
         random,
         position: st.position(slot),
+        weights: st.sharedWeights(slot),
         templates: st.templateStore(slot, (s) => plane.destBySlot.get(s)),
         makeDest: (rs) => plane.sharedDest(st, rs),
       })

@@ -22,7 +22,7 @@
  * Times in the template table are deciseconds since the shared epoch (`epochMs`), read from
  * `sharedNow` so that every thread agrees.
  */
-import type { ConnCells, Dest, SharedPosition } from '../../scheduling/types.js';
+import type { ConnCells, Dest, SharedPosition, SharedWeights } from '../../scheduling/types.js';
 import { templateClient, type TemplateStore } from '../../scheduling/persistence.js';
 import ipaddr from 'ipaddr.js';
 import type { Family } from '../../model/types.js';
@@ -40,13 +40,15 @@ export interface SharedLimits {
 
 export const DEFAULT_SHARED_LIMITS: Omit<SharedLimits, 'workers'> = { services: 4096, dests: 65536, templateBuckets: 65536 };
 
-/** Per service: lock, rr counter, wrr index, wrr current weight. */
-export const SERVICE_STRIDE = 4;
+/** Per service: lock, rr counter, wrr index, wrr current weight, weight generation. */
+export const SERVICE_STRIDE = 5;
 const S_LOCK = 0;
 const S_RR = 1;
 const S_WRR = 2;
-/** Per destination: active, inactive, overloaded. */
-export const DEST_STRIDE = 3;
+const S_GEN = 4;
+/** Per destination: active, inactive, overloaded, published weight + 1 (0: none). */
+export const DEST_STRIDE = 4;
+const D_WEIGHT = 3;
 /** Per worker and destination: active, inactive (this worker's share). */
 export const WORKER_DEST_STRIDE = 2;
 /** Traffic counters per destination and per service: conns, inPkts, outPkts, inBytes, outBytes, dropped (services). */
@@ -161,7 +163,39 @@ export class SharedState {
     Atomics.store(this.services, at + S_RR, 0);
     Atomics.store(this.services, at + S_WRR, -1);
     Atomics.store(this.services, at + S_WRR + 1, 0);
+    Atomics.store(this.services, at + S_GEN, 0);
     this.zeroCounters(this.limits.dests + slot);
+  }
+
+  /**
+   * The weight of a destination, where every worker's scheduler reads it (it compares the
+   * service's generation before each choice). Published for every op that sets a weight,
+   * before the op reaches a worker, so what is published is always the latest.
+   */
+  publishWeight(slot: number, weight: number): void {
+    Atomics.store(this.dests, slot * DEST_STRIDE + D_WEIGHT, weight + 1);
+  }
+
+  /** Weights of service `slot` were published: each worker reads them before its next choice. */
+  bumpWeights(slot: number): void {
+    Atomics.add(this.services, slot * SERVICE_STRIDE + S_GEN, 1);
+  }
+
+  // --- workers -----------------------------------------------------------------------
+
+  /** The published weights of service `slot` for its scheduler (scheduling/types.ts). */
+  sharedWeights(slot: number): SharedWeights {
+    const services = this.services;
+    const dests = this.dests;
+    const at = slot * SERVICE_STRIDE + S_GEN;
+    return {
+      generation: () => Atomics.load(services, at),
+      weightOf: (d) => {
+        if (!(d instanceof SharedDest)) return undefined;
+        const w = Atomics.load(dests, d.slot * DEST_STRIDE + D_WEIGHT);
+        return w === 0 ? undefined : w - 1;
+      },
+    };
   }
 
   /**

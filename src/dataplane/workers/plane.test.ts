@@ -53,6 +53,39 @@ test('workers: wrr 3:2:1 over 600 connections is exact over both workers togethe
   }
 }));
 
+test('workers: a weight change is published in the shared state — no worker is sent it — and every worker\'s next choice follows it; a plan sent later keeps it', () => withServers(['a', 'b', 'c'], async (rs) => {
+  const plane = await make();
+  try {
+    const port = await freePort();
+    const svc = serviceSpec('127.0.0.1', port, 'proxy');
+    const servers = rs.map((s, i) => serverSpec('127.0.0.1', s.port, 3 - i, 'proxy'));
+    assert.deepEqual((await plane.apply({ ops: [{ op: 'add-service', service: svc }, ...servers.map((server) => ({ op: 'add-server' as const, service: svc.key, server }))] })).failed, []);
+    const split = async (n: number): Promise<Record<string, number>> => {
+      const seen: Record<string, number> = {};
+      for (let i = 0; i < n; i++) {
+        const k = (await fetchText(port)).trim();
+        seen[k] = (seen[k] ?? 0) + 1;
+      }
+      return seen;
+    };
+    assert.deepEqual(await split(60), { a: 30, b: 20, c: 10 });
+    const sent = plane.plans.sent;
+    const key = (i: number): string => servers[i]?.key ?? '';
+    const r = await plane.apply({ ops: [{ op: 'weight', service: svc.key, key: key(0), weight: 0 }, { op: 'weight', service: svc.key, key: key(2), weight: 2 }] });
+    assert.equal(r.applied.length, 2);
+    assert.deepEqual([plane.plans.sent - sent, plane.plans.published], [0, 1], 'published, not sent');
+    assert.deepEqual([...(plane.held.services.get(svc.key)?.servers.values() ?? [])].map((x) => x.weight), [0, 2, 2]);
+    assert.deepEqual(await split(60), { b: 30, c: 30 }, 'both workers follow the new weights at once, exactly');
+    // A plan the workers are sent (a threshold edit of b) carries b's weight, and c's published weight stays.
+    const b = { ...(servers[1] as NonNullable<(typeof servers)[number]>), weight: 1, uthreshold: 1000 };
+    assert.deepEqual((await plane.apply({ ops: [{ op: 'edit-server', service: svc.key, server: b }] })).failed, []);
+    assert.equal(plane.plans.sent - sent, 1);
+    assert.deepEqual(await split(60), { b: 20, c: 40 });
+  } finally {
+    await plane.close(0);
+  }
+}));
+
 test('workers: persistence holds whichever worker accepts — 20 clients × 6 connections, each on one real server', () => withServers(['a', 'b', 'c'], async (rs) => {
   const plane = await make();
   try {

@@ -110,6 +110,8 @@ export class WorkersDataPlane implements DataPlane {
   private readonly timer: NodeJS.Timeout;
   /** Connections lost with workers that died. */
   private lost = 0;
+  /** Plans the workers were sent (a round trip to each), and plans of weights only published in the shared state. */
+  readonly plans = { sent: 0, published: 0 };
 
   lostConnections(): number {
     return this.lost;
@@ -293,6 +295,24 @@ export class WorkersDataPlane implements DataPlane {
       this.releaseUnused(taken);
       return { applied: [], failed: [...failed.values()] };
     }
+    // A plan of weights alone wakes no worker: the weights are published in the shared
+    // state, where each worker's scheduler takes them before its next choice (the same
+    // instant for all of them), so a weight change costs no round trip to N threads.
+    const weightSlots = this.weightSlots(sent);
+    if (weightSlots !== null) {
+      const services = new Set<number>();
+      for (const [k, op] of sent.entries()) {
+        if (op.op !== 'weight') continue;
+        const [dest, service] = weightSlots[k] as [number, number];
+        this.state.publishWeight(dest, op.weight);
+        services.add(service);
+      }
+      for (const s of services) this.state.bumpWeights(s);
+      this.plans.published++;
+      const applied = this.commitTable(plan, sent, index, new Set());
+      this.releaseUnused(taken);
+      return { applied, failed: [...failed.values()] };
+    }
     // 2. Every worker prepares; an op any of them cannot prepare is skipped by all.
     const id = this.nextId++;
     const live = this.slots.filter((s) => s.thread && s.ready);
@@ -327,8 +347,18 @@ export class WorkersDataPlane implements DataPlane {
     if (this.parked.size > 0) {
       for (const [k, op] of sent.entries()) if (!skip.has(k) && (op.op === 'add-service' || op.op === 'edit-service')) this.adoptParked(final, op.service.key);
     }
-    // 3. Every worker commits the same ops.
+    // 3. Every worker commits the same ops. The weights they set are published first, so
+    // what the shared state holds is never older than what a worker applied.
+    for (const [k, op] of sent.entries()) if (!skip.has(k)) this.publishWeightOf(op);
+    this.plans.sent++;
     await Promise.all(live.map((s) => this.ask(s, { t: 'commit', id, plan: wire, skip: [...skip] })));
+    const applied = this.commitTable(plan, sent, index, skip);
+    this.releaseUnused(taken);
+    return { applied, failed: [...failed.entries()].sort((a, b) => a[0] - b[0]).map(([, f]) => f) };
+  }
+
+  /** The ops sent (all but `skip`) into this plane's table; the plan's ops that applied. */
+  private commitTable(plan: Plan, sent: readonly PlanOp[], index: readonly number[], skip: ReadonlySet<number>): PlanOp[] {
     const applied: PlanOp[] = [];
     for (let k = 0; k < sent.length; k++) {
       if (skip.has(k)) continue;
@@ -337,8 +367,29 @@ export class WorkersDataPlane implements DataPlane {
       this.committed(original);
       applied.push(original);
     }
-    this.releaseUnused(taken);
-    return { applied, failed: [...failed.entries()].sort((a, b) => a[0] - b[0]).map(([, f]) => f) };
+    return applied;
+  }
+
+  /** [dest slot, service slot] of each op when every op is a weight of a server with slots; else null. */
+  private weightSlots(ops: readonly PlanOp[]): [number, number][] | null {
+    const out: [number, number][] = [];
+    for (const op of ops) {
+      if (op.op !== 'weight') return null;
+      const dest = this.destSlot.get(`${op.service}|${op.key}`);
+      const service = this.serviceSlot.get(op.service);
+      if (dest === undefined || service === undefined) return null;
+      out.push([dest, service]);
+    }
+    return out;
+  }
+
+  /** Publish the weight `op` sets (a server added or edited, or a weight), if it sets one. */
+  private publishWeightOf(op: PlanOp): void {
+    const [service, key, weight] = op.op === 'add-server' || op.op === 'edit-server' ? [op.service, op.server.key, op.server.weight]
+      : op.op === 'weight' ? [op.service, op.key, op.weight] : [null, '', 0];
+    if (service === null) return;
+    const dest = this.destSlot.get(`${service}|${key}`);
+    if (dest !== undefined) this.state.publishWeight(dest, weight);
   }
 
   /** Slots handed out for a plan whose op did not end up in the table (skipped, refused) go back. */
