@@ -169,11 +169,15 @@ export class ServiceScheduler {
     const w = this.weights;
     if (w === undefined) return;
     const g = w.generation();
-    if (g === this.weightGen) return;
+    // Unchanged, or being written (the weights before stand until the writer is done).
+    if (g === this.weightGen || (g & 1) === 1) return;
+    const published = this.list.map((d) => w.weightOf(d));
+    // Written meanwhile: a mix of two changes; taken whole at a later choice.
+    if (w.generation() !== g) return;
     this.weightGen = g;
     let changed = false;
-    for (const d of this.list) {
-      const x = w.weightOf(d);
+    for (const [i, d] of this.list.entries()) {
+      const x = published[i];
       if (x === undefined || x === d.weight) continue;
       d.weight = x;
       changed = true;

@@ -55,6 +55,7 @@ export interface ConnCells {
  * next choice without a message to wake it.
  */
 export interface SharedWeights {
+  /** Odd while the writer is publishing (take nothing then), else a new number per change. */
   generation(): number;
   /** The published weight of `d`, or undefined when none is published for it. */
   weightOf(d: Dest): number | undefined;

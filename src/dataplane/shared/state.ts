@@ -176,9 +176,16 @@ export class SharedState {
     Atomics.store(this.dests, slot * DEST_STRIDE + D_WEIGHT, weight + 1);
   }
 
-  /** Weights of service `slot` were published: each worker reads them before its next choice. */
-  bumpWeights(slot: number): void {
-    Atomics.add(this.services, slot * SERVICE_STRIDE + S_GEN, 1);
+  /**
+   * Publish several weights of service `slot` as one change: the generation is odd while
+   * they are written and moves on when they all are, so a worker takes all of them or, if
+   * it looks meanwhile, none yet (a sequence lock; the workers only read).
+   */
+  publishWeights(slot: number, weights: readonly (readonly [dest: number, weight: number])[]): void {
+    const at = slot * SERVICE_STRIDE + S_GEN;
+    Atomics.add(this.services, at, 1);
+    for (const [dest, weight] of weights) this.publishWeight(dest, weight);
+    Atomics.add(this.services, at, 1);
   }
 
   // --- workers -----------------------------------------------------------------------

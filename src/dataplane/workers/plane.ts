@@ -300,14 +300,15 @@ export class WorkersDataPlane implements DataPlane {
     // instant for all of them), so a weight change costs no round trip to N threads.
     const weightSlots = this.weightSlots(sent);
     if (weightSlots !== null) {
-      const services = new Set<number>();
+      const byService = new Map<number, [number, number][]>();
       for (const [k, op] of sent.entries()) {
         if (op.op !== 'weight') continue;
         const [dest, service] = weightSlots[k] as [number, number];
-        this.state.publishWeight(dest, op.weight);
-        services.add(service);
+        const list = byService.get(service) ?? [];
+        list.push([dest, op.weight]);
+        byService.set(service, list);
       }
-      for (const s of services) this.state.bumpWeights(s);
+      for (const [service, weights] of byService) this.state.publishWeights(service, weights);
       this.plans.published++;
       const applied = this.commitTable(plan, sent, index, new Set());
       this.releaseUnused(taken);
