@@ -11,6 +11,7 @@ import path from 'node:path';
 import { apiRequest } from '../src/api/client.js';
 import { logEvent, measureFailover, sleep, startFulcrum, startObserver, vrrpInstance, type Proc } from '../src/testing/vrrp-lab.js';
 import { ensureCommand } from '../src/testing/peers.js';
+import { errorCode } from '../src/errors/index.js';
 import type { Lab } from '../src/testing/netns.js';
 
 const skip = isRoot() ? false : 'needs root (network namespaces, raw sockets); CI runs as root';
@@ -131,11 +132,25 @@ testOnce('track_file moves the VIP: the master\'s file reads 1 (weight 0) → FA
     fs.writeFileSync(file, '0\n');
     await d2.waitLine(logEvent('vrrp-transition', { from: 'MASTER', to: 'BACKUP' }), 8_000);
     assert.ok(lab.addresses('d1').includes('10.67.0.100'), 'back on d1 after it preempted');
-    // The FIFO Fulcrum created holds every change, in order, in keepalived's format.
+    // The FIFO Fulcrum created holds every change, in order, in keepalived's format. d1's
+    // last line (MASTER) is written by its notify queue after the advert that sent d2 back:
+    // read until it is there (bounded).
     const fd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
     const buf = Buffer.alloc(4096);
-    const lines = buf.subarray(0, fs.readSync(fd, buf)).toString().trim().split('\n');
-    fs.closeSync(fd);
+    let text = '';
+    try {
+      for (let i = 0; i < 50 && text.trim().split('\n').length < 5; i++) {
+        try {
+          text += buf.subarray(0, fs.readSync(fd, buf)).toString();
+        } catch (err: unknown) {
+          if (errorCode(err) !== 'EAGAIN') throw err;
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+    const lines = text.trim().split('\n');
     assert.deepEqual(lines, ['INSTANCE "VI_1" BACKUP 200', 'INSTANCE "VI_1" MASTER 200', 'INSTANCE "VI_1" FAULT 200', 'INSTANCE "VI_1" BACKUP 200', 'INSTANCE "VI_1" MASTER 200']);
   });
 });

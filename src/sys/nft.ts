@@ -153,14 +153,21 @@ export function libNft(): Nft {
 function exec(argv: readonly string[], input: string | null): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve, reject) => {
     const [cmd, ...args] = argv as [string, ...string[]];
-    const c = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    // Without input the child gets no stdin: a `list` that exits before reading it would
+    // otherwise fail the write with EPIPE.
+    const c = spawn(cmd, args, { stdio: [input === null ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    c.stdout.on('data', (b: Buffer) => out.push(b));
-    c.stderr.on('data', (b: Buffer) => err.push(b));
+    c.stdout?.on('data', (b: Buffer) => out.push(b));
+    c.stderr?.on('data', (b: Buffer) => err.push(b));
     c.on('error', reject);
     c.on('close', (code) => resolve({ code: code ?? 1, out: Buffer.concat(out).toString('utf8'), err: Buffer.concat(err).toString('utf8') }));
-    c.stdin.end(input ?? '');
+    if (c.stdin && input !== null) {
+      // A child that exits before it read its input (a bad argument) closes the pipe: its
+      // exit status and stderr say why, the EPIPE on our side adds nothing.
+      c.stdin.on('error', () => undefined);
+      c.stdin.end(input);
+    }
   });
 }
 
