@@ -35,10 +35,10 @@ function startNginx(dir: string): ChildProcess {
   return spawn('taskset', ['-c', String(os.cpus().length > 1 ? 1 : 0), nginx.command, ...nginx.args], { stdio: 'ignore' });
 }
 
-function cpuMs(pid: number): number {
+/** User and system CPU of a process, ms (clock ticks of 10 ms). */
+function cpuMs(pid: number): { user: number; system: number } {
   const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  const ticks = Number(f[11]) + Number(f[12]);
-  return (ticks * 1000) / 100;
+  return { user: Number(f[11]) * 10, system: Number(f[12]) * 10 };
 }
 
 function pct(xs: number[], p: number): number {
@@ -84,6 +84,8 @@ async function runFulcrum(kind: 'TCP_CHECK' | 'HTTP_GET'): Promise<Record<string
     // The histogram samples every `resolution` (10 ms) and records the whole interval: subtract it.
     loopDelayP50: Math.max(0, h.percentile(50) / 1e6 - 10), loopDelayP99: Math.max(0, h.percentile(99) / 1e6 - 10), loopDelayMax: Math.max(0, h.max / 1e6 - 10),
     cpuUsPerCheck: ((cpu.user + cpu.system) / reports.length),
+    userUsPerCheck: cpu.user / reports.length,
+    systemUsPerCheck: cpu.system / reports.length,
     cpuPct: ((cpu.user + cpu.system) / 1000 / (el * 1000)) * 100,
     rssMiB: process.memoryUsage().rss / 1048576,
   };
@@ -102,9 +104,14 @@ async function runHaproxy(dir: string, kind: 'TCP_CHECK' | 'HTTP_GET'): Promise<
     const pid = p.pid ?? 0;
     const c0 = cpuMs(pid);
     await new Promise((r) => setTimeout(r, SECONDS * 1000));
-    const used = cpuMs(pid) - c0;
+    const c1 = cpuMs(pid);
+    const used = c1.user + c1.system - c0.user - c0.system;
+    const checks = SERVERS * SECONDS;
     // HAProxy runs one check per server per `inter`: the same rate as Fulcrum's delay_loop 1.
-    return { checksPerSec: SERVERS, cpuUsPerCheck: (used * 1000) / (SERVERS * SECONDS), cpuPct: (used / (SECONDS * 1000)) * 100 };
+    return {
+      checksPerSec: SERVERS, cpuUsPerCheck: (used * 1000) / checks, cpuPct: (used / (SECONDS * 1000)) * 100,
+      userUsPerCheck: ((c1.user - c0.user) * 1000) / checks, systemUsPerCheck: ((c1.system - c0.system) * 1000) / checks,
+    };
   } finally {
     p.kill('SIGKILL');
   }
@@ -130,8 +137,8 @@ async function main(): Promise<void> {
       const f = await runFulcrum(kind);
       const h = await runHaproxy(dir, kind);
       console.log(`${kind} fulcrum: ${f['checksPerSec']?.toFixed(0)} checks/s, ok ${((f['okShare'] ?? 0) * 100).toFixed(1)}%, start lateness p50/p99/max ${f['lateP50']?.toFixed(1)}/${f['lateP99']?.toFixed(1)}/${f['lateMax']?.toFixed(1)} ms, ` +
-        `event-loop delay p50/p99/max ${f['loopDelayP50']?.toFixed(1)}/${f['loopDelayP99']?.toFixed(1)}/${f['loopDelayMax']?.toFixed(1)} ms, CPU ${f['cpuPct']?.toFixed(0)}% (${f['cpuUsPerCheck']?.toFixed(0)} µs/check), RSS ${f['rssMiB']?.toFixed(0)} MiB`);
-      console.log(`${kind} haproxy: ${h['checksPerSec']} checks/s, CPU ${h['cpuPct']?.toFixed(0)}% (${h['cpuUsPerCheck']?.toFixed(0)} µs/check)`);
+        `event-loop delay p50/p99/max ${f['loopDelayP50']?.toFixed(1)}/${f['loopDelayP99']?.toFixed(1)}/${f['loopDelayMax']?.toFixed(1)} ms, CPU ${f['cpuPct']?.toFixed(0)}% (${f['cpuUsPerCheck']?.toFixed(0)} µs/check: user ${f['userUsPerCheck']?.toFixed(0)}, system ${f['systemUsPerCheck']?.toFixed(0)}), RSS ${f['rssMiB']?.toFixed(0)} MiB`);
+      console.log(`${kind} haproxy: ${h['checksPerSec']} checks/s, CPU ${h['cpuPct']?.toFixed(0)}% (${h['cpuUsPerCheck']?.toFixed(0)} µs/check: user ${h['userUsPerCheck']?.toFixed(0)}, system ${h['systemUsPerCheck']?.toFixed(0)})`);
       console.log(`${kind} ratio fulcrum/haproxy CPU per check: ${((f['cpuUsPerCheck'] ?? 0) / (h['cpuUsPerCheck'] ?? 1)).toFixed(2)}×`);
     }
   } finally {
