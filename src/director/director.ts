@@ -119,12 +119,16 @@ export class Director {
 
   private note(service: string, server: string, obs: Observation): void {
     this.observations.set(observationKey(service, server), obs);
-    this.observed.set(service, (this.observed.get(service) ?? 0) + 1);
+    this.bumpObserved(service);
     this.fresh.push({ service, server });
   }
 
   private forgetObservation(service: string, server: string): void {
-    if (this.observations.delete(observationKey(service, server))) this.observed.set(service, (this.observed.get(service) ?? 0) + 1);
+    if (this.observations.delete(observationKey(service, server))) this.bumpObserved(service);
+  }
+
+  private bumpObserved(service: string): void {
+    this.observed.set(service, (this.observed.get(service) ?? 0) + 1);
   }
 
   /**

@@ -202,12 +202,13 @@ export class FileRuntimeStore implements RuntimeStore {
     }
     // The file an operator reads: soon, not flushed (the journal is the durable copy).
     this.due = ov;
-    this.timer ??= setTimeout(() => this.flush(), FILE_DELAY_MS);
+    this.timer ??= setTimeout(() => this.writeCopy(), FILE_DELAY_MS);
     this.timer.unref();
   }
 
   /** Write the operator's copy now if a save is not in it yet. */
-  flush(): void {
+  writeCopy(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     const ov = this.due;
     if (ov === null) return;
@@ -283,8 +284,7 @@ export class FileRuntimeStore implements RuntimeStore {
 
   /** Bring the operator's copy up to date and close the journal (the daemon stops). */
   close(): void {
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.flush();
+    this.writeCopy();
     this.closed = true;
     if (this.flushing === 0) this.closeJournal();
   }

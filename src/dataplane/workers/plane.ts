@@ -298,17 +298,9 @@ export class WorkersDataPlane implements DataPlane {
     // A plan of weights alone wakes no worker: the weights are published in the shared
     // state, where each worker's scheduler takes them before its next choice (the same
     // instant for all of them), so a weight change costs no round trip to N threads.
-    const weightSlots = this.weightSlots(sent);
-    if (weightSlots !== null) {
-      const byService = new Map<number, [number, number][]>();
-      for (const [k, op] of sent.entries()) {
-        if (op.op !== 'weight') continue;
-        const [dest, service] = weightSlots[k] as [number, number];
-        const list = byService.get(service) ?? [];
-        list.push([dest, op.weight]);
-        byService.set(service, list);
-      }
-      for (const [service, weights] of byService) this.state.publishWeights(service, weights);
+    const weights = this.weightsByService(sent);
+    if (weights !== null) {
+      for (const [service, list] of weights) this.state.publishWeights(service, list);
       this.plans.published++;
       const applied = this.commitTable(plan, sent, index, new Set());
       this.releaseUnused(taken);
@@ -371,26 +363,27 @@ export class WorkersDataPlane implements DataPlane {
     return applied;
   }
 
-  /** [dest slot, service slot] of each op when every op is a weight of a server with slots; else null. */
-  private weightSlots(ops: readonly PlanOp[]): [number, number][] | null {
-    const out: [number, number][] = [];
+  /** When every op is a weight of a server with slots: [dest slot, weight] pairs by service slot; else null. */
+  private weightsByService(ops: readonly PlanOp[]): Map<number, [number, number][]> | null {
+    const out = new Map<number, [number, number][]>();
     for (const op of ops) {
       if (op.op !== 'weight') return null;
       const dest = this.destSlot.get(`${op.service}|${op.key}`);
       const service = this.serviceSlot.get(op.service);
       if (dest === undefined || service === undefined) return null;
-      out.push([dest, service]);
+      const list = out.get(service) ?? [];
+      list.push([dest, op.weight]);
+      out.set(service, list);
     }
     return out;
   }
 
   /** Publish the weight `op` sets (a server added or edited, or a weight), if it sets one. */
   private publishWeightOf(op: PlanOp): void {
-    const [service, key, weight] = op.op === 'add-server' || op.op === 'edit-server' ? [op.service, op.server.key, op.server.weight]
-      : op.op === 'weight' ? [op.service, op.key, op.weight] : [null, '', 0];
-    if (service === null) return;
-    const dest = this.destSlot.get(`${service}|${key}`);
-    if (dest !== undefined) this.state.publishWeight(dest, weight);
+    if (op.op !== 'add-server' && op.op !== 'edit-server' && op.op !== 'weight') return;
+    const key = op.op === 'weight' ? op.key : op.server.key;
+    const dest = this.destSlot.get(`${op.service}|${key}`);
+    if (dest !== undefined) this.state.publishWeight(dest, op.op === 'weight' ? op.weight : op.server.weight);
   }
 
   /** Slots handed out for a plan whose op did not end up in the table (skipped, refused) go back. */
