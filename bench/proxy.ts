@@ -105,24 +105,24 @@ function stopChild(p: ChildProcess): Promise<void> {
   });
 }
 
-async function startFulcrum(dir: string, backends: number[], cpus: string, workers: number, relay: 'epoll' | 'node' = 'epoll'): Promise<Proxy> {
+async function startFulcrum(dir: string, backends: number[], cpus: string, workers: number, relay: 'epoll' | 'node' = 'epoll', splice = true): Promise<Proxy> {
   const port = await freePort();
   const conf = path.join(dir, `fulcrum-${port}.conf`);
   fs.writeFileSync(conf, `virtual_server 127.0.0.1 ${port} {\n lb_algo rr\n lb_kind PROXY\n${backends.map((b) => ` real_server 127.0.0.1 ${b} {\n }\n`).join('')}}\n`);
-  const p = spawn('taskset', ['-c', cpus, process.execPath, path.join(ROOT, 'bin', 'fulcrum.js'), 'run', '-f', conf, '--log-level', 'warn', '--drain-timeout', '0', '--workers', String(workers), '--relay', relay], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const p = spawn('taskset', ['-c', cpus, process.execPath, path.join(ROOT, 'bin', 'fulcrum.js'), 'run', '-f', conf, '--log-level', 'warn', '--drain-timeout', '0', '--workers', String(workers), '--relay', relay, ...(splice ? [] : ['--no-splice'])], { stdio: ['ignore', 'ignore', 'inherit'] });
   await waitPort(port);
   const pid = p.pid ?? 0;
-  return { name: `${workers > 1 ? `Fulcrum ×${workers}` : 'Fulcrum'}${relay === 'node' ? ' (relay node)' : ''}`, port, pids: () => [pid, ...childPids(pid)], stop: () => stopChild(p) };
+  return { name: `${workers > 1 ? `Fulcrum ×${workers}` : 'Fulcrum'}${relay === 'node' ? ' (relay node)' : ''}${splice ? '' : ' (--no-splice)'}`, port, pids: () => [pid, ...childPids(pid)], stop: () => stopChild(p) };
 }
 
-async function startHaproxy(dir: string, backends: number[], cpus: string, threads: number): Promise<Proxy> {
+async function startHaproxy(dir: string, backends: number[], cpus: string, threads: number, splice = false): Promise<Proxy> {
   const port = await freePort();
   const cfg = path.join(dir, `haproxy-${port}.cfg`);
   fs.writeFileSync(cfg, `global
   nbthread ${threads}
-  maxconn 9000
+  maxconn 9000${splice ? '\n  maxpipes 512' : ''}
 defaults
-  mode tcp
+  mode tcp${splice ? '\n  option splice-auto' : ''}
   timeout connect 5s
   timeout client 60s
   timeout server 60s
@@ -136,7 +136,7 @@ ${backends.map((b, i) => `  server rs${i} 127.0.0.1:${b}`).join('\n')}
   const p = spawn('taskset', ['-c', cpus, 'haproxy', '-db', '-f', cfg], { stdio: ['ignore', 'ignore', 'inherit'] });
   await waitPort(port);
   const pid = p.pid ?? 0;
-  return { name: threads > 1 ? `HAProxy ×${threads}` : 'HAProxy', port, pids: () => [pid, ...childPids(pid)], stop: () => stopChild(p) };
+  return { name: `${threads > 1 ? `HAProxy ×${threads}` : 'HAProxy'}${splice ? ' (splice-auto)' : ''}`, port, pids: () => [pid, ...childPids(pid)], stop: () => stopChild(p) };
 }
 
 async function startNginx(dir: string, cpus: string): Promise<{ ports: number[]; stop(): Promise<void> }> {
@@ -196,6 +196,11 @@ async function main(): Promise<void> {
     // Two workers against two threads: everything shares both cores (a 2-core machine cannot
     // give the proxy two cores of its own), the same for both proxies.
     const two = [(): Promise<Proxy> => startFulcrum(dir, b, '0,1', 2), (): Promise<Proxy> => startHaproxy(dir, b, '0,1', 2)];
+    // Bulk also with copying instead of splicing (Fulcrum --no-splice), and against HAProxy
+    // splicing too (option splice-auto; its default copies, like the HAProxy rows above).
+    const spliceVariants = (cpus: string, n: number): (() => Promise<Proxy>)[] => [
+      (): Promise<Proxy> => startFulcrum(dir, b, cpus, n, 'epoll', false), (): Promise<Proxy> => startHaproxy(dir, b, cpus, n, true),
+    ];
     const scenarios: [string, (cpus: string) => Run, (r: WrkResult) => number, string][] = [
       ['keep-alive requests/s', (cpus) => (port, sec) => wrk(`http://127.0.0.1:${port}/`, 50, [], cpus, sec), (r) => r.rps, 'req/s'],
       ['new connections/s', (cpus) => (port, sec) => wrk(`http://127.0.0.1:${port}/`, 50, ['-H', 'Connection: close'], cpus, sec), (r) => r.rps, 'conn/s'],
@@ -204,8 +209,9 @@ async function main(): Promise<void> {
     // BENCH_ONLY=new (a substring of the scenario names) runs only the matching scenarios.
     const only = process.env['BENCH_ONLY'];
     const chosen = scenarios.filter(([name]) => only === undefined || name.includes(only));
-    for (const [name, run, pick, unit] of chosen) rows.push(...await measure(one, `${name} (1 core)`, run('1'), pick, unit));
-    for (const [name, run, pick, unit] of chosen) rows.push(...await measure(two, `${name} (2 workers / 2 threads)`, run('0,1'), pick, unit));
+    const bulk = (name: string): boolean => name.startsWith('bulk');
+    for (const [name, run, pick, unit] of chosen) rows.push(...await measure([...one, ...bulk(name) ? spliceVariants('0', 1) : []], `${name} (1 core)`, run('1'), pick, unit));
+    for (const [name, run, pick, unit] of chosen) rows.push(...await measure([...two, ...bulk(name) ? spliceVariants('0,1', 2) : []], `${name} (2 workers / 2 threads)`, run('0,1'), pick, unit));
   } finally {
     await nginx.stop();
     fs.rmSync(dir, { recursive: true, force: true });

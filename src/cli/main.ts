@@ -93,6 +93,7 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     .option('--allow-empty', 'run a configuration that defines no virtual_server and no vrrp_instance (everything from runtime changes); refused otherwise, so an empty or truncated file cannot remove every service')
     .option('--udp-sessions <N>', 'most UDP sessions the proxy holds at once; datagrams from new clients past it are dropped and counted', '16384')
     .option('--relay <kind>', "what relays proxied TCP: epoll (system calls on one epoll set per worker, Linux) or node (Node's net sockets)", 'epoll')
+    .option('--no-splice', 'the epoll relay copies bulk through user space instead of splicing it socket to socket through a pipe')
     .action(async (o: RunCliOptions) => {
       code = await (await import('./run.js')).runRun(o, io);
     });

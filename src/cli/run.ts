@@ -49,6 +49,8 @@ export interface RunCliOptions {
   readonly allowEmpty?: boolean | undefined;
   readonly udpSessions?: string | undefined;
   readonly relay?: string | undefined;
+  /** false with --no-splice. */
+  readonly splice?: boolean | undefined;
 }
 
 /** The built dashboard, next to the compiled sources (dist/dashboard). */
@@ -107,12 +109,12 @@ export interface SignalSource {
  * built when a first service needs them.
  */
 export function directorPlane(o: {
-  workers: number; keepForwarding: boolean; nft: 'lib' | 'cmd' | 'auto' | 'none'; udpSessions?: number; relay?: 'epoll' | 'node'; faults?: boolean;
+  workers: number; keepForwarding: boolean; nft: 'lib' | 'cmd' | 'auto' | 'none'; udpSessions?: number; relay?: 'epoll' | 'node'; splice?: boolean; faults?: boolean;
   bpfDir?: string | undefined;
   /** Said once when a service asks for XDP and it cannot run here (it goes to nftables). */
   warn?: (message: string) => void;
 }): DataPlane {
-  const tunables = { ...(o.udpSessions !== undefined ? { udpSessionLimit: o.udpSessions } : {}), ...(o.relay !== undefined ? { relay: o.relay } : {}) };
+  const tunables = { ...(o.udpSessions !== undefined ? { udpSessionLimit: o.udpSessions } : {}), ...(o.relay !== undefined ? { relay: o.relay } : {}), ...(o.splice === false ? { splice: false } : {}) };
   const proxy = (): DataPlane => (o.workers > 1 ? new WorkersDataPlane({ workers: o.workers, tunables, faults: o.faults ?? false }) : new ProxyDataPlane({ tunables }));
   if (o.nft === 'none') return proxy();
   let xdpChecked: string | null | undefined;
@@ -259,7 +261,7 @@ export async function runRun(o: RunCliOptions, io: Io, signals: SignalSource = p
   const faults = process.env['FULCRUM_FAULT_INJECTION'] === '1';
   const plane = directorPlane({
     workers, keepForwarding: o.keepForwarding === true, nft: (o.nft ?? 'auto') as 'lib' | 'cmd' | 'auto' | 'none', udpSessions, faults,
-    ...(o.relay !== undefined ? { relay: o.relay } : {}),
+    ...(o.relay !== undefined ? { relay: o.relay } : {}), ...(o.splice === false ? { splice: false } : {}),
     bpfDir: o.bpfDir, warn: (m) => io.err(`fulcrum run: ${m}`),
   });
   const daemon = new Daemon({

@@ -40,6 +40,11 @@ const TCP_NODELAY = 1;
 const SO_ERROR = 4;
 const SO_LINGER = 13;
 const SHUT_WR = 1;
+const O_NONBLOCK = 0o4000;
+const O_CLOEXEC = 0o2000000;
+/** splice(2): move pages rather than copy where the kernel can; never block on the pipe. */
+const SPLICE_F_MOVE = 1;
+const SPLICE_F_NONBLOCK = 2;
 export const EAGAIN = 11;
 export const EINTR = 4;
 export const EINPROGRESS = 115;
@@ -74,6 +79,8 @@ interface Calls {
   epoll_create1(flags: number): number;
   epoll_ctl(ep: number, op: number, fd: number, ev: Buffer | null): number;
   epoll_wait(ep: number, evs: Buffer, max: number, timeout: number): number;
+  pipe2(fds: Buffer, flags: number): number;
+  splice(fdIn: number, offIn: null, fdOut: number, offOut: null, len: number, flags: number): number | bigint;
 }
 
 let calls: Calls | null = null;
@@ -102,6 +109,8 @@ function load(): Calls {
     epoll_create1: lib.func('int epoll_create1(int)') as Calls['epoll_create1'],
     epoll_ctl: lib.func('int epoll_ctl(int, int, int, void *)') as Calls['epoll_ctl'],
     epoll_wait: lib.func('int epoll_wait(int, void *, int, int)') as Calls['epoll_wait'],
+    pipe2: lib.func('int pipe2(void *, int)') as Calls['pipe2'],
+    splice: lib.func('long splice(int, void *, int, void *, unsigned long, unsigned int)') as Calls['splice'],
   };
   return calls;
 }
@@ -195,6 +204,8 @@ export class Reactor {
   private readonly errBuf = Buffer.alloc(4);
   private readonly errLen = Buffer.alloc(4);
   private readonly linger0 = Buffer.alloc(8);
+  private readonly pipeFds = Buffer.alloc(8);
+  private pipesMade = 0;
   private poll: ReturnType<typeof koffi.node.poll> | null;
   private count = 0;
   private closed = false;
@@ -214,6 +225,11 @@ export class Reactor {
     // An idle reactor does not keep the process alive; registered descriptors do.
     this.poll.unref();
     live.add(this);
+  }
+
+  /** Pipes made (`pipe`) since the reactor was: one per spliced direction of a connection. */
+  get pipes(): number {
+    return this.pipesMade;
   }
 
   /** Descriptors registered now. */
@@ -373,6 +389,22 @@ export class Reactor {
   /** write(2) of `len` bytes of `buf`: bytes written, or −errno. */
   write(fd: number, buf: Buffer, len: number): number {
     const n = Number(this.c.write(fd, buf, len));
+    return n >= 0 ? n : -koffi.errno();
+  }
+
+  /**
+   * A non-blocking pipe (close-on-exec), as [read end, write end], or −errno: what the relay
+   * splices a bulk direction through (socket → pipe → socket, no copy into user space).
+   */
+  pipe(): readonly [number, number] | number {
+    if (this.c.pipe2(this.pipeFds, O_NONBLOCK | O_CLOEXEC) !== 0) return -koffi.errno();
+    this.pipesMade++;
+    return [this.made(this.pipeFds.readInt32LE(0)), this.made(this.pipeFds.readInt32LE(4))];
+  }
+
+  /** splice(2) up to `len` bytes from `fdIn` to `fdOut` (one of them a pipe): bytes moved, 0 at end of stream, or −errno. */
+  splice(fdIn: number, fdOut: number, len: number): number {
+    const n = Number(this.c.splice(fdIn, null, fdOut, null, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK));
     return n >= 0 ? n : -koffi.errno();
   }
 

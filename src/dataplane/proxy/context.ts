@@ -33,6 +33,12 @@ export interface ProxyTunables {
    * (sys/reactor.ts; Linux), or 'node' — Node's `net` sockets (`fulcrum run --relay node`).
    */
   readonly relay: 'epoll' | 'node';
+  /**
+   * The epoll relay splices a direction that carries bulk (a read filled the 64 KiB buffer)
+   * through a pipe, socket to socket without copying into user space; false copies every
+   * byte (`fulcrum run --no-splice`, as HAProxy's `nosplice`).
+   */
+  readonly splice: boolean;
 }
 
 export const DEFAULT_TUNABLES: ProxyTunables = {
@@ -43,6 +49,7 @@ export const DEFAULT_TUNABLES: ProxyTunables = {
   udpSessionLimit: 16384,
   reusePort: false,
   relay: 'epoll',
+  splice: true,
 };
 
 /** The plane-wide UDP session budget (see ProxyTunables.udpSessionLimit). */
