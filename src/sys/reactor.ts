@@ -206,6 +206,8 @@ export class Reactor {
   private readonly linger0 = Buffer.alloc(8);
   private readonly pipeFds = Buffer.alloc(8);
   private pipesMade = 0;
+  /** Pipes made and not closed yet. */
+  pipesOpen = 0;
   private poll: ReturnType<typeof koffi.node.poll> | null;
   private count = 0;
   private closed = false;
@@ -399,7 +401,15 @@ export class Reactor {
   pipe(): readonly [number, number] | number {
     if (this.c.pipe2(this.pipeFds, O_NONBLOCK | O_CLOEXEC) !== 0) return -koffi.errno();
     this.pipesMade++;
+    this.pipesOpen++;
     return [this.made(this.pipeFds.readInt32LE(0)), this.made(this.pipeFds.readInt32LE(4))];
+  }
+
+  /** Close both ends of a pipe made by `pipe`. */
+  closePipe(r: number, w: number): void {
+    this.close(r);
+    this.close(w);
+    this.pipesOpen--;
   }
 
   /** splice(2) up to `len` bytes from `fdIn` to `fdOut` (one of them a pipe): bytes moved, 0 at end of stream, or −errno. */

@@ -39,6 +39,13 @@ export interface ProxyTunables {
    * byte (`fulcrum run --no-splice`, as HAProxy's `nosplice`).
    */
   readonly splice: boolean;
+  /**
+   * The share of the process's descriptor limit (RLIMIT_NOFILE, soft) this plane's pipes may
+   * hold (two descriptors each): past it a bulk direction is copied instead of spliced, so
+   * pipes never take the descriptors new connections need (as HAProxy's maxpipes). A
+   * quarter in one loop; the workers' plane gives each of N workers a quarter / N.
+   */
+  readonly pipeShare: number;
 }
 
 export const DEFAULT_TUNABLES: ProxyTunables = {
@@ -50,6 +57,7 @@ export const DEFAULT_TUNABLES: ProxyTunables = {
   reusePort: false,
   relay: 'epoll',
   splice: true,
+  pipeShare: 0.25,
 };
 
 /** The plane-wide UDP session budget (see ProxyTunables.udpSessionLimit). */

@@ -28,6 +28,7 @@ import { proxyHeader } from './proxy-protocol.js';
 import { FailureCode, reportFailure } from '../../errors/index.js';
 import { EAGAIN, EINTR, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, errnoName, parseSockaddr, type FdHandler, type PeerAddress, type Reactor } from '../../sys/reactor.js';
 import { endpointSockaddr } from '../../sys/raw.js';
+import { fileLimit } from '../../sys/limits.js';
 
 const EMFILE = 24;
 /** Bytes one splice moves at most: a default pipe's capacity (16 pages). */
@@ -298,9 +299,15 @@ export class EpollTcpConnection implements Session {
     this.readEnded(from, to, n);
   }
 
-  /** Give `to` a pipe for the bytes coming to it (a failure, e.g. EMFILE, keeps copying). */
+  /**
+   * Give `to` a pipe for the bytes coming to it. While the plane's pipes hold their share of
+   * the descriptor limit it keeps copying (and asks again at its next full read); a failure
+   * (EMFILE) keeps it copying for good.
+   */
   private openPipe(to: Side): void {
-    const p = this.reactor.pipe();
+    const r = this.reactor;
+    if ((r.pipesOpen + 1) * 2 > (fileLimit()?.soft ?? 1024) * this.svc.tunables.pipeShare) return;
+    const p = r.pipe();
     if (typeof p === 'number') {
       to.noPipe = true;
       return;
@@ -415,8 +422,7 @@ export class EpollTcpConnection implements Session {
     side.pending = null;
     if (side.pipeR >= 0) {
       // Bytes still in the pipe die with the connection, as a buffer owed would.
-      this.reactor.close(side.pipeR);
-      this.reactor.close(side.pipeW);
+      this.reactor.closePipe(side.pipeR, side.pipeW);
       side.pipeR = side.pipeW = -1;
     }
     side.piped = 0;

@@ -127,7 +127,7 @@ export class WorkersDataPlane implements DataPlane {
     this.zeroBase = new Float64Array(rowsPerWorker);
     const tunables: ProxyTunables = { ...DEFAULT_TUNABLES, ...o.tunables, reusePort: true };
     // The session cap is the whole director's: each worker gets its share.
-    this.init = { buffers: this.state.buffers, tunables: { ...tunables, udpSessionLimit: Math.max(1, Math.floor(tunables.udpSessionLimit / o.workers)) }, faults: o.faults ?? false };
+    this.init = { buffers: this.state.buffers, tunables: { ...tunables, udpSessionLimit: Math.max(1, Math.floor(tunables.udpSessionLimit / o.workers)), pipeShare: tunables.pipeShare / o.workers }, faults: o.faults ?? false };
     for (let w = 0; w < o.workers; w++) {
       const slot: Slot = { worker: w, thread: null, ready: false, restarts: 0, sessions: 0, fault: null, waiting: new Map(), fds: null };
       this.slots.push(slot);
