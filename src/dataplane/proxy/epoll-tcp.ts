@@ -31,9 +31,9 @@ import { endpointSockaddr } from '../../sys/raw.js';
 import { fileLimit } from '../../sys/limits.js';
 
 const EMFILE = 24;
+const ENFILE = 23;
 /** Bytes one splice moves at most: a default pipe's capacity (16 pages). */
 const PIPE_CHUNK = 64 * 1024;
-const ENFILE = 23;
 
 /** One side of the connection: its descriptor, what epoll watches for, and the bytes it owes. */
 class Side implements FdHandler {
@@ -51,7 +51,7 @@ class Side implements FdHandler {
   piped = 0;
   /** pipe2 failed once (out of descriptors): this direction stays copied. */
   noPipe = false;
-  /** The other side ended: shut this side's write half once `pending` is written. */
+  /** The other side ended: shut this side's write half once what it owes is written. */
   shutPending = false;
   /** End of stream read from this side. */
   eof = false;
