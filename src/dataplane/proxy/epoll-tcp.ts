@@ -341,8 +341,10 @@ export class EpollTcpConnection implements Session {
       this.lastActive = this.svc.coarseNow();
       if (from.client) this.state = this.state === 'CLOSE_WAIT' ? 'CLOSED' : 'FIN_WAIT';
       else this.state = this.state === 'FIN_WAIT' ? 'CLOSED' : 'CLOSE_WAIT';
-      if (!to.owes) this.reactor.shutdownWrite(to.fd);
-      else to.shutPending = true;
+      if (to.owes) to.shutPending = true;
+      // Both directions ended and nothing is owed: maybeClose closes both now, and close()
+      // sends the FIN — a shutdown first would be one more system call per connection.
+      else if (!to.eof || from.owes) this.reactor.shutdownWrite(to.fd);
       this.maybeClose();
       return;
     }
