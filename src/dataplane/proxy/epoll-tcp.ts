@@ -7,7 +7,8 @@
  *
  * Per connection: accept4, socket, setsockopt (TCP_NODELAY; the client's socket has it from
  * the listener), connect, epoll_ctl per change of interest (3 for a request and a response),
- * then a read and a write per chunk, a shutdown per direction, two close — what HAProxy does.
+ * then a read and a write per chunk, one shutdown (for the direction that ends first; the
+ * other's FIN goes with its close), two close.
  *
  * Bulk: a direction is copied through the plane's shared read buffer until one read fills
  * it; from then on it is spliced socket → pipe → socket (two splice calls per chunk, no copy
