@@ -7,6 +7,7 @@ const view = (over: Partial<StatusView> = {}): StatusView => ({
   reloads: { ok: 3, failed: 1, lastOkAt: 2_000_000, lastFailedAt: 1_000_000 },
   workers: [{ index: 0, threadId: 7, alive: true, restarts: 1, sessions: 12 }, { index: 1, threadId: 8, alive: true, restarts: 0, sessions: 3 }],
   lostConnections: 5,
+  pipes: 6,
   packets: { forwarded: 900, 'no-neighbour': 2 },
   sync: {
     role: 'backup', config: { interface: 'eth1', syncid: 7, maxlen: 1472, group: '224.0.0.81', port: 8848, ttl: 1 },
@@ -85,6 +86,7 @@ test('metrics: names end in _total or a unit, the real server is a label, values
     'fulcrum_runtime_stale_changes 1',
     'fulcrum_runtime_changes_applied_total 7',
     'fulcrum_runtime_commits_total 3',
+    'fulcrum_proxy_pipes 6',
   ]) assert.ok(text.split('\n').includes(line), `missing: ${line}\n${text}`);
   assert.match(text, /^# TYPE fulcrum_real_server_connections_total counter$/m);
   assert.match(text, /^# TYPE fulcrum_real_server_active_connections gauge$/m);

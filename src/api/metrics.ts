@@ -145,6 +145,7 @@ export function createMetrics(view: () => StatusView, board: StatusBoard, defaul
   readCounter<'worker'>('fulcrum_dataplane_worker_restarts_total', 'Times the data-plane worker died and was restarted', ['worker'], (e) => {
     for (const w of v().workers) e({ worker: String(w.index) }, w.restarts);
   });
+  readGauge<never>('fulcrum_proxy_pipes', 'Pipes the userspace relay holds now for spliced bulk directions (two file descriptors each; at most a quarter of the descriptor limit)', [], (e) => e({}, v().pipes));
   readCounter<never>('fulcrum_dataplane_lost_connections_total', 'Connections lost with data-plane workers that died', [], (e) => e({}, v().lostConnections));
   readCounter<'outcome'>('fulcrum_xdp_packets_total', 'Packets the XDP program handled, by outcome (forwarded, new, no-server, no-neighbour, malformed, tx-failed)', ['outcome'], (e) => {
     for (const [outcome, n] of Object.entries(v().packets)) e({ outcome }, n);

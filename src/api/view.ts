@@ -82,6 +82,8 @@ export interface StatusView {
   readonly workers: readonly WorkerStatus[];
   /** Connections lost with data-plane workers that died. */
   readonly lostConnections: number;
+  /** Pipes the userspace relay holds for spliced bulk (two descriptors each). */
+  readonly pipes: number;
   /** The XDP program's packets by outcome (empty without it). */
   readonly packets: Readonly<Record<string, number>>;
   /** Connection sync between directors (role 'stopped' when not configured). */
@@ -155,6 +157,7 @@ export function statusView(daemon: Pick<Daemon, 'configuration' | 'plane' | 'run
     reloads: { ...daemon.reloads },
     workers: daemon.plane.workers?.() ?? [],
     lostConnections: daemon.plane.lostConnections?.() ?? 0,
+    pipes: daemon.plane.pipes?.() ?? 0,
     packets: Object.fromEntries(daemon.plane.packetCounters?.() ?? []),
     sync: daemon.sync.status(),
     bgp: daemon.bgp.status(),

@@ -210,6 +210,10 @@ export class RoutingDataPlane implements DataPlane {
     return this.built.reduce((n, p) => n + (p.lostConnections?.() ?? 0), 0);
   }
 
+  pipes(): number {
+    return this.built.reduce((n, p) => n + (p.pipes?.() ?? 0), 0);
+  }
+
   packetCounters(): ReadonlyMap<string, number> {
     const out = new Map<string, number>();
     for (const p of this.built) for (const [k, n] of p.packetCounters?.() ?? []) out.set(k, (out.get(k) ?? 0) + n);

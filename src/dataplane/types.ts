@@ -225,6 +225,11 @@ export interface DataPlane {
   /** Planes that relay on worker threads: connections lost with workers that died. */
   lostConnections?(): number;
   /**
+   * The userspace proxy: pipes its epoll relay holds now for spliced bulk directions (two
+   * descriptors each; summed over workers, as they last reported).
+   */
+  pipes?(): number;
+  /**
    * Planes that run a program per packet (XDP): its packets by outcome since it was loaded
    * (forwarded, new, no-server, no-neighbour, malformed, tx-failed), summed over CPUs.
    */

@@ -427,6 +427,7 @@ for (const relay of RELAYS) {
       const fds = (): number => fs.readdirSync('/proc/self/fd').length;
       const before = fds();
       const plane = new ProxyDataPlane({ tunables: { relay, splice, pipeShare } });
+      let pipesMidway = 0;
       try {
         const port = await freePort();
         const svc = serviceSpec('127.0.0.1', port, 'proxy');
@@ -441,6 +442,8 @@ for (const relay of RELAYS) {
             h.update(c);
             if (slow) {
               s.pause();
+              // Mid-transfer, the response direction is spliced (its first full read is behind it).
+              if (first) pipesMidway = Math.max(pipesMidway, plane.pipes());
               setTimeout(() => s.resume(), first ? 300 : 1);
               first = false;
             }
@@ -467,6 +470,8 @@ for (const relay of RELAYS) {
           // Each download's response direction and the upload's request direction, when spliced.
           assert.equal(reactor.pipes, spliced ? 5 : 0, 'pipes made');
           assert.equal(reactor.pipesOpen, 0, 'every pipe closed');
+          assert.equal(spliced, pipesMidway > 0, `pipes seen mid-transfer: ${pipesMidway}`);
+          assert.equal(plane.pipes(), 0);
           assert.equal(reactor.size, 1, 'only the listener watched');
         }
         // Every pipe and socket closed with its connection (the listener is the plane's).

@@ -157,3 +157,41 @@ test('workers: a worker that throws is restarted, the other serves meanwhile, it
     await plane.close(0);
   }
 }));
+
+test('workers: pipes held for spliced bulk are reported by each worker and summed, and go back to 0 when the connection ends', { timeout: 60_000 }, async () => {
+  // A real server that streams until its client goes: every buffer on the way fills.
+  const chunk = Buffer.alloc(1 << 20, 0x61);
+  const srv = net.createServer((s) => {
+    s.on('error', () => undefined);
+    const pump = (): void => {
+      while (!s.destroyed && s.write(chunk));
+    };
+    s.on('drain', pump);
+    pump();
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const plane = await make();
+  try {
+    const port = await freePort();
+    const svc = serviceSpec('127.0.0.1', port, 'proxy');
+    const r = await plane.apply({ ops: [{ op: 'add-service', service: svc }, { op: 'add-server', service: svc.key, server: serverSpec('127.0.0.1', (srv.address() as net.AddressInfo).port, 1, 'proxy') }] });
+    assert.deepEqual(r.failed, []);
+    assert.equal(plane.pipes(), 0);
+    // A reader that stops after its first bytes: the response direction is spliced by then,
+    // and its pipe stays open (full) while the reader waits.
+    const c = net.connect(port, '127.0.0.1');
+    c.on('error', () => undefined);
+    let got = 0;
+    c.on('data', (d: Buffer) => {
+      got += d.length;
+      c.pause();
+    });
+    await waitFor(() => got > 0, 5000, 'first bytes');
+    await waitFor(() => plane.pipes() === 1, 5000, 'a worker to report its pipe');
+    c.destroy();
+    await waitFor(() => plane.pipes() === 0, 5000, 'the pipe closed and reported');
+  } finally {
+    await plane.close(0);
+    srv.close();
+  }
+});

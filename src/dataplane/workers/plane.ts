@@ -57,6 +57,8 @@ interface Slot {
   ready: boolean;
   restarts: number;
   sessions: number;
+  /** Pipes its relay holds (as it last reported). */
+  pipes: number;
   /** What the thread threw (its 'error' event), told with its exit: one report per crash. */
   fault: string | null;
   /** Replies awaited from this worker, by request id. */
@@ -117,6 +119,11 @@ export class WorkersDataPlane implements DataPlane {
     return this.lost;
   }
 
+  /** Pipes the workers' relays hold, as they last reported (once a second). */
+  pipes(): number {
+    return this.slots.reduce((n, s) => n + s.pipes, 0);
+  }
+
   constructor(private readonly o: WorkersDataPlaneOptions) {
     const limits: SharedLimits = { ...DEFAULT_SHARED_LIMITS, ...o.limits, workers: o.workers };
     this.state = new SharedState(allocateShared(limits), -1);
@@ -129,7 +136,7 @@ export class WorkersDataPlane implements DataPlane {
     // The session cap is the whole director's: each worker gets its share.
     this.init = { buffers: this.state.buffers, tunables: { ...tunables, udpSessionLimit: Math.max(1, Math.floor(tunables.udpSessionLimit / o.workers)), pipeShare: tunables.pipeShare / o.workers }, faults: o.faults ?? false };
     for (let w = 0; w < o.workers; w++) {
-      const slot: Slot = { worker: w, thread: null, ready: false, restarts: 0, sessions: 0, fault: null, waiting: new Map(), fds: null };
+      const slot: Slot = { worker: w, thread: null, ready: false, restarts: 0, sessions: 0, pipes: 0, fault: null, waiting: new Map(), fds: null };
       this.slots.push(slot);
       this.spawn(slot);
     }
@@ -177,6 +184,7 @@ export class WorkersDataPlane implements DataPlane {
         return;
       case 'load':
         slot.sessions = m.sessions;
+        slot.pipes = m.pipes;
         return;
       case 'fault':
         slot.fault = m.message;
@@ -208,6 +216,7 @@ export class WorkersDataPlane implements DataPlane {
     this.lost += lost;
     slot.restarts++;
     slot.sessions = 0;
+    slot.pipes = 0;
     const why = slot.fault === null ? `exited (${code})` : `failed (${slot.fault}) and exited (${code})`;
     reportFailure('workers', FailureCode.WORKER, `data-plane worker ${slot.worker} ${why} with ${lost} connection(s), which are lost; restarting it`, { worker: slot.worker, lost });
     const delay = Math.min(5000, 100 * 2 ** Math.min(6, slot.restarts - 1));

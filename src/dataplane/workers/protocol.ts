@@ -36,6 +36,6 @@ export type FromWorker =
   /** A diagnostics-channel message published in the worker (proxy events, internal failures). */
   | { readonly t: 'event'; readonly channel: string; readonly message: unknown }
   /** Live sessions now (for the control plane's view of each worker). */
-  | { readonly t: 'load'; readonly sessions: number }
+  | { readonly t: 'load'; readonly sessions: number; readonly pipes: number }
   /** An uncaught exception: the worker ends right after sending this. */
   | { readonly t: 'fault'; readonly message: string };

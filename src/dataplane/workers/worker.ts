@@ -34,7 +34,7 @@ const plane = new ProxyDataPlane({ shared, tunables: init.tunables, ...(init.fds
 
 // Events go to the control plane, which logs and counts them.
 for (const name of [PROXY_CHANNEL, FAILURE_CHANNEL]) subscribe(name, (message) => send({ t: 'event', channel: name, message }));
-setInterval(() => send({ t: 'load', sessions: plane.sessionCount }), 1000).unref();
+setInterval(() => send({ t: 'load', sessions: plane.sessionCount, pipes: plane.pipes() }), 1000).unref();
 
 port.on('message', (m: ToWorker) => {
   switch (m.t) {
