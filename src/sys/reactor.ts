@@ -205,9 +205,8 @@ export class Reactor {
   private readonly errLen = Buffer.alloc(4);
   private readonly linger0 = Buffer.alloc(8);
   private readonly pipeFds = Buffer.alloc(8);
-  private pipesMade = 0;
-  /** Pipes made and not closed yet. */
-  pipesOpen = 0;
+  private pipesEver = 0;
+  private pipesNow = 0;
   private poll: ReturnType<typeof koffi.node.poll> | null;
   private count = 0;
   private closed = false;
@@ -230,8 +229,13 @@ export class Reactor {
   }
 
   /** Pipes made (`pipe`) since the reactor was: one per spliced direction of a connection. */
-  get pipes(): number {
-    return this.pipesMade;
+  get pipesMade(): number {
+    return this.pipesEver;
+  }
+
+  /** Pipes made and not closed yet (`closePipe`). */
+  get pipesOpen(): number {
+    return this.pipesNow;
   }
 
   /** Descriptors registered now. */
@@ -400,8 +404,8 @@ export class Reactor {
    */
   pipe(): readonly [number, number] | number {
     if (this.c.pipe2(this.pipeFds, O_NONBLOCK | O_CLOEXEC) !== 0) return -koffi.errno();
-    this.pipesMade++;
-    this.pipesOpen++;
+    this.pipesEver++;
+    this.pipesNow++;
     return [this.made(this.pipeFds.readInt32LE(0)), this.made(this.pipeFds.readInt32LE(4))];
   }
 
@@ -409,7 +413,7 @@ export class Reactor {
   closePipe(r: number, w: number): void {
     this.close(r);
     this.close(w);
-    this.pipesOpen--;
+    this.pipesNow--;
   }
 
   /** splice(2) up to `len` bytes from `fdIn` to `fdOut` (one of them a pipe): bytes moved, 0 at end of stream, or −errno. */

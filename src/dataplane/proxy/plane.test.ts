@@ -468,7 +468,7 @@ for (const relay of RELAYS) {
         const reactor = plane.reactor();
         if (reactor !== null) {
           // Each download's response direction and the upload's request direction, when spliced.
-          assert.equal(reactor.pipes, spliced ? 5 : 0, 'pipes made');
+          assert.equal(reactor.pipesMade, spliced ? 5 : 0, 'pipes made');
           assert.equal(reactor.pipesOpen, 0, 'every pipe closed');
           assert.equal(spliced, pipesMidway > 0, `pipes seen mid-transfer: ${pipesMidway}`);
           assert.equal(plane.pipes(), 0);

@@ -642,12 +642,12 @@ export class ProxyDataPlane implements DataPlane {
     return out;
   }
 
-  /** Sessions across live and retired services (for drain progress and tests). */
   /** Pipes the epoll relay holds now (spliced bulk directions). */
   pipes(): number {
     return this.reactorInstance?.pipesOpen ?? 0;
   }
 
+  /** Sessions across live and retired services (for drain progress and tests). */
   get sessionCount(): number {
     let n = 0;
     for (const svc of this.allServices()) n += svc.sessions.size;
