@@ -22,12 +22,25 @@ export function fileLimit(): FileLimit | null {
   }
 }
 
+let recent: { readonly at: number; readonly limit: FileLimit | null } | null = null;
+
+/**
+ * `fileLimit()` read again at most once a second: for per-connection paths (a relay asking
+ * whether its pipes still fit their share), where a getrlimit and a buffer per call would be
+ * waste. `raiseFileLimit` forgets what it holds; an operator's `prlimit` is seen within 1 s.
+ */
+export function recentFileLimit(now: number = Date.now()): FileLimit | null {
+  if (recent === null || now - recent.at >= 1000 || now < recent.at) recent = { at: now, limit: fileLimit() };
+  return recent.limit;
+}
+
 /** Raise the soft limit to the hard one (capped at `cap`); the limit before and after, or null. */
 export function raiseFileLimit(cap = 1 << 20): { before: FileLimit; after: FileLimit } | null {
   const before = fileLimit();
   if (!before) return null;
   const want = Math.min(before.hard, cap);
   if (want <= before.soft) return { before, after: before };
+  recent = null;
   const b = Buffer.alloc(16);
   b.writeBigUInt64LE(BigInt(want), 0);
   b.writeBigUInt64LE(BigInt(before.hard), 8);

@@ -29,7 +29,7 @@ import { proxyHeader } from './proxy-protocol.js';
 import { FailureCode, reportFailure } from '../../errors/index.js';
 import { EAGAIN, EINTR, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, errnoName, parseSockaddr, type FdHandler, type PeerAddress, type Reactor } from '../../sys/reactor.js';
 import { endpointSockaddr } from '../../sys/raw.js';
-import { fileLimit } from '../../sys/limits.js';
+import { recentFileLimit } from '../../sys/limits.js';
 
 const EMFILE = 24;
 const ENFILE = 23;
@@ -307,7 +307,7 @@ export class EpollTcpConnection implements Session {
    */
   private openPipe(to: Side): void {
     const r = this.reactor;
-    if ((r.pipesOpen + 1) * 2 > (fileLimit()?.soft ?? 1024) * this.svc.tunables.pipeShare) return;
+    if ((r.pipesOpen + 1) * 2 > (recentFileLimit()?.soft ?? 1024) * this.svc.tunables.pipeShare) return;
     const p = r.pipe();
     if (typeof p === 'number') {
       to.noPipe = true;
