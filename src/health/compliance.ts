@@ -6,6 +6,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import type { Checker, ProbeResult, ProbeTarget } from './types.js';
+import { ProbeAbort } from './runner.js';
 
 export interface CompliancePeer {
   readonly target: ProbeTarget;
@@ -66,6 +67,26 @@ export function checkerCompliance(name: string, h: ComplianceHarness): void {
       assert.equal(r.ok, h.silentIsHealthy ?? false);
     } finally {
       c.close();
+      c.close();
+      await peer.close();
+    }
+  });
+
+  test(`${name} compliance: the runner's ProbeAbort (a hook, no AbortSignal) cuts a silent peer at its deadline`, async () => {
+    const peer = await h.silent();
+    const c = h.build(peer.target);
+    try {
+      const timeoutMs = 300;
+      const ctx = new ProbeAbort(timeoutMs);
+      const t = setTimeout(() => ctx.abort(), timeoutMs);
+      const start = performance.now();
+      const r = await c.check(ctx);
+      clearTimeout(t);
+      const took = performance.now() - start;
+      assert.ok(took < timeoutMs + SLACK_MS, `settled in ${Math.round(took)} ms`);
+      assertShape(r);
+      assert.equal(r.ok, h.silentIsHealthy ?? false);
+    } finally {
       c.close();
       await peer.close();
     }

@@ -10,9 +10,9 @@
  *   director, events on `fulcrum:health`, notify scripts and mail on transitions.
  * - fake.ts + compliance.ts: a scripted Checker and the suite every checker passes.
  */
-export { ProbeErrorCode, networkFailure, verdict, type Checker, type Clock, type ProbeContext, type ProbeResult, type ProbeTarget } from './types.js';
+export { ProbeErrorCode, abortHook, networkFailure, probeAbort, verdict, type Abortable, type AbortHook, type Checker, type Clock, type ProbeContext, type ProbeResult, type ProbeTarget } from './types.js';
 export { FakeClock, systemClock } from './clock.js';
-export { CheckRunner, initialCheckState, runnerTiming, stepCheck, type CheckReport, type CheckState, type CheckStep, type RunnerTiming } from './runner.js';
+export { CheckRunner, ProbeAbort, initialCheckState, runnerTiming, stepCheck, type CheckReport, type CheckState, type CheckStep, type RunnerTiming } from './runner.js';
 export { createChecker, probeTarget, type CheckerDeps, type CheckerFactory } from './factory.js';
 export { HEALTH_CHANNEL, HealthMonitor, publishHealth, type AgentProber, type HealthEvent, type HealthMonitorOptions } from './monitor.js';
 export { FakeChecker } from './fake.js';

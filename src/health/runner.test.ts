@@ -2,8 +2,9 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { FakeClock } from './clock.js';
 import { FakeChecker } from './fake.js';
-import { CheckRunner, initialCheckState, stepCheck, type CheckReport, type RunnerTiming } from './runner.js';
+import { CheckRunner, initialCheckState, ProbeAbort, stepCheck, type CheckReport, type RunnerTiming } from './runner.js';
 import { checkerCompliance } from './compliance.js';
+import { ProbeErrorCode, type ProbeContext, type ProbeResult } from './types.js';
 
 const T: RunnerTiming = { delayLoopMs: 6000, warmupMs: 0, connectTimeoutMs: 5000, retry: 2, delayBeforeRetryMs: 1000, alpha: false, rise: 1 };
 
@@ -96,6 +97,59 @@ test('CheckRunner: a probe that hangs is cut at connect_timeout and counted as a
   assert.equal(reports.length, 1);
   assert.equal(reports[0]?.result.ok, false);
   assert.equal(reports[0]?.transition, 'down');
+  r.stop();
+});
+
+test('ProbeAbort: callbacks run once at the abort, a removed one never, a throwing one does not stop the rest; the signal agrees', () => {
+  const p = new ProbeAbort(500);
+  assert.equal(p.timeoutMs, 500);
+  assert.equal(p.hook, p);
+  const seen: string[] = [];
+  p.onAbort(() => seen.push('a'));
+  const offB = p.onAbort(() => seen.push('b'));
+  p.onAbort(() => { throw new Error('a broken listener'); });
+  p.onAbort(() => seen.push('c'));
+  offB();
+  offB();
+  assert.equal(p.aborted, false);
+  const signal = p.signal;
+  assert.equal(signal.aborted, false);
+  p.abort();
+  p.abort();
+  assert.deepEqual(seen, ['a', 'c']);
+  assert.equal(p.aborted, true);
+  assert.equal(signal.aborted, true, 'a signal read before the abort is aborted with it');
+  assert.equal(p.onAbort(() => seen.push('late'))(), undefined);
+  assert.deepEqual(seen, ['a', 'c'], 'registered after the abort: never called (as an AbortSignal listener)');
+  const q = new ProbeAbort(1);
+  q.abort();
+  assert.equal(q.signal.aborted, true, 'a signal first read after the abort is born aborted');
+});
+
+test('CheckRunner: a checker listening through the hook is aborted at connect_timeout, and no signal is built for it', async () => {
+  const clock = new FakeClock();
+  let aborted = 0;
+  let ctxSeen: ProbeAbort | null = null;
+  const hooked = {
+    type: 'HOOKED',
+    check: (ctx: ProbeContext) => new Promise<ProbeResult>((resolve) => {
+      assert.ok(ctx instanceof ProbeAbort);
+      ctxSeen = ctx;
+      ctx.hook?.onAbort(() => {
+        aborted++;
+        resolve({ ok: false, latencyMs: 5000, code: ProbeErrorCode.TIMEOUT, detail: 'timed out' });
+      });
+    }),
+    close: () => undefined,
+  };
+  const reports: CheckReport[] = [];
+  const r = new CheckRunner(hooked, { ...T, retry: 0 }, clock, (rep) => reports.push(rep));
+  r.start();
+  await clock.advance(5000);
+  assert.equal(aborted, 1);
+  assert.equal(reports.length, 1, 'answered at the deadline, not after the grace');
+  assert.equal(reports[0]?.result.code, ProbeErrorCode.TIMEOUT);
+  assert.equal((ctxSeen as unknown as { ac: unknown }).ac, null, 'no AbortController was made');
   r.stop();
 });
 

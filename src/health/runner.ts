@@ -16,7 +16,7 @@
  */
 import { FailureCode, reportFailure } from '../errors/index.js';
 import type { CheckerTiming } from '../model/types.js';
-import type { Checker, Clock, ProbeResult } from './types.js';
+import type { AbortHook, Checker, Clock, ProbeContext, ProbeResult } from './types.js';
 import { ProbeErrorCode } from './types.js';
 
 /** Timing in milliseconds, resolved from keepalived's seconds. */
@@ -85,6 +85,66 @@ export interface CheckReport {
   readonly retrying: boolean;
   /** How late the probe started relative to when it was due (event-loop lag), ms. */
   readonly lateMs: number;
+}
+
+const nothing = (): void => undefined;
+
+/**
+ * One probe's abort, handed to the checker as its ProbeContext. The reactor's TCP and HTTP
+ * probes listen through `hook` (a list of callbacks); the AbortSignal is built only when a
+ * checker reads `signal` (scripts, DNS, TLS, SMTP): on Node 20 an AbortController costs
+ * 5–9 µs of CPU, a tenth of a TCP_CHECK's (docs/benchmarks.md).
+ */
+export class ProbeAbort implements ProbeContext, AbortHook {
+  private ac: AbortController | null = null;
+  private fns: (() => void)[] | null = null;
+  private done = false;
+
+  constructor(readonly timeoutMs: number) {}
+
+  get aborted(): boolean {
+    return this.done;
+  }
+
+  get hook(): AbortHook {
+    return this;
+  }
+
+  get signal(): AbortSignal {
+    if (this.ac === null) {
+      this.ac = new AbortController();
+      if (this.done) this.ac.abort();
+    }
+    return this.ac.signal;
+  }
+
+  onAbort(fn: () => void): () => void {
+    if (this.done) return nothing;
+    (this.fns ??= []).push(fn);
+    return () => {
+      const fns = this.fns;
+      const i = fns === null ? -1 : fns.indexOf(fn);
+      if (i >= 0) fns?.splice(i, 1);
+    };
+  }
+
+  /** Abort: every callback once (one that throws is reported and the rest still run), then the signal. */
+  abort(): void {
+    if (this.done) return;
+    this.done = true;
+    const fns = this.fns;
+    this.fns = null;
+    if (fns !== null) {
+      for (const fn of fns) {
+        try {
+          fn();
+        } catch (err: unknown) {
+          reportFailure('health', FailureCode.TASK, err, { during: 'probe abort' });
+        }
+      }
+    }
+    this.ac?.abort();
+  }
 }
 
 /** Extra time a probe gets past connect_timeout to clean up before the runner gives up on it. */
@@ -156,8 +216,8 @@ export class CheckRunner {
     if (this.stopped) return;
     const start = this.clock.now();
     const lateMs = Math.max(0, start - this.due);
-    const ac = new AbortController();
     const timeoutMs = this.timing.connectTimeoutMs;
+    const ctx = new ProbeAbort(timeoutMs);
     let giveUp: (() => void) | null = null;
     let guard: unknown = null;
     // Abort (the deadline, or stop) and give the checker GRACE_MS to finish. Called
@@ -165,15 +225,15 @@ export class CheckRunner {
     // removed per probe was a measurable part of a check's CPU (docs/benchmarks.md).
     const abort = (): void => {
       if (guard !== null) return;
-      ac.abort();
       guard = this.clock.setTimer(() => giveUp?.(), GRACE_MS);
+      ctx.abort();
     };
     this.inflight = abort;
     const deadline = this.clock.setTimer(abort, timeoutMs);
     let result: ProbeResult;
     try {
       result = await Promise.race([
-        this.checker.check({ signal: ac.signal, timeoutMs }),
+        this.checker.check(ctx),
         // A checker that ignores its signal still cannot hold the runner past the grace.
         new Promise<ProbeResult>((resolve) => {
           giveUp = () => resolve({ ok: false, latencyMs: this.clock.now() - start, code: ProbeErrorCode.TIMEOUT, detail: 'checker did not finish' });

@@ -1,11 +1,11 @@
 /**
  * Shared plumbing for the stream checkers (TCP, HTTP, SSL, SMTP, agent): connect with a
  * deadline and local binding, and read a bounded amount of a reply. Every function gives
- * up when the probe's signal aborts and always destroys what it opened.
+ * up when the probe is aborted and always destroys what it opened.
  */
 import net from 'node:net';
 import tls from 'node:tls';
-import type { ProbeTarget } from './types.js';
+import { abortHook, type Abortable, type ProbeTarget } from './types.js';
 import { EAGAIN, EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, errnoError, loopReactor, reactorAvailable, type Reactor } from '../sys/reactor.js';
 import { endpointSockaddr, sockaddr } from '../sys/raw.js';
 
@@ -14,8 +14,9 @@ export interface ConnectOptions {
 }
 
 /** Connect to the target (TLS when asked). Rejects with the socket error or an ABORT_ERR. */
-export function connectStream(target: ProbeTarget, signal: AbortSignal, opts: ConnectOptions = {}): Promise<net.Socket> {
+export function connectStream(target: ProbeTarget, abort: Abortable, opts: ConnectOptions = {}): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
+    const signal = abortHook(abort);
     if (signal.aborted) return reject(abortError());
     const base: net.TcpNetConnectOpts = {
       host: target.address, port: target.port, family: target.family === 'inet6' ? 6 : 4,
@@ -31,9 +32,8 @@ export function connectStream(target: ProbeTarget, signal: AbortSignal, opts: Co
         ...(opts.tls.servername !== undefined && !net.isIP(opts.tls.servername) ? { servername: opts.tls.servername } : {}),
       })
       : net.connect(base);
-    const onAbort = (): void => fail(abortError());
     const done = (): void => {
-      signal.removeEventListener('abort', onAbort);
+      unhook();
       sock.off('error', fail);
     };
     function fail(err: Error): void {
@@ -42,7 +42,7 @@ export function connectStream(target: ProbeTarget, signal: AbortSignal, opts: Co
       reject(err);
     }
     sock.once('error', fail);
-    signal.addEventListener('abort', onAbort, { once: true });
+    const unhook = signal.onAbort(() => fail(abortError()));
     sock.once(opts.tls ? 'secureConnect' : 'connect', () => {
       done();
       // Keep a listener so a late error (reset) never becomes an uncaught exception.
@@ -58,9 +58,10 @@ export function connectStream(target: ProbeTarget, signal: AbortSignal, opts: Co
  * docs/benchmarks.md). Rejects with an Error whose `code` is the errno's name, or ABORT_ERR.
  * Falls back to `net` where the reactor cannot run.
  */
-export function probeConnect(target: ProbeTarget, signal: AbortSignal): Promise<void> {
-  if (!onReactor(target)) return connectStream(target, signal).then((s) => { s.destroy(); });
+export function probeConnect(target: ProbeTarget, abort: Abortable): Promise<void> {
+  if (!onReactor(target)) return connectStream(target, abort).then((s) => { s.destroy(); });
   return new Promise((resolve, reject) => {
+    const signal = abortHook(abort);
     if (signal.aborted) return reject(abortError());
     const r = loopReactor();
     try {
@@ -70,7 +71,7 @@ export function probeConnect(target: ProbeTarget, signal: AbortSignal): Promise<
       const finish = (errno: number | 'abort'): void => {
         if (!open) return;
         open = false;
-        signal.removeEventListener('abort', onAbort);
+        unhook();
         // Closed with a FIN, as keepalived and HAProxy close theirs. A reset (SO_LINGER 0)
         // would spare the director a TIME_WAIT socket per check, but the real server's
         // application would then see a connection reset by peer every delay_loop (and
@@ -79,8 +80,7 @@ export function probeConnect(target: ProbeTarget, signal: AbortSignal): Promise<
         if (errno === 0) resolve();
         else reject(errno === 'abort' ? abortError() : errnoError(`connect to ${target.address}:${target.port}`, errno));
       };
-      const onAbort = (): void => finish('abort');
-      signal.addEventListener('abort', onAbort, { once: true });
+      const unhook = signal.onAbort(() => finish('abort'));
       r.add(fd, EPOLLOUT, { onEvents: () => finish(r.socketError(fd)) });
     } catch (err: unknown) {
       reject(err instanceof Error ? err : new Error(String(err)));
@@ -112,8 +112,9 @@ export class ReactorStream {
   private constructor(private readonly r: Reactor, readonly fd: number) {}
 
   /** Connect (resolves once the real server accepted). Rejects as `connectStream` does. */
-  static connect(target: ProbeTarget, signal: AbortSignal): Promise<ReactorStream> {
+  static connect(target: ProbeTarget, abort: Abortable): Promise<ReactorStream> {
     return new Promise((resolve, reject) => {
+      const signal = abortHook(abort);
       if (signal.aborted) return reject(abortError());
       const r = loopReactor();
       let fd: number;
@@ -124,13 +125,12 @@ export class ReactorStream {
       }
       if (fd < 0) return reject(errnoError(`connect to ${target.address}:${target.port}`, -fd));
       const s = new ReactorStream(r, fd);
-      const onAbort = (): void => {
+      const unhook = signal.onAbort(() => {
         s.destroy();
         reject(abortError());
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
+      });
       s.onConnect = () => {
-        signal.removeEventListener('abort', onAbort);
+        unhook();
         s.onConnect = null;
         const err = r.socketError(fd);
         if (err !== 0) {
@@ -193,17 +193,17 @@ export class ReactorStream {
   }
 
   /** See `readStream`. */
-  read(signal: AbortSignal, consume: (chunk: Buffer) => boolean): Promise<'done' | 'end'> {
+  read(abort: Abortable, consume: (chunk: Buffer) => boolean): Promise<'done' | 'end'> {
     return new Promise((resolve, reject) => {
+      const signal = abortHook(abort);
       if (signal.aborted || !this.open) return reject(abortError());
       const settle = (f: () => void): void => {
-        signal.removeEventListener('abort', onAbort);
+        unhook();
         // Interest is lowered lazily (see `mask`): a probe closes right after its read.
         this.onRead = null;
         f();
       };
-      const onAbort = (): void => settle(() => reject(abortError()));
-      signal.addEventListener('abort', onAbort, { once: true });
+      const unhook = signal.onAbort(() => settle(() => reject(abortError())));
       this.onRead = () => {
         const buf = ReactorStream.buf;
         const n = this.r.read(this.fd, buf, buf.length);
@@ -253,9 +253,9 @@ function onReactor(target: ProbeTarget): boolean {
   return reactorAvailable() && !target.address.includes('%');
 }
 
-export function openStream(target: ProbeTarget, signal: AbortSignal): Promise<ProbeStream> {
-  if (!onReactor(target)) return connectStream(target, signal);
-  return ReactorStream.connect(target, signal);
+export function openStream(target: ProbeTarget, abort: Abortable): Promise<ProbeStream> {
+  if (!onReactor(target)) return connectStream(target, abort);
+  return ReactorStream.connect(target, abort);
 }
 
 export function abortError(): Error {
@@ -266,19 +266,20 @@ export function abortError(): Error {
 
 /**
  * Feed the socket's bytes to `consume` until it returns true (done), the peer closes, or
- * the signal aborts. Resolves to 'done', 'end' or rejects (socket error / ABORT_ERR).
+ * the probe is aborted. Resolves to 'done', 'end' or rejects (socket error / ABORT_ERR).
  * `consume` sees each chunk once; the caller bounds what it keeps.
  */
-export function readStream(sock: ProbeStream, signal: AbortSignal, consume: (chunk: Buffer) => boolean): Promise<'done' | 'end'> {
-  if (sock instanceof ReactorStream) return sock.read(signal, consume);
+export function readStream(sock: ProbeStream, abort: Abortable, consume: (chunk: Buffer) => boolean): Promise<'done' | 'end'> {
+  if (sock instanceof ReactorStream) return sock.read(abort, consume);
   return new Promise((resolve, reject) => {
+    const signal = abortHook(abort);
     if (signal.aborted) return reject(abortError());
     const cleanup = (): void => {
       sock.off('data', onData);
       sock.off('end', onEnd);
       sock.off('close', onEnd);
       sock.off('error', onError);
-      signal.removeEventListener('abort', onAbort);
+      unhook();
     };
     const onData = (c: Buffer): void => {
       let stop = false;
@@ -297,12 +298,11 @@ export function readStream(sock: ProbeStream, signal: AbortSignal, consume: (chu
     };
     const onEnd = (): void => { cleanup(); resolve('end'); };
     const onError = (err: Error): void => { cleanup(); reject(err); };
-    const onAbort = (): void => { cleanup(); reject(abortError()); };
     sock.on('data', onData);
     sock.once('end', onEnd);
     sock.once('close', onEnd);
     sock.once('error', onError);
-    signal.addEventListener('abort', onAbort, { once: true });
+    const unhook = signal.onAbort(() => { cleanup(); reject(abortError()); });
     sock.resume();
   });
 }

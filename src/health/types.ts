@@ -56,6 +56,39 @@ export interface ProbeContext {
   readonly signal: AbortSignal;
   /** Milliseconds the probe may take in all (connect_timeout). */
   readonly timeoutMs: number;
+  /**
+   * The same abort as `signal`, without an EventTarget: the runner's probes give one, and a
+   * checker that only needs to hear the abort uses it instead of `signal` (which the runner
+   * then never builds — an AbortController costs 5–9 µs of CPU on Node 20).
+   */
+  readonly hook?: AbortHook | undefined;
+}
+
+/** Hearing a probe's abort: what the stream helpers need of an AbortSignal, and no more. */
+export interface AbortHook {
+  readonly aborted: boolean;
+  /** Call `fn` once when the probe aborts (not if it already has); returns what unregisters it. */
+  onAbort(fn: () => void): () => void;
+}
+
+/** Either kind of abort a probe may be given. */
+export type Abortable = AbortSignal | AbortHook;
+
+/** An AbortHook over whichever a caller has: the hook itself, or listeners on the signal. */
+export function abortHook(a: Abortable): AbortHook {
+  if (!('addEventListener' in a)) return a;
+  return {
+    get aborted() { return a.aborted; },
+    onAbort(fn) {
+      a.addEventListener('abort', fn, { once: true });
+      return () => a.removeEventListener('abort', fn);
+    },
+  };
+}
+
+/** What a checker should listen to: the runner's hook when there is one, else the signal. */
+export function probeAbort(ctx: ProbeContext): Abortable {
+  return ctx.hook ?? ctx.signal;
 }
 
 /** One kind of health check bound to one real server. */

@@ -10,8 +10,8 @@
 import { createHash } from 'node:crypto';
 import type net from 'node:net';
 import type { HttpCheck, HttpUrl } from '../../model/types.js';
-import type { Checker, ProbeContext, ProbeResult, ProbeTarget } from '../types.js';
-import { networkFailure, ProbeErrorCode, verdict } from '../types.js';
+import type { Abortable, Checker, ProbeContext, ProbeResult, ProbeTarget } from '../types.js';
+import { networkFailure, probeAbort, ProbeErrorCode, verdict } from '../types.js';
 import { connectStream, openStream, readStream, type ProbeStream } from '../stream.js';
 
 /** Bytes of status line + headers accepted before the reply is called malformed. */
@@ -107,7 +107,7 @@ class Dechunker {
  * One GET. Reads the head; reads the body only when `wantBody` (digest, regex). Rejects
  * with network errors, ABORT_ERR, or HttpProbeError for a malformed or oversized reply.
  */
-export async function httpGet(target: ProbeTarget, o: HttpRequestOptions, signal: AbortSignal, want: { digest: boolean; text: boolean }): Promise<HttpReply> {
+export async function httpGet(target: ProbeTarget, o: HttpRequestOptions, signal: Abortable, want: { digest: boolean; text: boolean }): Promise<HttpReply> {
   let sock: ProbeStream | null = null;
   try {
     sock = o.tls ? await connectStream(target, signal, { tls: { servername: o.servername } }) : await openStream(target, signal);
@@ -145,7 +145,7 @@ export async function httpGet(target: ProbeTarget, o: HttpRequestOptions, signal
 }
 
 async function readBody(
-  sock: ProbeStream, signal: AbortSignal, headers: ReadonlyMap<string, string>, first: Buffer, status: number, want: { digest: boolean; text: boolean },
+  sock: ProbeStream, signal: Abortable, headers: ReadonlyMap<string, string>, first: Buffer, status: number, want: { digest: boolean; text: boolean },
 ): Promise<HttpReply> {
   const md5 = createHash('md5');
   const textParts: Buffer[] = [];
@@ -232,7 +232,7 @@ export class HttpChecker implements Checker {
       const re = this.regexes[i] ?? null;
       let reply: HttpReply;
       try {
-        reply = await httpGet(this.target, o, ctx.signal, { digest: url.digest !== undefined, text: re !== null });
+        reply = await httpGet(this.target, o, probeAbort(ctx), { digest: url.digest !== undefined, text: re !== null });
       } catch (err: unknown) {
         if (err instanceof HttpProbeError) return verdict(start, performance.now(), { ok: false, code: err.code, detail: `${url.path}: ${err.message}` });
         const f = networkFailure(err);

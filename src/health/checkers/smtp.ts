@@ -3,13 +3,13 @@
  * `HELO helo_name`, expect 250, then QUIT. Lines are bounded; a server that never speaks
  * or trickles bytes runs into the probe's deadline.
  */
-import type { Checker, ProbeContext, ProbeResult, ProbeTarget } from '../types.js';
-import { networkFailure, ProbeErrorCode, verdict } from '../types.js';
+import type { Abortable, Checker, ProbeContext, ProbeResult, ProbeTarget } from '../types.js';
+import { networkFailure, probeAbort, ProbeErrorCode, verdict } from '../types.js';
 import { connectStream, LineReader, readStream } from '../stream.js';
 import type net from 'node:net';
 
 /** Read one SMTP reply (possibly multi-line "250-…" then "250 …"); returns its code and last text. */
-async function reply(sock: net.Socket, lines: LineReader, pending: string[], signal: AbortSignal): Promise<{ code: number; text: string }> {
+async function reply(sock: net.Socket, lines: LineReader, pending: string[], signal: Abortable): Promise<{ code: number; text: string }> {
   const take = (): { code: number; text: string } | null => {
     while (pending.length > 0) {
       const l = pending.shift() ?? '';
@@ -38,15 +38,15 @@ export class SmtpChecker implements Checker {
     const start = performance.now();
     let sock: net.Socket | null = null;
     try {
-      sock = await connectStream(this.target, ctx.signal);
+      sock = await connectStream(this.target, probeAbort(ctx));
       const lines = new LineReader(1024);
       const pending: string[] = [];
-      const greet = await reply(sock, lines, pending, ctx.signal);
+      const greet = await reply(sock, lines, pending, probeAbort(ctx));
       if (greet.code < 200 || greet.code > 299) {
         return verdict(start, performance.now(), { ok: false, code: ProbeErrorCode.MISMATCH, status: greet.code, detail: `greeting ${greet.code} ${greet.text}`.trim() });
       }
       sock.write(`HELO ${this.heloName}\r\n`);
-      const helo = await reply(sock, lines, pending, ctx.signal);
+      const helo = await reply(sock, lines, pending, probeAbort(ctx));
       if (helo.code !== 250) {
         return verdict(start, performance.now(), { ok: false, code: ProbeErrorCode.MISMATCH, status: helo.code, detail: `HELO answered ${helo.code} ${helo.text}`.trim() });
       }

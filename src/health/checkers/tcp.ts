@@ -1,6 +1,6 @@
 /** TCP_CHECK: the real server is up when a TCP connection to it completes. */
 import type { Checker, ProbeContext, ProbeResult, ProbeTarget } from '../types.js';
-import { networkFailure, verdict } from '../types.js';
+import { networkFailure, probeAbort, verdict } from '../types.js';
 import { probeConnect } from '../stream.js';
 
 export class TcpChecker implements Checker {
@@ -10,7 +10,7 @@ export class TcpChecker implements Checker {
   async check(ctx: ProbeContext): Promise<ProbeResult> {
     const start = performance.now();
     try {
-      await probeConnect(this.target, ctx.signal);
+      await probeConnect(this.target, probeAbort(ctx));
       return verdict(start, performance.now(), { ok: true });
     } catch (err: unknown) {
       return verdict(start, performance.now(), { ok: false, ...networkFailure(err) });
