@@ -7,6 +7,7 @@
 import type { ProbeTarget } from '../health/types.js';
 import { networkFailure } from '../health/types.js';
 import { openStream, readStream } from '../health/stream.js';
+import { ProbeAbort } from '../health/runner.js';
 import { MAX_AGENT_REPLY, parseAgentReply, type AgentParse } from './reply.js';
 
 export interface AgentProbeOutcome {
@@ -18,17 +19,18 @@ export interface AgentProbeOutcome {
 
 export async function probeAgent(target: ProbeTarget, send: string | undefined, timeoutMs: number): Promise<AgentProbeOutcome> {
   const start = performance.now();
-  const ac = new AbortController();
+  // A hook rather than an AbortController (5-9 µs of CPU each on Node 20).
+  const ac = new ProbeAbort(timeoutMs);
   const timer = setTimeout(() => ac.abort(), timeoutMs);
   let raw = '';
   const out = (parse: AgentParse): AgentProbeOutcome => ({ parse, raw, latencyMs: performance.now() - start });
   try {
-    const sock = await openStream(target, ac.signal);
+    const sock = await openStream(target, ac);
     try {
       if (send !== undefined && send !== '') sock.write(send);
       let bytes = 0;
       const chunks: Buffer[] = [];
-      await readStream(sock, ac.signal, (c) => {
+      await readStream(sock, ac, (c) => {
         chunks.push(c);
         bytes += c.length;
         return c.includes(0x0a) || bytes >= MAX_AGENT_REPLY;
