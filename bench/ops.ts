@@ -190,12 +190,12 @@ async function metricsAndRss(): Promise<void> {
 
 function health(): void {
   const seconds = process.env['BENCH_HEALTH_SECONDS'] ?? '8';
-  const ratios: Record<string, number[]> = { TCP_CHECK: [], HTTP_GET: [] };
+  const ratios: Record<string, number[]> = { 'TCP_CHECK': [], 'TCP_CHECK half-open': [], 'HTTP_GET': [] };
   const lines: string[] = [];
   for (let r = 0; r < ROUNDS; r++) {
     const out = execFileSync(process.execPath, [path.join(repoRoot(), 'dist', 'bench', 'health.js')], { encoding: 'utf8', env: { ...process.env, BENCH_SECONDS: seconds }, maxBuffer: 1 << 20 });
     for (const l of out.split('\n')) {
-      const m = /^(TCP_CHECK|HTTP_GET) ratio fulcrum\/haproxy CPU per check: ([\d.]+)×/.exec(l);
+      const m = /^(TCP_CHECK|TCP_CHECK half-open|HTTP_GET) ratio fulcrum\/haproxy CPU per check: ([\d.]+)×/.exec(l);
       if (m) ratios[m[1] as string]?.push(Number(m[2]));
       if (/µs\/check/.test(l)) lines.push(`round ${r + 1}: ${l.replace(/, start lateness.*CPU/, ', CPU')}`);
     }

@@ -59,7 +59,7 @@ export const createChecker: CheckerFactory = (cfg, rs, vs, deps) => {
   const target = probeTarget(cfg, rs);
   if (typeof target === 'string') return new BrokenChecker(cfg.type, target);
   switch (cfg.type) {
-    case 'TCP_CHECK': return new TcpChecker(target);
+    case 'TCP_CHECK': return new TcpChecker(target, { halfOpen: cfg.halfOpen === true });
     case 'HTTP_GET':
     case 'SSL_GET': return new HttpChecker(target, cfg, rs.virtualhost ?? vs.virtualhost);
     case 'SMTP_CHECK': return new SmtpChecker(target, cfg.heloName);

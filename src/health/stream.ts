@@ -56,16 +56,23 @@ export function connectStream(target: ProbeTarget, abort: Abortable, opts: Conne
  * Connect to the target and close again (TCP_CHECK), on this thread's epoll reactor: one
  * socket, connect, one epoll wake, close — no `net.Socket` (a third of the CPU per check,
  * docs/benchmarks.md). Rejects with an Error whose `code` is the errno's name, or ABORT_ERR.
- * Falls back to `net` where the reactor cannot run.
+ * Falls back to `net` where the reactor cannot run (a full handshake there, half-open or not).
+ *
+ * `halfOpen`: TCP_QUICKACK off before the connect, so the kernel holds back the handshake's
+ * last ACK (to ride on data that never comes), and a reset (SO_LINGER 0) at the close once
+ * the SYN-ACK made the socket writable: the real server's half-open request is dropped
+ * before its application could accept it — no accept, no FIN exchange, no TIME_WAIT on
+ * either side. HAProxy's layer-4 checks do this (strace of HAProxy 2.6, docs/benchmarks.md).
  */
-export function probeConnect(target: ProbeTarget, abort: Abortable): Promise<void> {
+export function probeConnect(target: ProbeTarget, abort: Abortable, opts: { readonly halfOpen?: boolean } = {}): Promise<void> {
   if (!onReactor(target)) return connectStream(target, abort).then((s) => { s.destroy(); });
   return new Promise((resolve, reject) => {
     const signal = abortHook(abort);
     if (signal.aborted) return reject(abortError());
     const r = loopReactor();
     try {
-      const fd = r.connectTcp(endpointSockaddr(target), { noDelay: false, bind: bindSockaddr(target) });
+      const halfOpen = opts.halfOpen === true;
+      const fd = r.connectTcp(endpointSockaddr(target), { noDelay: false, bind: bindSockaddr(target), delayAck: halfOpen });
       if (fd < 0) return reject(errnoError(`connect to ${target.address}:${target.port}`, -fd));
       let open = true;
       const finish = (errno: number | 'abort'): void => {
@@ -76,7 +83,8 @@ export function probeConnect(target: ProbeTarget, abort: Abortable): Promise<voi
         // would spare the director a TIME_WAIT socket per check, but the real server's
         // application would then see a connection reset by peer every delay_loop (and
         // cannot even read the check's source address); the CPU saved was within noise.
-        r.close(fd);
+        if (halfOpen && errno === 0) r.reset(fd);
+        else r.close(fd);
         if (errno === 0) resolve();
         else reject(errno === 'abort' ? abortError() : errnoError(`connect to ${target.address}:${target.port}`, errno));
       };

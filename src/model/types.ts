@@ -127,7 +127,16 @@ interface CheckerBase {
   readonly loc?: SourceLocation | undefined;
 }
 
-export interface TcpCheck extends CheckerBase { readonly type: 'TCP_CHECK'; readonly conn: CheckerConnection }
+export interface TcpCheck extends CheckerBase {
+  readonly type: 'TCP_CHECK';
+  readonly conn: CheckerConnection;
+  /**
+   * Fulcrum extension `fulcrum_half_open`: the probe holds back the handshake's last ACK and
+   * ends with a reset once the real server's SYN-ACK is in (HAProxy's layer-4 check), so the
+   * real server's application never accepts a check connection.
+   */
+  readonly halfOpen?: boolean | undefined;
+}
 export interface HttpCheck extends CheckerBase {
   readonly type: 'HTTP_GET' | 'SSL_GET';
   readonly conn: CheckerConnection;

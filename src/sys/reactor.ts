@@ -37,6 +37,7 @@ const EPOLL_EVENT_SIZE = 12; // struct epoll_event is packed on x86-64 (and 12 b
 const MAX_EVENTS = 256;
 const IPPROTO_TCP = 6;
 const TCP_NODELAY = 1;
+const TCP_QUICKACK = 12;
 const SO_ERROR = 4;
 const SO_LINGER = 13;
 const SHUT_WR = 1;
@@ -201,6 +202,7 @@ export class Reactor {
   private readonly ev = Buffer.alloc(EPOLL_EVENT_SIZE);
   private readonly events = Buffer.alloc(EPOLL_EVENT_SIZE * MAX_EVENTS);
   private readonly one = Buffer.alloc(4);
+  private readonly zero = Buffer.alloc(4);
   private readonly errBuf = Buffer.alloc(4);
   private readonly errLen = Buffer.alloc(4);
   private readonly linger0 = Buffer.alloc(8);
@@ -357,13 +359,15 @@ export class Reactor {
 
   /**
    * Start a non-blocking connect to `sa` (TCP_NODELAY unless `noDelay` is false; from the
-   * local sockaddr `bind` when given): the fd, or −errno.
+   * local sockaddr `bind` when given; with TCP_QUICKACK off when `delayAck`, so the
+   * handshake's last ACK waits for data or the delayed-ACK timer): the fd, or −errno.
    */
-  connectTcp(sa: Buffer, opts: { readonly noDelay?: boolean; readonly bind?: Buffer | undefined } = {}): number {
+  connectTcp(sa: Buffer, opts: { readonly noDelay?: boolean; readonly bind?: Buffer | undefined; readonly delayAck?: boolean } = {}): number {
     const c = this.c;
     const fd = this.made(c.socket(sa.readUInt16LE(0), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (fd < 0) return -koffi.errno();
     if (opts.noDelay !== false) c.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, this.one, 4);
+    if (opts.delayAck === true) c.setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, this.zero, 4);
     if (opts.bind !== undefined && c.bind(fd, opts.bind, opts.bind.length) !== 0) {
       const errno = koffi.errno();
       this.close(fd);

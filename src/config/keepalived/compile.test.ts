@@ -472,6 +472,16 @@ vrrp_instance C { interface eth0
     assert.match(e[0]?.expected ?? '', /rr\|wrr\|lc\|wlc/);
   });
 
+  it('fulcrum_half_open: a TCP_CHECK option (bare or a boolean), a located error on a bad value, unknown in other checkers', () => {
+    const r = parseText(vs('real_server 10.1.0.1 80 {\n TCP_CHECK { fulcrum_half_open }\n TCP_CHECK { fulcrum_half_open off }\n TCP_CHECK { }\n HTTP_GET { url { path / }\n fulcrum_half_open }\n}'));
+    assert.deepEqual(errorsOf(r), []);
+    const cks = r.config.virtualServers[0]?.realServers[0]?.checkers ?? [];
+    assert.deepEqual(cks.map((c) => (c.type === 'TCP_CHECK' ? c.halfOpen === true : c.type)), [true, false, false, 'HTTP_GET']);
+    assert.deepEqual(codes(warningsOf(r)), [['W_UNKNOWN_KEYWORD', 7, 'fulcrum_half_open']]);
+    const bad = errorsOf(parseText(vs('real_server 10.1.0.1 80 {\n TCP_CHECK {\n  fulcrum_half_open maybe\n }\n}')));
+    assert.deepEqual(bad.map((d) => [d.code, d.loc?.line, d.loc?.col, d.keyword]), [['E_BAD_VALUE', 4, 21, 'fulcrum_half_open']]);
+  });
+
   it('warns about unknown keywords with a suggestion, and about ignored keepalived ones', () => {
     const r = parseText(vs('lb_algorithm rr\nsnmp_name web\nreal_server 10.1.0.1 80 { wieght 3 }'));
     assert.deepEqual(errorsOf(r), []);

@@ -175,7 +175,14 @@ function compileChecker(
   const done = () => resolveTiming(type, merge(inherited, t));
 
   switch (type) {
-    case 'TCP_CHECK':
+    case 'TCP_CHECK': {
+      let halfOpen: boolean | undefined;
+      dispatch(block, type, {
+        ...connHandlers, ...timing,
+        fulcrum_half_open: (x) => { halfOpen = v.optBool(x) ?? halfOpen; },
+      }, v.sink);
+      return { type, conn, timing: done(), loc, ...(halfOpen === true ? { halfOpen } : {}) };
+    }
     case 'PING_CHECK': {
       dispatch(block, type, { ...connHandlers, ...timing }, v.sink);
       return { type, conn, timing: done(), loc };

@@ -4,6 +4,7 @@
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -48,6 +49,10 @@ async function webServer(handler: (req: http.IncomingMessage, res: http.ServerRe
 
 checkerCompliance('TCP_CHECK', {
   build: (t) => new TcpChecker(t), silent: async () => { const p = await silentPeer(); return { target: at(p.port), close: p.close }; },
+  refused: async () => at(await closedPort()), silentIsHealthy: true,
+});
+checkerCompliance('TCP_CHECK fulcrum_half_open', {
+  build: (t) => new TcpChecker(t, { halfOpen: true }), silent: async () => { const p = await silentPeer(); return { target: at(p.port), close: p.close }; },
   refused: async () => at(await closedPort()), silentIsHealthy: true,
 });
 checkerCompliance('HTTP_GET', {
@@ -107,6 +112,31 @@ test('TCP_CHECK: up against a listener, refused when closed, bindto is the sourc
     await p.close();
   }
   const r = await once(new TcpChecker(at(await closedPort())));
+  assert.equal(r.ok, false);
+  assert.equal(r.code, 'E_PROBE_REFUSED');
+});
+
+test('TCP_CHECK fulcrum_half_open: up on the SYN-ACK, never accepted by the real server\'s application, no TIME_WAIT; refused when closed', { skip: !reactorAvailable() }, async () => {
+  let accepted = 0;
+  const p = await tcpPeer((s) => { accepted++; s.end(); });
+  const timeWait = (): number => execFileSync('ss', ['-Htan', 'state', 'time-wait', `( sport = :${p.port} or dport = :${p.port} )`], { encoding: 'utf8' })
+    .split('\n').filter((l) => l.trim() !== '').length;
+  try {
+    for (let i = 0; i < 20; i++) assert.equal((await once(new TcpChecker(at(p.port), { halfOpen: true }))).ok, true);
+    // Time for the peer's loop to accept anything whose handshake did complete.
+    await new Promise((r) => setTimeout(r, 300));
+    // The last ACK goes out only if a probe's loop stalled past the delayed-ACK timer (≥ 40 ms).
+    assert.ok(accepted <= 2, `${accepted} of 20 half-open probes were accepted by the application`);
+    assert.equal(timeWait(), 0, 'a reset leaves no TIME_WAIT on either side');
+    const before = accepted;
+    for (let i = 0; i < 5; i++) assert.equal((await once(new TcpChecker(at(p.port)))).ok, true);
+    const t0 = Date.now();
+    while (accepted - before < 5 && Date.now() - t0 < 2000) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(accepted - before, 5, 'a full-handshake TCP_CHECK (keepalived\'s) is accepted every time');
+  } finally {
+    await p.close();
+  }
+  const r = await once(new TcpChecker(at(await closedPort()), { halfOpen: true }));
   assert.equal(r.ok, false);
   assert.equal(r.code, 'E_PROBE_REFUSED');
 });
