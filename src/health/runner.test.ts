@@ -153,6 +153,30 @@ test('CheckRunner: a checker listening through the hook is aborted at connect_ti
   r.stop();
 });
 
+test('CheckRunner: a checker that throws or rejects is a LOCAL failure with its message, and the schedule goes on', async () => {
+  const clock = new FakeClock();
+  let n = 0;
+  const broken = {
+    type: 'BROKEN',
+    check: (): Promise<ProbeResult> => {
+      n++;
+      if (n === 1) throw new Error('thrown at once');
+      return Promise.reject(new Error('rejected later'));
+    },
+    close: () => undefined,
+  };
+  const reports: CheckReport[] = [];
+  const r = new CheckRunner(broken, { ...T, retry: 1 }, clock, (rep) => reports.push(rep));
+  r.start();
+  await clock.advance(0);
+  await clock.advance(1000);
+  assert.deepEqual(reports.map((x) => [x.result.ok, x.result.code, x.result.detail, x.transition]), [
+    [false, ProbeErrorCode.LOCAL, 'thrown at once', null],
+    [false, ProbeErrorCode.LOCAL, 'rejected later', 'down'],
+  ]);
+  r.stop();
+});
+
 // The fake runs the same suite as the real checkers: port 1 = a peer that never answers.
 checkerCompliance('FakeChecker', {
   build: (t) => {

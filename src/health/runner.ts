@@ -230,18 +230,19 @@ export class CheckRunner {
     };
     this.inflight = abort;
     const deadline = this.clock.setTimer(abort, timeoutMs);
-    let result: ProbeResult;
-    try {
-      result = await Promise.race([
-        this.checker.check(ctx),
-        // A checker that ignores its signal still cannot hold the runner past the grace.
-        new Promise<ProbeResult>((resolve) => {
-          giveUp = () => resolve({ ok: false, latencyMs: this.clock.now() - start, code: ProbeErrorCode.TIMEOUT, detail: 'checker did not finish' });
-        }),
-      ]);
-    } catch (err: unknown) {
-      result = { ok: false, latencyMs: this.clock.now() - start, code: ProbeErrorCode.LOCAL, detail: err instanceof Error ? err.message : String(err) };
-    }
+    const local = (err: unknown): ProbeResult => (
+      { ok: false, latencyMs: this.clock.now() - start, code: ProbeErrorCode.LOCAL, detail: err instanceof Error ? err.message : String(err) });
+    // The checker's answer or, past the grace, the runner's own: one promise (a race of two
+    // cost a third promise and its reactions, per probe).
+    const result = await new Promise<ProbeResult>((resolve) => {
+      // A checker that ignores its abort still cannot hold the runner past the grace.
+      giveUp = () => resolve({ ok: false, latencyMs: this.clock.now() - start, code: ProbeErrorCode.TIMEOUT, detail: 'checker did not finish' });
+      try {
+        this.checker.check(ctx).then(resolve, (err: unknown) => resolve(local(err)));
+      } catch (err: unknown) {
+        resolve(local(err));
+      }
+    });
     if (guard !== null) this.clock.cancel(guard);
     this.clock.cancel(deadline);
     this.inflight = null;
