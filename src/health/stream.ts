@@ -16,8 +16,8 @@ export interface ConnectOptions {
 /** Connect to the target (TLS when asked). Rejects with the socket error or an ABORT_ERR. */
 export function connectStream(target: ProbeTarget, abort: Abortable, opts: ConnectOptions = {}): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const signal = abortHook(abort);
-    if (signal.aborted) return reject(abortError());
+    const hook = abortHook(abort);
+    if (hook.aborted) return reject(abortError());
     const base: net.TcpNetConnectOpts = {
       host: target.address, port: target.port, family: target.family === 'inet6' ? 6 : 4,
       ...(target.bindAddress !== undefined ? { localAddress: target.bindAddress } : {}),
@@ -42,7 +42,7 @@ export function connectStream(target: ProbeTarget, abort: Abortable, opts: Conne
       reject(err);
     }
     sock.once('error', fail);
-    const unhook = signal.onAbort(() => fail(abortError()));
+    const unhook = hook.onAbort(() => fail(abortError()));
     sock.once(opts.tls ? 'secureConnect' : 'connect', () => {
       done();
       // Keep a listener so a late error (reset) never becomes an uncaught exception.
@@ -67,8 +67,8 @@ export function connectStream(target: ProbeTarget, abort: Abortable, opts: Conne
 export function probeConnect(target: ProbeTarget, abort: Abortable, opts: { readonly halfOpen?: boolean } = {}): Promise<void> {
   if (!onReactor(target)) return connectStream(target, abort).then((s) => { s.destroy(); });
   return new Promise((resolve, reject) => {
-    const signal = abortHook(abort);
-    if (signal.aborted) return reject(abortError());
+    const hook = abortHook(abort);
+    if (hook.aborted) return reject(abortError());
     const r = loopReactor();
     try {
       const halfOpen = opts.halfOpen === true;
@@ -79,16 +79,16 @@ export function probeConnect(target: ProbeTarget, abort: Abortable, opts: { read
         if (!open) return;
         open = false;
         unhook();
-        // Closed with a FIN, as keepalived and HAProxy close theirs. A reset (SO_LINGER 0)
-        // would spare the director a TIME_WAIT socket per check, but the real server's
-        // application would then see a connection reset by peer every delay_loop (and
-        // cannot even read the check's source address); the CPU saved was within noise.
+        // Closed with a FIN, as keepalived closes its checks — unless half-open. A reset
+        // after a completed handshake would spare only the director's TIME_WAIT socket (no
+        // CPU, measured), and the real server's application would see a connection reset
+        // by peer every delay_loop; a half-open probe's reset reaches no application.
         if (halfOpen && errno === 0) r.reset(fd);
         else r.close(fd);
         if (errno === 0) resolve();
         else reject(errno === 'abort' ? abortError() : errnoError(`connect to ${target.address}:${target.port}`, errno));
       };
-      const unhook = signal.onAbort(() => finish('abort'));
+      const unhook = hook.onAbort(() => finish('abort'));
       r.add(fd, EPOLLOUT, { onEvents: () => finish(r.socketError(fd)) });
     } catch (err: unknown) {
       reject(err instanceof Error ? err : new Error(String(err)));
@@ -122,8 +122,8 @@ export class ReactorStream {
   /** Connect (resolves once the real server accepted). Rejects as `connectStream` does. */
   static connect(target: ProbeTarget, abort: Abortable): Promise<ReactorStream> {
     return new Promise((resolve, reject) => {
-      const signal = abortHook(abort);
-      if (signal.aborted) return reject(abortError());
+      const hook = abortHook(abort);
+      if (hook.aborted) return reject(abortError());
       const r = loopReactor();
       let fd: number;
       try {
@@ -133,7 +133,7 @@ export class ReactorStream {
       }
       if (fd < 0) return reject(errnoError(`connect to ${target.address}:${target.port}`, -fd));
       const s = new ReactorStream(r, fd);
-      const unhook = signal.onAbort(() => {
+      const unhook = hook.onAbort(() => {
         s.destroy();
         reject(abortError());
       });
@@ -203,15 +203,15 @@ export class ReactorStream {
   /** See `readStream`. */
   read(abort: Abortable, consume: (chunk: Buffer) => boolean): Promise<'done' | 'end'> {
     return new Promise((resolve, reject) => {
-      const signal = abortHook(abort);
-      if (signal.aborted || !this.open) return reject(abortError());
+      const hook = abortHook(abort);
+      if (hook.aborted || !this.open) return reject(abortError());
       const settle = (f: () => void): void => {
         unhook();
         // Interest is lowered lazily (see `mask`): a probe closes right after its read.
         this.onRead = null;
         f();
       };
-      const unhook = signal.onAbort(() => settle(() => reject(abortError())));
+      const unhook = hook.onAbort(() => settle(() => reject(abortError())));
       this.onRead = () => {
         const buf = ReactorStream.buf;
         const n = this.r.read(this.fd, buf, buf.length);
@@ -280,8 +280,8 @@ export function abortError(): Error {
 export function readStream(sock: ProbeStream, abort: Abortable, consume: (chunk: Buffer) => boolean): Promise<'done' | 'end'> {
   if (sock instanceof ReactorStream) return sock.read(abort, consume);
   return new Promise((resolve, reject) => {
-    const signal = abortHook(abort);
-    if (signal.aborted) return reject(abortError());
+    const hook = abortHook(abort);
+    if (hook.aborted) return reject(abortError());
     const cleanup = (): void => {
       sock.off('data', onData);
       sock.off('end', onEnd);
@@ -310,7 +310,7 @@ export function readStream(sock: ProbeStream, abort: Abortable, consume: (chunk:
     sock.once('end', onEnd);
     sock.once('close', onEnd);
     sock.once('error', onError);
-    const unhook = signal.onAbort(() => { cleanup(); reject(abortError()); });
+    const unhook = hook.onAbort(() => { cleanup(); reject(abortError()); });
     sock.resume();
   });
 }
