@@ -90,10 +90,10 @@ export interface CheckReport {
 const nothing = (): void => undefined;
 
 /**
- * One probe's abort, handed to the checker as its ProbeContext. The reactor's TCP and HTTP
- * probes listen through `hook` (a list of callbacks); the AbortSignal is built only when a
- * checker reads `signal` (scripts, DNS, TLS, SMTP): on Node 20 an AbortController costs
- * 5–9 µs of CPU, a tenth of a TCP_CHECK's (docs/benchmarks.md).
+ * One probe's abort, handed to the checker as its ProbeContext. TCP_CHECK, HTTP_GET,
+ * SSL_GET and SMTP_CHECK listen through `hook` (a list of callbacks); the AbortSignal is
+ * built only when a checker reads `signal` (MISC_CHECK's script, DNS, UDP, PING): on Node 20
+ * an AbortController costs 5–9 µs of CPU, a tenth of a TCP_CHECK's (docs/benchmarks.md).
  */
 export class ProbeAbort implements ProbeContext, AbortHook {
   private ac: AbortController | null = null;
