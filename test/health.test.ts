@@ -10,10 +10,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import http from 'node:http';
-import { createServer } from 'node:net';
 import type net from 'node:net';
 import { startDaemon } from '../src/testing/daemon.js';
 import { fetchText, freePort, startServer } from '../src/testing/net.js';
+import { tcpPeer } from '../src/testing/peers.js';
 import { main } from '../src/cli/main.js';
 
 test('run with TCP_CHECK: a killed real server leaves rotation within delay_loop + connect_timeout, and returns', async () => {
@@ -77,15 +77,13 @@ ${check}  }
 
 test('run with TCP_CHECK fulcrum_half_open: the real server comes up on its SYN-ACKs, its application accepts none of them, and a dead one goes down', async () => {
   let accepted = 0;
-  const rs = createServer((s) => { accepted++; s.destroy(); });
-  await new Promise<void>((r) => rs.listen(0, '127.0.0.1', r));
-  const rsPort = (rs.address() as net.AddressInfo).port;
+  const rs = await tcpPeer((s) => { accepted++; s.destroy(); });
   const port = await freePort();
   // alpha: the server starts down, so coming up proves a half-open probe succeeded.
   const d = await startDaemon(`virtual_server 127.0.0.1 ${port} {
   lb_algo rr
   lb_kind PROXY
-  real_server 127.0.0.1 ${rsPort} {
+  real_server 127.0.0.1 ${rs.port} {
     TCP_CHECK {
       fulcrum_half_open
       alpha
@@ -103,12 +101,12 @@ test('run with TCP_CHECK fulcrum_half_open: the real server comes up on its SYN-
     await new Promise((r) => setTimeout(r, 3200));
     // A delayed ACK goes out only if the daemon's loop stalled past the delayed-ACK timer (≥ 40 ms).
     assert.ok(accepted <= 1, `${accepted} probes reached the real server's application`);
-    await new Promise<void>((r) => rs.close(() => r()));
+    await rs.close();
     // (alpha logged a server-down with "no success yet" at the start.)
     await d.waitLog((l) => l.event === 'server-down' && /TCP_CHECK down: connection refused/.test(String(l['reason'])), 10_000, 'the closed real server out of rotation');
   } finally {
     await d.cleanup();
-    rs.close();
+    await rs.close();
   }
 });
 
