@@ -6,9 +6,14 @@
  * unless `fulcrum run --relay node` asks for Node's sockets.
  *
  * Per connection: accept4, socket, setsockopt (TCP_NODELAY; the client's socket has it from
- * the listener), connect, epoll_ctl per change of interest (3 for a request and a response),
- * then a read and a write per chunk, one shutdown (for the direction that ends first; the
- * other's FIN goes with its close), two close.
+ * the listener), connect, then — as HAProxy does — one read of what the client has sent
+ * already and, where there was something, its write to the real server at once: on a near
+ * server the handshake is often done when connect() returns, and a write that succeeds
+ * says so, so the connection is established without waiting a turn of the loop for the
+ * connect's EPOLLOUT and another to read the client (those bytes are kept for a retry when
+ * the connect fails). Then epoll_ctl per change of interest (3 for a request and a
+ * response), a read and a write per chunk, one shutdown (for the direction that ends first;
+ * the other's FIN goes with its close), two close.
  *
  * Bulk: a direction is copied through the plane's shared read buffer until one read fills
  * it; from then on it is spliced socket → pipe → socket (two splice calls per chunk, no copy
@@ -33,6 +38,8 @@ import { recentFileLimit } from '../../sys/limits.js';
 
 const EMFILE = 24;
 const ENFILE = 23;
+/** The most of a client's first bytes read before a real server accepts (HAProxy reads up to 15 KiB). */
+const EARLY_MAX = 16 * 1024;
 /** Bytes one splice moves at most: a default pipe's capacity (16 pages). */
 const PIPE_CHUNK = 64 * 1024;
 
@@ -85,6 +92,9 @@ export class EpollTcpConnection implements Session {
   private readonly flow: FlowKey;
   private peerAddr: PeerAddress | null = null;
   private readonly sticky: string;
+  /** The client's first bytes, read at the first connect and not yet taken by a real server. */
+  private early: Buffer | null = null;
+  private earlyRead = false;
 
   private constructor(
     private readonly svc: ServiceRuntime,
@@ -127,9 +137,9 @@ export class EpollTcpConnection implements Session {
     const svc = this.svc;
     svc.counters.conns++;
     svc.sessions.add(this);
-    // The client is not watched until a real server accepts (nothing is read before, and a
-    // client gone meanwhile is seen then, or at the connect timeout). TCP_NODELAY comes
-    // from the listener (Linux copies it to accepted sockets).
+    // The client is not watched until a real server accepts (only its first bytes are read
+    // before, once; a client gone meanwhile is seen then, or at the connect timeout).
+    // TCP_NODELAY comes from the listener (Linux copies it to accepted sockets).
     const d = svc.sched.schedule(this.flow, this.sticky, svc.now(), false);
     if (d === null) {
       svc.report({ type: 'no-server', service: svc.spec.key, client: { family: this.vaddr.family, address: this.caddr, port: this.cport } });
@@ -167,7 +177,49 @@ export class EpollTcpConnection implements Session {
     this.u.hup = false;
     this.u.pending = null;
     this.u.shutPending = false;
+    if (!this.earlyRead && !this.readEarly()) return;
+    if (this.early !== null && this.server?.spec.proxyProtocol === undefined) {
+      // Written at once: a write that succeeds means the real server has accepted (the
+      // handshake is done), so the connection is established now, without waiting a turn
+      // of the loop for the connect's EPOLLOUT and another to read the client.
+      const e = this.early;
+      const w = this.reactor.write(fd, e, e.length);
+      if (w > 0) {
+        this.early = w === e.length ? null : e.subarray(w);
+        this.counted(this.c, w);
+        this.established();
+        return;
+      }
+      // Still connecting (EAGAIN): the bytes wait for the connect. Another error is the
+      // connect's failure, taken by the write (SO_ERROR would now read 0).
+      if (-w !== EAGAIN && -w !== EINTR) {
+        this.retry(errnoName(-w));
+        return;
+      }
+    }
     this.setInterest(this.u, EPOLLOUT);
+  }
+
+  /**
+   * Read what the client has sent already, once, before a real server accepts (as HAProxy
+   * does): a client usually speaks first, and its request is there when it is accepted.
+   * The bytes are kept for whichever server accepts (a retry keeps them). False when the
+   * client reset meanwhile: the connection is closed.
+   */
+  private readEarly(): boolean {
+    this.earlyRead = true;
+    const buf = this.svc.buffers.shared;
+    const n = this.reactor.read(this.c.fd, buf, Math.min(buf.length, EARLY_MAX));
+    if (n > 0) {
+      this.early = Buffer.from(buf.subarray(0, n));
+      return true;
+    }
+    // Nothing yet, or the client's FIN (read again once a server accepts): as before.
+    if (n === 0 || -n === EAGAIN || -n === EINTR) return true;
+    this.dropAttempt();
+    this.closeSide(this.c, false);
+    this.maybeFinish();
+    return false;
   }
 
   /** Drop the connect attempt in progress (unaccounted); the server it was on, or null. */
@@ -252,6 +304,22 @@ export class EpollTcpConnection implements Session {
         return;
       }
       if (w < h.length) this.u.pending = Buffer.from(h.subarray(Math.max(0, w)));
+    }
+    const e = this.early;
+    if (e !== null) {
+      // The client's early bytes go after the PROXY header, or wait behind what it owes.
+      this.early = null;
+      this.counted(this.c, e.length);
+      const owed = this.u.pending;
+      if (owed !== null) this.u.pending = Buffer.concat([owed, e]);
+      else {
+        const w = this.reactor.write(this.u.fd, e, e.length);
+        if (w < 0 && -w !== EAGAIN && -w !== EINTR) {
+          this.writeFailed(this.c, this.u);
+          return;
+        }
+        if (w < e.length) this.u.pending = e.subarray(Math.max(0, w));
+      }
     }
     this.updateInterest();
   }

@@ -1,8 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import dgram from 'node:dgram';
 import { dataPlaneCompliance, serverSpec, serviceSpec } from '../compliance.js';
 import { DataPlaneErrorCode, type ServiceSpec } from '../types.js';
@@ -47,6 +50,35 @@ function tally(lines: string[]): Record<string, number> {
   const t: Record<string, number> = {};
   for (const l of lines) t[l.trim()] = (t[l.trim()] ?? 0) + 1;
   return t;
+}
+
+/**
+ * A client (a python3 process) that connects to `port` and sends `payload` and a newline
+ * while this thread — the plane's — is held, so the connection the plane then accepts has its
+ * request waiting already; then it prints the first `replies` lines it receives.
+ */
+async function speakBeforeAccept(port: number, payload: string, replies: number, dir: string): Promise<{ child: ChildProcess; lines: string[] }> {
+  const sent = path.join(dir, `sent-${port}`);
+  const child = spawn('python3', ['-c', [
+    'import socket',
+    `s = socket.create_connection(("127.0.0.1", ${port}))`,
+    `s.sendall(${JSON.stringify(payload)}.encode() + b"\\n")`,
+    `open(${JSON.stringify(sent)}, "w").close()`,
+    'f = s.makefile()',
+    `for _ in range(${replies}): print(f.readline().strip(), flush=True)`,
+  ].join('\n')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const hold = new Int32Array(new SharedArrayBuffer(4));
+  for (let i = 0; i < 500 && !fs.existsSync(sent); i++) Atomics.wait(hold, 0, 0, 20);
+  assert.ok(fs.existsSync(sent), 'the client sent its request before the plane could accept it');
+  const lines: string[] = [];
+  let partial = '';
+  child.stdout?.on('data', (b: Buffer) => {
+    partial += b.toString();
+    const parts = partial.split('\n');
+    partial = parts.pop() ?? '';
+    lines.push(...parts);
+  });
+  return { child, lines };
 }
 
 for (const relay of RELAYS) {
@@ -104,6 +136,21 @@ for (const relay of RELAYS) {
       assert.equal(h.dst, '127.0.0.1');
       assert.equal(h.dport, port);
       assert.ok(h.sport > 0);
+    }
+  }, { mode: 'echo', expectProxy: true }));
+
+  test(`proxy [${relay}]: a request sent before the plane accepted follows the PROXY header`, () => withSetup(relay, 1, async (plane, rs, port) => {
+    await addService(plane, serviceSpec('127.0.0.1', port, 'proxy'), [{ port: rs[0]!.port, weight: 1, pp: 1 }]);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fulcrum-early-'));
+    const early = await speakBeforeAccept(port, 'early bird', 1, dir);
+    try {
+      await waitFor(() => early.lines.length >= 1, 5000, 'the echo');
+      assert.deepEqual(early.lines, ['early bird']);
+      assert.equal(rs[0]!.proxyHeaders.length, 1);
+      assert.equal(rs[0]!.proxyHeaders[0]!.dport, port);
+    } finally {
+      early.child.kill('SIGKILL');
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   }, { mode: 'echo', expectProxy: true }));
 
@@ -338,7 +385,6 @@ for (const relay of RELAYS) {
   }));
 
   test(`proxy [${relay}]: a connect that hangs is retried elsewhere after the connect timeout; idle connections close after the tcp timeout`, async () => {
-    const { spawn } = await import('node:child_process');
     // A listener that never accepts, with a full backlog: further SYNs go unanswered (loopback only).
     const py = spawn('python3', ['-c', [
       'import socket, sys, time',
@@ -385,6 +431,54 @@ for (const relay of RELAYS) {
       py.kill('SIGKILL');
       await plane.close(0);
       await rs.close();
+    }
+  });
+
+  test(`proxy [${relay}]: what a client sent before any real server accepted reaches the one that does, after a retry`, async () => {
+    // A listener that never accepts, with a full backlog: its SYNs go unanswered (loopback only).
+    const py = spawn('python3', ['-c', [
+      'import socket, time',
+      's = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(0)',
+      'print(s.getsockname()[1], flush=True)',
+      'time.sleep(30)',
+    ].join('\n')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let clock = 500;
+    const plane = new ProxyDataPlane({ now: () => clock, tunables: { connectTimeoutMs: 2000, relay } });
+    const rs = await startServer('good', { mode: 'name-echo' });
+    const fillers: net.Socket[] = [];
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fulcrum-early-'));
+    let client: ChildProcess | null = null;
+    try {
+      const deadPort = await new Promise<number>((resolve, reject) => {
+        py.stdout.once('data', (b: Buffer) => resolve(Number(b.toString().trim())));
+        py.once('error', reject);
+      });
+      for (let i = 0; i < 3; i++) {
+        const f = net.connect(deadPort, '127.0.0.1');
+        f.on('error', () => undefined);
+        fillers.push(f);
+      }
+      await new Promise((r) => setTimeout(r, 200));
+      const port = await freePort();
+      await addService(plane, serviceSpec('127.0.0.1', port, 'proxy', { scheduler: 'rr' }), [{ port: deadPort, weight: 1 }, { port: rs.port, weight: 1 }]);
+      const early = await speakBeforeAccept(port, 'first words', 2, dir);
+      client = early.child;
+      const lines = early.lines;
+      await waitFor(() => plane.connectionList()[0]?.state === 'SYN_SENT', 2000, 'connecting to the server that never answers');
+      clock += 2.5;
+      plane.tick();
+      await waitFor(() => lines.length >= 2, 5000, 'the reply through the retried server');
+      assert.deepEqual(lines, ['good', 'first words'], 'the bytes read before the retry went to the server that accepted');
+      const st = plane.stats()[0]!;
+      assert.equal(st.servers[1]!.counters.inBytes, 12, 'counted on the server that took them');
+      assert.equal(st.servers[0]!.counters.inBytes, 0);
+    } finally {
+      client?.kill('SIGKILL');
+      for (const f of fillers) f.destroy();
+      py.kill('SIGKILL');
+      await plane.close(0);
+      await rs.close();
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 
