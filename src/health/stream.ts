@@ -119,15 +119,23 @@ export class ReactorStream {
 
   private constructor(private readonly r: Reactor, readonly fd: number) {}
 
-  /** Connect (resolves once the real server accepted). Rejects as `connectStream` does. */
-  static connect(target: ProbeTarget, abort: Abortable): Promise<ReactorStream> {
+  /**
+   * Connect (resolves once the real server accepted). Rejects as `connectStream` does.
+   * `requestFirst`: the caller writes one request before it reads (HTTP_GET), so, as
+   * HAProxy's checks do, TCP_QUICKACK is off and the handshake's last ACK rides on the
+   * request instead of going alone (one packet less each way per probe, and the real server
+   * accepts a connection whose request is already there); TCP_NODELAY is not needed for
+   * one write. Never for a protocol whose server speaks first (SMTP, agents): its accept
+   * would wait for the delayed-ACK timer.
+   */
+  static connect(target: ProbeTarget, abort: Abortable, requestFirst = false): Promise<ReactorStream> {
     return new Promise((resolve, reject) => {
       const hook = abortHook(abort);
       if (hook.aborted) return reject(abortError());
       const r = loopReactor();
       let fd: number;
       try {
-        fd = r.connectTcp(endpointSockaddr(target), { noDelay: true, bind: bindSockaddr(target) });
+        fd = r.connectTcp(endpointSockaddr(target), requestFirst ? { noDelay: false, delayAck: true, bind: bindSockaddr(target) } : { noDelay: true, bind: bindSockaddr(target) });
       } catch (err: unknown) {
         return reject(err instanceof Error ? err : new Error(String(err)));
       }
@@ -261,9 +269,10 @@ function onReactor(target: ProbeTarget): boolean {
   return reactorAvailable() && !target.address.includes('%');
 }
 
-export function openStream(target: ProbeTarget, abort: Abortable): Promise<ProbeStream> {
+/** A plain-TCP probe connection; `requestFirst` as in `ReactorStream.connect`. */
+export function openStream(target: ProbeTarget, abort: Abortable, requestFirst = false): Promise<ProbeStream> {
   if (!onReactor(target)) return connectStream(target, abort);
-  return ReactorStream.connect(target, abort);
+  return ReactorStream.connect(target, abort, requestFirst);
 }
 
 export function abortError(): Error {

@@ -27,10 +27,13 @@ export interface HttpRequestOptions {
   readonly protocol: '1.0' | '1.0C' | '1.1';
   readonly tls: boolean;
   readonly servername?: string | undefined;
+  /** The request's bytes when the caller made them once (`requestText(o)` otherwise). */
+  readonly wire?: Buffer | undefined;
 }
 
 export interface HttpReply {
   readonly status: number;
+  /** Lower-case names; parsed only when the body is read (a status check needs none of them). */
   readonly headers: ReadonlyMap<string, string>;
   /** Lower-case hex MD5 of the (de-chunked) body; undefined when the body was not read. */
   readonly digest?: string | undefined;
@@ -109,39 +112,55 @@ class Dechunker {
  */
 export async function httpGet(target: ProbeTarget, o: HttpRequestOptions, signal: Abortable, want: { digest: boolean; text: boolean }): Promise<HttpReply> {
   let sock: ProbeStream | null = null;
+  const body = want.digest || want.text;
   try {
-    sock = o.tls ? await connectStream(target, signal, { tls: { servername: o.servername } }) : await openStream(target, signal);
-    sock.write(requestText(o));
-    let head = Buffer.alloc(0);
+    sock = o.tls ? await connectStream(target, signal, { tls: { servername: o.servername } }) : await openStream(target, signal, true);
+    sock.write(o.wire ?? requestText(o));
+    let head: Buffer | null = null;
     let status = 0;
-    const headers = new Map<string, string>();
+    let headers: ReadonlyMap<string, string> = NO_HEADERS;
     let rest: Buffer | null = null;
     const how = await readStream(sock, signal, (c) => {
-      head = Buffer.concat([head, c]);
-      const end = head.indexOf('\r\n\r\n');
-      const lfEnd = end < 0 ? head.indexOf('\n\n') : -1;
+      // Chunks are the stream's own copies: the first is kept as it is.
+      const h = head === null ? c : Buffer.concat([head, c]);
+      head = h;
+      const end = h.indexOf('\r\n\r\n');
+      const lfEnd = end < 0 ? h.indexOf('\n\n') : -1;
       if (end < 0 && lfEnd < 0) {
-        if (head.length > MAX_HEAD_BYTES) throw new HttpProbeError(ProbeErrorCode.PROTOCOL, `reply head larger than ${MAX_HEAD_BYTES} bytes`);
+        if (h.length > MAX_HEAD_BYTES) throw new HttpProbeError(ProbeErrorCode.PROTOCOL, `reply head larger than ${MAX_HEAD_BYTES} bytes`);
         return false;
       }
       const cut = end >= 0 ? end + 4 : lfEnd + 2;
-      const lines = head.subarray(0, cut).toString('latin1').split(/\r?\n/);
-      const m = /^HTTP\/1\.[01] ([0-9]{3})(?: .*)?$/.exec(lines[0] ?? '');
-      if (!m) throw new HttpProbeError(ProbeErrorCode.PROTOCOL, `not an HTTP status line: ${JSON.stringify((lines[0] ?? '').slice(0, 80))}`);
+      const eol = h.indexOf(0x0a);
+      const first = h.toString('latin1', 0, eol > 0 && h[eol - 1] === 0x0d ? eol - 1 : eol);
+      const m = STATUS_LINE.exec(first);
+      if (!m) throw new HttpProbeError(ProbeErrorCode.PROTOCOL, `not an HTTP status line: ${JSON.stringify(first.slice(0, 80))}`);
       status = Number(m[1]);
-      for (const l of lines.slice(1)) {
-        const i = l.indexOf(':');
-        if (i > 0) headers.set(l.slice(0, i).trim().toLowerCase(), l.slice(i + 1).trim());
+      if (body) {
+        headers = parseHeaders(h.toString('latin1', eol + 1, cut));
+        rest = h.subarray(cut);
       }
-      rest = head.subarray(cut);
       return true;
     });
-    if (how === 'end' && status === 0) throw new HttpProbeError(ProbeErrorCode.PROTOCOL, head.length === 0 ? 'connection closed without a reply' : 'connection closed inside the reply head');
-    if (!want.digest && !want.text) return { status, headers, bodyBytes: 0 };
+    if (how === 'end' && status === 0) throw new HttpProbeError(ProbeErrorCode.PROTOCOL, head === null ? 'connection closed without a reply' : 'connection closed inside the reply head');
+    if (!body) return { status, headers, bodyBytes: 0 };
     return await readBody(sock, signal, headers, rest ?? Buffer.alloc(0), status, want);
   } finally {
     sock?.destroy();
   }
+}
+
+const STATUS_LINE = /^HTTP\/1\.[01] ([0-9]{3})(?: .*)?$/;
+const NO_HEADERS: ReadonlyMap<string, string> = new Map();
+
+/** Header lines (after the status line) into lower-case names and trimmed values. */
+function parseHeaders(text: string): Map<string, string> {
+  const headers = new Map<string, string>();
+  for (const l of text.split(/\r?\n/)) {
+    const i = l.indexOf(':');
+    if (i > 0) headers.set(l.slice(0, i).trim().toLowerCase(), l.slice(i + 1).trim());
+  }
+  return headers;
 }
 
 async function readBody(
@@ -210,29 +229,39 @@ function rangesText(url: HttpUrl): string {
 export class HttpChecker implements Checker {
   readonly type: 'HTTP_GET' | 'SSL_GET';
   private readonly regexes: (RegExp | null)[];
+  /** Each url's request, made once: it depends on the configuration alone. */
+  private readonly requests: HttpRequestOptions[];
+  private readonly wants: { digest: boolean; text: boolean }[];
 
   constructor(private readonly target: ProbeTarget, private readonly cfg: HttpCheck, private readonly defaultHost?: string) {
     this.type = cfg.type;
     this.regexes = cfg.urls.map((u) => (u.regex !== undefined ? new RegExp(u.regex) : null));
+    const tlsOn = cfg.type === 'SSL_GET';
+    this.requests = cfg.urls.map((url) => {
+      const host = url.virtualhost ?? cfg.virtualhost ?? defaultHost;
+      const o: HttpRequestOptions = {
+        path: url.path,
+        host: host ?? hostHeader(target, tlsOn),
+        protocol: cfg.httpProtocol,
+        tls: tlsOn,
+        servername: cfg.enableSni ? cfg.sniName ?? host : undefined,
+      };
+      // UTF-8: the bytes the configuration file had, as keepalived sends them.
+      return { ...o, wire: Buffer.from(requestText(o), 'utf8') };
+    });
+    this.wants = cfg.urls.map((url, i) => ({ digest: url.digest !== undefined, text: this.regexes[i] != null }));
   }
 
   async check(ctx: ProbeContext): Promise<ProbeResult> {
     const start = performance.now();
-    const tlsOn = this.cfg.type === 'SSL_GET';
     let last: number | undefined;
-    for (const [i, url] of this.cfg.urls.entries()) {
-      const host = url.virtualhost ?? this.cfg.virtualhost ?? this.defaultHost;
-      const o: HttpRequestOptions = {
-        path: url.path,
-        host: host ?? hostHeader(this.target, tlsOn),
-        protocol: this.cfg.httpProtocol,
-        tls: tlsOn,
-        servername: this.cfg.enableSni ? this.cfg.sniName ?? host : undefined,
-      };
+    const urls = this.cfg.urls;
+    for (let i = 0; i < urls.length; i++) {
+      const url = urls[i]!;
       const re = this.regexes[i] ?? null;
       let reply: HttpReply;
       try {
-        reply = await httpGet(this.target, o, probeAbort(ctx), { digest: url.digest !== undefined, text: re !== null });
+        reply = await httpGet(this.target, this.requests[i]!, probeAbort(ctx), this.wants[i]!);
       } catch (err: unknown) {
         if (err instanceof HttpProbeError) return verdict(start, performance.now(), { ok: false, code: err.code, detail: `${url.path}: ${err.message}` });
         const f = networkFailure(err);

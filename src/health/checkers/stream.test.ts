@@ -4,7 +4,7 @@
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -22,7 +22,7 @@ import { reactorAvailable } from '../../sys/reactor.js';
 import { createServer } from 'node:net';
 import { HttpChecker, requestText } from './http.js';
 import { SmtpChecker } from './smtp.js';
-import { closedPort, floodPeer, nginxCommand, selfSignedCert, silentPeer, startDaemonProcess, tcpPeer, tricklePeer } from '../../testing/peers.js';
+import { closedPort, ensureCommand, floodPeer, nginxCommand, selfSignedCert, silentPeer, startDaemonProcess, tcpPeer, tricklePeer } from '../../testing/peers.js';
 import { freePort } from '../../testing/net.js';
 
 const at = (port: number): ProbeTarget => ({ family: 'inet', address: '127.0.0.1', port });
@@ -208,6 +208,65 @@ test('HTTP_GET against hostile servers: never answers, trickles, 100 MB body, ga
     assert.deepEqual([r5.ok, r5.code], [false, 'E_PROBE_PROTOCOL']);
   } finally {
     await Promise.all([silent.close(), trickle.close(), flood.close(), garbage.close()]);
+  }
+});
+
+test('HTTP_GET: a reply head in pieces, bare LF line ends, headers read only for a body; the request sent in UTF-8', async () => {
+  const body = 'piecewise body\n';
+  const requests: Buffer[] = [];
+  // The status line and the headers arrive in three writes, 30 ms apart, with LF line ends.
+  const peer = await tcpPeer((s) => s.once('data', (req: Buffer) => {
+    requests.push(req);
+    const parts = ['HTTP/1.1 2', `00 OK\nContent-Length: ${body.length}\nX-A: b`, `\n\n${body}`];
+    parts.forEach((p, i) => setTimeout(() => (i === parts.length - 1 ? s.end(p) : s.write(p)), i * 30));
+  }));
+  try {
+    const digest = createHash('md5').update(body).digest('hex');
+    const ok = await once(new HttpChecker(at(peer.port), httpCheck([{ path: '/caf\u00e9', digest }])), 2000);
+    assert.deepEqual([ok.ok, ok.status], [true, 200], ok.detail);
+    // The digest is over the Content-Length bytes: the headers were parsed for it.
+    const bad = await once(new HttpChecker(at(peer.port), httpCheck([{ path: '/', digest: '0'.repeat(32) }])), 2000);
+    assert.deepEqual([bad.ok, bad.code], [false, 'E_PROBE_MISMATCH']);
+    assert.match(bad.detail ?? '', new RegExp(`digest ${digest} is not`));
+    const plain = await once(new HttpChecker(at(peer.port), httpCheck([{ path: '/', statusCodes: [[201, 299]] }])), 2000);
+    assert.deepEqual([plain.ok, plain.status], [false, 200]);
+    // keepalived sends the configuration's bytes: a path with é goes as UTF-8.
+    assert.ok(requests[0]?.includes(Buffer.from('GET /caf\u00e9 HTTP/1.0\r\n', 'utf8')), requests[0]?.toString('latin1'));
+  } finally {
+    await peer.close();
+  }
+});
+
+test('HTTP_GET: the handshake\'s last ACK rides on the request (no lone ACK from the checker), as HAProxy\'s checks', { skip: process.getuid?.() !== 0 ? 'tcpdump on lo needs root' : false }, async () => {
+  const tcpdump = ensureCommand('tcpdump', 'tcpdump');
+  const peer = await tcpPeer((s) => s.once('data', () => s.end('HTTP/1.0 200 OK\r\n\r\nok\n')));
+  const dump = spawn(tcpdump, ['-i', 'lo', '-n', '-l', '-S', `tcp dst port ${peer.port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    let out = '';
+    let err = '';
+    dump.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    dump.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    for (let i = 0; i < 200 && !err.includes('listening on'); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(err.includes('listening on'), `tcpdump did not start: ${err}`);
+    const probes = 3;
+    for (let i = 0; i < probes; i++) assert.equal((await once(new HttpChecker(at(peer.port), httpCheck([{}])), 2000)).ok, true);
+    // The capture is line-buffered; wait (bounded) until the last probe's FIN is seen.
+    for (let i = 0; i < 100 && (out.match(/Flags \[F/g) ?? []).length < probes; i++) await new Promise((r) => setTimeout(r, 50));
+    // Per connection (by the checker's port): what it sent after its SYN.
+    const byConn = new Map<string, string[]>();
+    for (const line of out.split('\n')) {
+      const m = /IP [\d.]+\.(\d+) > [\d.]+: Flags \[([^\]]+)\].*length (\d+)/.exec(line);
+      if (!m) continue;
+      byConn.set(m[1]!, [...byConn.get(m[1]!) ?? [], `${m[2]!}:${m[3]!}`]);
+    }
+    assert.equal(byConn.size, probes, out);
+    for (const [port, pkts] of byConn) {
+      assert.equal(pkts[0], 'S:0', `${port}: ${pkts.join(' ')}`);
+      assert.match(pkts[1] ?? '', /^P\.:[1-9]/, `${port}: the packet after the SYN carries the request (${pkts.join(' ')})`);
+    }
+  } finally {
+    dump.kill('SIGKILL');
+    await peer.close();
   }
 });
 
