@@ -81,6 +81,40 @@ async function speakBeforeAccept(port: number, payload: string, replies: number,
   return { child, lines };
 }
 
+/**
+ * A listener that never accepts, its backlog filled by three connections: further SYNs go
+ * unanswered, so a connect to it hangs (loopback only). `close` ends the listener and the fillers.
+ */
+async function unansweringServer(): Promise<{ port: number; close(): void }> {
+  const py = spawn('python3', ['-c', [
+    'import socket, time',
+    's = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(0)',
+    'print(s.getsockname()[1], flush=True)',
+    'time.sleep(30)',
+  ].join('\n')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const fillers: net.Socket[] = [];
+  const close = (): void => {
+    for (const f of fillers) f.destroy();
+    py.kill('SIGKILL');
+  };
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      py.stdout.once('data', (b: Buffer) => resolve(Number(b.toString().trim())));
+      py.once('error', reject);
+    });
+    for (let i = 0; i < 3; i++) {
+      const f = net.connect(port, '127.0.0.1');
+      f.on('error', () => undefined);
+      fillers.push(f);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    return { port, close };
+  } catch (err: unknown) {
+    close();
+    throw err;
+  }
+}
+
 for (const relay of RELAYS) {
   test(`proxy [${relay}]: wrr 3:2:1 over 600 connections gives exactly IPVS's split, and counters add up`, () => withSetup(relay, 3, async (plane, rs, port) => {
     const svc = serviceSpec('127.0.0.1', port, 'proxy');
@@ -385,28 +419,12 @@ for (const relay of RELAYS) {
   }));
 
   test(`proxy [${relay}]: a connect that hangs is retried elsewhere after the connect timeout; idle connections close after the tcp timeout`, async () => {
-    // A listener that never accepts, with a full backlog: further SYNs go unanswered (loopback only).
-    const py = spawn('python3', ['-c', [
-      'import socket, sys, time',
-      's = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(0)',
-      'print(s.getsockname()[1], flush=True)',
-      'time.sleep(30)',
-    ].join('\n')], { stdio: ['ignore', 'pipe', 'inherit'] });
     let clock = 500;
     const plane = new ProxyDataPlane({ now: () => clock, tunables: { connectTimeoutMs: 2000, relay } });
     const rs = await startServer('good', { mode: 'name-echo' });
-    const fillers: net.Socket[] = [];
+    const dead = await unansweringServer();
+    const deadPort = dead.port;
     try {
-      const deadPort = await new Promise<number>((resolve, reject) => {
-        py.stdout.once('data', (b: Buffer) => resolve(Number(b.toString().trim())));
-        py.once('error', reject);
-      });
-      for (let i = 0; i < 3; i++) {
-        const f = net.connect(deadPort, '127.0.0.1');
-        f.on('error', () => undefined);
-        fillers.push(f);
-      }
-      await new Promise((r) => setTimeout(r, 200));
       const port = await freePort();
       const svc = serviceSpec('127.0.0.1', port, 'proxy', { scheduler: 'rr', timeouts: { tcp: 60, tcpfin: 10, udp: 30 } });
       await addService(plane, svc, [{ port: deadPort, weight: 1 }, { port: rs.port, weight: 1 }]);
@@ -427,38 +445,21 @@ for (const relay of RELAYS) {
       await closed;
       await waitFor(() => plane.sessionCount === 0, 2000, 'idle connection closed');
     } finally {
-      for (const f of fillers) f.destroy();
-      py.kill('SIGKILL');
+      dead.close();
       await plane.close(0);
       await rs.close();
     }
   });
 
   test(`proxy [${relay}]: what a client sent before any real server accepted reaches the one that does, after a retry`, async () => {
-    // A listener that never accepts, with a full backlog: its SYNs go unanswered (loopback only).
-    const py = spawn('python3', ['-c', [
-      'import socket, time',
-      's = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(0)',
-      'print(s.getsockname()[1], flush=True)',
-      'time.sleep(30)',
-    ].join('\n')], { stdio: ['ignore', 'pipe', 'inherit'] });
     let clock = 500;
     const plane = new ProxyDataPlane({ now: () => clock, tunables: { connectTimeoutMs: 2000, relay } });
     const rs = await startServer('good', { mode: 'name-echo' });
-    const fillers: net.Socket[] = [];
+    const dead = await unansweringServer();
+    const deadPort = dead.port;
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fulcrum-early-'));
     let client: ChildProcess | null = null;
     try {
-      const deadPort = await new Promise<number>((resolve, reject) => {
-        py.stdout.once('data', (b: Buffer) => resolve(Number(b.toString().trim())));
-        py.once('error', reject);
-      });
-      for (let i = 0; i < 3; i++) {
-        const f = net.connect(deadPort, '127.0.0.1');
-        f.on('error', () => undefined);
-        fillers.push(f);
-      }
-      await new Promise((r) => setTimeout(r, 200));
       const port = await freePort();
       await addService(plane, serviceSpec('127.0.0.1', port, 'proxy', { scheduler: 'rr' }), [{ port: deadPort, weight: 1 }, { port: rs.port, weight: 1 }]);
       const early = await speakBeforeAccept(port, 'first words', 2, dir);
@@ -474,8 +475,7 @@ for (const relay of RELAYS) {
       assert.equal(st.servers[0]!.counters.inBytes, 0);
     } finally {
       client?.kill('SIGKILL');
-      for (const f of fillers) f.destroy();
-      py.kill('SIGKILL');
+      dead.close();
       await plane.close(0);
       await rs.close();
       fs.rmSync(dir, { recursive: true, force: true });
