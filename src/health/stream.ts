@@ -123,7 +123,7 @@ export class ReactorStream {
    * Connect (resolves once the real server accepted). Rejects as `connectStream` does.
    * `requestFirst`: the caller writes one request before it reads (HTTP_GET), so, as
    * HAProxy's checks do, TCP_QUICKACK is off and the handshake's last ACK rides on the
-   * request instead of going alone (one packet less each way per probe, and the real server
+   * request instead of going alone (one packet less per probe, and the real server
    * accepts a connection whose request is already there); TCP_NODELAY is not needed for
    * one write. Never for a protocol whose server speaks first (SMTP, agents): its accept
    * would wait for the delayed-ACK timer.

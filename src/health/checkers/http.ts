@@ -233,7 +233,7 @@ export class HttpChecker implements Checker {
   private readonly requests: HttpRequestOptions[];
   private readonly wants: { digest: boolean; text: boolean }[];
 
-  constructor(private readonly target: ProbeTarget, private readonly cfg: HttpCheck, private readonly defaultHost?: string) {
+  constructor(private readonly target: ProbeTarget, private readonly cfg: HttpCheck, defaultHost?: string) {
     this.type = cfg.type;
     this.regexes = cfg.urls.map((u) => (u.regex !== undefined ? new RegExp(u.regex) : null));
     const tlsOn = cfg.type === 'SSL_GET';
