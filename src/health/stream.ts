@@ -135,7 +135,7 @@ export class ReactorStream {
       const r = loopReactor();
       let fd: number;
       try {
-        fd = r.connectTcp(endpointSockaddr(target), requestFirst ? { noDelay: false, delayAck: true, bind: bindSockaddr(target) } : { noDelay: true, bind: bindSockaddr(target) });
+        fd = r.connectTcp(endpointSockaddr(target), { noDelay: !requestFirst, delayAck: requestFirst, bind: bindSockaddr(target) });
       } catch (err: unknown) {
         return reject(err instanceof Error ? err : new Error(String(err)));
       }

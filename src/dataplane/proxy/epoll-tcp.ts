@@ -293,33 +293,21 @@ export class EpollTcpConnection implements Session {
     this.state = 'ESTABLISHED';
     srv.counters.conns++;
     this.lastActive = this.svc.coarseNow();
+    // The PROXY header, then what the client sent before (counted now): one write, and
+    // what the socket does not take yet waits as pending. All of it is this connection's own.
     const pp = srv.spec.proxyProtocol;
-    if (pp !== undefined) {
-      const h = proxyHeader(pp, this.caddr, this.cport, this.vaddr.address, this.vaddr.port);
-      const w = this.reactor.write(this.u.fd, h, h.length);
+    const h = pp === undefined ? null : proxyHeader(pp, this.caddr, this.cport, this.vaddr.address, this.vaddr.port);
+    const e = this.early;
+    this.early = null;
+    if (e !== null) this.counted(this.c, e.length);
+    const out = h === null ? e : e === null ? h : Buffer.concat([h, e]);
+    if (out !== null) {
+      const w = this.reactor.write(this.u.fd, out, out.length);
       if (w < 0 && -w !== EAGAIN && -w !== EINTR) {
-        this.closeSide(this.u, false);
-        this.closeSide(this.c, true);
-        this.maybeFinish();
+        this.writeFailed(this.c, this.u);
         return;
       }
-      if (w < h.length) this.u.pending = Buffer.from(h.subarray(Math.max(0, w)));
-    }
-    const e = this.early;
-    if (e !== null) {
-      // The client's early bytes go after the PROXY header, or wait behind what it owes.
-      this.early = null;
-      this.counted(this.c, e.length);
-      const owed = this.u.pending;
-      if (owed !== null) this.u.pending = Buffer.concat([owed, e]);
-      else {
-        const w = this.reactor.write(this.u.fd, e, e.length);
-        if (w < 0 && -w !== EAGAIN && -w !== EINTR) {
-          this.writeFailed(this.c, this.u);
-          return;
-        }
-        if (w < e.length) this.u.pending = e.subarray(Math.max(0, w));
-      }
+      if (w < out.length) this.u.pending = out.subarray(Math.max(0, w));
     }
     this.updateInterest();
   }

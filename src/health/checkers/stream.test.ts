@@ -23,7 +23,7 @@ import { createServer } from 'node:net';
 import { HttpChecker, requestText } from './http.js';
 import { SmtpChecker } from './smtp.js';
 import { closedPort, ensureCommand, floodPeer, nginxCommand, selfSignedCert, silentPeer, startDaemonProcess, tcpPeer, tricklePeer } from '../../testing/peers.js';
-import { freePort } from '../../testing/net.js';
+import { freePort, waitFor } from '../../testing/net.js';
 
 const at = (port: number): ProbeTarget => ({ family: 'inet', address: '127.0.0.1', port });
 
@@ -246,12 +246,11 @@ test('HTTP_GET: the handshake\'s last ACK rides on the request (no lone ACK from
     let err = '';
     dump.stdout.on('data', (d: Buffer) => { out += d.toString(); });
     dump.stderr.on('data', (d: Buffer) => { err += d.toString(); });
-    for (let i = 0; i < 200 && !err.includes('listening on'); i++) await new Promise((r) => setTimeout(r, 50));
-    assert.ok(err.includes('listening on'), `tcpdump did not start: ${err}`);
+    await waitFor(() => err.includes('listening on'), 10_000, 'tcpdump to listen');
     const probes = 3;
     for (let i = 0; i < probes; i++) assert.equal((await once(new HttpChecker(at(peer.port), httpCheck([{}])), 2000)).ok, true);
-    // The capture is line-buffered; wait (bounded) until the last probe's FIN is seen.
-    for (let i = 0; i < 100 && (out.match(/Flags \[F/g) ?? []).length < probes; i++) await new Promise((r) => setTimeout(r, 50));
+    // The capture is line-buffered; wait until every probe's FIN is seen.
+    await waitFor(() => (out.match(/Flags \[F/g) ?? []).length >= probes, 5000, 'every probe\'s FIN in the capture');
     // Per connection (by the checker's port): what it sent after its SYN.
     const byConn = new Map<string, string[]>();
     for (const line of out.split('\n')) {
