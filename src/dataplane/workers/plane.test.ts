@@ -44,7 +44,16 @@ test('workers: wrr 3:2:1 over 600 connections is exact over both workers togethe
     }
     assert.deepEqual(seen, { a: 300, b: 200, c: 100 });
     await new Promise((res) => setTimeout(res, 1200)); // every worker publishes its counters once a second
+    // No persistent service: the shared template table is not walked for the counts.
+    const state = (plane as unknown as { state: { templateCounts: () => Map<number, number> } }).state;
+    let walks = 0;
+    const walk = state.templateCounts.bind(state);
+    state.templateCounts = () => {
+      walks++;
+      return walk();
+    };
     const st = plane.stats()[0];
+    assert.equal(walks, 0);
     assert.equal(st?.counters.conns, 600);
     assert.deepEqual(st?.servers.map((x) => x.counters.conns), [300, 200, 100]);
     assert.ok(plane.workers().every((w) => w.alive));
@@ -112,6 +121,7 @@ test('workers: persistence holds whichever worker accepts — 20 clients × 6 co
     const spread = new Set([...by.values()].map((s) => [...s][0]));
     assert.equal(spread.size, 3, 'and the clients are spread over all three');
     assert.equal(plane.stats()[0]?.servers.reduce((n, x) => n + x.persistent, 0), 20, 'one template per client, shared');
+    assert.ok(plane.stats()[0]?.servers.every((x) => x.persistent > 0));
   } finally {
     await plane.close(0);
   }

@@ -84,6 +84,8 @@ class SlotPool {
   }
 }
 
+const NO_TEMPLATES: ReadonlyMap<number, number> = new Map();
+
 export class WorkersDataPlane implements DataPlane {
   readonly name = 'proxy';
   readonly methods: readonly ForwardingMethod[] = ['proxy'];
@@ -513,7 +515,11 @@ export class WorkersDataPlane implements DataPlane {
   }
 
   stats(): ServiceStats[] {
-    const templates = this.state.templateCounts();
+    // Counting templates walks the whole shared table (~1 ms at the default 65,536 buckets):
+    // only when a service keeps templates. One that stopped being persistent had its cleared.
+    let persistent = false;
+    for (const e of this.table.services.values()) if (e.spec.persistence) persistent = true;
+    const templates = persistent ? this.state.templateCounts() : NO_TEMPLATES;
     const dests = this.state.limits.dests;
     const out: ServiceStats[] = [];
     for (const e of this.table.services.values()) {
