@@ -54,7 +54,8 @@ export interface TimelineEvent {
 export type ProbeObserver = (e: { service: string; server: string; checker: string; ok: boolean; latencyMs: number }) => void;
 
 export class StatusBoard {
-  readonly servers = new Map<string, ServerHealth>();
+  /** Health by service, then real server: looked up with the keys as they are (a scrape does 1,000s). */
+  private readonly servers = new Map<string, Map<string, ServerHealth>>();
   /** Internal failures by component and code (fulcrum_internal_failures_total). */
   readonly failures = new FailureCounts();
   /** When each component+code last reached the timeline: one entry per 10 s at most. */
@@ -65,10 +66,6 @@ export class StatusBoard {
   onProbe: ProbeObserver | null = null;
 
   constructor(private readonly now: () => number = Date.now, private readonly capacity = 500) {}
-
-  static key(service: string, server: string): string {
-    return `${service}|${server}`;
-  }
 
   /** Subscribe to the daemon's channels; `close()` lets go. */
   attach(): this {
@@ -95,15 +92,19 @@ export class StatusBoard {
   }
 
   health(service: string, server: string): ServerHealth | undefined {
-    return this.servers.get(StatusBoard.key(service, server));
+    return this.servers.get(service)?.get(server);
   }
 
   private entry(service: string, server: string): ServerHealth {
-    const k = StatusBoard.key(service, server);
-    let h = this.servers.get(k);
+    let of = this.servers.get(service);
+    if (!of) {
+      of = new Map();
+      this.servers.set(service, of);
+    }
+    let h = of.get(server);
     if (!h) {
       h = { alive: true, since: 0, reason: 'no checks yet', transitions: 0, checkers: {} };
-      this.servers.set(k, h);
+      of.set(server, h);
     }
     return h;
   }

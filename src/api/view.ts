@@ -111,7 +111,7 @@ export function statusView(daemon: Pick<Daemon, 'configuration' | 'plane' | 'run
       const h = board.health(key, server);
       const alive = h?.alive ?? true;
       const weight = p ? p.spec.weight : null;
-      const d = drains.get(`${key}|${server}`);
+      const d = drains.size === 0 ? undefined : drains.get(`${key}|${server}`);
       const state: ServerState = !alive ? 'down' : d ? 'drain' : weight === null ? 'pending' : weight > 0 ? 'up' : o.configuredWeight === 0 ? 'quiescent' : 'drain';
       return {
         key: server, address: o.address, port: o.port, method: o.method, weight, configuredWeight: o.configuredWeight, state, sorry: o.sorry,
