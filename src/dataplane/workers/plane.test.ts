@@ -85,6 +85,12 @@ test('workers: a weight change is published in the shared state — no worker is
     assert.deepEqual([plane.plans.sent - sent, plane.plans.published], [0, 1], 'published, not sent');
     assert.deepEqual([...(plane.held.services.get(svc.key)?.servers.values() ?? [])].map((x) => x.weight), [0, 2, 2]);
     assert.deepEqual(await split(60), { b: 30, c: 30 }, 'both workers follow the new weights at once, exactly');
+    // Weights alone, one of them for a server the service does not have: that one is refused
+    // with its code, the other applied, the table otherwise as it was.
+    const bad = await plane.apply({ ops: [{ op: 'weight', service: svc.key, key: '127.0.0.9:1', weight: 4 }, { op: 'weight', service: svc.key, key: key(2), weight: 2 }] });
+    assert.deepEqual([bad.failed.map((f) => f.code), bad.applied.length], [[DataPlaneErrorCode.NO_SERVER], 1]);
+    assert.deepEqual([plane.plans.sent - sent, plane.plans.published], [0, 2]);
+    assert.deepEqual([...(plane.held.services.get(svc.key)?.servers.values() ?? [])].map((x) => x.weight), [0, 2, 2]);
     // A plan the workers are sent (a threshold edit of b) carries b's weight, and c's published weight stays.
     const b = { ...(servers[1] as NonNullable<(typeof servers)[number]>), weight: 1, uthreshold: 1000 };
     assert.deepEqual((await plane.apply({ ops: [{ op: 'edit-server', service: svc.key, server: b }] })).failed, []);

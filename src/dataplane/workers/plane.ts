@@ -291,6 +291,13 @@ export class WorkersDataPlane implements DataPlane {
   private async applyNow(plan: Plan): Promise<ApplyResult> {
     await this.ready();
     if (this.closed) return { applied: [], failed: plan.ops.map((op) => ({ op, code: DataPlaneErrorCode.CLOSED, message: 'data plane is closed' })) };
+    // A plan of weights alone (a runtime weight change) changes no key: it is checked
+    // against the table as it is, without a draft whose copy of the service's servers would
+    // be thrown away — and would make the table copy them again on its own write.
+    if (plan.ops.every((op) => op.op === 'weight')) {
+      const done = this.applyWeights(plan);
+      if (done !== null) return done;
+    }
     // 1. What the table accepts, in order; slots for what is new.
     const failed = new Map<number, OpFailure>();
     const taken: Taken[] = [];
@@ -316,9 +323,7 @@ export class WorkersDataPlane implements DataPlane {
     // instant for all of them), so a weight change costs no round trip to N threads.
     const weights = this.weightsByService(sent);
     if (weights !== null) {
-      for (const [service, list] of weights) this.state.publishWeights(service, list);
-      this.plans.published++;
-      const applied = this.commitTable(plan, sent, index, new Set());
+      const applied = this.publishWeights(plan, sent, index, weights);
       this.releaseUnused(taken);
       return { applied, failed: [...failed.values()] };
     }
@@ -364,6 +369,36 @@ export class WorkersDataPlane implements DataPlane {
     const applied = this.commitTable(plan, sent, index, skip);
     this.releaseUnused(taken);
     return { applied, failed: [...failed.entries()].sort((a, b) => a[0] - b[0]).map(([, f]) => f) };
+  }
+
+  /**
+   * Weights only: published in the shared state (no worker is sent them) and written into
+   * the table; null when a server has no shared slot (then the general path decides).
+   */
+  private applyWeights(plan: Plan): ApplyResult | null {
+    const failed: OpFailure[] = [];
+    const sent: PlanOp[] = [];
+    const index: number[] = [];
+    for (const [i, op] of plan.ops.entries()) {
+      const f = this.table.check(op) ?? proxyRefusal(op);
+      if (f) {
+        failed.push(f);
+        continue;
+      }
+      sent.push(op);
+      index.push(i);
+    }
+    if (sent.length === 0) return { applied: [], failed };
+    const weights = this.weightsByService(sent);
+    if (weights === null) return null;
+    return { applied: this.publishWeights(plan, sent, index, weights), failed };
+  }
+
+  /** Weights into the shared state, then the table; the plan's ops that applied. */
+  private publishWeights(plan: Plan, sent: readonly PlanOp[], index: readonly number[], weights: Map<number, [number, number][]>): PlanOp[] {
+    for (const [service, list] of weights) this.state.publishWeights(service, list);
+    this.plans.published++;
+    return this.commitTable(plan, sent, index, new Set());
   }
 
   /** The ops sent (all but `skip`) into this plane's table; the plan's ops that applied. */
