@@ -6,10 +6,9 @@
  * response at a time and comes back when the response is done; at most `keep` idle
  * buffers are kept. Pure apart from memory.
  */
-/** Characters of text a writer joins before it encodes them. */
-const PENDING_MAX = 8192;
-
 export class ByteWriter {
+  /** Characters of text a writer joins before it encodes them. */
+  private static readonly PENDING_MAX = 8192;
   private buf: Buffer;
   private off = 0;
   /**
@@ -27,7 +26,7 @@ export class ByteWriter {
   /** Append `s` as UTF-8. */
   write(s: string): void {
     this.pending += s;
-    if (this.pending.length >= PENDING_MAX) this.flush();
+    if (this.pending.length >= ByteWriter.PENDING_MAX) this.flush();
   }
 
   /** The bytes written so far (a view: valid until the writer is reset or reused). */
