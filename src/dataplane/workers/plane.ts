@@ -318,9 +318,10 @@ export class WorkersDataPlane implements DataPlane {
       this.releaseUnused(taken);
       return { applied: [], failed: [...failed.values()] };
     }
-    // A plan of weights alone wakes no worker: the weights are published in the shared
-    // state, where each worker's scheduler takes them before its next choice (the same
-    // instant for all of them), so a weight change costs no round trip to N threads.
+    // What was accepted is weights alone (the plan's other ops were refused): it wakes no
+    // worker either. Weights are published in the shared state, where each worker's
+    // scheduler takes them before its next choice (the same instant for all of them), so a
+    // weight change costs no round trip to N threads.
     const weights = this.weightsByService(sent);
     if (weights !== null) {
       const applied = this.publishWeights(plan, sent, index, weights);
