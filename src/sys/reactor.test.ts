@@ -128,3 +128,41 @@ test('reactor: a handler that throws is an uncaught exception; a worker that hal
   assert.equal(r.status, 0, r.out);
   assert.deepEqual(JSON.parse(r.out), { code: 1, message: 'handler bug' });
 });
+
+test('reactor: afterBatch runs once every event of the batch is handled, and at once outside a batch', async () => {
+  const reactor = new Reactor();
+  const pipes = [reactor.pipe(), reactor.pipe()].map((p) => {
+    assert.ok(typeof p !== 'number', 'pipe2');
+    return p;
+  });
+  const order: string[] = [];
+  const buf = Buffer.alloc(8);
+  try {
+    await new Promise<void>((resolve) => {
+      pipes.forEach(([r], i) => {
+        reactor.add(r, EPOLLIN, {
+          onEvents: () => {
+            reactor.read(r, buf, buf.length);
+            reactor.remove(r);
+            order.push(`event ${i}`);
+            reactor.afterBatch(() => {
+              order.push(`after ${i}`);
+              if (order.length === 4) resolve();
+            });
+          },
+        });
+      });
+      // Both ready before the loop turns: one epoll_wait reports both.
+      for (const [, w] of pipes) reactor.write(w, Buffer.from('x'), 1);
+    });
+    // Both events before either afterBatch (epoll's order of the two is not the point).
+    assert.deepEqual(order.slice(0, 2).sort(), ['event 0', 'event 1']);
+    assert.deepEqual(order.slice(2).sort(), ['after 0', 'after 1']);
+    let ran = false;
+    reactor.afterBatch(() => { ran = true; });
+    assert.equal(ran, true);
+  } finally {
+    for (const [r, w] of pipes) reactor.closePipe(r, w);
+    reactor.destroy();
+  }
+});

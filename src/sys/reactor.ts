@@ -215,6 +215,9 @@ export class Reactor {
   /** Which pump each fd was last closed in: an event read in that pump is stale (the number may be reused already). */
   private readonly closedIn: number[] = [];
   private batch = 0;
+  /** In a pump: work that waits for the end of the batch (`afterBatch`). */
+  private inPump = false;
+  private readonly later: (() => void)[] = [];
 
   constructor(private readonly registry: FdRegistry | null = null) {
     this.c = load();
@@ -251,6 +254,7 @@ export class Reactor {
     const n = this.c.epoll_wait(this.ep, this.events, MAX_EVENTS, 0);
     const evs = this.events;
     const batch = ++this.batch;
+    this.inPump = true;
     for (let i = 0; i < n; i++) {
       const o = i * EPOLL_EVENT_SIZE;
       const fd = evs.readUInt32LE(o + 4);
@@ -270,6 +274,28 @@ export class Reactor {
         });
       }
     }
+    this.inPump = false;
+    const later = this.later;
+    for (let i = 0; i < later.length; i++) {
+      try {
+        (later[i] as () => void)();
+      } catch (err: unknown) {
+        setImmediate(() => {
+          throw err;
+        });
+      }
+    }
+    later.length = 0;
+  }
+
+  /**
+   * Run `fn` once every event of the current batch is handled (at once outside a batch): a
+   * handler that learns one thing from one descriptor can wait to see what the batch says of
+   * another before it acts.
+   */
+  afterBatch(fn: () => void): void {
+    if (this.inPump) this.later.push(fn);
+    else fn();
   }
 
   private ctl(op: number, fd: number, events: number): number {
