@@ -35,4 +35,10 @@ test('TrafficHistory: a fixed window; a series absent for a whole window is drop
   assert.deepEqual(v.series['s']?.cps, [0, 0, 0]);
   for (let t = 5; t <= 1000; t++) h.record(t, [svc('s', [{ key: `r${t % 5}`, cps: 0, bps: 0, active: 0 }])]);
   assert.ok(Object.keys(h.view().series).length <= 1 + 5, 'series are bounded by what exists in the window');
+  // A service that goes away: a gap, then (after a whole window) gone with its servers.
+  h.record(1001, [svc('s', []), svc('x', [{ key: 'r', cps: 4, bps: 1, active: 1 }])]);
+  h.record(1002, [svc('s', [])]);
+  assert.deepEqual(h.view().series['x|r']?.cps, [null, 4, null]);
+  for (let t = 1003; t <= 1005; t++) h.record(t, [svc('s', [])]);
+  assert.deepEqual(Object.keys(h.view().series).filter((k) => k.startsWith('x')), []);
 });

@@ -31,6 +31,8 @@ class Ring {
   readonly cps: Float32Array;
   readonly bps: Float64Array;
   readonly active: Float32Array;
+  /** The last sample index this series was present in. */
+  seen = 0;
   constructor(n: number) {
     this.cps = new Float32Array(n).fill(NaN);
     this.bps = new Float64Array(n).fill(NaN);
@@ -38,13 +40,22 @@ class Ring {
   }
 }
 
+/** A service's ring and its real servers' rings (by server key). */
+interface ServiceRings {
+  readonly ring: Ring;
+  readonly servers: Map<string, Ring>;
+}
+
 export class TrafficHistory {
   private readonly at: Float64Array;
-  private readonly rings = new Map<string, Ring>();
+  /**
+   * By service key, then server key: a sample looks each series up without building its
+   * `SERVICE|SERVER` name (a sample at 1,000 real servers is on the control plane's thread
+   * every `stepMs`, and should take it for as little time as it can).
+   */
+  private readonly rings = new Map<string, ServiceRings>();
   /** Samples recorded so far (the next slot is count % capacity). */
   private count = 0;
-  /** Per series: the last sample index it was present in. */
-  private readonly seen = new Map<string, number>();
 
   constructor(readonly stepMs = 5000, readonly capacity = 360) {
     this.at = new Float64Array(capacity);
@@ -53,37 +64,43 @@ export class TrafficHistory {
   /** Add one sample taken at `now` from the data plane's statistics. */
   record(now: number, services: readonly ServiceStats[]): void {
     const slot = this.count % this.capacity;
+    const count = this.count;
     this.at[slot] = now;
-    const present = new Set<string>();
-    const put = (key: string, cps: number, bps: number, active: number): void => {
-      let r = this.rings.get(key);
-      if (!r) {
-        r = new Ring(this.capacity);
-        this.rings.set(key, r);
-      }
+    const put = (r: Ring, cps: number, bps: number, active: number): void => {
       r.cps[slot] = cps;
       r.bps[slot] = bps;
       r.active[slot] = active;
-      present.add(key);
-      this.seen.set(key, this.count);
+      r.seen = count;
     };
     for (const s of services) {
+      let sr = this.rings.get(s.spec.key);
+      if (!sr) {
+        sr = { ring: new Ring(this.capacity), servers: new Map() };
+        this.rings.set(s.spec.key, sr);
+      }
       let active = 0;
       for (const d of s.servers) {
-        put(`${s.spec.key}|${d.spec.key}`, d.rates.cps, d.rates.inBps + d.rates.outBps, d.active);
+        let r = sr.servers.get(d.spec.key);
+        if (!r) {
+          r = new Ring(this.capacity);
+          sr.servers.set(d.spec.key, r);
+        }
+        put(r, d.rates.cps, d.rates.inBps + d.rates.outBps, d.active);
         active += d.active;
       }
-      put(s.spec.key, s.rates.cps, s.rates.inBps + s.rates.outBps, active);
+      put(sr.ring, s.rates.cps, s.rates.inBps + s.rates.outBps, active);
     }
-    for (const [key, r] of this.rings) {
-      if (present.has(key)) continue;
+    // Absent from this sample: a gap; absent for the whole window: dropped.
+    const absent = (r: Ring): boolean => {
+      if (r.seen === count) return false;
       r.cps[slot] = NaN;
       r.bps[slot] = NaN;
       r.active[slot] = NaN;
-      if (this.count - (this.seen.get(key) ?? 0) >= this.capacity) {
-        this.rings.delete(key);
-        this.seen.delete(key);
-      }
+      return count - r.seen >= this.capacity;
+    };
+    for (const [key, sr] of this.rings) {
+      for (const [server, r] of sr.servers) if (absent(r)) sr.servers.delete(server);
+      if (absent(sr.ring) && sr.servers.size === 0) this.rings.delete(key);
     }
     this.count++;
   }
@@ -99,9 +116,11 @@ export class TrafficHistory {
       return Number.isNaN(v) ? null : Math.round(v * 100) / 100;
     };
     const series: Record<string, HistorySeries> = {};
+    const one = (r: Ring): HistorySeries => ({ cps: idx.map((i) => val(r.cps, i)), bps: idx.map((i) => val(r.bps, i)), active: idx.map((i) => val(r.active, i)) });
     if (idx.length > 0) {
-      for (const [key, r] of this.rings) {
-        series[key] = { cps: idx.map((i) => val(r.cps, i)), bps: idx.map((i) => val(r.bps, i)), active: idx.map((i) => val(r.active, i)) };
+      for (const [key, sr] of this.rings) {
+        series[key] = one(sr.ring);
+        for (const [server, r] of sr.servers) series[`${key}|${server}`] = one(r);
       }
     }
     return { stepMs: this.stepMs, at: idx.map((i) => this.at[i] ?? 0), series };

@@ -48,9 +48,10 @@ export const ZERO_RATES: Rates = { cps: 0, inPps: 0, outPps: 0, inBps: 0, outBps
 export const ESTIMATOR_INTERVAL = 2;
 
 export class RateEstimator {
-  private last: Counters;
+  /** The counters at the last fold (copied field by field: a tick allocates nothing). */
+  private readonly last: Counters;
   private lastAt: number;
-  private avg = { cps: 0, inPps: 0, outPps: 0, inBps: 0, outBps: 0 };
+  private readonly avg = { cps: 0, inPps: 0, outPps: 0, inBps: 0, outBps: 0 };
 
   /** `now` in seconds. */
   constructor(private readonly counters: Readonly<Counters>, now: number) {
@@ -64,19 +65,37 @@ export class RateEstimator {
     if (dt < ESTIMATOR_INTERVAL) return;
     const c = this.counters;
     const a = this.avg;
+    const l = this.last;
+    // Idle (nothing counted, nothing left to decay): the fold would compute zeros; most of the
+    // rows of a large table are idle at any one time.
+    if (c.conns === l.conns && c.inPkts === l.inPkts && c.outPkts === l.outPkts && c.inBytes === l.inBytes && c.outBytes === l.outBytes
+      && a.cps === 0 && a.inPps === 0 && a.outPps === 0 && a.inBps === 0 && a.outBps === 0) {
+      this.lastAt = now;
+      return;
+    }
     a.cps += ((c.conns - this.last.conns) / dt - a.cps) / 4;
     a.inPps += ((c.inPkts - this.last.inPkts) / dt - a.inPps) / 4;
     a.outPps += ((c.outPkts - this.last.outPkts) / dt - a.outPps) / 4;
     a.inBps += ((c.inBytes - this.last.inBytes) / dt - a.inBps) / 4;
     a.outBps += ((c.outBytes - this.last.outBytes) / dt - a.outBps) / 4;
-    this.last = { ...c };
-    this.lastAt = now;
+    this.remember(now);
   }
 
   /** `ipvsadm -Z`: the counters were zeroed; forget the averages too (ip_vs_zero_estimator). */
   zero(now: number): void {
-    this.avg = { cps: 0, inPps: 0, outPps: 0, inBps: 0, outBps: 0 };
-    this.last = { ...this.counters };
+    const a = this.avg;
+    a.cps = a.inPps = a.outPps = a.inBps = a.outBps = 0;
+    this.remember(now);
+  }
+
+  private remember(now: number): void {
+    const c = this.counters;
+    const l = this.last;
+    l.conns = c.conns;
+    l.inPkts = c.inPkts;
+    l.outPkts = c.outPkts;
+    l.inBytes = c.inBytes;
+    l.outBytes = c.outBytes;
     this.lastAt = now;
   }
 
