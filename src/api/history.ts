@@ -34,9 +34,12 @@ class Ring {
   /** The last sample index this series was present in. */
   seen = 0;
   constructor(n: number) {
-    this.cps = new Float32Array(n).fill(NaN);
-    this.bps = new Float64Array(n).fill(NaN);
-    this.active = new Float32Array(n).fill(NaN);
+    // One buffer for the three (a sample at 1,000 real servers makes 1,000 rings the first
+    // time; one allocation each instead of three is about half the time).
+    const b = new ArrayBuffer(n * 16);
+    this.bps = new Float64Array(b, 0, n).fill(NaN);
+    this.cps = new Float32Array(b, n * 8, n).fill(NaN);
+    this.active = new Float32Array(b, n * 12, n).fill(NaN);
   }
 }
 
