@@ -73,11 +73,11 @@ export class RateEstimator {
       this.lastAt = now;
       return;
     }
-    a.cps += ((c.conns - this.last.conns) / dt - a.cps) / 4;
-    a.inPps += ((c.inPkts - this.last.inPkts) / dt - a.inPps) / 4;
-    a.outPps += ((c.outPkts - this.last.outPkts) / dt - a.outPps) / 4;
-    a.inBps += ((c.inBytes - this.last.inBytes) / dt - a.inBps) / 4;
-    a.outBps += ((c.outBytes - this.last.outBytes) / dt - a.outBps) / 4;
+    a.cps += ((c.conns - l.conns) / dt - a.cps) / 4;
+    a.inPps += ((c.inPkts - l.inPkts) / dt - a.inPps) / 4;
+    a.outPps += ((c.outPkts - l.outPkts) / dt - a.outPps) / 4;
+    a.inBps += ((c.inBytes - l.inBytes) / dt - a.inBps) / 4;
+    a.outBps += ((c.outBytes - l.outBytes) / dt - a.outBps) / 4;
     this.remember(now);
   }
 

@@ -129,7 +129,7 @@ test('reactor: a handler that throws is an uncaught exception; a worker that hal
   assert.deepEqual(JSON.parse(r.out), { code: 1, message: 'handler bug' });
 });
 
-test('reactor: afterBatch runs once every event of the batch is handled, and at once outside a batch', async () => {
+test('reactor: afterBatch runs once every event of the batch is handled, and at once outside a batch', { timeout: 10_000 }, async () => {
   const reactor = new Reactor();
   const pipes = [reactor.pipe(), reactor.pipe()].map((p) => {
     assert.ok(typeof p !== 'number', 'pipe2');
