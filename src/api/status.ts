@@ -12,6 +12,7 @@ import { DAEMON_CHANNEL, type DaemonEvent } from '../daemon/index.js';
 import { DIRECTOR_CHANNEL, type DirectorEvent } from '../director/index.js';
 import { HEALTH_CHANNEL, type HealthEvent } from '../health/index.js';
 import { FAILURE_CHANNEL, FailureCounts, type InternalFailure } from '../errors/index.js';
+import { ServerMap } from '../model/server-map.js';
 
 export interface CheckerStatus {
   readonly type: string;
@@ -54,8 +55,8 @@ export interface TimelineEvent {
 export type ProbeObserver = (e: { service: string; server: string; checker: string; ok: boolean; latencyMs: number }) => void;
 
 export class StatusBoard {
-  /** Health by service, then real server: looked up with the keys as they are (a scrape does 1,000s). */
-  private readonly servers = new Map<string, Map<string, ServerHealth>>();
+  /** Health by service, then real server. */
+  private readonly servers = new ServerMap<ServerHealth>();
   /** Internal failures by component and code (fulcrum_internal_failures_total). */
   readonly failures = new FailureCounts();
   /** When each component+code last reached the timeline: one entry per 10 s at most. */
@@ -92,19 +93,14 @@ export class StatusBoard {
   }
 
   health(service: string, server: string): ServerHealth | undefined {
-    return this.servers.get(service)?.get(server);
+    return this.servers.get(service, server);
   }
 
   private entry(service: string, server: string): ServerHealth {
-    let of = this.servers.get(service);
-    if (!of) {
-      of = new Map();
-      this.servers.set(service, of);
-    }
-    let h = of.get(server);
+    let h = this.servers.get(service, server);
     if (!h) {
       h = { alive: true, since: 0, reason: 'no checks yet', transitions: 0, checkers: {} };
-      of.set(server, h);
+      this.servers.set(service, server, h);
     }
     return h;
   }

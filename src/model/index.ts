@@ -16,6 +16,7 @@ export type {
 export { FORWARDING_METHODS, instanceAddresses, IPVS_SCHEDULERS, isSchedulerName } from './types.js';
 export { endpointKey, realServerKey, serviceKey } from './keys.js';
 export { ownServers, type SharedServers } from './shared-map.js';
+export { ServerMap } from './server-map.js';
 export {
   cidrBounds, compareAddresses, formatHostPort, maskAddress, maxPrefix, netmaskToPrefix, parseIp, prefixToNetmask,
 } from './address.js';

@@ -22,6 +22,7 @@ import { channel } from 'node:diagnostics_channel';
 import { Worker } from 'node:worker_threads';
 import { FailureCode, reportFailure, serialQueue, type Serial } from '../../errors/index.js';
 import type { ForwardingMethod } from '../../model/types.js';
+import { ServerMap } from '../../model/server-map.js';
 import { DEFAULT_TUNABLES, type ProxyTunables } from '../proxy/context.js';
 import { proxyRefusal } from '../proxy/plane.js';
 import { allocateShared, COUNTER_FIELDS, DEFAULT_SHARED_LIMITS, SharedState, type SharedLimits } from '../shared/state.js';
@@ -99,7 +100,7 @@ export class WorkersDataPlane implements DataPlane {
   private readonly destSlots: SlotPool;
   /** Slot of each service by key, and of each real server by service, then server key. */
   private readonly serviceSlot = new Map<string, number>();
-  private readonly destSlot = new Map<string, Map<string, number>>();
+  private readonly destSlot = new ServerMap<number>();
   /** Real-server slots removed from the table whose connections have not all ended yet. */
   private readonly retiring = new Set<number>();
   /** Counters of workers that died, and the counts at the last `-Z`, by counter row. */
@@ -274,13 +275,8 @@ export class WorkersDataPlane implements DataPlane {
     return slot === undefined ? spec : { ...spec, slot };
   }
 
-  /** The shared slot of `server` in `service` (looked up with the keys as they are: a scrape asks for every server). */
-  private slotOf(service: string, server: string): number | undefined {
-    return this.destSlot.get(service)?.get(server);
-  }
-
   private withDestSlot(service: string, r: ServerSpec): ServerSpec {
-    const slot = this.slotOf(service, r.key);
+    const slot = this.destSlot.get(service, r.key);
     return slot === undefined ? r : { ...r, slot };
   }
 
@@ -420,7 +416,7 @@ export class WorkersDataPlane implements DataPlane {
     const out = new Map<number, [number, number][]>();
     for (const op of ops) {
       if (op.op !== 'weight') return null;
-      const dest = this.slotOf(op.service, op.key);
+      const dest = this.destSlot.get(op.service, op.key);
       const service = this.serviceSlot.get(op.service);
       if (dest === undefined || service === undefined) return null;
       const list = out.get(service) ?? [];
@@ -434,7 +430,7 @@ export class WorkersDataPlane implements DataPlane {
   private publishWeightOf(op: PlanOp): void {
     if (op.op !== 'add-server' && op.op !== 'edit-server' && op.op !== 'weight') return;
     const key = op.op === 'weight' ? op.key : op.server.key;
-    const dest = this.slotOf(op.service, key);
+    const dest = this.destSlot.get(op.service, key);
     if (dest !== undefined) this.state.publishWeight(dest, op.op === 'weight' ? op.weight : op.server.weight);
   }
 
@@ -447,7 +443,7 @@ export class WorkersDataPlane implements DataPlane {
         this.serviceSlots.give(t.slot);
       } else {
         if (this.table.services.get(t.service)?.servers.has(t.server)) continue;
-        this.dropSlot(t.service, t.server);
+        this.destSlot.delete(t.service, t.server);
         this.destSlots.give(t.slot);
       }
     }
@@ -463,14 +459,12 @@ export class WorkersDataPlane implements DataPlane {
       taken.push({ kind: 'service', service: op.service.key, slot: s });
     }
     if (op.op === 'add-server') {
-      if (this.slotOf(op.service, op.server.key) !== undefined) return null;
+      if (this.destSlot.get(op.service, op.server.key) !== undefined) return null;
       const s = this.destSlots.take();
       if (s === null) return { op, code: DataPlaneErrorCode.UNSUPPORTED, message: `more than ${this.state.limits.dests} proxied real servers` };
       // Slots in the pool are clean: fresh, or reset when they retired (resetDests).
       this.rows.delete(s);
-      let of = this.destSlot.get(op.service);
-      if (of === undefined) this.destSlot.set(op.service, (of = new Map()));
-      of.set(op.server.key, s);
+      this.destSlot.set(op.service, op.server.key, s);
       taken.push({ kind: 'dest', service: op.service, server: op.server.key, slot: s });
     }
     return null;
@@ -490,23 +484,14 @@ export class WorkersDataPlane implements DataPlane {
     }
   }
 
-  /** Forget the slot of `server` in `service`; the slot it had. */
-  private dropSlot(service: string, server: string): number | undefined {
-    const of = this.destSlot.get(service);
-    const s = of?.get(server);
-    of?.delete(server);
-    if (of?.size === 0) this.destSlot.delete(service);
-    return s;
-  }
-
   /** Bookkeeping once an op is in effect: removed servers' slots retire when idle. */
   private committed(op: PlanOp): void {
     if (op.op === 'remove-server') {
-      const s = this.dropSlot(op.service, op.key);
+      const s = this.destSlot.delete(op.service, op.key);
       if (s !== undefined) this.retiring.add(s);
     } else if (op.op === 'remove-service') {
-      for (const s of this.destSlot.get(op.key)?.values() ?? []) this.retiring.add(s);
-      this.destSlot.delete(op.key);
+      for (const s of this.destSlot.service(op.key)?.values() ?? []) this.retiring.add(s);
+      this.destSlot.deleteService(op.key);
       const s = this.serviceSlot.get(op.key);
       this.serviceSlot.delete(op.key);
       // A service slot is reset when taken again; its servers' slots retire on their own.
@@ -571,7 +556,7 @@ export class WorkersDataPlane implements DataPlane {
     for (const e of this.table.services.values()) {
       const ss = this.serviceSlot.get(e.spec.key);
       const svc = ss === undefined ? null : this.row(dests + ss);
-      const slots = this.destSlot.get(e.spec.key);
+      const slots = this.destSlot.service(e.spec.key);
       out.push({
         spec: e.spec,
         counters: svc ? { ...svc.c } : newCounters(),
@@ -631,7 +616,7 @@ export class WorkersDataPlane implements DataPlane {
     if (!e || slot === undefined) return null;
     const dests = new Map<number, Dest>();
     for (const r of e.servers.values()) {
-      const ds = this.slotOf(service, r.key);
+      const ds = this.destSlot.get(service, r.key);
       if (ds !== undefined) dests.set(ds, Object.assign(makeDest(r), { slot: ds }));
     }
     return { templates: this.state.templateStore(slot, (x) => dests.get(x)), dests };
@@ -652,7 +637,7 @@ export class WorkersDataPlane implements DataPlane {
       const ss = this.serviceSlot.get(e.spec.key);
       if (ss !== undefined) rows.push(dests + ss);
       for (const r of e.servers.values()) {
-        const ds = this.slotOf(e.spec.key, r.key);
+        const ds = this.destSlot.get(e.spec.key, r.key);
         if (ds !== undefined) rows.push(ds);
       }
     }
