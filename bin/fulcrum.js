@@ -3,7 +3,11 @@
 // start-up path (main, check, adm) bundled into dist/src/cli/main.bundle.js
 // (cli-bundle.config.mjs). A `tsc` run after the last full build leaves the bundle older than
 // the compiled tree; then the tree is loaded, so a bundle never runs stale code.
-import { statSync } from 'node:fs';
+// node:fs is required, not imported: an import makes Node build an ES module facade of the
+// whole builtin (see cli-bundle.config.mjs), a few ms of every command.
+import { createRequire } from 'node:module';
+
+const { statSync } = createRequire(import.meta.url)('node:fs');
 
 const dist = new URL('../dist/src/cli/', import.meta.url);
 const mtime = (name) => statSync(new URL(name, dist), { throwIfNoEntry: false })?.mtimeMs ?? -1;

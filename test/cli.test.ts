@@ -1,6 +1,7 @@
 /** `fulcrum check` as an operator runs it: the real binary, exit codes, output. */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it, test } from 'node:test';
 import { repoRoot, withTempDir, writeTree } from '../src/testing/index.js';
@@ -131,5 +132,38 @@ register('data:text/javascript,' + encodeURIComponent('import { writeSync } from
     const r = loaded('run', '-f', path.join(root, 'no-such.conf'), '--api-socket', 'none');
     assert.notEqual(r.code, 0);
     assert.ok(r.files.includes('dist/src/cli/run.js'), r.files.join(' '));
+  });
+
+  it("requires Node's own modules instead of importing them (no ES module facade of node:http)", async () => {
+    const { requireBuiltins } = await import(path.join(root, 'cli-bundle.config.mjs')) as { requireBuiltins: (code: string) => string | null };
+    const out = requireBuiltins([
+      'import fs from "node:fs";',
+      'import * as os from "node:os";',
+      'import { channel, subscribe as sub } from "node:diagnostics_channel";',
+      'import { Resolver } from "node:dns/promises";',
+      'import { x as y } from "./main.bundle.paths.js";',
+      'import "./side-effect.js";',
+      'fs.readFileSync(os.tmpdir());',
+    ].join('\n'));
+    assert.equal(out, [
+      'import { createRequire as __createRequire } from "node:module";',
+      'const __requireBuiltin = __createRequire(import.meta.url);',
+      'const fs = __requireBuiltin("node:fs");',
+      'const os = __requireBuiltin("node:os");',
+      'const { channel, subscribe: sub } = __requireBuiltin("node:diagnostics_channel");',
+      'const { Resolver } = __requireBuiltin("node:dns/promises");',
+      'import { x as y } from "./main.bundle.paths.js";',
+      'import "./side-effect.js";',
+      'fs.readFileSync(os.tmpdir());',
+    ].join('\n'));
+    assert.equal(requireBuiltins('import { x } from "./a.js";\nx();'), null);
+    // The bundle as built: node:module (to make the require) is the only builtin imported.
+    const dir = path.join(root, 'dist', 'src', 'cli');
+    const chunks = fs.readdirSync(dir).filter((f) => /^main\.bundle(\.[\w-]+)?\.js$/.test(f));
+    assert.ok(chunks.length >= 3, chunks.join(' '));
+    for (const f of chunks) {
+      const imported = [...fs.readFileSync(path.join(dir, f), 'utf8').matchAll(/^import\s[^;]*?from\s+"(node:[\w/]+)";$/gm)].map((m) => m[1]);
+      assert.deepEqual(imported.filter((m) => m !== 'node:module'), [], f);
+    }
   });
 });
