@@ -1,6 +1,6 @@
 /** `fulcrum check` as an operator runs it: the real binary, exit codes, output. */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it, test } from 'node:test';
@@ -33,6 +33,27 @@ describe('fulcrum check', () => {
       const r = spawnSync(process.execPath, [path.join(root, 'bin', 'fulcrum.js'), 'check', '-f', path.join(dir, 'big.conf')], { encoding: 'utf8', timeout: 120_000 });
       assert.equal(r.status, 0, r.stderr.slice(0, 500));
       assert.match(r.stdout, /1 virtual server \(160000 real servers\)/);
+    });
+  });
+
+  it('a reader that goes away (`| head -1`) ends the output quietly: no EPIPE, the check\'s own exit code', async () => {
+    await withTempDir(async (dir) => {
+      const lines = ['virtual_server 127.0.0.1 80 {', '  lb_kind PROXY'];
+      for (let i = 0; i < 2_000; i++) lines.push(`  real_server 10.1.${i >> 8}.${i & 255} 80 { weight 1 }`);
+      lines.push('}');
+      writeTree(dir, { 'many.conf': `${lines.join('\n')}\n` });
+      const child = spawn(process.execPath, [path.join(root, 'bin', 'fulcrum.js'), 'check', '-f', path.join(dir, 'many.conf'), '--dump'], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
+      let first = '';
+      let err = '';
+      child.stdout.once('data', (c: Buffer) => {
+        first = c.toString('utf8');
+        child.stdout.destroy();
+      });
+      child.stderr.on('data', (c: Buffer) => { err += c.toString('utf8'); });
+      const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+      assert.match(first, /^\{/);
+      assert.equal(code, 0, err.slice(0, 500));
+      assert.doesNotMatch(err, /EPIPE|internal error/);
     });
   });
 
