@@ -195,6 +195,18 @@ export function parseSockaddr(sa: Buffer): PeerAddress | null {
  * unread is called again at the next turn, so a busy connection cannot starve the others
  * (each handler does one bounded step per call).
  */
+/**
+ * What a handler threw, thrown again on the next turn. An exception must not leave the pump
+ * (a native callback): koffi would swallow it and the loop would stop calling back. Thrown
+ * from setImmediate it is what any bug in a handler is — an uncaught exception (in a worker:
+ * its end and restart).
+ */
+function throwLater(err: unknown): void {
+  setImmediate(() => {
+    throw err;
+  });
+}
+
 export class Reactor {
   private readonly c: Calls;
   private readonly ep: number;
@@ -266,12 +278,7 @@ export class Reactor {
       try {
         h.onEvents(evs.readUInt32LE(o));
       } catch (err: unknown) {
-        // An exception must not leave this native callback: koffi would swallow it and the
-        // loop would stop calling back. Thrown again on the next turn, it is what any bug in
-        // a handler is — an uncaught exception (in a worker: its end and restart).
-        setImmediate(() => {
-          throw err;
-        });
+        throwLater(err);
       }
     }
     this.inPump = false;
@@ -280,9 +287,7 @@ export class Reactor {
       try {
         (later[i] as () => void)();
       } catch (err: unknown) {
-        setImmediate(() => {
-          throw err;
-        });
+        throwLater(err);
       }
     }
     later.length = 0;
