@@ -118,21 +118,28 @@ test('TCP_CHECK: up against a listener, refused when closed, bindto is the sourc
 
 test('TCP_CHECK fulcrum_half_open: up on the SYN-ACK, never accepted by the real server\'s application, no TIME_WAIT; refused when closed', { skip: !reactorAvailable() }, async () => {
   let accepted = 0;
-  const p = await tcpPeer((s) => { accepted++; s.end(); });
-  const timeWait = (): number => execFileSync('ss', ['-Htan', 'state', 'time-wait', `( sport = :${p.port} or dport = :${p.port} )`], { encoding: 'utf8' })
+  // The real server listens on a loopback address of this test's own: the count of TIME_WAIT
+  // sockets below is of this test's connections only. A port alone matched, now and then, a
+  // TIME_WAIT of a test running beside this one whose ephemeral port was the same number.
+  const host = '127.0.41.9';
+  const p = await tcpPeer((s) => { accepted++; s.end(); }, host);
+  const target = { ...at(p.port), address: host };
+  const timeWait = (): number => execFileSync('ss', ['-Htan', 'state', 'time-wait', `( src ${host} and sport = :${p.port} ) or ( dst ${host} and dport = :${p.port} )`], { encoding: 'utf8' })
     .split('\n').filter((l) => l.trim() !== '').length;
   try {
-    for (let i = 0; i < 20; i++) assert.equal((await once(new TcpChecker(at(p.port), { halfOpen: true }))).ok, true);
+    for (let i = 0; i < 20; i++) assert.equal((await once(new TcpChecker(target, { halfOpen: true }))).ok, true);
     // Time for the peer's loop to accept anything whose handshake did complete.
     await new Promise((r) => setTimeout(r, 300));
     // The last ACK goes out only if a probe's loop stalled past the delayed-ACK timer (≥ 40 ms).
     assert.ok(accepted <= 2, `${accepted} of 20 half-open probes were accepted by the application`);
     assert.equal(timeWait(), 0, 'a reset leaves no TIME_WAIT on either side');
     const before = accepted;
-    for (let i = 0; i < 5; i++) assert.equal((await once(new TcpChecker(at(p.port)))).ok, true);
+    for (let i = 0; i < 5; i++) assert.equal((await once(new TcpChecker(target))).ok, true);
     const t0 = Date.now();
     while (accepted - before < 5 && Date.now() - t0 < 2000) await new Promise((r) => setTimeout(r, 20));
     assert.equal(accepted - before, 5, 'a full-handshake TCP_CHECK (keepalived\'s) is accepted every time');
+    // The same count sees the FIN exchanges of those five: the filter is not blind.
+    assert.ok(timeWait() >= 1, 'a full-handshake TCP_CHECK closes with a FIN, and one side keeps TIME_WAIT');
   } finally {
     await p.close();
   }
