@@ -1,24 +1,82 @@
 #!/usr/bin/env node
-// Thin launcher: the CLI is compiled to dist/ by `npm ci` (the `prepare` script), and its
-// start-up path (main, check, adm) bundled into dist/src/cli/main.bundle.js
-// (cli-bundle.config.mjs). A `tsc` run after the last full build leaves the bundle older than
-// the compiled tree; then the tree is loaded, so a bundle never runs stale code.
-// node:fs is required, not imported: an import makes Node build an ES module facade of the
-// whole builtin (see cli-bundle.config.mjs), a few ms of every command.
-import { createRequire } from 'node:module';
+'use strict';
+// Thin launcher, CommonJS (bin/package.json): the CLI is compiled to dist/ by `npm ci` (the
+// `prepare` script), and its start-up path (main, check, adm) bundled as CommonJS into
+// dist/src/cli/main.bundle*.cjs (cli-bundle.config.mjs says why CommonJS). In a checkout (the
+// TypeScript beside it), a `tsc` run after the last full build leaves the bundle older than
+// the compiled tree; then the tree (ES modules) is loaded, so a bundle never runs stale code.
+// An installed package has no TypeScript and runs its bundle: npm gives the files it unpacks
+// the time of unpacking, in no particular order, so their times say nothing there.
+//
+// The bundle's chunks are compiled with a V8 code cache, as Python keeps bytecode in
+// __pycache__: kept in dist/code-cache/ beside the package, one file per chunk, Node version
+// and architecture, named by the chunk's size and mtime (V8 itself checks only the source's
+// length, the V8 version and its flags). A chunk compiled without a cache V8 accepted has one
+// written when the process exits (with the functions the command compiled lazily), through a
+// temporary file and a rename, so a concurrent command never reads half a file. Where that
+// directory cannot be written (a package installed read-only), nothing is written and nothing
+// is said. FULCRUM_CODE_CACHE=0 turns it off. Measured: `check -f` 122.5 → 116.3 ms CPU on
+// Node 20, 103.6 → 97.9 ms on Node 24 (docs/benchmarks.md).
+const Module = require('node:module');
+const fs = require('node:fs');
+const path = require('node:path');
+const vm = require('node:vm');
 
-const { statSync } = createRequire(import.meta.url)('node:fs');
+const dist = path.join(__dirname, '..', 'dist');
+const cli = path.join(dist, 'src', 'cli');
+const mtime = (name) => fs.statSync(path.join(cli, name), { throwIfNoEntry: false })?.mtimeMs ?? -1;
+const checkout = fs.existsSync(path.join(__dirname, '..', 'src', 'cli', 'main.ts'));
+const bundle = mtime('main.bundle.cjs');
+const bundled = bundle >= 0 && (!checkout || bundle >= mtime('main.js'));
+if (bundled && process.env.FULCRUM_CODE_CACHE !== '0') compileWithCache(cli, path.join(dist, 'code-cache'));
 
-const dist = new URL('../dist/src/cli/', import.meta.url);
-const mtime = (name) => statSync(new URL(name, dist), { throwIfNoEntry: false })?.mtimeMs ?? -1;
-const compiled = mtime('main.js');
-const bundled = compiled >= 0 && mtime('main.bundle.js') >= compiled;
-const { main } = await import(bundled ? '../dist/src/cli/main.bundle.js' : '../dist/src/cli/main.js');
-
-main(process.argv.slice(2)).then(
+const loading = bundled ? new Promise((resolve) => { resolve(require(path.join(cli, 'main.bundle.cjs'))); }) : import('../dist/src/cli/main.js');
+loading.then(({ main }) => main(process.argv.slice(2))).then(
   (code) => { process.exitCode = code; },
   (err) => {
     process.stderr.write(`fulcrum: internal error: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
     process.exitCode = 70;
   },
 );
+
+/** Compile the start-up chunks in `dir` through a V8 code cache kept in `cacheDir` (see above). */
+function compileWithCache(dir, cacheDir) {
+  const CHUNK = /^main\.bundle(\.[\w-]+)?\.cjs$/;
+  // What Node does with a .cjs file when no handler of its own is registered for it.
+  const plain = require.extensions['.cjs'] ?? require.extensions['.js'];
+  const unsaved = [];
+  require.extensions['.cjs'] = function (module, filename) {
+    const name = path.basename(filename);
+    if (path.dirname(filename) !== dir || !CHUNK.test(name)) return plain(module, filename);
+    const source = fs.readFileSync(filename, 'utf8');
+    const st = fs.statSync(filename);
+    const prefix = `${name}.${process.version}-${process.arch}.`;
+    const file = path.join(cacheDir, `${prefix}${st.size}-${Math.trunc(st.mtimeMs)}.v8`);
+    let cachedData;
+    try { cachedData = fs.readFileSync(file); } catch { /* none yet */ }
+    const script = new vm.Script(Module.wrap(source), { filename, cachedData });
+    if (cachedData === undefined || script.cachedDataRejected === true) unsaved.push({ script, file, prefix });
+    const req = Object.assign((id) => module.require(id), {
+      resolve: (id, options) => Module._resolveFilename(id, module, false, options),
+      cache: Module._cache,
+      main: require.main,
+    });
+    script.runInThisContext().call(module.exports, module.exports, req, module, filename, dir);
+  };
+  process.once('exit', () => {
+    for (const { script, file, prefix } of unsaved) {
+      const tmp = `${file}.${process.pid}.tmp`;
+      try {
+        fs.mkdirSync(cacheDir, { recursive: true });
+        fs.writeFileSync(tmp, script.createCachedData());
+        fs.renameSync(tmp, file);
+        // Caches of an earlier build of this chunk, for this Node.
+        for (const old of fs.readdirSync(cacheDir)) {
+          if (old.startsWith(prefix) && old.endsWith('.v8') && old !== path.basename(file)) fs.rmSync(path.join(cacheDir, old), { force: true });
+        }
+      } catch {
+        try { fs.rmSync(tmp, { force: true }); } catch { /* nothing was made */ }
+      }
+    }
+  });
+}

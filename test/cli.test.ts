@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, it, test } from 'node:test';
 import { repoRoot, withTempDir, writeTree } from '../src/testing/index.js';
@@ -123,68 +124,145 @@ test('run: API option checks name the option; default paths are system paths for
 });
 
 describe('start-up bundle (issue 22)', () => {
-  // Every module the command loads, as file URLs, through a load hook registered first. The
-  // hook writes with writeSync: on Node 22+ hooks run on a thread of their own, whose
-  // process.stderr output is lost when the command exits.
+  // Every module the command loads: ES modules as file URLs through a load hook registered
+  // first (it writes with writeSync: on Node 22+ hooks run on a thread of their own, whose
+  // process.stderr output is lost when the command exits), CommonJS ones from require's cache
+  // when the process exits (a preload).
   const hook = `data:text/javascript,${encodeURIComponent(`import { register } from 'node:module';
 register('data:text/javascript,' + encodeURIComponent('import { writeSync } from "node:fs"; export async function load(u, c, n) { if (u.startsWith("file:")) writeSync(2, "LOADED " + u + "\\\\n"); return n(u, c); }'));`)}`;
   const loaded = (...args: string[]): { code: number | null; files: string[]; err: string } => {
-    const r = spawnSync(process.execPath, ['--import', hook, path.join(root, 'bin', 'fulcrum.js'), ...args], { encoding: 'utf8', timeout: 30_000 });
-    const files = r.stderr.split('\n').filter((l) => l.startsWith('LOADED ')).map((l) => path.relative(root, new URL(l.slice(7)).pathname));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fulcrum-loaded-'));
+    const preload = path.join(dir, 'required.cjs');
+    fs.writeFileSync(preload, `process.on('exit', () => { for (const f of Object.keys(require.cache)) require('node:fs').writeSync(2, 'LOADED ' + require('node:url').pathToFileURL(f).href + '\\n'); });\n`);
+    const r = spawnSync(process.execPath, ['--require', preload, '--import', hook, path.join(root, 'bin', 'fulcrum.js'), ...args], { encoding: 'utf8', timeout: 30_000 });
+    const files = [...new Set(r.stderr.split('\n').filter((l) => l.startsWith('LOADED ')).map((l) => path.relative(root, new URL(l.slice(7)).pathname)))];
+    fs.rmSync(dir, { recursive: true, force: true });
     return { code: r.status, files, err: r.stderr };
   };
 
-  // Our compiled code loaded from outside the bundle (packages in node_modules may load: on
-  // Node 22+ the hook sees require() too).
-  const outsideBundle = (f: string): boolean => f.startsWith('dist/') && !/^dist\/src\/cli\/main\.bundle(\.[\w-]+)?\.js$/.test(f);
+  // Our compiled code loaded from outside the bundle (packages in node_modules may load).
+  const outsideBundle = (f: string): boolean => f.startsWith('dist/') && !/^dist\/src\/cli\/main\.(bundle(\.[\w-]+)?|import)\.cjs$/.test(f);
 
-  it('check and adm run from dist/src/cli/main.bundle*.js alone; run still loads the compiled tree', () => {
+  it('check and adm run from dist/src/cli/main.bundle*.cjs alone; run still loads the compiled tree', () => {
     const c = loaded('check', '-f', seedConf);
     assert.equal(c.code, 0, c.err);
-    assert.ok(c.files.includes('dist/src/cli/main.bundle.check.js'), c.files.join(' '));
+    assert.ok(c.files.includes('dist/src/cli/main.bundle.check.cjs'), c.files.join(' '));
     assert.deepEqual(c.files.filter(outsideBundle), []);
     // adm against a socket that does not exist: it loads its modules, then fails to connect.
     const a = loaded('adm', '--socket', path.join(root, 'no-such-fulcrum.sock'), '-L', '-n');
     assert.notEqual(a.code, 0);
     assert.match(a.err, /no-such-fulcrum\.sock/);
-    assert.ok(a.files.includes('dist/src/cli/main.bundle.adm.js'), a.files.join(' '));
+    assert.ok(a.files.includes('dist/src/cli/main.bundle.adm.cjs'), a.files.join(' '));
     assert.deepEqual(a.files.filter(outsideBundle), []);
     // Subcommands outside the bundle go through the compiled modules beside it.
     const r = loaded('run', '-f', path.join(root, 'no-such.conf'), '--api-socket', 'none');
     assert.notEqual(r.code, 0);
+    assert.match(r.err, /no-such\.conf/);
     assert.ok(r.files.includes('dist/src/cli/run.js'), r.files.join(' '));
   });
 
-  it("requires Node's own modules instead of importing them (no ES module facade of node:http)", async () => {
-    const { requireBuiltins } = await import(path.join(root, 'cli-bundle.config.mjs')) as { requireBuiltins: (code: string) => string | null };
-    const out = requireBuiltins([
-      'import fs from "node:fs";',
-      'import * as os from "node:os";',
-      'import { channel, subscribe as sub } from "node:diagnostics_channel";',
-      'import { Resolver } from "node:dns/promises";',
-      'import { x as y } from "./main.bundle.paths.js";',
-      'import "./side-effect.js";',
-      'fs.readFileSync(os.tmpdir());',
+  it('is CommonJS in strict mode, with no ES import of its own; dynamic imports of the tree go through the helper', async () => {
+    const { importsThroughHelper } = await import(path.join(root, 'cli-bundle.config.mjs')) as { importsThroughHelper: (code: string) => string | null };
+    assert.equal(importsThroughHelper([
+      '"use strict";',
+      'const a = await import("./run.js");',
+      "const b = (await import('./sub/demo.js')).runDemo;",
+      'const c = await import("commander");',
+    ].join('\n')), [
+      '"use strict";',
+      'const __importTree = require("./main.import.cjs");',
+      'const a = await __importTree("./run.js");',
+      "const b = (await __importTree('./sub/demo.js')).runDemo;",
+      'const c = await import("commander");',
     ].join('\n'));
-    assert.equal(out, [
-      'import { createRequire as __createRequire } from "node:module";',
-      'const __requireBuiltin = __createRequire(import.meta.url);',
-      'const fs = __requireBuiltin("node:fs");',
-      'const os = __requireBuiltin("node:os");',
-      'const { channel, subscribe: sub } = __requireBuiltin("node:diagnostics_channel");',
-      'const { Resolver } = __requireBuiltin("node:dns/promises");',
-      'import { x as y } from "./main.bundle.paths.js";',
-      'import "./side-effect.js";',
-      'fs.readFileSync(os.tmpdir());',
-    ].join('\n'));
-    assert.equal(requireBuiltins('import { x } from "./a.js";\nx();'), null);
-    // The bundle as built: node:module (to make the require) is the only builtin imported.
+    assert.equal(importsThroughHelper('const x = require("./main.bundle.paths.cjs");'), null);
+    // The bundle as built.
     const dir = path.join(root, 'dist', 'src', 'cli');
-    const chunks = fs.readdirSync(dir).filter((f) => /^main\.bundle(\.[\w-]+)?\.js$/.test(f));
+    const chunks = fs.readdirSync(dir).filter((f) => /^main\.bundle(\.[\w-]+)?\.cjs$/.test(f));
     assert.ok(chunks.length >= 3, chunks.join(' '));
     for (const f of chunks) {
-      const imported = [...fs.readFileSync(path.join(dir, f), 'utf8').matchAll(/^import\s[^;]*?from\s+"(node:[\w/]+)";$/gm)].map((m) => m[1]);
-      assert.deepEqual(imported.filter((m) => m !== 'node:module'), [], f);
+      const code = fs.readFileSync(path.join(dir, f), 'utf8');
+      assert.ok(code.startsWith('"use strict";\n'), `${f} is not strict`);
+      assert.deepEqual([...code.matchAll(/^import\s.*$|\bimport\(.*$/gm)].map((m) => m[0]), [], f);
     }
+    assert.match(fs.readFileSync(path.join(dir, 'main.bundle.cjs'), 'utf8'), /__importTree\("\.\/run\.js"\)/);
+  });
+
+  it('keeps a V8 code cache per chunk and Node; a bad or stale one is replaced; an unwritable place is no error', async () => {
+    await withTempDir((dir) => {
+      // The launcher and the bundle, copied as a package would hold them (the compiled tree is
+      // older than the bundle, so the bundle runs).
+      const cliDir = path.join(dir, 'dist', 'src', 'cli');
+      fs.mkdirSync(path.join(dir, 'bin'), { recursive: true });
+      fs.mkdirSync(cliDir, { recursive: true });
+      for (const f of ['fulcrum.js', 'package.json']) fs.copyFileSync(path.join(root, 'bin', f), path.join(dir, 'bin', f));
+      const from = path.join(root, 'dist', 'src', 'cli');
+      const files = ['main.js', ...fs.readdirSync(from).filter((f) => /^main\.(bundle(\.[\w-]+)?|import)\.cjs$/.test(f))];
+      for (const [i, f] of files.entries()) {
+        fs.copyFileSync(path.join(from, f), path.join(cliDir, f));
+        fs.utimesSync(path.join(cliDir, f), 1_700_000_000 + i, 1_700_000_000 + i);
+      }
+      const cacheDir = path.join(dir, 'dist', 'code-cache');
+      const run = (env: Record<string, string> = {}): { code: number | null; out: string; err: string } => {
+        const r = spawnSync(process.execPath, [path.join(dir, 'bin', 'fulcrum.js'), 'check', '-f', seedConf], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, ...env } });
+        return { code: r.status, out: r.stdout, err: r.stderr };
+      };
+      const expected = fulcrum('check', '-f', seedConf);
+      assert.equal(expected.code, 0, expected.err);
+      const same = (r: { code: number | null; out: string; err: string }, what: string): void => {
+        assert.deepEqual(r, expected, what);
+      };
+      const cached = (): Map<string, { bytes: Buffer; mtime: number }> => new Map(fs.readdirSync(cacheDir).map((f) => [f, { bytes: fs.readFileSync(path.join(cacheDir, f)), mtime: fs.statSync(path.join(cacheDir, f)).mtimeMs }]));
+      const forChunk = (chunk: string): string[] => [...cached().keys()].filter((f) => f.startsWith(`${chunk}.${process.version}-${process.arch}.`));
+
+      same(run({ FULCRUM_CODE_CACHE: '0' }), 'the cache turned off');
+      assert.equal(fs.existsSync(cacheDir), false, 'FULCRUM_CODE_CACHE=0 writes nothing');
+
+      same(run(), 'the first run, which writes the cache');
+      const first = cached();
+      for (const chunk of ['main.bundle.cjs', 'main.bundle.paths.cjs', 'main.bundle.check.cjs']) {
+        const size = fs.statSync(path.join(cliDir, chunk)).size;
+        assert.deepEqual(forChunk(chunk).map((f) => f.endsWith('.v8') && f.includes(`.${size}-`)), [true], `${chunk}: ${[...first.keys()].join(' ')}`);
+      }
+      assert.ok(![...first.keys()].some((f) => f.endsWith('.tmp')), 'no temporary file is left');
+
+      same(run(), 'the second run, from the cache');
+      assert.deepEqual(cached(), first, 'a cache V8 accepted is not written again');
+
+      // A damaged cache: V8 refuses it, the chunk compiles from its source, and a good one replaces it.
+      const [check] = forChunk('main.bundle.check.cjs');
+      assert.ok(check !== undefined);
+      fs.writeFileSync(path.join(cacheDir, check), 'not a code cache');
+      same(run(), 'a damaged cache');
+      const replaced = cached();
+      assert.notEqual(replaced.get(check)?.bytes.toString('latin1'), 'not a code cache', 'the damaged cache is replaced');
+      same(run(), 'the replaced cache');
+      assert.deepEqual(cached(), replaced, 'and V8 accepts the replacement');
+
+      // A rebuilt chunk (another size and time): a cache of its own; the old one goes.
+      fs.appendFileSync(path.join(cliDir, 'main.bundle.check.cjs'), '// rebuilt\n');
+      same(run(), 'a rebuilt chunk');
+      const now = forChunk('main.bundle.check.cjs');
+      assert.equal(now.length, 1, now.join(' '));
+      assert.notEqual(now[0], check);
+
+      // Nowhere to write (the cache directory's place taken by a file): the command is unchanged.
+      fs.rmSync(cacheDir, { recursive: true });
+      fs.writeFileSync(cacheDir, '');
+      same(run(), 'no place for the cache');
+      assert.equal(fs.readFileSync(cacheDir, 'utf8'), '');
+      assert.deepEqual(fs.readdirSync(path.join(dir, 'dist')).sort(), ['code-cache', 'src']);
+
+      // A checkout (TypeScript beside it) whose compiled tree is newer than its bundle runs the
+      // tree — here a tree of main.js alone, so the import of its first module fails; an
+      // installed package (no TypeScript) runs its bundle whatever the files' times.
+      fs.utimesSync(path.join(cliDir, 'main.js'), 1_800_000_000, 1_800_000_000);
+      same(run(), 'an installed package with a newer main.js');
+      fs.mkdirSync(path.join(dir, 'src', 'cli'), { recursive: true });
+      fs.writeFileSync(path.join(dir, 'src', 'cli', 'main.ts'), '');
+      const stale = run();
+      assert.notEqual(stale.code, 0);
+      assert.match(stale.err, /ERR_MODULE_NOT_FOUND[\s\S]*dist\/src\/cli\/main\.js|dist\/src\/cli\/main\.js[\s\S]*ERR_MODULE_NOT_FOUND/);
+    });
   });
 });

@@ -105,17 +105,21 @@ test('installed like a system daemon: quick start, npm pack + install -g, man pa
     assert.ok(entry);
     tarball = path.join(work, entry.filename);
     const files = new Set(entry.files.map((f) => f.path));
-    for (const f of ['bin/fulcrum.js', 'dist/src/cli/main.js', 'dist/man/fulcrum.8', 'dist/man/fulcrum.conf.5', 'dist/completion/fulcrum.bash',
+    for (const f of ['bin/fulcrum.js', 'bin/package.json', 'dist/src/cli/main.js', 'dist/src/cli/main.bundle.cjs', 'dist/src/cli/main.import.cjs', 'dist/man/fulcrum.8', 'dist/man/fulcrum.conf.5', 'dist/completion/fulcrum.bash',
       'dist/completion/_fulcrum', 'systemd/fulcrum.service', 'systemd/fulcrum-agent.service', 'examples/quickstart.conf', 'dist/dashboard/index.html']) {
       assert.ok(files.has(f), `the package holds ${f}`);
     }
     assert.equal([...files].filter((f) => f.endsWith('.test.js')).length, 0, 'no test files in the package');
+    assert.deepEqual([...files].filter((f) => f.startsWith('dist/code-cache/')), [], 'no code cache of the machine that packed it');
 
     sh('npm', ['install', '-g', '--prefix', prefix, tarball], { timeoutMs: 240_000 });
     const bin = path.join(prefix, 'bin', 'fulcrum');
     const pkg = path.join(prefix, 'lib', 'node_modules', 'fulcrum');
     assert.match(sh(bin, ['--version']), /^\d+\.\d+\.\d+/);
     assert.match(sh(bin, ['check', '-f', path.join(pkg, 'examples', 'quickstart.conf')]), /OK — 0 VRRP instances, 1 virtual server \(3 real servers\)/);
+    // The start-up chunks' V8 code cache, kept beside the package where it can be written.
+    assert.ok(fs.readdirSync(path.join(pkg, 'dist', 'code-cache')).some((f) => f.startsWith("main.bundle.check.cjs.v")), 'a code cache for check');
+    assert.match(sh(bin, ['check', '-f', path.join(pkg, 'examples', 'quickstart.conf')]), /OK — 0 VRRP instances/, 'and a run from it');
     ensureCommand('groff', 'groff-base');
     ensureCommand('man', 'man-db');
     for (const page of ['man8/fulcrum.8', 'man5/fulcrum.conf.5']) {

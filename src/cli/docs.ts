@@ -159,7 +159,8 @@ export function fulcrumManPage(program: Command, admUsage: string, meta: ManMeta
     '.TP', '.I fulcrum.service', roffEscape('the systemd unit shipped in the package (systemd/): Type=notify, reload by SIGHUP, CAP_NET_ADMIN, CAP_NET_RAW and CAP_NET_BIND_SERVICE only.'));
   out.push('.SH ENVIRONMENT',
     '.TP', '.B NOTIFY_SOCKET', roffEscape('set by systemd for Type=notify: fulcrum run sends READY=1 once the configuration is applied and listeners are open, RELOADING=1/READY=1 around a reload, STOPPING=1 on stop.'),
-    '.TP', '.B XDG_RUNTIME_DIR, XDG_STATE_HOME', roffEscape('where the API socket and the state file go when not run as root.'));
+    '.TP', '.B XDG_RUNTIME_DIR, XDG_STATE_HOME', roffEscape('where the API socket and the state file go when not run as root.'),
+    '.TP', '.B FULCRUM_CODE_CACHE', roffEscape("0 stops the command line from reading and writing its V8 code cache (dist/code-cache/ in the package, written where the package is writable, as Python's __pycache__)."));
   out.push('.SH EXIT STATUS', roffEscape('0 on success; 1 when the command failed (a configuration with errors, a refused change); 2 for a usage error.'));
   out.push('.SH SEE ALSO', '.BR fulcrum.conf (5),', '.BR keepalived.conf (5),', '.BR ipvsadm (8),', '.BR systemd.service (5)');
   return `${out.join('\n')}\n`;
