@@ -21,6 +21,7 @@
 import { DiagnosticCode, errorCode, errorMessage, FailureCode, formatDiagnostic, formatLocation, reportFailure, serialQueue, supervise, type Serial } from '../errors/index.js';
 import { inProcessConfigLoader, type ConfigLoader } from '../config/index.js';
 import { serviceKey } from '../model/keys.js';
+import { OwnedMemo } from '../model/memo.js';
 import type { BgpConfig, FulcrumConfig, VirtualServer } from '../model/types.js';
 import { Director, timeoutsOf, type ReconcileResult } from '../director/index.js';
 import { DataPlaneErrorCode, DEFAULT_TIMEOUTS, opServiceKey, type DataPlane, type OpFailure, type ServiceSpec } from '../dataplane/index.js';
@@ -107,17 +108,12 @@ export interface StartOutcome {
 
 /** Why a service cannot run on this data plane (a method it lacks): its key and the message. */
 export function planeMismatchesByService(config: FulcrumConfig, plane: DataPlane): { key: string; message: string }[] {
-  let known = mismatchMemo.get(plane);
-  if (!known) {
-    known = new WeakMap();
-    mismatchMemo.set(plane, known);
-  }
   const out: { key: string; message: string }[] = [];
   for (const vs of config.virtualServers) {
-    let found = known.get(vs);
+    let found = MISMATCHES.get(vs, plane);
     if (!found) {
       found = serviceMismatches(vs, plane);
-      known.set(vs, found);
+      MISMATCHES.set(vs, plane, found);
     }
     for (const m of found) out.push(m);
   }
@@ -125,11 +121,12 @@ export function planeMismatchesByService(config: FulcrumConfig, plane: DataPlane
 }
 
 /**
- * What each service object was found to lack, per plane: configurations are immutable and
- * a runtime change replaces only the services it touches, so a change at 1,000 real servers
- * walks one service's servers, not all of them.
+ * What each service object was found to lack, for the plane that asked (kept on the service
+ * object: OwnedMemo): configurations are immutable and a runtime change replaces only the
+ * services it touches, so a change at 1,000 real servers walks one service's servers, not
+ * all of them.
  */
-const mismatchMemo = new WeakMap<DataPlane, WeakMap<VirtualServer, readonly { key: string; message: string }[]>>();
+const MISMATCHES = new OwnedMemo<VirtualServer, readonly { key: string; message: string }[]>('fulcrum.daemon.mismatches');
 
 function serviceMismatches(vs: VirtualServer, plane: DataPlane): { key: string; message: string }[] {
   const out: { key: string; message: string }[] = [];

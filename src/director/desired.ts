@@ -22,6 +22,7 @@
 import * as D from '../model/defaults.js';
 import { endpointKey, realServerKey } from '../model/keys.js';
 import { expandRange } from '../model/address.js';
+import { OwnedMemo } from '../model/memo.js';
 import { instanceAddresses, xdpRefusal, type Family, type FulcrumConfig, type KernelPlaneChoice, type RealServer, type VirtualServer, type VirtualServerGroup } from '../model/types.js';
 import { DEFAULT_TIMEOUTS, type ListenAddress, type ServerSpec, type ServiceSpec, type Timeouts } from '../dataplane/types.js';
 
@@ -164,28 +165,31 @@ interface SpecContext {
   readonly neighbors: readonly string[];
 }
 
+const SERVICE_SPECS = new OwnedMemo<VirtualServer, ServiceSpec>('fulcrum.desired.service');
+const SERVICE_RESULTS = new OwnedMemo<VirtualServer, { readonly observed: number; readonly was: boolean | undefined; readonly out: DesiredService }>('fulcrum.desired.result');
+const SERVER_SPECS = new OwnedMemo<RealServer, { readonly weight: number; readonly obs: Observation | undefined; readonly spec: ServerSpec }>('fulcrum.desired.server');
+
 /**
  * Specs computed before, kept by the identity of what they were computed from. A runtime
  * change replaces only the objects it touches (applyOverlay keeps every other VirtualServer
  * and RealServer as it was), so a one-weight change at 1,000 real servers computes one
  * server spec and hands the rest back unchanged — the same objects the plane holds, which
- * the keyed diff then compares by identity. Entries go with their configuration objects
- * (weak maps); a reload, whose objects are all new, computes everything again.
+ * the keyed diff then compares by identity. Entries are kept on the configuration objects
+ * (OwnedMemo: they die with them, young; a WeakMap promoted them) and belong to this memo
+ * and its context; a reload, whose objects are all new, computes everything again.
  */
 export class DesiredMemo {
   private from: readonly unknown[] = [];
   private ctx: SpecContext | null = null;
-  private services = new WeakMap<VirtualServer, ServiceSpec>();
-  private results = new WeakMap<VirtualServer, { readonly observed: number; readonly was: boolean | undefined; readonly out: DesiredService }>();
-  private readonly servers = new WeakMap<RealServer, { readonly weight: number; readonly obs: Observation | undefined; readonly spec: ServerSpec }>();
+  /** What the service and result entries belong to: a new object when the context changes. */
+  private generation: object = {};
 
   /** The context for `cfg`, the same object while the parts it is made of are the same. */
   context(cfg: FulcrumConfig): SpecContext {
     const from = [cfg.virtualServerGroups, cfg.global, cfg.vrrpInstances, cfg.bgp];
     if (this.ctx && from.every((x, i) => x === this.from[i])) return this.ctx;
     this.from = from;
-    this.services = new WeakMap();
-    this.results = new WeakMap();
+    this.generation = {};
     this.ctx = {
       groups: new Map(cfg.virtualServerGroups.map((g) => [g.name, g])),
       timeouts: timeoutsOf(cfg),
@@ -197,10 +201,10 @@ export class DesiredMemo {
 
   service(vs: VirtualServer, cfg: FulcrumConfig): ServiceSpec {
     const ctx = this.context(cfg);
-    let spec = this.services.get(vs);
+    let spec = SERVICE_SPECS.get(vs, this.generation);
     if (!spec) {
       spec = serviceSpecOf(vs, ctx.groups, ctx.timeouts, ctx.vrrp, ctx.neighbors, cfg.global.hashSeed, cfg.global.dataplane);
-      this.services.set(vs, spec);
+      SERVICE_SPECS.set(vs, this.generation, spec);
     }
     return spec;
   }
@@ -211,19 +215,19 @@ export class DesiredMemo {
    * fixed point of nextQuorumState for the same live weight, so the result is the same.
    */
   result(vs: VirtualServer, observed: number, was: boolean | undefined): DesiredService | null {
-    const r = this.results.get(vs);
+    const r = SERVICE_RESULTS.get(vs, this.generation);
     return r && r.observed === observed && (r.was === was || r.out.quorumUp === was) ? r.out : null;
   }
 
   keep(vs: VirtualServer, observed: number, was: boolean | undefined, out: DesiredService): void {
-    this.results.set(vs, { observed, was, out });
+    SERVICE_RESULTS.set(vs, this.generation, { observed, was, out });
   }
 
   server(rs: RealServer, weight: number, obs: Observation | undefined): ServerSpec {
-    const m = this.servers.get(rs);
+    const m = SERVER_SPECS.get(rs, this);
     if (m && m.weight === weight && m.obs === obs) return m.spec;
     const spec = serverSpecOf(rs, weight, obs);
-    this.servers.set(rs, { weight, obs, spec });
+    SERVER_SPECS.set(rs, this, { weight, obs, spec });
     return spec;
   }
 }

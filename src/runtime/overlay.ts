@@ -27,6 +27,7 @@ import {
 import { formatHostPort } from '../model/address.js';
 import { timeoutsOf } from '../director/desired.js';
 import { realServerKey, serviceKey } from '../model/keys.js';
+import { ObjectMemo } from '../model/memo.js';
 import type { FulcrumConfig, ForwardingMethod, RealServer, VirtualServer } from '../model/types.js';
 
 export type ServiceEntry =
@@ -144,11 +145,12 @@ export function applyOverlay(base: FulcrumConfig, ov: RuntimeOverlay, method: Fo
 
 /**
  * One service as ipvsadm sees it, with its real servers indexed, or null for a group
- * endpoint (which ipvsadm cannot name). Kept per service object: configurations are
- * immutable and a runtime change or reload rebuilds only the services it touched, so a
- * command checked against a table of 1,000 real servers re-derives only the touched ones.
+ * endpoint (which ipvsadm cannot name). Kept on the service object (ObjectMemo):
+ * configurations are immutable and a runtime change or reload rebuilds only the services it
+ * touched, so a command checked against a table of 1,000 real servers re-derives only the
+ * touched ones.
  */
-const ipvsServices = new WeakMap<VirtualServer, { readonly listed: IpvsService; readonly indexed: IndexedService } | null>();
+const ipvsServices = new ObjectMemo<VirtualServer, { readonly listed: IpvsService; readonly indexed: IndexedService } | null>('fulcrum.overlay.ipvs');
 
 function ipvsServiceOf(vs: VirtualServer): { readonly listed: IpvsService; readonly indexed: IndexedService } | null {
   const had = ipvsServices.get(vs);
@@ -174,7 +176,7 @@ function ipvsServiceOf(vs: VirtualServer): { readonly listed: IpvsService; reado
 }
 
 /** The keys of a service's real servers, kept per (immutable) service object like ipvsServices. */
-const serverKeys = new WeakMap<VirtualServer, ReadonlySet<string>>();
+const serverKeys = new ObjectMemo<VirtualServer, ReadonlySet<string>>('fulcrum.overlay.keys');
 
 function serverKeysOf(vs: VirtualServer): ReadonlySet<string> {
   let keys = serverKeys.get(vs);
