@@ -41,6 +41,13 @@ loading.then(({ main }) => main(process.argv.slice(2))).then(
 
 /** Compile the start-up chunks in `dir` through a V8 code cache kept in `cacheDir` (see above). */
 function compileWithCache(dir, cacheDir) {
+  // A code cache is code: it is trusted only as far as the bundle beside it. The directory
+  // must belong to the bundle's owner and be writable by no one else, or it is neither read
+  // nor written (a file planted there would run as whoever runs fulcrum next, root included).
+  // Made here, it is 0755 at most, its files 0644 at most (the umask may take more away).
+  const owner = fs.statSync(path.join(dir, 'main.bundle.cjs')).uid;
+  const there = fs.statSync(cacheDir, { throwIfNoEntry: false });
+  if (there !== undefined && !(there.isDirectory() && there.uid === owner && (there.mode & 0o022) === 0)) return;
   const CHUNK = /^main\.bundle(\.[\w-]+)?\.cjs$/;
   // What Node does with a .cjs file when no handler of its own is registered for it.
   const plain = require.extensions['.cjs'] ?? require.extensions['.js'];
@@ -67,8 +74,8 @@ function compileWithCache(dir, cacheDir) {
     for (const { script, file, prefix } of unsaved) {
       const tmp = `${file}.${process.pid}.tmp`;
       try {
-        fs.mkdirSync(cacheDir, { recursive: true });
-        fs.writeFileSync(tmp, script.createCachedData());
+        fs.mkdirSync(cacheDir, { recursive: true, mode: 0o755 });
+        fs.writeFileSync(tmp, script.createCachedData(), { mode: 0o644 });
         fs.renameSync(tmp, file);
         // Caches of an earlier build of this chunk, for this Node.
         for (const old of fs.readdirSync(cacheDir)) {

@@ -239,6 +239,17 @@ register('data:text/javascript,' + encodeURIComponent('import { writeSync } from
       same(run(), 'the replaced cache');
       assert.deepEqual(cached(), replaced, 'and V8 accepts the replacement');
 
+      // A cache directory others can write is neither read nor written: a damaged cache there
+      // stays as it is (read, V8 would refuse it and it would be replaced, as above).
+      fs.chmodSync(cacheDir, 0o777);
+      fs.writeFileSync(path.join(cacheDir, check), 'not a code cache');
+      same(run(), 'a cache directory others can write');
+      assert.equal(fs.readFileSync(path.join(cacheDir, check), 'utf8'), 'not a code cache');
+      fs.chmodSync(cacheDir, 0o755);
+      same(run(), 'the same directory, 0755 again');
+      assert.notEqual(fs.readFileSync(path.join(cacheDir, check)).toString('latin1'), 'not a code cache');
+      assert.equal(fs.statSync(path.join(cacheDir, check)).mode & 0o777 & ~0o644, 0, 'a cache file is 0644 at most');
+
       // A rebuilt chunk (another size and time): a cache of its own; the old one goes.
       fs.appendFileSync(path.join(cliDir, 'main.bundle.check.cjs'), '// rebuilt\n');
       same(run(), 'a rebuilt chunk');
