@@ -24,11 +24,11 @@ const vm = require('node:vm');
 
 const dist = path.join(__dirname, '..', 'dist');
 const cli = path.join(dist, 'src', 'cli');
-const mtime = (name) => fs.statSync(path.join(cli, name), { throwIfNoEntry: false })?.mtimeMs ?? -1;
+const stat = (name) => fs.statSync(path.join(cli, name), { throwIfNoEntry: false });
 const checkout = fs.existsSync(path.join(__dirname, '..', 'src', 'cli', 'main.ts'));
-const bundle = mtime('main.bundle.cjs');
-const bundled = bundle >= 0 && (!checkout || bundle >= mtime('main.js'));
-if (bundled && process.env.FULCRUM_CODE_CACHE !== '0') compileWithCache(cli, path.join(dist, 'code-cache'));
+const bundle = stat('main.bundle.cjs');
+const bundled = bundle !== undefined && (!checkout || bundle.mtimeMs >= (stat('main.js')?.mtimeMs ?? -1));
+if (bundled && process.env.FULCRUM_CODE_CACHE !== '0') compileWithCache(cli, path.join(dist, 'code-cache'), bundle.uid);
 
 const loading = bundled ? new Promise((resolve) => { resolve(require(path.join(cli, 'main.bundle.cjs'))); }) : import('../dist/src/cli/main.js');
 loading.then(({ main }) => main(process.argv.slice(2))).then(
@@ -39,13 +39,15 @@ loading.then(({ main }) => main(process.argv.slice(2))).then(
   },
 );
 
-/** Compile the start-up chunks in `dir` through a V8 code cache kept in `cacheDir` (see above). */
-function compileWithCache(dir, cacheDir) {
+/**
+ * Compile the start-up chunks in `dir` through a V8 code cache kept in `cacheDir` (see above);
+ * `owner` is the uid the bundle belongs to.
+ */
+function compileWithCache(dir, cacheDir, owner) {
   // A code cache is code: it is trusted only as far as the bundle beside it. The directory
   // must belong to the bundle's owner and be writable by no one else, or it is neither read
   // nor written (a file planted there would run as whoever runs fulcrum next, root included).
   // Made here, it is 0755 at most, its files 0644 at most (the umask may take more away).
-  const owner = fs.statSync(path.join(dir, 'main.bundle.cjs')).uid;
   const there = fs.statSync(cacheDir, { throwIfNoEntry: false });
   if (there !== undefined && !(there.isDirectory() && there.uid === owner && (there.mode & 0o022) === 0)) return;
   const CHUNK = /^main\.bundle(\.[\w-]+)?\.cjs$/;
