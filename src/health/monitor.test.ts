@@ -260,3 +260,57 @@ test('a runtime change goes through only the servers it touched; a removed serve
     monitor.stop();
   }
 });
+
+test('a real server object seen before comes back (a runtime change undone, a removed server restored): its checkers follow the object, not a remembered entry', async () => {
+  const { clock, checkers, monitor } = await rig(CONF());
+  try {
+    const cfg0 = config(CONF());
+    monitor.setConfig(cfg0);
+    const vs = cfg0.virtualServers[0];
+    assert.ok(vs);
+    const [a, b] = vs.realServers;
+    assert.ok(a && b);
+    const made = new Set(checkers.values());
+    const created = (): FakeChecker[] => [...checkers.values()].filter((c) => !made.has(c));
+    // a → a2 (another checker configuration) → a again: each step makes a checker.
+    const a2 = { ...a, checkers: a.checkers.map((c) => ({ ...c, timing: { ...c.timing, connectTimeout: 9 } })) };
+    monitor.setConfig({ ...cfg0, virtualServers: [{ ...vs, realServers: [a2, b] }] });
+    const forA2 = checkers.get('127.0.0.2');
+    assert.equal(created().length, 1);
+    monitor.setConfig({ ...cfg0, virtualServers: [{ ...vs, realServers: [a, b] }] });
+    assert.notEqual(checkers.get('127.0.0.2'), forA2, 'the undone change made a checker for the old configuration again');
+    made.add(forA2 as FakeChecker);
+    assert.equal(created().length, 1);
+    // b removed, then the same object restored: it is checked again, by a new checker.
+    const oldB = checkers.get('127.0.0.3');
+    assert.ok(oldB);
+    monitor.setConfig({ ...cfg0, virtualServers: [{ ...vs, realServers: [a] }] });
+    monitor.setConfig({ ...cfg0, virtualServers: [{ ...vs, realServers: [a, b] }] });
+    const newB = checkers.get('127.0.0.3');
+    assert.ok(newB && newB !== oldB);
+    const stopped = oldB.calls;
+    await clock.advance(20_000);
+    assert.equal(oldB.calls, stopped, 'the removed entry stays stopped');
+    assert.ok(newB.calls > 0, 'the restored server is probed');
+  } finally {
+    monitor.stop();
+  }
+});
+
+test('one real server object in two services: an entry (and checker) for each', async () => {
+  const clock = new FakeClock();
+  const made: string[] = [];
+  const monitor = new HealthMonitor({ clock, observe: () => undefined, createChecker: (_c, rs) => { made.push(`${rs.address}:${rs.port}`); return new FakeChecker(); } });
+  try {
+    const cfg = config(CONF());
+    const vs = cfg.virtualServers[0];
+    assert.ok(vs && vs.endpoint.kind === 'address');
+    const other = { ...vs, endpoint: { ...vs.endpoint, port: 8081 } };
+    monitor.setConfig({ ...cfg, virtualServers: [vs] });
+    assert.equal(made.length, 2);
+    monitor.setConfig({ ...cfg, virtualServers: [vs, other] });
+    assert.equal(made.length, 4, 'the second service has checkers of its own');
+  } finally {
+    monitor.stop();
+  }
+});

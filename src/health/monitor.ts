@@ -17,6 +17,7 @@ import { channel } from 'node:diagnostics_channel';
 import { endpointKey, realServerKey } from '../model/keys.js';
 import type { Checker as CheckerConfig, FulcrumConfig, RealServer, VirtualServer } from '../model/types.js';
 import { observationKey, type Observation } from '../director/desired.js';
+import { OwnedMemo } from '../model/memo.js';
 import { AgentWeightFeedback } from '../scheduling/feedback.js';
 import { agentEffect, foldAgent, INITIAL_AGENT_STATE, type AgentEffect, type AgentState, type AgentWord } from '../agents/reply.js';
 import { probeAgent, type AgentProbeOutcome } from '../agents/probe.js';
@@ -71,8 +72,12 @@ interface AgentEntry {
 }
 
 interface Entry {
+  /** observationKey(service, server): its key in `entries`. */
+  readonly key: string;
   readonly service: string;
   readonly server: string;
+  /** The setConfig call that last walked it (see `generation`). */
+  walked: number;
   rs: RealServer;
   vs: VirtualServer;
   readonly runners: Map<string, CheckRunner>;
@@ -96,6 +101,9 @@ function checkerKeys(checkers: readonly CheckerConfig[]): string[] {
   });
 }
 
+/** A real server's entry, kept on its configuration object (owner: the monitor). */
+const entryOf = new OwnedMemo<RealServer, Entry>('fulcrum.health.entry');
+
 export class HealthMonitor {
   private readonly entries = new Map<string, Entry>();
   private readonly clock: Clock;
@@ -108,6 +116,8 @@ export class HealthMonitor {
   private flushQueued = false;
   /** The services the last setConfig went through, with their entries' keys. */
   private seen = new Map<VirtualServer, readonly string[]>();
+  /** Counts setConfig calls: an entry walked by this one has `walked` equal to it. */
+  private generation = 0;
   private stopped = false;
 
   constructor(private readonly opts: HealthMonitorOptions) {
@@ -120,9 +130,9 @@ export class HealthMonitor {
   setConfig(config: FulcrumConfig): void {
     if (this.stopped) return;
     this.config = config;
+    const walk = ++this.generation;
     // Only services whose objects changed are walked: an entry can go only with a service
     // object the last call saw and this one does not, and stays if a new object names it.
-    const want = new Set<string>();
     const seen = new Map<VirtualServer, readonly string[]>();
     for (const vs of config.virtualServers) {
       // A service object the last call saw whole (applyOverlay keeps every service a runtime
@@ -135,24 +145,33 @@ export class HealthMonitor {
       const service = endpointKey(vs.endpoint, vs.protocol);
       const keys: string[] = [];
       for (const rs of vs.realServers) {
-        const server = realServerKey(rs);
-        const key = observationKey(service, server);
-        want.add(key);
-        keys.push(key);
-        let e = this.entries.get(key);
+        // Its entry, found without making its key when this object was walked before in
+        // this service (a runtime change makes a new object of one server of a service;
+        // the others are walked again).
+        let e = entryOf.get(rs, this);
+        let fresh = false;
+        if (e === undefined || e.service !== service || this.entries.get(e.key) !== e) {
+          const server = realServerKey(rs);
+          const key = observationKey(service, server);
+          e = this.entries.get(key);
+          if (!e) {
+            e = { key, service, server, walked: walk, rs, vs, runners: new Map(), weights: new Map(), agent: null, sent: null, reason: 'no checks yet' };
+            this.entries.set(key, e);
+            fresh = true;
+          }
+          entryOf.set(rs, this, e);
+        }
+        e.walked = walk;
+        keys.push(e.key);
         // The same real server object: the same checkers and agent. A new service object
         // around it (another of its servers changed) matters only to the verdict's inputs.
-        if (e && e.rs === rs) {
+        if (e.rs === rs && !fresh) {
           if (e.vs !== vs) {
             const was = e.vs;
             e.vs = vs;
             if (was.scheduler !== vs.scheduler) this.evaluate(e);
           }
           continue;
-        }
-        if (!e) {
-          e = { service, server, rs, vs, runners: new Map(), weights: new Map(), agent: null, sent: null, reason: 'no checks yet' };
-          this.entries.set(key, e);
         }
         e.rs = rs;
         e.vs = vs;
@@ -166,7 +185,7 @@ export class HealthMonitor {
       if (seen.has(vs)) continue;
       for (const key of keys) {
         const e = this.entries.get(key);
-        if (e === undefined || want.has(key)) continue;
+        if (e === undefined || e.walked === walk) continue;
         this.stopEntry(e);
         this.entries.delete(key);
         this.feedback.forget(key);
