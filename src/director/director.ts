@@ -12,7 +12,7 @@ import type { Family, FulcrumConfig, VirtualServer } from '../model/types.js';
 import type { DataPlane, OpFailure, PlanOp, ServiceSpec } from '../dataplane/types.js';
 import { computeDesired, DesiredMemo, observationKey, type Observation } from './desired.js';
 import { DiffMemo, diffTables } from './plan.js';
-import { realServerKey } from '../model/keys.js';
+import { serverKeysOf } from '../model/keys.js';
 import { serialQueue, type Serial } from '../errors/index.js';
 
 /** diagnostics_channel name for DirectorEvent messages. */
@@ -140,7 +140,7 @@ export class Director {
     for (const [key, d] of desired) {
       const had = this.configured.get(key);
       if (had?.vs === d.vs) continue;
-      const servers = new Set(d.vs.realServers.map(realServerKey));
+      const servers = serverKeysOf(d.vs);
       if (had) for (const k of had.servers) if (!servers.has(k)) this.forgetObservation(key, k);
       this.configured.set(key, { vs: d.vs, servers });
     }

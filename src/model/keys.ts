@@ -3,6 +3,7 @@
  * keepalived.conf and ipvsadm rules; everything else about them is attributes that may change.
  */
 import { formatHostPort } from './address.js';
+import { ObjectMemo } from './memo.js';
 import type { Protocol, RealServer, ServiceEndpoint, VirtualServer } from './types.js';
 
 /** `tcp 10.0.0.1:80`, `tcp [2001:db8::1]:443`, `fwmark 8 inet`, `group web tcp`. */
@@ -25,4 +26,13 @@ export function serviceKey(vs: Pick<VirtualServer, 'endpoint' | 'protocol'>): st
 /** `10.0.0.1:80` / `[2001:db8::2]:80`. */
 export function realServerKey(rs: Pick<RealServer, 'address' | 'port'>): string {
   return formatHostPort(rs.address, rs.port);
+}
+
+/** The keys of a service's real servers, kept on the (immutable) service object; never to be changed. */
+const serverKeys = new ObjectMemo<VirtualServer, ReadonlySet<string>>('fulcrum.keys.servers');
+
+export function serverKeysOf(vs: VirtualServer): ReadonlySet<string> {
+  let keys = serverKeys.get(vs);
+  if (keys === undefined) serverKeys.set(vs, (keys = new Set(vs.realServers.map(realServerKey))));
+  return keys;
 }

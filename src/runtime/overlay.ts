@@ -26,7 +26,7 @@ import {
 } from '../config/ipvsadm/index.js';
 import { formatHostPort } from '../model/address.js';
 import { timeoutsOf } from '../director/desired.js';
-import { realServerKey, serviceKey } from '../model/keys.js';
+import { realServerKey, serverKeysOf, serviceKey } from '../model/keys.js';
 import { ObjectMemo } from '../model/memo.js';
 import type { FulcrumConfig, ForwardingMethod, RealServer, VirtualServer } from '../model/types.js';
 
@@ -104,7 +104,7 @@ export function applyOverlay(base: FulcrumConfig, ov: RuntimeOverlay, method: Fo
       else if (e.state === 'added') out.push(ipvsRealServer(e.server));
       // deleted: left out
     }
-    const present = new Set(vs.realServers.map(realServerKey));
+    const present = serverKeysOf(vs);
     for (const e of entries) {
       if (present.has(e.key)) continue;
       if (e.state === 'added') out.push(ipvsRealServer(e.server));
@@ -173,15 +173,6 @@ function ipvsServiceOf(vs: VirtualServer): { readonly listed: IpvsService; reado
   }
   ipvsServices.set(vs, out);
   return out;
-}
-
-/** The keys of a service's real servers, kept per (immutable) service object like ipvsServices. */
-const serverKeys = new ObjectMemo<VirtualServer, ReadonlySet<string>>('fulcrum.overlay.keys');
-
-function serverKeysOf(vs: VirtualServer): ReadonlySet<string> {
-  let keys = serverKeys.get(vs);
-  if (keys === undefined) serverKeys.set(vs, (keys = new Set(vs.realServers.map(realServerKey))));
-  return keys;
 }
 
 /** The effective configuration as ipvsadm sees it: what its commands are checked against. */
