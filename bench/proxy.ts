@@ -11,7 +11,8 @@
  * give the proxy 2 cores of its own).
  *
  * Run: npm run bench:proxy   (BENCH_SECONDS=N to change the run length, default 10; BENCH_REPS=N,
- * default 3; BENCH_ONLY=new to run only the scenarios whose name contains it)
+ * default 3; BENCH_ONLY=new to run only the scenarios whose name contains it; BENCH_NO_PUMP=1 to
+ * also run Fulcrum without its native pump)
  * Needs haproxy, nginx and wrk (installed with apt-get when missing and running as root).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -105,14 +106,14 @@ function stopChild(p: ChildProcess): Promise<void> {
   });
 }
 
-async function startFulcrum(dir: string, backends: number[], cpus: string, workers: number, relay: 'epoll' | 'node' = 'epoll', splice = true): Promise<Proxy> {
+async function startFulcrum(dir: string, backends: number[], cpus: string, workers: number, relay: 'epoll' | 'node' = 'epoll', splice = true, pump = true): Promise<Proxy> {
   const port = await freePort();
   const conf = path.join(dir, `fulcrum-${port}.conf`);
   fs.writeFileSync(conf, `virtual_server 127.0.0.1 ${port} {\n lb_algo rr\n lb_kind PROXY\n${backends.map((b) => ` real_server 127.0.0.1 ${b} {\n }\n`).join('')}}\n`);
-  const p = spawn('taskset', ['-c', cpus, process.execPath, path.join(ROOT, 'bin', 'fulcrum.js'), 'run', '-f', conf, '--log-level', 'warn', '--drain-timeout', '0', '--workers', String(workers), '--relay', relay, ...(splice ? [] : ['--no-splice'])], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const p = spawn('taskset', ['-c', cpus, process.execPath, path.join(ROOT, 'bin', 'fulcrum.js'), 'run', '-f', conf, '--log-level', 'warn', '--drain-timeout', '0', '--workers', String(workers), '--relay', relay, ...(splice ? [] : ['--no-splice'])], { stdio: ['ignore', 'ignore', 'inherit'], env: pump ? process.env : { ...process.env, FULCRUM_NATIVE_PUMP: 'off' } });
   await waitPort(port);
   const pid = p.pid ?? 0;
-  return { name: `${workers > 1 ? `Fulcrum ×${workers}` : 'Fulcrum'}${relay === 'node' ? ' (relay node)' : ''}${splice ? '' : ' (--no-splice)'}`, port, pids: () => [pid, ...childPids(pid)], stop: () => stopChild(p) };
+  return { name: `${workers > 1 ? `Fulcrum ×${workers}` : 'Fulcrum'}${relay === 'node' ? ' (relay node)' : ''}${splice ? '' : ' (--no-splice)'}${pump ? '' : ' (no native pump)'}`, port, pids: () => [pid, ...childPids(pid)], stop: () => stopChild(p) };
 }
 
 async function startHaproxy(dir: string, backends: number[], cpus: string, threads: number, splice = false): Promise<Proxy> {
@@ -196,6 +197,12 @@ async function main(): Promise<void> {
     // Two workers against two threads: everything shares both cores (a 2-core machine cannot
     // give the proxy two cores of its own), the same for both proxies.
     const two = [(): Promise<Proxy> => startFulcrum(dir, b, '0,1', 2), (): Promise<Proxy> => startHaproxy(dir, b, '0,1', 2)];
+    // BENCH_NO_PUMP=1: also Fulcrum with its system calls made one by one through koffi
+    // (FULCRUM_NATIVE_PUMP=off), for the native pump's difference.
+    if (process.env['BENCH_NO_PUMP'] === '1') {
+      one.push((): Promise<Proxy> => startFulcrum(dir, b, '0', 1, 'epoll', true, false));
+      two.push((): Promise<Proxy> => startFulcrum(dir, b, '0,1', 2, 'epoll', true, false));
+    }
     // Bulk also with copying instead of splicing (Fulcrum --no-splice), and against HAProxy
     // splicing too (option splice-auto; its default copies, like the HAProxy rows above).
     const spliceVariants = (cpus: string, n: number): (() => Promise<Proxy>)[] => [

@@ -106,7 +106,8 @@ test('installed like a system daemon: quick start, npm pack + install -g, man pa
     tarball = path.join(work, entry.filename);
     const files = new Set(entry.files.map((f) => f.path));
     for (const f of ['bin/fulcrum.js', 'bin/package.json', 'dist/src/cli/main.js', 'dist/src/cli/main.bundle.cjs', 'dist/src/cli/main.import.cjs', 'dist/man/fulcrum.8', 'dist/man/fulcrum.conf.5', 'dist/completion/fulcrum.bash',
-      'dist/completion/_fulcrum', 'systemd/fulcrum.service', 'systemd/fulcrum-agent.service', 'examples/quickstart.conf', 'dist/dashboard/index.html']) {
+      'dist/completion/_fulcrum', 'systemd/fulcrum.service', 'systemd/fulcrum-agent.service', 'examples/quickstart.conf', 'dist/dashboard/index.html',
+      'dist/native/libfulcrum_pump.so', 'native/pump.c']) {
       assert.ok(files.has(f), `the package holds ${f}`);
     }
     assert.equal([...files].filter((f) => f.endsWith('.test.js')).length, 0, 'no test files in the package');

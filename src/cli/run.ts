@@ -18,6 +18,7 @@ import { ProxyDataPlane, RoutingDataPlane, WorkersDataPlane, type DataPlane } fr
 import { NftDataPlane } from '../dataplane/nft/index.js';
 import { XdpDataPlane } from '../dataplane/xdp/plane.js';
 import { XDP_OBJECT, xdpUnavailable } from '../dataplane/xdp/object.js';
+import { nativePumpMissing } from '../sys/native.js';
 import { libBpf } from '../sys/bpf.js';
 import { commandXdpHost } from '../sys/xdp-host.js';
 import { commandKernelHost, commandNft, defaultNft, libNft, raiseFileLimit, systemdNotifier, watchFileLimit, type ServiceManager } from '../sys/index.js';
@@ -115,7 +116,11 @@ export function directorPlane(o: {
   warn?: (message: string) => void;
 }): DataPlane {
   const tunables = { ...(o.udpSessions !== undefined ? { udpSessionLimit: o.udpSessions } : {}), ...(o.relay !== undefined ? { relay: o.relay } : {}), ...(o.splice === false ? { splice: false } : {}) };
-  const proxy = (): DataPlane => (o.workers > 1 ? new WorkersDataPlane({ workers: o.workers, tunables, faults: o.faults ?? false }) : new ProxyDataPlane({ tunables }));
+  const proxy = (): DataPlane => {
+    const missing = o.relay === 'node' ? '' : nativePumpMissing();
+    if (missing !== '') o.warn?.(`TCP relay without its native pump: ${missing}; its system calls go through the FFI one by one`);
+    return o.workers > 1 ? new WorkersDataPlane({ workers: o.workers, tunables, faults: o.faults ?? false }) : new ProxyDataPlane({ tunables });
+  };
   if (o.nft === 'none') return proxy();
   let xdpChecked: string | null | undefined;
   const xdpUsable = (): boolean => {

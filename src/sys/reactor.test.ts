@@ -3,8 +3,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
 import { spawnSync } from 'node:child_process';
-import { EAGAIN, EPOLLIN, FdRegistry, parseSockaddr, Reactor, errnoName } from './reactor.js';
+import { EAGAIN, EPOLLHUP, EPOLLIN, FdRegistry, parseSockaddr, Reactor, errnoName } from './reactor.js';
 import { sockaddr } from './raw.js';
+import { nativePumpMissing } from './native.js';
 
 test('reactor: FdRegistry records descriptors as they are made and closes what is left', () => {
   const r = FdRegistry.allocate(4096);
@@ -163,6 +164,138 @@ test('reactor: afterBatch runs once every event of the batch is handled, and at 
     assert.equal(ran, true);
   } finally {
     for (const [r, w] of pipes) reactor.closePipe(r, w);
+    reactor.destroy();
+  }
+});
+
+/** A non-blocking pipe of the reactor's, as [read end, write end]. */
+function pipeOf(reactor: Reactor): readonly [number, number] {
+  const p = reactor.pipe();
+  assert.ok(typeof p !== 'number', `pipe2: ${String(p)}`);
+  return p;
+}
+
+test('reactor: the native pump is built and loads (npm run build compiles native/pump.c)', () => {
+  assert.equal(nativePumpMissing(), '');
+  const reactor = new Reactor();
+  const plain = new Reactor(null, { native: false });
+  try {
+    assert.equal(reactor.nativePump, true);
+    assert.equal(plain.nativePump, false);
+  } finally {
+    reactor.destroy();
+    plain.destroy();
+  }
+});
+
+test('reactor: the native pump reads a descriptor marked relayTo, writes it to the peer, and reports both results', { timeout: 10_000 }, async () => {
+  const reactor = new Reactor();
+  const [aR, aW] = pipeOf(reactor);
+  const [bR, bW] = pipeOf(reactor);
+  const seen: string[] = [];
+  let wake: () => void = () => undefined;
+  try {
+    reactor.add(aR, EPOLLIN, {
+      onEvents: (ev) => {
+        seen.push(`events ${ev}`);
+        wake();
+      },
+      onRelayed: (n, w) => {
+        seen.push(n > 0 ? `relayed ${n} ${w} ${reactor.buffer.subarray(0, n).toString()}` : `read ${n}`);
+        wake();
+      },
+    });
+    reactor.relayTo(aR, bW);
+    const next = (): Promise<void> => new Promise((resolve) => { wake = resolve; });
+    let p = next();
+    reactor.write(aW, Buffer.from('hello'), 5);
+    await p;
+    assert.deepEqual(seen, ['relayed 5 5 hello']);
+    const out = Buffer.alloc(16);
+    assert.equal(reactor.read(bR, out, out.length), 5);
+    assert.equal(out.subarray(0, 5).toString(), 'hello');
+    // A hang-up (a pipe's writer gone: EPOLLHUP) is not EPOLLIN alone: left to the handler.
+    p = next();
+    reactor.close(aW);
+    await p;
+    assert.deepEqual(seen, ['relayed 5 5 hello', `events ${EPOLLHUP}`]);
+    reactor.remove(aR);
+  } finally {
+    reactor.close(aR);
+    reactor.closePipe(bR, bW);
+    reactor.destroy();
+  }
+});
+
+test('reactor: once the peer does not take a whole read, the pump reads nothing more in that batch (the buffer keeps the bytes)', { timeout: 10_000 }, async () => {
+  const reactor = new Reactor();
+  const [aR, aW] = pipeOf(reactor);
+  const [cR, cW] = pipeOf(reactor);
+  const [bR, bW] = pipeOf(reactor);
+  // The peer's pipe full: the next write to it fails with EAGAIN.
+  const fill = Buffer.alloc(65536, 0x2e);
+  for (let i = 0; i < 64 && reactor.write(bW, fill, fill.length) > 0; i++);
+  assert.equal(reactor.write(bW, fill, 1), -EAGAIN);
+  const seen: string[] = [];
+  try {
+    await new Promise<void>((resolve) => {
+      for (const [fd, name] of [[aR, 'a'], [cR, 'c']] as const) {
+        reactor.add(fd, EPOLLIN, {
+          onEvents: (ev) => {
+            seen.push(`${name} events ${ev}`);
+            reactor.remove(fd);
+            if (seen.length === 2) resolve();
+          },
+          onRelayed: (n, w) => {
+            // What this read left in the buffer is still there when its handler looks.
+            seen.push(`${name} relayed ${n} ${w} ${reactor.buffer.subarray(0, n).toString()}`);
+            reactor.remove(fd);
+            if (seen.length === 2) resolve();
+          },
+        });
+        reactor.relayTo(fd, bW);
+      }
+      // Both ready before the loop turns: one batch reports both.
+      reactor.write(aW, Buffer.from('a1'), 2);
+      reactor.write(cW, Buffer.from('c2'), 2);
+    });
+    const relayed = seen.filter((s) => s.includes('relayed'));
+    assert.equal(relayed.length, 1, seen.join('; '));
+    assert.match(relayed[0] ?? '', new RegExp(`^([ac]) relayed 2 ${-EAGAIN} \\1[12]$`));
+    assert.equal(seen.filter((s) => s.endsWith(`events ${EPOLLIN}`)).length, 1, seen.join('; '));
+  } finally {
+    for (const [r, w] of [[aR, aW], [cR, cW], [bR, bW]] as const) reactor.closePipe(r, w);
+    reactor.destroy();
+  }
+});
+
+test('reactor: a closed descriptor is no longer relayed, and neither is the next one given its number', { timeout: 10_000 }, async () => {
+  const reactor = new Reactor();
+  const [aR, aW] = pipeOf(reactor);
+  const [bR, bW] = pipeOf(reactor);
+  reactor.relayTo(aR, bW);
+  reactor.close(aR);
+  // The lowest free number is aR's again.
+  const [nR, nW] = pipeOf(reactor);
+  assert.equal(nR, aR);
+  try {
+    const got = await new Promise<string>((resolve) => {
+      reactor.add(nR, EPOLLIN, {
+        onEvents: () => {
+          const buf = Buffer.alloc(8);
+          resolve(`events: ${buf.subarray(0, reactor.read(nR, buf, buf.length)).toString()}`);
+        },
+        onRelayed: (n) => resolve(`relayed ${n}`),
+      });
+      reactor.write(nW, Buffer.from('new'), 3);
+    });
+    assert.equal(got, 'events: new');
+    assert.equal(reactor.read(bR, Buffer.alloc(8), 8), -EAGAIN, 'nothing was written to the old peer');
+    reactor.remove(nR);
+  } finally {
+    reactor.close(aW);
+    reactor.closePipe(nR, nW);
+    reactor.closePipe(bR, bW);
     reactor.destroy();
   }
 });

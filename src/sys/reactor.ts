@@ -25,6 +25,7 @@ import {
   AF_INET, AF_INET6, IPPROTO_IPV6, IPV6_V6ONLY, SO_REUSEADDR, SO_REUSEPORT, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SOL_SOCKET,
 } from './libc.js';
 import { sockaddr } from './raw.js';
+import { nativePump, NOT_READ, type PumpCall } from './native.js';
 
 export const EPOLLIN = 0x1;
 export const EPOLLOUT = 0x4;
@@ -170,7 +171,16 @@ export class FdRegistry {
 /** What an fd in the reactor is told: the epoll event bits that fired. */
 export interface FdHandler {
   onEvents(events: number): void;
+  /**
+   * For a descriptor marked with `relayTo`: the native pump read it (`n`: bytes into the
+   * reactor's `buffer`, 0 at end of stream, or −errno) and, when it read bytes, wrote them
+   * to the peer (`w`: bytes, or −errno) — what the handler would have done on EPOLLIN.
+   */
+  onRelayed?(n: number, w: number): void;
 }
+
+/** Bytes of the reactor's read buffer (`Reactor.buffer`). */
+export const RELAY_BUFFER_SIZE = 64 * 1024;
 
 /** A parsed peer address (accept4's sockaddr). */
 export interface PeerAddress {
@@ -230,9 +240,21 @@ export class Reactor {
   /** In a pump: work that waits for the end of the batch (`afterBatch`). */
   private inPump = false;
   private readonly later: (() => void)[] = [];
+  /** The native pump (native/pump.c), or null: epoll_wait and every read and write through koffi. */
+  private readonly native: PumpCall | null;
+  /** What the native pump reports: 4 int32 per event (fd, events, read result, write result). */
+  private readonly out: Buffer;
+  private readonly outView: Int32Array;
+  /** peer[fd]: where the native pump writes what it reads from fd, or −1 (see `relayTo`). */
+  private peerBuf = Buffer.alloc(0);
+  private peer = new Int32Array(0);
+  private buf: Buffer | null = null;
 
-  constructor(private readonly registry: FdRegistry | null = null) {
+  constructor(private readonly registry: FdRegistry | null = null, opts: { readonly native?: boolean } = {}) {
     this.c = load();
+    this.native = opts.native === false ? null : nativePump();
+    this.out = Buffer.alloc(this.native === null ? 0 : 16 * MAX_EVENTS);
+    this.outView = new Int32Array(this.out.buffer, this.out.byteOffset, this.out.length / 4);
     this.one.writeInt32LE(1, 0);
     this.linger0.writeInt32LE(1, 0); // l_onoff = 1, l_linger = 0: close() sends a reset
     const ep = this.c.epoll_create1(0o2000000);
@@ -260,23 +282,76 @@ export class Reactor {
     return this.count;
   }
 
+  /** Whether the native pump relays for this reactor (`relayTo` has an effect). */
+  get nativePump(): boolean {
+    return this.native !== null;
+  }
+
+  /**
+   * The read buffer of the descriptors this reactor relays (64 KiB, made when first asked):
+   * the native pump reads into it, and so does the relay itself, so a handler told
+   * `onRelayed` finds the bytes where its own read would have put them. Nothing may be left
+   * in it across events: what a peer did not take is copied out.
+   */
+  get buffer(): Buffer {
+    return (this.buf ??= Buffer.allocUnsafeSlow(RELAY_BUFFER_SIZE));
+  }
+
+  /**
+   * Let the native pump relay `fd`: when epoll reports it readable (EPOLLIN alone), the pump
+   * reads it into `buffer` and writes what it read to `to`, and the handler is told
+   * `onRelayed` instead of `onEvents`. `to` −1 ends that (the handler reads itself). No
+   * effect without the native pump. The caller clears it before `to` is closed; closing
+   * `fd` clears it.
+   */
+  relayTo(fd: number, to: number): void {
+    if (this.native === null || fd < 0) return;
+    if (fd >= this.peer.length) {
+      if (to < 0) return;
+      const grown = Buffer.alloc(Math.max(1024, 2 ** Math.ceil(Math.log2(fd + 1))) * 4, 0xff);
+      this.peerBuf.copy(grown);
+      this.peerBuf = grown;
+      this.peer = new Int32Array(grown.buffer, grown.byteOffset, grown.length / 4);
+    }
+    this.peer[fd] = to;
+  }
+
   /** Drain what epoll has ready (bounded: the rest waits for the next turn of the loop). */
   private pump(): void {
     if (this.closed) return;
-    const n = this.c.epoll_wait(this.ep, this.events, MAX_EVENTS, 0);
+    const native = this.native;
     const evs = this.events;
+    const out = this.outView;
+    const buf = this.peer.length === 0 ? evs : this.buffer;
+    const n = native !== null
+      ? native(this.ep, evs, MAX_EVENTS, this.peerBuf, this.peer.length, buf, this.peer.length === 0 ? 0 : buf.length, this.out)
+      : this.c.epoll_wait(this.ep, evs, MAX_EVENTS, 0);
     const batch = ++this.batch;
     this.inPump = true;
     for (let i = 0; i < n; i++) {
-      const o = i * EPOLL_EVENT_SIZE;
-      const fd = evs.readUInt32LE(o + 4);
+      let fd: number;
+      let events: number;
+      let r = NOT_READ;
+      let w = 0;
+      if (native !== null) {
+        const o = i * 4;
+        fd = out[o] as number;
+        events = (out[o + 1] as number) >>> 0;
+        r = out[o + 2] as number;
+        w = out[o + 3] as number;
+      } else {
+        const o = i * EPOLL_EVENT_SIZE;
+        fd = evs.readUInt32LE(o + 4);
+        events = evs.readUInt32LE(o);
+      }
       // Closed (and perhaps reused) by a handler earlier in this batch: level-triggered
       // epoll reports a still-ready descriptor again next time.
       if (this.closedIn[fd] === batch) continue;
       const h = this.handlers[fd];
       if (h === undefined) continue;
       try {
-        h.onEvents(evs.readUInt32LE(o));
+        if (r === NOT_READ) h.onEvents(events);
+        else h.onRelayed?.(r, w);
       } catch (err: unknown) {
         throwLater(err);
       }
@@ -330,6 +405,7 @@ export class Reactor {
 
   private forget(fd: number): void {
     this.closedIn[fd] = this.batch;
+    if (fd < this.peer.length) this.peer[fd] = -1;
     if (this.handlers[fd] === undefined) return;
     this.handlers[fd] = undefined;
     if (--this.count === 0 && this.poll) this.poll.unref();

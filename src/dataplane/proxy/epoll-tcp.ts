@@ -73,6 +73,10 @@ class Side implements FdHandler {
     this.conn.onEvents(this, events);
   }
 
+  onRelayed(n: number, w: number): void {
+    this.conn.onRelayed(this, n, w);
+  }
+
   /** Bytes from the other side wait to be written here (a buffer or the pipe). */
   get owes(): boolean {
     return this.pending !== null || this.piped > 0;
@@ -209,7 +213,7 @@ export class EpollTcpConnection implements Session {
    */
   private readEarly(): boolean {
     this.earlyRead = true;
-    const buf = this.svc.buffers.shared;
+    const buf = this.reactor.buffer;
     const n = this.reactor.read(this.c.fd, buf, Math.min(buf.length, EARLY_MAX));
     if (n > 0) {
       this.early = Buffer.from(buf.subarray(0, n));
@@ -284,6 +288,18 @@ export class EpollTcpConnection implements Session {
     if (side.fd >= 0 && other.fd >= 0) this.updateInterest();
   }
 
+  /**
+   * The native pump made `relay`'s read from `side` (`n`) and its write to the other side
+   * (`w`) for an EPOLLIN (sys/reactor.ts `relayTo`): what follows them is the same.
+   */
+  onRelayed(side: Side, n: number, w: number): void {
+    if (side.fd < 0) return;
+    const other = side.client ? this.u : this.c;
+    if (other.fd < 0) return;
+    this.relayed(side, other, n, w);
+    if (side.fd >= 0 && other.fd >= 0) this.updateInterest();
+  }
+
   /** The real server accepted: count it active, send the PROXY header, relay both ways. */
   private established(): void {
     const d = this.dest;
@@ -315,12 +331,20 @@ export class EpollTcpConnection implements Session {
 
   /** One read from `from`, written on to `to` (what `to` cannot take waits in `to.pending`). */
   private relay(from: Side, to: Side): void {
-    const svc = this.svc;
-    const buf = svc.buffers.shared;
+    const buf = this.reactor.buffer;
     const n = this.reactor.read(from.fd, buf, buf.length);
+    this.relayed(from, to, n, n > 0 ? this.reactor.write(to.fd, buf, n) : 0);
+  }
+
+  /**
+   * What follows a read of `n` from `from` into the reactor's buffer and, when it read
+   * bytes, their write of `w` to `to` (made here, or by the native pump).
+   */
+  private relayed(from: Side, to: Side, n: number, w: number): void {
+    const svc = this.svc;
+    const buf = this.reactor.buffer;
     if (n > 0) {
       this.counted(from, n);
-      const w = this.reactor.write(to.fd, buf, n);
       if (w === n) {
         // A read that filled the buffer: this direction carries bulk; splice it from now on.
         if (n === buf.length && svc.tunables.splice && !to.noPipe) this.openPipe(to);
@@ -466,11 +490,20 @@ export class EpollTcpConnection implements Session {
     this.maybeFinish();
   }
 
-  /** What each side should be watched for, applied where it changed. */
+  /**
+   * What each side should be watched for, applied where it changed; and whether the native
+   * pump may relay it: while a side's bytes go to the other by a plain read and write (not
+   * ended, the other owes nothing, not spliced).
+   */
   private updateInterest(): void {
-    if (this.c.fd < 0 || this.u.fd < 0) return;
-    this.setInterest(this.c, (this.c.eof || this.u.owes ? 0 : EPOLLIN) | (this.c.owes ? EPOLLOUT : 0));
-    this.setInterest(this.u, (this.u.eof || this.c.owes ? 0 : EPOLLIN) | (this.u.owes ? EPOLLOUT : 0));
+    const c = this.c;
+    const u = this.u;
+    if (c.fd < 0 || u.fd < 0) return;
+    this.setInterest(c, (c.eof || u.owes ? 0 : EPOLLIN) | (c.owes ? EPOLLOUT : 0));
+    this.setInterest(u, (u.eof || c.owes ? 0 : EPOLLIN) | (u.owes ? EPOLLOUT : 0));
+    const r = this.reactor;
+    r.relayTo(c.fd, c.eof || u.owes || u.pipeW >= 0 ? -1 : u.fd);
+    r.relayTo(u.fd, u.eof || c.owes || c.pipeW >= 0 ? -1 : c.fd);
   }
 
   private setInterest(side: Side, events: number): void {
@@ -489,6 +522,9 @@ export class EpollTcpConnection implements Session {
 
   private closeSide(side: Side, reset: boolean): void {
     if (side.fd < 0) return;
+    // Nothing is relayed to a descriptor once closed (its number may be given again).
+    const other = side.client ? this.u : this.c;
+    this.reactor.relayTo(other.fd, -1);
     if (reset) this.reactor.reset(side.fd);
     else this.reactor.close(side.fd);
     side.fd = -1;
