@@ -245,6 +245,8 @@ export class Reactor {
   /** What the native pump reports: 4 int32 per event (fd, events, read result, write result). */
   private readonly out: Buffer;
   private readonly outView: Int32Array;
+  /** The native pump's struct epoll_event array, in the C compiler's own layout (16 bytes each at most). */
+  private readonly nativeEvents: Buffer;
   /** peer[fd]: where the native pump writes what it reads from fd, or −1 (see `relayTo`). */
   private peerBuf = Buffer.alloc(0);
   private peer = new Int32Array(0);
@@ -254,6 +256,7 @@ export class Reactor {
     this.c = load();
     this.native = opts.native === false ? null : nativePump();
     this.out = Buffer.alloc(this.native === null ? 0 : 16 * MAX_EVENTS);
+    this.nativeEvents = Buffer.alloc(this.native === null ? 0 : 16 * MAX_EVENTS);
     this.outView = new Int32Array(this.out.buffer, this.out.byteOffset, this.out.length / 4);
     this.one.writeInt32LE(1, 0);
     this.linger0.writeInt32LE(1, 0); // l_onoff = 1, l_linger = 0: close() sends a reset
@@ -324,7 +327,7 @@ export class Reactor {
     const out = this.outView;
     const buf = this.peer.length === 0 ? evs : this.buffer;
     const n = native !== null
-      ? native(this.ep, evs, MAX_EVENTS, this.peerBuf, this.peer.length, buf, this.peer.length === 0 ? 0 : buf.length, this.out)
+      ? native(this.ep, this.nativeEvents, MAX_EVENTS, this.peerBuf, this.peer.length, buf, this.peer.length === 0 ? 0 : buf.length, this.out)
       : this.c.epoll_wait(this.ep, evs, MAX_EVENTS, 0);
     const batch = ++this.batch;
     this.inPump = true;
