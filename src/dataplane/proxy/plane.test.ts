@@ -507,8 +507,13 @@ for (const relay of RELAYS) {
       const { createHash, randomBytes } = await import('node:crypto');
       const body = randomBytes(8 * 1024 * 1024);
       const want = createHash('sha256').update(body).digest('hex');
+      // Node destroys a socket a turn or more after its 'end': the descriptors are counted once
+      // every socket of the test's own (clients and real server) has closed.
+      const closed: Promise<void>[] = [];
+      const track = (s: net.Socket): void => { closed.push(new Promise((r) => s.once('close', () => r()))); };
       // The real server answers a bare connection with the body; one that sends first gets its bytes' hash.
       const srv = net.createServer((s) => {
+        track(s);
         s.on('error', () => undefined);
         const h = createHash('sha256');
         let got = 0;
@@ -531,6 +536,7 @@ for (const relay of RELAYS) {
         const fetchHash = (slow: boolean): Promise<string> => new Promise((resolve, reject) => {
           const h = createHash('sha256');
           const s = net.connect(port, '127.0.0.1');
+          track(s);
           let first = true;
           s.on('data', (c: Buffer) => {
             h.update(c);
@@ -549,6 +555,7 @@ for (const relay of RELAYS) {
         const upload = (): Promise<string> => new Promise((resolve, reject) => {
           let reply = '';
           const s = net.connect(port, '127.0.0.1', () => s.end(body));
+          track(s);
           s.on('data', (c: Buffer) => { reply += c.toString(); });
           s.on('end', () => resolve(reply));
           s.on('error', reject);
@@ -569,6 +576,7 @@ for (const relay of RELAYS) {
           assert.equal(reactor.size, 1, 'only the listener watched');
         }
         // Every pipe and socket closed with its connection (the listener is the plane's).
+        await Promise.all(closed);
         assert.ok(fds() <= before + 2, `descriptors: ${before} before, ${fds()} after`);
       } finally {
         await plane.close(0);
